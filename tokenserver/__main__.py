@@ -1,0 +1,3 @@
+from tokenserver.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,369 @@
+"""The command line: the same services as the HTTP API.
+
+Output meant for scripts is JSON on stdout; messages go to stderr. Exit status: 0 success,
+1 refused operation, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tokenserver.config import Settings, load_settings, render_config
+from tokenserver.domain.harbor import iso_time, project_json, robot_export_json, robot_json
+from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, parse_access
+from tokenserver.errors import ConfigError, TokenServerError
+from tokenserver.keys import (
+    generate_private_key,
+    load_private_key,
+    load_signing_key,
+    make_certificate,
+    write_certificate,
+    write_new_file,
+    write_private_key,
+)
+from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.storage.sqlite import SqliteStore, StorageError
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+DEFAULT_DURATION_DAYS = 30
+
+
+class UsageError(Exception):
+    """Bad usage found after argument parsing (exit status 2)."""
+
+
+def _out(data: Any) -> None:
+    print(json.dumps(data, indent=2), flush=True)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _default_config() -> str:
+    return os.environ.get("TOKENSERVER_CONFIG") or "tokenserver.toml"
+
+
+# ---- init, serve, registry-config ----------------------------------------------------------
+
+
+def _split_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def registry_block(settings: Settings) -> str:
+    """The registry's `auth.token` configuration (JSON strings are valid YAML scalars)."""
+    return (
+        "auth:\n"
+        "  token:\n"
+        f"    realm: {json.dumps(settings.realm)}\n"
+        f"    service: {json.dumps(settings.service)}\n"
+        f"    issuer: {json.dumps(settings.issuer)}\n"
+        f"    rootcertbundle: {json.dumps(str(settings.certificate))}\n"
+    )
+
+
+async def _init_database(settings: Settings) -> None:
+    store = await SqliteStore.open(settings.database)
+    await store.close()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    overrides: dict[str, Any] = {}
+    if args.listen:
+        overrides["server.host"], overrides["server.port"] = _split_listen(args.listen)
+    for option, key in (
+        ("realm", "server.realm"),
+        ("service", "token.service"),
+        ("issuer", "token.issuer"),
+        ("algorithm", "token.algorithm"),
+    ):
+        if getattr(args, option):
+            overrides[key] = getattr(args, option)
+    if path.exists():
+        if overrides:
+            _say(f"{path} exists and is kept; options that would change it are ignored")
+    else:
+        try:
+            text = render_config(overrides)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        write_new_file(path, text.encode(), 0o644)
+        _say(f"wrote {path}")
+    settings = load_settings(path)
+    if not settings.signing_key.exists():
+        write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
+        _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
+    if not settings.certificate.exists():
+        private_key = load_private_key(settings.signing_key)
+        write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
+        _say(f"wrote certificate {settings.certificate}")
+    load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
+    asyncio.run(_init_database(settings))
+    _say(f"database {settings.database} ready")
+    _say("registry config.yml:")
+    print(registry_block(settings), end="", flush=True)
+    return EXIT_OK
+
+
+def cmd_registry_config(args: argparse.Namespace) -> int:
+    print(registry_block(load_settings(Path(args.config))), end="", flush=True)
+    return EXIT_OK
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tokenserver.http.app import create_app
+
+    settings = load_settings(Path(args.config))
+    configure_logging(settings.log_level)
+    # Fail fast, before binding, on a key that cannot be used.
+    load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
+    logging.getLogger("tokenserver").info(
+        "serving on %s:%d, realm %s, service %s, issuer %s, %s",
+        settings.host,
+        settings.port,
+        settings.realm,
+        settings.service,
+        settings.issuer,
+        settings.algorithm,
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+    )
+    return EXIT_OK
+
+
+# ---- projects and robots ---------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, action: Callable[[Runtime], Awaitable[int]]) -> int:
+    settings = load_settings(Path(args.config))
+
+    async def main() -> int:
+        async with open_runtime(settings, sign=False) as runtime:
+            return await action(runtime)
+
+    return asyncio.run(main())
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    async def action(rt: Runtime) -> int:
+        if args.project_command == "create":
+            project = await rt.projects.create(args.name, public=args.public)
+            _say(f"created project {project.name} ({'public' if project.public else 'private'})")
+            _out(project_json(project))
+        elif args.project_command == "list":
+            projects = await rt.projects.list()
+            if args.json:
+                _out([project_json(p) for p in projects])
+            else:
+                for p in projects:
+                    print(f"{p.id}\t{p.name}\t{'public' if p.public else 'private'}")
+        else:
+            await rt.projects.delete(args.name)
+            _say(f"deleted project {args.name} and its robots")
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+def _permissions(values: Sequence[str]) -> list[Access]:
+    return [parse_access(p) for value in values for p in value.split(",") if p.strip()]
+
+
+def _write_export(path: str, data: dict[str, Any]) -> None:
+    try:
+        write_new_file(Path(path), (json.dumps(data, indent=2) + "\n").encode(), 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; refusing to overwrite it") from None
+
+
+def _read_secret(value: str) -> str:
+    return sys.stdin.readline().rstrip("\r\n") if value == "-" else value
+
+
+def cmd_robot(args: argparse.Namespace) -> int:
+    async def action(rt: Runtime) -> int:
+        prefix = rt.robots.prefix
+        command = args.robot_command
+        if command == "create":
+            if args.export and Path(args.export).exists():
+                raise UsageError(f"{args.export} exists; refusing to overwrite it")
+            robot, secret = await rt.robots.create(
+                args.project,
+                args.name,
+                _permissions(args.permission),
+                duration=args.duration,
+                description=args.description,
+            )
+            export = robot_export_json(robot, prefix, secret)
+            if args.export:
+                _write_export(args.export, export)
+                _say(f"created {robot.full_name(prefix)}; secret written to {args.export}")
+            else:
+                _say(f"created {robot.full_name(prefix)}; the secret is shown only once")
+                _out(export)
+        elif command == "list":
+            robots = await rt.robots.list(args.project, args.name)
+            if args.json:
+                _out([robot_json(r, prefix) for r in robots])
+            else:
+                for r in robots:
+                    expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
+                    state = "disabled" if r.disabled else "enabled"
+                    access = ",".join(str(a) for p in r.permissions for a in p.access)
+                    print(f"{r.id}\t{r.full_name(prefix)}\t{state}\texpires {expiry}\t{access}")
+        elif command == "show":
+            _out(robot_json(await rt.robots.get(args.robot), prefix))
+        elif command in ("disable", "enable"):
+            robot = await rt.robots.set_disabled(args.robot, command == "disable")
+            _say(f"{command}d {robot.full_name(prefix)}")
+        elif command == "delete":
+            robot = await rt.robots.delete(args.robot)
+            _say(f"deleted {robot.full_name(prefix)}")
+        else:
+            manual = None if args.secret is None else _read_secret(args.secret)
+            generated = await rt.robots.refresh_secret(args.robot, manual)
+            if generated is None:
+                _say("secret set")
+            else:
+                _say("new secret generated; it is shown only once")
+                _out({"secret": generated.reveal()})
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+# ---- argument parsing ------------------------------------------------------------------------
+
+
+def _duration(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days or -1, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        default=_default_config(),
+        help="config file (default: $TOKENSERVER_CONFIG, else ./tokenserver.toml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="tokenserver",
+        description="Token service for OCI/Docker registries with Harbor-style robot accounts.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = sub.add_parser(
+        "init", parents=[common], help="write a config if none exists, create keys and database"
+    )
+    init.add_argument("--listen", metavar="HOST:PORT", help="address to serve on")
+    init.add_argument("--realm", metavar="URL", help="public URL of /service/token")
+    init.add_argument("--service", metavar="S", help="the registry's auth.token.service")
+    init.add_argument("--issuer", metavar="I", help="the registry's auth.token.issuer")
+    init.add_argument("--algorithm", choices=("ES256", "RS256"), help="signing algorithm")
+    init.set_defaults(func=cmd_init)
+
+    sub.add_parser("serve", parents=[common], help="run the token server").set_defaults(
+        func=cmd_serve
+    )
+    sub.add_parser(
+        "registry-config", parents=[common], help="print the registry's auth.token block"
+    ).set_defaults(func=cmd_registry_config)
+
+    project = sub.add_parser("project", parents=[common], help="manage projects")
+    psub = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
+    p = psub.add_parser("create", parents=[common], help="create a project")
+    p.add_argument("name")
+    p.add_argument("--public", action="store_true", help="anyone may pull, even anonymously")
+    p = psub.add_parser("list", parents=[common], help="list projects")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = psub.add_parser("delete", parents=[common], help="delete a project and its robots")
+    p.add_argument("name")
+    project.set_defaults(func=cmd_project)
+
+    robot = sub.add_parser("robot", parents=[common], help="manage project robot accounts")
+    rsub = robot.add_subparsers(dest="robot_command", required=True, metavar="ACTION")
+    allowed = ", ".join(f"{r}:{a}" for r, a in PROJECT_ROBOT_ACCESS)
+    r = rsub.add_parser("create", parents=[common], help="create a robot; prints its secret once")
+    r.add_argument("--project", required=True)
+    r.add_argument("--name", required=True, help="short name; the full name is prefix+project+name")
+    r.add_argument(
+        "--permission",
+        action="append",
+        required=True,
+        metavar="RESOURCE:ACTION",
+        help=f"repeatable or comma-separated; one of: {allowed}",
+    )
+    r.add_argument(
+        "--duration",
+        type=_duration,
+        default=DEFAULT_DURATION_DAYS,
+        help=f"days until expiry, -1 for never (default {DEFAULT_DURATION_DAYS})",
+    )
+    r.add_argument("--description", default="")
+    r.add_argument("--export", metavar="FILE", help="write the export JSON here (mode 0600)")
+    r = rsub.add_parser("list", parents=[common], help="list a project's robots")
+    r.add_argument("--project", required=True)
+    r.add_argument("--name", default="", help="only names containing this (without prefix)")
+    r.add_argument("--json", action="store_true", help="print Harbor's robot JSON")
+    for name, text in (
+        ("show", "show a robot as JSON"),
+        ("disable", "disable a robot"),
+        ("enable", "enable a robot"),
+        ("delete", "delete a robot"),
+    ):
+        r = rsub.add_parser(name, parents=[common], help=text)
+        r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r = rsub.add_parser("refresh-secret", parents=[common], help="replace a robot's secret")
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument(
+        "--secret", help="set this secret instead of a random one ('-' reads it from stdin)"
+    )
+    robot.set_defaults(func=cmd_robot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+        return status
+    except (ConfigError, StorageError, UsageError) as e:
+        _say(f"tokenserver: {e}")
+        return EXIT_USAGE
+    except TokenServerError as e:
+        _say(f"tokenserver: {e.message}")
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,263 @@
+"""Settings: one TOML file, `TOKENSERVER_<SECTION>_<KEY>` environment overrides, every key
+validated at start with a message naming the dotted key."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tokenserver.errors import ConfigError
+
+ENV_PREFIX = "TOKENSERVER_"
+ALGORITHMS = ("ES256", "RS256")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_path: Path
+    host: str
+    port: int
+    realm: str
+    service: str
+    issuer: str
+    lifetime: int
+    algorithm: str
+    signing_key: Path
+    certificate: Path
+    name_prefix: str
+    database: Path
+    verify_cache_size: int
+    verify_cache_ttl: int
+    log_level: str
+
+
+# ---- validators: each returns the value or raises ValueError with the reason -------------
+
+
+def _int(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ValueError(f"expected an integer, got {value!r}") from None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return check
+
+
+def _text(*, allow_empty: bool = False, forbidden: str = "") -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        if not value and not allow_empty:
+            raise ValueError("must not be empty")
+        if any(c in value for c in forbidden) or any(c.isspace() for c in value):
+            raise ValueError(f"must not contain whitespace or any of {forbidden!r}")
+        return value
+
+    return check
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return check
+
+
+def _url(value: Any) -> str:
+    text = _text(allow_empty=True)(value)
+    if text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
+    return text
+
+
+# (section, key, default, validator, comment) — the order of the written config file.
+_SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
+    ("server", "host", "127.0.0.1", _text(), "Address to listen on."),
+    ("server", "port", 8080, _int(1, 65535), "TCP port to listen on."),
+    (
+        "server",
+        "realm",
+        "",
+        _url,
+        "Public URL of the token endpoint, as clients reach it; the registry sends clients here.\n"
+        'Empty means "http://<host>:<port>/service/token".',
+    ),
+    (
+        "token",
+        "service",
+        "registry",
+        _text(),
+        "Audience of the tokens: must equal the registry's auth.token.service.",
+    ),
+    (
+        "token",
+        "issuer",
+        "tokenserver",
+        _text(),
+        "Issuer of the tokens: must equal the registry's auth.token.issuer.",
+    ),
+    (
+        "token",
+        "lifetime",
+        1800,
+        _int(60, 86400),
+        "Token lifetime in seconds (60 .. 86400).",
+    ),
+    (
+        "token",
+        "algorithm",
+        "ES256",
+        _choice(*ALGORITHMS),
+        "Signing algorithm: ES256 (P-256, fast) or RS256 (RSA-2048).",
+    ),
+    (
+        "token",
+        "signing_key",
+        "keys/token.key",
+        _text(),
+        "Private signing key (PEM, mode 0600); relative paths are relative to this file.",
+    ),
+    (
+        "token",
+        "certificate",
+        "keys/token.crt",
+        _text(),
+        "Certificate of the signing key: the registry's auth.token.rootcertbundle.",
+    ),
+    (
+        "robots",
+        "name_prefix",
+        "robot$",
+        _text(forbidden=":+/"),
+        "Prefix of every robot's full name, <prefix><project>+<name>. Not stored: changing it\n"
+        "renames every robot.",
+    ),
+    (
+        "database",
+        "path",
+        "tokenserver.db",
+        _text(),
+        "SQLite database file; relative paths are relative to this file.",
+    ),
+    (
+        "security",
+        "verify_cache_size",
+        10000,
+        _int(0, 10_000_000),
+        "Successful secret verifications kept in memory (0 disables the cache).",
+    ),
+    (
+        "security",
+        "verify_cache_ttl",
+        300,
+        _int(0, 86400),
+        "Seconds a cached verification is trusted. A changed secret, a disabled, expired or\n"
+        "deleted robot is refused at once whatever this says.",
+    ),
+    ("log", "level", "info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error."),
+)
+
+
+def env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override from the environment and validate; raise ConfigError naming the key."""
+    environ = os.environ if environ is None else environ
+    try:
+        with path.open("rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {path} not found (run 'tokenserver init')") from None
+    except OSError as e:
+        raise ConfigError("", f"cannot read config file {path}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError("", f"{path} is not valid TOML: {e}") from None
+
+    known = {(s, k) for s, k, *_ in _SCHEMA}
+    for section, table in document.items():
+        if not isinstance(table, dict):
+            raise ConfigError(section, "expected a [section] table")
+        for key in table:
+            if (section, key) not in known:
+                raise ConfigError(f"{section}.{key}", "unknown key")
+
+    values: dict[str, Any] = {}
+    for section, key, default, check, _ in _SCHEMA:
+        dotted = f"{section}.{key}"
+        raw = document.get(section, {}).get(key, default)
+        source = dotted
+        if env_name(section, key) in environ:
+            raw = environ[env_name(section, key)]
+            source = f"{dotted} (from {env_name(section, key)})"
+        try:
+            values[dotted] = check(raw)
+        except ValueError as e:
+            raise ConfigError(source, str(e)) from None
+
+    base = path.resolve().parent
+    host, port = values["server.host"], values["server.port"]
+    realm = values["server.realm"] or f"http://{_url_host(host)}:{port}/service/token"
+    return Settings(
+        config_path=path.resolve(),
+        host=host,
+        port=port,
+        realm=realm,
+        service=values["token.service"],
+        issuer=values["token.issuer"],
+        lifetime=values["token.lifetime"],
+        algorithm=values["token.algorithm"],
+        signing_key=base / values["token.signing_key"],
+        certificate=base / values["token.certificate"],
+        name_prefix=values["robots.name_prefix"],
+        database=base / values["database.path"],
+        verify_cache_size=values["security.verify_cache_size"],
+        verify_cache_ttl=values["security.verify_cache_ttl"],
+        log_level=values["log.level"],
+    )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def render_config(overrides: Mapping[str, Any] | None = None) -> str:
+    """A complete, commented config file: defaults, with `overrides` by dotted key."""
+    overrides = overrides or {}
+    lines = [
+        "# tokenserver configuration. Every key may be overridden by an environment variable",
+        "# TOKENSERVER_<SECTION>_<KEY>, e.g. TOKENSERVER_TOKEN_LIFETIME=600.",
+    ]
+    current = ""
+    for section, key, default, check, comment in _SCHEMA:
+        if section != current:
+            lines += ["", f"[{section}]"]
+            current = section
+        value = check(overrides.get(f"{section}.{key}", default))
+        lines += [f"# {line}" for line in comment.splitlines()]
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

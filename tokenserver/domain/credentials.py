@@ -1,0 +1,43 @@
+"""HTTP Basic credentials (RFC 7617), parsed without trusting the input."""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode
+from dataclasses import dataclass
+
+from tokenserver.domain.secrets import Secret
+from tokenserver.errors import BadRequest, Unauthorized
+
+MAX_AUTHORIZATION_LENGTH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: Secret
+
+
+def parse_basic(header: str | None) -> Credentials | None:
+    """Credentials from an Authorization header; None when there is no header.
+
+    Raises Unauthorized for another scheme or an empty user or password (the client should
+    retry with Basic credentials), BadRequest when the Basic payload cannot be decoded.
+    """
+    if header is None:
+        return None
+    if len(header) > MAX_AUTHORIZATION_LENGTH:
+        raise BadRequest("Authorization header too long")
+    scheme, _, payload = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized("unsupported authorization scheme: use Basic")
+    try:
+        decoded = b64decode(payload.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise BadRequest("malformed Basic credentials: not base64 of UTF-8 text") from None
+    username, colon, password = decoded.partition(":")
+    if not colon:
+        raise BadRequest("malformed Basic credentials: expected username:password")
+    if not username or not password:
+        raise Unauthorized("authentication required: empty username or password")
+    return Credentials(username, Secret(password))

@@ -1,0 +1,65 @@
+"""Name rules for projects, robots and repositories (REFERENCE.md §4, distribution's grammar)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tokenserver.errors import BadRequest
+
+# Harbor's rule for project and robot names.
+NAME_PATTERN = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+NAME_MAX_LENGTH = 255
+
+# distribution's reference grammar, lower case only. NOTE: distribution writes the separator as
+# `[-]*`, which lets two alphanumeric runs touch; that is the same language as below, but the
+# form below cannot backtrack exponentially on Python's regex engine.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]+)?"
+REPOSITORY_PATTERN = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+REPOSITORY_MAX_LENGTH = 255
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return `name` if it is a valid project or robot name; raise BadRequest otherwise."""
+    if not name:
+        raise BadRequest(f"{kind} name must not be empty")
+    if len(name) > NAME_MAX_LENGTH:
+        raise BadRequest(f"{kind} name must be at most {NAME_MAX_LENGTH} characters")
+    if not NAME_PATTERN.fullmatch(name):
+        raise BadRequest(
+            f"invalid {kind} name {name!r}: use lower-case letters and digits, "
+            "optionally separated by single '.', '_' or '-'"
+        )
+    return name
+
+
+def is_repository_name(name: str) -> bool:
+    """True if `name` is a valid repository name (an optional `host[:port]/` prefix allowed)."""
+    return len(name) <= REPOSITORY_MAX_LENGTH and REPOSITORY_PATTERN.fullmatch(name) is not None
+
+
+def project_of(repository: str) -> str:
+    """The project a repository belongs to: its first path component."""
+    return repository.split("/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class RobotName:
+    """A project robot's name split into its parts. The prefix is never stored."""
+
+    project: str
+    name: str
+
+    def full(self, prefix: str) -> str:
+        return f"{prefix}{self.project}+{self.name}"
+
+
+def parse_robot_name(prefix: str, username: str) -> RobotName | None:
+    """Split `<prefix><project>+<name>`; None if `username` is not a project robot's name."""
+    if not username.startswith(prefix):
+        return None
+    project, plus, name = username[len(prefix) :].partition("+")
+    if not plus or not NAME_PATTERN.fullmatch(project) or not NAME_PATTERN.fullmatch(name):
+        return None
+    return RobotName(project, name)

@@ -1,0 +1,118 @@
+"""Robot secrets: generation, the manual-secret rule, and the salted KDF.
+
+KDF choice: scrypt (N=2^14, r=8, p=5; OWASP's equivalent of N=2^17, p=1 at 16 MiB of memory a
+verification instead of 128 MiB). The hash string records its parameters, so they can be raised
+later without invalidating stored secrets. These functions are CPU-bound and release the GIL;
+callers on the event loop must run them in a thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import string
+
+from tokenserver.errors import BadRequest
+
+SECRET_LENGTH = 32
+_ALPHABET = string.ascii_letters + string.digits
+
+# A message, not a password.
+MANUAL_SECRET_RULE = "the secret must be 8-128, inclusively, characters long with at least 1 uppercase letter, 1 lowercase letter and 1 number"  # noqa: E501, S105
+
+SCRYPT_LOG2_N = 14
+SCRYPT_R = 8
+SCRYPT_P = 5
+_SALT_BYTES = 16
+_KEY_BYTES = 32
+
+
+class Secret:
+    """A secret in memory. Its repr never shows it; use `reveal()` where it must leave."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def _complex_enough(value: str) -> bool:
+    return (
+        re.search(r"[A-Z]", value) is not None
+        and re.search(r"[a-z]", value) is not None
+        and re.search(r"[0-9]", value) is not None
+    )
+
+
+def generate_secret() -> Secret:
+    """32 characters from a CSPRNG over [A-Za-z0-9], with at least one upper, lower and digit."""
+    while True:
+        value = "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_LENGTH))
+        if _complex_enough(value):
+            return Secret(value)
+
+
+def check_manual_secret(value: str) -> Secret:
+    """Harbor's rule for a secret chosen by the user; raise BadRequest when it is broken."""
+    if not 8 <= len(value) <= 128 or not value.isascii() or not _complex_enough(value):
+        raise BadRequest(MANUAL_SECRET_RULE)
+    return Secret(value)
+
+
+def _scrypt(secret: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        secret.encode(),
+        salt=salt,
+        n=1 << log2_n,
+        r=r,
+        p=p,
+        maxmem=256 * r * (1 << log2_n) + (1 << 20),
+        dklen=_KEY_BYTES,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def hash_secret(secret: Secret) -> str:
+    """A salted scrypt hash: `scrypt$<log2 N>$<r>$<p>$<salt>$<key>` (unpadded base64)."""
+    salt = secrets.token_bytes(_SALT_BYTES)
+    key = _scrypt(secret.reveal(), salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    """True if `secret` matches `stored`; False for a mismatch or an unreadable hash."""
+    try:
+        scheme, log2_n, r, p, salt, key = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = _unb64(key)
+        actual = _scrypt(secret, _unb64(salt), int(log2_n), int(r), int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# A well-formed hash that no secret matches (random salt and key): unknown accounts are checked
+# against it so that they cost the same KDF work as known ones.
+DUMMY_HASH = (
+    f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$"
+    f"{_b64(secrets.token_bytes(_SALT_BYTES))}${_b64(secrets.token_bytes(_KEY_BYTES))}"
+)

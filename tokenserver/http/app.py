@@ -1,0 +1,57 @@
+"""`create_app(settings)`: one application for `tokenserver serve` and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from tokenserver.config import Settings
+from tokenserver.domain.credentials import parse_basic
+from tokenserver.http.errors import REALM, error_middleware
+from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.services.tokens import TokenService
+
+RUNTIME = web.AppKey("runtime", Runtime)
+TOKENS = web.AppKey("tokens", TokenService)
+
+
+async def token(request: web.Request) -> web.Response:
+    """GET /service/token (REFERENCE.md §1)."""
+    query = request.query
+    issued = await request.app[TOKENS].request(
+        parse_basic(request.headers.get("Authorization")),
+        query.getall("scope", []),
+        query.get("service"),
+        request.remote or "",
+    )
+    return web.json_response(
+        {
+            "token": issued.token,
+            "access_token": issued.token,
+            "expires_in": issued.expires_in,
+            "issued_at": issued.issued_at,
+        },
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[REALM] = settings.realm
+
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_runtime(settings, sign=True) as runtime:
+            assert runtime.tokens is not None
+            app[RUNTIME] = runtime
+            app[TOKENS] = runtime.tokens
+            yield
+
+    app.cleanup_ctx.append(runtime_ctx)
+    app.router.add_get("/service/token", token)
+    app.router.add_get("/healthz", health)
+    return app

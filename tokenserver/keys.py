@@ -1,0 +1,132 @@
+"""Signing keys: generation, the registry's certificate, libtrust key IDs, loading once."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from tokenserver.errors import ConfigError
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+CERTIFICATE_DAYS = 3650
+
+
+def libtrust_kid(public_key: PublicKey) -> str:
+    """The libtrust key ID distribution 2.x matches a JWT's `kid` against.
+
+    SHA-256 of the DER SubjectPublicKeyInfo, first 240 bits, base32 without padding, in 12
+    groups of 4 joined by `:` (e.g. `PYYO:TEWU:...:Z7Q6`).
+    """
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode()
+    return ":".join(encoded[i : i + 4] for i in range(0, 48, 4))
+
+
+def generate_private_key(algorithm: str) -> PrivateKey:
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raise ValueError(f"unsupported algorithm {algorithm}")
+
+
+def make_certificate(key: PrivateKey, common_name: str) -> x509.Certificate:
+    """A self-signed certificate for the registry's `rootcertbundle` (it checks no dates)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERTIFICATE_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` with `mode`; never overwrite (FileExistsError if it exists)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def write_private_key(path: Path, key: PrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    write_new_file(path, pem, 0o600)
+
+
+def write_certificate(path: Path, certificate: x509.Certificate) -> None:
+    write_new_file(path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """The key that signs tokens, loaded once at start: never parse PEM per request."""
+
+    algorithm: str
+    private_key: PrivateKey
+    kid: str
+
+
+def _public_der(key: PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_private_key(key_path: Path) -> PrivateKey:
+    """An EC or RSA private key from an unencrypted PEM file; ConfigError otherwise."""
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except FileNotFoundError:
+        raise ConfigError("token.signing_key", f"{key_path} not found") from None
+    except (ValueError, TypeError, OSError) as e:
+        raise ConfigError("token.signing_key", f"cannot load {key_path}: {e}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ConfigError("token.signing_key", f"{key_path} is neither an EC nor an RSA key")
+    return key
+
+
+def load_signing_key(key_path: Path, cert_path: Path, algorithm: str) -> SigningKey:
+    """Load the key and check it suits `algorithm` and matches the certificate."""
+    key = load_private_key(key_path)
+    if algorithm == "ES256":
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise ConfigError("token.signing_key", "ES256 needs a P-256 (secp256r1) key")
+    elif not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+        raise ConfigError("token.signing_key", "RS256 needs an RSA key of at least 2048 bits")
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError("token.certificate", f"{cert_path} not found") from None
+    except (ValueError, OSError) as e:
+        raise ConfigError("token.certificate", f"cannot load {cert_path}: {e}") from None
+    public = key.public_key()
+    cert_public = certificate.public_key()
+    if not isinstance(cert_public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey) or (
+        _public_der(cert_public) != _public_der(public)
+    ):
+        raise ConfigError("token.certificate", f"{cert_path} does not match the signing key")
+    return SigningKey(algorithm, key, libtrust_kid(public))

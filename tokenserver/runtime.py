@@ -1,0 +1,59 @@
+"""Wiring: the storage adapter and every service, built from settings, shared by CLI and HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from tokenserver.config import Settings
+from tokenserver.keys import load_signing_key
+from tokenserver.services.auth import Authenticator
+from tokenserver.services.projects import ProjectService
+from tokenserver.services.robots import RobotService
+from tokenserver.services.tokens import TokenService, TokenSigner
+from tokenserver.services.verifier import SecretVerifier
+from tokenserver.storage.sqlite import SqliteStore
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    store: SqliteStore
+    verifier: SecretVerifier
+    projects: ProjectService
+    robots: RobotService
+    tokens: TokenService | None
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runtime]:
+    """Open storage and build the services; `sign` loads the signing key (the server needs
+    it, management commands do not). Raises ConfigError or StorageError."""
+    signer = None
+    if sign:
+        key = load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
+        signer = TokenSigner(
+            key, issuer=settings.issuer, service=settings.service, lifetime=settings.lifetime
+        )
+    store = await SqliteStore.open(settings.database)
+    verifier = SecretVerifier(
+        cache_size=settings.verify_cache_size, cache_ttl=settings.verify_cache_ttl
+    )
+    try:
+        projects = ProjectService(store)
+        robots = RobotService(store, projects, verifier, settings.name_prefix)
+        tokens = None
+        if signer is not None:
+            authenticator = Authenticator(store, verifier, settings.name_prefix)
+            tokens = TokenService(
+                store,
+                authenticator,
+                signer,
+                service=settings.service,
+                name_prefix=settings.name_prefix,
+            )
+        yield Runtime(settings, store, verifier, projects, robots, tokens)
+    finally:
+        verifier.close()
+        await store.close()

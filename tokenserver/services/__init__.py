@@ -1,0 +1,1 @@
+"""Async use cases over the storage ports: projects, robots, authentication, tokens."""

@@ -1,0 +1,153 @@
+"""The token endpoint's use case: authenticate, authorize each scope, sign the JWT."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+
+from tokenserver.domain.credentials import Credentials
+from tokenserver.domain.models import Robot
+from tokenserver.domain.names import project_of
+from tokenserver.domain.permissions import grant_actions, repository_actions
+from tokenserver.domain.scopes import Scope, format_scope, parse_scopes
+from tokenserver.errors import BadRequest, TokenServerError, Unauthorized
+from tokenserver.keys import SigningKey
+from tokenserver.services.auth import Authenticator
+from tokenserver.services.ports import Store
+
+log = logging.getLogger("tokenserver.token")
+
+PULL_ONLY = frozenset({"pull"})
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    issued_at: str
+    access: tuple[Scope, ...]
+
+
+class TokenSigner:
+    """Signs registry tokens with a key loaded once (REFERENCE.md §3)."""
+
+    def __init__(self, key: SigningKey, *, issuer: str, service: str, lifetime: int) -> None:
+        self._key = key
+        self._issuer = issuer
+        self._service = service
+        self._lifetime = lifetime
+        self._headers = {"kid": key.kid}
+
+    def sign(self, subject: str, access: Sequence[Scope], now: float) -> IssuedToken:
+        issued = int(now)
+        claims = {
+            "iss": self._issuer,
+            "sub": subject,
+            # NOTE: a plain string; distribution 2.8 rejects a JSON list here.
+            "aud": self._service,
+            "exp": issued + self._lifetime,
+            "nbf": issued,
+            "iat": issued,
+            "jti": secrets.token_urlsafe(16),
+            "access": [
+                {"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access
+            ],
+        }
+        token = jwt.encode(
+            claims, self._key.private_key, algorithm=self._key.algorithm, headers=self._headers
+        )
+        return IssuedToken(
+            token=token,
+            expires_in=self._lifetime,
+            issued_at=datetime.fromtimestamp(issued, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            access=tuple(access),
+        )
+
+
+class TokenService:
+    def __init__(
+        self,
+        store: Store,
+        authenticator: Authenticator,
+        signer: TokenSigner,
+        *,
+        service: str,
+        name_prefix: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._authenticator = authenticator
+        self._signer = signer
+        self._service = service
+        self._prefix = name_prefix
+        self._clock = clock
+
+    async def request(
+        self,
+        credentials: Credentials | None,
+        scope_values: Sequence[str],
+        service: str | None,
+        client: str,
+    ) -> IssuedToken:
+        """Serve one token request (GET /service/token). Every outcome is logged, no secret.
+
+        Raises BadRequest (wrong service, malformed scope) and Unauthorized (bad credentials,
+        or anonymous without a scope: the `docker login` probe must be challenged).
+        """
+        account = credentials.username if credentials else ""
+        asked = ""
+        try:
+            if service is not None and service != self._service:
+                raise BadRequest(f"unknown service {service!r}")
+            scopes = parse_scopes(scope_values)
+            asked = " ".join(format_scope(s) for s in scopes)
+            if credentials is None:
+                if not scopes:
+                    raise Unauthorized("authentication required")
+                robot = None
+            else:
+                robot = await self._authenticator.authenticate(credentials)
+                account = robot.full_name(self._prefix)
+            granted = [await self._grant(robot, s) for s in scopes]
+            issued = self._signer.sign(account, granted, self._clock())
+        except TokenServerError as e:
+            log.info(
+                "token denied account=%r client=%s scopes=%r status=%d reason=%r",
+                account,
+                client,
+                asked or " ".join(scope_values)[:200],
+                e.status,
+                e.message,
+            )
+            raise
+        log.info(
+            "token issued account=%r client=%s scopes=%r granted=%r",
+            account,
+            client,
+            asked,
+            " ".join(format_scope(s) for s in granted),
+        )
+        return issued
+
+    async def _grant(self, robot: Robot | None, scope: Scope) -> Scope:
+        """Deny by default: an unknown type or resource gets no actions, never an error."""
+        permitted: frozenset[str] = frozenset()
+        if scope.type == "repository":
+            project = project_of(scope.name)
+            if robot is not None and project == robot.project_name:
+                permitted = repository_actions(
+                    a for p in robot.permissions if p.namespace == project for a in p.access
+                )
+            wants_pull = "pull" in scope.actions or "*" in scope.actions
+            if wants_pull and "pull" not in permitted:
+                # Public projects can be pulled by anyone, anonymous or authenticated.
+                found = await self._store.find_project(project)
+                if found is not None and found.public:
+                    permitted |= PULL_ONLY
+        return Scope(scope.type, scope.name, grant_actions(scope.actions, permitted))

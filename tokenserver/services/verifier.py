@@ -1,0 +1,73 @@
+"""Secret hashing and verification off the event loop, with a cache of successes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from tokenserver.domain.secrets import Secret, hash_secret, verify_secret
+
+
+class SecretVerifier:
+    """Runs the KDF in a small thread pool and remembers successful verifications.
+
+    The cache is keyed by the stored hash, which is salted afresh whenever a secret is set, so a
+    refreshed secret can never hit an old entry. It holds an HMAC of the secret under a key that
+    lives only in this process, never the secret. Callers load the robot from storage on every
+    request, so disabling, deleting or expiry need no invalidation here.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_size: int,
+        cache_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        workers: int | None = None,
+    ) -> None:
+        self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_ttl = cache_ttl
+        self._clock = clock
+        self._mac_key = secrets.token_bytes(32)
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="kdf"
+        )
+        self.hits = 0
+        self.misses = 0
+
+    def _mac(self, secret: str) -> bytes:
+        return hmac.new(self._mac_key, secret.encode(), hashlib.sha256).digest()
+
+    async def hash(self, secret: Secret) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, hash_secret, secret)
+
+    async def verify(self, secret: Secret, stored: str) -> bool:
+        """True if `secret` matches the stored hash. Only successes are cached."""
+        mac = self._mac(secret.reveal())
+        entry = self._cache.get(stored)
+        now = self._clock()
+        if entry is not None and entry[1] > now and hmac.compare_digest(entry[0], mac):
+            self._cache.move_to_end(stored)
+            self.hits += 1
+            return True
+        self.misses += 1
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(self._executor, verify_secret, secret.reveal(), stored)
+        if ok and self._cache_size > 0:
+            self._cache[stored] = (mac, now + self._cache_ttl)
+            self._cache.move_to_end(stored)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return ok
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
