@@ -90,7 +90,11 @@ def repository_actions(access: Iterable[Access]) -> frozenset[str]:
     denied: set[str] = set()
     for entry in access:
         actions = _REPOSITORY_ACTIONS.get((entry.resource, entry.action), frozenset())
-        (denied if entry.effect is Effect.DENY else allowed).update(actions)
+        if entry.effect is Effect.DENY:
+            # Denying push leaves pull alone: only the implication runs the other way.
+            denied.update(actions - {"pull"} if entry.action == "push" else actions)
+        else:
+            allowed.update(actions)
     if "pull" in denied:
         denied.add("push")  # a push cannot succeed without pull
     return frozenset(allowed - denied)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tokenserver.config import load_settings, render_config
+from tokenserver.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tokenserver.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_is_the_default_config() -> None:
+    assert (ROOT / "config" / "tokenserver.example.toml").read_text() == render_config()
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, ""), environ={})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.realm == "http://127.0.0.1:8080/service/token"
+    assert settings.lifetime == 1800
+    assert settings.algorithm == "ES256"
+    assert settings.name_prefix == "robot$"
+    assert settings.database == tmp_path / "tokenserver.db"
+    assert settings.signing_key == tmp_path / "keys" / "token.key"
+
+
+def test_every_key_of_the_rendered_config_loads(tmp_path: Path) -> None:
+    text = render_config({"server.port": 9000, "token.algorithm": "RS256"})
+    settings = load_settings(_write(tmp_path, text), environ={})
+    assert settings.port == 9000
+    assert settings.algorithm == "RS256"
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[token]\nlifetime = 600\n")
+    env = {"TOKENSERVER_TOKEN_LIFETIME": "900", "TOKENSERVER_ROBOTS_NAME_PREFIX": "bot_"}
+    settings = load_settings(path, environ=env)
+    assert settings.lifetime == 900
+    assert settings.name_prefix == "bot_"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ("[token]\nlifetime = 59\n", {}, "token.lifetime"),
+        ('[token]\nlifetime = "long"\n', {}, "token.lifetime"),
+        ("[token]\nlifetime = true\n", {}, "token.lifetime"),
+        ("", {"TOKENSERVER_TOKEN_LIFETIME": "abc"}, "token.lifetime (from TOKENSERVER_TOKEN_LIFETIME)"),
+        ('[token]\nalgorithm = "PS256"\n', {}, "token.algorithm"),
+        ("[server]\nport = 70000\n", {}, "server.port"),
+        ('[server]\nrealm = "ftp://x"\n', {}, "server.realm"),
+        ('[token]\nservice = ""\n', {}, "token.service"),
+        ('[robots]\nname_prefix = "a b"\n', {}, "robots.name_prefix"),
+        ('[robots]\nname_prefix = "r:"\n', {}, "robots.name_prefix"),
+        ("[token]\nlifetme = 100\n", {}, "token.lifetme"),
+        ("[tokn]\nlifetime = 100\n", {}, "tokn.lifetime"),
+        ("token = 1\n", {}, "token"),
+    ],
+)
+def test_invalid_values_name_the_key(text: str, env: dict[str, str], key: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ=env)
+    assert info.value.key == key
+    assert str(info.value).startswith(key)
+
+
+def test_missing_and_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "none.toml", environ={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(_write(tmp_path, "[server\n"), environ={})

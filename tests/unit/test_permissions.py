@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from tokenserver.domain.permissions import (
+    PROJECT_ROBOT_ACCESS,
+    Access,
+    Effect,
+    check_project_access,
+    grant_actions,
+    parse_access,
+    repository_actions,
+)
+from tokenserver.errors import BadRequest
+
+
+@pytest.mark.parametrize(("resource", "action"), PROJECT_ROBOT_ACCESS)
+def test_every_harbor_project_permission_parses(resource: str, action: str) -> None:
+    assert parse_access(f"{resource}:{action}") == Access(resource, action)
+
+
+@pytest.mark.parametrize("text", ["repository:foo", "repository", "catalog:read", "", "push"])
+def test_unknown_permissions_are_refused_with_the_list(text: str) -> None:
+    with pytest.raises(BadRequest, match="a project robot may hold: repository:push"):
+        parse_access(text)
+
+
+@pytest.mark.parametrize(
+    ("access", "actions"),
+    [
+        ([Access("repository", "pull")], {"pull"}),
+        ([Access("repository", "push")], {"pull", "push"}),
+        ([Access("artifact", "delete")], {"delete"}),
+        ([Access("repository", "pull"), Access("artifact", "delete")], {"pull", "delete"}),
+        ([Access("helm-chart", "read"), Access("tag", "create")], set()),
+        (
+            [Access("repository", "push"), Access("repository", "push", Effect.DENY)],
+            {"pull"},
+        ),
+        (
+            [Access("repository", "push"), Access("repository", "pull", Effect.DENY)],
+            set(),
+        ),
+    ],
+)
+def test_permission_to_registry_actions(access: list[Access], actions: set[str]) -> None:
+    assert repository_actions(access) == frozenset(actions)
+
+
+@pytest.mark.parametrize(
+    ("requested", "permitted", "granted"),
+    [
+        (["pull", "push"], {"pull"}, ("pull",)),
+        (["push", "pull"], {"pull", "push"}, ("push", "pull")),
+        (["*"], {"pull", "push", "delete"}, ("pull", "push", "delete")),
+        (["*"], {"pull"}, ("pull",)),
+        (["delete", "*"], {"pull", "delete"}, ("delete", "pull")),
+        (["pull"], set(), ()),
+        (["frobnicate"], {"pull"}, ()),
+    ],
+)
+def test_grant_is_requested_intersect_permitted(
+    requested: list[str], permitted: set[str], granted: tuple[str, ...]
+) -> None:
+    assert grant_actions(requested, frozenset(permitted)) == granted
+
+
+def test_check_project_access_needs_one_and_drops_repeats() -> None:
+    with pytest.raises(BadRequest, match="at least one"):
+        check_project_access([])
+    pull = Access("repository", "pull")
+    assert check_project_access([pull, pull]) == (pull,)

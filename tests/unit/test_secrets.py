@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tokenserver.domain.secrets import (
+    DUMMY_HASH,
+    MANUAL_SECRET_RULE,
+    Secret,
+    check_manual_secret,
+    generate_secret,
+    hash_secret,
+    verify_secret,
+)
+from tokenserver.errors import BadRequest
+
+
+def test_generated_secrets_meet_the_rule_and_differ() -> None:
+    seen = {generate_secret().reveal() for _ in range(200)}
+    assert len(seen) == 200
+    for value in seen:
+        assert re.fullmatch(r"[A-Za-z0-9]{32}", value)
+        assert check_manual_secret(value).reveal() == value
+
+
+@pytest.mark.parametrize("value", ["Abcdefg1", "A" * 63 + "b1" + "c" * 63, "Passw0rd!with$ymbols"])
+def test_manual_secret_accepted(value: str) -> None:
+    assert check_manual_secret(value).reveal() == value
+
+
+@pytest.mark.parametrize(
+    "value", ["Abcdef1", "abcdefg1", "ABCDEFG1", "Abcdefgh", "A1" + "b" * 127, "", "Äbcdefg1"]
+)
+def test_manual_secret_refused_with_harbors_message(value: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        check_manual_secret(value)
+    assert info.value.message == MANUAL_SECRET_RULE
+
+
+def test_secret_repr_hides_the_value() -> None:
+    secret = Secret("Sup3rSecretValue")
+    assert "Sup3r" not in repr(secret)
+    assert "Sup3r" not in str(secret)
+    assert "Sup3r" not in f"{[secret]}"
+
+
+def test_hash_is_salted_scrypt_and_verifies() -> None:
+    secret = generate_secret()
+    first, second = hash_secret(secret), hash_secret(secret)
+    assert first != second
+    assert first.startswith("scrypt$14$8$5$")
+    assert secret.reveal() not in first
+    assert verify_secret(secret.reveal(), first)
+    assert verify_secret(secret.reveal(), second)
+    assert not verify_secret(secret.reveal() + "x", first)
+
+
+@pytest.mark.parametrize(
+    "stored", ["", "scrypt$", "md5$x", "scrypt$14$8$5$!!$!!", "scrypt$x$8$5$AAAA$AAAA"]
+)
+def test_unreadable_hashes_never_verify(stored: str) -> None:
+    assert not verify_secret("anything", stored)
+
+
+def test_dummy_hash_costs_a_kdf_and_never_matches() -> None:
+    assert DUMMY_HASH.startswith("scrypt$14$8$5$")
+    assert not verify_secret("", DUMMY_HASH)
+    assert not verify_secret(generate_secret().reveal(), DUMMY_HASH)

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from tokenserver.domain.secrets import Secret, generate_secret
+from tokenserver.services.verifier import SecretVerifier
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_success_is_cached_and_failure_is_not() -> None:
+    clock = FakeClock()
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, clock=clock)
+    secret = generate_secret()
+    stored = await verifier.hash(secret)
+    assert await verifier.verify(secret, stored)
+    assert (verifier.hits, verifier.misses) == (0, 1)
+    assert await verifier.verify(secret, stored)
+    assert (verifier.hits, verifier.misses) == (1, 1)
+    assert not await verifier.verify(Secret("wrong"), stored)
+    assert not await verifier.verify(Secret("wrong"), stored)
+    assert (verifier.hits, verifier.misses) == (1, 3)
+    verifier.close()
+
+
+async def test_a_new_hash_never_hits_the_old_entry() -> None:
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    secret = generate_secret()
+    old = await verifier.hash(secret)
+    assert await verifier.verify(secret, old)
+    new = await verifier.hash(generate_secret())
+    assert not await verifier.verify(secret, new)
+    verifier.close()
+
+
+async def test_entries_expire_after_the_ttl() -> None:
+    clock = FakeClock()
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, clock=clock)
+    secret = generate_secret()
+    stored = await verifier.hash(secret)
+    await verifier.verify(secret, stored)
+    clock.now += 61
+    assert await verifier.verify(secret, stored)
+    assert verifier.hits == 0
+    verifier.close()
+
+
+async def test_the_cache_is_bounded() -> None:
+    verifier = SecretVerifier(cache_size=2, cache_ttl=60)
+    secrets = [generate_secret() for _ in range(3)]
+    hashes = [await verifier.hash(s) for s in secrets]
+    for s, h in zip(secrets, hashes, strict=True):
+        await verifier.verify(s, h)
+    await verifier.verify(secrets[0], hashes[0])
+    assert verifier.hits == 0  # the oldest was evicted
+    await verifier.verify(secrets[2], hashes[2])
+    assert verifier.hits == 1
+    verifier.close()
+
+
+async def test_size_zero_disables_the_cache() -> None:
+    verifier = SecretVerifier(cache_size=0, cache_ttl=60)
+    secret = generate_secret()
+    stored = await verifier.hash(secret)
+    await verifier.verify(secret, stored)
+    await verifier.verify(secret, stored)
+    assert verifier.hits == 0
+    verifier.close()
