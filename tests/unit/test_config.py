@@ -52,7 +52,11 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[token]\nlifetime = 59\n", {}, "token.lifetime"),
         ('[token]\nlifetime = "long"\n', {}, "token.lifetime"),
         ("[token]\nlifetime = true\n", {}, "token.lifetime"),
-        ("", {"TOKENSERVER_TOKEN_LIFETIME": "abc"}, "token.lifetime (from TOKENSERVER_TOKEN_LIFETIME)"),
+        (
+            "",
+            {"TOKENSERVER_TOKEN_LIFETIME": "abc"},
+            "token.lifetime (from TOKENSERVER_TOKEN_LIFETIME)",
+        ),
         ('[token]\nalgorithm = "PS256"\n', {}, "token.algorithm"),
         ("[server]\nport = 70000\n", {}, "server.port"),
         ('[server]\nrealm = "ftp://x"\n', {}, "server.realm"),
@@ -64,7 +68,9 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("token = 1\n", {}, "token"),
     ],
 )
-def test_invalid_values_name_the_key(text: str, env: dict[str, str], key: str, tmp_path: Path) -> None:
+def test_invalid_values_name_the_key(
+    text: str, env: dict[str, str], key: str, tmp_path: Path
+) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(_write(tmp_path, text), environ=env)
     assert info.value.key == key

@@ -58,9 +58,13 @@ def test_bad_headers(header: str, error: type[Exception]) -> None:
 @given(st.text(max_size=200))
 def test_any_header_gives_credentials_or_a_client_error(header: str) -> None:
     try:
-        parse_basic(header)
+        credentials = parse_basic(header)
     except (BadRequest, Unauthorized):
-        pass
+        return
+    assert credentials is not None
+    assert credentials.username
+    assert ":" not in credentials.username
+    assert credentials.password.reveal()
 
 
 @given(st.binary(max_size=200))

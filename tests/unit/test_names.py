@@ -19,7 +19,21 @@ def test_check_name_accepts_harbor_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "CI", "ci bot", "ci--bot", "-ci", "ci-", "ci+x", "ci$", "ci/x", "é", "a" * 256, "..", "a%b"],
+    [
+        "",
+        "CI",
+        "ci bot",
+        "ci--bot",
+        "-ci",
+        "ci-",
+        "ci+x",
+        "ci$",
+        "ci/x",
+        "é",
+        "a" * 256,
+        "..",
+        "a%b",
+    ],
 )
 def test_check_name_refuses_others(name: str) -> None:
     with pytest.raises(BadRequest):

@@ -1,0 +1,316 @@
+"""The command line, run as a user runs it: a separate process, JSON on stdout, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tokenserver.config import load_settings
+from tokenserver.domain.secrets import verify_secret
+
+
+def cli(
+    config: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "tokenserver", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else None
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "etc" / "tokenserver.toml"
+    path.parent.mkdir()
+    result = cli(path, "init", "--listen", "127.0.0.1:9999", "--service", "reg", "--issuer", "iss")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_init_creates_everything_and_prints_the_registry_block(config: Path) -> None:
+    directory = config.parent
+    settings = load_settings(config, environ={})
+    assert stat.S_IMODE((directory / "keys" / "token.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(settings.database.stat().st_mode) == 0o600
+    assert settings.signing_key == directory / "keys" / "token.key"
+    key = serialization.load_pem_private_key(settings.signing_key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    block = cli(config, "registry-config").stdout
+    assert block == (
+        "auth:\n"
+        "  token:\n"
+        '    realm: "http://127.0.0.1:9999/service/token"\n'
+        '    service: "reg"\n'
+        '    issuer: "iss"\n'
+        f'    rootcertbundle: "{directory / "keys" / "token.crt"}"\n'
+    )
+
+
+def test_init_never_overwrites(config: Path) -> None:
+    key = (config.parent / "keys" / "token.key").read_bytes()
+    text = config.read_text()
+    result = cli(config, "init", "--service", "changed")
+    assert result.returncode == 0
+    assert "kept" in result.stderr
+    assert (config.parent / "keys" / "token.key").read_bytes() == key
+    assert config.read_text() == text
+
+
+def test_init_recreates_a_missing_certificate_from_the_key(config: Path) -> None:
+    cert = config.parent / "keys" / "token.crt"
+    cert.unlink()
+    ok(cli(config, "init"))
+    assert cert.exists()
+
+
+def test_init_rs256(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    ok(cli(config, "init", "--algorithm", "RS256"))
+    key = serialization.load_pem_private_key((tmp_path / "keys" / "token.key").read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    assert key.key_size == 2048
+
+
+def test_config_from_the_environment_variable(config: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenserver", "registry-config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TOKENSERVER_CONFIG": str(config)},
+        check=False,
+    )
+    assert result.returncode == 0
+    assert '"reg"' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"TOKENSERVER_TOKEN_LIFETIME": "5"}, "token.lifetime"),
+        ({"TOKENSERVER_TOKEN_ALGORITHM": "HS256"}, "token.algorithm"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(config: Path, env: dict[str, str], key: str) -> None:
+    result = cli(config, "project", "list", env=env)
+    assert result.returncode == 2
+    assert key in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_exits_2(tmp_path: Path) -> None:
+    result = cli(tmp_path / "none.toml", "project", "list")
+    assert result.returncode == 2
+    assert "tokenserver init" in result.stderr
+
+
+def test_serve_with_a_mismatched_key_exits_2(config: Path) -> None:
+    cert = config.parent / "keys" / "token.crt"
+    cert.unlink()
+    result = cli(config, "serve")
+    assert result.returncode == 2
+    assert "token.certificate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("robot",), ("robot", "create", "--project", "p"), ("robot", "create", "--duration", "x")],
+)
+def test_bad_usage_exits_2(config: Path, args: tuple[str, ...]) -> None:
+    assert cli(config, *args).returncode == 2
+
+
+def test_projects(config: Path) -> None:
+    created = ok(cli(config, "project", "create", "web", "--public"))
+    assert created["name"] == "web"
+    assert created["metadata"] == {"public": "true"}
+    ok(cli(config, "project", "create", "api"))
+    duplicate = cli(config, "project", "create", "api")
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
+    invalid = cli(config, "project", "create", "Bad_Name")
+    assert invalid.returncode == 1
+    assert "invalid project name" in invalid.stderr
+    assert [p["name"] for p in ok(cli(config, "project", "list", "--json"))] == ["api", "web"]
+    assert "web\tpublic" in cli(config, "project", "list").stdout
+    ok(cli(config, "project", "delete", "web"))
+    assert cli(config, "project", "delete", "web").returncode == 1
+    assert [p["name"] for p in ok(cli(config, "project", "list", "--json"))] == ["api"]
+
+
+def test_robot_lifecycle(config: Path) -> None:
+    ok(cli(config, "project", "create", "p"))
+    export = ok(
+        cli(
+            config, "robot", "create", "--project", "p", "--name", "ci",
+            "--permission", "repository:pull,repository:push",
+            "--permission", "artifact:delete", "--description", "CI pushes",
+        )
+    )  # fmt: skip
+    assert set(export) == {"id", "name", "secret", "creation_time", "expires_at"}
+    assert export["name"] == "robot$p+ci"
+    assert export["expires_at"] > 0  # 30 days by default
+    robot = ok(cli(config, "robot", "show", "robot$p+ci"))
+    assert robot["duration"] == 30
+    assert robot["expires_at"] == export["expires_at"]
+    assert robot["description"] == "CI pushes"
+    assert robot["permissions"] == [
+        {
+            "kind": "project",
+            "namespace": "p",
+            "access": [
+                {"resource": "repository", "action": "pull", "effect": "allow"},
+                {"resource": "repository", "action": "push", "effect": "allow"},
+                {"resource": "artifact", "action": "delete", "effect": "allow"},
+            ],
+        }
+    ]
+    assert ok(cli(config, "robot", "show", str(export["id"])))["name"] == "robot$p+ci"
+    assert ok(cli(config, "robot", "show", "p+ci"))["id"] == export["id"]
+
+    # The secret is stored only as a salted hash.
+    settings = load_settings(config, environ={})
+    assert export["secret"].encode() not in settings.database.read_bytes()
+
+    ok(cli(config, "robot", "disable", "p+ci"))
+    assert ok(cli(config, "robot", "show", "p+ci"))["disable"] is True
+    ok(cli(config, "robot", "enable", "p+ci"))
+    assert ok(cli(config, "robot", "show", "p+ci"))["disable"] is False
+
+    refreshed = ok(cli(config, "robot", "refresh-secret", "p+ci"))
+    assert set(refreshed) == {"secret"}
+    assert refreshed["secret"] != export["secret"]
+    manual = cli(config, "robot", "refresh-secret", "p+ci", "--secret", "-", stdin="Manu4lSecret\n")
+    assert manual.returncode == 0
+    assert manual.stdout == ""
+    weak = cli(config, "robot", "refresh-secret", "p+ci", "--secret", "weak")
+    assert weak.returncode == 1
+    assert "at least 1 uppercase letter" in weak.stderr
+
+    ok(cli(config, "robot", "delete", "robot$p+ci"))
+    missing = cli(config, "robot", "show", "p+ci")
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr
+
+
+def test_manual_secret_is_what_gets_stored(config: Path) -> None:
+    ok(cli(config, "project", "create", "p"))
+    ok(
+        cli(
+            config,
+            "robot",
+            "create",
+            "--project",
+            "p",
+            "--name",
+            "ci",
+            "--permission",
+            "repository:pull",
+        )
+    )
+    ok(cli(config, "robot", "refresh-secret", "p+ci", "--secret", "Manu4lSecret"))
+    import sqlite3
+
+    settings = load_settings(config, environ={})
+    with sqlite3.connect(settings.database) as db:
+        (stored,) = db.execute("SELECT secret_hash FROM robot").fetchone()
+    assert verify_secret("Manu4lSecret", stored)
+    assert "Manu4lSecret" not in stored
+
+
+def test_robot_create_refusals(config: Path) -> None:
+    ok(cli(config, "project", "create", "p"))
+    base = ("robot", "create", "--project", "p", "--name")
+    unknown = cli(config, *base, "ci", "--permission", "repository:admin")
+    assert unknown.returncode == 1
+    assert "unknown permission 'repository:admin'" in unknown.stderr
+    assert "repository:push" in unknown.stderr
+    assert cli(config, *base, "CI", "--permission", "repository:pull").returncode == 1
+    assert (
+        cli(config, *base, "ci", "--permission", "repository:pull", "--duration", "0").returncode
+        == 1
+    )
+    no_project = cli(
+        config,
+        "robot",
+        "create",
+        "--project",
+        "nope",
+        "--name",
+        "ci",
+        "--permission",
+        "repository:pull",
+    )
+    assert no_project.returncode == 1
+    assert "project 'nope' not found" in no_project.stderr
+    ok(cli(config, *base, "ci", "--permission", "repository:pull", "--duration", "-1"))
+    duplicate = cli(config, *base, "ci", "--permission", "repository:pull")
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
+
+
+def test_export_file_is_private_and_never_overwritten(config: Path, tmp_path: Path) -> None:
+    ok(cli(config, "project", "create", "p"))
+    target = tmp_path / "robot.json"
+    result = cli(
+        config, "robot", "create", "--project", "p", "--name", "ci",
+        "--permission", "repository:pull", "--export", str(target),
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    export = json.loads(target.read_text())
+    assert export["name"] == "robot$p+ci"
+    again = cli(
+        config, "robot", "create", "--project", "p", "--name", "ci2",
+        "--permission", "repository:pull", "--export", str(target),
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert json.loads(target.read_text()) == export
+
+
+def test_robot_list_filters_by_name(config: Path) -> None:
+    ok(cli(config, "project", "create", "p"))
+    for name in ("ci-build", "ci-deploy", "backup"):
+        ok(
+            cli(
+                config,
+                "robot",
+                "create",
+                "--project",
+                "p",
+                "--name",
+                name,
+                "--permission",
+                "repository:pull",
+            )
+        )
+    names = [r["name"] for r in ok(cli(config, "robot", "list", "--project", "p", "--json"))]
+    assert names == ["robot$p+ci-build", "robot$p+ci-deploy", "robot$p+backup"]
+    filtered = ok(cli(config, "robot", "list", "--project", "p", "--name", "ci-", "--json"))
+    assert [r["name"] for r in filtered] == ["robot$p+ci-build", "robot$p+ci-deploy"]
+    table = cli(config, "robot", "list", "--project", "p", "--name", "backup").stdout
+    assert "robot$p+backup\tenabled" in table
+    assert "ci-build" not in table

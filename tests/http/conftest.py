@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import sqlite3
+from base64 import b64encode
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tokenserver.config import Settings
+from tokenserver.domain.permissions import parse_access
+from tokenserver.http.app import RUNTIME, create_app
+from tokenserver.runtime import Runtime
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@dataclass
+class RobotCredentials:
+    id: int
+    name: str
+    secret: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return basic(self.name, self.secret)
+
+
+@dataclass
+class Server:
+    client: TestClient
+    runtime: Runtime
+    settings: Settings
+
+    async def robot(
+        self, project: str, name: str, *permissions: str, duration: int = -1
+    ) -> RobotCredentials:
+        if await self.runtime.store.find_project(project) is None:
+            await self.runtime.projects.create(project)
+        robot, secret = await self.runtime.robots.create(
+            project, name, [parse_access(p) for p in permissions], duration=duration
+        )
+        return RobotCredentials(robot.id, robot.full_name("robot$"), secret.reveal())
+
+    def expire(self, robot_id: int) -> None:
+        """Move a robot's expiry into the past, as another process (the CLI) would see it."""
+        with sqlite3.connect(self.settings.database) as db:
+            db.execute("UPDATE robot SET expires_at = 1 WHERE id = ?", (robot_id,))
+
+
+AiohttpClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def server(settings: Settings, aiohttp_client: AiohttpClient) -> Server:
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    return Server(client, app[RUNTIME], settings)
