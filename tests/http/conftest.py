@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tokenserver.config import Settings
@@ -31,7 +32,7 @@ class RobotCredentials:
 
 @dataclass
 class Server:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     runtime: Runtime
     settings: Settings
 
@@ -51,7 +52,7 @@ class Server:
             db.execute("UPDATE robot SET expires_at = 1 WHERE id = ?", (robot_id,))
 
 
-AiohttpClient = Callable[..., Awaitable[TestClient]]
+AiohttpClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture

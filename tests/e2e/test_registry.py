@@ -1,0 +1,173 @@
+"""End to end: project robots push and pull through the real registry with real clients.
+
+Every test runs twice: against a registry trusting an ES256 key and one trusting RS256.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from base64 import b64decode
+
+from tests.e2e.clients import Skopeo, docker_login, layout_digest
+from tests.e2e.conftest import Stack
+from tests.e2e.oci import write_image
+
+PULL = "repository:pull"
+PUSH = "repository:push"
+
+
+def test_push_then_pull_back_with_equal_digests(stack: Stack) -> None:
+    stack.project("e2e-push")
+    robot = stack.robot("e2e-push", "ci", PULL, PUSH)
+    skopeo = Skopeo(stack, robot)
+    login = skopeo.login()
+    assert login.returncode == 0, login.stderr + stack.server_log()
+    layout = stack.new_dir("image")
+    digest = write_image(layout, "hello " + stack.algorithm)
+    pushed = skopeo.push(layout, "e2e-push/app:v1")
+    assert pushed.returncode == 0, pushed.stderr + stack.registry_log()
+    assert skopeo.digest("e2e-push/app:v1") == digest
+    back = stack.new_dir("pulled")
+    pulled = skopeo.pull("e2e-push/app:v1", back)
+    assert pulled.returncode == 0, pulled.stderr
+    assert layout_digest(back) == digest
+    # The registry really verified our token: its log names the robot.
+    assert f'auth.user.name="{robot.name}"' in stack.registry_log()
+
+
+def test_wrong_secret_fails_skopeo_login(stack: Stack) -> None:
+    stack.project("e2e-wrong")
+    robot = stack.robot("e2e-wrong", "ci", PULL)
+    skopeo = Skopeo(stack, robot)
+    result = skopeo.login(password=robot.secret[:-1] + "x")
+    assert result.returncode != 0
+    assert "invalid username/password" in result.stderr
+    assert f"token denied account='{robot.name}'" in stack.server_log()
+    assert not skopeo.authfile.exists()
+
+
+def test_docker_login_right_and_wrong_secret(stack: Stack) -> None:
+    stack.project("e2e-docker")
+    robot = stack.robot("e2e-docker", "ci", PULL)
+    result, config = docker_login(stack, robot.name, robot.secret)
+    assert result.returncode == 0, result.stderr
+    assert "Login Succeeded" in result.stdout
+    stored = json.loads((config / "config.json").read_text())["auths"][stack.registry]["auth"]
+    assert b64decode(stored).decode() == f"{robot.name}:{robot.secret}"
+    wrong, wrong_config = docker_login(stack, robot.name, "Wr0ngSecretValue")
+    assert wrong.returncode != 0
+    assert "unauthorized" in wrong.stderr
+    assert (
+        not (wrong_config / "config.json").exists()
+        or stack.registry not in (wrong_config / "config.json").read_text()
+    )
+
+
+def test_pull_only_robot_cannot_push(stack: Stack) -> None:
+    stack.project("e2e-ro")
+    writer = Skopeo(stack, stack.robot("e2e-ro", "writer", PUSH))
+    reader_robot = stack.robot("e2e-ro", "reader", PULL)
+    reader = Skopeo(stack, reader_robot)
+    layout = stack.new_dir("image")
+    digest = write_image(layout, "read only")
+    assert writer.login().returncode == 0
+    assert writer.push(layout, "e2e-ro/app:v1").returncode == 0
+    assert reader.login().returncode == 0
+    assert reader.digest("e2e-ro/app:v1") == digest
+    other = stack.new_dir("image")
+    write_image(other, "not allowed")
+    refused = reader.push(other, "e2e-ro/app:v2")
+    assert refused.returncode != 0
+    assert "authentication required" in refused.stderr or "denied" in refused.stderr.lower()
+    assert (
+        f"account='{reader_robot.name}' client=127.0.0.1 scopes='repository:e2e-ro/app:pull,push' "
+        "granted='repository:e2e-ro/app:pull'"
+    ) in stack.server_log()
+    assert writer.digest("e2e-ro/app:v1") == digest
+    assert writer.pull("e2e-ro/app:v2", stack.new_dir("pulled")).returncode != 0
+
+
+def test_robot_of_one_project_cannot_touch_another(stack: Stack) -> None:
+    stack.project("e2e-a")
+    stack.project("e2e-b")
+    a = Skopeo(stack, stack.robot("e2e-a", "ci", PULL, PUSH))
+    b = Skopeo(stack, stack.robot("e2e-b", "ci", PULL, PUSH))
+    layout = stack.new_dir("image")
+    write_image(layout, "project b")
+    assert b.login().returncode == 0
+    assert b.push(layout, "e2e-b/app:v1").returncode == 0
+    assert a.login().returncode == 0
+    assert a.pull("e2e-b/app:v1", stack.new_dir("pulled")).returncode != 0
+    assert a.push(layout, "e2e-b/app:v2").returncode != 0
+    assert a.push(layout, "e2e-a/app:v1").returncode == 0
+
+
+def test_disabled_expired_and_deleted_robots_are_refused(stack: Stack) -> None:
+    stack.project("e2e-state")
+    disabled = stack.robot("e2e-state", "disabled", PULL)
+    expired = stack.robot("e2e-state", "expired", PULL, duration=1)
+    deleted = stack.robot("e2e-state", "deleted", PULL)
+    for robot in (disabled, expired, deleted):
+        assert Skopeo(stack, robot).login().returncode == 0  # now cached by the server
+    assert stack.cli("robot", "disable", disabled.name).returncode == 0
+    stack.expire(expired)
+    assert stack.cli("robot", "delete", deleted.name).returncode == 0
+    for robot in (disabled, expired, deleted):
+        assert Skopeo(stack, robot).login().returncode != 0, robot.name
+    assert stack.cli("robot", "enable", disabled.name).returncode == 0
+    assert Skopeo(stack, disabled).login().returncode == 0
+
+
+def test_refreshed_secret_replaces_the_old_one(stack: Stack) -> None:
+    stack.project("e2e-refresh")
+    robot = stack.robot("e2e-refresh", "ci", PULL)
+    assert Skopeo(stack, robot).login().returncode == 0
+    result = stack.cli("robot", "refresh-secret", robot.name)
+    assert result.returncode == 0, result.stderr
+    new_secret = json.loads(result.stdout)["secret"]
+    assert Skopeo(stack, robot).login().returncode != 0
+    assert Skopeo(stack, robot).login(password=new_secret).returncode == 0
+    manual = stack.cli(
+        "robot", "refresh-secret", robot.name, "--secret", "-", stdin="Chos3nSecret\n"
+    )
+    assert manual.returncode == 0
+    assert Skopeo(stack, robot).login(password=new_secret).returncode != 0
+    assert Skopeo(stack, robot).login(password="Chos3nSecret").returncode == 0
+
+
+def test_anonymous_pull_works_on_public_projects_only(stack: Stack) -> None:
+    stack.project("e2e-public", public=True)
+    stack.project("e2e-private")
+    layout = stack.new_dir("image")
+    digest = write_image(layout, "public")
+    for project in ("e2e-public", "e2e-private"):
+        writer = Skopeo(stack, stack.robot(project, "ci", PUSH))
+        assert writer.login().returncode == 0
+        assert writer.push(layout, f"{project}/app:v1").returncode == 0
+    anonymous = Skopeo(stack)
+    pulled = stack.new_dir("pulled")
+    result = anonymous.pull("e2e-public/app:v1", pulled)
+    assert result.returncode == 0, result.stderr
+    assert layout_digest(pulled) == digest
+    assert anonymous.pull("e2e-private/app:v1", stack.new_dir("pulled")).returncode != 0
+    assert anonymous.push(layout, "e2e-public/app:v2").returncode != 0
+
+
+def test_skopeo_delete_needs_artifact_delete(stack: Stack) -> None:
+    stack.project("e2e-delete")
+    writer = Skopeo(stack, stack.robot("e2e-delete", "writer", PULL, PUSH))
+    deleter = Skopeo(stack, stack.robot("e2e-delete", "deleter", PULL, "artifact:delete"))
+    layout = stack.new_dir("image")
+    write_image(layout, "to delete")
+    assert writer.login().returncode == 0
+    assert writer.push(layout, "e2e-delete/app:v1").returncode == 0
+    refused = writer.delete("e2e-delete/app:v1")
+    assert refused.returncode != 0
+    assert writer.digest("e2e-delete/app:v1")
+    assert deleter.login().returncode == 0
+    deleted = deleter.delete("e2e-delete/app:v1")
+    assert deleted.returncode == 0, deleted.stderr + stack.registry_log()[-2000:]
+    gone = writer.pull("e2e-delete/app:v1", stack.new_dir("pulled"))
+    assert gone.returncode != 0
+    assert re.search(r"manifest unknown|not found", gone.stderr, re.IGNORECASE)
