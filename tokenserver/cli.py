@@ -138,17 +138,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(Path(args.config))
     configure_logging(settings.log_level)
-    # Fail fast, before binding, on a key that cannot be used.
-    load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
-    logging.getLogger("tokenserver").info(
-        "serving on %s:%d, realm %s, service %s, issuer %s, %s",
-        settings.host,
-        settings.port,
-        settings.realm,
-        settings.service,
-        settings.issuer,
-        settings.algorithm,
-    )
     web.run_app(
         create_app(settings),
         host=settings.host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -49,6 +50,15 @@ def create_app(settings: Settings) -> web.Application:
             assert runtime.tokens is not None
             app[RUNTIME] = runtime
             app[TOKENS] = runtime.tokens
+            logging.getLogger("tokenserver").info(
+                "serving on %s:%d, realm %s, service %s, issuer %s, %s",
+                settings.host,
+                settings.port,
+                settings.realm,
+                settings.service,
+                settings.issuer,
+                settings.algorithm,
+            )
             yield
 
     app.cleanup_ctx.append(runtime_ctx)

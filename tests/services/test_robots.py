@@ -1,0 +1,104 @@
+"""Project and robot services over the real SQLite store."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tokenserver.config import Settings
+from tokenserver.domain.permissions import Access
+from tokenserver.errors import BadRequest, Conflict, ProjectNotFound, RobotNotFound
+from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.storage.sqlite import SCHEMA_VERSION, SqliteStore, StorageError
+
+PULL = Access("repository", "pull")
+
+
+@pytest.fixture
+async def rt(settings: Settings) -> AsyncIterator[Runtime]:
+    async with open_runtime(settings, sign=False) as runtime:
+        yield runtime
+
+
+async def test_create_computes_expiry_from_creation(rt: Runtime) -> None:
+    await rt.projects.create("p")
+    robot, secret = await rt.robots.create("p", "ci", [PULL], duration=7, description="d")
+    assert robot.expires_at == robot.creation_time + 7 * 86400
+    assert abs(robot.creation_time - time.time()) < 5
+    never, _ = await rt.robots.create("p", "forever", [PULL], duration=-1)
+    assert never.expires_at == -1
+    assert secret.reveal() not in robot.secret_hash
+
+
+@pytest.mark.parametrize("duration", [0, -2, 2**31])
+async def test_invalid_durations_are_refused(rt: Runtime, duration: int) -> None:
+    await rt.projects.create("p")
+    with pytest.raises(BadRequest, match="duration"):
+        await rt.robots.create("p", "ci", [PULL], duration=duration)
+
+
+async def test_names_are_unique_per_project(rt: Runtime) -> None:
+    await rt.projects.create("a")
+    await rt.projects.create("b")
+    await rt.robots.create("a", "ci", [PULL], duration=-1)
+    await rt.robots.create("b", "ci", [PULL], duration=-1)
+    with pytest.raises(Conflict):
+        await rt.robots.create("a", "ci", [PULL], duration=-1)
+
+
+async def test_robot_refs(rt: Runtime) -> None:
+    await rt.projects.create("p")
+    robot, _ = await rt.robots.create("p", "ci", [PULL], duration=-1)
+    for ref in (str(robot.id), "robot$p+ci", "p+ci"):
+        assert (await rt.robots.get(ref)).id == robot.id
+    for ref in ("999", "robot$p+nope", "ci", "robot$q+ci", "", "١"):
+        with pytest.raises(RobotNotFound):
+            await rt.robots.get(ref)
+
+
+async def test_missing_project(rt: Runtime) -> None:
+    with pytest.raises(ProjectNotFound):
+        await rt.robots.create("nope", "ci", [PULL], duration=-1)
+    with pytest.raises(ProjectNotFound):
+        await rt.robots.list("nope")
+    with pytest.raises(ProjectNotFound):
+        await rt.projects.delete("nope")
+
+
+async def test_description_is_capped(rt: Runtime) -> None:
+    await rt.projects.create("p")
+    with pytest.raises(BadRequest, match="description"):
+        await rt.robots.create("p", "ci", [PULL], duration=-1, description="x" * 1025)
+
+
+async def test_failed_refresh_keeps_the_old_secret(rt: Runtime) -> None:
+    await rt.projects.create("p")
+    robot, _ = await rt.robots.create("p", "ci", [PULL], duration=-1)
+    with pytest.raises(BadRequest):
+        await rt.robots.refresh_secret("p+ci", "short")
+    assert (await rt.robots.get("p+ci")).secret_hash == robot.secret_hash
+
+
+async def test_database_is_wal_and_versioned(rt: Runtime, settings: Settings) -> None:
+    with sqlite3.connect(settings.database) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StorageError, match="newer"):
+        await SqliteStore.open(path)
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="cannot use database"):
+        await SqliteStore.open(path)
