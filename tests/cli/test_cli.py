@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.helpers import run_cli
 from tokenserver.config import load_settings
 from tokenserver.domain.secrets import verify_secret
 
@@ -21,17 +22,7 @@ from tokenserver.domain.secrets import verify_secret
 def cli(
     config: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "tokenserver", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(config, *args, stdin=stdin, env=env)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> Any:

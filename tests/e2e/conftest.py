@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import clean_env, run_cli
+
 TOOLS = ("docker-registry", "skopeo", "docker")
 
 
@@ -78,16 +80,7 @@ class Stack:
     counter: int = 0
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
-        return subprocess.run(
-            [sys.executable, "-m", "tokenserver", *args, "--config", str(self.config)],
-            capture_output=True,
-            text=True,
-            input=stdin,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        return run_cli(self.config, *args, stdin=stdin)
 
     def project(self, name: str, *, public: bool = False) -> str:
         result = self.cli("project", "create", name, *(["--public"] if public else []))
@@ -129,7 +122,7 @@ def start_stack(directory: Path, algorithm: str) -> Stack:
     stack = Stack(directory, config, f"127.0.0.1:{registry_port}", algorithm)
     init = stack.cli("init", "--listen", f"127.0.0.1:{port}", "--algorithm", algorithm)
     assert init.returncode == 0, init.stderr
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
+    env = clean_env()
     log = directory / "tokenserver.log"
     with log.open("wb") as out:
         stack.processes.append(

@@ -1,0 +1,30 @@
+"""Helpers shared by the CLI and end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without TOKENSERVER_* overrides, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    config: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`tokenserver ARGS --config CONFIG` in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tokenserver", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=clean_env(**(env or {})),
+        timeout=60,
+        check=False,
+    )
