@@ -87,3 +87,30 @@ def docker_login(
         stdin=password + "\n",
     )  # fmt: skip
     return result, config
+
+
+class Docker:
+    """The docker CLI talking to a private daemon, with its own client config."""
+
+    def __init__(self, stack: Stack, host: str) -> None:
+        self.stack = stack
+        self.host = host
+        self.config = stack.new_dir("docker")
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run("docker", "--config", str(self.config), "-H", self.host, *args, stdin=stdin)
+
+    def login(self, robot: Robot) -> subprocess.CompletedProcess[str]:
+        return self(
+            "login", "-u", robot.name, "--password-stdin", self.stack.registry,
+            stdin=robot.secret + "\n",
+        )  # fmt: skip
+
+    def image(self, reference: str, content: str) -> None:
+        """Make an image from a one-file root file system (no download needed)."""
+        directory = self.stack.new_dir("rootfs")
+        (directory / "hello.txt").write_text(content)
+        tar = directory / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(directory), "-cf", str(tar), "hello.txt"], check=True)
+        result = self("import", str(tar), f"{self.stack.registry}/{reference}")
+        assert result.returncode == 0, result.stderr

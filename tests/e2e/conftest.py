@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ import pytest
 
 from tests.helpers import clean_env, run_cli
 
-TOOLS = ("docker-registry", "skopeo", "docker")
+TOOLS = ("docker-registry", "skopeo", "docker", "dockerd")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -177,3 +178,50 @@ def stack(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[str]:
+    """A private Docker daemon (Debian's docker.io) for push and pull; yields its socket.
+
+    No iptables, no bridge, vfs storage: it only moves images. 127.0.0.0/8 registries are
+    plain http to it. Paths are short: unix sockets are limited to 108 bytes.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ts-dk-", dir="/tmp"))
+    socket_path = root / "docker.sock"
+    log = root / "dockerd.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                "dockerd",
+                "--data-root", str(root / "data"),
+                "--exec-root", str(root / "exec"),
+                "--pidfile", str(root / "pid"),
+                "-H", f"unix://{socket_path}",
+                "--iptables=false", "--ip6tables=false", "--bridge=none",
+                "--storage-driver=vfs",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            ping = subprocess.run(
+                ["docker", "-H", f"unix://{socket_path}", "version"],
+                capture_output=True,
+                check=False,
+            )
+            if ping.returncode == 0:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dockerd did not start:\n{log.read_text()}")
+            time.sleep(0.3)
+        yield f"unix://{socket_path}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        subprocess.run(["rm", "-rf", str(root)], check=False)

@@ -9,7 +9,7 @@ import json
 import re
 from base64 import b64decode
 
-from tests.e2e.clients import Skopeo, docker_login, layout_digest
+from tests.e2e.clients import Docker, Skopeo, docker_login, layout_digest
 from tests.e2e.conftest import Stack
 from tests.e2e.oci import write_image
 
@@ -171,3 +171,27 @@ def test_skopeo_delete_needs_artifact_delete(stack: Stack) -> None:
     gone = writer.pull("e2e-delete/app:v1", stack.new_dir("pulled"))
     assert gone.returncode != 0
     assert re.search(r"manifest unknown|not found", gone.stderr, re.IGNORECASE)
+
+
+def test_docker_daemon_pushes_and_pulls(stack: Stack, dockerd: str) -> None:
+    stack.project("e2e-dockerd")
+    writer = Docker(stack, dockerd)
+    assert writer.login(stack.robot("e2e-dockerd", "ci", PULL, PUSH)).returncode == 0
+    reference = f"{stack.registry}/e2e-dockerd/hello:{stack.algorithm.lower()}"
+    writer.image(reference.split("/", 1)[1], "from dockerd " + stack.algorithm)
+    pushed = writer("push", reference)
+    assert pushed.returncode == 0, pushed.stderr + stack.server_log()[-2000:]
+    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+    assert digest is not None
+    assert writer("rmi", reference).returncode == 0
+    pulled = writer("pull", reference)
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"Digest: {digest.group(1)}" in pulled.stdout
+
+    reader = Docker(stack, dockerd)
+    assert reader.login(stack.robot("e2e-dockerd", "reader", PULL)).returncode == 0
+    other = f"{stack.registry}/e2e-dockerd/other:1"
+    reader.image(other.split("/", 1)[1], "reader may not push")
+    refused = reader("push", other)
+    assert refused.returncode != 0
+    assert "denied" in refused.stderr or "unauthorized" in refused.stderr
