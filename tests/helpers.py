@@ -7,6 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tokenserver.domain.models import LOCAL, Level, Robot
+from tokenserver.domain.permissions import Permission, parse_access
+from tokenserver.domain.secrets import Secret
+from tokenserver.runtime import Runtime
+from tokenserver.services.robots import RobotSpec
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without TOKENSERVER_* overrides, plus `extra`."""
@@ -28,3 +34,22 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+async def make_robot(
+    runtime: Runtime,
+    project: str,
+    name: str,
+    *permissions: str,
+    duration: int = -1,
+    description: str = "",
+) -> tuple[Robot, Secret]:
+    """A project robot created as the command line does (the local operator)."""
+    spec = RobotSpec(
+        name=name,
+        level=Level.PROJECT,
+        permissions=(Permission(project, tuple(parse_access(p) for p in permissions)),),
+        duration=duration,
+        description=description,
+    )
+    return await runtime.robots.create(LOCAL, spec)

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from tokenserver.config import Settings, load_settings, render_config
 from tokenserver.domain.harbor import iso_time, project_json, robot_export_json, robot_json
-from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, parse_access
+from tokenserver.domain.models import LOCAL, Level
+from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
 from tokenserver.errors import ConfigError, TokenServerError
 from tokenserver.keys import (
     generate_private_key,
@@ -32,9 +33,11 @@ from tokenserver.keys import (
     write_private_key,
 )
 from tokenserver.runtime import Runtime, open_runtime
-from tokenserver.storage.sqlite import SqliteStore, StorageError
+from tokenserver.services.robots import RobotSpec
+from tokenserver.storage.sqlite import StorageError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+ADMIN_PASSWORD_ENV = "TOKENSERVER_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
 DEFAULT_DURATION_DAYS = 30
 
 
@@ -77,8 +80,14 @@ def registry_block(settings: Settings) -> str:
 
 
 async def _init_database(settings: Settings) -> None:
-    store = await SqliteStore.open(settings.database)
-    await store.close()
+    async with open_runtime(settings, sign=False) as runtime:
+        password = os.environ.get(ADMIN_PASSWORD_ENV)
+        generated = await runtime.users.ensure_admin(password)
+        if generated is not None:
+            _say(f"created the system admin 'admin' with password: {generated.reveal()}")
+            _say("  (shown only once; change it with PUT /api/v2.0/users/{id}/password)")
+        elif password is not None and await runtime.store.find_user("admin") is not None:
+            _say("the system admin 'admin' exists")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -164,18 +173,18 @@ def _run(args: argparse.Namespace, action: Callable[[Runtime], Awaitable[int]]) 
 def cmd_project(args: argparse.Namespace) -> int:
     async def action(rt: Runtime) -> int:
         if args.project_command == "create":
-            project = await rt.projects.create(args.name, public=args.public)
+            project = await rt.projects.create(LOCAL, args.name, public=args.public)
             _say(f"created project {project.name} ({'public' if project.public else 'private'})")
             _out(project_json(project))
         elif args.project_command == "list":
-            projects = await rt.projects.list()
+            projects = await rt.projects.list(LOCAL)
             if args.json:
                 _out([project_json(p) for p in projects])
             else:
                 for p in projects:
                     print(f"{p.id}\t{p.name}\t{'public' if p.public else 'private'}")
         else:
-            await rt.projects.delete(args.name)
+            await rt.projects.delete(LOCAL, args.name, is_name=True)
             _say(f"deleted project {args.name} and its robots")
         return EXIT_OK
 
@@ -204,13 +213,14 @@ def cmd_robot(args: argparse.Namespace) -> int:
         if command == "create":
             if args.export and Path(args.export).exists():
                 raise UsageError(f"{args.export} exists; refusing to overwrite it")
-            robot, secret = await rt.robots.create(
-                args.project,
-                args.name,
-                _permissions(args.permission),
+            spec = RobotSpec(
+                name=args.name,
+                level=Level.PROJECT,
+                permissions=(Permission(args.project, tuple(_permissions(args.permission))),),
                 duration=args.duration,
                 description=args.description,
             )
+            robot, secret = await rt.robots.create(LOCAL, spec)
             export = robot_export_json(robot, prefix, secret)
             if args.export:
                 _write_export(args.export, export)
@@ -219,7 +229,7 @@ def cmd_robot(args: argparse.Namespace) -> int:
                 _say(f"created {robot.full_name(prefix)}; the secret is shown only once")
                 _out(export)
         elif command == "list":
-            robots = await rt.robots.list(args.project, args.name)
+            robots = await rt.robots.list(LOCAL, args.project, args.name)
             if args.json:
                 _out([robot_json(r, prefix) for r in robots])
             else:
@@ -229,16 +239,16 @@ def cmd_robot(args: argparse.Namespace) -> int:
                     access = ",".join(str(a) for p in r.permissions for a in p.access)
                     print(f"{r.id}\t{r.full_name(prefix)}\t{state}\texpires {expiry}\t{access}")
         elif command == "show":
-            _out(robot_json(await rt.robots.get(args.robot), prefix))
+            _out(robot_json(await rt.robots.get(LOCAL, args.robot), prefix))
         elif command in ("disable", "enable"):
-            robot = await rt.robots.set_disabled(args.robot, command == "disable")
+            robot = await rt.robots.set_disabled(LOCAL, args.robot, command == "disable")
             _say(f"{command}d {robot.full_name(prefix)}")
         elif command == "delete":
-            robot = await rt.robots.delete(args.robot)
+            robot = await rt.robots.delete(LOCAL, args.robot)
             _say(f"deleted {robot.full_name(prefix)}")
         else:
             manual = None if args.secret is None else _read_secret(args.secret)
-            generated = await rt.robots.refresh_secret(args.robot, manual)
+            generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
             if generated is None:
                 _say("secret set")
             else:

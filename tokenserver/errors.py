@@ -51,9 +51,22 @@ class RobotNotFound(NotFound):
     pass
 
 
+class UserNotFound(NotFound):
+    pass
+
+
+class MemberNotFound(NotFound):
+    pass
+
+
 class Conflict(TokenServerError):
     code = "CONFLICT"
     status = 409
+
+
+class PreconditionFailed(TokenServerError):
+    code = "PRECONDITION"
+    status = 412
 
 
 class ConfigError(Exception):

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 
 from tokenserver.config import Settings
 from tokenserver.keys import load_signing_key
+from tokenserver.services.access import AccessService
+from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.robots import RobotService
 from tokenserver.services.tokens import TokenService, TokenSigner
+from tokenserver.services.users import MemberService, UserService
 from tokenserver.services.verifier import SecretVerifier
 from tokenserver.storage.sqlite import SqliteStore
 
@@ -21,8 +24,13 @@ class Runtime:
     settings: Settings
     store: SqliteStore
     verifier: SecretVerifier
+    authenticator: Authenticator
+    access: AccessService
+    audit: AuditService
     projects: ProjectService
     robots: RobotService
+    users: UserService
+    members: MemberService
     tokens: TokenService | None
 
 
@@ -41,19 +49,26 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         cache_size=settings.verify_cache_size, cache_ttl=settings.verify_cache_ttl
     )
     try:
-        projects = ProjectService(store)
-        robots = RobotService(store, projects, verifier, settings.name_prefix)
+        access = AccessService(store)
+        audit = AuditService(store, access)
+        projects = ProjectService(store, access, audit)
+        authenticator = Authenticator(store, verifier, settings.name_prefix)
         tokens = None
         if signer is not None:
-            authenticator = Authenticator(store, verifier, settings.name_prefix)
-            tokens = TokenService(
-                store,
-                authenticator,
-                signer,
-                service=settings.service,
-                name_prefix=settings.name_prefix,
-            )
-        yield Runtime(settings, store, verifier, projects, robots, tokens)
+            tokens = TokenService(store, authenticator, access, signer, service=settings.service)
+        yield Runtime(
+            settings=settings,
+            store=store,
+            verifier=verifier,
+            authenticator=authenticator,
+            access=access,
+            audit=audit,
+            projects=projects,
+            robots=RobotService(store, access, audit, projects, verifier, settings.name_prefix),
+            users=UserService(store, access, audit, projects, verifier),
+            members=MemberService(store, access, audit, projects),
+            tokens=tokens,
+        )
     finally:
         verifier.close()
         await store.close()

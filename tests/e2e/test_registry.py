@@ -40,7 +40,8 @@ def test_wrong_secret_fails_skopeo_login(stack: Stack) -> None:
     stack.project("e2e-wrong")
     robot = stack.robot("e2e-wrong", "ci", PULL)
     skopeo = Skopeo(stack, robot)
-    result = skopeo.login(password=robot.secret[:-1] + "x")
+    wrong = robot.secret[:-1] + ("y" if robot.secret.endswith("x") else "x")
+    result = skopeo.login(password=wrong)
     assert result.returncode != 0
     assert "invalid username/password" in result.stderr
     assert f"token denied account='{robot.name}'" in stack.server_log()

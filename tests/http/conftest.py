@@ -9,9 +9,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.helpers import make_robot
 from tokenserver.config import Settings
-from tokenserver.domain.permissions import parse_access
-from tokenserver.http.app import RUNTIME, create_app
+from tokenserver.domain.models import LOCAL
+from tokenserver.http.api import RUNTIME
+from tokenserver.http.app import create_app
 from tokenserver.runtime import Runtime
 
 
@@ -40,9 +42,9 @@ class Server:
         self, project: str, name: str, *permissions: str, duration: int = -1
     ) -> RobotCredentials:
         if await self.runtime.store.find_project(project) is None:
-            await self.runtime.projects.create(project)
-        robot, secret = await self.runtime.robots.create(
-            project, name, [parse_access(p) for p in permissions], duration=duration
+            await self.runtime.projects.create(LOCAL, project)
+        robot, secret = await make_robot(
+            self.runtime, project, name, *permissions, duration=duration
         )
         return RobotCredentials(robot.id, robot.full_name("robot$"), secret.reveal())
 

@@ -13,7 +13,9 @@ from cryptography import x509
 
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
-from tokenserver.http.app import RUNTIME, create_app
+from tokenserver.domain.models import LOCAL
+from tokenserver.http.api import RUNTIME
+from tokenserver.http.app import create_app
 from tokenserver.keys import libtrust_kid
 from tokenserver.runtime import open_runtime
 
@@ -163,7 +165,7 @@ async def test_cross_repository_mount_gets_both_entries(server: Server) -> None:
 
 async def test_robot_may_pull_public_projects_but_not_push(server: Server) -> None:
     robot = await server.robot("p", "ci", "repository:push")
-    await server.runtime.projects.create("pub", public=True)
+    await server.runtime.projects.create(LOCAL, "pub", public=True)
     response = await server.client.get(
         TOKEN, params={"scope": "repository:pub/app:pull,push,delete"}, headers=robot.headers
     )
@@ -213,8 +215,8 @@ async def test_anonymous_without_scope_is_challenged(server: Server) -> None:
 
 
 async def test_anonymous_pulls_public_projects_only(server: Server) -> None:
-    await server.runtime.projects.create("pub", public=True)
-    await server.runtime.projects.create("priv")
+    await server.runtime.projects.create(LOCAL, "pub", public=True)
+    await server.runtime.projects.create(LOCAL, "priv")
     response = await server.client.get(
         TOKEN,
         params=[
@@ -297,16 +299,16 @@ async def test_disabled_expired_and_deleted_robots_are_refused(server: Server) -
     c = await server.robot("p", "c", "repository:pull")
     for robot in (a, b, c):  # verified once: the secret is now cached
         assert (await server.client.get(TOKEN, params=scope, headers=robot.headers)).status == 200
-    await server.runtime.robots.set_disabled(str(a.id), True)
+    await server.runtime.robots.set_disabled(LOCAL, str(a.id), True)
     server.expire(b.id)
-    await server.runtime.robots.delete(str(c.id))
+    await server.runtime.robots.delete(LOCAL, str(c.id))
     r = await server.client.get(TOKEN, params=scope, headers=a.headers)
     assert await error(r, 401) == "robot account is disabled"
     r = await server.client.get(TOKEN, params=scope, headers=b.headers)
     assert await error(r, 401) == "robot account has expired"
     r = await server.client.get(TOKEN, params=scope, headers=c.headers)
     assert await error(r, 401) == "invalid username or password"
-    await server.runtime.robots.set_disabled(str(a.id), False)
+    await server.runtime.robots.set_disabled(LOCAL, str(a.id), False)
     assert (await server.client.get(TOKEN, params=scope, headers=a.headers)).status == 200
 
 
@@ -320,7 +322,7 @@ async def test_expired_robot_with_a_wrong_secret_learns_nothing(server: Server) 
 async def test_refreshed_secret_replaces_the_cached_one(server: Server) -> None:
     robot = await server.robot("p", "ci", "repository:pull")
     assert (await server.client.get(TOKEN, headers=robot.headers)).status == 200
-    new = await server.runtime.robots.refresh_secret(str(robot.id))
+    new = await server.runtime.robots.refresh_secret(LOCAL, str(robot.id))
     assert new is not None
     assert (await server.client.get(TOKEN, headers=robot.headers)).status == 401
     assert (await server.client.get(TOKEN, headers=basic(robot.name, new.reveal()))).status == 200
@@ -331,11 +333,11 @@ async def test_changes_from_another_process_count_on_the_next_request(server: Se
     assert (await server.client.get(TOKEN, headers=robot.headers)).status == 200
     # A second runtime on the same database is what the CLI does while the server runs.
     async with open_runtime(server.settings, sign=False) as cli:
-        await cli.robots.set_disabled(robot.name, True)
+        await cli.robots.set_disabled(LOCAL, robot.name, True)
     assert (await server.client.get(TOKEN, headers=robot.headers)).status == 401
     async with open_runtime(server.settings, sign=False) as cli:
-        await cli.robots.set_disabled(robot.name, False)
-        secret = await cli.robots.refresh_secret(robot.name, "N3wSecretValue")
+        await cli.robots.set_disabled(LOCAL, robot.name, False)
+        secret = await cli.robots.refresh_secret(LOCAL, robot.name, "N3wSecretValue")
         assert secret is None
     assert (await server.client.get(TOKEN, headers=robot.headers)).status == 401
     ok = await server.client.get(TOKEN, headers=basic(robot.name, "N3wSecretValue"))
@@ -344,7 +346,7 @@ async def test_changes_from_another_process_count_on_the_next_request(server: Se
 
 async def test_deleting_a_project_deletes_its_robots(server: Server) -> None:
     robot = await server.robot("p", "ci", "repository:pull")
-    await server.runtime.projects.delete("p")
+    await server.runtime.projects.delete(LOCAL, "p")
     assert (await server.client.get(TOKEN, headers=robot.headers)).status == 401
     assert await server.runtime.store.find_robot_by_id(robot.id) is None
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import make_robot
 from tokenserver.config import Settings
-from tokenserver.domain.permissions import Access
+from tokenserver.domain.models import LOCAL
 from tokenserver.errors import BadRequest, Conflict, ProjectNotFound, RobotNotFound
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.storage.sqlite import SCHEMA_VERSION, SqliteStore, StorageError
-
-PULL = Access("repository", "pull")
 
 
 @pytest.fixture
@@ -25,62 +24,62 @@ async def rt(settings: Settings) -> AsyncIterator[Runtime]:
 
 
 async def test_create_computes_expiry_from_creation(rt: Runtime) -> None:
-    await rt.projects.create("p")
-    robot, secret = await rt.robots.create("p", "ci", [PULL], duration=7, description="d")
+    await rt.projects.create(LOCAL, "p")
+    robot, secret = await make_robot(rt, "p", "ci", "repository:pull", duration=7, description="d")
     assert robot.expires_at == robot.creation_time + 7 * 86400
     assert abs(robot.creation_time - time.time()) < 5
-    never, _ = await rt.robots.create("p", "forever", [PULL], duration=-1)
+    never, _ = await make_robot(rt, "p", "forever", "repository:pull", duration=-1)
     assert never.expires_at == -1
     assert secret.reveal() not in robot.secret_hash
 
 
 @pytest.mark.parametrize("duration", [0, -2, 2**31])
 async def test_invalid_durations_are_refused(rt: Runtime, duration: int) -> None:
-    await rt.projects.create("p")
+    await rt.projects.create(LOCAL, "p")
     with pytest.raises(BadRequest, match="duration"):
-        await rt.robots.create("p", "ci", [PULL], duration=duration)
+        await make_robot(rt, "p", "ci", "repository:pull", duration=duration)
 
 
 async def test_names_are_unique_per_project(rt: Runtime) -> None:
-    await rt.projects.create("a")
-    await rt.projects.create("b")
-    await rt.robots.create("a", "ci", [PULL], duration=-1)
-    await rt.robots.create("b", "ci", [PULL], duration=-1)
+    await rt.projects.create(LOCAL, "a")
+    await rt.projects.create(LOCAL, "b")
+    await make_robot(rt, "a", "ci", "repository:pull", duration=-1)
+    await make_robot(rt, "b", "ci", "repository:pull", duration=-1)
     with pytest.raises(Conflict):
-        await rt.robots.create("a", "ci", [PULL], duration=-1)
+        await make_robot(rt, "a", "ci", "repository:pull", duration=-1)
 
 
 async def test_robot_refs(rt: Runtime) -> None:
-    await rt.projects.create("p")
-    robot, _ = await rt.robots.create("p", "ci", [PULL], duration=-1)
+    await rt.projects.create(LOCAL, "p")
+    robot, _ = await make_robot(rt, "p", "ci", "repository:pull", duration=-1)
     for ref in (str(robot.id), "robot$p+ci", "p+ci"):
-        assert (await rt.robots.get(ref)).id == robot.id
+        assert (await rt.robots.get(LOCAL, ref)).id == robot.id
     for ref in ("999", "robot$p+nope", "ci", "robot$q+ci", "", "\u0661"):
         with pytest.raises(RobotNotFound):
-            await rt.robots.get(ref)
+            await rt.robots.get(LOCAL, ref)
 
 
 async def test_missing_project(rt: Runtime) -> None:
     with pytest.raises(ProjectNotFound):
-        await rt.robots.create("nope", "ci", [PULL], duration=-1)
+        await make_robot(rt, "nope", "ci", "repository:pull", duration=-1)
     with pytest.raises(ProjectNotFound):
-        await rt.robots.list("nope")
+        await rt.robots.list(LOCAL, "nope")
     with pytest.raises(ProjectNotFound):
-        await rt.projects.delete("nope")
+        await rt.projects.delete(LOCAL, "nope")
 
 
 async def test_description_is_capped(rt: Runtime) -> None:
-    await rt.projects.create("p")
+    await rt.projects.create(LOCAL, "p")
     with pytest.raises(BadRequest, match="description"):
-        await rt.robots.create("p", "ci", [PULL], duration=-1, description="x" * 1025)
+        await make_robot(rt, "p", "ci", "repository:pull", duration=-1, description="x" * 1025)
 
 
 async def test_failed_refresh_keeps_the_old_secret(rt: Runtime) -> None:
-    await rt.projects.create("p")
-    robot, _ = await rt.robots.create("p", "ci", [PULL], duration=-1)
+    await rt.projects.create(LOCAL, "p")
+    robot, _ = await make_robot(rt, "p", "ci", "repository:pull", duration=-1)
     with pytest.raises(BadRequest):
-        await rt.robots.refresh_secret("p+ci", "short")
-    assert (await rt.robots.get("p+ci")).secret_hash == robot.secret_hash
+        await rt.robots.refresh_secret(LOCAL, "p+ci", "short")
+    assert (await rt.robots.get(LOCAL, "p+ci")).secret_hash == robot.secret_hash
 
 
 async def test_database_is_wal_and_versioned(rt: Runtime, settings: Settings) -> None:

@@ -46,7 +46,9 @@ def test_check_name_refuses_others(name: str) -> None:
         ("robot$p+ci", RobotName("p", "ci")),
         ("robot$my-proj+ci.bot", RobotName("my-proj", "ci.bot")),
         ("robot$p+ci+x", None),
-        ("robot$p", None),
+        ("robot$p", RobotName(None, "p")),
+        ("robot$sys-bot", RobotName(None, "sys-bot")),
+        ("robot$Sys", None),
         ("robot$+ci", None),
         ("robot$P+ci", None),
         ("p+ci", None),
@@ -59,6 +61,7 @@ def test_parse_robot_name(username: str, expected: RobotName | None) -> None:
 
 def test_parse_robot_name_honours_a_custom_prefix() -> None:
     assert parse_robot_name("bot_", "bot_p+ci") == RobotName("p", "ci")
+    assert RobotName(None, "sys").full("bot_") == "bot_sys"
     assert parse_robot_name("bot_", "robot$p+ci") is None
     assert RobotName("p", "ci").full("bot_") == "bot_p+ci"
 

@@ -6,7 +6,7 @@ from tokenserver.domain.permissions import (
     PROJECT_ROBOT_ACCESS,
     Access,
     Effect,
-    check_project_access,
+    check_access,
     grant_actions,
     parse_access,
     repository_actions,
@@ -21,7 +21,7 @@ def test_every_harbor_project_permission_parses(resource: str, action: str) -> N
 
 @pytest.mark.parametrize("text", ["repository:foo", "repository", "catalog:read", "", "push"])
 def test_unknown_permissions_are_refused_with_the_list(text: str) -> None:
-    with pytest.raises(BadRequest, match="a project robot may hold: repository:push"):
+    with pytest.raises(BadRequest, match=r"a project robot may hold: .*repository:\S*push"):
         parse_access(text)
 
 
@@ -65,8 +65,27 @@ def test_grant_is_requested_intersect_permitted(
     assert grant_actions(requested, frozenset(permitted)) == granted
 
 
-def test_check_project_access_needs_one_and_drops_repeats() -> None:
+def test_check_access_needs_one_and_drops_repeats() -> None:
     with pytest.raises(BadRequest, match="at least one"):
-        check_project_access([])
+        check_access("project", [])
     pull = Access("repository", "pull")
-    assert check_project_access([pull, pull]) == (pull,)
+    assert check_access("project", [pull, pull]) == (pull,)
+
+
+@pytest.mark.parametrize(
+    ("kind", "access"),
+    [
+        ("project", Access("catalog", "read")),
+        ("project", Access("repository", "admin")),
+        ("system", Access("repository", "pull")),
+        ("system", Access("nonsense", "read")),
+    ],
+)
+def test_check_access_refuses_what_the_kind_cannot_hold(kind: str, access: Access) -> None:
+    with pytest.raises(BadRequest, match="bad request permission"):
+        check_access(kind, [access])
+
+
+def test_check_access_accepts_harbor_pairs() -> None:
+    assert check_access("system", [Access("catalog", "read")])
+    assert check_access("project", [Access("robot", "create"), Access("tag", "delete")])

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenserver.domain.models import Project, Robot
+from tokenserver.domain.models import AuditEntry, Member, Project, Robot, User
 from tokenserver.domain.permissions import Permission
+from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
 
 
@@ -55,11 +56,57 @@ def robot_export_json(robot: Robot, prefix: str, secret: Secret) -> dict[str, An
     }
 
 
-def project_json(project: Project) -> dict[str, Any]:
+def project_json(project: Project, role: Role | None = None) -> dict[str, Any]:
     return {
         "project_id": project.id,
         "name": project.name,
+        "owner_id": project.owner_id,
+        "owner_name": project.owner_name,
+        "registry_id": None,
+        "deleted": False,
+        "togglable": True,
+        "repo_count": 0,
+        "current_user_role_id": int(role) if role else 0,
+        "current_user_role_ids": [int(role)] if role else [],
         "metadata": {"public": "true" if project.public else "false"},
         "creation_time": iso_time(project.creation_time),
         "update_time": iso_time(project.update_time),
+    }
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "realname": user.realname,
+        "comment": user.comment,
+        "sysadmin_flag": user.sysadmin,
+        "admin_role_in_auth": False,
+        "creation_time": iso_time(user.creation_time),
+        "update_time": iso_time(user.update_time),
+    }
+
+
+def member_json(member: Member) -> dict[str, Any]:
+    return {
+        "id": member.id,
+        "project_id": member.project_id,
+        "entity_name": member.username,
+        "role_name": member.role.harbor_name,
+        "role_id": int(member.role),
+        "entity_id": member.user_id,
+        "entity_type": "u",
+    }
+
+
+def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "username": entry.operator,
+        "resource": entry.resource,
+        "resource_type": entry.resource_type,
+        "operation": entry.operation,
+        "op_time": iso_time(entry.op_time),
+        "outcome": entry.outcome,
     }

@@ -1,15 +1,23 @@
-"""Projects and robots as the services see them, and Harbor's expiry rules."""
+"""Projects, robots, users, members and principals as the services see them, and Harbor's
+expiry rules."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from tokenserver.domain.permissions import Permission
+from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest
 
 NEVER = -1
 MAX_DURATION_DAYS = 2**31 - 1
 SECONDS_PER_DAY = 86400
+
+
+class Level(StrEnum):
+    PROJECT = "project"
+    SYSTEM = "system"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,16 +27,19 @@ class Project:
     public: bool
     creation_time: int
     update_time: int
+    owner_id: int | None = None
+    owner_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Robot:
-    """A stored robot. `name` is the short name: the prefix and project are not part of it."""
+    """A stored robot. `name` is the short name: the prefix and project are not part of it.
+    System robots have no project (`project_id` and `project_name` are None)."""
 
     id: int
     name: str
-    project_id: int
-    project_name: str
+    project_id: int | None
+    project_name: str | None
     description: str
     secret_hash: str
     duration: int
@@ -37,13 +48,80 @@ class Robot:
     creation_time: int
     update_time: int
     permissions: tuple[Permission, ...]
-    level: str = "project"
+    level: Level = Level.PROJECT
 
     def full_name(self, prefix: str) -> str:
+        if self.project_name is None:
+            return f"{prefix}{self.name}"
         return f"{prefix}{self.project_name}+{self.name}"
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at != NEVER and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    email: str
+    realname: str
+    comment: str
+    password_hash: str
+    sysadmin: bool
+    creation_time: int
+    update_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: int
+    project_id: int
+    user_id: int
+    username: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One management operation: who did what to which resource, and how it ended."""
+
+    op_time: int
+    operator: str
+    operation: str
+    resource_type: str
+    resource: str
+    outcome: str
+    id: int = 0
+
+
+class PrincipalKind(StrEnum):
+    ANONYMOUS = "anonymous"
+    USER = "user"
+    ROBOT = "robot"
+    LOCAL = "local"  # the operator at the command line, with the database in hand
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking. `name` is what tokens carry as `sub` (empty when anonymous)."""
+
+    kind: PrincipalKind
+    name: str
+    user: User | None = None
+    robot: Robot | None = None
+
+    @property
+    def sysadmin(self) -> bool:
+        return self.kind is PrincipalKind.LOCAL or (self.user is not None and self.user.sysadmin)
+
+    @property
+    def operator(self) -> str:
+        """How the audit log names this principal."""
+        return self.name or "anonymous"
+
+
+ANONYMOUS = Principal(PrincipalKind.ANONYMOUS, "")
+LOCAL = Principal(PrincipalKind.LOCAL, "local-admin")
 
 
 def check_duration(duration: int) -> int:

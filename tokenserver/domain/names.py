@@ -46,20 +46,39 @@ def project_of(repository: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RobotName:
-    """A project robot's name split into its parts. The prefix is never stored."""
+    """A robot's name split into its parts: `project` is None for a system robot. The prefix
+    is never stored."""
 
-    project: str
+    project: str | None
     name: str
 
     def full(self, prefix: str) -> str:
+        if self.project is None:
+            return f"{prefix}{self.name}"
         return f"{prefix}{self.project}+{self.name}"
 
 
 def parse_robot_name(prefix: str, username: str) -> RobotName | None:
-    """Split `<prefix><project>+<name>`; None if `username` is not a project robot's name."""
+    """Split `<prefix><project>+<name>` (project robot) or `<prefix><name>` (system robot);
+    None if `username` is not a robot's name."""
     if not username.startswith(prefix):
         return None
     project, plus, name = username[len(prefix) :].partition("+")
-    if not plus or not NAME_PATTERN.fullmatch(project) or not NAME_PATTERN.fullmatch(name):
+    if not plus:
+        return RobotName(None, project) if NAME_PATTERN.fullmatch(project) else None
+    if not NAME_PATTERN.fullmatch(project) or not NAME_PATTERN.fullmatch(name):
         return None
     return RobotName(project, name)
+
+
+# Harbor refuses these in usernames; ':' would break Basic credentials.
+_USERNAME_FORBIDDEN = set(',"~#%$:+/\\')
+
+
+def check_username(username: str) -> str:
+    """Return `username` if valid (1-255 printable characters, none of `,"~#%$:+/\\`)."""
+    if not 1 <= len(username) <= NAME_MAX_LENGTH:
+        raise BadRequest(f"username must be 1 to {NAME_MAX_LENGTH} characters")
+    if not username.isprintable() or any(c.isspace() or c in _USERNAME_FORBIDDEN for c in username):
+        raise BadRequest('username must not contain spaces or any of , " ~ # % $ : + / \\')
+    return username

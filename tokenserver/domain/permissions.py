@@ -1,8 +1,13 @@
-"""Robot permissions and how they become registry actions (REFERENCE.md §4)."""
+"""Permissions (Harbor's RBAC vocabulary) and how they become token actions (REFERENCE.md §4).
+
+A permission entry is `{"kind", "namespace", "access": [{"resource", "action", "effect"}]}`.
+Project-kind entries name a project (or `*`, every project, including ones created later);
+system-kind entries use namespace `/`. A deny wins over any allow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,16 +31,89 @@ class Access:
         return f"{self.resource}:{self.action}"
 
 
+ALL_PROJECTS = "*"
+SYSTEM_NAMESPACE = "/"
+
+
 @dataclass(frozen=True, slots=True)
 class Permission:
-    """`{"kind": "project", "namespace": <project>, "access": [...]}`."""
+    """`{"kind": "project"|"system", "namespace": <project>|"*"|"/", "access": [...]}`.
+
+    `project_id` pins a project-kind entry to the project it was granted on, so a project
+    deleted and created again under the same name does not inherit the grant. It is None for
+    `*` and for system entries.
+    """
 
     namespace: str
     access: tuple[Access, ...]
     kind: str = "project"
+    project_id: int | None = None
+
+    def covers(self, project_id: int) -> bool:
+        return self.kind == "project" and (
+            self.namespace == ALL_PROJECTS or self.project_id == project_id
+        )
 
 
-# Harbor's project robot permissions, in the order its documentation lists them.
+def _table(spec: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    return frozenset((r, a) for r, actions in spec.items() for a in actions.split())
+
+
+_CRUD = "create read list update delete"
+
+# What Harbor's robot permission provider accepts for project-kind entries, plus the helm
+# permissions of Harbor before 2.8 (its documented project robot set) and robot management
+# (Harbor 2.12).
+PROJECT_PERMISSIONS = _table(
+    {
+        "log": "list",
+        "project": "read update delete",
+        "metadata": _CRUD,
+        "repository": "read update delete list pull push",
+        "artifact": "read create list delete",
+        "scan": "create read stop",
+        "tag": "create list delete",
+        "accessory": "list",
+        "artifact-addition": "read",
+        "artifact-label": "create delete",
+        "scanner": "create read",
+        "preheat-policy": _CRUD,
+        "immutable-tag": "create delete list update",
+        "notification-policy": _CRUD,
+        "tag-retention": _CRUD,
+        "label": _CRUD,
+        "quota": "read",
+        "helm-chart": "read",
+        "helm-chart-version": "create read delete",
+        "robot": _CRUD,
+    }
+)
+
+# What Harbor's robot permission provider accepts for system-kind entries (namespace "/").
+SYSTEM_PERMISSIONS = _table(
+    {
+        "audit-log": "list",
+        "preheat-instance": _CRUD,
+        "project": "list create",
+        "replication-policy": _CRUD,
+        "replication": "read create list",
+        "replication-adapter": "list",
+        "registry": _CRUD,
+        "scan-all": "read update stop create",
+        "system-volumes": "read",
+        "garbage-collection": "read create list update stop",
+        "purge-audit": "read create list update stop",
+        "jobservice-monitor": "list stop",
+        "scanner": _CRUD,
+        "label": "read create delete update",
+        "security-hub": "read list",
+        "catalog": "read",
+        "quota": "read list",
+        "robot": _CRUD,
+    }
+)
+
+# Harbor's documented project robot permissions (the CLI's help lists these first).
 PROJECT_ROBOT_ACCESS: tuple[tuple[str, str], ...] = (
     ("repository", "push"),
     ("repository", "pull"),
@@ -52,58 +130,102 @@ PROJECT_ROBOT_ACCESS: tuple[tuple[str, str], ...] = (
 # Registry actions in the order tokens list them.
 REGISTRY_ACTIONS: tuple[str, ...] = ("pull", "push", "delete")
 
-# Which registry actions on `repository:<project>/...` each permission grants.
-_REPOSITORY_ACTIONS: dict[tuple[str, str], frozenset[str]] = {
-    ("repository", "pull"): frozenset({"pull"}),
-    # NOTE: the registry needs pull for every push request, so push implies pull.
-    ("repository", "push"): frozenset({"push", "pull"}),
-    ("repository", "delete"): frozenset({"delete"}),
-    ("artifact", "delete"): frozenset({"delete"}),
-}
+
+def _described(table: frozenset[tuple[str, str]]) -> str:
+    by_resource: dict[str, list[str]] = {}
+    for resource, action in sorted(table):
+        by_resource.setdefault(resource, []).append(action)
+    return ", ".join(f"{r}:{'|'.join(a)}" for r, a in by_resource.items())
 
 
 def parse_access(text: str) -> Access:
-    """Parse `resource:action` as given on the command line; refuse what a project robot
-    cannot hold with a message that lists what it can."""
+    """Parse `resource:action` as given on the command line for a project robot; refuse
+    what a project robot cannot hold with a message that lists what it can."""
     resource, _, action = text.strip().partition(":")
-    if (resource, action) not in PROJECT_ROBOT_ACCESS:
-        allowed = ", ".join(f"{r}:{a}" for r, a in PROJECT_ROBOT_ACCESS)
-        raise BadRequest(f"unknown permission {text!r}; a project robot may hold: {allowed}")
+    if (resource, action) not in PROJECT_PERMISSIONS:
+        raise BadRequest(
+            f"unknown permission {text!r}; a project robot may hold: "
+            f"{_described(PROJECT_PERMISSIONS)}"
+        )
     return Access(resource, action)
 
 
-def check_project_access(access: Iterable[Access]) -> tuple[Access, ...]:
-    """Validate the access list of a project robot and return it without repeats."""
+def check_access(kind: str, access: Iterable[Access]) -> tuple[Access, ...]:
+    """Validate one entry's access list for `kind` and return it without repeats."""
+    table = PROJECT_PERMISSIONS if kind == "project" else SYSTEM_PERMISSIONS
     seen: dict[tuple[str, str, Effect], Access] = {}
     for entry in access:
-        if (entry.resource, entry.action) not in PROJECT_ROBOT_ACCESS:
-            parse_access(f"{entry.resource}:{entry.action}")  # raises with the full message
+        if (entry.resource, entry.action) not in table:
+            raise BadRequest(
+                f"bad request permission: {entry.resource}:{entry.action} is not a "
+                f"{kind} permission"
+            )
         seen.setdefault((entry.resource, entry.action, entry.effect), entry)
     if not seen:
-        raise BadRequest("a robot needs at least one permission")
+        raise BadRequest("bad request permission: a permission entry needs at least one access")
     return tuple(seen.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """The (resource, action) pairs a principal holds in one scope (a project or the system).
+    A deny wins over any allow."""
+
+    allowed: frozenset[tuple[str, str]]
+    denied: frozenset[tuple[str, str]] = frozenset()
+
+    def can(self, resource: str, action: str) -> bool:
+        return (resource, action) in self.allowed and (resource, action) not in self.denied
+
+    @classmethod
+    def of(cls, access: Iterable[Access]) -> Grants:
+        allowed: set[tuple[str, str]] = set()
+        denied: set[tuple[str, str]] = set()
+        for entry in access:
+            pair = (entry.resource, entry.action)
+            if entry.effect is Effect.DENY:
+                denied.add(pair)
+            else:
+                allowed.add(pair)
+                if pair == ("repository", "push"):
+                    # NOTE: the registry needs pull for every push request, so push implies
+                    # pull (Harbor's UI always grants both); a deny of pull still wins.
+                    allowed.add(("repository", "pull"))
+        return cls(frozenset(allowed), frozenset(denied))
+
+    def __or__(self, other: Grants) -> Grants:
+        return Grants(self.allowed | other.allowed, self.denied | other.denied)
+
+    def registry_actions(self) -> frozenset[str]:
+        """Registry actions on a repository of the project."""
+        actions: set[str] = set()
+        if self.can("repository", "pull"):
+            actions.add("pull")
+        if self.can("repository", "push") and "pull" in actions:
+            actions.add("push")  # without pull a push cannot succeed
+        if self.can("repository", "delete") or self.can("artifact", "delete"):
+            actions.add("delete")
+        return frozenset(actions)
+
+    def actions_on(self, resource: str) -> frozenset[str]:
+        """Actions held on a non-repository resource type (tag, scan, helm-chart, ...)."""
+        return frozenset(a for r, a in self.allowed if r == resource and self.can(r, a))
 
 
 def repository_actions(access: Iterable[Access]) -> frozenset[str]:
     """Registry actions on a repository that `access` grants. A deny wins over any allow."""
-    allowed: set[str] = set()
-    denied: set[str] = set()
-    for entry in access:
-        actions = _REPOSITORY_ACTIONS.get((entry.resource, entry.action), frozenset())
-        if entry.effect is Effect.DENY:
-            # Denying push leaves pull alone: only the implication runs the other way.
-            denied.update(actions - {"pull"} if entry.action == "push" else actions)
-        else:
-            allowed.update(actions)
-    if "pull" in denied:
-        denied.add("push")  # a push cannot succeed without pull
-    return frozenset(allowed - denied)
+    return Grants.of(access).registry_actions()
 
 
 def grant_actions(requested: Iterable[str], permitted: frozenset[str]) -> tuple[str, ...]:
     """Requested ∩ permitted, in the caller's order; `*` stands for every permitted action."""
     granted: list[str] = []
     for action in requested:
-        candidates = [a for a in REGISTRY_ACTIONS if a in permitted] if action == "*" else [action]
+        if action == "*":
+            candidates = [a for a in REGISTRY_ACTIONS if a in permitted] + sorted(
+                a for a in permitted if a not in REGISTRY_ACTIONS
+            )
+        else:
+            candidates = [action]
         granted.extend(a for a in candidates if a in permitted and a not in granted)
     return tuple(granted)

@@ -9,11 +9,12 @@ from aiohttp import web
 
 from tokenserver.config import Settings
 from tokenserver.domain.credentials import parse_basic
+from tokenserver.http.api import RUNTIME, add_routes
 from tokenserver.http.errors import REALM, error_middleware
-from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.http.input import MAX_BODY_BYTES
+from tokenserver.runtime import open_runtime
 from tokenserver.services.tokens import TokenService
 
-RUNTIME = web.AppKey("runtime", Runtime)
 TOKENS = web.AppKey("tokens", TokenService)
 
 
@@ -42,7 +43,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[REALM] = settings.realm
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -64,4 +65,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/service/token", token)
     app.router.add_get("/healthz", health)
+    add_routes(app)
     return app

@@ -1,4 +1,4 @@
-"""Authentication of a token request's credentials."""
+"""Authentication: Basic credentials to a principal (a robot or a user)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from tokenserver.domain.credentials import Credentials
-from tokenserver.domain.models import Robot
+from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
 from tokenserver.domain.secrets import DUMMY_HASH
 from tokenserver.errors import Unauthorized
@@ -29,23 +29,26 @@ class Authenticator:
         self._prefix = name_prefix
         self._clock = clock
 
-    async def authenticate(self, credentials: Credentials) -> Robot:
-        """The robot these credentials belong to. Raises Unauthorized otherwise.
+    async def authenticate(self, credentials: Credentials) -> Principal:
+        """The robot or user these credentials belong to. Raises Unauthorized otherwise.
 
-        The robot is read from storage on every call, so a change made by another process (the
-        CLI while the server runs) counts on the very next request. An unknown account runs the
-        same KDF work as a known one. Whether a robot is disabled or expired is told only to a
-        caller who knows its secret.
+        Robots and users are read from storage on every call, so a change made by another
+        process (the CLI while the server runs) counts on the very next request. An unknown
+        account runs the same KDF work as a known one. Whether a robot is disabled or expired
+        is told only to a caller who knows its secret.
         """
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
-        matches = await self._verifier.verify(
-            credentials.password, robot.secret_hash if robot else DUMMY_HASH
-        )
-        if robot is None or not matches:
+        user = None if robot else await self._store.find_user(credentials.username)
+        stored = robot.secret_hash if robot else user.password_hash if user else DUMMY_HASH
+        if not await self._verifier.verify(credentials.password, stored):
             raise Unauthorized(INVALID_CREDENTIALS)
-        if robot.disabled:
-            raise Unauthorized("robot account is disabled")
-        if robot.is_expired(self._clock()):
-            raise Unauthorized("robot account has expired")
-        return robot
+        if robot is not None:
+            if robot.disabled:
+                raise Unauthorized("robot account is disabled")
+            if robot.is_expired(self._clock()):
+                raise Unauthorized("robot account has expired")
+            return Principal(PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot)
+        if user is not None:
+            return Principal(PrincipalKind.USER, user.username, user=user)
+        raise Unauthorized(INVALID_CREDENTIALS)

@@ -5,24 +5,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tokenserver.domain.models import Project, Robot
+from tokenserver.domain.models import AuditEntry, Level, Member, Project, Robot, User
 from tokenserver.domain.permissions import Permission
+from tokenserver.domain.roles import Role
 
 
 @dataclass(frozen=True, slots=True)
 class NewRobot:
     name: str
-    project_id: int
+    project_id: int | None
+    level: Level
     description: str
     secret_hash: str
     duration: int
     expires_at: int
     creation_time: int
     permissions: tuple[Permission, ...]
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RobotChanges:
+    """Fields to change on a robot; None leaves a field as it is."""
+
+    description: str | None = None
+    duration: int | None = None
+    expires_at: int | None = None
+    disabled: bool | None = None
+    secret_hash: str | None = None
+    permissions: tuple[Permission, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    username: str
+    email: str
+    realname: str
+    comment: str
+    password_hash: str
+    sysadmin: bool
 
 
 class Store(Protocol):
-    async def create_project(self, name: str, public: bool, now: int) -> Project:
+    # ---- projects -------------------------------------------------------------------------
+    async def create_project(
+        self, name: str, public: bool, owner_id: int | None, now: int
+    ) -> Project:
         """Insert a project. Raises Conflict if the name is taken."""
         ...
 
@@ -30,41 +58,81 @@ class Store(Protocol):
 
     async def find_project_by_id(self, project_id: int) -> Project | None: ...
 
-    async def list_projects(self) -> list[Project]:
-        """Every project, by name."""
+    async def list_projects(self, name_contains: str = "") -> list[Project]:
+        """Projects whose name contains `name_contains`, by name."""
+        ...
+
+    async def update_project(self, project_id: int, public: bool, now: int) -> bool:
+        """False if the project does not exist."""
         ...
 
     async def delete_project(self, project_id: int) -> bool:
-        """Delete a project and its robots in one transaction. False if it did not exist."""
+        """Delete a project, its robots and members in one statement. False if missing."""
         ...
 
+    # ---- robots ---------------------------------------------------------------------------
     async def create_robot(self, robot: NewRobot) -> Robot:
-        """Insert a robot. Raises Conflict if its project already has a robot of that name."""
+        """Insert a robot. Raises Conflict if the name is taken at its level (project robots:
+        within the project; system robots: among system robots)."""
         ...
 
-    async def find_robot(self, project_name: str, name: str) -> Robot | None:
-        """The robot `name` of project `project_name` (the token path: one query)."""
+    async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
+        """The robot `name` of project `project_name`, or the system robot `name` when
+        `project_name` is None (the token path: one query)."""
         ...
 
     async def find_robot_by_id(self, robot_id: int) -> Robot | None: ...
 
-    async def list_robots(self, project_id: int, name_contains: str = "") -> list[Robot]:
-        """The project's robots whose short name contains `name_contains`, by id."""
+    async def list_robots(self, project_id: int | None, name_contains: str = "") -> list[Robot]:
+        """The project's robots (system robots when None) whose short name contains
+        `name_contains`, by id."""
         ...
 
-    async def update_robot(
-        self,
-        robot_id: int,
-        now: int,
-        *,
-        disabled: bool | None = None,
-        secret_hash: str | None = None,
-    ) -> bool:
+    async def update_robot(self, robot_id: int, now: int, changes: RobotChanges) -> bool:
         """Change the given fields. False if the robot does not exist."""
         ...
 
     async def delete_robot(self, robot_id: int) -> bool:
         """False if the robot did not exist."""
+        ...
+
+    # ---- users ----------------------------------------------------------------------------
+    async def create_user(self, user: NewUser, now: int) -> User:
+        """Raises Conflict if the username is taken."""
+        ...
+
+    async def find_user(self, username: str) -> User | None: ...
+
+    async def find_user_by_id(self, user_id: int) -> User | None: ...
+
+    async def list_users(self, username_contains: str = "") -> list[User]:
+        """By id."""
+        ...
+
+    async def update_user_password(self, user_id: int, password_hash: str, now: int) -> bool: ...
+
+    # ---- members --------------------------------------------------------------------------
+    async def add_member(self, project_id: int, user_id: int, role: Role, now: int) -> Member:
+        """Raises Conflict if the user is already a member."""
+        ...
+
+    async def find_member(self, project_id: int, user_id: int) -> Member | None: ...
+
+    async def find_member_by_id(self, project_id: int, member_id: int) -> Member | None: ...
+
+    async def list_members(self, project_id: int, name_contains: str = "") -> list[Member]: ...
+
+    async def update_member(
+        self, project_id: int, member_id: int, role: Role, now: int
+    ) -> bool: ...
+
+    async def delete_member(self, project_id: int, member_id: int) -> bool: ...
+
+    # ---- audit log ------------------------------------------------------------------------
+    async def add_audit(self, entry: AuditEntry) -> None: ...
+
+    async def list_audit(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        """A page of entries, newest first, and the total count."""
         ...
 
     async def close(self) -> None: ...

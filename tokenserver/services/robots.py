@@ -1,113 +1,294 @@
-"""Project robot use cases: create, find, list, enable/disable, delete, refresh the secret."""
+"""Robot use cases, project and system level, with Harbor's rules for who may manage them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from tokenserver.domain.models import Robot, check_duration, expires_at
+from tokenserver.domain.models import (
+    NEVER,
+    SECONDS_PER_DAY,
+    Level,
+    Principal,
+    Project,
+    Robot,
+    check_duration,
+    expires_at,
+)
 from tokenserver.domain.names import check_name
-from tokenserver.domain.permissions import Access, Permission, check_project_access
+from tokenserver.domain.permissions import (
+    ALL_PROJECTS,
+    SYSTEM_NAMESPACE,
+    Effect,
+    Grants,
+    Permission,
+    check_access,
+)
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
-from tokenserver.errors import BadRequest, RobotNotFound
-from tokenserver.services.ports import NewRobot, Store
+from tokenserver.errors import BadRequest, Forbidden, ProjectNotFound, RobotNotFound
+from tokenserver.services.access import AccessService
+from tokenserver.services.audit import AuditService
+from tokenserver.services.ports import NewRobot, RobotChanges, Store
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.verifier import SecretVerifier
 
 MAX_DESCRIPTION_LENGTH = 1024
 
 
+@dataclass(frozen=True, slots=True)
+class RobotSpec:
+    """What a caller asks a robot to be (create and PUT). Permission namespaces are names;
+    the service resolves them."""
+
+    name: str
+    level: Level
+    permissions: tuple[Permission, ...]
+    duration: int
+    description: str = ""
+    disable: bool = False
+    secret: str | None = None
+
+
 class RobotService:
     def __init__(
         self,
         store: Store,
+        access: AccessService,
+        audit: AuditService,
         projects: ProjectService,
         verifier: SecretVerifier,
         name_prefix: str,
     ) -> None:
         self._store = store
+        self._access = access
+        self._audit = audit
         self._projects = projects
         self._verifier = verifier
         self.prefix = name_prefix
 
-    async def create(
-        self,
-        project_name: str,
-        name: str,
-        access: Iterable[Access],
-        *,
-        duration: int,
-        description: str = "",
-    ) -> tuple[Robot, Secret]:
-        """Create a project robot; return it with its secret, which is never shown again.
+    # ---- validation and authorization ------------------------------------------------------
 
-        Raises ProjectNotFound, BadRequest (name, permissions, duration, description) and
-        Conflict (name taken in the project).
-        """
-        project = await self._projects.get(project_name)
-        check_name("robot", name)
-        checked = check_project_access(access)
-        check_duration(duration)
+    async def _resolve(
+        self, level: Level, permissions: Sequence[Permission]
+    ) -> tuple[tuple[Permission, ...], Project | None]:
+        """Validate the permissions for `level`, pin project namespaces to project ids, and
+        return them with the robot's project (None for a system robot)."""
+        if level is Level.PROJECT:
+            if (
+                len(permissions) != 1
+                or permissions[0].kind != "project"
+                or permissions[0].namespace == ALL_PROJECTS
+            ):
+                raise BadRequest(
+                    "bad request permission: a project robot has exactly one permission "
+                    "entry, of kind project, for its own project"
+                )
+            entry = permissions[0]
+            project = await self._projects.resolve(entry.namespace, is_name=True)
+            access = check_access("project", entry.access)
+            return (Permission(project.name, access, "project", project.id),), project
+        resolved: list[Permission] = []
+        for entry in permissions:
+            if entry.kind == "system":
+                if entry.namespace != SYSTEM_NAMESPACE:
+                    raise BadRequest("bad request permission: system entries use namespace '/'")
+                resolved.append(
+                    Permission(SYSTEM_NAMESPACE, check_access("system", entry.access), "system")
+                )
+            elif entry.kind == "project":
+                access = check_access("project", entry.access)
+                if entry.namespace == ALL_PROJECTS:
+                    resolved.append(Permission(ALL_PROJECTS, access, "project"))
+                    continue
+                try:
+                    project = await self._projects.resolve(entry.namespace, is_name=True)
+                except ProjectNotFound:
+                    raise BadRequest(
+                        f"bad request permission: project {entry.namespace!r} not found"
+                    ) from None
+                resolved.append(Permission(project.name, access, "project", project.id))
+            else:
+                raise BadRequest(f"bad request permission: unknown kind {entry.kind!r}")
+        if not resolved:
+            raise BadRequest("bad request permission: a robot needs at least one permission")
+        return tuple(resolved), None
+
+    async def _require(
+        self, actor: Principal, project_id: int | None, action: str, name: str
+    ) -> Project | None:
+        """Authorize `action` on robots of the project (or on system robots)."""
+        if project_id is None:
+            self._access.require_system(actor, "robot", action)
+            return None
+        project = await self._store.find_project_by_id(project_id)
+        if project is None:
+            raise RobotNotFound(f"robot {name!r} not found")
+        await self._access.require(actor, project, "robot", action)
+        return project
+
+    async def _require_subset(self, actor: Principal, permissions: Sequence[Permission]) -> None:
+        """Harbor 2.12: a robot managing robots may grant only what it holds itself."""
+        if actor.robot is None:
+            return
+        for entry in permissions:
+            if entry.kind == "system":
+                held = self._access.system_grants(actor)
+            elif entry.namespace == ALL_PROJECTS:
+                held = Grants.of(
+                    a
+                    for p in actor.robot.permissions
+                    if p.kind == "project" and p.namespace == ALL_PROJECTS
+                    for a in p.access
+                )
+            else:
+                assert entry.project_id is not None
+                project = await self._store.find_project_by_id(entry.project_id)
+                assert project is not None
+                held = await self._access.project_grants(actor, project)
+            for access in entry.access:
+                if access.effect is Effect.ALLOW and not held.can(access.resource, access.action):
+                    raise Forbidden(
+                        f"a robot may grant only permissions it holds itself: {access} "
+                        f"in {entry.namespace!r}"
+                    )
+
+    @staticmethod
+    def _check_description(description: str) -> None:
         if len(description) > MAX_DESCRIPTION_LENGTH:
             raise BadRequest(f"description longer than {MAX_DESCRIPTION_LENGTH} characters")
-        secret = generate_secret()
-        secret_hash = await self._verifier.hash(secret)
-        now = self._projects.now()
-        robot = await self._store.create_robot(
-            NewRobot(
-                name=name,
-                project_id=project.id,
-                description=description,
-                secret_hash=secret_hash,
-                duration=duration,
-                expires_at=expires_at(now, duration),
-                creation_time=now,
-                permissions=(Permission(project.name, checked),),
-            )
-        )
-        return robot, secret
 
-    async def get(self, ref: str) -> Robot:
-        """A robot by id, by full name, or by `<project>+<name>`. Raises RobotNotFound."""
+    # ---- use cases -------------------------------------------------------------------------
+
+    async def create(self, actor: Principal, spec: RobotSpec) -> tuple[Robot, Secret]:
+        """Create a robot; return it with its secret, which is never shown again.
+
+        Raises BadRequest (name, permissions, duration, description, secret), Forbidden,
+        ProjectNotFound and Conflict (name taken).
+        """
+        async with self._audit.operation(actor, "create", "robot", spec.name):
+            check_name("robot", spec.name)
+            check_duration(spec.duration)
+            self._check_description(spec.description)
+            permissions, project = await self._resolve(spec.level, spec.permissions)
+            await self._require(actor, project.id if project else None, "create", spec.name)
+            await self._require_subset(actor, permissions)
+            secret = generate_secret() if spec.secret is None else check_manual_secret(spec.secret)
+            now = self._projects.now()
+            robot = await self._store.create_robot(
+                NewRobot(
+                    name=spec.name,
+                    project_id=project.id if project else None,
+                    level=spec.level,
+                    description=spec.description,
+                    secret_hash=await self._verifier.hash(secret),
+                    duration=spec.duration,
+                    expires_at=expires_at(now, spec.duration),
+                    creation_time=now,
+                    permissions=permissions,
+                    disabled=spec.disable,
+                )
+            )
+            return robot, secret
+
+    async def find(self, ref: str) -> Robot:
+        """A robot by id, full name, `<project>+<name>` or system robot name, without
+        authorization (the CLI's operator holds the database). Raises RobotNotFound."""
         robot: Robot | None = None
-        if ref.isascii() and ref.isdigit():
+        if ref.isascii() and ref.isdigit() and len(ref) < 19:
             robot = await self._store.find_robot_by_id(int(ref))
         else:
             short = ref.removeprefix(self.prefix)
             project, plus, name = short.partition("+")
-            if plus:
-                robot = await self._store.find_robot(project, name)
+            robot = await self._store.find_robot(project if plus else None, name if plus else short)
         if robot is None:
             raise RobotNotFound(f"robot {ref!r} not found")
         return robot
 
-    async def list(self, project_name: str, name_contains: str = "") -> list[Robot]:
-        project = await self._projects.get(project_name)
-        return await self._store.list_robots(project.id, name_contains)
-
-    async def set_disabled(self, ref: str, disabled: bool) -> Robot:
-        robot = await self.get(ref)
-        await self._update(robot, disabled=disabled)
-        return await self.get(str(robot.id))
-
-    async def delete(self, ref: str) -> Robot:
-        robot = await self.get(ref)
-        if not await self._store.delete_robot(robot.id):
-            raise RobotNotFound(f"robot {ref!r} not found")
+    async def get(self, actor: Principal, ref: str) -> Robot:
+        robot = await self.find(ref)
+        await self._require(actor, robot.project_id, "read", ref)
         return robot
 
-    async def refresh_secret(self, ref: str, manual: str | None = None) -> Secret | None:
-        """Replace the secret. With `manual`, set it (Harbor's rule) and return None; otherwise
-        generate one and return it. The old secret stops working on the next request."""
-        robot = await self.get(ref)
-        secret = generate_secret() if manual is None else check_manual_secret(manual)
-        await self._update(robot, secret_hash=await self._verifier.hash(secret))
-        return secret if manual is None else None
+    async def list(
+        self, actor: Principal, project_ref: str | None, name_contains: str = ""
+    ) -> list[Robot]:
+        """A project's robots, or the system robots when `project_ref` is None."""
+        if project_ref is None:
+            self._access.require_system(actor, "robot", "list")
+            return await self._store.list_robots(None, name_contains)
+        project = await self._projects.resolve(project_ref)
+        await self._access.require(actor, project, "robot", "list")
+        return await self._store.list_robots(project.id, name_contains)
 
-    async def _update(
-        self, robot: Robot, *, disabled: bool | None = None, secret_hash: str | None = None
-    ) -> None:
-        now = self._projects.now()
-        if not await self._store.update_robot(
-            robot.id, now, disabled=disabled, secret_hash=secret_hash
-        ):
+    async def update(self, actor: Principal, ref: str, spec: RobotSpec) -> Robot:
+        """Harbor's PUT: replace description, duration (expiry recomputed from creation),
+        disable and permissions. Name and level cannot change."""
+        async with self._audit.operation(actor, "update", "robot", ref):
+            robot = await self.find(ref)
+            await self._require(actor, robot.project_id, "update", ref)
+            if spec.name not in (robot.name, robot.full_name(self.prefix)):
+                raise BadRequest("the name of a robot cannot be changed")
+            if spec.level is not robot.level:
+                raise BadRequest("the level of a robot cannot be changed")
+            check_duration(spec.duration)
+            self._check_description(spec.description)
+            permissions, project = await self._resolve(spec.level, spec.permissions)
+            if project is not None and project.id != robot.project_id:
+                raise BadRequest(
+                    "bad request permission: a project robot's permission must name its project"
+                )
+            await self._require_subset(actor, permissions)
+            await self._change(
+                robot,
+                RobotChanges(
+                    description=spec.description,
+                    duration=spec.duration,
+                    expires_at=expires_at(robot.creation_time, spec.duration),
+                    disabled=spec.disable,
+                    permissions=permissions,
+                ),
+            )
+            return await self.find(str(robot.id))
+
+    async def set_disabled(self, actor: Principal, ref: str, disabled: bool) -> Robot:
+        async with self._audit.operation(actor, "disable" if disabled else "enable", "robot", ref):
+            robot = await self.find(ref)
+            await self._require(actor, robot.project_id, "update", ref)
+            await self._change(robot, RobotChanges(disabled=disabled))
+            return await self.find(str(robot.id))
+
+    async def delete(self, actor: Principal, ref: str) -> Robot:
+        async with self._audit.operation(actor, "delete", "robot", ref):
+            robot = await self.find(ref)
+            await self._require(actor, robot.project_id, "delete", ref)
+            if not await self._store.delete_robot(robot.id):
+                raise RobotNotFound(f"robot {ref!r} not found")
+            return robot
+
+    async def refresh_secret(
+        self,
+        actor: Principal,
+        ref: str,
+        manual: str | None = None,
+        *,
+        restart_expiry: bool = False,
+    ) -> Secret | None:
+        """Replace the secret. With `manual`, set it (Harbor's rule) and return None;
+        otherwise generate one and return it. The old secret stops working on the next
+        request. `restart_expiry` also restarts the expiry period from now."""
+        async with self._audit.operation(actor, "refresh", "robot", ref):
+            robot = await self.find(ref)
+            await self._require(actor, robot.project_id, "update", ref)
+            secret = generate_secret() if manual is None else check_manual_secret(manual)
+            expiry = None
+            if restart_expiry and robot.duration != NEVER:
+                expiry = self._projects.now() + robot.duration * SECONDS_PER_DAY
+            await self._change(
+                robot,
+                RobotChanges(secret_hash=await self._verifier.hash(secret), expires_at=expiry),
+            )
+            return secret if manual is None else None
+
+    async def _change(self, robot: Robot, changes: RobotChanges) -> None:
+        if not await self._store.update_robot(robot.id, self._projects.now(), changes):
             raise RobotNotFound(f"robot {robot.id} not found")

@@ -12,18 +12,18 @@ from datetime import UTC, datetime
 import jwt
 
 from tokenserver.domain.credentials import Credentials
-from tokenserver.domain.models import Robot
+from tokenserver.domain.models import ANONYMOUS, Principal
 from tokenserver.domain.names import project_of
-from tokenserver.domain.permissions import grant_actions, repository_actions
+from tokenserver.domain.permissions import Grants, grant_actions
+from tokenserver.domain.policy import NOTHING, system_grants, token_actions
 from tokenserver.domain.scopes import Scope, format_scope, parse_scopes
 from tokenserver.errors import BadRequest, TokenServerError, Unauthorized
 from tokenserver.keys import SigningKey
+from tokenserver.services.access import AccessService
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.ports import Store
 
 log = logging.getLogger("tokenserver.token")
-
-PULL_ONLY = frozenset({"pull"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +75,17 @@ class TokenService:
         self,
         store: Store,
         authenticator: Authenticator,
+        access: AccessService,
         signer: TokenSigner,
         *,
         service: str,
-        name_prefix: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._authenticator = authenticator
+        self._access = access
         self._signer = signer
         self._service = service
-        self._prefix = name_prefix
         self._clock = clock
 
     async def request(
@@ -110,11 +110,11 @@ class TokenService:
             if credentials is None:
                 if not scopes:
                     raise Unauthorized("authentication required")
-                robot = None
+                principal = ANONYMOUS
             else:
-                robot = await self._authenticator.authenticate(credentials)
-                account = robot.full_name(self._prefix)
-            granted = [await self._grant(robot, s) for s in scopes]
+                principal = await self._authenticator.authenticate(credentials)
+                account = principal.name
+            granted = await self._grant(principal, scopes)
             issued = self._signer.sign(account, granted, self._clock())
         except TokenServerError as e:
             log.info(
@@ -135,19 +135,23 @@ class TokenService:
         )
         return issued
 
-    async def _grant(self, robot: Robot | None, scope: Scope) -> Scope:
+    async def _grant(self, principal: Principal, scopes: Sequence[Scope]) -> list[Scope]:
         """Deny by default: an unknown type or resource gets no actions, never an error."""
-        permitted: frozenset[str] = frozenset()
-        if scope.type == "repository":
-            project = project_of(scope.name)
-            if robot is not None and project == robot.project_name:
-                permitted = repository_actions(
-                    a for p in robot.permissions if p.namespace == project for a in p.access
-                )
-            wants_pull = "pull" in scope.actions or "*" in scope.actions
-            if wants_pull and "pull" not in permitted:
-                # Public projects can be pulled by anyone, anonymous or authenticated.
-                found = await self._store.find_project(project)
-                if found is not None and found.public:
-                    permitted |= PULL_ONLY
-        return Scope(scope.type, scope.name, grant_actions(scope.actions, permitted))
+        system = system_grants(principal)
+        by_project: dict[str, Grants] = {}
+        granted = []
+        for scope in scopes:
+            project_grants = NOTHING
+            if scope.type != "registry":
+                name = project_of(scope.name)
+                if name not in by_project:
+                    project = await self._store.find_project(name)
+                    by_project[name] = (
+                        NOTHING
+                        if project is None
+                        else await self._access.project_grants(principal, project)
+                    )
+                project_grants = by_project[name]
+            permitted = token_actions(scope, project_grants, system)
+            granted.append(Scope(scope.type, scope.name, grant_actions(scope.actions, permitted)))
+        return granted

@@ -1,35 +1,61 @@
-"""The SQLite adapter (aiosqlite, one connection, WAL, autocommit statements)."""
+"""The SQLite adapter (aiosqlite, one connection, WAL, autocommit statements).
+
+Every write is one statement, so it is atomic on its own; deletes cascade through foreign keys.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from tokenserver.domain.models import Project, Robot
+from tokenserver.domain.models import AuditEntry, Level, Member, Project, Robot, User
 from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.roles import Role
 from tokenserver.errors import Conflict, TokenServerError
-from tokenserver.services.ports import NewRobot
+from tokenserver.services.ports import NewRobot, NewUser, RobotChanges
 
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT    NOT NULL UNIQUE,
+    email         TEXT    NOT NULL DEFAULT '',
+    realname      TEXT    NOT NULL DEFAULT '',
+    comment       TEXT    NOT NULL DEFAULT '',
+    password_hash TEXT    NOT NULL,
+    sysadmin      INTEGER NOT NULL DEFAULT 0,
+    creation_time INTEGER NOT NULL,
+    update_time   INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS project (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     name          TEXT    NOT NULL UNIQUE,
     public        INTEGER NOT NULL DEFAULT 0,
+    owner_id      INTEGER REFERENCES users(id) ON DELETE SET NULL,
     creation_time INTEGER NOT NULL,
     update_time   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS member (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id    INTEGER NOT NULL REFERENCES project(id) ON DELETE CASCADE,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role          INTEGER NOT NULL,
+    creation_time INTEGER NOT NULL,
+    update_time   INTEGER NOT NULL,
+    UNIQUE (project_id, user_id)
 );
 CREATE TABLE IF NOT EXISTS robot (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     name          TEXT    NOT NULL,
-    project_id    INTEGER NOT NULL REFERENCES project(id) ON DELETE CASCADE,
-    level         TEXT    NOT NULL DEFAULT 'project',
+    project_id    INTEGER REFERENCES project(id) ON DELETE CASCADE,
+    level         TEXT    NOT NULL,
     description   TEXT    NOT NULL DEFAULT '',
     secret_hash   TEXT    NOT NULL,
     duration      INTEGER NOT NULL,
@@ -37,16 +63,35 @@ CREATE TABLE IF NOT EXISTS robot (
     disabled      INTEGER NOT NULL DEFAULT 0,
     creation_time INTEGER NOT NULL,
     update_time   INTEGER NOT NULL,
-    permissions   TEXT    NOT NULL,
-    UNIQUE (project_id, name)
+    permissions   TEXT    NOT NULL
+);
+-- System robots have no project: their names are unique among themselves.
+CREATE UNIQUE INDEX IF NOT EXISTS robot_name ON robot (ifnull(project_id, 0), name);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    op_time       INTEGER NOT NULL,
+    operator      TEXT    NOT NULL,
+    operation     TEXT    NOT NULL,
+    resource_type TEXT    NOT NULL,
+    resource      TEXT    NOT NULL,
+    outcome       TEXT    NOT NULL
 );
 """
 
+_PROJECT_COLUMNS = (
+    "p.id, p.name, p.public, p.creation_time, p.update_time, p.owner_id, ifnull(u.username, '')"
+)
+_PROJECT_FROM = "project p LEFT JOIN users u ON u.id = p.owner_id"
 _ROBOT_COLUMNS = (
     "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
     "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions"
 )
-_ROBOT_FROM = "robot r JOIN project p ON p.id = r.project_id"
+_ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
+_USER_COLUMNS = (
+    "id, username, email, realname, comment, password_hash, sysadmin, creation_time, update_time"
+)
+_MEMBER_COLUMNS = "m.id, m.project_id, m.user_id, u.username, m.role"
+_MEMBER_FROM = "member m JOIN users u ON u.id = m.user_id"
 
 
 class StorageError(TokenServerError):
@@ -59,6 +104,7 @@ def _permissions_to_json(permissions: tuple[Permission, ...]) -> str:
             {
                 "kind": p.kind,
                 "namespace": p.namespace,
+                "project_id": p.project_id,
                 "access": [[a.resource, a.action, a.effect.value] for a in p.access],
             }
             for p in permissions
@@ -72,6 +118,7 @@ def _permissions_from_json(text: str) -> tuple[Permission, ...]:
         Permission(
             namespace=p["namespace"],
             kind=p["kind"],
+            project_id=p.get("project_id"),
             access=tuple(Access(r, a, Effect(e)) for r, a, e in p["access"]),
         )
         for p in json.loads(text)
@@ -79,7 +126,7 @@ def _permissions_from_json(text: str) -> tuple[Permission, ...]:
 
 
 def _project(row: Any) -> Project:
-    return Project(row[0], row[1], bool(row[2]), row[3], row[4])
+    return Project(row[0], row[1], bool(row[2]), row[3], row[4], row[5], row[6])
 
 
 def _robot(row: Any) -> Robot:
@@ -88,7 +135,7 @@ def _robot(row: Any) -> Robot:
         name=row[1],
         project_id=row[2],
         project_name=row[3],
-        level=row[4],
+        level=Level(row[4]),
         description=row[5],
         secret_hash=row[6],
         duration=row[7],
@@ -98,6 +145,24 @@ def _robot(row: Any) -> Robot:
         update_time=row[11],
         permissions=_permissions_from_json(row[12]),
     )
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row[0],
+        username=row[1],
+        email=row[2],
+        realname=row[3],
+        comment=row[4],
+        password_hash=row[5],
+        sysadmin=bool(row[6]),
+        creation_time=row[7],
+        update_time=row[8],
+    )
+
+
+def _member(row: Any) -> Member:
+    return Member(row[0], row[1], row[2], row[3], Role(row[4]))
 
 
 class SqliteStore:
@@ -146,39 +211,55 @@ class SqliteStore:
     async def close(self) -> None:
         await self._db.close()
 
+    async def _rows(self, sql: str, args: Iterable[object] = ()) -> list[Any]:
+        return list(await self._db.execute_fetchall(sql, tuple(args)))
+
+    async def _write(self, sql: str, args: Iterable[object], conflict: str) -> aiosqlite.Cursor:
+        try:
+            return await self._db.execute(sql, tuple(args))
+        except sqlite3.IntegrityError:
+            raise Conflict(conflict) from None
+
     # ---- projects -------------------------------------------------------------------------
 
-    async def create_project(self, name: str, public: bool, now: int) -> Project:
-        try:
-            cursor = await self._db.execute(
-                "INSERT INTO project (name, public, creation_time, update_time) VALUES (?,?,?,?)",
-                (name, int(public), now, now),
-            )
-        except sqlite3.IntegrityError:
-            raise Conflict(f"project {name!r} already exists") from None
-        assert cursor.lastrowid is not None
-        return Project(cursor.lastrowid, name, public, now, now)
-
-    async def _one_project(self, where: str, arg: object) -> Project | None:
-        rows = list(
-            await self._db.execute_fetchall(
-                f"SELECT id, name, public, creation_time, update_time FROM project WHERE {where}",  # noqa: S608
-                (arg,),
-            )
+    async def create_project(
+        self, name: str, public: bool, owner_id: int | None, now: int
+    ) -> Project:
+        cursor = await self._write(
+            "INSERT INTO project (name, public, owner_id, creation_time, update_time) "
+            "VALUES (?,?,?,?,?)",
+            (name, int(public), owner_id, now, now),
+            f"project {name!r} already exists",
         )
-        return _project(rows[0]) if rows else None
+        assert cursor.lastrowid is not None
+        created = await self.find_project_by_id(cursor.lastrowid)
+        assert created is not None
+        return created
 
-    async def find_project(self, name: str) -> Project | None:
-        return await self._one_project("name = ?", name)
-
-    async def find_project_by_id(self, project_id: int) -> Project | None:
-        return await self._one_project("id = ?", project_id)
-
-    async def list_projects(self) -> list[Project]:
-        rows = await self._db.execute_fetchall(
-            "SELECT id, name, public, creation_time, update_time FROM project ORDER BY name"
+    async def _projects(self, where: str, args: Iterable[object]) -> list[Project]:
+        rows = await self._rows(
+            f"SELECT {_PROJECT_COLUMNS} FROM {_PROJECT_FROM} WHERE {where}",  # noqa: S608
+            args,
         )
         return [_project(r) for r in rows]
+
+    async def find_project(self, name: str) -> Project | None:
+        found = await self._projects("p.name = ?", (name,))
+        return found[0] if found else None
+
+    async def find_project_by_id(self, project_id: int) -> Project | None:
+        found = await self._projects("p.id = ?", (project_id,))
+        return found[0] if found else None
+
+    async def list_projects(self, name_contains: str = "") -> list[Project]:
+        return await self._projects("instr(p.name, ?) > 0 ORDER BY p.name", (name_contains,))
+
+    async def update_project(self, project_id: int, public: bool, now: int) -> bool:
+        cursor = await self._db.execute(
+            "UPDATE project SET public = ?, update_time = ? WHERE id = ?",
+            (int(public), now, project_id),
+        )
+        return cursor.rowcount > 0
 
     async def delete_project(self, project_id: int) -> bool:
         cursor = await self._db.execute("DELETE FROM project WHERE id = ?", (project_id,))
@@ -187,64 +268,199 @@ class SqliteStore:
     # ---- robots ---------------------------------------------------------------------------
 
     async def create_robot(self, robot: NewRobot) -> Robot:
-        try:
-            cursor = await self._db.execute(
-                "INSERT INTO robot (name, project_id, description, secret_hash, duration, "
-                "expires_at, creation_time, update_time, permissions) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    robot.name,
-                    robot.project_id,
-                    robot.description,
-                    robot.secret_hash,
-                    robot.duration,
-                    robot.expires_at,
-                    robot.creation_time,
-                    robot.creation_time,
-                    _permissions_to_json(robot.permissions),
-                ),
-            )
-        except sqlite3.IntegrityError:
-            raise Conflict(f"robot {robot.name!r} already exists in this project") from None
+        cursor = await self._write(
+            "INSERT INTO robot (name, project_id, level, description, secret_hash, duration, "
+            "expires_at, creation_time, update_time, permissions, disabled) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                robot.name,
+                robot.project_id,
+                robot.level.value,
+                robot.description,
+                robot.secret_hash,
+                robot.duration,
+                robot.expires_at,
+                robot.creation_time,
+                robot.creation_time,
+                _permissions_to_json(robot.permissions),
+                int(robot.disabled),
+            ),
+            f"robot {robot.name!r} already exists"
+            + (" in this project" if robot.project_id is not None else ""),
+        )
         assert cursor.lastrowid is not None
         created = await self.find_robot_by_id(cursor.lastrowid)
         assert created is not None
         return created
 
-    async def _robots(self, where: str, args: tuple[object, ...]) -> list[Robot]:
-        rows = await self._db.execute_fetchall(
+    async def _robots(self, where: str, args: Iterable[object]) -> list[Robot]:
+        rows = await self._rows(
             f"SELECT {_ROBOT_COLUMNS} FROM {_ROBOT_FROM} WHERE {where}",  # noqa: S608
             args,
         )
         return [_robot(r) for r in rows]
 
-    async def find_robot(self, project_name: str, name: str) -> Robot | None:
-        found = await self._robots("p.name = ? AND r.name = ?", (project_name, name))
+    async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
+        if project_name is None:
+            found = await self._robots("r.project_id IS NULL AND r.name = ?", (name,))
+        else:
+            found = await self._robots("p.name = ? AND r.name = ?", (project_name, name))
         return found[0] if found else None
 
     async def find_robot_by_id(self, robot_id: int) -> Robot | None:
         found = await self._robots("r.id = ?", (robot_id,))
         return found[0] if found else None
 
-    async def list_robots(self, project_id: int, name_contains: str = "") -> list[Robot]:
+    async def list_robots(self, project_id: int | None, name_contains: str = "") -> list[Robot]:
+        where = "r.project_id IS NULL" if project_id is None else "r.project_id = ?"
+        args: tuple[object, ...] = () if project_id is None else (project_id,)
         return await self._robots(
-            "r.project_id = ? AND instr(r.name, ?) > 0 ORDER BY r.id", (project_id, name_contains)
+            f"{where} AND instr(r.name, ?) > 0 ORDER BY r.id", (*args, name_contains)
         )
 
-    async def update_robot(
-        self,
-        robot_id: int,
-        now: int,
-        *,
-        disabled: bool | None = None,
-        secret_hash: str | None = None,
-    ) -> bool:
+    async def update_robot(self, robot_id: int, now: int, changes: RobotChanges) -> bool:
+        permissions = (
+            None if changes.permissions is None else _permissions_to_json(changes.permissions)
+        )
         cursor = await self._db.execute(
-            "UPDATE robot SET disabled = coalesce(?, disabled), "
-            "secret_hash = coalesce(?, secret_hash), update_time = ? WHERE id = ?",
-            (None if disabled is None else int(disabled), secret_hash, now, robot_id),
+            "UPDATE robot SET description = ifnull(?, description), "
+            "duration = ifnull(?, duration), expires_at = ifnull(?, expires_at), "
+            "disabled = ifnull(?, disabled), secret_hash = ifnull(?, secret_hash), "
+            "permissions = ifnull(?, permissions), update_time = ? WHERE id = ?",
+            (
+                changes.description,
+                changes.duration,
+                changes.expires_at,
+                None if changes.disabled is None else int(changes.disabled),
+                changes.secret_hash,
+                permissions,
+                now,
+                robot_id,
+            ),
         )
         return cursor.rowcount > 0
 
     async def delete_robot(self, robot_id: int) -> bool:
         cursor = await self._db.execute("DELETE FROM robot WHERE id = ?", (robot_id,))
         return cursor.rowcount > 0
+
+    # ---- users ----------------------------------------------------------------------------
+
+    async def create_user(self, user: NewUser, now: int) -> User:
+        cursor = await self._write(
+            "INSERT INTO users (username, email, realname, comment, password_hash, sysadmin, "
+            "creation_time, update_time) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                user.username,
+                user.email,
+                user.realname,
+                user.comment,
+                user.password_hash,
+                int(user.sysadmin),
+                now,
+                now,
+            ),
+            f"user {user.username!r} already exists",
+        )
+        assert cursor.lastrowid is not None
+        created = await self.find_user_by_id(cursor.lastrowid)
+        assert created is not None
+        return created
+
+    async def _users(self, where: str, args: Iterable[object]) -> list[User]:
+        rows = await self._rows(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE {where}",  # noqa: S608
+            args,
+        )
+        return [_user(r) for r in rows]
+
+    async def find_user(self, username: str) -> User | None:
+        found = await self._users("username = ?", (username,))
+        return found[0] if found else None
+
+    async def find_user_by_id(self, user_id: int) -> User | None:
+        found = await self._users("id = ?", (user_id,))
+        return found[0] if found else None
+
+    async def list_users(self, username_contains: str = "") -> list[User]:
+        return await self._users("instr(username, ?) > 0 ORDER BY id", (username_contains,))
+
+    async def update_user_password(self, user_id: int, password_hash: str, now: int) -> bool:
+        cursor = await self._db.execute(
+            "UPDATE users SET password_hash = ?, update_time = ? WHERE id = ?",
+            (password_hash, now, user_id),
+        )
+        return cursor.rowcount > 0
+
+    # ---- members --------------------------------------------------------------------------
+
+    async def add_member(self, project_id: int, user_id: int, role: Role, now: int) -> Member:
+        cursor = await self._write(
+            "INSERT INTO member (project_id, user_id, role, creation_time, update_time) "
+            "VALUES (?,?,?,?,?)",
+            (project_id, user_id, int(role), now, now),
+            "the user is already a member of the project",
+        )
+        assert cursor.lastrowid is not None
+        created = await self.find_member_by_id(project_id, cursor.lastrowid)
+        assert created is not None
+        return created
+
+    async def _members(self, where: str, args: Iterable[object]) -> list[Member]:
+        rows = await self._rows(
+            f"SELECT {_MEMBER_COLUMNS} FROM {_MEMBER_FROM} WHERE {where}",  # noqa: S608
+            args,
+        )
+        return [_member(r) for r in rows]
+
+    async def find_member(self, project_id: int, user_id: int) -> Member | None:
+        found = await self._members("m.project_id = ? AND m.user_id = ?", (project_id, user_id))
+        return found[0] if found else None
+
+    async def find_member_by_id(self, project_id: int, member_id: int) -> Member | None:
+        found = await self._members("m.project_id = ? AND m.id = ?", (project_id, member_id))
+        return found[0] if found else None
+
+    async def list_members(self, project_id: int, name_contains: str = "") -> list[Member]:
+        return await self._members(
+            "m.project_id = ? AND instr(u.username, ?) > 0 ORDER BY m.id",
+            (project_id, name_contains),
+        )
+
+    async def update_member(self, project_id: int, member_id: int, role: Role, now: int) -> bool:
+        cursor = await self._db.execute(
+            "UPDATE member SET role = ?, update_time = ? WHERE project_id = ? AND id = ?",
+            (int(role), now, project_id, member_id),
+        )
+        return cursor.rowcount > 0
+
+    async def delete_member(self, project_id: int, member_id: int) -> bool:
+        cursor = await self._db.execute(
+            "DELETE FROM member WHERE project_id = ? AND id = ?", (project_id, member_id)
+        )
+        return cursor.rowcount > 0
+
+    # ---- audit log ------------------------------------------------------------------------
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await self._db.execute(
+            "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, "
+            "outcome) VALUES (?,?,?,?,?,?)",
+            (
+                entry.op_time,
+                entry.operator,
+                entry.operation,
+                entry.resource_type,
+                entry.resource,
+                entry.outcome,
+            ),
+        )
+
+    async def list_audit(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        rows = await self._rows(
+            "SELECT op_time, operator, operation, resource_type, resource, outcome, id "
+            "FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        total = (await self._rows("SELECT count(*) FROM audit_log"))[0][0]
+        return [AuditEntry(*r) for r in rows], total

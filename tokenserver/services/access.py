@@ -1,0 +1,43 @@
+"""Authorization: loads the facts a decision needs (membership) and applies the policy."""
+
+from __future__ import annotations
+
+from tokenserver.domain.models import Principal, PrincipalKind, Project
+from tokenserver.domain.permissions import Grants
+from tokenserver.domain.policy import project_grants, system_grants
+from tokenserver.errors import Forbidden, Unauthorized
+from tokenserver.services.ports import Store
+
+
+def denied(principal: Principal, what: str) -> Exception:
+    """401 for an anonymous caller (it should authenticate), 403 for anyone else."""
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        return Unauthorized(f"authentication required to {what}")
+    return Forbidden(f"{principal.operator} is not allowed to {what}")
+
+
+class AccessService:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def project_grants(self, principal: Principal, project: Project) -> Grants:
+        role = None
+        if principal.user is not None and not principal.sysadmin:
+            member = await self._store.find_member(project.id, principal.user.id)
+            role = member.role if member is not None else None
+        return project_grants(principal, project, role)
+
+    def system_grants(self, principal: Principal) -> Grants:
+        return system_grants(principal)
+
+    async def require(
+        self, principal: Principal, project: Project, resource: str, action: str
+    ) -> None:
+        """Raise Unauthorized/Forbidden unless `principal` may `action` `resource` in
+        `project`."""
+        if not (await self.project_grants(principal, project)).can(resource, action):
+            raise denied(principal, f"{action} {resource} in project {project.name!r}")
+
+    def require_system(self, principal: Principal, resource: str, action: str) -> None:
+        if not self.system_grants(principal).can(resource, action):
+            raise denied(principal, f"{action} {resource}")

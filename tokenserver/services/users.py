@@ -1,0 +1,215 @@
+"""User and project member use cases."""
+
+from __future__ import annotations
+
+import re
+
+from tokenserver.domain.models import Member, Principal, User
+from tokenserver.domain.names import check_username
+from tokenserver.domain.roles import Role
+from tokenserver.domain.secrets import Secret, generate_secret
+from tokenserver.errors import BadRequest, Forbidden, MemberNotFound, UserNotFound
+from tokenserver.services.access import AccessService
+from tokenserver.services.audit import AuditService
+from tokenserver.services.ports import NewUser, Store
+from tokenserver.services.projects import ProjectService
+from tokenserver.services.verifier import SecretVerifier
+
+ADMIN = "admin"
+# A message, not a password.
+PASSWORD_RULE = (
+    "the password must be 8-128 characters long with at least 1 uppercase letter, "  # noqa: S105
+    "1 lowercase letter and 1 number"
+)
+MAX_FIELD_LENGTH = 255
+
+
+def check_password(password: str) -> Secret:
+    if not (
+        8 <= len(password) <= 128
+        and re.search(r"[A-Z]", password)
+        and re.search(r"[a-z]", password)
+        and re.search(r"[0-9]", password)
+    ):
+        raise BadRequest(PASSWORD_RULE)
+    return Secret(password)
+
+
+def _check_field(name: str, value: str) -> str:
+    if len(value) > MAX_FIELD_LENGTH:
+        raise BadRequest(f"{name} longer than {MAX_FIELD_LENGTH} characters")
+    return value
+
+
+class UserService:
+    def __init__(
+        self,
+        store: Store,
+        access: AccessService,
+        audit: AuditService,
+        projects: ProjectService,
+        verifier: SecretVerifier,
+    ) -> None:
+        self._store = store
+        self._access = access
+        self._audit = audit
+        self._projects = projects
+        self._verifier = verifier
+
+    async def create(
+        self,
+        actor: Principal,
+        username: str,
+        password: str,
+        *,
+        email: str = "",
+        realname: str = "",
+        comment: str = "",
+        sysadmin: bool = False,
+    ) -> User:
+        """System admins only. Raises BadRequest (name, password), Conflict (taken)."""
+        async with self._audit.operation(actor, "create", "user", username):
+            self._access.require_system(actor, "user", "create")
+            check_username(username)
+            secret = check_password(password)
+            for name, value in (("email", email), ("realname", realname), ("comment", comment)):
+                _check_field(name, value)
+            return await self._store.create_user(
+                NewUser(
+                    username=username,
+                    email=email,
+                    realname=realname,
+                    comment=comment,
+                    password_hash=await self._verifier.hash(secret),
+                    sysadmin=sysadmin,
+                ),
+                self._projects.now(),
+            )
+
+    async def ensure_admin(self, password: str | None) -> Secret | None:
+        """Create the system admin `admin` if missing, with `password` or a generated one,
+        which is returned (to be shown once). None if admin already existed or was given."""
+        if await self._store.find_user(ADMIN) is not None:
+            return None
+        secret = generate_secret() if password is None else check_password(password)
+        await self._store.create_user(
+            NewUser(ADMIN, "", "system admin", "", await self._verifier.hash(secret), True),
+            self._projects.now(),
+        )
+        return secret if password is None else None
+
+    async def list(self, actor: Principal, username_contains: str = "") -> list[User]:
+        self._access.require_system(actor, "user", "list")
+        return await self._store.list_users(username_contains)
+
+    async def get(self, actor: Principal, user_id: int) -> User:
+        if actor.user is None or actor.user.id != user_id:
+            self._access.require_system(actor, "user", "read")
+        user = await self._store.find_user_by_id(user_id)
+        if user is None:
+            raise UserNotFound(f"user {user_id} not found")
+        return user
+
+    async def change_password(
+        self, actor: Principal, user_id: int, old: str | None, new: str
+    ) -> None:
+        """Users change their own password (the old one required); system admins change
+        anyone's. Raises Forbidden, BadRequest, UserNotFound."""
+        async with self._audit.operation(actor, "update", "user", f"{user_id}/password"):
+            own = actor.user is not None and actor.user.id == user_id
+            if not own:
+                self._access.require_system(actor, "user", "update")
+            user = await self._store.find_user_by_id(user_id)
+            if user is None:
+                raise UserNotFound(f"user {user_id} not found")
+            if (
+                own
+                and not actor.sysadmin
+                and not (old and await self._verifier.verify(Secret(old), user.password_hash))
+            ):
+                raise Forbidden("the old password is wrong")
+            secret = check_password(new)
+            await self._store.update_user_password(
+                user.id, await self._verifier.hash(secret), self._projects.now()
+            )
+
+
+class MemberService:
+    def __init__(
+        self, store: Store, access: AccessService, audit: AuditService, projects: ProjectService
+    ) -> None:
+        self._store = store
+        self._access = access
+        self._audit = audit
+        self._projects = projects
+
+    async def list(
+        self,
+        actor: Principal,
+        project_ref: str,
+        name_contains: str = "",
+        is_name: bool | None = None,
+    ) -> list[Member]:
+        project = await self._projects.resolve(project_ref, is_name)
+        await self._access.require(actor, project, "member", "list")
+        return await self._store.list_members(project.id, name_contains)
+
+    async def get(
+        self, actor: Principal, project_ref: str, member_id: int, is_name: bool | None = None
+    ) -> Member:
+        project = await self._projects.resolve(project_ref, is_name)
+        await self._access.require(actor, project, "member", "read")
+        member = await self._store.find_member_by_id(project.id, member_id)
+        if member is None:
+            raise MemberNotFound(f"member {member_id} not found")
+        return member
+
+    async def add(
+        self,
+        actor: Principal,
+        project_ref: str,
+        role: Role,
+        *,
+        username: str | None = None,
+        user_id: int | None = None,
+        is_name: bool | None = None,
+    ) -> Member:
+        """Raises BadRequest (no user given), UserNotFound, Conflict (already a member)."""
+        who = username if username is not None else str(user_id)
+        async with self._audit.operation(actor, "create", "member", f"{project_ref}/{who}"):
+            project = await self._projects.resolve(project_ref, is_name)
+            await self._access.require(actor, project, "member", "create")
+            if username is not None:
+                user = await self._store.find_user(username)
+            elif user_id is not None:
+                user = await self._store.find_user_by_id(user_id)
+            else:
+                raise BadRequest("member_user needs username or user_id")
+            if user is None:
+                raise UserNotFound(f"user {who!r} not found")
+            return await self._store.add_member(project.id, user.id, role, self._projects.now())
+
+    async def update(
+        self,
+        actor: Principal,
+        project_ref: str,
+        member_id: int,
+        role: Role,
+        is_name: bool | None = None,
+    ) -> None:
+        async with self._audit.operation(actor, "update", "member", f"{project_ref}/{member_id}"):
+            project = await self._projects.resolve(project_ref, is_name)
+            await self._access.require(actor, project, "member", "update")
+            if not await self._store.update_member(
+                project.id, member_id, role, self._projects.now()
+            ):
+                raise MemberNotFound(f"member {member_id} not found")
+
+    async def delete(
+        self, actor: Principal, project_ref: str, member_id: int, is_name: bool | None = None
+    ) -> None:
+        async with self._audit.operation(actor, "delete", "member", f"{project_ref}/{member_id}"):
+            project = await self._projects.resolve(project_ref, is_name)
+            await self._access.require(actor, project, "member", "delete")
+            if not await self._store.delete_member(project.id, member_id):
+                raise MemberNotFound(f"member {member_id} not found")
