@@ -19,7 +19,13 @@ from typing import Any
 from aiohttp import web
 
 from tokenserver.config import Settings, load_settings, render_config
-from tokenserver.domain.harbor import iso_time, project_json, robot_export_json, robot_json
+from tokenserver.domain.harbor import (
+    audit_json,
+    iso_time,
+    project_json,
+    robot_export_json,
+    robot_json,
+)
 from tokenserver.domain.models import LOCAL, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
 from tokenserver.errors import ConfigError, TokenServerError
@@ -259,6 +265,30 @@ def cmd_robot(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    async def action(rt: Runtime) -> int:
+        offset = (args.page - 1) * args.page_size
+        entries, total = await rt.audit.list(LOCAL, offset, args.page_size)
+        if args.json:
+            _out([audit_json(e) for e in entries])
+        else:
+            for e in entries:
+                print(
+                    f"{iso_time(e.op_time)}\t{e.operator}\t{e.operation}\t"
+                    f"{e.resource_type}\t{e.resource}\t{e.outcome}"
+                )
+        _say(f"{len(entries)} of {total} entries, newest first")
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 # ---- argument parsing ------------------------------------------------------------------------
 
 
@@ -350,6 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--secret", help="set this secret instead of a random one ('-' reads it from stdin)"
     )
     robot.set_defaults(func=cmd_robot)
+
+    audit = sub.add_parser(
+        "audit", parents=[common], help="show the audit log of management operations"
+    )
+    audit.add_argument("--page", type=_positive, default=1)
+    audit.add_argument("--page-size", type=_positive, default=50)
+    audit.add_argument("--json", action="store_true", help="print Harbor's audit-log JSON")
+    audit.set_defaults(func=cmd_audit)
     return parser
 
 

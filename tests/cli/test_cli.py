@@ -306,3 +306,62 @@ def test_robot_list_filters_by_name(config: Path) -> None:
     table = cli(config, "robot", "list", "--project", "p", "--name", "backup").stdout
     assert "robot$p+backup\tenabled" in table
     assert "ci-build" not in table
+
+
+def test_audit_lists_operations_newest_first(config: Path) -> None:
+    ok(cli(config, "project", "create", "p"))
+    export = ok(
+        cli(
+            config,
+            "robot",
+            "create",
+            "--project",
+            "p",
+            "--name",
+            "ci",
+            "--permission",
+            "repository:pull",
+        )
+    )
+    ok(cli(config, "robot", "disable", "p+ci"))
+    assert cli(config, "robot", "delete", "p+nope").returncode == 1
+    entries = ok(cli(config, "audit", "--json"))
+    assert [(e["operation"], e["resource_type"], e["resource"], e["outcome"]) for e in entries][
+        :4
+    ] == [
+        ("delete", "robot", "p+nope", "failure: NOT_FOUND"),
+        ("disable", "robot", "p+ci", "success"),
+        ("create", "robot", "ci", "success"),
+        ("create", "project", "p", "success"),
+    ]
+    assert all(e["username"] == "local-admin" for e in entries[:4])
+    assert export["secret"] not in json.dumps(entries)
+    table = cli(config, "audit", "--page-size", "1")
+    assert table.returncode == 0
+    assert "\tdelete\trobot\tp+nope\tfailure: NOT_FOUND" in table.stdout
+    assert len(table.stdout.splitlines()) == 1
+    assert cli(config, "audit", "--page", "0").returncode == 2
+
+
+def test_init_creates_the_admin_once(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    first = cli(config, "init")
+    assert first.returncode == 0
+    assert "created the system admin 'admin' with password: " in first.stderr
+    second = cli(config, "init")
+    assert "created the system admin" not in second.stderr
+    chosen = tmp_path / "other" / "tokenserver.toml"
+    chosen.parent.mkdir()
+    given = cli(chosen, "init", env={"TOKENSERVER_ADMIN_PASSWORD": "Giv3nPassword"})
+    assert given.returncode == 0
+    assert "Giv3nPassword" not in given.stderr + given.stdout
+    import sqlite3
+
+    with sqlite3.connect(chosen.parent / "tokenserver.db") as db:
+        (stored,) = db.execute("SELECT password_hash FROM users WHERE username='admin'").fetchone()
+    assert verify_secret("Giv3nPassword", stored)
+    weak = tmp_path / "weak" / "tokenserver.toml"
+    weak.parent.mkdir()
+    refused = cli(weak, "init", env={"TOKENSERVER_ADMIN_PASSWORD": "weak"})
+    assert refused.returncode == 1
+    assert "password must be 8-128" in refused.stderr

@@ -3,6 +3,7 @@ token mode trusting tokenserver's certificate, driven by real clients (skopeo, d
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import pytest
 
 from tests.helpers import clean_env, run_cli
 
+ADMIN_PASSWORD = "E2eAdm1nPassword"
 TOOLS = ("docker-registry", "skopeo", "docker", "dockerd")
 
 
@@ -77,6 +79,7 @@ class Stack:
     config: Path
     registry: str  # host:port
     algorithm: str
+    api_base: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     counter: int = 0
 
@@ -110,6 +113,25 @@ class Stack:
         path.mkdir()
         return path
 
+    def api(
+        self, method: str, path: str, body: object = None, auth: tuple[str, str] | None = None
+    ) -> tuple[int, dict[str, str], object]:
+        """Call the management API over real HTTP (as admin unless `auth` is given)."""
+        user, password = auth or ("admin", ADMIN_PASSWORD)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(  # noqa: S310 (a loopback URL we built)
+            self.api_base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                raw = response.read()
+                return response.status, dict(response.headers), json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), json.loads(e.read() or b"null")
+
     def server_log(self) -> str:
         return (self.directory / "tokenserver.log").read_text()
 
@@ -120,8 +142,22 @@ class Stack:
 def start_stack(directory: Path, algorithm: str) -> Stack:
     port, registry_port = free_port(), free_port()
     config = directory / "tokenserver.toml"
-    stack = Stack(directory, config, f"127.0.0.1:{registry_port}", algorithm)
-    init = stack.cli("init", "--listen", f"127.0.0.1:{port}", "--algorithm", algorithm)
+    stack = Stack(
+        directory,
+        config,
+        f"127.0.0.1:{registry_port}",
+        algorithm,
+        f"http://127.0.0.1:{port}/api/v2.0",
+    )
+    init = run_cli(
+        config,
+        "init",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--algorithm",
+        algorithm,
+        env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
     assert init.returncode == 0, init.stderr
     env = clean_env()
     log = directory / "tokenserver.log"

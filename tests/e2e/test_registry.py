@@ -10,7 +10,7 @@ import re
 from base64 import b64decode
 
 from tests.e2e.clients import Docker, Skopeo, docker_login, layout_digest
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Robot, Stack
 from tests.e2e.oci import write_image
 
 PULL = "repository:pull"
@@ -196,3 +196,70 @@ def test_docker_daemon_pushes_and_pulls(stack: Stack, dockerd: str) -> None:
     refused = reader("push", other)
     assert refused.returncode != 0
     assert "denied" in refused.stderr or "unauthorized" in refused.stderr
+
+
+def test_a_robot_created_through_the_api_pushes(stack: Stack) -> None:
+    status, headers, _ = stack.api("POST", "/projects", {"project_name": "e2e-api"})
+    assert status == 201, headers
+    status, headers, export = stack.api(
+        "POST",
+        "/robots",
+        {
+            "name": "ci",
+            "level": "project",
+            "duration": 30,
+            "permissions": [
+                {
+                    "kind": "project",
+                    "namespace": "e2e-api",
+                    "access": [{"resource": "repository", "action": "push"}],
+                }
+            ],
+        },
+    )
+    assert status == 201, export
+    assert isinstance(export, dict)
+    robot = Robot(export["name"], export["secret"], export["id"])
+    skopeo = Skopeo(stack, robot)
+    assert skopeo.login().returncode == 0
+    layout = stack.new_dir("image")
+    digest = write_image(layout, "pushed by an API robot")
+    pushed = skopeo.push(layout, "e2e-api/app:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    assert skopeo.digest("e2e-api/app:v1") == digest
+
+
+def test_a_system_robot_for_all_projects_pulls_from_a_later_project(stack: Stack) -> None:
+    status, _, export = stack.api(
+        "POST",
+        "/robots",
+        {
+            "name": f"fleet-{stack.algorithm.lower()}",
+            "level": "system",
+            "duration": -1,
+            "permissions": [
+                {
+                    "kind": "project",
+                    "namespace": "*",
+                    "access": [{"resource": "repository", "action": "pull"}],
+                }
+            ],
+        },
+    )
+    assert status == 201, export
+    assert isinstance(export, dict)
+    fleet = Robot(export["name"], export["secret"], export["id"])
+    status, _, _ = stack.api("POST", "/projects", {"project_name": "e2e-later"})
+    assert status == 201
+    writer = Skopeo(stack, stack.robot("e2e-later", "writer", PUSH))
+    layout = stack.new_dir("image")
+    digest = write_image(layout, "for the fleet")
+    assert writer.login().returncode == 0
+    assert writer.push(layout, "e2e-later/app:v1").returncode == 0
+    reader = Skopeo(stack, fleet)
+    assert reader.login().returncode == 0
+    pulled = stack.new_dir("pulled")
+    result = reader.pull("e2e-later/app:v1", pulled)
+    assert result.returncode == 0, result.stderr
+    assert layout_digest(pulled) == digest
+    assert reader.push(layout, "e2e-later/app:v2").returncode != 0
