@@ -11,6 +11,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from tests.http.conftest import Server, basic
+from tests.http.openapi_check import check_response
 from tokenserver.domain.models import LOCAL
 
 API = "/api/v2.0"
@@ -43,7 +44,12 @@ class Api:
         data = None if body is None else json.dumps(body)
         if data is not None:
             headers["Content-Type"] = "application/json"
-        return await self.client.request(method, API + path, headers=headers, data=data, **kwargs)
+        response = await self.client.request(
+            method, API + path, headers=headers, data=data, **kwargs
+        )
+        # Every response the tests see must match the served OpenAPI document.
+        check_response(method, API + path, response.status, response.headers, await response.read())
+        return response
 
     async def user(self, username: str, password: str = "Us3rPassword") -> dict[str, str]:
         r = await self.call(
@@ -767,6 +773,27 @@ async def test_audit_log_records_operations_without_secrets(api: Api) -> None:
 
 
 async def test_unknown_api_routes_are_json_404(api: Api) -> None:
-    await error(await api.call("GET", "/nothing", api.admin), 404, "NOT_FOUND")
+    await error(await api.client.get(f"{API}/nothing", headers=api.admin), 404, "NOT_FOUND")
     r = await api.client.request("TRACE", f"{API}/robots")
     assert r.status == 405
+
+
+async def test_the_openapi_document_describes_exactly_the_routes(api: Api) -> None:
+    r = await api.client.get(f"{API}/openapi.json")
+    assert r.status == 200
+    served = await r.json()
+    assert served["openapi"] == "3.1.0"
+    documented = {
+        (method.upper(), template)
+        for template, item in served["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+    routed = set()
+    for route in api.server.client.app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if path.startswith(API) and not path.endswith("openapi.json"):
+            template = path.removeprefix(API)
+            template = template.replace("{project}", "{project_name_or_id}")
+            routed.add((route.method, template))
+    assert routed == documented

@@ -31,6 +31,7 @@ from tokenserver.http.input import (
     paging_headers,
     path_id,
 )
+from tokenserver.http.openapi import document
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
 
@@ -481,28 +482,36 @@ async def list_audit_logs(request: web.Request) -> web.Response:
     )
 
 
+_OPENAPI = document()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(_OPENAPI)
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
+    r.add_get(f"{API}/openapi.json", openapi, allow_head=False)
     r.add_post(f"{API}/projects", create_project)
     r.add_get(f"{API}/projects", list_projects, allow_head=False)
     r.add_route("HEAD", f"{API}/projects", head_project)
-    r.add_get(f"{API}/projects/{{project}}", get_project)
+    r.add_get(f"{API}/projects/{{project}}", get_project, allow_head=False)
     r.add_put(f"{API}/projects/{{project}}", update_project)
     r.add_delete(f"{API}/projects/{{project}}", delete_project)
-    r.add_get(f"{API}/projects/{{project}}/members", list_members)
+    r.add_get(f"{API}/projects/{{project}}/members", list_members, allow_head=False)
     r.add_post(f"{API}/projects/{{project}}/members", add_member)
-    r.add_get(f"{API}/projects/{{project}}/members/{{mid}}", get_member)
+    r.add_get(f"{API}/projects/{{project}}/members/{{mid}}", get_member, allow_head=False)
     r.add_put(f"{API}/projects/{{project}}/members/{{mid}}", update_member)
     r.add_delete(f"{API}/projects/{{project}}/members/{{mid}}", delete_member)
-    r.add_get(f"{API}/users", list_users)
+    r.add_get(f"{API}/users", list_users, allow_head=False)
     r.add_post(f"{API}/users", create_user)
-    r.add_get(f"{API}/users/current", current_user)
-    r.add_get(f"{API}/users/{{user_id}}", get_user)
+    r.add_get(f"{API}/users/current", current_user, allow_head=False)
+    r.add_get(f"{API}/users/{{user_id}}", get_user, allow_head=False)
     r.add_put(f"{API}/users/{{user_id}}/password", change_password)
-    r.add_get(f"{API}/robots", list_robots)
+    r.add_get(f"{API}/robots", list_robots, allow_head=False)
     r.add_post(f"{API}/robots", create_robot)
-    r.add_get(f"{API}/robots/{{robot_id}}", get_robot)
+    r.add_get(f"{API}/robots/{{robot_id}}", get_robot, allow_head=False)
     r.add_put(f"{API}/robots/{{robot_id}}", update_robot)
     r.add_patch(f"{API}/robots/{{robot_id}}", refresh_robot_secret)
     r.add_delete(f"{API}/robots/{{robot_id}}", delete_robot)
-    r.add_get(f"{API}/audit-logs", list_audit_logs)
+    r.add_get(f"{API}/audit-logs", list_audit_logs, allow_head=False)
