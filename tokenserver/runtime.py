@@ -14,6 +14,7 @@ from tokenserver.services.auth import Authenticator
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.robots import RobotService
 from tokenserver.services.tokens import TokenService, TokenSigner
+from tokenserver.services.usage import UsageTracker
 from tokenserver.services.users import MemberService, UserService
 from tokenserver.services.verifier import SecretVerifier
 from tokenserver.storage.sqlite import SqliteStore
@@ -24,6 +25,7 @@ class Runtime:
     settings: Settings
     store: SqliteStore
     verifier: SecretVerifier
+    usage: UsageTracker
     authenticator: Authenticator
     access: AccessService
     audit: AuditService
@@ -49,10 +51,11 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         cache_size=settings.verify_cache_size, cache_ttl=settings.verify_cache_ttl
     )
     try:
+        usage = UsageTracker(store)
         access = AccessService(store)
         audit = AuditService(store, access)
         projects = ProjectService(store, access, audit)
-        authenticator = Authenticator(store, verifier, settings.name_prefix)
+        authenticator = Authenticator(store, verifier, usage, settings.name_prefix)
         tokens = None
         if signer is not None:
             tokens = TokenService(store, authenticator, access, signer, service=settings.service)
@@ -60,15 +63,21 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             settings=settings,
             store=store,
             verifier=verifier,
+            usage=usage,
             authenticator=authenticator,
             access=access,
             audit=audit,
             projects=projects,
-            robots=RobotService(store, access, audit, projects, verifier, settings.name_prefix),
+            robots=RobotService(
+                store, access, audit, projects, verifier, usage, settings.name_prefix
+            ),
             users=UserService(store, access, audit, projects, verifier),
             members=MemberService(store, access, audit, projects),
             tokens=tokens,
         )
     finally:
         verifier.close()
-        await store.close()
+        try:
+            await usage.flush()
+        finally:
+            await store.close()

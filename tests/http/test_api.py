@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 
 from tests.http.conftest import Server, basic
 from tests.http.openapi_check import check_response
+from tokenserver.domain.harbor import iso_time
 from tokenserver.domain.models import LOCAL
 
 API = "/api/v2.0"
@@ -797,3 +798,22 @@ async def test_the_openapi_document_describes_exactly_the_routes(api: Api) -> No
             template = template.replace("{project}", "{project_name_or_id}")
             routed.add((route.method, template))
     assert routed == documented
+
+
+async def test_last_used_at_is_tracked_without_a_write_per_request(api: Api) -> None:
+    await api.project("p")
+    used = await api.robot(project_robot("p", "used", "repository:pull"))
+    idle = await api.robot(project_robot("p", "idle", "repository:pull"))
+    assert (await api.client.get(TOKEN, headers=creds(used))).status == 200
+    shown = await (await api.call("GET", f"/robots/{used['id']}", api.admin)).json()
+    assert shown["last_used_at"] is not None
+    idle_shown = await (await api.call("GET", f"/robots/{idle['id']}", api.admin)).json()
+    assert idle_shown["last_used_at"] is None
+    stored = await api.server.runtime.store.find_robot_by_id(used["id"])
+    assert stored is not None
+    assert stored.last_used_at is None  # not yet written: no database write per request
+    await api.server.runtime.usage.flush()
+    stored = await api.server.runtime.store.find_robot_by_id(used["id"])
+    assert stored is not None
+    assert stored.last_used_at is not None
+    assert iso_time(stored.last_used_at) == shown["last_used_at"]

@@ -42,6 +42,8 @@ def robot_json(robot: Robot, prefix: str) -> dict[str, Any]:
         "creation_time": iso_time(robot.creation_time),
         "update_time": iso_time(robot.update_time),
         "permissions": [permission_json(p) for p in robot.permissions],
+        # tokenserver: when the robot last authenticated (null: never).
+        "last_used_at": None if robot.last_used_at is None else iso_time(robot.last_used_at),
     }
 
 

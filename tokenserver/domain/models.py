@@ -49,6 +49,7 @@ class Robot:
     update_time: int
     permissions: tuple[Permission, ...]
     level: Level = Level.PROJECT
+    last_used_at: int | None = None
 
     def full_name(self, prefix: str) -> str:
         if self.project_name is None:

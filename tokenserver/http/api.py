@@ -53,7 +53,15 @@ _PROJECT_METADATA = (
     "proxy_speed_kb",
 )
 _PROJECT_IGNORED = ("storage_limit", "registry_id", "cve_allowlist")
-_ROBOT_READ_ONLY = ("id", "editable", "expires_at", "creation_time", "update_time", "secret")
+_ROBOT_READ_ONLY = (
+    "id",
+    "editable",
+    "expires_at",
+    "creation_time",
+    "update_time",
+    "secret",
+    "last_used_at",
+)
 
 
 def rt(request: web.Request) -> Runtime:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,8 +14,9 @@ from tokenserver.domain.credentials import parse_basic
 from tokenserver.http.api import RUNTIME, add_routes
 from tokenserver.http.errors import REALM, error_middleware
 from tokenserver.http.input import MAX_BODY_BYTES
-from tokenserver.runtime import open_runtime
+from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.tokens import TokenService
+from tokenserver.services.usage import FLUSH_SECONDS
 
 TOKENS = web.AppKey("tokens", TokenService)
 
@@ -42,6 +45,16 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _flush_usage(runtime: Runtime) -> None:
+    """Write robots' last use every FLUSH_SECONDS; open_runtime writes the rest at exit."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        try:
+            await runtime.usage.flush()
+        except Exception:
+            logging.getLogger("tokenserver").exception("could not record robot use")
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[REALM] = settings.realm
@@ -60,7 +73,13 @@ def create_app(settings: Settings) -> web.Application:
                 settings.issuer,
                 settings.algorithm,
             )
-            yield
+            flusher = asyncio.create_task(_flush_usage(runtime))
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/service/token", token)

@@ -272,6 +272,11 @@ SCHEMAS: dict[str, Any] = {
             "creation_time": _TIME,
             "update_time": _TIME,
             "permissions": {"type": "array", "items": _schema("RobotPermission")},
+            "last_used_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "tokenserver: when the robot last authenticated",
+            },
         },
         "additionalProperties": False,
     },

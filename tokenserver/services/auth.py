@@ -11,6 +11,7 @@ from tokenserver.domain.names import parse_robot_name
 from tokenserver.domain.secrets import DUMMY_HASH
 from tokenserver.errors import Unauthorized
 from tokenserver.services.ports import Store
+from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
 
 INVALID_CREDENTIALS = "invalid username or password"
@@ -21,11 +22,13 @@ class Authenticator:
         self,
         store: Store,
         verifier: SecretVerifier,
+        usage: UsageTracker,
         name_prefix: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._verifier = verifier
+        self._usage = usage
         self._prefix = name_prefix
         self._clock = clock
 
@@ -48,6 +51,7 @@ class Authenticator:
                 raise Unauthorized("robot account is disabled")
             if robot.is_expired(self._clock()):
                 raise Unauthorized("robot account has expired")
+            self._usage.touch(robot)
             return Principal(PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot)
         if user is not None:
             return Principal(PrincipalKind.USER, user.username, user=user)

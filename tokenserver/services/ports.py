@@ -96,6 +96,10 @@ class Store(Protocol):
         """False if the robot did not exist."""
         ...
 
+    async def record_robot_use(self, last_used: dict[int, int]) -> None:
+        """Raise each robot's `last_used_at` to the given Unix time (never lower it)."""
+        ...
+
     # ---- users ----------------------------------------------------------------------------
     async def create_user(self, user: NewUser, now: int) -> User:
         """Raises Conflict if the username is taken."""

@@ -30,6 +30,7 @@ from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import NewRobot, RobotChanges, Store
 from tokenserver.services.projects import ProjectService
+from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
 
 MAX_DESCRIPTION_LENGTH = 1024
@@ -57,8 +58,10 @@ class RobotService:
         audit: AuditService,
         projects: ProjectService,
         verifier: SecretVerifier,
+        usage: UsageTracker,
         name_prefix: str,
     ) -> None:
+        self._usage = usage
         self._store = store
         self._access = access
         self._audit = audit
@@ -202,7 +205,7 @@ class RobotService:
             robot = await self._store.find_robot(project if plus else None, name if plus else short)
         if robot is None:
             raise RobotNotFound(f"robot {ref!r} not found")
-        return robot
+        return self._usage.merged(robot)
 
     async def get(self, actor: Principal, ref: str) -> Robot:
         robot = await self.find(ref)
@@ -215,10 +218,12 @@ class RobotService:
         """A project's robots, or the system robots when `project_ref` is None."""
         if project_ref is None:
             self._access.require_system(actor, "robot", "list")
-            return await self._store.list_robots(None, name_contains)
-        project = await self._projects.resolve(project_ref)
-        await self._access.require(actor, project, "robot", "list")
-        return await self._store.list_robots(project.id, name_contains)
+            robots = await self._store.list_robots(None, name_contains)
+        else:
+            project = await self._projects.resolve(project_ref)
+            await self._access.require(actor, project, "robot", "list")
+            robots = await self._store.list_robots(project.id, name_contains)
+        return [self._usage.merged(r) for r in robots]
 
     async def update(self, actor: Principal, ref: str, spec: RobotSpec) -> Robot:
         """Harbor's PUT: replace description, duration (expiry recomputed from creation),

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS robot (
     disabled      INTEGER NOT NULL DEFAULT 0,
     creation_time INTEGER NOT NULL,
     update_time   INTEGER NOT NULL,
-    permissions   TEXT    NOT NULL
+    permissions   TEXT    NOT NULL,
+    last_used_at  INTEGER
 );
 -- System robots have no project: their names are unique among themselves.
 CREATE UNIQUE INDEX IF NOT EXISTS robot_name ON robot (ifnull(project_id, 0), name);
@@ -84,7 +85,7 @@ _PROJECT_COLUMNS = (
 _PROJECT_FROM = "project p LEFT JOIN users u ON u.id = p.owner_id"
 _ROBOT_COLUMNS = (
     "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
-    "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions"
+    "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at"
 )
 _ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
 _USER_COLUMNS = (
@@ -144,6 +145,7 @@ def _robot(row: Any) -> Robot:
         creation_time=row[10],
         update_time=row[11],
         permissions=_permissions_from_json(row[12]),
+        last_used_at=row[13],
     )
 
 
@@ -343,6 +345,12 @@ class SqliteStore:
     async def delete_robot(self, robot_id: int) -> bool:
         cursor = await self._db.execute("DELETE FROM robot WHERE id = ?", (robot_id,))
         return cursor.rowcount > 0
+
+    async def record_robot_use(self, last_used: dict[int, int]) -> None:
+        await self._db.executemany(
+            "UPDATE robot SET last_used_at = max(ifnull(last_used_at, 0), ?) WHERE id = ?",
+            [(when, robot_id) for robot_id, when in last_used.items()],
+        )
 
     # ---- users ----------------------------------------------------------------------------
 

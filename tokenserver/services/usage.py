@@ -1,0 +1,37 @@
+"""When each robot was last used, kept in memory and written in batches: a token request
+never waits for a database write."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from tokenserver.domain.models import Robot
+from tokenserver.services.ports import Store
+
+FLUSH_SECONDS = 30
+
+
+class UsageTracker:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._pending: dict[int, int] = {}
+
+    def touch(self, robot: Robot) -> None:
+        """Note a successful authentication (a dict write, no I/O)."""
+        self._pending[robot.id] = int(self._clock())
+
+    def merged(self, robot: Robot) -> Robot:
+        """`robot` with a use not yet written to the database."""
+        pending = self._pending.get(robot.id)
+        if pending is None or (robot.last_used_at or 0) >= pending:
+            return robot
+        return dataclasses.replace(robot, last_used_at=pending)
+
+    async def flush(self) -> None:
+        """Write the pending uses in one batch."""
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            await self._store.record_robot_use(pending)
