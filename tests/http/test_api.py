@@ -817,3 +817,17 @@ async def test_last_used_at_is_tracked_without_a_write_per_request(api: Api) -> 
     assert stored is not None
     assert stored.last_used_at is not None
     assert iso_time(stored.last_used_at) == shown["last_used_at"]
+
+
+async def test_an_internal_error_is_a_masked_500(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire at /var/secret/path")
+
+    monkeypatch.setattr(api.server.runtime.store, "list_projects", broken)
+    r = await api.call("GET", "/projects", api.admin)
+    message = await error(r, 500, "UNKNOWN")
+    assert message == "internal server error"
+    assert "disk on fire" not in await r.text()
+    assert any("disk on fire" in (rec.exc_text or "") for rec in caplog.records)
