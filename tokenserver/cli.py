@@ -23,6 +23,7 @@ from tokenserver.domain.harbor import (
     audit_json,
     iso_time,
     project_json,
+    refresh_token_json,
     robot_export_json,
     robot_json,
 )
@@ -252,6 +253,16 @@ def cmd_robot(args: argparse.Namespace) -> int:
         elif command == "delete":
             robot = await rt.robots.delete(LOCAL, args.robot)
             _say(f"deleted {robot.full_name(prefix)}")
+        elif command == "refresh-tokens":
+            tokens = await rt.refresh.list(LOCAL, args.robot)
+            if args.json:
+                _out([refresh_token_json(t) for t in tokens])
+            else:
+                for t in tokens:
+                    print(f"{t.id}\t{iso_time(t.created_at)}\t{t.client_id}")
+        elif command == "revoke-refresh-tokens":
+            revoked = await rt.refresh.revoke(LOCAL, args.robot, args.id)
+            _say(f"revoked {revoked} refresh token(s)")
         else:
             manual = None if args.secret is None else _read_secret(args.secret)
             generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
@@ -379,6 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--secret", help="set this secret instead of a random one ('-' reads it from stdin)"
     )
+    r = rsub.add_parser(
+        "refresh-tokens", parents=[common], help="list a robot's refresh tokens (ids, clients)"
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r = rsub.add_parser(
+        "revoke-refresh-tokens", parents=[common], help="revoke a robot's refresh tokens"
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
     robot.set_defaults(func=cmd_robot)
 
     audit = sub.add_parser(

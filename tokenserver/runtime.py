@@ -12,6 +12,7 @@ from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.projects import ProjectService
+from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.robots import RobotService
 from tokenserver.services.tokens import TokenService, TokenSigner
 from tokenserver.services.usage import UsageTracker
@@ -31,6 +32,7 @@ class Runtime:
     audit: AuditService
     projects: ProjectService
     robots: RobotService
+    refresh: RefreshTokenService
     users: UserService
     members: MemberService
     tokens: TokenService | None
@@ -56,9 +58,13 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         audit = AuditService(store, access)
         projects = ProjectService(store, access, audit)
         authenticator = Authenticator(store, verifier, usage, settings.name_prefix)
+        robots = RobotService(store, access, audit, projects, verifier, usage, settings.name_prefix)
+        refresh = RefreshTokenService(store, robots, usage, settings.name_prefix)
         tokens = None
         if signer is not None:
-            tokens = TokenService(store, authenticator, access, signer, service=settings.service)
+            tokens = TokenService(
+                store, authenticator, refresh, access, signer, service=settings.service
+            )
         yield Runtime(
             settings=settings,
             store=store,
@@ -68,9 +74,8 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             access=access,
             audit=audit,
             projects=projects,
-            robots=RobotService(
-                store, access, audit, projects, verifier, usage, settings.name_prefix
-            ),
+            robots=robots,
+            refresh=refresh,
             users=UserService(store, access, audit, projects, verifier),
             members=MemberService(store, access, audit, projects),
             tokens=tokens,

@@ -373,7 +373,7 @@ async def test_each_request_is_logged_without_the_secret(
 
 async def test_unknown_routes_and_methods_get_the_json_envelope(server: Server) -> None:
     assert (await error(await server.client.get("/nope"), 404)) == "Not Found"
-    await error(await server.client.post(TOKEN), 405)
+    await error(await server.client.put(TOKEN), 405)
 
 
 async def test_health(server: Server) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenserver.domain.models import AuditEntry, Member, Project, Robot, User
+from tokenserver.domain.models import AuditEntry, Member, Project, RefreshToken, Robot, User
 from tokenserver.domain.permissions import Permission
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
@@ -112,3 +112,8 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
         "op_time": iso_time(entry.op_time),
         "outcome": entry.outcome,
     }
+
+
+def refresh_token_json(token: RefreshToken) -> dict[str, Any]:
+    """A refresh token as listed: never the token itself, which is not stored."""
+    return {"id": token.id, "client_id": token.client_id, "created_at": iso_time(token.created_at)}

@@ -83,6 +83,18 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A stored refresh token: only the SHA-256 of the token itself is kept. It belongs to
+    exactly one robot or one user."""
+
+    id: int
+    robot_id: int | None
+    user_id: int | None
+    client_id: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One management operation: who did what to which resource, and how it ended."""
 

@@ -15,6 +15,7 @@ from tokenserver.domain.harbor import (
     audit_json,
     member_json,
     project_json,
+    refresh_token_json,
     robot_export_json,
     robot_json,
     user_json,
@@ -477,6 +478,19 @@ async def delete_robot(request: web.Request) -> web.Response:
     return ok()
 
 
+async def list_refresh_tokens(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    tokens = await rt(request).refresh.list(principal, str(path_id(request, "robot_id")))
+    return web.json_response([refresh_token_json(t) for t in tokens])
+
+
+async def revoke_refresh_tokens(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    token_id = path_id(request, "token_id") if "token_id" in request.match_info else None
+    await rt(request).refresh.revoke(principal, str(path_id(request, "robot_id")), token_id)
+    return ok()
+
+
 # ---- audit log -----------------------------------------------------------------------------
 
 
@@ -522,4 +536,7 @@ def add_routes(app: web.Application) -> None:
     r.add_put(f"{API}/robots/{{robot_id}}", update_robot)
     r.add_patch(f"{API}/robots/{{robot_id}}", refresh_robot_secret)
     r.add_delete(f"{API}/robots/{{robot_id}}", delete_robot)
+    r.add_get(f"{API}/robots/{{robot_id}}/refresh-tokens", list_refresh_tokens, allow_head=False)
+    r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens", revoke_refresh_tokens)
+    r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens/{{token_id}}", revoke_refresh_tokens)
     r.add_get(f"{API}/audit-logs", list_audit_logs, allow_head=False)

@@ -10,35 +10,97 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from tokenserver.config import Settings
-from tokenserver.domain.credentials import parse_basic
+from tokenserver.domain.credentials import Credentials, parse_basic
+from tokenserver.domain.secrets import Secret
+from tokenserver.errors import BadRequest, Unauthorized
 from tokenserver.http.api import RUNTIME, add_routes
 from tokenserver.http.errors import REALM, error_middleware
 from tokenserver.http.input import MAX_BODY_BYTES
 from tokenserver.runtime import Runtime, open_runtime
-from tokenserver.services.tokens import TokenService
+from tokenserver.services.tokens import TokenRequest, TokenService
 from tokenserver.services.usage import FLUSH_SECONDS
 
 TOKENS = web.AppKey("tokens", TokenService)
 
 
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 async def token(request: web.Request) -> web.Response:
     """GET /service/token (REFERENCE.md §1)."""
     query = request.query
+    credentials = parse_basic(request.headers.get("Authorization"))
     issued = await request.app[TOKENS].request(
-        parse_basic(request.headers.get("Authorization")),
-        query.getall("scope", []),
-        query.get("service"),
-        request.remote or "",
+        TokenRequest(
+            grant="basic" if credentials else "anonymous",
+            credentials=credentials,
+            scopes=query.getall("scope", []),
+            service=query.get("service"),
+            address=request.remote or "",
+            client_id=query.get("client_id", ""),
+            offline=query.get("offline_token", "").lower() == "true",
+        )
     )
-    return web.json_response(
-        {
-            "token": issued.token,
-            "access_token": issued.token,
-            "expires_in": issued.expires_in,
-            "issued_at": issued.issued_at,
-        },
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    body: dict[str, object] = {
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+    }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token.reveal()
+    return web.json_response(body, headers=_NO_STORE)
+
+
+async def oauth_token(request: web.Request) -> web.Response:
+    """POST /service/token: OAuth2 password and refresh_token grants (REFERENCE.md §2)."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("expected an application/x-www-form-urlencoded form")
+    form = await request.post()
+
+    def field(name: str) -> str | None:
+        value = form.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"form field {name!r} must be text")
+        return value
+
+    grant = field("grant_type")
+    credentials = None
+    refresh = None
+    if grant == "password":
+        username, password = field("username"), field("password")
+        if not username or not password:
+            raise Unauthorized("the password grant needs username and password")
+        credentials = Credentials(username, Secret(password))
+    elif grant == "refresh_token":
+        token = field("refresh_token")
+        if not token:
+            raise Unauthorized("the refresh_token grant needs refresh_token")
+        refresh = Secret(token)
+    else:
+        raise BadRequest("grant_type must be password or refresh_token")
+    scopes = [s for s in form.getall("scope", []) if isinstance(s, str)]
+    issued = await request.app[TOKENS].request(
+        TokenRequest(
+            grant=grant,
+            credentials=credentials,
+            refresh_token=refresh,
+            scopes=scopes,
+            service=field("service"),
+            address=request.remote or "",
+            client_id=field("client_id") or "",
+            offline=field("access_type") == "offline",
+        )
     )
+    body: dict[str, object] = {
+        "access_token": issued.token,
+        "scope": issued.scope,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+    }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token.reveal()
+    return web.json_response(body, headers=_NO_STORE)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -83,6 +145,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/service/token", token)
+    app.router.add_post("/service/token", oauth_token)
     app.router.add_get("/healthz", health)
     add_routes(app)
     return app

@@ -309,6 +309,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"secret": _STR},
         "additionalProperties": False,
     },
+    "RefreshToken": {
+        "type": "object",
+        "required": ["id", "client_id", "created_at"],
+        "properties": {"id": _INT, "client_id": _STR, "created_at": _TIME},
+        "additionalProperties": False,
+    },
     "AuditLog": {
         "type": "object",
         "required": ["id", "username", "resource", "resource_type", "operation", "op_time"],
@@ -474,6 +480,30 @@ PATHS: dict[str, Any] = {
         },
         "delete": {
             "summary": "Delete a robot",
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+    },
+    "/robots/{robot_id}/refresh-tokens": {
+        "parameters": _ROBOT_ID,
+        "get": {
+            "summary": "tokenserver: list a robot's refresh tokens (never the tokens)",
+            "responses": {
+                "200": _json({"type": "array", "items": _schema("RefreshToken")}),
+                **_errors(400, 403, 404),
+            },
+        },
+        "delete": {
+            "summary": "tokenserver: revoke all of a robot's refresh tokens",
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+    },
+    "/robots/{robot_id}/refresh-tokens/{token_id}": {
+        "parameters": [
+            *_ROBOT_ID,
+            {"name": "token_id", "in": "path", "required": True, "schema": _INT},
+        ],
+        "delete": {
+            "summary": "tokenserver: revoke one refresh token",
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
     },

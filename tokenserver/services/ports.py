@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tokenserver.domain.models import AuditEntry, Level, Member, Project, Robot, User
+from tokenserver.domain.models import (
+    AuditEntry,
+    Level,
+    Member,
+    Project,
+    RefreshToken,
+    Robot,
+    User,
+)
 from tokenserver.domain.permissions import Permission
 from tokenserver.domain.roles import Role
 
@@ -131,6 +139,38 @@ class Store(Protocol):
     ) -> bool: ...
 
     async def delete_member(self, project_id: int, member_id: int) -> bool: ...
+
+    # ---- refresh tokens -------------------------------------------------------------------
+    async def add_refresh_token(
+        self,
+        token_hash: str,
+        client_id: str,
+        now: int,
+        *,
+        robot_id: int | None = None,
+        user_id: int | None = None,
+        keep: int,
+    ) -> RefreshToken:
+        """Store a refresh token for a robot or a user, keeping only its `keep` newest."""
+        ...
+
+    async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+
+    async def list_refresh_tokens(
+        self, *, robot_id: int | None = None, user_id: int | None = None
+    ) -> list[RefreshToken]:
+        """Newest first."""
+        ...
+
+    async def delete_refresh_tokens(
+        self,
+        *,
+        robot_id: int | None = None,
+        user_id: int | None = None,
+        token_id: int | None = None,
+    ) -> int:
+        """Revoke the account's tokens (one of them with `token_id`); the number revoked."""
+        ...
 
     # ---- audit log ------------------------------------------------------------------------
     async def add_audit(self, entry: AuditEntry) -> None: ...

@@ -262,6 +262,13 @@ class RobotService:
             await self._change(robot, RobotChanges(disabled=disabled))
             return await self.find(str(robot.id))
 
+    async def revocable(self, actor: Principal, ref: str) -> Robot:
+        """The robot, if `actor` may revoke its refresh tokens (robot update)."""
+        async with self._audit.operation(actor, "revoke-refresh-tokens", "robot", ref):
+            robot = await self.find(ref)
+            await self._require(actor, robot.project_id, "update", ref)
+            return robot
+
     async def delete(self, actor: Principal, ref: str) -> Robot:
         async with self._audit.operation(actor, "delete", "robot", ref):
             robot = await self.find(ref)
@@ -297,3 +304,6 @@ class RobotService:
     async def _change(self, robot: Robot, changes: RobotChanges) -> None:
         if not await self._store.update_robot(robot.id, self._projects.now(), changes):
             raise RobotNotFound(f"robot {robot.id} not found")
+        if changes.secret_hash is not None or changes.disabled:
+            # A new secret or a disabled robot ends every refresh token it was given.
+            await self._store.delete_refresh_tokens(robot_id=robot.id)

@@ -17,11 +17,13 @@ from tokenserver.domain.names import project_of
 from tokenserver.domain.permissions import Grants, grant_actions
 from tokenserver.domain.policy import NOTHING, system_grants, token_actions
 from tokenserver.domain.scopes import Scope, format_scope, parse_scopes
+from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, TokenServerError, Unauthorized
 from tokenserver.keys import SigningKey
 from tokenserver.services.access import AccessService
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.ports import Store
+from tokenserver.services.refresh import RefreshTokenService
 
 log = logging.getLogger("tokenserver.token")
 
@@ -32,6 +34,26 @@ class IssuedToken:
     expires_in: int
     issued_at: str
     access: tuple[Scope, ...]
+    refresh_token: Secret | None = None
+
+    @property
+    def scope(self) -> str:
+        """The OAuth2 `scope` answer: the granted scopes that carry actions."""
+        return " ".join(format_scope(s) for s in self.access if s.actions)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """One token request, GET or POST, as the HTTP layer read it."""
+
+    grant: str  # "basic" (GET), "password", "refresh_token" or "anonymous"
+    scopes: Sequence[str]
+    service: str | None
+    address: str
+    credentials: Credentials | None = None
+    refresh_token: Secret | None = None
+    client_id: str = ""
+    offline: bool = False
 
 
 class TokenSigner:
@@ -44,7 +66,13 @@ class TokenSigner:
         self._lifetime = lifetime
         self._headers = {"kid": key.kid}
 
-    def sign(self, subject: str, access: Sequence[Scope], now: float) -> IssuedToken:
+    def sign(
+        self,
+        subject: str,
+        access: Sequence[Scope],
+        now: float,
+        refresh_token: Secret | None = None,
+    ) -> IssuedToken:
         issued = int(now)
         claims = {
             "iss": self._issuer,
@@ -67,6 +95,7 @@ class TokenSigner:
             expires_in=self._lifetime,
             issued_at=datetime.fromtimestamp(issued, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             access=tuple(access),
+            refresh_token=refresh_token,
         )
 
 
@@ -75,6 +104,7 @@ class TokenService:
         self,
         store: Store,
         authenticator: Authenticator,
+        refresh: RefreshTokenService,
         access: AccessService,
         signer: TokenSigner,
         *,
@@ -83,55 +113,61 @@ class TokenService:
     ) -> None:
         self._store = store
         self._authenticator = authenticator
+        self._refresh = refresh
         self._access = access
         self._signer = signer
         self._service = service
         self._clock = clock
 
-    async def request(
-        self,
-        credentials: Credentials | None,
-        scope_values: Sequence[str],
-        service: str | None,
-        client: str,
-    ) -> IssuedToken:
-        """Serve one token request (GET /service/token). Every outcome is logged, no secret.
+    async def request(self, req: TokenRequest) -> IssuedToken:
+        """Serve one token request (GET or POST /service/token). Every outcome is logged,
+        never a secret.
 
-        Raises BadRequest (wrong service, malformed scope) and Unauthorized (bad credentials,
-        or anonymous without a scope: the `docker login` probe must be challenged).
+        Raises BadRequest (wrong service, malformed scope) and Unauthorized (bad credentials
+        or refresh token, or anonymous without a scope: the `docker login` probe must be
+        challenged).
         """
-        account = credentials.username if credentials else ""
+        account = req.credentials.username if req.credentials else ""
         asked = ""
         try:
-            if service is not None and service != self._service:
-                raise BadRequest(f"unknown service {service!r}")
-            scopes = parse_scopes(scope_values)
+            if req.service is not None and req.service != self._service:
+                raise BadRequest(f"unknown service {req.service!r}")
+            scopes = parse_scopes(req.scopes)
             asked = " ".join(format_scope(s) for s in scopes)
-            if credentials is None:
-                if not scopes:
-                    raise Unauthorized("authentication required")
+            refresh = None
+            if req.refresh_token is not None:
+                principal = await self._refresh.authenticate(req.refresh_token)
+                refresh = req.refresh_token  # never rotated: the same one comes back
+            elif req.credentials is not None:
+                principal = await self._authenticator.authenticate(req.credentials)
+                if req.offline:
+                    refresh = await self._refresh.issue(principal, req.client_id)
+            elif scopes:
                 principal = ANONYMOUS
             else:
-                principal = await self._authenticator.authenticate(credentials)
-                account = principal.name
+                raise Unauthorized("authentication required")
+            account = principal.name
             granted = await self._grant(principal, scopes)
-            issued = self._signer.sign(account, granted, self._clock())
+            issued = self._signer.sign(account, granted, self._clock(), refresh)
         except TokenServerError as e:
             log.info(
-                "token denied account=%r client=%s scopes=%r status=%d reason=%r",
+                "token denied grant=%s account=%r client=%s scopes=%r status=%d reason=%r",
+                req.grant,
                 account,
-                client,
-                asked or " ".join(scope_values)[:200],
+                req.address,
+                asked or " ".join(req.scopes)[:200],
                 e.status,
                 e.message,
             )
             raise
         log.info(
-            "token issued account=%r client=%s scopes=%r granted=%r",
+            "token issued grant=%s account=%r client=%s scopes=%r granted=%r%s",
+            req.grant,
             account,
-            client,
+            req.address,
             asked,
             " ".join(format_scope(s) for s in granted),
+            " refresh_token=yes" if refresh is not None else "",
         )
         return issued
 

@@ -132,6 +132,7 @@ class UserService:
             await self._store.update_user_password(
                 user.id, await self._verifier.hash(secret), self._projects.now()
             )
+            await self._store.delete_refresh_tokens(user_id=user.id)
 
 
 class MemberService:

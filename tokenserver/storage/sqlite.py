@@ -14,7 +14,15 @@ from typing import Any
 
 import aiosqlite
 
-from tokenserver.domain.models import AuditEntry, Level, Member, Project, Robot, User
+from tokenserver.domain.models import (
+    AuditEntry,
+    Level,
+    Member,
+    Project,
+    RefreshToken,
+    Robot,
+    User,
+)
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.errors import Conflict, TokenServerError
@@ -68,6 +76,17 @@ CREATE TABLE IF NOT EXISTS robot (
 );
 -- System robots have no project: their names are unique among themselves.
 CREATE UNIQUE INDEX IF NOT EXISTS robot_name ON robot (ifnull(project_id, 0), name);
+CREATE TABLE IF NOT EXISTS refresh_token (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    robot_id      INTEGER REFERENCES robot(id) ON DELETE CASCADE,
+    user_id       INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    token_hash    TEXT    NOT NULL UNIQUE,
+    client_id     TEXT    NOT NULL DEFAULT '',
+    created_at    INTEGER NOT NULL,
+    CHECK ((robot_id IS NULL) != (user_id IS NULL))
+);
+CREATE INDEX IF NOT EXISTS refresh_token_robot ON refresh_token (robot_id);
+CREATE INDEX IF NOT EXISTS refresh_token_user ON refresh_token (user_id);
 CREATE TABLE IF NOT EXISTS audit_log (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     op_time       INTEGER NOT NULL,
@@ -447,6 +466,64 @@ class SqliteStore:
             "DELETE FROM member WHERE project_id = ? AND id = ?", (project_id, member_id)
         )
         return cursor.rowcount > 0
+
+    # ---- refresh tokens -------------------------------------------------------------------
+
+    async def add_refresh_token(
+        self,
+        token_hash: str,
+        client_id: str,
+        now: int,
+        *,
+        robot_id: int | None = None,
+        user_id: int | None = None,
+        keep: int,
+    ) -> RefreshToken:
+        cursor = await self._db.execute(
+            "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at) "
+            "VALUES (?,?,?,?,?)",
+            (robot_id, user_id, token_hash, client_id, now),
+        )
+        column, owner = ("robot_id", robot_id) if robot_id is not None else ("user_id", user_id)
+        await self._db.execute(
+            f"DELETE FROM refresh_token WHERE {column} = ? AND id NOT IN "  # noqa: S608
+            f"(SELECT id FROM refresh_token WHERE {column} = ? ORDER BY id DESC LIMIT ?)",
+            (owner, owner, keep),
+        )
+        assert cursor.lastrowid is not None
+        return RefreshToken(cursor.lastrowid, robot_id, user_id, client_id, now)
+
+    async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        rows = await self._rows(
+            "SELECT id, robot_id, user_id, client_id, created_at FROM refresh_token "
+            "WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return RefreshToken(*rows[0]) if rows else None
+
+    async def list_refresh_tokens(
+        self, *, robot_id: int | None = None, user_id: int | None = None
+    ) -> list[RefreshToken]:
+        rows = await self._rows(
+            "SELECT id, robot_id, user_id, client_id, created_at FROM refresh_token "
+            "WHERE robot_id IS ? AND user_id IS ? ORDER BY id DESC",
+            (robot_id, user_id),
+        )
+        return [RefreshToken(*r) for r in rows]
+
+    async def delete_refresh_tokens(
+        self,
+        *,
+        robot_id: int | None = None,
+        user_id: int | None = None,
+        token_id: int | None = None,
+    ) -> int:
+        cursor = await self._db.execute(
+            "DELETE FROM refresh_token WHERE robot_id IS ? AND user_id IS ? "
+            "AND (? IS NULL OR id = ?)",
+            (robot_id, user_id, token_id, token_id),
+        )
+        return cursor.rowcount
 
     # ---- audit log ------------------------------------------------------------------------
 
