@@ -365,3 +365,48 @@ def test_init_creates_the_admin_once(tmp_path: Path) -> None:
     refused = cli(weak, "init", env={"TOKENSERVER_ADMIN_PASSWORD": "weak"})
     assert refused.returncode == 1
     assert "password must be 8-128" in refused.stderr
+
+
+def test_refresh_tokens_are_listed_and_revoked_from_the_cli(config: Path) -> None:
+    import asyncio
+
+    from tokenserver.domain.models import Principal, PrincipalKind
+    from tokenserver.runtime import open_runtime
+
+    ok(cli(config, "project", "create", "p"))
+    ok(
+        cli(
+            config,
+            "robot",
+            "create",
+            "--project",
+            "p",
+            "--name",
+            "ci",
+            "--permission",
+            "repository:pull",
+        )
+    )
+    settings = load_settings(config, environ={})
+
+    async def issue(client_id: str) -> str:
+        async with open_runtime(settings, sign=False) as rt:
+            robot = await rt.robots.find("p+ci")
+            principal = Principal(PrincipalKind.ROBOT, "robot$p+ci", robot=robot)
+            return (await rt.refresh.issue(principal, client_id)).reveal()
+
+    tokens = [asyncio.run(issue(c)) for c in ("docker", "helm")]
+    listed = ok(cli(config, "robot", "refresh-tokens", "p+ci", "--json"))
+    assert [t["client_id"] for t in listed] == ["helm", "docker"]
+    assert not any(token in json.dumps(listed) for token in tokens)
+    assert "\thelm" in cli(config, "robot", "refresh-tokens", "p+ci").stdout
+    one = cli(config, "robot", "revoke-refresh-tokens", "p+ci", "--id", str(listed[0]["id"]))
+    assert one.returncode == 0
+    assert "revoked 1" in one.stderr
+    assert [
+        t["client_id"] for t in ok(cli(config, "robot", "refresh-tokens", "p+ci", "--json"))
+    ] == ["docker"]
+    assert cli(config, "robot", "revoke-refresh-tokens", "p+ci", "--id", "999").returncode == 1
+    every = cli(config, "robot", "revoke-refresh-tokens", "p+ci")
+    assert "revoked 1" in every.stderr
+    assert ok(cli(config, "robot", "refresh-tokens", "p+ci", "--json")) == []

@@ -263,3 +263,30 @@ def test_a_system_robot_for_all_projects_pulls_from_a_later_project(stack: Stack
     assert result.returncode == 0, result.stderr
     assert layout_digest(pulled) == digest
     assert reader.push(layout, "e2e-later/app:v2").returncode != 0
+
+
+def test_docker_keeps_a_refresh_token_and_mounts_across_repositories(
+    stack: Stack, dockerd: str
+) -> None:
+    stack.project("e2e-refresh-docker")
+    robot = stack.robot("e2e-refresh-docker", "ci", PULL, PUSH)
+    docker = Docker(stack, dockerd)
+    login = docker.login(robot)
+    assert login.returncode == 0, login.stderr
+    stored = json.loads((docker.config / "config.json").read_text())["auths"][stack.registry]
+    assert stored["identitytoken"].startswith("tsr_")
+    assert robot.secret not in json.dumps(stored)
+    source = f"{stack.registry}/e2e-refresh-docker/source:1"
+    docker.image(source.split("/", 1)[1], "mount me " + stack.algorithm)
+    pushed = docker("push", source)
+    assert pushed.returncode == 0, pushed.stderr + stack.server_log()[-3000:]
+    assert f"grant=refresh_token account='{robot.name}'" in stack.server_log()
+    target = f"{stack.registry}/e2e-refresh-docker/target:1"
+    assert docker("tag", source, target).returncode == 0
+    mounted = docker("push", target)
+    assert mounted.returncode == 0, mounted.stderr
+    assert "Mounted from e2e-refresh-docker/source" in mounted.stdout
+    assert (
+        "scopes='repository:e2e-refresh-docker/target:push,pull "
+        "repository:e2e-refresh-docker/source:pull'"
+    ) in stack.server_log()
