@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tests.e2e.conftest import Robot, Stack
@@ -114,3 +115,111 @@ class Docker:
         subprocess.run(["tar", "-C", str(directory), "-cf", str(tar), "hello.txt"], check=True)
         result = self("import", str(tar), f"{self.stack.registry}/{reference}")
         assert result.returncode == 0, result.stderr
+
+
+class Podman:
+    """podman as root with vfs storage, its own storage and auth file."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.root = stack.new_dir("podman")
+        self.authfile = self.root / "auth.json"
+        # NOTE: podman refuses a runroot longer than 50 characters.
+        self.runroot = Path(tempfile.mkdtemp(prefix="ts-pd-", dir="/tmp"))
+        stack.cleanups.append(self.runroot)
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run(
+            "podman",
+            "--root", str(self.root / "storage"),
+            "--runroot", str(self.runroot),
+            "--storage-driver", "vfs",
+            "--cgroup-manager=cgroupfs",
+            "--events-backend=none",
+            *args,
+            stdin=stdin,
+        )  # fmt: skip
+
+    def login(self, robot: Robot, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self(
+            "login", "--tls-verify=false", "--authfile", str(self.authfile),
+            "-u", robot.name, "--password-stdin", self.stack.registry,
+            stdin=(robot.secret if password is None else password) + "\n",
+        )  # fmt: skip
+
+    def image(self, reference: str, content: str) -> None:
+        directory = self.stack.new_dir("rootfs")
+        (directory / "hello.txt").write_text(content)
+        tar = directory / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(directory), "-cf", str(tar), "hello.txt"], check=True)
+        result = self("import", str(tar), f"{self.stack.registry}/{reference}")
+        assert result.returncode == 0, result.stderr
+
+    def push(self, reference: str) -> subprocess.CompletedProcess[str]:
+        return self(
+            "push", "--tls-verify=false", "--authfile", str(self.authfile),
+            f"{self.stack.registry}/{reference}",
+        )  # fmt: skip
+
+    def pull(self, reference: str) -> subprocess.CompletedProcess[str]:
+        return self(
+            "pull", "--tls-verify=false", "--authfile", str(self.authfile),
+            f"{self.stack.registry}/{reference}",
+        )  # fmt: skip
+
+
+HELM = Path(__file__).resolve().parents[2] / ".tools"
+
+
+class Helm:
+    """The official helm 3 or helm 4 binary with private HELM_*_HOME directories."""
+
+    def __init__(self, stack: Stack, major: int) -> None:
+        self.stack = stack
+        self.major = major
+        self.binary = HELM / f"helm{major}" / "helm"
+        home = stack.new_dir(f"helm{major}-")
+        self.env = {
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+        self.home = home
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run(str(self.binary), *args, stdin=stdin, env=self.env)
+
+    def login(self, robot: Robot, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        # NOTE: helm 3.17's login spells plain HTTP --insecure; helm 4 has --plain-http.
+        plain = "--insecure" if self.major == 3 else "--plain-http"
+        return self(
+            "registry", "login", self.stack.registry, "--username", robot.name,
+            "--password-stdin", plain,
+            stdin=(robot.secret if password is None else password) + "\n",
+        )  # fmt: skip
+
+    def package(self, name: str, version: str) -> Path:
+        chart = self.stack.new_dir("chart") / name
+        (chart / "templates").mkdir(parents=True)
+        (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: {version}\n")
+        (chart / "values.yaml").write_text("replicas: 1\n")
+        (chart / "templates" / "cm.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
+        )
+        out = self.stack.new_dir("packaged")
+        result = self("package", str(chart), "-d", str(out))
+        assert result.returncode == 0, result.stderr
+        return out / f"{name}-{version}.tgz"
+
+    def push(self, package: Path, project: str) -> subprocess.CompletedProcess[str]:
+        return self("push", str(package), f"oci://{self.stack.registry}/{project}", "--plain-http")
+
+    def pull(
+        self, project: str, name: str, version: str
+    ) -> tuple[subprocess.CompletedProcess[str], Path]:
+        out = self.stack.new_dir("pulled-chart")
+        result = self(
+            "pull", f"oci://{self.stack.registry}/{project}/{name}", "--version", version,
+            "--plain-http", "-d", str(out),
+        )  # fmt: skip
+        return result, out / f"{name}-{version}.tgz"

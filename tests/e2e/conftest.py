@@ -24,7 +24,7 @@ import pytest
 from tests.helpers import clean_env, run_cli
 
 ADMIN_PASSWORD = "E2eAdm1nPassword"
-TOOLS = ("docker-registry", "skopeo", "docker", "dockerd")
+TOOLS = ("docker-registry", "skopeo", "docker", "dockerd", "podman")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -81,6 +81,7 @@ class Stack:
     algorithm: str
     api_base: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cleanups: list[Path] = field(default_factory=list)
     counter: int = 0
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -214,6 +215,8 @@ def stack(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for path in stack.cleanups:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

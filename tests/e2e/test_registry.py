@@ -9,7 +9,9 @@ import json
 import re
 from base64 import b64decode
 
-from tests.e2e.clients import Docker, Skopeo, docker_login, layout_digest
+import pytest
+
+from tests.e2e.clients import Docker, Helm, Podman, Skopeo, docker_login, layout_digest
 from tests.e2e.conftest import Robot, Stack
 from tests.e2e.oci import write_image
 
@@ -290,3 +292,56 @@ def test_docker_keeps_a_refresh_token_and_mounts_across_repositories(
         "scopes='repository:e2e-refresh-docker/target:push,pull "
         "repository:e2e-refresh-docker/source:pull'"
     ) in stack.server_log()
+
+
+def test_podman_login_push_pull_and_refusals(stack: Stack) -> None:
+    stack.project("e2e-podman")
+    robot = stack.robot("e2e-podman", "ci", PULL, PUSH)
+    podman = Podman(stack)
+    wrong = podman.login(robot, password="Wr0ngSecretValue")
+    assert wrong.returncode != 0
+    assert "invalid username/password" in wrong.stderr
+    login = podman.login(robot)
+    assert login.returncode == 0, login.stderr
+    podman.image("e2e-podman/app:1", "podman " + stack.algorithm)
+    pushed = podman.push("e2e-podman/app:1")
+    assert pushed.returncode == 0, pushed.stderr
+    assert podman("rmi", f"{stack.registry}/e2e-podman/app:1").returncode == 0
+    pulled = podman.pull("e2e-podman/app:1")
+    assert pulled.returncode == 0, pulled.stderr
+    reader = Podman(stack)
+    assert reader.login(stack.robot("e2e-podman", "reader", PULL)).returncode == 0
+    assert reader.pull("e2e-podman/app:1").returncode == 0
+    reader.image("e2e-podman/app:2", "not allowed")
+    refused = reader.push("e2e-podman/app:2")
+    assert refused.returncode != 0
+    assert "authentication required" in refused.stderr or "denied" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_helm_registry_login_push_pull(stack: Stack, major: int) -> None:
+    project = f"e2e-helm{major}"
+    stack.project(project)
+    robot = stack.robot(project, "ci", PULL, PUSH)
+    helm = Helm(stack, major)
+    wrong = helm.login(robot, password="Wr0ngSecretValue")
+    assert wrong.returncode != 0
+    assert "401" in wrong.stderr or "unauthorized" in wrong.stderr.lower(), wrong.stderr
+    login = helm.login(robot)
+    assert login.returncode == 0, login.stderr + stack.server_log()[-2000:]
+    package = helm.package("demo", "0.1.0")
+    pushed = helm.push(package, project)
+    assert pushed.returncode == 0, pushed.stderr + stack.server_log()[-2000:]
+    result, pulled = helm.pull(project, "demo", "0.1.0")
+    assert result.returncode == 0, result.stderr
+    assert pulled.read_bytes() == package.read_bytes()
+
+    reader = Helm(stack, major)
+    assert reader.login(stack.robot(project, "reader", PULL)).returncode == 0
+    result, pulled = reader.pull(project, "demo", "0.1.0")
+    assert result.returncode == 0, result.stderr
+    refused = reader.push(reader.package("demo", "0.2.0"), project)
+    assert refused.returncode != 0
+    assert "401" in refused.stderr or "denied" in refused.stderr.lower(), refused.stderr
+    result, _ = reader.pull(project, "demo", "0.2.0")
+    assert result.returncode != 0
