@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from tokenserver.domain.harbor import (
     robot_export_json,
     robot_json,
 )
+from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
 from tokenserver.errors import ConfigError, TokenServerError
@@ -276,6 +278,27 @@ def cmd_robot(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def cmd_import_harbor(args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(Path(args.file).read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"{args.file} is not valid JSON: {e}") from None
+    plan = plan_import(data)
+
+    async def action(rt: Runtime) -> int:
+        report = await rt.migration.run(LOCAL, plan, rt.projects.now())
+        _out(dataclasses.asdict(report))
+        _say(
+            f"imported {report.projects_created} projects and {report.robots_created} robots "
+            f"({report.projects_existing} projects and {report.robots_existing} robots existed)"
+        )
+        return EXIT_OK
+
+    return _run(args, action)
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     async def action(rt: Runtime) -> int:
         offset = (args.page - 1) * args.page_size
@@ -401,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
     robot.set_defaults(func=cmd_robot)
+
+    imp = sub.add_parser(
+        "import-harbor",
+        parents=[common],
+        help="import projects and robots from a JSON export of Harbor's database",
+    )
+    imp.add_argument("file", help="the export (see README: Migration from Harbor)")
+    imp.set_defaults(func=cmd_import_harbor)
 
     audit = sub.add_parser(
         "audit", parents=[common], help="show the audit log of management operations"

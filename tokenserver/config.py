@@ -35,6 +35,7 @@ class Settings:
     verify_cache_size: int
     verify_cache_ttl: int
     log_level: str
+    legacy_key: Path | None
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------
@@ -172,6 +173,15 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "deleted robot is refused at once whatever this says.",
     ),
     ("log", "level", "info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error."),
+    (
+        "legacy",
+        "verification_key",
+        "",
+        _text(allow_empty=True),
+        "Legacy (pre-Harbor 2.2) robot$<name> accounts log in with a JWT signed by the old\n"
+        "Harbor's token key: the PEM public key or certificate of that key, relative to this\n"
+        "file. Empty disables legacy robots.",
+    ),
 )
 
 
@@ -232,6 +242,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         verify_cache_size=values["security.verify_cache_size"],
         verify_cache_ttl=values["security.verify_cache_ttl"],
         log_level=values["log.level"],
+        legacy_key=base / values["legacy.verification_key"]
+        if values["legacy.verification_key"]
+        else None,
     )
 
 

@@ -11,6 +11,8 @@ from tokenserver.keys import load_signing_key
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
+from tokenserver.services.legacy import LegacyAuthenticator, load_legacy_key
+from tokenserver.services.migration import ImportService
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.robots import RobotService
@@ -33,6 +35,7 @@ class Runtime:
     projects: ProjectService
     robots: RobotService
     refresh: RefreshTokenService
+    migration: ImportService
     users: UserService
     members: MemberService
     tokens: TokenService | None
@@ -57,7 +60,12 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         access = AccessService(store)
         audit = AuditService(store, access)
         projects = ProjectService(store, access, audit)
-        authenticator = Authenticator(store, verifier, usage, settings.name_prefix)
+        legacy = (
+            LegacyAuthenticator(store, usage, load_legacy_key(settings.legacy_key))
+            if sign and settings.legacy_key is not None
+            else None
+        )
+        authenticator = Authenticator(store, verifier, usage, settings.name_prefix, legacy=legacy)
         robots = RobotService(store, access, audit, projects, verifier, usage, settings.name_prefix)
         refresh = RefreshTokenService(store, robots, usage, settings.name_prefix)
         tokens = None
@@ -76,6 +84,7 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             projects=projects,
             robots=robots,
             refresh=refresh,
+            migration=ImportService(store, access, audit),
             users=UserService(store, access, audit, projects, verifier),
             members=MemberService(store, access, audit, projects),
             tokens=tokens,

@@ -38,7 +38,9 @@ def robot_json(robot: Robot, prefix: str) -> dict[str, Any]:
         "duration": robot.duration,
         "level": robot.level,
         "disable": robot.disabled,
-        "editable": True,
+        "editable": not robot.legacy,
+        # tokenserver: a legacy (pre-Harbor 2.2) robot, which logs in with a JWT.
+        "legacy": robot.legacy,
         "creation_time": iso_time(robot.creation_time),
         "update_time": iso_time(robot.update_time),
         "permissions": [permission_json(p) for p in robot.permissions],

@@ -11,6 +11,8 @@ from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest
 
 NEVER = -1
+# Legacy robots were always named robot$<name>, whatever the configured prefix is now.
+LEGACY_PREFIX = "robot$"
 MAX_DURATION_DAYS = 2**31 - 1
 SECONDS_PER_DAY = 86400
 
@@ -50,8 +52,17 @@ class Robot:
     permissions: tuple[Permission, ...]
     level: Level = Level.PROJECT
     last_used_at: int | None = None
+    # A legacy (pre-Harbor 2.2) robot: its Harbor robot and project ids, which its JWT names.
+    legacy_id: int | None = None
+    legacy_project_id: int | None = None
+
+    @property
+    def legacy(self) -> bool:
+        return self.legacy_id is not None
 
     def full_name(self, prefix: str) -> str:
+        if self.legacy:
+            return f"{LEGACY_PREFIX}{self.name}"
         if self.project_name is None:
             return f"{prefix}{self.name}"
         return f"{prefix}{self.project_name}+{self.name}"

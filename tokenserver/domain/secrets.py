@@ -97,14 +97,38 @@ def hash_secret(secret: Secret) -> str:
     return f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
 
 
+HARBOR_SCHEME = "harbor-pbkdf2"
+_HARBOR_SALT = re.compile(r"[A-Za-z0-9]{1,64}")
+_HARBOR_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def harbor_hash(salt: str, hex_key: str) -> str:
+    """Harbor's stored robot secret (PBKDF2-SHA256, 4096 iterations, 16-byte key, hex, with a
+    per-robot salt) in our hash format. Raises ValueError if either part is malformed."""
+    if not _HARBOR_SALT.fullmatch(salt) or not _HARBOR_KEY.fullmatch(hex_key):
+        raise ValueError("expected an alphanumeric salt and a 32-digit lower-case hex key")
+    return f"{HARBOR_SCHEME}${salt}${hex_key}"
+
+
+def needs_rehash(stored: str) -> bool:
+    """True for a hash not made with the current KDF and parameters (imported from Harbor)."""
+    return not stored.startswith(f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$")
+
+
 def verify_secret(secret: str, stored: str) -> bool:
     """True if `secret` matches `stored`; False for a mismatch or an unreadable hash."""
     try:
-        scheme, log2_n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
+        scheme, *parts = stored.split("$")
+        if scheme == "scrypt":
+            log2_n, r, p, salt, key = parts
+            expected = _unb64(key)
+            actual = _scrypt(secret, _unb64(salt), int(log2_n), int(r), int(p))
+        elif scheme == HARBOR_SCHEME:
+            salt, key = parts
+            expected = bytes.fromhex(key)
+            actual = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt.encode(), 4096, 16)
+        else:
             return False
-        expected = _unb64(key)
-        actual = _scrypt(secret, _unb64(salt), int(log2_n), int(r), int(p))
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)

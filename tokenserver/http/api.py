@@ -62,6 +62,7 @@ _ROBOT_READ_ONLY = (
     "update_time",
     "secret",
     "last_used_at",
+    "legacy",
 )
 
 

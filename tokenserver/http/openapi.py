@@ -268,6 +268,7 @@ SCHEMAS: dict[str, Any] = {
             "level": {"enum": ["project", "system"]},
             "disable": _BOOL,
             "editable": _BOOL,
+            "legacy": _BOOL,
             "secret": _STR,
             "creation_time": _TIME,
             "update_time": _TIME,

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
-from tokenserver.domain.secrets import DUMMY_HASH
+from tokenserver.domain.secrets import DUMMY_HASH, needs_rehash
 from tokenserver.errors import Unauthorized
-from tokenserver.services.ports import Store
+from tokenserver.services.legacy import LegacyAuthenticator, looks_legacy
+from tokenserver.services.ports import RobotChanges, Store
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
 
@@ -25,7 +26,9 @@ class Authenticator:
         usage: UsageTracker,
         name_prefix: str,
         clock: Callable[[], float] = time.time,
+        legacy: LegacyAuthenticator | None = None,
     ) -> None:
+        self._legacy = legacy
         self._store = store
         self._verifier = verifier
         self._usage = usage
@@ -40,6 +43,10 @@ class Authenticator:
         account runs the same KDF work as a known one. Whether a robot is disabled or expired
         is told only to a caller who knows its secret.
         """
+        if self._legacy is not None and looks_legacy(
+            credentials.username, credentials.password.reveal()
+        ):
+            return await self._legacy.authenticate(credentials.username, credentials.password)
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
         user = None if robot else await self._store.find_user(credentials.username)
@@ -51,6 +58,14 @@ class Authenticator:
                 raise Unauthorized("robot account is disabled")
             if robot.is_expired(self._clock()):
                 raise Unauthorized("robot account has expired")
+            if needs_rehash(robot.secret_hash):
+                # Imported from Harbor: replace its PBKDF2 with our KDF now that we know the
+                # secret. Not a new secret, so refresh tokens stay valid.
+                await self._store.update_robot(
+                    robot.id,
+                    int(self._clock()),
+                    RobotChanges(secret_hash=await self._verifier.hash(credentials.password)),
+                )
             self._usage.touch(robot)
             return Principal(PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot)
         if user is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +31,8 @@ class NewRobot:
     creation_time: int
     permissions: tuple[Permission, ...]
     disabled: bool = False
+    legacy_id: int | None = None
+    legacy_project_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,11 @@ class NewUser:
 
 class Store(Protocol):
     # ---- projects -------------------------------------------------------------------------
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Run the block's writes as one transaction (all or nothing). For exclusive use, as
+        the command line's import does: other writes on the same store wait for it."""
+        ...
+
     async def create_project(
         self, name: str, public: bool, owner_id: int | None, now: int
     ) -> Project:
@@ -90,6 +98,10 @@ class Store(Protocol):
         ...
 
     async def find_robot_by_id(self, robot_id: int) -> Robot | None: ...
+
+    async def find_legacy_robot(self, name: str) -> Robot | None:
+        """The legacy robot `robot$<name>`."""
+        ...
 
     async def list_robots(self, project_id: int | None, name_contains: str = "") -> list[Robot]:
         """The project's robots (system robots when None) whose short name contains

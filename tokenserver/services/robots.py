@@ -231,6 +231,7 @@ class RobotService:
         async with self._audit.operation(actor, "update", "robot", ref):
             robot = await self.find(ref)
             await self._require(actor, robot.project_id, "update", ref)
+            self._refuse_legacy(robot)
             if spec.name not in (robot.name, robot.full_name(self.prefix)):
                 raise BadRequest("the name of a robot cannot be changed")
             if spec.level is not robot.level:
@@ -291,6 +292,7 @@ class RobotService:
         async with self._audit.operation(actor, "refresh", "robot", ref):
             robot = await self.find(ref)
             await self._require(actor, robot.project_id, "update", ref)
+            self._refuse_legacy(robot)
             secret = generate_secret() if manual is None else check_manual_secret(manual)
             expiry = None
             if restart_expiry and robot.duration != NEVER:
@@ -300,6 +302,12 @@ class RobotService:
                 RobotChanges(secret_hash=await self._verifier.hash(secret), expires_at=expiry),
             )
             return secret if manual is None else None
+
+    @staticmethod
+    def _refuse_legacy(robot: Robot) -> None:
+        if robot.legacy:
+            # Harbor's words: a legacy robot can only be disabled, enabled or deleted.
+            raise Forbidden("editing of legacy robot is not allowed")
 
     async def _change(self, robot: Robot, changes: RobotChanges) -> None:
         if not await self._store.update_robot(robot.id, self._projects.now(), changes):

@@ -5,10 +5,12 @@ Every write is one statement, so it is atomic on its own; deletes cascade throug
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +74,11 @@ CREATE TABLE IF NOT EXISTS robot (
     creation_time INTEGER NOT NULL,
     update_time   INTEGER NOT NULL,
     permissions   TEXT    NOT NULL,
-    last_used_at  INTEGER
+    last_used_at  INTEGER,
+    legacy_id     INTEGER,
+    legacy_project_id INTEGER
 );
+CREATE UNIQUE INDEX IF NOT EXISTS robot_legacy_name ON robot (name) WHERE legacy_id IS NOT NULL;
 -- System robots have no project: their names are unique among themselves.
 CREATE UNIQUE INDEX IF NOT EXISTS robot_name ON robot (ifnull(project_id, 0), name);
 CREATE TABLE IF NOT EXISTS refresh_token (
@@ -104,7 +109,8 @@ _PROJECT_COLUMNS = (
 _PROJECT_FROM = "project p LEFT JOIN users u ON u.id = p.owner_id"
 _ROBOT_COLUMNS = (
     "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
-    "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at"
+    "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at, "
+    "r.legacy_id, r.legacy_project_id"
 )
 _ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
 _USER_COLUMNS = (
@@ -165,6 +171,8 @@ def _robot(row: Any) -> Robot:
         update_time=row[11],
         permissions=_permissions_from_json(row[12]),
         last_used_at=row[13],
+        legacy_id=row[14],
+        legacy_project_id=row[15],
     )
 
 
@@ -191,6 +199,7 @@ class SqliteStore:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._transaction_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -231,6 +240,17 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self._transaction_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
 
     async def _rows(self, sql: str, args: Iterable[object] = ()) -> list[Any]:
         return list(await self._db.execute_fetchall(sql, tuple(args)))
@@ -291,8 +311,8 @@ class SqliteStore:
     async def create_robot(self, robot: NewRobot) -> Robot:
         cursor = await self._write(
             "INSERT INTO robot (name, project_id, level, description, secret_hash, duration, "
-            "expires_at, creation_time, update_time, permissions, disabled) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "expires_at, creation_time, update_time, permissions, disabled, legacy_id, "
+            "legacy_project_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 robot.name,
                 robot.project_id,
@@ -305,6 +325,8 @@ class SqliteStore:
                 robot.creation_time,
                 _permissions_to_json(robot.permissions),
                 int(robot.disabled),
+                robot.legacy_id,
+                robot.legacy_project_id,
             ),
             f"robot {robot.name!r} already exists"
             + (" in this project" if robot.project_id is not None else ""),
@@ -321,11 +343,17 @@ class SqliteStore:
         )
         return [_robot(r) for r in rows]
 
+    async def find_legacy_robot(self, name: str) -> Robot | None:
+        found = await self._robots("r.legacy_id IS NOT NULL AND r.name = ?", (name,))
+        return found[0] if found else None
+
     async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
         if project_name is None:
             found = await self._robots("r.project_id IS NULL AND r.name = ?", (name,))
         else:
-            found = await self._robots("p.name = ? AND r.name = ?", (project_name, name))
+            found = await self._robots(
+                "p.name = ? AND r.name = ? AND r.legacy_id IS NULL", (project_name, name)
+            )
         return found[0] if found else None
 
     async def find_robot_by_id(self, robot_id: int) -> Robot | None:

@@ -1,0 +1,263 @@
+"""Import from Harbor (secrets kept, PBKDF2 replaced on first login, idempotent, all or
+nothing) and legacy robot$ accounts logging in with Harbor-minted JWTs."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import ClientResponse
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.conftest import MakeSettings
+from tests.harbor_export import HARBOR_SECRET, export, legacy_token
+from tests.http.conftest import AiohttpClient, Server, basic
+from tokenserver.domain.harbor_import import plan_import
+from tokenserver.domain.models import LOCAL
+from tokenserver.errors import BadRequest
+from tokenserver.http.api import RUNTIME
+from tokenserver.http.app import create_app
+
+TOKEN = "/service/token"
+
+
+@pytest.fixture
+def harbor_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+async def migrated(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient, harbor_key: rsa.RSAPrivateKey
+) -> Server:
+    settings = make_settings(legacy__verification_key="harbor-token.pem")
+    (settings.config_path.parent / "harbor-token.pem").write_bytes(
+        harbor_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    app = create_app(settings)
+    server = Server(await aiohttp_client(app), app[RUNTIME], settings)
+    await server.runtime.users.ensure_admin("Adm1nPassword")
+    report = await server.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
+    assert (report.projects_created, report.robots_created) == (2, 5)
+    return server
+
+
+async def grants(server: Server, auth: dict[str, str], *scopes: str) -> list[list[str]]:
+    r = await server.client.get(TOKEN, params=[("scope", s) for s in scopes], headers=auth)
+    assert r.status == 200, await r.text()
+    token = (await r.json())["token"]
+    return [a["actions"] for a in jwt.decode(token, options={"verify_signature": False})["access"]]
+
+
+async def status(response: ClientResponse) -> int:
+    await response.read()
+    return response.status
+
+
+def dump(server: Server) -> list[Any]:
+    with sqlite3.connect(server.settings.database) as db:
+        return [
+            db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608
+            for table in ("project", "robot", "users", "member")
+        ]
+
+
+async def test_imported_robots_keep_their_secrets_and_permissions(migrated: Server) -> None:
+    ci = basic("robot$lib+ci", HARBOR_SECRET)
+    assert await grants(migrated, ci, "repository:lib/app:push,pull") == [["push", "pull"]]
+    fleet = basic("robot$fleet", HARBOR_SECRET)
+    assert await grants(migrated, fleet, "repository:lib/app:pull,push", "registry:catalog:*") == [
+        ["pull"],
+        ["*"],
+    ]
+    wrong = await migrated.client.get(TOKEN, headers=basic("robot$lib+ci", "Wr0ngSecret"))
+    assert await status(wrong) == 401
+    for name in ("robot$lib+off", "robot$lib+gone"):
+        assert (
+            await status(await migrated.client.get(TOKEN, headers=basic(name, HARBOR_SECRET)))
+            == 401
+        )
+    web = await migrated.runtime.projects.get(LOCAL, "web")
+    assert web.public
+    with pytest.raises(Exception, match="not found"):
+        await migrated.runtime.projects.get(LOCAL, "old")
+
+
+async def test_harbor_pbkdf2_is_replaced_on_first_login(migrated: Server) -> None:
+    before = await migrated.runtime.robots.find("lib+ci")
+    assert before.secret_hash.startswith("harbor-pbkdf2$")
+    ci = basic("robot$lib+ci", HARBOR_SECRET)
+    assert await status(await migrated.client.get(TOKEN, headers=ci)) == 200
+    after = await migrated.runtime.robots.find("lib+ci")
+    assert after.secret_hash.startswith("scrypt$")
+    assert HARBOR_SECRET not in after.secret_hash
+    migrated.runtime.verifier._cache.clear()  # prove the new hash verifies on its own
+    assert await status(await migrated.client.get(TOKEN, headers=ci)) == 200
+
+
+async def test_import_is_idempotent(migrated: Server) -> None:
+    before = dump(migrated)
+    report = await migrated.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
+    assert (report.projects_created, report.robots_created) == (0, 0)
+    assert (report.projects_existing, report.robots_existing) == (2, 5)
+    assert dump(migrated) == before
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            {"id": 99, "name": "lib+bad", "project_id": 7, "secret": "zz", "salt": "x"},
+            "robot row 5 (id 99)",
+        ),
+        (
+            {"id": 98, "name": "Lib+x", "project_id": 7, "secret": "", "salt": ""},
+            "robot row 5 (id 98)",
+        ),
+        ({"id": 97, "name": "lib+x", "project_id": 42, "secret": "", "salt": ""}, "project 42"),
+        (
+            {"id": 96, "name": "other+x", "project_id": 7, "secret": "a" * 32, "salt": "s"},
+            "robot row 5",
+        ),
+    ],
+)
+async def test_a_bad_row_aborts_the_import_and_writes_nothing(
+    settings: Any, bad: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BadRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
+        plan_import(export([bad]))
+
+
+async def test_a_failing_write_rolls_everything_back(
+    migrated: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = dump(migrated)
+    data = export()
+    data["project"].append({"project_id": 10, "name": "fresh", "public": "false"})
+    for row in data["robot"]:
+        row["name"] = row["name"].replace("lib+", "lib+v2-").replace("fleet", "fleet-v2")
+        row["name"] = row["name"].replace("robot$legacy", "robot$legacy-v2")
+    store = migrated.runtime.store
+    real = store.create_robot
+    calls = 0
+
+    async def failing(robot: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("disk full")
+        return await real(robot)
+
+    monkeypatch.setattr(store, "create_robot", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        await migrated.runtime.migration.run(LOCAL, plan_import(data), int(time.time()))
+    assert calls == 3
+    assert dump(migrated) == before
+
+
+def test_duplicate_rows_are_refused() -> None:
+    data = export([{"id": 31, "name": "lib+ci", "project_id": 7, "secret": "a" * 32, "salt": "s"}])
+    with pytest.raises(BadRequest, match=r"robot row 5 \(id 31\): duplicate"):
+        plan_import(data)
+
+
+# ---- legacy robots ---------------------------------------------------------------------------
+
+
+async def test_legacy_robot_logs_in_with_a_harbor_minted_jwt(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    token = legacy_token(
+        harbor_key,
+        access=[
+            ("/project/7/repository", "push"),
+            ("/project/7/repository", "pull"),
+            ("/project/7/helm-chart", "read"),
+            ("/project/8/repository", "push"),  # another project: dropped
+            ("/project/7/robot", "create"),  # not in the legacy set: dropped
+            ("/project/7/artifact", "delete"),  # not in the legacy set: dropped
+        ],
+    )
+    auth = basic("robot$legacy", token)
+    assert await grants(
+        migrated, auth, "repository:lib/app:push,pull,delete", "repository:web/app:push,pull",
+        "helm-chart:lib/chart:read",
+    ) == [["push", "pull"], ["pull"], ["read"]]  # fmt: skip
+    r = await migrated.client.get(TOKEN, params={"scope": "repository:lib/app:pull"}, headers=auth)
+    claims = jwt.decode((await r.json())["token"], options={"verify_signature": False})
+    assert claims["sub"] == "robot$legacy"
+
+
+@pytest.mark.parametrize(
+    "case", ["expired", "other-key", "wrong-id", "wrong-project", "unknown-name", "tampered"]
+)
+async def test_bad_legacy_tokens_are_refused(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey, case: str
+) -> None:
+    name = "robot$legacy"
+    if case == "expired":
+        token = legacy_token(harbor_key, expires_in=-120)
+    elif case == "other-key":
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        token = legacy_token(other)
+    elif case == "wrong-id":
+        token = legacy_token(harbor_key, robot_id=21)
+    elif case == "wrong-project":
+        token = legacy_token(harbor_key, project_id=8)
+    elif case == "unknown-name":
+        token = legacy_token(harbor_key)
+        name = "robot$nobody"
+    else:
+        header, payload, signature = legacy_token(harbor_key).split(".")
+        token = f"{header}.{payload}x.{signature}"
+    r = await migrated.client.get(TOKEN, headers=basic(name, token))
+    assert await status(r) == 401
+
+
+async def test_a_legacy_token_without_exp_never_expires(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    auth = basic("robot$legacy", legacy_token(harbor_key, expires_in=None))
+    assert await grants(migrated, auth, "repository:lib/app:pull") == [["pull"]]
+
+
+async def test_legacy_robots_are_listed_not_editable_and_can_be_disabled(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    admin = basic("admin", "Adm1nPassword")
+    lib = await migrated.runtime.projects.get(LOCAL, "lib")
+    r = await migrated.client.get(
+        f"/api/v2.0/robots?q=Level=project,ProjectID={lib.id}", headers=admin
+    )
+    listed = {x["name"]: x for x in await r.json()}
+    legacy = listed["robot$legacy"]
+    assert legacy["editable"] is False
+    assert legacy["legacy"] is True
+    assert listed["robot$lib+ci"]["editable"] is True
+    path = f"/api/v2.0/robots/{legacy['id']}"
+    r = await migrated.client.put(path, json=legacy, headers=admin)
+    assert r.status == 403
+    assert (await r.json())["errors"][0]["message"] == "editing of legacy robot is not allowed"
+    r = await migrated.client.patch(path, json={}, headers=admin)
+    assert r.status == 403
+    auth = basic("robot$legacy", legacy_token(harbor_key))
+    await migrated.runtime.robots.set_disabled(LOCAL, str(legacy["id"]), True)
+    assert await status(await migrated.client.get(TOKEN, headers=auth)) == 401
+    await migrated.runtime.robots.set_disabled(LOCAL, str(legacy["id"]), False)
+    assert await status(await migrated.client.get(TOKEN, headers=auth)) == 200
+    assert await status(await migrated.client.delete(path, headers=admin)) == 200
+    assert await status(await migrated.client.get(TOKEN, headers=auth)) == 401
+
+
+async def test_without_a_legacy_key_legacy_tokens_are_refused(
+    server: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    await server.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
+    auth = basic("robot$legacy", legacy_token(harbor_key))
+    assert await status(await server.client.get(TOKEN, headers=auth)) == 401
