@@ -410,3 +410,29 @@ def test_refresh_tokens_are_listed_and_revoked_from_the_cli(config: Path) -> Non
     every = cli(config, "robot", "revoke-refresh-tokens", "p+ci")
     assert "revoked 1" in every.stderr
     assert ok(cli(config, "robot", "refresh-tokens", "p+ci", "--json")) == []
+
+
+def test_import_harbor(config: Path, tmp_path: Path) -> None:
+    from tests.harbor_export import export
+
+    good = tmp_path / "harbor.json"
+    good.write_text(json.dumps(export()))
+    report = ok(cli(config, "import-harbor", str(good)))
+    assert report == {
+        "projects_created": 2, "projects_existing": 0, "robots_created": 5, "robots_existing": 0,
+    }  # fmt: skip
+    assert ok(cli(config, "import-harbor", str(good)))["robots_created"] == 0
+    names = [r["name"] for r in ok(cli(config, "robot", "list", "--project", "lib", "--json"))]
+    assert names == ["robot$lib+ci", "robot$legacy", "robot$lib+off", "robot$lib+gone"]
+
+    bad = tmp_path / "bad.json"
+    data = export([{"id": 77, "name": "lib+x", "project_id": 7, "secret": "nothex", "salt": "s"}])
+    data["project"].append({"project_id": 70, "name": "lib2", "public": "false"})
+    bad.write_text(json.dumps(data))
+    refused = cli(config, "import-harbor", str(bad))
+    assert refused.returncode == 1
+    assert "robot row 5 (id 77): unreadable secret" in refused.stderr
+    assert "lib2" not in cli(config, "project", "list").stdout
+    (tmp_path / "broken.json").write_text("{")
+    assert cli(config, "import-harbor", str(tmp_path / "broken.json")).returncode == 2
+    assert cli(config, "import-harbor", str(tmp_path / "missing.json")).returncode == 2

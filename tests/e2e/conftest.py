@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.helpers import clean_env, run_cli
 
@@ -80,6 +82,9 @@ class Stack:
     registry: str  # host:port
     algorithm: str
     api_base: str
+    harbor_key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     cleanups: list[Path] = field(default_factory=list)
     counter: int = 0
@@ -160,7 +165,13 @@ def start_stack(directory: Path, algorithm: str) -> Stack:
         env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     assert init.returncode == 0, init.stderr
-    env = clean_env()
+    # The old Harbor's token key, for legacy robot$ accounts (REFERENCE.md §4).
+    (directory / "harbor-token.pem").write_bytes(
+        stack.harbor_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    env = clean_env(TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem")
     log = directory / "tokenserver.log"
     with log.open("wb") as out:
         stack.processes.append(

@@ -14,6 +14,8 @@ import pytest
 from tests.e2e.clients import Docker, Helm, Podman, Skopeo, docker_login, layout_digest
 from tests.e2e.conftest import Robot, Stack
 from tests.e2e.oci import write_image
+from tests.harbor_export import HARBOR_SECRET, legacy_token
+from tests.harbor_export import export as harbor_export
 
 PULL = "repository:pull"
 PUSH = "repository:push"
@@ -345,3 +347,39 @@ def test_helm_registry_login_push_pull(stack: Stack, major: int) -> None:
     assert "401" in refused.stderr or "denied" in refused.stderr.lower(), refused.stderr
     result, _ = reader.pull(project, "demo", "0.2.0")
     assert result.returncode != 0
+
+
+def test_robots_imported_from_harbor_push_and_legacy_jwts_work(stack: Stack) -> None:
+    path = stack.new_dir("export") / "harbor.json"
+    path.write_text(json.dumps(harbor_export()))
+    imported = stack.cli("import-harbor", str(path))
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout)["robots_created"] == 5
+    again = stack.cli("import-harbor", str(path))
+    assert json.loads(again.stdout)["robots_created"] == 0
+
+    ci = Skopeo(stack, Robot("robot$lib+ci", HARBOR_SECRET, 0))
+    assert ci.login().returncode == 0, stack.server_log()[-2000:]
+    layout = stack.new_dir("image")
+    digest = write_image(layout, "imported " + stack.algorithm)
+    pushed = ci.push(layout, "lib/app:v1")
+    assert pushed.returncode == 0, pushed.stderr
+
+    legacy = Skopeo(stack, Robot("robot$legacy", legacy_token(stack.harbor_key), 0))
+    assert legacy.login().returncode == 0, stack.server_log()[-2000:]
+    legacy_layout = stack.new_dir("image")
+    legacy_digest = write_image(legacy_layout, "legacy " + stack.algorithm)
+    assert legacy.push(legacy_layout, "lib/legacy:v1").returncode == 0
+    pulled = stack.new_dir("pulled")
+    assert legacy.pull("lib/app:v1", pulled).returncode == 0
+    assert layout_digest(pulled) == digest
+    assert ci.digest("lib/legacy:v1") == legacy_digest
+
+    expired = Skopeo(
+        stack, Robot("robot$legacy", legacy_token(stack.harbor_key, expires_in=-120), 0)
+    )
+    assert expired.login().returncode != 0
+    pull_only = legacy_token(stack.harbor_key, access=[("/project/7/repository", "pull")])
+    reader = Skopeo(stack, Robot("robot$legacy", pull_only, 0))
+    assert reader.login().returncode == 0
+    assert reader.push(legacy_layout, "lib/legacy:v2").returncode != 0
