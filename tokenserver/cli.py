@@ -278,6 +278,19 @@ def cmd_robot(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    settings = load_settings(Path(args.config))
+    key = load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
+    kid = key.thumbprint if settings.kid_format == "thumbprint" else key.kid
+    text = json.dumps({"keys": [key.jwk(kid)]}, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        _say(f"wrote {args.output}: set the registry's auth.token.jwks to it")
+    else:
+        print(text, end="", flush=True)
+    return EXIT_OK
+
+
 def cmd_import_harbor(args: argparse.Namespace) -> int:
     try:
         data = json.loads(Path(args.file).read_bytes())
@@ -424,6 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
     robot.set_defaults(func=cmd_robot)
+
+    keys = sub.add_parser("keys", parents=[common], help="signing keys for the registry")
+    ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = ksub.add_parser(
+        "jwks", parents=[common], help="print (or write) the JWKS file distribution 3.x reads"
+    )
+    k.add_argument("--output", metavar="FILE", help="write it to FILE instead of stdout")
+    keys.set_defaults(func=cmd_keys)
 
     imp = sub.add_parser(
         "import-harbor",

@@ -36,6 +36,8 @@ class Settings:
     verify_cache_ttl: int
     log_level: str
     legacy_key: Path | None
+    kid_format: str = "libtrust"
+    x5c: bool = False
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------
@@ -77,6 +79,14 @@ def _choice(*choices: str) -> Callable[[Any], str]:
         return str(value)
 
     return check
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValueError(f"expected true or false, got {value!r}")
 
 
 def _url(value: Any) -> str:
@@ -127,6 +137,23 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "ES256",
         _choice(*ALGORITHMS),
         "Signing algorithm: ES256 (P-256, fast) or RS256 (RSA-2048).",
+    ),
+    (
+        "token",
+        "kid_format",
+        "libtrust",
+        _choice("libtrust", "thumbprint"),
+        'The JWT header\'s kid: "libtrust" (distribution 2.x matches it against its\n'
+        'rootcertbundle) or "thumbprint" (RFC 7638, what distribution 3.x matches against the\n'
+        "bundle or a JWKS file; see 'tokenserver keys jwks').",
+    ),
+    (
+        "token",
+        "x5c",
+        False,
+        _boolean,
+        "Also send the certificate in an x5c header. Both 2.8 and 3.x try x5c first, so x5c\n"
+        "with either kid works for both; it adds about 500 bytes to every token.",
     ),
     (
         "token",
@@ -242,6 +269,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         verify_cache_size=values["security.verify_cache_size"],
         verify_cache_ttl=values["security.verify_cache_ttl"],
         log_level=values["log.level"],
+        kid_format=values["token.kid_format"],
+        x5c=values["token.x5c"],
         legacy_key=base / values["legacy.verification_key"]
         if values["legacy.verification_key"]
         else None,
@@ -253,6 +282,8 @@ def _url_host(host: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +84,48 @@ def write_certificate(path: Path, certificate: x509.Certificate) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
-    """The key that signs tokens, loaded once at start: never parse PEM per request."""
+    """The key that signs tokens, loaded once at start: never parse PEM per request.
+
+    `kid` is the libtrust key ID (distribution 2.x); `thumbprint` the RFC 7638 JWK thumbprint
+    (distribution 3.x); `certificate_der` the certificate for an `x5c` header.
+    """
 
     algorithm: str
     private_key: PrivateKey
     kid: str
+    thumbprint: str = ""
+    certificate_der: bytes = b""
+
+    def jwk(self, kid: str) -> dict[str, str]:
+        """The public key as a JWK, for a JWKS file (distribution 3's `auth.token.jwks`)."""
+        return {**public_jwk(self.private_key.public_key()), "kid": kid, "alg": self.algorithm,
+                "use": "sig"}  # fmt: skip
+
+
+def _b64url_uint(value: int) -> str:
+    data = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def public_jwk(key: PublicKey) -> dict[str, str]:
+    """The members RFC 7638 hashes: EC {crv, kty, x, y}; RSA {e, kty, n}."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        numbers = key.public_numbers()
+        size = (key.curve.key_size + 7) // 8
+
+        def coordinate(value: int) -> str:
+            return base64.urlsafe_b64encode(value.to_bytes(size, "big")).rstrip(b"=").decode()
+
+        return {"crv": "P-256", "kty": "EC", "x": coordinate(numbers.x), "y": coordinate(numbers.y)}
+    numbers_rsa = key.public_numbers()
+    return {"e": _b64url_uint(numbers_rsa.e), "kty": "RSA", "n": _b64url_uint(numbers_rsa.n)}
+
+
+def jwk_thumbprint(key: PublicKey) -> str:
+    """RFC 7638: base64url(SHA-256(the required members, sorted, no white space))."""
+    canonical = json.dumps(public_jwk(key), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _public_der(key: PublicKey) -> bytes:
@@ -129,4 +167,10 @@ def load_signing_key(key_path: Path, cert_path: Path, algorithm: str) -> Signing
         _public_der(cert_public) != _public_der(public)
     ):
         raise ConfigError("token.certificate", f"{cert_path} does not match the signing key")
-    return SigningKey(algorithm, key, libtrust_kid(public))
+    return SigningKey(
+        algorithm,
+        key,
+        libtrust_kid(public),
+        jwk_thumbprint(public),
+        certificate.public_bytes(serialization.Encoding.DER),
+    )

@@ -49,7 +49,12 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
     if sign:
         key = load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
         signer = TokenSigner(
-            key, issuer=settings.issuer, service=settings.service, lifetime=settings.lifetime
+            key,
+            issuer=settings.issuer,
+            service=settings.service,
+            lifetime=settings.lifetime,
+            kid_format=settings.kid_format,
+            x5c=settings.x5c,
         )
     store = await SqliteStore.open(settings.database)
     verifier = SecretVerifier(

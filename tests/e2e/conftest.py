@@ -145,7 +145,7 @@ class Stack:
         return (self.directory / "registry.log").read_text()
 
 
-def start_stack(directory: Path, algorithm: str) -> Stack:
+def start_stack(directory: Path, algorithm: str, server_env: dict[str, str] | None = None) -> Stack:
     port, registry_port = free_port(), free_port()
     config = directory / "tokenserver.toml"
     stack = Stack(
@@ -171,7 +171,7 @@ def start_stack(directory: Path, algorithm: str) -> Stack:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    env = clean_env(TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem")
+    env = clean_env(TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem", **(server_env or {}))
     log = directory / "tokenserver.log"
     with log.open("wb") as out:
         stack.processes.append(
@@ -219,15 +219,19 @@ def stack(
     try:
         yield stack
     finally:
-        for process in stack.processes:
-            process.terminate()
-        for process in stack.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for path in stack.cleanups:
-            shutil.rmtree(path, ignore_errors=True)
+        stop_stack(stack)
+
+
+def stop_stack(stack: Stack) -> None:
+    for process in stack.processes:
+        process.terminate()
+    for process in stack.processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    for path in stack.cleanups:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

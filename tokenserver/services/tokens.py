@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import time
@@ -59,12 +60,27 @@ class TokenRequest:
 class TokenSigner:
     """Signs registry tokens with a key loaded once (REFERENCE.md §3)."""
 
-    def __init__(self, key: SigningKey, *, issuer: str, service: str, lifetime: int) -> None:
+    def __init__(
+        self,
+        key: SigningKey,
+        *,
+        issuer: str,
+        service: str,
+        lifetime: int,
+        kid_format: str = "libtrust",
+        x5c: bool = False,
+    ) -> None:
         self._key = key
         self._issuer = issuer
         self._service = service
         self._lifetime = lifetime
-        self._headers = {"kid": key.kid}
+        self._headers: dict[str, object] = {
+            "kid": key.thumbprint if kid_format == "thumbprint" else key.kid
+        }
+        if x5c:
+            # NOTE: distribution tries x5c before kid (2.8 and 3.x): the certificate must be
+            # in its rootcertbundle.
+            self._headers["x5c"] = [base64.b64encode(key.certificate_der).decode()]
 
     def sign(
         self,
