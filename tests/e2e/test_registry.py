@@ -48,7 +48,7 @@ def test_wrong_secret_fails_skopeo_login(stack: Stack) -> None:
     result = skopeo.login(password=wrong)
     assert result.returncode != 0
     assert "invalid username/password" in result.stderr
-    assert f"token denied account='{robot.name}'" in stack.server_log()
+    assert f"token denied grant=basic account='{robot.name}'" in stack.server_log()
     assert not skopeo.authfile.exists()
 
 
@@ -58,8 +58,11 @@ def test_docker_login_right_and_wrong_secret(stack: Stack) -> None:
     result, config = docker_login(stack, robot.name, robot.secret)
     assert result.returncode == 0, result.stderr
     assert "Login Succeeded" in result.stdout
-    stored = json.loads((config / "config.json").read_text())["auths"][stack.registry]["auth"]
-    assert b64decode(stored).decode() == f"{robot.name}:{robot.secret}"
+    stored = json.loads((config / "config.json").read_text())["auths"][stack.registry]
+    # docker login asked for offline access: it keeps the refresh token, not the secret.
+    assert stored["identitytoken"].startswith("tsr_")
+    assert b64decode(stored["auth"]).decode() == f"{robot.name}:"
+    assert robot.secret not in json.dumps(stored)
     wrong, wrong_config = docker_login(stack, robot.name, "Wr0ngSecretValue")
     assert wrong.returncode != 0
     assert "unauthorized" in wrong.stderr
@@ -337,6 +340,10 @@ def test_helm_registry_login_push_pull(stack: Stack, major: int) -> None:
     result, pulled = helm.pull(project, "demo", "0.1.0")
     assert result.returncode == 0, result.stderr
     assert pulled.read_bytes() == package.read_bytes()
+    # helm 3 logs in with GET offline_token and pushes with the refresh token it got; helm 4
+    # logs in with the OAuth2 POST password grant (REFERENCE.md §2).
+    grant = "refresh_token" if major == 3 else "password"
+    assert f"token issued grant={grant} account='{robot.name}'" in stack.server_log()
 
     reader = Helm(stack, major)
     assert reader.login(stack.robot(project, "reader", PULL)).returncode == 0
