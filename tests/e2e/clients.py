@@ -90,6 +90,15 @@ def docker_login(
     return result, config
 
 
+def rootfs_tar(stack: Stack, content: str) -> Path:
+    """A one-file root file system tarball, for `docker import` and `podman import`."""
+    directory = stack.new_dir("rootfs")
+    (directory / "hello.txt").write_text(content)
+    tar = directory / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(directory), "-cf", str(tar), "hello.txt"], check=True)
+    return tar
+
+
 class Docker:
     """The docker CLI talking to a private daemon, with its own client config."""
 
@@ -109,10 +118,7 @@ class Docker:
 
     def image(self, reference: str, content: str) -> None:
         """Make an image from a one-file root file system (no download needed)."""
-        directory = self.stack.new_dir("rootfs")
-        (directory / "hello.txt").write_text(content)
-        tar = directory / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(directory), "-cf", str(tar), "hello.txt"], check=True)
+        tar = rootfs_tar(self.stack, content)
         result = self("import", str(tar), f"{self.stack.registry}/{reference}")
         assert result.returncode == 0, result.stderr
 
@@ -148,10 +154,8 @@ class Podman:
         )  # fmt: skip
 
     def image(self, reference: str, content: str) -> None:
-        directory = self.stack.new_dir("rootfs")
-        (directory / "hello.txt").write_text(content)
-        tar = directory / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(directory), "-cf", str(tar), "hello.txt"], check=True)
+        """Make an image from a one-file root file system (no download needed)."""
+        tar = rootfs_tar(self.stack, content)
         result = self("import", str(tar), f"{self.stack.registry}/{reference}")
         assert result.returncode == 0, result.stderr
 

@@ -10,6 +10,21 @@ from tokenserver.domain.permissions import Permission
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
 
+# Project metadata keys Harbor defines; tokenserver uses only `public` and accepts the others
+# so that existing clients (Terraform's provider sends several) work unchanged.
+PROJECT_METADATA_KEYS = (
+    "public",
+    "enable_content_trust",
+    "enable_content_trust_cosign",
+    "prevent_vul",
+    "severity",
+    "auto_scan",
+    "auto_sbom_generation",
+    "reuse_sys_cve_allowlist",
+    "retention_id",
+    "proxy_speed_kb",
+)
+
 
 def iso_time(unix: float) -> str:
     """Harbor's date-time format: RFC 3339, UTC, milliseconds."""

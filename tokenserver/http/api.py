@@ -12,6 +12,7 @@ from aiohttp import web
 
 from tokenserver.domain.credentials import parse_basic
 from tokenserver.domain.harbor import (
+    PROJECT_METADATA_KEYS,
     audit_json,
     member_json,
     project_json,
@@ -39,20 +40,6 @@ from tokenserver.services.robots import RobotSpec
 API = "/api/v2.0"
 RUNTIME = web.AppKey("runtime", Runtime)
 
-# Project metadata keys Harbor defines; tokenserver uses only `public` and accepts the others
-# so that existing clients (Terraform's provider sends several) work unchanged.
-_PROJECT_METADATA = (
-    "public",
-    "enable_content_trust",
-    "enable_content_trust_cosign",
-    "prevent_vul",
-    "severity",
-    "auto_scan",
-    "auto_sbom_generation",
-    "reuse_sys_cve_allowlist",
-    "retention_id",
-    "proxy_speed_kb",
-)
 _PROJECT_IGNORED = ("storage_limit", "registry_id", "cve_allowlist")
 _ROBOT_READ_ONLY = (
     "id",
@@ -118,7 +105,7 @@ def _project_public(data: dict[str, Any]) -> bool | None:
     )
     public: bool | None = body.get("public")
     if "metadata" in body:
-        metadata = fields(body["metadata"], "metadata", {k: str for k in _PROJECT_METADATA})
+        metadata = fields(body["metadata"], "metadata", {k: str for k in PROJECT_METADATA_KEYS})
         if "public" in metadata:
             public = _bool_text(metadata["public"], "metadata.public")
     return public

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tokenserver import __version__
+from tokenserver.domain.harbor import PROJECT_METADATA_KEYS
 
 _ref = "#/components/schemas/"
 
@@ -96,21 +97,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "ProjectMetadata": {
         "type": "object",
-        "properties": {
-            k: _STR
-            for k in (
-                "public",
-                "enable_content_trust",
-                "enable_content_trust_cosign",
-                "prevent_vul",
-                "severity",
-                "auto_scan",
-                "auto_sbom_generation",
-                "reuse_sys_cve_allowlist",
-                "retention_id",
-                "proxy_speed_kb",
-            )
-        },
+        "properties": {k: _STR for k in PROJECT_METADATA_KEYS},
         "additionalProperties": False,
     },
     "ProjectReq": {
