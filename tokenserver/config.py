@@ -36,6 +36,9 @@ class Settings:
     verify_cache_ttl: int
     log_level: str
     legacy_key: Path | None
+    lockout_threshold: int = 10
+    lockout_address_threshold: int = 100
+    lockout_max_seconds: int = 900
     kid_format: str = "libtrust"
     x5c: bool = False
 
@@ -199,6 +202,28 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "Seconds a cached verification is trusted. A changed secret, a disabled, expired or\n"
         "deleted robot is refused at once whatever this says.",
     ),
+    (
+        "security",
+        "lockout_threshold",
+        10,
+        _int(1, 1_000_000),
+        "Failed authentications of one account from one address before 429 (scores halve\n"
+        "every 5 minutes; identical retries within 5 s count once).",
+    ),
+    (
+        "security",
+        "lockout_address_threshold",
+        100,
+        _int(1, 1_000_000),
+        "Failed authentications from one address, whatever the account, before 429.",
+    ),
+    (
+        "security",
+        "lockout_max_seconds",
+        900,
+        _int(1, 86400),
+        "Longest Retry-After: past the threshold the wait doubles with every failure up to it.",
+    ),
     ("log", "level", "info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error."),
     (
         "legacy",
@@ -269,6 +294,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         verify_cache_size=values["security.verify_cache_size"],
         verify_cache_ttl=values["security.verify_cache_ttl"],
         log_level=values["log.level"],
+        lockout_threshold=values["security.lockout_threshold"],
+        lockout_address_threshold=values["security.lockout_address_threshold"],
+        lockout_max_seconds=values["security.lockout_max_seconds"],
         kid_format=values["token.kid_format"],
         x5c=values["token.x5c"],
         legacy_key=base / values["legacy.verification_key"]

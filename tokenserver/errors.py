@@ -64,6 +64,17 @@ class Conflict(TokenServerError):
     status = 409
 
 
+class TooManyRequests(TokenServerError):
+    """Locked out after repeated failures; the HTTP layer sends `Retry-After`."""
+
+    code = "TOO_MANY_REQUESTS"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class PreconditionFailed(TokenServerError):
     code = "PRECONDITION"
     status = 412

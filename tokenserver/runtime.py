@@ -16,6 +16,7 @@ from tokenserver.services.migration import ImportService
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.robots import RobotService
+from tokenserver.services.throttle import Throttle
 from tokenserver.services.tokens import TokenService, TokenSigner
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.users import MemberService, UserService
@@ -29,6 +30,7 @@ class Runtime:
     store: SqliteStore
     verifier: SecretVerifier
     usage: UsageTracker
+    throttle: Throttle
     authenticator: Authenticator
     access: AccessService
     audit: AuditService
@@ -70,9 +72,16 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             if sign and settings.legacy_key is not None
             else None
         )
-        authenticator = Authenticator(store, verifier, usage, settings.name_prefix, legacy=legacy)
+        throttle = Throttle(
+            pair_threshold=settings.lockout_threshold,
+            address_threshold=settings.lockout_address_threshold,
+            max_seconds=settings.lockout_max_seconds,
+        )
+        authenticator = Authenticator(
+            store, verifier, usage, settings.name_prefix, legacy=legacy, throttle=throttle
+        )
         robots = RobotService(store, access, audit, projects, verifier, usage, settings.name_prefix)
-        refresh = RefreshTokenService(store, robots, usage, settings.name_prefix)
+        refresh = RefreshTokenService(store, robots, usage, settings.name_prefix, throttle=throttle)
         tokens = None
         if signer is not None:
             tokens = TokenService(
@@ -83,6 +92,7 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             store=store,
             verifier=verifier,
             usage=usage,
+            throttle=throttle,
             authenticator=authenticator,
             access=access,
             audit=audit,

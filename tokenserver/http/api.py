@@ -62,7 +62,7 @@ async def actor(request: web.Request) -> Principal:
     credentials = parse_basic(request.headers.get("Authorization"))
     if credentials is None:
         return ANONYMOUS
-    return await rt(request).authenticator.authenticate(credentials)
+    return await rt(request).authenticator.authenticate(credentials, request.remote or "")
 
 
 async def authenticated(request: web.Request) -> Principal:

@@ -8,7 +8,7 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from tokenserver.errors import TokenServerError, Unauthorized
+from tokenserver.errors import TokenServerError, TooManyRequests, Unauthorized
 
 log = logging.getLogger("tokenserver.http")
 
@@ -33,6 +33,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Unauthorized as e:
         response = error_response(e.status, e.code, e.message)
         response.headers["WWW-Authenticate"] = f'Basic realm="{request.app[REALM]}"'
+        return response
+    except TooManyRequests as e:
+        response = error_response(e.status, e.code, e.message)
+        response.headers["Retry-After"] = str(e.retry_after)
         return response
     except TokenServerError as e:
         return error_response(e.status, e.code, e.message)

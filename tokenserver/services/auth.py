@@ -12,6 +12,7 @@ from tokenserver.domain.secrets import DUMMY_HASH, needs_rehash
 from tokenserver.errors import Unauthorized
 from tokenserver.services.legacy import LegacyAuthenticator, looks_legacy
 from tokenserver.services.ports import RobotChanges, Store
+from tokenserver.services.throttle import Throttle
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
 
@@ -27,7 +28,9 @@ class Authenticator:
         name_prefix: str,
         clock: Callable[[], float] = time.time,
         legacy: LegacyAuthenticator | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
+        self._throttle = throttle
         self._legacy = legacy
         self._store = store
         self._verifier = verifier
@@ -35,7 +38,20 @@ class Authenticator:
         self._prefix = name_prefix
         self._clock = clock
 
-    async def authenticate(self, credentials: Credentials) -> Principal:
+    async def authenticate(self, credentials: Credentials, address: str = "") -> Principal:
+        """`_authenticate`, behind the brute-force throttle for `address` (the client)."""
+        if self._throttle is None:
+            return await self._authenticate(credentials)
+        self._throttle.check(credentials.username, address)
+        try:
+            principal = await self._authenticate(credentials)
+        except Unauthorized:
+            self._throttle.failed(credentials.username, address, credentials.password.reveal())
+            raise
+        self._throttle.succeeded(credentials.username, address)
+        return principal
+
+    async def _authenticate(self, credentials: Credentials) -> Principal:
         """The robot or user these credentials belong to. Raises Unauthorized otherwise.
 
         Robots and users are read from storage on every call, so a change made by another

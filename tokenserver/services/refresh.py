@@ -19,6 +19,7 @@ from tokenserver.domain.secrets import Secret
 from tokenserver.errors import NotFound, Unauthorized
 from tokenserver.services.ports import Store
 from tokenserver.services.robots import RobotService
+from tokenserver.services.throttle import Throttle
 from tokenserver.services.usage import UsageTracker
 
 TOKEN_PREFIX = "tsr_"  # noqa: S105 (makes leaked tokens easy to recognise)
@@ -38,7 +39,9 @@ class RefreshTokenService:
         usage: UsageTracker,
         name_prefix: str,
         clock: Callable[[], float] = time.time,
+        throttle: Throttle | None = None,
     ) -> None:
+        self._throttle = throttle
         self._store = store
         self._robots = robots
         self._usage = usage
@@ -58,7 +61,19 @@ class RefreshTokenService:
         )
         return Secret(token)
 
-    async def authenticate(self, token: Secret) -> Principal:
+    async def authenticate(self, token: Secret, address: str = "") -> Principal:
+        """`_authenticate`, behind the brute-force throttle for `address` (the client)."""
+        if self._throttle is None:
+            return await self._authenticate(token)
+        self._throttle.check("refresh_token", address)
+        try:
+            principal = await self._authenticate(token)
+        except Unauthorized:
+            self._throttle.failed("refresh_token", address, token.reveal())
+            raise
+        return principal
+
+    async def _authenticate(self, token: Secret) -> Principal:
         """The robot or user a refresh token belongs to. Raises Unauthorized if it is unknown
         or revoked, or its robot is disabled or expired."""
         found = await self._store.find_refresh_token(_digest(token.reveal()))

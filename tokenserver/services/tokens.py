@@ -152,10 +152,10 @@ class TokenService:
             asked = " ".join(format_scope(s) for s in scopes)
             refresh = None
             if req.refresh_token is not None:
-                principal = await self._refresh.authenticate(req.refresh_token)
+                principal = await self._refresh.authenticate(req.refresh_token, req.address)
                 refresh = req.refresh_token  # never rotated: the same one comes back
             elif req.credentials is not None:
-                principal = await self._authenticator.authenticate(req.credentials)
+                principal = await self._authenticator.authenticate(req.credentials, req.address)
                 if req.offline:
                     refresh = await self._refresh.issue(principal, req.client_id)
             elif scopes:

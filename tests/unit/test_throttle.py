@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import pytest
+
+from tokenserver.errors import TooManyRequests
+from tokenserver.services.throttle import HALF_LIFE, REPEAT_WINDOW, Throttle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(clock: Clock, pair: int = 3, address: int = 10) -> Throttle:
+    return Throttle(pair_threshold=pair, address_threshold=address, max_seconds=900, clock=clock)
+
+
+def fail(
+    throttle: Throttle, clock: Clock, n: int, account: str = "a", address: str = "1.1.1.1"
+) -> None:
+    for i in range(n):
+        clock.now += 1  # distinct attempts a second apart
+        throttle.failed(account, address, f"attempt-{clock.now}-{i}")
+
+
+def locked_for(throttle: Throttle, account: str = "a", address: str = "1.1.1.1") -> int | None:
+    try:
+        throttle.check(account, address)
+    except TooManyRequests as e:
+        return e.retry_after
+    return None
+
+
+def test_lockout_starts_at_the_threshold_and_the_wait_doubles() -> None:
+    clock = Clock()
+    throttle = make(clock)
+    fail(throttle, clock, 2)
+    assert locked_for(throttle) is None
+    throttle.failed("a", "1.1.1.1", "third")
+    assert locked_for(throttle) == 1
+    assert throttle.lockouts == 1
+    clock.now += 1.5
+    assert locked_for(throttle) is None
+    throttle.failed("a", "1.1.1.1", "fourth")
+    assert locked_for(throttle) == 2
+    clock.now += 2.5
+    throttle.failed("a", "1.1.1.1", "fifth")
+    assert locked_for(throttle) == 4
+
+
+def test_the_wait_is_capped() -> None:
+    clock = Clock()
+    throttle = make(clock)
+    for i in range(40):
+        throttle.failed("a", "1.1.1.1", f"x{i}")
+    assert locked_for(throttle) == 900
+
+
+def test_scores_decay() -> None:
+    clock = Clock()
+    throttle = make(clock)
+    fail(throttle, clock, 2)
+    clock.now += 5 * HALF_LIFE
+    throttle.failed("a", "1.1.1.1", "late")
+    assert locked_for(throttle) is None
+
+
+def test_identical_retries_count_once() -> None:
+    clock = Clock()
+    throttle = make(clock)
+    for _ in range(10):
+        throttle.failed("a", "1.1.1.1", "same wrong password")
+        clock.now += 0.5
+    assert locked_for(throttle) is None
+    clock.now += REPEAT_WINDOW
+    throttle.failed("a", "1.1.1.1", "same wrong password")
+    throttle.failed("a", "1.1.1.1", "another")
+    assert locked_for(throttle) == 1
+
+
+def test_another_address_is_not_locked_and_success_clears_the_pair() -> None:
+    clock = Clock()
+    throttle = make(clock)
+    fail(throttle, clock, 3)
+    assert locked_for(throttle) is not None
+    assert locked_for(throttle, address="2.2.2.2") is None
+    assert locked_for(throttle, account="b") is None
+    fail(throttle, clock, 2, account="c")
+    throttle.succeeded("c", "1.1.1.1")
+    fail(throttle, clock, 2, account="c")
+    assert locked_for(throttle, account="c") is None
+
+
+def test_an_address_failing_across_accounts_is_locked_for_all() -> None:
+    clock = Clock()
+    throttle = make(clock, pair=100, address=5)
+    for i in range(5):
+        throttle.failed(f"user{i}", "9.9.9.9", "x")
+    for account in ("user0", "someone-new"):
+        with pytest.raises(TooManyRequests):
+            throttle.check(account, "9.9.9.9")
+    assert locked_for(throttle, account="someone-new", address="8.8.8.8") is None

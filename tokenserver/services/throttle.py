@@ -1,0 +1,112 @@
+"""Brute-force protection: failed authentications are counted per (account, client address)
+and per client address; past a threshold the caller gets 429 with Retry-After.
+
+Scores decay exponentially (half-life HALF_LIFE seconds), so a lock-out ends by itself and an
+occasional typo never adds up. Past the threshold the wait doubles with every further failure,
+up to `max_seconds`. Identical failed attempts repeated within REPEAT_WINDOW seconds count once
+(helm and containerd retry a failed POST as GET). Successes are never counted, so bursts of
+good requests never lock anything, and a pair's score is cleared on success. Everything is in
+memory, bounded, and keyed so that no password is kept (an HMAC under a per-process key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tokenserver.errors import TooManyRequests
+
+HALF_LIFE = 300.0
+REPEAT_WINDOW = 5.0
+MAX_ENTRIES = 100_000
+
+
+@dataclass(slots=True)
+class _Score:
+    value: float
+    at: float
+    locked_until: float = 0.0
+
+
+class Throttle:
+    def __init__(
+        self,
+        *,
+        pair_threshold: int,
+        address_threshold: int,
+        max_seconds: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pair_threshold = pair_threshold
+        self._address_threshold = address_threshold
+        self._max_seconds = max_seconds
+        self._clock = clock
+        self._scores: OrderedDict[tuple[str, str], _Score] = OrderedDict()
+        self._recent: OrderedDict[bytes, float] = OrderedDict()
+        self._key = secrets.token_bytes(32)
+        self.lockouts = 0
+
+    def check(self, account: str, address: str) -> None:
+        """Raise TooManyRequests while the pair or the address is locked out."""
+        now = self._clock()
+        waits = [
+            s.locked_until - now
+            for s in (
+                self._scores.get(("pair", f"{account}\0{address}")),
+                self._scores.get(("addr", address)),
+            )
+            if s is not None and s.locked_until > now
+        ]
+        if waits:
+            raise TooManyRequests(
+                "too many failed authentications; try again later", math.ceil(max(waits))
+            )
+
+    def failed(self, account: str, address: str, attempt: str) -> None:
+        """Count a failed authentication. `attempt` (e.g. the password) only tells repeats
+        apart; it is never stored."""
+        now = self._clock()
+        fingerprint = hmac.new(
+            self._key, f"{account}\0{address}\0{attempt}".encode(), hashlib.sha256
+        ).digest()
+        seen = self._recent.get(fingerprint)
+        self._recent[fingerprint] = now
+        self._recent.move_to_end(fingerprint)
+        self._trim(self._recent)
+        if seen is not None and now - seen < REPEAT_WINDOW:
+            return
+        self._add(("pair", f"{account}\0{address}"), self._pair_threshold, now)
+        self._add(("addr", address), self._address_threshold, now)
+
+    def succeeded(self, account: str, address: str) -> None:
+        self._scores.pop(("pair", f"{account}\0{address}"), None)
+
+    def _add(self, key: tuple[str, str], threshold: int, now: float) -> None:
+        score = self._scores.get(key)
+        if score is None:
+            score = _Score(0.0, now)
+        score.value = score.value * 0.5 ** ((now - score.at) / HALF_LIFE) + 1
+        score.at = now
+        # NOTE: failures seconds apart have decayed a little; round so that the threshold-th
+        # failure in quick succession still locks.
+        excess = round(score.value - threshold)
+        if excess >= 0:
+            wait = min(self._max_seconds, 2 ** min(30, excess))
+            if score.locked_until <= now:
+                self.lockouts += 1
+            score.locked_until = now + wait
+        self._scores[key] = score
+        self._scores.move_to_end(key)
+        self._trim(self._scores)
+
+    @staticmethod
+    def _trim(entries: OrderedDict[Any, Any]) -> None:
+        while len(entries) > MAX_ENTRIES:
+            entries.popitem(last=False)
