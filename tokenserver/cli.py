@@ -32,6 +32,7 @@ from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
 from tokenserver.errors import ConfigError, TokenServerError
+from tokenserver.http.observability import AccessLogger, JsonFormatter
 from tokenserver.keys import (
     generate_private_key,
     load_private_key,
@@ -143,25 +144,27 @@ def cmd_registry_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, form: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if form == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tokenserver.http.app import create_app
 
     settings = load_settings(Path(args.config))
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         print=None,
-        access_log=None,
+        access_log=logging.getLogger("tokenserver.access"),
+        access_log_class=AccessLogger,
     )
     return EXIT_OK
 

@@ -39,6 +39,7 @@ class Settings:
     lockout_threshold: int = 10
     lockout_address_threshold: int = 100
     lockout_max_seconds: int = 900
+    log_format: str = "text"
     kid_format: str = "libtrust"
     x5c: bool = False
 
@@ -226,6 +227,14 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
     ),
     ("log", "level", "info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error."),
     (
+        "log",
+        "format",
+        "text",
+        _choice("text", "json"),
+        "Log lines as text, or as one JSON object per line. Every request is logged by\n"
+        "tokenserver.access with its request id (X-Request-Id, echoed in the response).",
+    ),
+    (
         "legacy",
         "verification_key",
         "",
@@ -294,6 +303,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         verify_cache_size=values["security.verify_cache_size"],
         verify_cache_ttl=values["security.verify_cache_ttl"],
         log_level=values["log.level"],
+        log_format=values["log.format"],
         lockout_threshold=values["security.lockout_threshold"],
         lockout_address_threshold=values["security.lockout_address_threshold"],
         lockout_max_seconds=values["security.lockout_max_seconds"],

@@ -38,6 +38,8 @@ def test_push_then_pull_back_with_equal_digests(stack: Stack) -> None:
     assert layout_digest(back) == digest
     # The registry really verified our token: its log names the robot.
     assert f'auth.user.name="{robot.name}"' in stack.registry_log()
+    assert re.search(r"tokenserver\.access 127\.0\.0\.1 GET /service/token 200 .* id=[0-9a-f]{32}",
+                     stack.server_log())  # fmt: skip
 
 
 def test_wrong_secret_fails_skopeo_login(stack: Stack) -> None:

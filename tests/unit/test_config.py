@@ -82,3 +82,16 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
         load_settings(tmp_path / "none.toml", environ={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(_write(tmp_path, "[server\n"), environ={})
+
+
+def test_json_log_lines() -> None:
+    import json
+    import logging
+
+    from tokenserver.http.observability import JsonFormatter
+
+    record = logging.LogRecord("tokenserver.token", logging.INFO, "", 0, "issued %s", ("x",), None)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "info"
+    assert entry["logger"] == "tokenserver.token"
+    assert entry["message"] == "issued x"

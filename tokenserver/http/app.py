@@ -16,6 +16,7 @@ from tokenserver.errors import BadRequest, Unauthorized
 from tokenserver.http.api import RUNTIME, add_routes
 from tokenserver.http.errors import REALM, error_middleware
 from tokenserver.http.input import MAX_BODY_BYTES
+from tokenserver.http.observability import GRANT, METRICS, Metrics, observe
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.tokens import TokenRequest, TokenService
 from tokenserver.services.usage import FLUSH_SECONDS
@@ -29,10 +30,11 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def token(request: web.Request) -> web.Response:
     """GET /service/token (REFERENCE.md §1)."""
     query = request.query
+    request[GRANT] = "basic" if "Authorization" in request.headers else "anonymous"
     credentials = parse_basic(request.headers.get("Authorization"))
     issued = await request.app[TOKENS].request(
         TokenRequest(
-            grant="basic" if credentials else "anonymous",
+            grant=request[GRANT],
             credentials=credentials,
             scopes=query.getall("scope", []),
             service=query.get("service"),
@@ -65,6 +67,7 @@ async def oauth_token(request: web.Request) -> web.Response:
         return value
 
     grant = field("grant_type")
+    request[GRANT] = grant if grant in ("password", "refresh_token") else "unknown"
     credentials = None
     refresh = None
     if grant == "password":
@@ -104,7 +107,31 @@ async def oauth_token(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """The process is alive."""
     return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """The database answers and the signing key is loaded: ready for traffic."""
+    runtime = request.app.get(RUNTIME)
+    problems = []
+    if runtime is None or runtime.tokens is None:
+        problems.append("signing key not loaded")
+    else:
+        try:
+            await runtime.store.ping()
+        except Exception:
+            problems.append("database does not answer")
+    if problems:
+        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
 
 
 async def _flush_usage(runtime: Runtime) -> None:
@@ -118,7 +145,8 @@ async def _flush_usage(runtime: Runtime) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[METRICS] = Metrics(lambda: app.get(RUNTIME))
     app[REALM] = settings.realm
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -147,5 +175,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/service/token", token)
     app.router.add_post("/service/token", oauth_token)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", ready)
+    app.router.add_get("/metrics", metrics)
     add_routes(app)
     return app

@@ -52,6 +52,7 @@ class Throttle:
         self._recent: OrderedDict[bytes, float] = OrderedDict()
         self._key = secrets.token_bytes(32)
         self.lockouts = 0
+        self.failures = 0
 
     def check(self, account: str, address: str) -> None:
         """Raise TooManyRequests while the pair or the address is locked out."""
@@ -72,6 +73,7 @@ class Throttle:
     def failed(self, account: str, address: str, attempt: str) -> None:
         """Count a failed authentication. `attempt` (e.g. the password) only tells repeats
         apart; it is never stored."""
+        self.failures += 1
         now = self._clock()
         fingerprint = hmac.new(
             self._key, f"{account}\0{address}\0{attempt}".encode(), hashlib.sha256

@@ -241,6 +241,10 @@ class SqliteStore:
     async def close(self) -> None:
         await self._db.close()
 
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        await self._rows("SELECT 1")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         async with self._transaction_lock:

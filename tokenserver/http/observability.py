@@ -1,0 +1,137 @@
+"""Metrics (Prometheus, via prometheus-client), request ids and the access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tokenserver.runtime import Runtime
+
+REQUEST_ID = web.RequestKey("request_id", str)
+GRANT = web.RequestKey("grant", str)
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class _RuntimeCollector(Collector):
+    """Counters the services keep themselves, read at scrape time."""
+
+    def __init__(self, runtime: Callable[[], Runtime | None]) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self._runtime()
+        if runtime is None:
+            return
+        cache = CounterMetricFamily(
+            "tokenserver_kdf_cache", "Secret verifications by cache result", labels=["result"]
+        )
+        cache.add_metric(["hit"], runtime.verifier.hits)
+        cache.add_metric(["miss"], runtime.verifier.misses)
+        yield cache
+        yield CounterMetricFamily(
+            "tokenserver_authentication_failures",
+            "Failed authentications (token endpoint and API)",
+            value=runtime.throttle.failures,
+        )
+        yield CounterMetricFamily(
+            "tokenserver_lockouts",
+            "Times an account/address pair or an address was locked out",
+            value=runtime.throttle.lockouts,
+        )
+
+
+class Metrics:
+    """One registry per application, so that several apps (tests) never collide."""
+
+    def __init__(self, runtime: Callable[[], Runtime | None]) -> None:
+        self.registry = CollectorRegistry()
+        self.token_requests = Counter(
+            "tokenserver_token_requests",
+            "Token requests by grant type and outcome",
+            ["grant", "outcome"],
+            registry=self.registry,
+        )
+        self.token_seconds = Histogram(
+            "tokenserver_token_request_duration_seconds",
+            "Token request latency",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.api_requests = Counter(
+            "tokenserver_api_requests",
+            "Management API requests by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.registry.register(_RuntimeCollector(runtime))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+_OUTCOMES = {200: "issued", 400: "bad_request", 401: "denied", 429: "throttled"}
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id (the caller's X-Request-Id if it is sane) and count it."""
+    given = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+    started = time.perf_counter()
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    metrics = request.app[METRICS]
+    if request.path == "/service/token":
+        metrics.token_seconds.observe(time.perf_counter() - started)
+        outcome = _OUTCOMES.get(response.status, "error")
+        metrics.token_requests.labels(request.get(GRANT, "unknown"), outcome).inc()
+    elif request.path.startswith("/api/"):
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "unmatched"
+        metrics.api_requests.labels(request.method, template, str(response.status)).inc()
+    return response
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request with its id; never the query's secrets (there are none in GET
+    token requests) nor any header but the user agent."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %d %.1fms id=%s agent=%r",
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+            request.get(REQUEST_ID, "-"),
+            request.headers.get("User-Agent", "")[:200],
+        )
+
+
+class JsonFormatter(logging.Formatter):
+    """`log.format = "json"`: one JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
