@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -153,15 +155,51 @@ def configure_logging(level: str, form: str = "text") -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.tls_certificate is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_certificate, settings.tls_key)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError("server.tls_certificate", f"cannot load the TLS pair: {e}") from None
+    return context
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from tokenserver.http.app import create_app
 
     settings = load_settings(Path(args.config))
     configure_logging(settings.log_level, settings.log_format)
+    context = _tls_context(settings)
+    if context is None and not _is_loopback(settings.host):
+        if not settings.allow_plain_http:
+            raise ConfigError(
+                "server.allow_plain_http",
+                f"refusing plain HTTP on {settings.host}: secrets would cross the network in "
+                "clear; configure server.tls_certificate and server.tls_key, or set "
+                "allow_plain_http = true behind a TLS-terminating proxy",
+            )
+        logging.getLogger("tokenserver").warning(
+            "serving plain HTTP on non-loopback address %s: credentials travel in clear unless "
+            "a proxy terminates TLS in front",
+            settings.host,
+        )
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        ssl_context=context,
         print=None,
         access_log=logging.getLogger("tokenserver.access"),
         access_log_class=AccessLogger,

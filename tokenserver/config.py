@@ -40,6 +40,9 @@ class Settings:
     lockout_address_threshold: int = 100
     lockout_max_seconds: int = 900
     log_format: str = "text"
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+    allow_plain_http: bool = False
     kid_format: str = "libtrust"
     x5c: bool = False
 
@@ -113,6 +116,23 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         _url,
         "Public URL of the token endpoint, as clients reach it; the registry sends clients here.\n"
         'Empty means "http://<host>:<port>/service/token".',
+    ),
+    (
+        "server",
+        "tls_certificate",
+        "",
+        _text(allow_empty=True),
+        "Serve HTTPS with this certificate chain (PEM) and tls_key; relative to this file.\n"
+        "Empty serves plain HTTP.",
+    ),
+    ("server", "tls_key", "", _text(allow_empty=True), "The TLS private key (PEM)."),
+    (
+        "server",
+        "allow_plain_http",
+        False,
+        _boolean,
+        "Plain HTTP on an address other than loopback sends secrets in clear: it is refused\n"
+        "unless this is true (behind a TLS-terminating proxy), and then logged as a warning.",
     ),
     (
         "token",
@@ -286,7 +306,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
     base = path.resolve().parent
     host, port = values["server.host"], values["server.port"]
-    realm = values["server.realm"] or f"http://{_url_host(host)}:{port}/service/token"
+    tls_cert, tls_key = values["server.tls_certificate"], values["server.tls_key"]
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError("server.tls_key", "set both tls_certificate and tls_key, or neither")
+    scheme = "https" if tls_cert else "http"
+    realm = values["server.realm"] or f"{scheme}://{_url_host(host)}:{port}/service/token"
     return Settings(
         config_path=path.resolve(),
         host=host,
@@ -304,6 +328,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         verify_cache_ttl=values["security.verify_cache_ttl"],
         log_level=values["log.level"],
         log_format=values["log.format"],
+        tls_certificate=base / tls_cert if tls_cert else None,
+        tls_key=base / tls_key if tls_key else None,
+        allow_plain_http=values["server.allow_plain_http"],
         lockout_threshold=values["security.lockout_threshold"],
         lockout_address_threshold=values["security.lockout_address_threshold"],
         lockout_max_seconds=values["security.lockout_max_seconds"],

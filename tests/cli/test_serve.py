@@ -1,0 +1,122 @@
+"""`tokenserver serve`: HTTPS, and plain HTTP only where it is safe or explicitly allowed."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.helpers import clean_env, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tls_pair(directory: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def test_serves_https_with_the_configured_pair(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    port = free_port()
+    assert run_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
+    tls_pair(tmp_path)
+    env = clean_env(
+        TOKENSERVER_SERVER_TLS_CERTIFICATE="tls.crt", TOKENSERVER_SERVER_TLS_KEY="tls.key"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenserver", "serve", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{port}/healthz", context=context, timeout=2
+                ) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "no HTTPS answer"
+                assert process.poll() is None
+                time.sleep(0.2)
+        realm = run_cli(config, "registry-config", env=env).stdout
+        assert f'realm: "https://127.0.0.1:{port}/service/token"' in realm
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_plain_http_off_loopback_needs_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    assert run_cli(config, "init", "--listen", f"0.0.0.0:{free_port()}").returncode == 0
+    refused = run_cli(config, "serve")
+    assert refused.returncode == 2
+    assert "server.allow_plain_http" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenserver", "serve", "--config", str(config)],
+        env=clean_env(TOKENSERVER_SERVER_ALLOW_PLAIN_HTTP="true"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "WARNING" in err
+    assert "plain HTTP on non-loopback address 0.0.0.0" in err
+
+
+def test_half_a_tls_pair_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    assert run_cli(config, "init").returncode == 0
+    result = run_cli(config, "serve", env={"TOKENSERVER_SERVER_TLS_CERTIFICATE": "x.crt"})
+    assert result.returncode == 2
+    assert "server.tls_key" in result.stderr
