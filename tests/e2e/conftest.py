@@ -87,6 +87,14 @@ class Stack:
     )
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     cleanups: list[Path] = field(default_factory=list)
+    # Every secret, refresh token and legacy JWT the tests used: none may leak (see
+    # test_no_secret_reaches_a_log_or_the_database).
+    secrets: list[str] = field(default_factory=list)
+
+    def remember(self, secret: str) -> str:
+        self.secrets.append(secret)
+        return secret
+
     counter: int = 0
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -104,7 +112,7 @@ class Stack:
         result = self.cli(*args, "--duration", str(duration))
         assert result.returncode == 0, result.stderr
         export = json.loads(result.stdout)
-        return Robot(export["name"], export["secret"], export["id"])
+        return Robot(export["name"], self.remember(export["secret"]), export["id"])
 
     def expire(self, robot: Robot) -> None:
         """Move the robot's expiry into the past: a day cannot pass in a test."""

@@ -62,7 +62,7 @@ def test_docker_login_right_and_wrong_secret(stack: Stack) -> None:
     assert "Login Succeeded" in result.stdout
     stored = json.loads((config / "config.json").read_text())["auths"][stack.registry]
     # docker login asked for offline access: it keeps the refresh token, not the secret.
-    assert stored["identitytoken"].startswith("tsr_")
+    assert stack.remember(stored["identitytoken"]).startswith("tsr_")
     assert b64decode(stored["auth"]).decode() == f"{robot.name}:"
     assert robot.secret not in json.dumps(stored)
     wrong, wrong_config = docker_login(stack, robot.name, "Wr0ngSecretValue")
@@ -135,7 +135,7 @@ def test_refreshed_secret_replaces_the_old_one(stack: Stack) -> None:
     assert Skopeo(stack, robot).login().returncode == 0
     result = stack.cli("robot", "refresh-secret", robot.name)
     assert result.returncode == 0, result.stderr
-    new_secret = json.loads(result.stdout)["secret"]
+    new_secret = stack.remember(json.loads(result.stdout)["secret"])
     assert Skopeo(stack, robot).login().returncode != 0
     assert Skopeo(stack, robot).login(password=new_secret).returncode == 0
     manual = stack.cli(
@@ -228,7 +228,7 @@ def test_a_robot_created_through_the_api_pushes(stack: Stack) -> None:
     )
     assert status == 201, export
     assert isinstance(export, dict)
-    robot = Robot(export["name"], export["secret"], export["id"])
+    robot = Robot(export["name"], stack.remember(export["secret"]), export["id"])
     skopeo = Skopeo(stack, robot)
     assert skopeo.login().returncode == 0
     layout = stack.new_dir("image")
@@ -257,7 +257,7 @@ def test_a_system_robot_for_all_projects_pulls_from_a_later_project(stack: Stack
     )
     assert status == 201, export
     assert isinstance(export, dict)
-    fleet = Robot(export["name"], export["secret"], export["id"])
+    fleet = Robot(export["name"], stack.remember(export["secret"]), export["id"])
     status, _, _ = stack.api("POST", "/projects", {"project_name": "e2e-later"})
     assert status == 201
     writer = Skopeo(stack, stack.robot("e2e-later", "writer", PUSH))
@@ -283,7 +283,7 @@ def test_docker_keeps_a_refresh_token_and_mounts_across_repositories(
     login = docker.login(robot)
     assert login.returncode == 0, login.stderr
     stored = json.loads((docker.config / "config.json").read_text())["auths"][stack.registry]
-    assert stored["identitytoken"].startswith("tsr_")
+    assert stack.remember(stored["identitytoken"]).startswith("tsr_")
     assert robot.secret not in json.dumps(stored)
     source = f"{stack.registry}/e2e-refresh-docker/source:1"
     docker.image(source.split("/", 1)[1], "mount me " + stack.algorithm)
@@ -374,7 +374,7 @@ def test_robots_imported_from_harbor_push_and_legacy_jwts_work(stack: Stack) -> 
     pushed = ci.push(layout, "lib/app:v1")
     assert pushed.returncode == 0, pushed.stderr
 
-    legacy = Skopeo(stack, Robot("robot$legacy", legacy_token(stack.harbor_key), 0))
+    legacy = Skopeo(stack, Robot("robot$legacy", stack.remember(legacy_token(stack.harbor_key)), 0))
     assert legacy.login().returncode == 0, stack.server_log()[-2000:]
     legacy_layout = stack.new_dir("image")
     legacy_digest = write_image(legacy_layout, "legacy " + stack.algorithm)
@@ -388,7 +388,26 @@ def test_robots_imported_from_harbor_push_and_legacy_jwts_work(stack: Stack) -> 
         stack, Robot("robot$legacy", legacy_token(stack.harbor_key, expires_in=-120), 0)
     )
     assert expired.login().returncode != 0
-    pull_only = legacy_token(stack.harbor_key, access=[("/project/7/repository", "pull")])
+    pull_only = stack.remember(
+        legacy_token(stack.harbor_key, access=[("/project/7/repository", "pull")])
+    )
     reader = Skopeo(stack, Robot("robot$legacy", pull_only, 0))
     assert reader.login().returncode == 0
     assert reader.push(legacy_layout, "lib/legacy:v2").returncode != 0
+
+
+def test_no_secret_reaches_a_log_or_the_database(stack: Stack) -> None:
+    """Runs last for each stack: every secret, refresh token, legacy JWT and wrong password the
+    tests above sent is absent from the server's and the registry's logs and from the
+    database files, in clear."""
+    sent = [*stack.secrets, HARBOR_SECRET, "Chos3nSecret", "Wr0ngSecretValue"]
+    assert len(stack.secrets) > 20
+    places = {
+        "tokenserver log": stack.server_log().encode(),
+        "registry log": stack.registry_log().encode(),
+    }
+    for path in stack.directory.glob("tokenserver.db*"):
+        places[path.name] = path.read_bytes()
+    for name, content in places.items():
+        for secret in sent:
+            assert secret.encode() not in content, f"a secret is in the {name}"
