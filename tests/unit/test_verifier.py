@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from tokenserver.domain.secrets import Secret, generate_secret
 from tokenserver.services.verifier import SecretVerifier
 
@@ -69,4 +71,31 @@ async def test_size_zero_disables_the_cache() -> None:
     await verifier.verify(secret, stored)
     await verifier.verify(secret, stored)
     assert verifier.hits == 0
+    verifier.close()
+
+
+async def test_concurrent_checks_of_one_secret_share_one_kdf_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from tokenserver.domain.secrets import verify_secret as real
+    from tokenserver.services import verifier as module
+
+    runs = []
+
+    def counting(secret: str, stored: str) -> bool:
+        runs.append(stored)
+        return real(secret, stored)
+
+    monkeypatch.setattr(module, "verify_secret", counting)
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    secret = generate_secret()
+    stored = await verifier.hash(secret)
+    results = await asyncio.gather(*(verifier.verify(secret, stored) for _ in range(20)))
+    assert results == [True] * 20
+    assert len(runs) == 1
+    wrong = await asyncio.gather(*(verifier.verify(Secret("nope"), stored) for _ in range(5)))
+    assert wrong == [False] * 5
+    assert len(runs) == 2
     verifier.close()

@@ -42,6 +42,7 @@ class SecretVerifier:
         )
         self.hits = 0
         self.misses = 0
+        self._in_flight: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
 
     def _mac(self, secret: str) -> bytes:
         return hmac.new(self._mac_key, secret.encode(), hashlib.sha256).digest()
@@ -60,8 +61,18 @@ class SecretVerifier:
             self.hits += 1
             return True
         self.misses += 1
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(self._executor, verify_secret, secret.reveal(), stored)
+        # Concurrent checks of the same secret against the same hash share one KDF run: a
+        # burst of requests from one robot with a cold cache costs one verification, not N.
+        key = (stored, mac)
+        pending = self._in_flight.get(key)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = asyncio.ensure_future(
+                loop.run_in_executor(self._executor, verify_secret, secret.reveal(), stored)
+            )
+            self._in_flight[key] = pending
+            pending.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        ok = await asyncio.shield(pending)
         if ok and self._cache_size > 0:
             self._cache[stored] = (mac, now + self._cache_ttl)
             self._cache.move_to_end(stored)
