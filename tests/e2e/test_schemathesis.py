@@ -1,0 +1,69 @@
+"""schemathesis against the served OpenAPI document, on a real server: with a fixed example
+budget, no 5xx, and every response (status, content type, headers, body) matches the
+document."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from base64 import b64encode
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import checks
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from tests.e2e.conftest import free_port, wait_for
+from tests.helpers import clean_env, run_cli
+from tokenserver.http.openapi import document
+
+ADMIN = "Sch3maAdminPassword"
+AUTH = {"Authorization": "Basic " + b64encode(f"admin:{ADMIN}".encode()).decode()}
+CHECKS = [
+    checks.not_a_server_error,
+    openapi_checks.status_code_conformance,
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_headers_conformance,
+    openapi_checks.response_schema_conformance,
+]
+
+schema = schemathesis.openapi.from_dict(document())
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory: Path = tmp_path_factory.mktemp("schemathesis")
+    config = directory / "tokenserver.toml"
+    port = free_port()
+    init = run_cli(
+        config, "init", "--listen", f"127.0.0.1:{port}", env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN}
+    )
+    assert init.returncode == 0, init.stderr
+    assert run_cli(config, "project", "create", "p").returncode == 0
+    log = directory / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tokenserver", "serve", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # Generated requests may look like guessing: keep the throttle out of the way.
+            env=clean_env(TOKENSERVER_SECURITY_LOCKOUT_THRESHOLD="1000000",
+                          TOKENSERVER_SECURITY_LOCKOUT_ADDRESS_THRESHOLD="1000000"),
+        )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/healthz", server, log)
+        yield f"{base}/api/v2.0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_document(case: Any, live: str) -> None:
+    case.call_and_validate(base_url=live, headers=AUTH, checks=CHECKS)
