@@ -320,16 +320,64 @@ def cmd_robot(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    settings = load_settings(Path(args.config))
-    key = load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
-    kid = key.thumbprint if settings.kid_format == "thumbprint" else key.kid
-    text = json.dumps({"keys": [key.jwk(kid)]}, indent=2) + "\n"
-    if args.output:
-        Path(args.output).write_text(text)
-        _say(f"wrote {args.output}: set the registry's auth.token.jwks to it")
-    else:
-        print(text, end="", flush=True)
-    return EXIT_OK
+    async def action(rt: Runtime) -> int:
+        settings = rt.settings
+        command = args.keys_command
+        if command == "add":
+            record = await rt.keyring.add(LOCAL, args.algorithm)
+            key = rt.keyring.load(record)
+            _out({"id": record.id, "state": record.state.value, "kid": key.kid})
+            _say("published; run 'tokenserver keys bundle' and restart the registry, then "
+                 f"'tokenserver keys activate {record.id}'")  # fmt: skip
+        elif command == "list":
+            records = await rt.keyring.keys()
+            if not records:
+                key = rt.keyring.load(None)
+                _out([{"id": None, "state": "active", "kid": key.kid, "key": str(
+                    settings.signing_key)}])  # fmt: skip
+            else:
+                _out([
+                    {"id": r.id, "state": r.state.value, "kid": rt.keyring.load(r).kid,
+                     "key": r.key_path, "retired_at": r.retired_at}
+                    for r in records
+                ])  # fmt: skip
+        elif command == "bundle":
+            target = Path(args.output) if args.output else settings.certificate
+            bundle = await rt.keyring.bundle()
+            partial = target.with_name(target.name + ".partial")
+            partial.write_bytes(bundle)
+            os.replace(partial, target)
+            _say(f"wrote {bundle.count(b'BEGIN CERTIFICATE')} certificate(s) to {target}; "
+                 "restart the registry to load them")  # fmt: skip
+        elif command == "activate":
+            await rt.keyring.activate(LOCAL, args.id)
+            _say(f"key {args.id} signs from now on (running servers switch within seconds)")
+        elif command == "retire":
+            await rt.keyring.retire(LOCAL, args.id)
+            _say(f"key {args.id} retired; 'keys bundle' leaves it out once "
+                 f"{settings.lifetime} s have passed")  # fmt: skip
+        else:
+            records = await rt.keyring.keys()
+            keys = (
+                [rt.keyring.load(None)]
+                if not records
+                else [rt.keyring.load(r) for r in records if r.state.value != "retired"]
+            )
+            thumb = settings.kid_format == "thumbprint"
+            text = (
+                json.dumps(
+                    {"keys": [k.jwk(k.thumbprint if thumb else k.kid) for k in keys]}, indent=2
+                )
+                + "\n"
+            )
+            if args.output:
+                Path(args.output).write_text(text)
+                _say(f"wrote {args.output}: set the registry's auth.token.jwks to it")
+            else:
+                print(text, end="", flush=True)
+        return EXIT_OK
+
+    return _run(args, action)
 
 
 def cmd_import_harbor(args: argparse.Namespace) -> int:
@@ -479,8 +527,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
     robot.set_defaults(func=cmd_robot)
 
-    keys = sub.add_parser("keys", parents=[common], help="signing keys for the registry")
+    keys = sub.add_parser("keys", parents=[common], help="signing keys and their rotation")
     ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = ksub.add_parser("add", parents=[common], help="a new key, published but not signing")
+    k.add_argument("--algorithm", choices=("ES256", "RS256"), help="default: token.algorithm")
+    ksub.add_parser("list", parents=[common], help="the keyring as JSON")
+    k = ksub.add_parser(
+        "bundle", parents=[common], help="write the registry's rootcertbundle (every trusted key)"
+    )
+    k.add_argument("--output", metavar="FILE", help="default: token.certificate")
+    for name, text in (("activate", "sign with this key"), ("retire", "stop trusting this key")):
+        k = ksub.add_parser(name, parents=[common], help=text)
+        k.add_argument("id", type=_positive)
     k = ksub.add_parser(
         "jwks", parents=[common], help="print (or write) the JWKS file distribution 3.x reads"
     )

@@ -147,30 +147,40 @@ def load_private_key(key_path: Path) -> PrivateKey:
     return key
 
 
-def load_signing_key(key_path: Path, cert_path: Path, algorithm: str) -> SigningKey:
-    """Load the key and check it suits `algorithm` and matches the certificate."""
-    key = load_private_key(key_path)
-    if algorithm == "ES256":
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-            raise ConfigError("token.signing_key", "ES256 needs a P-256 (secp256r1) key")
-    elif not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
-        raise ConfigError("token.signing_key", "RS256 needs an RSA key of at least 2048 bits")
+def algorithm_of(key: PrivateKey) -> str:
+    return "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
+
+
+def load_certificates(cert_path: Path) -> list[x509.Certificate]:
+    """Every certificate in a PEM file (a single certificate or a rootcertbundle)."""
     try:
-        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return x509.load_pem_x509_certificates(cert_path.read_bytes())
     except FileNotFoundError:
         raise ConfigError("token.certificate", f"{cert_path} not found") from None
     except (ValueError, OSError) as e:
         raise ConfigError("token.certificate", f"cannot load {cert_path}: {e}") from None
+
+
+def load_signing_key(key_path: Path, cert_path: Path, algorithm: str | None = None) -> SigningKey:
+    """Load the key, check it suits `algorithm` (when given), and find its certificate in
+    `cert_path` (which may be a bundle of several)."""
+    key = load_private_key(key_path)
+    if algorithm == "ES256":
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise ConfigError("token.signing_key", "ES256 needs a P-256 (secp256r1) key")
+    elif algorithm == "RS256" and (not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048):
+        raise ConfigError("token.signing_key", "RS256 needs an RSA key of at least 2048 bits")
     public = key.public_key()
-    cert_public = certificate.public_key()
-    if not isinstance(cert_public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey) or (
-        _public_der(cert_public) != _public_der(public)
-    ):
-        raise ConfigError("token.certificate", f"{cert_path} does not match the signing key")
-    return SigningKey(
-        algorithm,
-        key,
-        libtrust_kid(public),
-        jwk_thumbprint(public),
-        certificate.public_bytes(serialization.Encoding.DER),
-    )
+    for certificate in load_certificates(cert_path):
+        cert_public = certificate.public_key()
+        if isinstance(cert_public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey) and (
+            _public_der(cert_public) == _public_der(public)
+        ):
+            return SigningKey(
+                algorithm or algorithm_of(key),
+                key,
+                libtrust_kid(public),
+                jwk_thumbprint(public),
+                certificate.public_bytes(serialization.Encoding.DER),
+            )
+    raise ConfigError("token.certificate", f"{cert_path} does not match the signing key")

@@ -11,6 +11,7 @@ from tokenserver.keys import load_signing_key
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
+from tokenserver.services.keyring import KeyringService
 from tokenserver.services.legacy import LegacyAuthenticator, load_legacy_key
 from tokenserver.services.migration import ImportService
 from tokenserver.services.projects import ProjectService
@@ -41,23 +42,16 @@ class Runtime:
     users: UserService
     members: MemberService
     tokens: TokenService | None
+    keyring: KeyringService
+    signer: TokenSigner | None
 
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runtime]:
     """Open storage and build the services; `sign` loads the signing key (the server needs
     it, management commands do not). Raises ConfigError or StorageError."""
-    signer = None
-    if sign:
-        key = load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
-        signer = TokenSigner(
-            key,
-            issuer=settings.issuer,
-            service=settings.service,
-            lifetime=settings.lifetime,
-            kid_format=settings.kid_format,
-            x5c=settings.x5c,
-        )
+    if sign:  # fail on an unusable configured key before anything else
+        load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     store = await SqliteStore.open(settings.database)
     verifier = SecretVerifier(
         cache_size=settings.verify_cache_size, cache_ttl=settings.verify_cache_ttl
@@ -66,6 +60,17 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         usage = UsageTracker(store)
         access = AccessService(store)
         audit = AuditService(store, access)
+        keyring = KeyringService(store, settings, access, audit)
+        signer = None
+        if sign:
+            signer = TokenSigner(
+                keyring.load(await keyring.active()),
+                issuer=settings.issuer,
+                service=settings.service,
+                lifetime=settings.lifetime,
+                kid_format=settings.kid_format,
+                x5c=settings.x5c,
+            )
         projects = ProjectService(store, access, audit)
         legacy = (
             LegacyAuthenticator(store, usage, load_legacy_key(settings.legacy_key))
@@ -103,6 +108,8 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             users=UserService(store, access, audit, projects, verifier),
             members=MemberService(store, access, audit, projects),
             tokens=tokens,
+            keyring=keyring,
+            signer=signer,
         )
     finally:
         verifier.close()

@@ -146,6 +146,22 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), json.loads(e.read() or b"null")
 
+    def restart_registry(self) -> None:
+        """Restart the registry: it reads its rootcertbundle only at start."""
+        old = self.processes[1]
+        old.terminate()
+        old.wait(timeout=10)
+        registry_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        log = self.directory / "registry.log"
+        with log.open("ab") as out:
+            self.processes[1] = subprocess.Popen(
+                ["docker-registry", "serve", str(self.directory / "registry.yml")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=registry_env,
+            )
+        wait_for(f"http://{self.registry}/v2/", self.processes[1], log)
+
     def server_log(self) -> str:
         return (self.directory / "tokenserver.log").read_text()
 

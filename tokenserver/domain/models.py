@@ -93,6 +93,24 @@ class Member:
     role: Role
 
 
+class KeyState(StrEnum):
+    PUBLISHED = "published"  # in the registry's bundle, not signing yet (or any more)
+    ACTIVE = "active"  # signing
+    RETIRED = "retired"  # leaves the bundle once tokens it signed have expired
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A signing key of the keyring: where its files are and where it is in its life."""
+
+    id: int
+    key_path: str
+    cert_path: str
+    state: KeyState
+    created_at: int
+    retired_at: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshToken:
     """A stored refresh token: only the SHA-256 of the token itself is kept. It belongs to

@@ -104,5 +104,8 @@ PUBLIC_PROJECT_GRANTS = _grants(
 # A system administrator holds everything.
 ADMIN_PROJECT_GRANTS = Grants(PROJECT_PERMISSIONS | ROLE_GRANTS[Role.PROJECT_ADMIN].allowed)
 ADMIN_SYSTEM_GRANTS = Grants(
-    SYSTEM_PERMISSIONS | _grants({"user": _CRUD, "project": _CRUD, "audit-log": "list"}).allowed
+    SYSTEM_PERMISSIONS
+    | _grants(
+        {"user": _CRUD, "project": _CRUD, "audit-log": "list", "configuration": "read update"}
+    ).allowed
 )

@@ -18,6 +18,7 @@ from tokenserver.http.errors import REALM, error_middleware
 from tokenserver.http.input import MAX_BODY_BYTES
 from tokenserver.http.observability import GRANT, METRICS, Metrics, observe
 from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.services.keyring import KEY_POLL_SECONDS
 from tokenserver.services.tokens import TokenRequest, TokenService
 from tokenserver.services.usage import FLUSH_SECONDS
 
@@ -144,6 +145,27 @@ async def _flush_usage(runtime: Runtime) -> None:
             logging.getLogger("tokenserver").exception("could not record robot use")
 
 
+async def _follow_keyring(runtime: Runtime) -> None:
+    """Switch signing keys when `tokenserver keys activate` changes the active key."""
+    assert runtime.signer is not None
+    signer = runtime.signer
+    log = logging.getLogger("tokenserver")
+    seen: int | None = None
+    while True:
+        await asyncio.sleep(KEY_POLL_SECONDS)
+        try:
+            record = await runtime.keyring.active()
+            if record is None or record.id == seen:
+                continue
+            key = await asyncio.to_thread(runtime.keyring.load, record)
+            seen = record.id
+            if key.kid != signer.key.kid:
+                signer.set_key(key)
+                log.info("signing with key %d (kid %s)", record.id, key.kid)
+        except Exception:
+            log.exception("could not follow the keyring")
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY_BYTES)
     app[METRICS] = Metrics(lambda: app.get(RUNTIME))
@@ -163,13 +185,18 @@ def create_app(settings: Settings) -> web.Application:
                 settings.issuer,
                 settings.algorithm,
             )
-            flusher = asyncio.create_task(_flush_usage(runtime))
+            tasks = [
+                asyncio.create_task(_flush_usage(runtime)),
+                asyncio.create_task(_follow_keyring(runtime)),
+            ]
             try:
                 yield
             finally:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/service/token", token)

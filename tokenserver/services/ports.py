@@ -8,6 +8,8 @@ from typing import Protocol
 
 from tokenserver.domain.models import (
     AuditEntry,
+    KeyRecord,
+    KeyState,
     Level,
     Member,
     Project,
@@ -183,6 +185,22 @@ class Store(Protocol):
     ) -> int:
         """Revoke the account's tokens (one of them with `token_id`); the number revoked."""
         ...
+
+    # ---- signing keys ---------------------------------------------------------------------
+    async def list_keys(self) -> list[KeyRecord]:
+        """The keyring, by id (empty until the first `keys add`)."""
+        ...
+
+    async def add_key(
+        self, key_path: str, cert_path: str, state: KeyState, now: int
+    ) -> KeyRecord: ...
+
+    async def activate_key(self, key_id: int) -> bool:
+        """Make `key_id` the only active key (the previous one becomes published), in one
+        transaction. False if it does not exist."""
+        ...
+
+    async def retire_key(self, key_id: int, now: int) -> bool: ...
 
     # ---- audit log ------------------------------------------------------------------------
     async def add_audit(self, entry: AuditEntry) -> None: ...

@@ -70,17 +70,27 @@ class TokenSigner:
         kid_format: str = "libtrust",
         x5c: bool = False,
     ) -> None:
-        self._key = key
         self._issuer = issuer
         self._service = service
         self._lifetime = lifetime
-        self._headers: dict[str, object] = {
-            "kid": key.thumbprint if kid_format == "thumbprint" else key.kid
+        self._kid_format = kid_format
+        self._x5c = x5c
+        self.set_key(key)
+
+    def set_key(self, key: SigningKey) -> None:
+        """Sign with `key` from now on (key rotation)."""
+        headers: dict[str, object] = {
+            "kid": key.thumbprint if self._kid_format == "thumbprint" else key.kid
         }
-        if x5c:
+        if self._x5c:
             # NOTE: distribution tries x5c before kid (2.8 and 3.x): the certificate must be
             # in its rootcertbundle.
-            self._headers["x5c"] = [base64.b64encode(key.certificate_der).decode()]
+            headers["x5c"] = [base64.b64encode(key.certificate_der).decode()]
+        self._key, self._headers = key, headers
+
+    @property
+    def key(self) -> SigningKey:
+        return self._key
 
     def sign(
         self,

@@ -18,6 +18,8 @@ import aiosqlite
 
 from tokenserver.domain.models import (
     AuditEntry,
+    KeyRecord,
+    KeyState,
     Level,
     Member,
     Project,
@@ -92,6 +94,14 @@ CREATE TABLE IF NOT EXISTS refresh_token (
 );
 CREATE INDEX IF NOT EXISTS refresh_token_robot ON refresh_token (robot_id);
 CREATE INDEX IF NOT EXISTS refresh_token_user ON refresh_token (user_id);
+CREATE TABLE IF NOT EXISTS signing_key (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_path      TEXT    NOT NULL,
+    cert_path     TEXT    NOT NULL,
+    state         TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    retired_at    INTEGER
+);
 CREATE TABLE IF NOT EXISTS audit_log (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     op_time       INTEGER NOT NULL,
@@ -556,6 +566,41 @@ class SqliteStore:
             (robot_id, user_id, token_id, token_id),
         )
         return cursor.rowcount
+
+    # ---- signing keys ---------------------------------------------------------------------
+
+    async def list_keys(self) -> list[KeyRecord]:
+        rows = await self._rows(
+            "SELECT id, key_path, cert_path, state, created_at, retired_at FROM signing_key "
+            "ORDER BY id"
+        )
+        return [KeyRecord(r[0], r[1], r[2], KeyState(r[3]), r[4], r[5]) for r in rows]
+
+    async def add_key(self, key_path: str, cert_path: str, state: KeyState, now: int) -> KeyRecord:
+        cursor = await self._db.execute(
+            "INSERT INTO signing_key (key_path, cert_path, state, created_at) VALUES (?,?,?,?)",
+            (key_path, cert_path, state.value, now),
+        )
+        assert cursor.lastrowid is not None
+        return KeyRecord(cursor.lastrowid, key_path, cert_path, state, now)
+
+    async def activate_key(self, key_id: int) -> bool:
+        # One statement: the new key becomes active and every other active one published.
+        cursor = await self._db.execute(
+            "UPDATE signing_key SET state = CASE WHEN id = ? THEN 'active' ELSE 'published' END "
+            "WHERE (id = ? AND state != 'retired') OR (state = 'active' AND "
+            "EXISTS (SELECT 1 FROM signing_key WHERE id = ? AND state != 'retired'))",
+            (key_id, key_id, key_id),
+        )
+        return cursor.rowcount > 0
+
+    async def retire_key(self, key_id: int, now: int) -> bool:
+        cursor = await self._db.execute(
+            "UPDATE signing_key SET state = 'retired', retired_at = ? "
+            "WHERE id = ? AND state = 'published'",
+            (now, key_id),
+        )
+        return cursor.rowcount > 0
 
     # ---- audit log ------------------------------------------------------------------------
 

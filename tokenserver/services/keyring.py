@@ -1,0 +1,131 @@
+"""Signing key rotation without downtime.
+
+1. `keys add`: a new key and certificate, published (in the bundle) but not signing.
+2. `keys bundle`: writes every published certificate to the registry's rootcertbundle;
+   restart the registry so that it trusts the new key.
+3. `keys activate ID`: signing switches; running servers notice within KEY_POLL_SECONDS.
+   Tokens signed by the previous key stay valid: its certificate is still in the bundle.
+4. `keys retire ID`: once the token lifetime has passed, `keys bundle` leaves it out.
+
+Until the first `keys add`, the keyring is empty and the configured `token.signing_key` signs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tokenserver.config import Settings
+from tokenserver.domain.models import KeyRecord, KeyState, Principal
+from tokenserver.errors import BadRequest, NotFound
+from tokenserver.keys import (
+    SigningKey,
+    generate_private_key,
+    load_signing_key,
+    make_certificate,
+    write_certificate,
+    write_private_key,
+)
+from tokenserver.services.access import AccessService
+from tokenserver.services.audit import AuditService
+from tokenserver.services.ports import Store
+
+KEY_POLL_SECONDS = 2.0
+
+
+class KeyringService:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        access: AccessService,
+        audit: AuditService,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._access = access
+        self._audit = audit
+        self._clock = clock
+
+    async def keys(self) -> list[KeyRecord]:
+        return await self._store.list_keys()
+
+    async def active(self) -> KeyRecord | None:
+        return next((k for k in await self._store.list_keys() if k.state is KeyState.ACTIVE), None)
+
+    def load(self, record: KeyRecord | None) -> SigningKey:
+        """The signing key of a keyring entry, or the configured one for None."""
+        if record is None:
+            s = self._settings
+            return load_signing_key(s.signing_key, s.certificate, s.algorithm)
+        return load_signing_key(Path(record.key_path), Path(record.cert_path))
+
+    async def add(self, actor: Principal, algorithm: str | None = None) -> KeyRecord:
+        async with self._audit.operation(actor, "create", "signing-key", "new"):
+            self._access.require_system(actor, "configuration", "update")
+            now = int(self._clock())
+            if not await self._store.list_keys():
+                # The configured key becomes the keyring's first, active entry.
+                s = self._settings
+                await self._store.add_key(
+                    str(s.signing_key), str(s.certificate), KeyState.ACTIVE, now
+                )
+            directory = self._settings.signing_key.parent
+            stem = f"token-{now}-{len(await self._store.list_keys()) + 1}"
+            key = generate_private_key(algorithm or self._settings.algorithm)
+            write_private_key(directory / f"{stem}.key", key)
+            write_certificate(
+                directory / f"{stem}.crt", make_certificate(key, self._settings.issuer)
+            )
+            return await self._store.add_key(
+                str(directory / f"{stem}.key"),
+                str(directory / f"{stem}.crt"),
+                KeyState.PUBLISHED,
+                now,
+            )
+
+    async def bundle(self) -> bytes:
+        """The rootcertbundle: every certificate the registry must trust now."""
+        now = self._clock()
+        records = await self._store.list_keys()
+        if not records:
+            keys = [self.load(None)]
+        else:
+            keys = [
+                self.load(r)
+                for r in records
+                if r.state is not KeyState.RETIRED
+                or (r.retired_at or 0) + self._settings.lifetime + 60 > now
+            ]
+        return b"".join(
+            x509.load_der_x509_certificate(k.certificate_der).public_bytes(
+                serialization.Encoding.PEM
+            )
+            for k in keys
+        )
+
+    async def activate(self, actor: Principal, key_id: int) -> None:
+        async with self._audit.operation(actor, "activate", "signing-key", str(key_id)):
+            self._access.require_system(actor, "configuration", "update")
+            record = next((k for k in await self._store.list_keys() if k.id == key_id), None)
+            if record is None:
+                raise NotFound(f"key {key_id} not found")
+            self.load(record)  # refuse a key that cannot be used before it signs
+            if not await self._store.activate_key(key_id):
+                raise BadRequest(f"key {key_id} is retired")
+
+    async def retire(self, actor: Principal, key_id: int) -> None:
+        async with self._audit.operation(actor, "retire", "signing-key", str(key_id)):
+            self._access.require_system(actor, "configuration", "update")
+            record = next((k for k in await self._store.list_keys() if k.id == key_id), None)
+            if record is None:
+                raise NotFound(f"key {key_id} not found")
+            if record.state is KeyState.ACTIVE:
+                raise BadRequest(f"key {key_id} is signing: activate another key first")
+            if not await self._store.retire_key(key_id, int(self._clock())):
+                raise BadRequest(f"key {key_id} is already retired")
