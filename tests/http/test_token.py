@@ -380,3 +380,8 @@ async def test_health(server: Server) -> None:
     response = await server.client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "ok"}
+
+
+async def test_oversized_headers_are_a_client_error(server: Server) -> None:
+    response = await server.client.get(TOKEN, headers={"X-Junk": "a" * 20_000})
+    assert 400 <= response.status < 500

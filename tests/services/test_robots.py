@@ -101,3 +101,26 @@ async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError, match="cannot use database"):
         await SqliteStore.open(path)
+
+
+async def test_a_database_of_the_first_released_schema_is_upgraded(tmp_path: Path) -> None:
+    # tests/data/schema-v1.sql is the first released schema, frozen: a database made by that
+    # release, with data in it, must open with this tokenserver and keep its data.
+    path = tmp_path / "v1.db"
+    root = Path(__file__).resolve().parents[1]
+    with sqlite3.connect(path) as db:
+        db.executescript((root / "data" / "schema-v1.sql").read_text())
+        db.execute(
+            "INSERT INTO project (name, public, creation_time, update_time) VALUES ('old', 1, 1, 1)"
+        )
+        db.execute("PRAGMA user_version=1")
+    store = await SqliteStore.open(path)
+    try:
+        project = await store.find_project("old")
+        assert project is not None
+        assert project.public
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

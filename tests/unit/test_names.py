@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokenserver.domain.names import (
     RobotName,
@@ -93,3 +95,31 @@ def test_repository_grammar_does_not_backtrack_exponentially() -> None:
 def test_project_of_is_the_first_component() -> None:
     assert project_of("p/a/b") == "p"
     assert project_of("p") == "p"
+
+
+@given(st.text(max_size=300))
+def test_check_name_accepts_exactly_harbors_pattern(name: str) -> None:
+    import re
+
+    expected = bool(re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", name)) and len(name) <= 255
+    try:
+        check_name("robot", name)
+    except BadRequest:
+        assert not expected
+    else:
+        assert expected
+
+
+@given(st.text(max_size=300))
+def test_robot_name_parsing_round_trips(username: str) -> None:
+    parsed = parse_robot_name("robot$", username)
+    if parsed is not None:
+        assert parsed.full("robot$") == username
+
+
+@given(st.text(alphabet="abc/.-_:0123456789", max_size=80))
+def test_valid_repository_names_have_no_empty_or_dot_components(name: str) -> None:
+    if is_repository_name(name):
+        assert ".." not in name
+        assert all(part for part in name.split("/"))
+        assert name[0] not in "._-" and name[-1] not in "._-/"

@@ -32,9 +32,7 @@ from tokenserver.domain.roles import Role
 from tokenserver.errors import Conflict, TokenServerError
 from tokenserver.services.ports import NewRobot, NewUser, RobotChanges
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     username      TEXT    NOT NULL UNIQUE,
@@ -112,6 +110,12 @@ CREATE TABLE IF NOT EXISTS audit_log (
     outcome       TEXT    NOT NULL
 );
 """
+
+# Each entry upgrades the database from the version before it; a database records its version
+# in PRAGMA user_version. Version 1 is the first released schema: never edit a released entry,
+# append the next one.
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 _PROJECT_COLUMNS = (
     "p.id, p.name, p.public, p.creation_time, p.update_time, p.owner_id, ifnull(u.username, '')"
@@ -241,9 +245,10 @@ class SqliteStore:
                     f"database {path} has schema version {version}, newer than this "
                     f"tokenserver supports ({SCHEMA_VERSION}); upgrade tokenserver"
                 )
-            if version < SCHEMA_VERSION:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                # One transaction a step: a failed upgrade leaves the previous version intact.
                 await self._db.executescript(
-                    f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+                    f"BEGIN; {MIGRATIONS[target]} PRAGMA user_version={target}; COMMIT;"
                 )
         except sqlite3.DatabaseError as e:
             raise StorageError(f"cannot use database {path}: {e}") from None
