@@ -1,0 +1,241 @@
+"""Benchmark the token endpoint against the machine's ceiling, every case in one run.
+
+The ceiling is a minimal aiohttp handler returning a JSON body of a token response's size,
+served the same way (one process, the same event loop). Every other row is divided by it.
+The server is pinned to CPU 0 and wrk (a C load generator, with a Lua script for headers and
+bodies) to CPU 1, so the load generator is not the bottleneck; the CPU each used is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import make_robot  # noqa: E402
+from tokenserver.config import load_settings  # noqa: E402
+from tokenserver.domain.models import LOCAL  # noqa: E402
+from tokenserver.runtime import open_runtime  # noqa: E402
+
+CEILING_APP = """
+import sys
+from aiohttp import web
+body = b'{"token": "' + b'x' * (int(sys.argv[2]) - 13) + b'"}'
+async def handler(request):
+    return web.Response(body=body, content_type="application/json")
+app = web.Application()
+app.router.add_get("/service/token", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        assert process.poll() is None, f"{url}: server exited"
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 (loopback)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def lua(method: str, path: str, headers: dict[str, str], body: str = "") -> str:
+    lines = [f'wrk.method = "{method}"', f'wrk.path = "{path}"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    if body:
+        lines.append(f'wrk.body = "{body}"')
+    return "\n".join(lines) + "\n"
+
+
+def run_wrk(port: int, script: str, seconds: int, pid: int, directory: Path) -> dict[str, Any]:
+    path = directory / "case.lua"
+    path.write_text(script)
+    before = cpu_seconds(pid)
+    started = time.monotonic()
+    result = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency",
+         "-s", str(path), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    server_cpu = (cpu_seconds(pid) - before) / elapsed
+    out = result.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.MULTILINE)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+        "server_cpu": round(server_cpu, 2),
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def prepare(config: Path) -> tuple[str, str]:
+    async with open_runtime(load_settings(config, environ={}), sign=False) as runtime:
+        await runtime.projects.create(LOCAL, "p", public=True)
+        robot, secret = await make_robot(runtime, "p", "ci", "repository:pull", "repository:push")
+        return robot.full_name("robot$"), secret.reveal()
+
+
+def serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
+    env["TOKENSERVER_LOG_LEVEL"] = "warning"  # logging every request is not what is measured
+    return subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-m", "tokenserver", "serve", "--config",
+         str(config)],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5, help="per case (default 5)")
+    parser.add_argument("--output", default="bench-results.json")
+    args = parser.parse_args()
+    if not shutil.which("wrk") or not shutil.which("taskset"):
+        print("needs wrk and taskset (scripts/bench installs them)", file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    scope = "repository:p/app:pull,push"
+    many = "&".join(f"scope=repository:p/app{i}:pull,push" for i in range(16))
+    with tempfile.TemporaryDirectory(prefix="ts-bench-") as tmp:
+        directory = Path(tmp)
+        token_size = 0
+        for algorithm in ("ES256", "RS256"):
+            config = directory / algorithm / "tokenserver.toml"
+            config.parent.mkdir()
+            port = free_port()
+            subprocess.run(
+                [sys.executable, "-m", "tokenserver", "init", "--config", str(config),
+                 "--listen", f"127.0.0.1:{port}", "--algorithm", algorithm],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            user, secret = asyncio.run(prepare(config))
+            auth = basic(user, secret)
+            server = serve(config, directory / f"{algorithm}.log")
+            try:
+                wait(f"http://127.0.0.1:{port}/healthz", server)
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/service/token?service=registry&scope={scope}",
+                    headers={"Authorization": auth},
+                )
+                with urllib.request.urlopen(request) as response:  # noqa: S310 (warms the cache)
+                    token_size = max(token_size, len(response.read()))
+                refresh_request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/service/token?service=registry&offline_token=true",
+                    headers={"Authorization": auth},
+                )
+                with urllib.request.urlopen(refresh_request) as response:  # noqa: S310
+                    refresh = json.loads(response.read())["refresh_token"]
+                get = f"/service/token?service=registry&scope={scope}"
+                form = {"Content-Type": "application/x-www-form-urlencoded"}
+                quoted = user.replace("$", "%24").replace("+", "%2B")
+                cases = [(f"warm robot {algorithm}", lua("GET", get, {"Authorization": auth}))]
+                if algorithm == "ES256":
+                    password = (
+                        f"grant_type=password&service=registry&username={quoted}"
+                        f"&password={secret}&scope={scope}"
+                    )
+                    refreshing = (
+                        f"grant_type=refresh_token&service=registry&refresh_token={refresh}"
+                        f"&scope={scope}"
+                    )
+                    anonymous = "/service/token?service=registry&scope=repository:p/app:pull"
+                    sixteen = f"/service/token?service=registry&{many}"
+                    cases += [
+                        ("warm robot ES256, 16 scopes",
+                         lua("GET", sixteen, {"Authorization": auth})),
+                        ("anonymous pull, public project", lua("GET", anonymous, {})),
+                        ("POST password", lua("POST", "/service/token", form, password)),
+                        ("POST refresh_token", lua("POST", "/service/token", form, refreshing)),
+                    ]  # fmt: skip
+                for name, script in cases:
+                    rows.append(
+                        {"case": name, **run_wrk(port, script, args.seconds, server.pid, directory)}
+                    )
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+        port = free_port()
+        ceiling = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-c", CEILING_APP, str(port), str(token_size)]
+        )
+        try:
+            wait(f"http://127.0.0.1:{port}/service/token", ceiling)
+            rows.insert(
+                0,
+                {
+                    "case": "ceiling (minimal aiohttp, same body size)",
+                    **run_wrk(
+                        port, lua("GET", "/service/token", {}), args.seconds, ceiling.pid, directory
+                    ),
+                },
+            )
+        finally:
+            ceiling.terminate()
+            ceiling.wait(timeout=10)
+    base = rows[0]["rps"]
+    for row in rows:
+        row["ratio"] = round(row["rps"] / base, 3)
+    print(
+        f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'cpu':>5} {'err':>4}"
+    )
+    for row in rows:
+        print(f"{row['case']:44} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+              f"{row['ratio']:6.3f} {row['server_cpu']:5.2f} {row['errors']:4d}")  # fmt: skip
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
+               "machine": platform.machine(), "server_cpu": 0, "load_generator_cpu": 1}  # fmt: skip
+    Path(args.output).write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    print(
+        f"server pinned to CPU 0, wrk to CPU 1; 'cpu' is the server's share of its core; "
+        f"results in {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
