@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS robot (
 CREATE UNIQUE INDEX IF NOT EXISTS robot_legacy_name ON robot (name) WHERE legacy_id IS NOT NULL;
 -- System robots have no project: their names are unique among themselves.
 CREATE UNIQUE INDEX IF NOT EXISTS robot_name ON robot (ifnull(project_id, 0), name);
+-- The token path looks robots up by (project, name): a plain index the planner can use.
+CREATE INDEX IF NOT EXISTS robot_project_name ON robot (project_id, name);
 CREATE TABLE IF NOT EXISTS refresh_token (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     robot_id      INTEGER REFERENCES robot(id) ON DELETE CASCADE,

@@ -55,6 +55,8 @@ class Robot:
     # A legacy (pre-Harbor 2.2) robot: its Harbor robot and project ids, which its JWT names.
     legacy_id: int | None = None
     legacy_project_id: int | None = None
+    # Whether the robot's project is public, read with the robot (saves a query per token).
+    project_public: bool = False
 
     @property
     def legacy(self) -> bool:
@@ -69,6 +71,13 @@ class Robot:
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at != NEVER and self.expires_at <= now
+
+    def own_project(self) -> Project | None:
+        """The robot's project as far as authorization needs it (id, name, public), without
+        another query; None for a system robot."""
+        if self.project_id is None or self.project_name is None:
+            return None
+        return Project(self.project_id, self.project_name, self.project_public, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)

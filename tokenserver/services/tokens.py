@@ -207,7 +207,11 @@ class TokenService:
             if scope.type != "registry":
                 name = project_of(scope.name)
                 if name not in by_project:
-                    project = await self._store.find_project(name)
+                    own = principal.robot.own_project() if principal.robot else None
+                    project = (
+                        own if own is not None and own.name == name
+                        else await self._store.find_project(name)
+                    )  # fmt: skip
                     by_project[name] = (
                         NOTHING
                         if project is None

@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS robot (
 CREATE UNIQUE INDEX IF NOT EXISTS robot_legacy_name ON robot (name) WHERE legacy_id IS NOT NULL;
 -- System robots have no project: their names are unique among themselves.
 CREATE UNIQUE INDEX IF NOT EXISTS robot_name ON robot (ifnull(project_id, 0), name);
+-- The token path looks robots up by (project, name): a plain index the planner can use.
+CREATE INDEX IF NOT EXISTS robot_project_name ON robot (project_id, name);
 CREATE TABLE IF NOT EXISTS refresh_token (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     robot_id      INTEGER REFERENCES robot(id) ON DELETE CASCADE,
@@ -124,7 +126,7 @@ _PROJECT_FROM = "project p LEFT JOIN users u ON u.id = p.owner_id"
 _ROBOT_COLUMNS = (
     "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
     "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at, "
-    "r.legacy_id, r.legacy_project_id"
+    "r.legacy_id, r.legacy_project_id, ifnull(p.public, 0)"
 )
 _ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
 _USER_COLUMNS = (
@@ -187,6 +189,7 @@ def _robot(row: Any) -> Robot:
         last_used_at=row[13],
         legacy_id=row[14],
         legacy_project_id=row[15],
+        project_public=bool(row[16]),
     )
 
 
