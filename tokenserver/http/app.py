@@ -19,13 +19,26 @@ from tokenserver.http.input import MAX_BODY_BYTES
 from tokenserver.http.observability import GRANT, METRICS, Metrics, observe
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.keyring import KEY_POLL_SECONDS
-from tokenserver.services.tokens import TokenRequest, TokenService
+from tokenserver.services.tokens import IssuedToken, TokenRequest, TokenService
 from tokenserver.services.usage import FLUSH_SECONDS
 
 TOKENS = web.AppKey("tokens", TokenService)
 
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _token_response(issued: IssuedToken, extra: dict[str, object]) -> web.Response:
+    """GET answers `token` too, POST (OAuth2) `scope`; both the rest."""
+    body: dict[str, object] = {
+        **extra,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+    }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token.reveal()
+    return web.json_response(body, headers=_NO_STORE)
 
 
 async def token(request: web.Request) -> web.Response:
@@ -44,15 +57,7 @@ async def token(request: web.Request) -> web.Response:
             offline=query.get("offline_token", "").lower() == "true",
         )
     )
-    body: dict[str, object] = {
-        "token": issued.token,
-        "access_token": issued.token,
-        "expires_in": issued.expires_in,
-        "issued_at": issued.issued_at,
-    }
-    if issued.refresh_token is not None:
-        body["refresh_token"] = issued.refresh_token.reveal()
-    return web.json_response(body, headers=_NO_STORE)
+    return _token_response(issued, {"token": issued.token})
 
 
 async def oauth_token(request: web.Request) -> web.Response:
@@ -96,15 +101,7 @@ async def oauth_token(request: web.Request) -> web.Response:
             offline=field("access_type") == "offline",
         )
     )
-    body: dict[str, object] = {
-        "access_token": issued.token,
-        "scope": issued.scope,
-        "expires_in": issued.expires_in,
-        "issued_at": issued.issued_at,
-    }
-    if issued.refresh_token is not None:
-        body["refresh_token"] = issued.refresh_token.reveal()
-    return web.json_response(body, headers=_NO_STORE)
+    return _token_response(issued, {"scope": issued.scope})
 
 
 async def health(request: web.Request) -> web.Response:
