@@ -78,19 +78,19 @@ def lua(method: str, path: str, headers: dict[str, str], body: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_wrk(port: int, script: str, seconds: int, pid: int, directory: Path) -> dict[str, Any]:
-    path = directory / "case.lua"
+def start_wrk(
+    port: int, script: str, seconds: int, directory: Path, name: str, connections: int = 32
+) -> subprocess.Popen[str]:
+    path = directory / f"{name}.lua"
     path.write_text(script)
-    before = cpu_seconds(pid)
-    started = time.monotonic()
-    result = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency",
+    return subprocess.Popen(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
          "-s", str(path), f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, check=True,
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    elapsed = time.monotonic() - started
-    server_cpu = (cpu_seconds(pid) - before) / elapsed
-    out = result.stdout
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def percentile(p: str) -> float:
@@ -104,20 +104,66 @@ def run_wrk(port: int, script: str, seconds: int, pid: int, directory: Path) -> 
         "rps": rps,
         "p50_ms": percentile("50"),
         "p99_ms": percentile("99"),
-        "server_cpu": round(server_cpu, 2),
         "errors": int(non2xx.group(1)) if non2xx else 0,
     }
+
+
+def run_wrk(port: int, script: str, seconds: int, pid: int, directory: Path) -> dict[str, Any]:
+    before, started = cpu_seconds(pid), time.monotonic()
+    out, _ = start_wrk(port, script, seconds, directory, "case").communicate()
+    server_cpu = (cpu_seconds(pid) - before) / (time.monotonic() - started)
+    return {**parse_wrk(out), "server_cpu": round(server_cpu, 2)}
+
+
+def cold_burst(
+    port: int, cold: str, warm: str, seconds: int, pid: int, directory: Path
+) -> list[dict[str, Any]]:
+    """Cold robots (a KDF each) and, at the same time, warm requests: the warm p99 shows
+    whether the event loop stays free while the KDF runs."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    cold_run = start_wrk(port, cold, seconds, directory, "cold", connections=8)
+    warm_run = start_wrk(port, warm, seconds, directory, "warm", connections=8)
+    cold_out, _ = cold_run.communicate()
+    warm_out, _ = warm_run.communicate()
+    server_cpu = round((cpu_seconds(pid) - before) / (time.monotonic() - started), 2)
+    return [
+        {"case": "cold robots (KDF each), during the burst", **parse_wrk(cold_out),
+         "server_cpu": server_cpu},
+        {"case": "warm robot ES256, during the cold burst", **parse_wrk(warm_out),
+         "server_cpu": server_cpu},
+    ]  # fmt: skip
+
+
+def cold_script(path: str, credentials: list[str]) -> str:
+    """A script that cycles through many robots, each asked for once (so never cached)."""
+    listed = ",\n".join(f'  "{c}"' for c in credentials)
+    return (
+        f"creds = {{\n{listed}\n}}\ni = 0\n"
+        "request = function()\n"
+        "  i = i + 1\n"
+        "  local c = creds[((i - 1) % #creds) + 1]\n"
+        f'  return wrk.format("GET", "{path}", {{["Authorization"] = c}})\n'
+        "end\n"
+    )
 
 
 def basic(user: str, password: str) -> str:
     return "Basic " + b64encode(f"{user}:{password}".encode()).decode()
 
 
-async def prepare(config: Path) -> tuple[str, str]:
+COLD_ROBOTS = 80
+
+
+async def prepare(config: Path, cold: int) -> tuple[str, str, list[str]]:
+    """The project, the warm robot and `cold` more robots (their Basic headers)."""
     async with open_runtime(load_settings(config, environ={}), sign=False) as runtime:
         await runtime.projects.create(LOCAL, "p", public=True)
         robot, secret = await make_robot(runtime, "p", "ci", "repository:pull", "repository:push")
-        return robot.full_name("robot$"), secret.reveal()
+        made = await asyncio.gather(
+            *(make_robot(runtime, "p", f"cold{i}", "repository:pull") for i in range(cold))
+        )
+        headers = [basic(r.full_name("robot$"), s.reveal()) for r, s in made]
+        return robot.full_name("robot$"), secret.reveal(), headers
 
 
 def serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -153,7 +199,9 @@ def main() -> int:
                  "--listen", f"127.0.0.1:{port}", "--algorithm", algorithm],
                 check=True, capture_output=True,
             )  # fmt: skip
-            user, secret = asyncio.run(prepare(config))
+            user, secret, cold_headers = asyncio.run(
+                prepare(config, COLD_ROBOTS if algorithm == "ES256" else 0)
+            )
             auth = basic(user, secret)
             server = serve(config, directory / f"{algorithm}.log")
             try:
@@ -195,6 +243,15 @@ def main() -> int:
                 for name, script in cases:
                     rows.append(
                         {"case": name, **run_wrk(port, script, args.seconds, server.pid, directory)}
+                    )
+                if cold_headers:
+                    rows += cold_burst(
+                        port,
+                        cold_script(get, cold_headers),
+                        lua("GET", get, {"Authorization": auth}),
+                        max(args.seconds, 3),  # a KDF takes a while: give the burst time
+                        server.pid,
+                        directory,
                     )
             finally:
                 server.terminate()
