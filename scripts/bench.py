@@ -166,12 +166,14 @@ async def prepare(config: Path, cold: int) -> tuple[str, str, list[str]]:
         return robot.full_name("robot$"), secret.reveal(), headers
 
 
-def serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def serve(config: Path, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
+    """One process pinned to CPU 0, or `workers` processes free to use both cores."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
     env["TOKENSERVER_LOG_LEVEL"] = "warning"  # logging every request is not what is measured
+    pin = ["taskset", "-c", "0"] if workers == 1 else []
     return subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, "-m", "tokenserver", "serve", "--config",
-         str(config)],
+        [*pin, sys.executable, "-m", "tokenserver", "serve", "--config", str(config),
+         "--workers", str(workers)],
         stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
 
@@ -256,6 +258,22 @@ def main() -> int:
             finally:
                 server.terminate()
                 server.wait(timeout=10)
+            if algorithm == "ES256":
+                # The same warm case with --workers 2 (SO_REUSEPORT), free to use both cores,
+                # which it then shares with wrk: compare with the pinned one-process row.
+                server = serve(config, directory / "workers.log", workers=2)
+                try:
+                    wait(f"http://127.0.0.1:{port}/healthz", server)
+                    time.sleep(1)  # both workers up
+                    script = lua("GET", get, {"Authorization": auth})
+                    out, _ = start_wrk(
+                        port, script, args.seconds, directory, "workers"
+                    ).communicate()
+                    rows.append({"case": "warm robot ES256, --workers 2 (unpinned)",
+                                 **parse_wrk(out), "server_cpu": None})  # fmt: skip
+                finally:
+                    server.terminate()
+                    server.wait(timeout=20)
         port = free_port()
         ceiling = subprocess.Popen(
             ["taskset", "-c", "0", sys.executable, "-c", CEILING_APP, str(port), str(token_size)]
@@ -281,8 +299,9 @@ def main() -> int:
         f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'cpu':>5} {'err':>4}"
     )
     for row in rows:
+        cpu = "-" if row["server_cpu"] is None else f"{row['server_cpu']:.2f}"
         print(f"{row['case']:44} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-              f"{row['ratio']:6.3f} {row['server_cpu']:5.2f} {row['errors']:4d}")  # fmt: skip
+              f"{row['ratio']:6.3f} {cpu:>5} {row['errors']:4d}")  # fmt: skip
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine(), "server_cpu": 0, "load_generator_cpu": 1}  # fmt: skip
     Path(args.output).write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")

@@ -13,8 +13,11 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import ssl
+import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -195,16 +198,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "a proxy terminates TLS in front",
             settings.host,
         )
+    if args.workers > 1 and not args.worker:
+        return _supervise(args)
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         ssl_context=context,
+        # NOTE: with --workers, each worker binds the same port; the kernel spreads
+        # connections over them (SO_REUSEPORT). They share the database.
+        reuse_port=args.worker,
         print=None,
         access_log=logging.getLogger("tokenserver.access"),
         access_log_class=AccessLogger,
     )
     return EXIT_OK
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Run `--workers N` worker processes; stop them all when one stops or on a signal."""
+    command = [sys.executable, "-m", "tokenserver", "serve", "--config", args.config, "--worker"]
+    workers = [subprocess.Popen(command) for _ in range(args.workers)]
+    log = logging.getLogger("tokenserver")
+    log.info("started %d workers: %s", len(workers), " ".join(str(w.pid) for w in workers))
+
+    def stop(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    while all(w.poll() is None for w in workers):
+        time.sleep(0.2)
+    stop(signal.SIGTERM, None)
+    for worker in workers:
+        status = status or (worker.wait() or 0)
+    return status if status > 0 else EXIT_OK
 
 
 # ---- projects and robots ---------------------------------------------------------------------
@@ -459,9 +490,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--algorithm", choices=("ES256", "RS256"), help="signing algorithm")
     init.set_defaults(func=cmd_init)
 
-    sub.add_parser("serve", parents=[common], help="run the token server").set_defaults(
-        func=cmd_serve
+    serve = sub.add_parser("serve", parents=[common], help="run the token server")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes sharing the port (SO_REUSEPORT) and the database (default 1)",
     )
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
     sub.add_parser(
         "registry-config", parents=[common], help="print the registry's auth.token block"
     ).set_defaults(func=cmd_registry_config)

@@ -120,3 +120,44 @@ def test_half_a_tls_pair_is_a_config_error(tmp_path: Path) -> None:
     result = run_cli(config, "serve", env={"TOKENSERVER_SERVER_TLS_CERTIFICATE": "x.crt"})
     assert result.returncode == 2
     assert "server.tls_key" in result.stderr
+
+
+def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    import json
+    import signal
+
+    config = tmp_path / "tokenserver.toml"
+    port = free_port()
+    assert run_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
+    assert run_cli(config, "project", "create", "pub", "--public").returncode == 0
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "tokenserver", "serve", "--workers", "2", "--config", str(config)],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        url = f"http://127.0.0.1:{port}/service/token?scope=repository:pub/app:pull"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    assert json.loads(response.read())["token"]
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and parent.poll() is None
+                time.sleep(0.2)
+        children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+        assert len(children) == 2
+        for _ in range(20):
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.status == 200
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        _, err = parent.communicate(timeout=20)
+    assert parent.returncode == 0, err
+    for pid in children:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
