@@ -80,17 +80,6 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
-def bool_param(request: web.Request, name: str) -> bool | None:
-    text = request.query.get(name)
-    if text is None or text == "":
-        return None
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise BadRequest(f"query parameter {name!r} must be true or false")
-
-
 def path_id(request: web.Request, name: str) -> int:
     text = request.match_info[name]
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
