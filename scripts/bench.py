@@ -30,8 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import make_robot  # noqa: E402
 from tokenserver.config import load_settings  # noqa: E402
-from tokenserver.domain.models import LOCAL  # noqa: E402
+from tokenserver.domain.models import LOCAL, NEVER, Level  # noqa: E402
+from tokenserver.domain.permissions import Permission, parse_access  # noqa: E402
+from tokenserver.domain.secrets import generate_secret, hash_secret  # noqa: E402
 from tokenserver.runtime import open_runtime  # noqa: E402
+from tokenserver.services.ports import NewRobot  # noqa: E402
 
 CEILING_APP = """
 import sys
@@ -166,6 +169,83 @@ async def prepare(config: Path, cold: int) -> tuple[str, str, list[str]]:
         return robot.full_name("robot$"), secret.reveal(), headers
 
 
+async def populate(config: Path, robots: int, projects: int) -> tuple[str, str]:
+    """A database with `robots` robots spread over `projects` projects; the warm robot is one
+    of them, in a project in the middle. Only that robot's secret is known: the others share
+    one stored hash (a KDF each would take hours), which changes nothing for a lookup."""
+    async with open_runtime(load_settings(config, environ={}), sign=False) as runtime:
+        store = runtime.store
+        names = [f"proj{i:04d}" for i in range(projects)]
+        for name in names:
+            await runtime.projects.create(LOCAL, name, public=False)
+        middle = names[projects // 2]
+        robot, secret = await make_robot(
+            runtime, middle, "ci", "repository:pull", "repository:push"
+        )
+        stored = hash_secret(generate_secret())
+        access = (parse_access("repository:pull"),)
+        made = 1
+        for index, name in enumerate(names):
+            project = await store.find_project(name)
+            assert project is not None
+            share = (robots - 1) // projects + (1 if index < (robots - 1) % projects else 0)
+            async with store.transaction():
+                for i in range(share):
+                    await store.create_robot(
+                        NewRobot(
+                            name=f"bot{i}",
+                            project_id=project.id,
+                            level=Level.PROJECT,
+                            description="",
+                            secret_hash=stored,
+                            duration=-1,
+                            expires_at=NEVER,
+                            creation_time=0,
+                            permissions=(Permission(name, access, project_id=project.id),),
+                        )
+                    )
+            made += share
+        assert made == robots
+        return robot.full_name("robot$"), secret.reveal()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmRSS")
+
+
+def growth(directory: Path, seconds: int, robots: int, projects: int) -> list[dict[str, Any]]:
+    """The warm ES256 case with 10 robots in the database, then with `robots` robots in
+    `projects` projects; the server's resident memory after each."""
+    rows = []
+    for count, spread in ((10, 1), (robots, projects)):
+        config = directory / f"growth-{count}" / "tokenserver.toml"
+        config.parent.mkdir()
+        port = free_port()
+        subprocess.run(
+            [sys.executable, "-m", "tokenserver", "init", "--config", str(config),
+             "--listen", f"127.0.0.1:{port}"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        user, secret = asyncio.run(populate(config, count, spread))
+        server = serve(config, directory / f"growth-{count}.log")
+        try:
+            wait(f"http://127.0.0.1:{port}/healthz", server)
+            project = user.removeprefix("robot$").split("+")[0]
+            get = f"/service/token?service=registry&scope=repository:{project}/app:pull,push"
+            script = lua("GET", get, {"Authorization": basic(user, secret)})
+            run_wrk(port, script, 1, server.pid, directory)  # warm up: the one KDF
+            row = run_wrk(port, script, seconds, server.pid, directory)
+            rows.append({"case": f"warm robot ES256, {count:,} robots in {spread:,} projects",
+                         **row, "rss_mb": rss_mb(server.pid)})  # fmt: skip
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    return rows
+
+
 def serve(config: Path, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     """One process pinned to CPU 0, or `workers` processes free to use both cores."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
@@ -182,6 +262,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="per case (default 5)")
     parser.add_argument("--output", default="bench-results.json")
+    parser.add_argument("--robots", type=int, default=100_000, help="growth case (default 100000)")
+    parser.add_argument("--projects", type=int, default=1000, help="growth case (default 1000)")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         print("needs wrk and taskset (scripts/bench installs them)", file=sys.stderr)
@@ -274,6 +356,7 @@ def main() -> int:
                 finally:
                     server.terminate()
                     server.wait(timeout=20)
+        rows += growth(directory, args.seconds, args.robots, args.projects)
         port = free_port()
         ceiling = subprocess.Popen(
             ["taskset", "-c", "0", sys.executable, "-c", CEILING_APP, str(port), str(token_size)]
@@ -295,16 +378,22 @@ def main() -> int:
     base = rows[0]["rps"]
     for row in rows:
         row["ratio"] = round(row["rps"] / base, 3)
+    small, large = rows[-2]["rps"], rows[-1]["rps"]  # the growth rows, appended last
+    growth_ratio = round(large / small, 3)
     print(
-        f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'cpu':>5} {'err':>4}"
+        f"{'case':56} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'cpu':>5} "
+        f"{'err':>4} {'rss MB':>7}"
     )
     for row in rows:
         cpu = "-" if row["server_cpu"] is None else f"{row['server_cpu']:.2f}"
-        print(f"{row['case']:44} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-              f"{row['ratio']:6.3f} {cpu:>5} {row['errors']:4d}")  # fmt: skip
+        rss = f"{row['rss_mb']:.0f}" if "rss_mb" in row else "-"
+        print(f"{row['case']:56} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+              f"{row['ratio']:6.3f} {cpu:>5} {row['errors']:4d} {rss:>7}")  # fmt: skip
+    print(f"growth: {rows[-1]['case']} / {rows[-2]['case']}: {growth_ratio}")
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine(), "server_cpu": 0, "load_generator_cpu": 1}  # fmt: skip
-    Path(args.output).write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    report = {"machine": machine, "rows": rows, "growth_ratio": growth_ratio}
+    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"server pinned to CPU 0, wrk to CPU 1; 'cpu' is the server's share of its core; "
         f"results in {args.output}",

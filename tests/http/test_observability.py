@@ -77,5 +77,7 @@ async def test_request_ids(server: Server) -> None:
     assert r.headers["X-Request-Id"] == "ci-run-42.step-7"
     r = await server.client.get("/healthz", headers={"X-Request-Id": "bad id\u00e9 <script>"})
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"])
+    first = r.headers["X-Request-Id"]
     r = await server.client.get("/nope")
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"])
+    assert r.headers["X-Request-Id"] != first

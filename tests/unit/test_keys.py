@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives import serialization
 
 from tokenserver.errors import ConfigError
 from tokenserver.keys import (
+    JwsSigner,
+    SigningKey,
     generate_private_key,
     libtrust_kid,
     load_signing_key,
@@ -97,3 +99,19 @@ def test_garbage_key_is_a_config_error(content: bytes, tmp_path: Path) -> None:
 def test_missing_key_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_signing_key(tmp_path / "none.pem", tmp_path / "c.pem", "ES256")
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+def test_jws_signer_tokens_verify_with_pyjwt(algorithm: str) -> None:
+    """Our compact JWS is standard: pyjwt (as the registry) verifies signature and header."""
+    private = generate_private_key(algorithm)
+    key = SigningKey(algorithm, private, libtrust_kid(private.public_key()))
+    signer = JwsSigner(key, {"kid": key.kid})
+    claims = {"sub": "robot$p+ci", "access": [{"type": "repository", "name": "p/a", "actions": []}]}
+    token = signer.sign(claims)
+    assert jwt.get_unverified_header(token) == {"alg": algorithm, "typ": "JWT", "kid": key.kid}
+    assert jwt.decode(token, private.public_key(), algorithms=[algorithm]) == claims
+    other = generate_private_key(algorithm)
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, other.public_key(), algorithms=[algorithm])
+    assert signer.sign(claims) != token or algorithm == "RS256"  # ECDSA nonces differ

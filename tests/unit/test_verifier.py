@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+
 import pytest
 
 from tokenserver.domain.secrets import Secret, generate_secret
@@ -99,3 +103,22 @@ async def test_concurrent_checks_of_one_secret_share_one_kdf_run(
     assert wrong == [False] * 5
     assert len(runs) == 2
     verifier.close()
+
+
+async def test_kdf_threads_run_below_the_event_loop_priority() -> None:
+    """A cold-login burst must not starve the event loop: the KDF threads are niced."""
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    try:
+        await verifier.hash(generate_secret())  # starts a KDF thread
+        kdf_niceness = await asyncio.get_running_loop().run_in_executor(
+            verifier._executor, niceness
+        )
+    finally:
+        verifier.close()
+    assert kdf_niceness == min(19, loop_niceness + 10)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_niceness

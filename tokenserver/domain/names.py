@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -61,6 +62,12 @@ class RobotName:
 def parse_robot_name(prefix: str, username: str) -> RobotName | None:
     """Split `<prefix><project>+<name>` (project robot) or `<prefix><name>` (system robot);
     None if `username` is not a robot's name."""
+    if len(username) > 2 * NAME_MAX_LENGTH:
+        return _parse_robot_name(prefix, username)
+    return _parse_robot_name_cached(prefix, username)
+
+
+def _parse_robot_name(prefix: str, username: str) -> RobotName | None:
     if not username.startswith(prefix):
         return None
     project, plus, name = username[len(prefix) :].partition("+")
@@ -69,6 +76,10 @@ def parse_robot_name(prefix: str, username: str) -> RobotName | None:
     if not NAME_PATTERN.fullmatch(project) or not NAME_PATTERN.fullmatch(name):
         return None
     return RobotName(project, name)
+
+
+# Every token request parses its robot's name: remember the recent ones (bounded in size).
+_parse_robot_name_cached = functools.lru_cache(maxsize=4096)(_parse_robot_name)
 
 
 # Harbor refuses these in usernames; ':' would break Basic credentials.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,6 +57,18 @@ def parse_scopes(values: Iterable[str]) -> list[Scope]:
 
     Scopes naming the same resource are merged, so each resource appears once in a token.
     """
+    key = tuple(values)
+    if sum(len(v) for v in key) <= _CACHED_LENGTH:
+        return list(_parse_scopes_cached(key))
+    return list(_parse_scopes(key))
+
+
+# CI fleets ask for the same few scopes over and over. Only short requests are remembered, so
+# the cache stays small whatever is sent; a malformed request raises and is never cached.
+_CACHED_LENGTH = 1024
+
+
+def _parse_scopes(values: tuple[str, ...]) -> tuple[Scope, ...]:
     merged: dict[tuple[str, str], list[str]] = {}
     count = 0
     for value in values:
@@ -68,7 +81,10 @@ def parse_scopes(values: Iterable[str]) -> list[Scope]:
             scope = parse_scope(text)
             actions = merged.setdefault((scope.type, scope.name), [])
             actions.extend(a for a in scope.actions if a not in actions)
-    return [Scope(t, n, tuple(a)) for (t, n), a in merged.items()]
+    return tuple(Scope(t, n, tuple(a)) for (t, n), a in merged.items())
+
+
+_parse_scopes_cached = functools.lru_cache(maxsize=1024)(_parse_scopes)
 
 
 def format_scope(scope: Scope) -> str:

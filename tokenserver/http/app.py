@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -38,7 +39,9 @@ def _token_response(issued: IssuedToken, extra: dict[str, object]) -> web.Respon
     }
     if issued.refresh_token is not None:
         body["refresh_token"] = issued.refresh_token.reveal()
-    return web.json_response(body, headers=_NO_STORE)
+    return web.Response(
+        body=json.dumps(body).encode(), content_type="application/json", headers=_NO_STORE
+    )
 
 
 async def token(request: web.Request) -> web.Response:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 from aiohttp import web
@@ -75,9 +76,19 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_RuntimeCollector(runtime))
+        self._token_children: dict[tuple[str, str], Counter] = {}
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def count_token(self, grant: str, status: int, seconds: float) -> None:
+        self.token_seconds.observe(seconds)
+        key = (grant, _OUTCOMES.get(status, "error"))
+        child = self._token_children.get(key)
+        if child is None:
+            # labels() takes a lock and builds tuples on every call: keep the children.
+            child = self._token_children[key] = self.token_requests.labels(*key)
+        child.inc()
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -85,19 +96,27 @@ METRICS = web.AppKey("metrics", Metrics)
 _OUTCOMES = {200: "issued", 400: "bad_request", 401: "denied", 429: "throttled"}
 
 
+# Request ids: this process's random prefix and a counter, unique without a random draw each.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give each request an id (the caller's X-Request-Id if it is sane) and count it."""
-    given = request.headers.get("X-Request-Id", "")
-    request[REQUEST_ID] = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+    given = request.headers.get("X-Request-Id")
+    request_id = (
+        given if given and _SAFE_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    )
+    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     response = await handler(request)
-    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    response.headers["X-Request-Id"] = request_id
     metrics = request.app[METRICS]
     if request.path == "/service/token":
-        metrics.token_seconds.observe(time.perf_counter() - started)
-        outcome = _OUTCOMES.get(response.status, "error")
-        metrics.token_requests.labels(request.get(GRANT, "unknown"), outcome).inc()
+        metrics.count_token(
+            request.get(GRANT, "unknown"), response.status, time.perf_counter() - started
+        )
     elif request.path.startswith("/api/"):
         route = request.match_info.route.resource
         template = route.canonical if route is not None else "unmatched"
@@ -108,6 +127,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 class AccessLogger(AbstractAccessLogger):
     """One line per request with its id; never the query's secrets (there are none in GET
     token requests) nor any header but the user agent."""
+
+    @property
+    def enabled(self) -> bool:
+        """aiohttp skips `log` (and gathering its arguments) when this is False."""
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(

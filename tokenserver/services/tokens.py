@@ -10,17 +10,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import jwt
-
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import ANONYMOUS, Principal
 from tokenserver.domain.names import project_of
 from tokenserver.domain.permissions import Grants, grant_actions
-from tokenserver.domain.policy import NOTHING, system_grants, token_actions
+from tokenserver.domain.policy import NOTHING, token_actions
 from tokenserver.domain.scopes import Scope, format_scope, parse_scopes
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, TokenServerError, Unauthorized
-from tokenserver.keys import SigningKey
+from tokenserver.keys import JwsSigner, SigningKey
 from tokenserver.services.access import AccessService
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.ports import Store
@@ -75,6 +73,7 @@ class TokenSigner:
         self._lifetime = lifetime
         self._kid_format = kid_format
         self._x5c = x5c
+        self._issued_second, self._issued_at = -1, ""
         self.set_key(key)
 
     def set_key(self, key: SigningKey) -> None:
@@ -86,7 +85,7 @@ class TokenSigner:
             # NOTE: distribution tries x5c before kid (2.8 and 3.x): the certificate must be
             # in its rootcertbundle.
             headers["x5c"] = [base64.b64encode(key.certificate_der).decode()]
-        self._key, self._headers = key, headers
+        self._key, self._jws = key, JwsSigner(key, headers)
 
     @property
     def key(self) -> SigningKey:
@@ -113,16 +112,21 @@ class TokenSigner:
                 {"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access
             ],
         }
-        token = jwt.encode(
-            claims, self._key.private_key, algorithm=self._key.algorithm, headers=self._headers
-        )
+        token = self._jws.sign(claims)
+        if issued != self._issued_second:  # strftime is dear; tokens share their second
+            self._issued_second = issued
+            self._issued_at = datetime.fromtimestamp(issued, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return IssuedToken(
             token=token,
             expires_in=self._lifetime,
-            issued_at=datetime.fromtimestamp(issued, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            issued_at=self._issued_at,
             access=tuple(access),
             refresh_token=refresh_token,
         )
+
+
+def _formatted(scopes: Sequence[Scope]) -> str:
+    return " ".join(format_scope(s) for s in scopes)
 
 
 class TokenService:
@@ -154,12 +158,11 @@ class TokenService:
         challenged).
         """
         account = req.credentials.username if req.credentials else ""
-        asked = ""
+        scopes: list[Scope] = []
         try:
             if req.service is not None and req.service != self._service:
                 raise BadRequest(f"unknown service {req.service!r}")
             scopes = parse_scopes(req.scopes)
-            asked = " ".join(format_scope(s) for s in scopes)
             refresh = None
             if req.refresh_token is not None:
                 principal = await self._refresh.authenticate(req.refresh_token, req.address)
@@ -176,30 +179,32 @@ class TokenService:
             granted = await self._grant(principal, scopes)
             issued = self._signer.sign(account, granted, self._clock(), refresh)
         except TokenServerError as e:
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "token denied grant=%s account=%r client=%s scopes=%r status=%d reason=%r",
+                    req.grant,
+                    account,
+                    req.address,
+                    _formatted(scopes) or " ".join(req.scopes)[:200],
+                    e.status,
+                    e.message,
+                )
+            raise
+        if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
             log.info(
-                "token denied grant=%s account=%r client=%s scopes=%r status=%d reason=%r",
+                "token issued grant=%s account=%r client=%s scopes=%r granted=%r%s",
                 req.grant,
                 account,
                 req.address,
-                asked or " ".join(req.scopes)[:200],
-                e.status,
-                e.message,
+                _formatted(scopes),
+                _formatted(granted),
+                " refresh_token=yes" if refresh is not None else "",
             )
-            raise
-        log.info(
-            "token issued grant=%s account=%r client=%s scopes=%r granted=%r%s",
-            req.grant,
-            account,
-            req.address,
-            asked,
-            " ".join(format_scope(s) for s in granted),
-            " refresh_token=yes" if refresh is not None else "",
-        )
         return issued
 
     async def _grant(self, principal: Principal, scopes: Sequence[Scope]) -> list[Scope]:
         """Deny by default: an unknown type or resource gets no actions, never an error."""
-        system = system_grants(principal)
+        system = self._access.system_grants(principal)
         by_project: dict[str, Grants] = {}
         granted = []
         for scope in scopes:

@@ -9,10 +9,11 @@ import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -211,16 +212,95 @@ def _member(row: Any) -> Member:
     return Member(row[0], row[1], row[2], row[3], Role(row[4]))
 
 
+_MISSING = object()
+_T = TypeVar("_T")
+
+
+class _ReadCache:
+    """Rows the token path reads on every request, kept while the database is unchanged.
+
+    Validity is SQLite's own `PRAGMA data_version`, read on a second connection: it changes
+    whenever any connection (this process's, the CLI's, another worker's) commits. That read is
+    a few microseconds on the event loop, touches only the WAL index in shared memory, and
+    spares the thread hop and row decoding of a query. So a change anywhere is seen on the very
+    next request, exactly as without the cache; under steady writes it simply misses.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[object, ...], object] = OrderedDict()
+        self._version: int | None = None
+        self._probe: sqlite3.Connection | None = None
+        if size > 0:
+            self._probe = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._probe.execute("PRAGMA busy_timeout=0")
+
+    def version(self) -> int | None:
+        """The database's version now; None if it cannot be told (then nothing is cached)."""
+        if self._probe is None:
+            return None
+        try:
+            row = self._probe.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        version: int = row[0]
+        if version != self._version:
+            self._entries.clear()
+            self._version = version
+        return version
+
+    def get(self, key: tuple[object, ...]) -> object:
+        found = self._entries.get(key, _MISSING)
+        if found is not _MISSING:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, version: int, key: tuple[object, ...], value: object) -> None:
+        """Keep `value`, read after `version` was seen, unless the database moved on since."""
+        if version != self._version:
+            return
+        self._entries[key] = value
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+
+
 class SqliteStore:
     """Implements `Store`. Open with `await SqliteStore.open(path)`."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, cache: _ReadCache | None = None) -> None:
         self._db = db
         self._transaction_lock = asyncio.Lock()
+        self._cache = cache
+
+    async def _cached(self, key: tuple[object, ...], load: Callable[[], Awaitable[_T]]) -> _T:
+        """`load()`, or its result from the read cache if the database has not changed.
+
+        Inside a transaction of this connection the cache is bypassed: uncommitted changes are
+        visible to this connection but do not change the version.
+        """
+        if self._cache is None or self._transaction_lock.locked():
+            return await load()
+        version = self._cache.version()
+        if version is None:
+            return await load()
+        found = self._cache.get(key)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        value = await load()
+        self._cache.put(version, key, value)
+        return value
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStore:
-        """Open (creating with mode 0600 if missing) and bring the schema up to date."""
+    async def open(cls, path: Path, cache_size: int = 10_000) -> SqliteStore:
+        """Open (creating with mode 0600 if missing) and bring the schema up to date.
+
+        `cache_size` rows (robots, projects, users, members) are kept for the token path while
+        the database is unchanged (see `_ReadCache`); 0 turns that off.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -231,6 +311,7 @@ class SqliteStore:
         store = cls(db)
         try:
             await store._migrate(path)
+            store._cache = _ReadCache(path, cache_size)
         except BaseException:
             await db.close()
             raise
@@ -257,6 +338,8 @@ class SqliteStore:
             raise StorageError(f"cannot use database {path}: {e}") from None
 
     async def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
         await self._db.close()
 
     async def ping(self) -> None:
@@ -307,8 +390,11 @@ class SqliteStore:
         return [_project(r) for r in rows]
 
     async def find_project(self, name: str) -> Project | None:
-        found = await self._projects("p.name = ?", (name,))
-        return found[0] if found else None
+        async def load() -> Project | None:
+            found = await self._projects("p.name = ?", (name,))
+            return found[0] if found else None
+
+        return await self._cached(("project", name), load)
 
     async def find_project_by_id(self, project_id: int) -> Project | None:
         found = await self._projects("p.id = ?", (project_id,))
@@ -370,13 +456,16 @@ class SqliteStore:
         return found[0] if found else None
 
     async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
-        if project_name is None:
-            found = await self._robots("r.project_id IS NULL AND r.name = ?", (name,))
-        else:
-            found = await self._robots(
-                "p.name = ? AND r.name = ? AND r.legacy_id IS NULL", (project_name, name)
-            )
-        return found[0] if found else None
+        async def load() -> Robot | None:
+            if project_name is None:
+                found = await self._robots("r.project_id IS NULL AND r.name = ?", (name,))
+            else:
+                found = await self._robots(
+                    "p.name = ? AND r.name = ? AND r.legacy_id IS NULL", (project_name, name)
+                )
+            return found[0] if found else None
+
+        return await self._cached(("robot", project_name, name), load)
 
     async def find_robot_by_id(self, robot_id: int) -> Robot | None:
         found = await self._robots("r.id = ?", (robot_id,))
@@ -452,8 +541,11 @@ class SqliteStore:
         return [_user(r) for r in rows]
 
     async def find_user(self, username: str) -> User | None:
-        found = await self._users("username = ?", (username,))
-        return found[0] if found else None
+        async def load() -> User | None:
+            found = await self._users("username = ?", (username,))
+            return found[0] if found else None
+
+        return await self._cached(("user", username), load)
 
     async def find_user_by_id(self, user_id: int) -> User | None:
         found = await self._users("id = ?", (user_id,))
@@ -491,8 +583,11 @@ class SqliteStore:
         return [_member(r) for r in rows]
 
     async def find_member(self, project_id: int, user_id: int) -> Member | None:
-        found = await self._members("m.project_id = ? AND m.user_id = ?", (project_id, user_id))
-        return found[0] if found else None
+        async def load() -> Member | None:
+            found = await self._members("m.project_id = ? AND m.user_id = ?", (project_id, user_id))
+            return found[0] if found else None
+
+        return await self._cached(("member", project_id, user_id), load)
 
     async def find_member_by_id(self, project_id: int, member_id: int) -> Member | None:
         found = await self._members("m.project_id = ? AND m.id = ?", (project_id, member_id))
