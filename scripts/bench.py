@@ -118,8 +118,46 @@ def run_wrk(port: int, script: str, seconds: int, pid: int, directory: Path) -> 
     return {**parse_wrk(out), "server_cpu": round(server_cpu, 2)}
 
 
+class Ceiling:
+    """The minimal aiohttp server, sampled right before each case, so that every ratio divides
+    two measurements taken moments apart: a shared VM's speed drifts within one run."""
+
+    def __init__(self, directory: Path, seconds: int) -> None:
+        self._directory, self._seconds = directory, seconds
+        self._process: subprocess.Popen[bytes] | None = None
+        self._port = 0
+        self.samples: list[dict[str, Any]] = []
+
+    def start(self, body_size: int) -> None:
+        self._port = free_port()
+        self._process = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-c", CEILING_APP, str(self._port),
+             str(body_size)]
+        )  # fmt: skip
+        wait(f"http://127.0.0.1:{self._port}/service/token", self._process)
+
+    def sample(self) -> float:
+        assert self._process is not None
+        script = lua("GET", "/service/token", {})
+        row = run_wrk(self._port, script, self._seconds, self._process.pid, self._directory)
+        self.samples.append(row)
+        rps: float = row["rps"]
+        return rps
+
+    def row(self) -> dict[str, Any]:
+        """The median sample, as the table's first row."""
+        middle = sorted(self.samples, key=lambda r: r["rps"])[len(self.samples) // 2]
+        return {"case": "ceiling (minimal aiohttp, same body size), median of samples",
+                **middle, "ceiling_rps": middle["rps"]}  # fmt: skip
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
 def cold_burst(
-    port: int, cold: str, warm: str, seconds: int, pid: int, directory: Path
+    port: int, cold: str, warm: str, seconds: int, pid: int, directory: Path, ceiling: float
 ) -> list[dict[str, Any]]:
     """Cold robots (a KDF each) and, at the same time, warm requests: the warm p99 shows
     whether the event loop stays free while the KDF runs."""
@@ -131,9 +169,9 @@ def cold_burst(
     server_cpu = round((cpu_seconds(pid) - before) / (time.monotonic() - started), 2)
     return [
         {"case": "cold robots (KDF each), during the burst", **parse_wrk(cold_out),
-         "server_cpu": server_cpu},
+         "server_cpu": server_cpu, "ceiling_rps": ceiling},
         {"case": "warm robot ES256, during the cold burst", **parse_wrk(warm_out),
-         "server_cpu": server_cpu},
+         "server_cpu": server_cpu, "ceiling_rps": ceiling},
     ]  # fmt: skip
 
 
@@ -216,7 +254,9 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def growth(directory: Path, seconds: int, robots: int, projects: int) -> list[dict[str, Any]]:
+def growth(
+    directory: Path, seconds: int, robots: int, projects: int, ceiling: Ceiling
+) -> list[dict[str, Any]]:
     """The warm ES256 case with 10 robots in the database, then with `robots` robots in
     `projects` projects; the server's resident memory after each."""
     rows = []
@@ -237,9 +277,10 @@ def growth(directory: Path, seconds: int, robots: int, projects: int) -> list[di
             get = f"/service/token?service=registry&scope=repository:{project}/app:pull,push"
             script = lua("GET", get, {"Authorization": basic(user, secret)})
             run_wrk(port, script, 1, server.pid, directory)  # warm up: the one KDF
+            base = ceiling.sample()
             row = run_wrk(port, script, seconds, server.pid, directory)
             rows.append({"case": f"warm robot ES256, {count:,} robots in {spread:,} projects",
-                         **row, "rss_mb": rss_mb(server.pid)})  # fmt: skip
+                         **row, "ceiling_rps": base, "rss_mb": rss_mb(server.pid)})  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -268,138 +309,134 @@ def main() -> int:
     if not shutil.which("wrk") or not shutil.which("taskset"):
         print("needs wrk and taskset (scripts/bench installs them)", file=sys.stderr)
         return 2
-    rows: list[dict[str, Any]] = []
-    scope = "repository:p/app:pull,push"
-    many = "&".join(f"scope=repository:p/app{i}:pull,push" for i in range(16))
     with tempfile.TemporaryDirectory(prefix="ts-bench-") as tmp:
         directory = Path(tmp)
-        token_size = 0
-        for algorithm in ("ES256", "RS256"):
-            config = directory / algorithm / "tokenserver.toml"
-            config.parent.mkdir()
-            port = free_port()
-            subprocess.run(
-                [sys.executable, "-m", "tokenserver", "init", "--config", str(config),
-                 "--listen", f"127.0.0.1:{port}", "--algorithm", algorithm],
-                check=True, capture_output=True,
-            )  # fmt: skip
-            user, secret, cold_headers = asyncio.run(
-                prepare(config, COLD_ROBOTS if algorithm == "ES256" else 0)
-            )
-            auth = basic(user, secret)
-            server = serve(config, directory / f"{algorithm}.log")
-            try:
-                wait(f"http://127.0.0.1:{port}/healthz", server)
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/service/token?service=registry&scope={scope}",
-                    headers={"Authorization": auth},
-                )
-                with urllib.request.urlopen(request) as response:  # noqa: S310 (warms the cache)
-                    token_size = max(token_size, len(response.read()))
-                refresh_request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/service/token?service=registry&offline_token=true",
-                    headers={"Authorization": auth},
-                )
-                with urllib.request.urlopen(refresh_request) as response:  # noqa: S310
-                    refresh = json.loads(response.read())["refresh_token"]
-                get = f"/service/token?service=registry&scope={scope}"
-                form = {"Content-Type": "application/x-www-form-urlencoded"}
-                quoted = user.replace("$", "%24").replace("+", "%2B")
-                cases = [(f"warm robot {algorithm}", lua("GET", get, {"Authorization": auth}))]
-                if algorithm == "ES256":
-                    password = (
-                        f"grant_type=password&service=registry&username={quoted}"
-                        f"&password={secret}&scope={scope}"
-                    )
-                    refreshing = (
-                        f"grant_type=refresh_token&service=registry&refresh_token={refresh}"
-                        f"&scope={scope}"
-                    )
-                    anonymous = "/service/token?service=registry&scope=repository:p/app:pull"
-                    sixteen = f"/service/token?service=registry&{many}"
-                    cases += [
-                        ("warm robot ES256, 16 scopes",
-                         lua("GET", sixteen, {"Authorization": auth})),
-                        ("anonymous pull, public project", lua("GET", anonymous, {})),
-                        ("POST password", lua("POST", "/service/token", form, password)),
-                        ("POST refresh_token", lua("POST", "/service/token", form, refreshing)),
-                    ]  # fmt: skip
-                for name, script in cases:
-                    rows.append(
-                        {"case": name, **run_wrk(port, script, args.seconds, server.pid, directory)}
-                    )
-                if cold_headers:
-                    rows += cold_burst(
-                        port,
-                        cold_script(get, cold_headers),
-                        lua("GET", get, {"Authorization": auth}),
-                        max(args.seconds, 3),  # a KDF takes a while: give the burst time
-                        server.pid,
-                        directory,
-                    )
-            finally:
-                server.terminate()
-                server.wait(timeout=10)
-            if algorithm == "ES256":
-                # The same warm case with --workers 2 (SO_REUSEPORT), free to use both cores,
-                # which it then shares with wrk: compare with the pinned one-process row.
-                server = serve(config, directory / "workers.log", workers=2)
-                try:
-                    wait(f"http://127.0.0.1:{port}/healthz", server)
-                    time.sleep(1)  # both workers up
-                    script = lua("GET", get, {"Authorization": auth})
-                    out, _ = start_wrk(
-                        port, script, args.seconds, directory, "workers"
-                    ).communicate()
-                    rows.append({"case": "warm robot ES256, --workers 2 (unpinned)",
-                                 **parse_wrk(out), "server_cpu": None})  # fmt: skip
-                finally:
-                    server.terminate()
-                    server.wait(timeout=20)
-        rows += growth(directory, args.seconds, args.robots, args.projects)
-        port = free_port()
-        ceiling = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, "-c", CEILING_APP, str(port), str(token_size)]
-        )
+        ceiling = Ceiling(directory, args.seconds)
         try:
-            wait(f"http://127.0.0.1:{port}/service/token", ceiling)
-            rows.insert(
-                0,
-                {
-                    "case": "ceiling (minimal aiohttp, same body size)",
-                    **run_wrk(
-                        port, lua("GET", "/service/token", {}), args.seconds, ceiling.pid, directory
-                    ),
-                },
-            )
+            rows = run_cases(directory, args, ceiling)
+            rows.insert(0, ceiling.row())
         finally:
-            ceiling.terminate()
-            ceiling.wait(timeout=10)
-    base = rows[0]["rps"]
+            ceiling.stop()
     for row in rows:
-        row["ratio"] = round(row["rps"] / base, 3)
+        row["ratio"] = round(row["rps"] / row["ceiling_rps"], 3)
     small, large = rows[-2]["rps"], rows[-1]["rps"]  # the growth rows, appended last
     growth_ratio = round(large / small, 3)
     print(
-        f"{'case':56} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'cpu':>5} "
-        f"{'err':>4} {'rss MB':>7}"
+        f"{'case':56} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ceiling':>8} {'ratio':>6} "
+        f"{'cpu':>5} {'err':>4} {'rss MB':>7}"
     )
     for row in rows:
         cpu = "-" if row["server_cpu"] is None else f"{row['server_cpu']:.2f}"
         rss = f"{row['rss_mb']:.0f}" if "rss_mb" in row else "-"
         print(f"{row['case']:56} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-              f"{row['ratio']:6.3f} {cpu:>5} {row['errors']:4d} {rss:>7}")  # fmt: skip
+              f"{row['ceiling_rps']:8.0f} {row['ratio']:6.3f} {cpu:>5} {row['errors']:4d} "
+              f"{rss:>7}")  # fmt: skip
     print(f"growth: {rows[-1]['case']} / {rows[-2]['case']}: {growth_ratio}")
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine(), "server_cpu": 0, "load_generator_cpu": 1}  # fmt: skip
-    report = {"machine": machine, "rows": rows, "growth_ratio": growth_ratio}
+    report = {"machine": machine, "rows": rows, "growth_ratio": growth_ratio,
+              "ceiling_samples": [r["rps"] for r in ceiling.samples]}  # fmt: skip
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"server pinned to CPU 0, wrk to CPU 1; 'cpu' is the server's share of its core; "
-        f"results in {args.output}",
+        f"'ceiling' the ceiling sampled just before the row; results in {args.output}",
         file=sys.stderr,
     )
     return 0
+
+
+def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    scope = "repository:p/app:pull,push"
+    many = "&".join(f"scope=repository:p/app{i}:pull,push" for i in range(16))
+    for algorithm in ("ES256", "RS256"):
+        config = directory / algorithm / "tokenserver.toml"
+        config.parent.mkdir()
+        port = free_port()
+        subprocess.run(
+            [sys.executable, "-m", "tokenserver", "init", "--config", str(config),
+             "--listen", f"127.0.0.1:{port}", "--algorithm", algorithm],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        user, secret, cold_headers = asyncio.run(
+            prepare(config, COLD_ROBOTS if algorithm == "ES256" else 0)
+        )
+        auth = basic(user, secret)
+        server = serve(config, directory / f"{algorithm}.log")
+        try:
+            wait(f"http://127.0.0.1:{port}/healthz", server)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/service/token?service=registry&scope={scope}",
+                headers={"Authorization": auth},
+            )
+            with urllib.request.urlopen(request) as response:  # noqa: S310 (warms the cache)
+                body = response.read()
+            if algorithm == "ES256":
+                ceiling.start(len(body))
+            refresh_request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/service/token?service=registry&offline_token=true",
+                headers={"Authorization": auth},
+            )
+            with urllib.request.urlopen(refresh_request) as response:  # noqa: S310
+                refresh = json.loads(response.read())["refresh_token"]
+            get = f"/service/token?service=registry&scope={scope}"
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            quoted = user.replace("$", "%24").replace("+", "%2B")
+            cases = [(f"warm robot {algorithm}", lua("GET", get, {"Authorization": auth}))]
+            if algorithm == "ES256":
+                password = (
+                    f"grant_type=password&service=registry&username={quoted}"
+                    f"&password={secret}&scope={scope}"
+                )
+                refreshing = (
+                    f"grant_type=refresh_token&service=registry&refresh_token={refresh}"
+                    f"&scope={scope}"
+                )
+                anonymous = "/service/token?service=registry&scope=repository:p/app:pull"
+                sixteen = f"/service/token?service=registry&{many}"
+                cases += [
+                    ("warm robot ES256, 16 scopes",
+                     lua("GET", sixteen, {"Authorization": auth})),
+                    ("anonymous pull, public project", lua("GET", anonymous, {})),
+                    ("POST password", lua("POST", "/service/token", form, password)),
+                    ("POST refresh_token", lua("POST", "/service/token", form, refreshing)),
+                ]  # fmt: skip
+            for name, script in cases:
+                base = ceiling.sample()
+                row = run_wrk(port, script, args.seconds, server.pid, directory)
+                rows.append({"case": name, **row, "ceiling_rps": base})
+            if cold_headers:
+                base = ceiling.sample()
+                rows += cold_burst(
+                    port,
+                    cold_script(get, cold_headers),
+                    lua("GET", get, {"Authorization": auth}),
+                    max(args.seconds, 3),  # a KDF takes a while: give the burst time
+                    server.pid,
+                    directory,
+                    base,
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        if algorithm == "ES256":
+            # The same warm case with --workers 2 (SO_REUSEPORT), free to use both cores,
+            # which it then shares with wrk: compare with the pinned one-process row.
+            server = serve(config, directory / "workers.log", workers=2)
+            try:
+                wait(f"http://127.0.0.1:{port}/healthz", server)
+                time.sleep(1)  # both workers up
+                script = lua("GET", get, {"Authorization": auth})
+                base = ceiling.sample()
+                out, _ = start_wrk(port, script, args.seconds, directory, "workers").communicate()
+                rows.append({"case": "warm robot ES256, --workers 2 (unpinned)",
+                             **parse_wrk(out), "server_cpu": None,
+                             "ceiling_rps": base})  # fmt: skip
+            finally:
+                server.terminate()
+                server.wait(timeout=20)
+    rows += growth(directory, args.seconds, args.robots, args.projects, ceiling)
+    return rows
 
 
 if __name__ == "__main__":

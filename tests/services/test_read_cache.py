@@ -98,3 +98,21 @@ async def test_cache_is_bounded_and_can_be_off(settings: Settings) -> None:
         assert await store.find_project("a") is not a
     finally:
         await store.close()
+
+
+async def test_revoked_refresh_token_and_deleted_robot_by_id(settings: Settings) -> None:
+    store = await _store_with_robot(settings)
+    try:
+        robot = await store.find_robot("p", "ci")
+        assert robot is not None
+        await store.add_refresh_token("hash", "docker", 0, robot_id=robot.id, keep=5)
+        assert await store.find_refresh_token("hash") is not None
+        assert await store.find_robot_by_id(robot.id) is not None
+        with sqlite3.connect(settings.database) as other:
+            other.execute("DELETE FROM refresh_token")
+        assert await store.find_refresh_token("hash") is None
+        with sqlite3.connect(settings.database) as other:
+            other.execute("DELETE FROM robot")
+        assert await store.find_robot_by_id(robot.id) is None
+    finally:
+        await store.close()

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tokenserver.domain.secrets import Secret, hash_secret, verify_secret
 
-KDF_NICENESS = 10
+KDF_NICENESS = 5
 
 
 def _lower_priority() -> None:

@@ -468,8 +468,11 @@ class SqliteStore:
         return await self._cached(("robot", project_name, name), load)
 
     async def find_robot_by_id(self, robot_id: int) -> Robot | None:
-        found = await self._robots("r.id = ?", (robot_id,))
-        return found[0] if found else None
+        async def load() -> Robot | None:
+            found = await self._robots("r.id = ?", (robot_id,))
+            return found[0] if found else None
+
+        return await self._cached(("robot_id", robot_id), load)
 
     async def list_robots(self, project_id: int | None, name_contains: str = "") -> list[Robot]:
         where = "r.project_id IS NULL" if project_id is None else "r.project_id = ?"
@@ -548,8 +551,11 @@ class SqliteStore:
         return await self._cached(("user", username), load)
 
     async def find_user_by_id(self, user_id: int) -> User | None:
-        found = await self._users("id = ?", (user_id,))
-        return found[0] if found else None
+        async def load() -> User | None:
+            found = await self._users("id = ?", (user_id,))
+            return found[0] if found else None
+
+        return await self._cached(("user_id", user_id), load)
 
     async def list_users(self, username_contains: str = "") -> list[User]:
         return await self._users("instr(username, ?) > 0 ORDER BY id", (username_contains,))
@@ -639,12 +645,15 @@ class SqliteStore:
         return RefreshToken(cursor.lastrowid, robot_id, user_id, client_id, now)
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        rows = await self._rows(
-            "SELECT id, robot_id, user_id, client_id, created_at FROM refresh_token "
-            "WHERE token_hash = ?",
-            (token_hash,),
-        )
-        return RefreshToken(*rows[0]) if rows else None
+        async def load() -> RefreshToken | None:
+            rows = await self._rows(
+                "SELECT id, robot_id, user_id, client_id, created_at FROM refresh_token "
+                "WHERE token_hash = ?",
+                (token_hash,),
+            )
+            return RefreshToken(*rows[0]) if rows else None
+
+        return await self._cached(("refresh_token", token_hash), load)
 
     async def list_refresh_tokens(
         self, *, robot_id: int | None = None, user_id: int | None = None
