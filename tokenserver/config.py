@@ -45,6 +45,8 @@ class Settings:
     allow_plain_http: bool = False
     kid_format: str = "libtrust"
     x5c: bool = False
+    web_enabled: bool = True
+    session_lifetime: int = 28800
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------
@@ -245,6 +247,21 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         _int(1, 86400),
         "Longest Retry-After: past the threshold the wait doubles with every failure up to it.",
     ),
+    (
+        "web",
+        "enabled",
+        True,
+        _boolean,
+        "Serve the Robot Accounts web page at / (it uses only the /api/v2.0 endpoints).",
+    ),
+    (
+        "web",
+        "session_lifetime",
+        28800,
+        _int(60, 30 * 86400),
+        "Seconds a web login lasts (an HttpOnly, SameSite=Strict cookie); a password change\n"
+        "ends the user's sessions at once.",
+    ),
     ("log", "level", "info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error."),
     (
         "log",
@@ -336,6 +353,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         lockout_max_seconds=values["security.lockout_max_seconds"],
         kid_format=values["token.kid_format"],
         x5c=values["token.x5c"],
+        web_enabled=values["web.enabled"],
+        session_lifetime=values["web.session_lifetime"],
         legacy_key=base / values["legacy.verification_key"]
         if values["legacy.verification_key"]
         else None,

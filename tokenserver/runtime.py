@@ -17,6 +17,7 @@ from tokenserver.services.migration import ImportService
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.robots import RobotService
+from tokenserver.services.sessions import SessionService
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.tokens import TokenService, TokenSigner
 from tokenserver.services.usage import UsageTracker
@@ -41,6 +42,7 @@ class Runtime:
     migration: ImportService
     users: UserService
     members: MemberService
+    sessions: SessionService
     tokens: TokenService | None
     keyring: KeyringService
     signer: TokenSigner | None
@@ -107,6 +109,12 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             migration=ImportService(store, access, audit),
             users=UserService(store, access, audit, projects, verifier),
             members=MemberService(store, access, audit, projects),
+            sessions=SessionService(
+                store,
+                authenticator,
+                name_prefix=settings.name_prefix,
+                lifetime=settings.session_lifetime,
+            ),
             tokens=tokens,
             keyring=keyring,
             signer=signer,

@@ -241,15 +241,24 @@ async def test_legacy_robots_are_listed_not_editable_and_can_be_disabled(
     assert legacy["legacy"] is True
     assert listed["robot$lib+ci"]["editable"] is True
     path = f"/api/v2.0/robots/{legacy['id']}"
-    r = await migrated.client.put(path, json=legacy, headers=admin)
-    assert r.status == 403
-    assert (await r.json())["errors"][0]["message"] == "editing of legacy robot is not allowed"
+    changes: list[dict[str, object]] = [
+        {"description": "new"},
+        {"duration": 30},
+        {"permissions": []},
+    ]
+    for change in changes:
+        r = await migrated.client.put(path, json={**legacy, **change}, headers=admin)
+        assert r.status == 403, change
+        assert (await r.json())["errors"][0]["message"] == "editing of legacy robot is not allowed"
     r = await migrated.client.patch(path, json={}, headers=admin)
     assert r.status == 403
+    # As Harbor's page does: PUT the robot as it is but for `disable`.
     auth = basic("robot$legacy", legacy_token(harbor_key))
-    await migrated.runtime.robots.set_disabled(LOCAL, str(legacy["id"]), True)
+    assert await status(await migrated.client.put(path, json={**legacy, "disable": True},
+                                                  headers=admin)) == 200  # fmt: skip
     assert await status(await migrated.client.get(TOKEN, headers=auth)) == 401
-    await migrated.runtime.robots.set_disabled(LOCAL, str(legacy["id"]), False)
+    assert await status(await migrated.client.put(path, json={**legacy, "disable": False},
+                                                  headers=admin)) == 200  # fmt: skip
     assert await status(await migrated.client.get(TOKEN, headers=auth)) == 200
     assert await status(await migrated.client.delete(path, headers=admin)) == 200
     assert await status(await migrated.client.get(TOKEN, headers=auth)) == 401

@@ -121,6 +121,16 @@ class KeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSession:
+    """A web page login: only the SHA-256 of the session token (the cookie) is stored."""
+
+    id: int
+    user_id: int
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshToken:
     """A stored refresh token: only the SHA-256 of the token itself is kept. It belongs to
     exactly one robot or one user."""

@@ -22,8 +22,15 @@ from tokenserver.domain.harbor import (
     user_json,
 )
 from tokenserver.domain.models import ANONYMOUS, Level, Principal, PrincipalKind, Robot
-from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.permissions import (
+    PROJECT_PERMISSIONS,
+    SYSTEM_PERMISSIONS,
+    Access,
+    Effect,
+    Permission,
+)
 from tokenserver.domain.roles import Role
+from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, PreconditionFailed, Unauthorized
 from tokenserver.http.input import (
     fields,
@@ -36,6 +43,7 @@ from tokenserver.http.input import (
 from tokenserver.http.openapi import document
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
+from tokenserver.services.sessions import check_csrf
 
 API = "/api/v2.0"
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -57,12 +65,26 @@ def rt(request: web.Request) -> Runtime:
     return request.app[RUNTIME]
 
 
+SESSION_COOKIE = "sid"
+CSRF_HEADER = "X-Harbor-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def actor(request: web.Request) -> Principal:
-    """The caller: a user or robot from Basic credentials, or anonymous without them."""
+    """The caller: a user or robot from Basic credentials, a user from the web page's session
+    cookie, or anonymous without either. A change made with the cookie must carry the
+    session's CSRF token in X-Harbor-CSRF-Token (403 otherwise)."""
     credentials = parse_basic(request.headers.get("Authorization"))
-    if credentials is None:
+    if credentials is not None:
+        return await rt(request).authenticator.authenticate(credentials, request.remote or "")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         return ANONYMOUS
-    return await rt(request).authenticator.authenticate(credentials, request.remote or "")
+    session = Secret(cookie)
+    principal = await rt(request).sessions.authenticate(session)
+    if request.method not in _SAFE_METHODS:
+        check_csrf(session, request.headers.get(CSRF_HEADER))
+    return principal
 
 
 async def authenticated(request: web.Request) -> Principal:
@@ -499,6 +521,16 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(_OPENAPI)
 
 
+async def list_permissions(request: web.Request) -> web.Response:
+    await authenticated(request)
+    return web.json_response(
+        {
+            kind: [{"resource": r, "action": a} for r, a in sorted(table)]
+            for kind, table in (("system", SYSTEM_PERMISSIONS), ("project", PROJECT_PERMISSIONS))
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get(f"{API}/openapi.json", openapi, allow_head=False)
@@ -516,6 +548,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{API}/users", list_users, allow_head=False)
     r.add_post(f"{API}/users", create_user)
     r.add_get(f"{API}/users/current", current_user, allow_head=False)
+    r.add_get(f"{API}/permissions", list_permissions, allow_head=False)
     r.add_get(f"{API}/users/{{user_id}}", get_user, allow_head=False)
     r.add_put(f"{API}/users/{{user_id}}/password", change_password)
     r.add_get(f"{API}/robots", list_robots, allow_head=False)

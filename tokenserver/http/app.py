@@ -18,6 +18,7 @@ from tokenserver.http.api import RUNTIME, add_routes
 from tokenserver.http.errors import REALM, error_middleware
 from tokenserver.http.input import MAX_BODY_BYTES
 from tokenserver.http.observability import GRANT, METRICS, Metrics, observe
+from tokenserver.http.webui import add_web_routes
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.keyring import KEY_POLL_SECONDS
 from tokenserver.services.tokens import IssuedToken, TokenRequest, TokenService
@@ -205,4 +206,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)
     add_routes(app)
+    if settings.web_enabled:
+        add_web_routes(app)
     return app

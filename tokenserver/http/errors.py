@@ -32,7 +32,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except Unauthorized as e:
         response = error_response(e.status, e.code, e.message)
-        response.headers["WWW-Authenticate"] = f'Basic realm="{request.app[REALM]}"'
+        # NOTE: not for the web page's own requests: a Basic challenge makes the browser open
+        # its login prompt (headless: wait forever) instead of handing the 401 to the page.
+        if request.headers.get("X-Requested-With") != "XMLHttpRequest":
+            response.headers["WWW-Authenticate"] = f'Basic realm="{request.app[REALM]}"'
         return response
     except TooManyRequests as e:
         response = error_response(e.status, e.code, e.message)

@@ -410,6 +410,34 @@ PATHS: dict[str, Any] = {
             "responses": {"201": _created(), **_errors(400, 403, 409)},
         },
     },
+    "/permissions": {
+        "get": {
+            "summary": "The permissions a robot may be granted, by kind (Harbor 2.12)",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["system", "project"],
+                        "properties": {
+                            kind: {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["resource", "action"],
+                                    "properties": {
+                                        "resource": {"type": "string"},
+                                        "action": {"type": "string"},
+                                    },
+                                },
+                            }
+                            for kind in ("system", "project")
+                        },
+                    }
+                ),
+                **_errors(),
+            },
+        }
+    },
     "/users/current": {
         "get": {
             "summary": "The authenticated user (412 for robots)",

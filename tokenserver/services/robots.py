@@ -25,7 +25,13 @@ from tokenserver.domain.permissions import (
     check_access,
 )
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
-from tokenserver.errors import BadRequest, Forbidden, ProjectNotFound, RobotNotFound
+from tokenserver.errors import (
+    BadRequest,
+    Forbidden,
+    ProjectNotFound,
+    RobotNotFound,
+    TokenServerError,
+)
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import NewRobot, RobotChanges, Store
@@ -231,7 +237,11 @@ class RobotService:
         async with self._audit.operation(actor, "update", "robot", ref):
             robot = await self.find(ref)
             await self._require(actor, robot.project_id, "update", ref)
-            self._refuse_legacy(robot)
+            if robot.legacy:
+                # Harbor's page disables and enables a legacy robot with a PUT of the robot
+                # as it is but for `disable`: allow exactly that.
+                await self._legacy_put(robot, spec)
+                return await self.find(str(robot.id))
             if spec.name not in (robot.name, robot.full_name(self.prefix)):
                 raise BadRequest("the name of a robot cannot be changed")
             if spec.level is not robot.level:
@@ -302,6 +312,20 @@ class RobotService:
                 RobotChanges(secret_hash=await self._verifier.hash(secret), expires_at=expiry),
             )
             return secret if manual is None else None
+
+    async def _legacy_put(self, robot: Robot, spec: RobotSpec) -> None:
+        try:
+            permissions, _ = await self._resolve(spec.level, spec.permissions)
+        except TokenServerError:
+            permissions = ()
+        if (
+            spec.name not in (robot.name, robot.full_name(self.prefix))
+            or spec.description != robot.description
+            or spec.duration != robot.duration
+            or permissions != robot.permissions
+        ):
+            self._refuse_legacy(robot)
+        await self._change(robot, RobotChanges(disabled=spec.disable))
 
     @staticmethod
     def _refuse_legacy(robot: Robot) -> None:

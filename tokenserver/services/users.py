@@ -133,6 +133,7 @@ class UserService:
                 user.id, await self._verifier.hash(secret), self._projects.now()
             )
             await self._store.delete_refresh_tokens(user_id=user.id)
+            await self._store.delete_sessions(user_id=user.id)  # web logins end too
 
 
 class MemberService:

@@ -27,6 +27,7 @@ from tokenserver.domain.models import (
     RefreshToken,
     Robot,
     User,
+    WebSession,
 )
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
@@ -117,7 +118,19 @@ CREATE TABLE IF NOT EXISTS audit_log (
 # Each entry upgrades the database from the version before it; a database records its version
 # in PRAGMA user_version. Version 1 is the first released schema: never edit a released entry,
 # append the next one.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+# v2: web page sessions (only the token's hash), dropped with their user.
+_SCHEMA_V2 = """
+CREATE TABLE web_session (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash  TEXT    NOT NULL UNIQUE,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX web_session_user ON web_session(user_id);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _PROJECT_COLUMNS = (
@@ -654,6 +667,31 @@ class SqliteStore:
             return RefreshToken(*rows[0]) if rows else None
 
         return await self._cached(("refresh_token", token_hash), load)
+
+    # ---- web sessions -----------------------------------------------------------------------
+
+    async def add_session(self, token_hash: str, user_id: int, now: int, expires_at: int) -> None:
+        await self._db.execute(
+            "INSERT INTO web_session (token_hash, user_id, created_at, expires_at) "
+            "VALUES (?,?,?,?)",
+            (token_hash, user_id, now, expires_at),
+        )
+
+    async def find_session(self, token_hash: str, now: int) -> WebSession | None:
+        rows = await self._rows(
+            "SELECT id, user_id, created_at, expires_at FROM web_session "
+            "WHERE token_hash = ? AND expires_at > ?",
+            (token_hash, now),
+        )
+        return WebSession(*rows[0]) if rows else None
+
+    async def delete_sessions(
+        self, *, token_hash: str | None = None, user_id: int | None = None, before: int = 0
+    ) -> None:
+        await self._db.execute(
+            "DELETE FROM web_session WHERE token_hash = ? OR user_id = ? OR expires_at <= ?",
+            (token_hash, user_id, before),
+        )
 
     async def list_refresh_tokens(
         self, *, robot_id: int | None = None, user_id: int | None = None

@@ -1,0 +1,349 @@
+"""End to end: the Robot Accounts web page in headless Chromium (Debian's, driven by
+Playwright), against a real tokenserver and the real registry.
+
+Screenshots of the main screens are saved in test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.clients import Skopeo
+from tests.e2e.conftest import ADMIN_PASSWORD, Robot, Stack, start_stack, stop_stack
+from tests.e2e.oci import write_image
+from tests.harbor_export import export as harbor_export
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "web"
+CHROMIUM = "/usr/bin/chromium"
+# As root in a sandboxless machine with a closed network: no sandbox, no background traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def web_stack() -> Iterator[Stack]:
+    directory = Path(tempfile.mkdtemp(prefix="ts-web-"))
+    stack = start_stack(directory, "ES256")
+    try:
+        yield stack
+    finally:
+        stop_stack(stack)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "scripts/test-deps installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, web_stack: Stack) -> Iterator[Page]:
+    origin = web_stack.api_base.removesuffix("/api/v2.0")
+    context = browser.new_context(
+        base_url=origin, accept_downloads=True, viewport={"width": 1280, "height": 900}
+    )
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, user: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+    page.goto("/")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log In").click()
+
+
+def row(page: Page, name: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'tr[data-robot="{name}"]')
+
+
+def act(page: Page, robot: str, action: str) -> None:
+    """Select the robot's checkbox, then Action > `action` (as Harbor's page does)."""
+    row(page, robot).get_by_role("checkbox").check()
+    page.get_by_role("button", name="Action").click()
+    page.get_by_role("menuitem", name=action).click()
+
+
+def push(stack: Stack, robot: Robot, reference: str) -> bool:
+    skopeo = Skopeo(stack, robot)
+    if skopeo.login().returncode != 0:
+        return False
+    layout = stack.new_dir("image")
+    write_image(layout, reference)
+    return skopeo.push(layout, reference).returncode == 0
+
+
+def test_a_project_admin_manages_robots_by_clicking(page: Page, web_stack: Stack) -> None:
+    page.goto("/")
+    expect(page.get_by_role("form", name="Log in")).to_be_visible()
+    screenshot(page, "1-login")
+    log_in(page)
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+
+    # Create a project and open its Robot Accounts tab.
+    page.get_by_role("button", name="New Project").click()
+    page.get_by_label("Project Name").fill("webapp")
+    page.get_by_role("button", name="OK").click()
+    expect(page.locator('tr[data-project="webapp"]')).to_be_visible()
+    screenshot(page, "2-projects")
+    page.get_by_role("link", name="webapp").click()
+    expect(page.get_by_role("link", name="Robot Accounts", exact=True)).to_be_visible()
+
+    # New Robot Account with two permissions, 30 days.
+    page.get_by_role("button", name="New Robot Account").click()
+    dialog = page.get_by_role("dialog", name="New Robot Account")
+    dialog.get_by_label("Name", exact=True).fill("builder")
+    dialog.get_by_label("Description (optional)").fill("CI builds")
+    dialog.get_by_label("Expiration time (days)").fill("30")
+    dialog.get_by_label("push repository").check()
+    dialog.get_by_label("pull repository").check()
+    screenshot(page, "3-new-robot")
+    dialog.get_by_role("button", name="Add").click()
+
+    created = page.get_by_role("dialog", name="Robot account created")
+    expect(created).to_contain_text("cannot be shown again")
+    secret = created.locator("#secret-value").inner_text().strip()
+    web_stack.remember(secret)
+    screenshot(page, "4-secret")
+    with page.expect_download() as download_info:
+        created.get_by_role("button", name="Export to File").click()
+    download = download_info.value
+    assert download.suggested_filename == "robot$webapp+builder.json"
+    exported = json.loads(Path(download.path()).read_text())
+    assert set(exported) == {"id", "name", "secret", "creation_time", "expires_at"}
+    assert exported["name"] == "robot$webapp+builder" and exported["secret"] == secret
+    assert exported["expires_at"] > 0
+    created.get_by_role("button", name="Copy Secret").click()
+    expect(created).to_contain_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    created.get_by_role("button", name="Close").click()
+
+    builder = row(page, "robot$webapp+builder")
+    expect(builder).to_contain_text("Enabled")
+    expect(builder).to_contain_text("2 Permission(s)")
+    expect(builder).to_contain_text("CI builds")
+    builder.get_by_text("2 Permission(s)").click()
+    expect(builder).to_contain_text("push repository")
+    screenshot(page, "5-robots")
+
+    # The exported secret pushes through the real registry.
+    robot = Robot(exported["name"], secret, exported["id"])
+    assert push(web_stack, robot, "webapp/app:v1"), web_stack.server_log()[-2000:]
+
+    # Edit: description and Never Expired.
+    act(page, "robot$webapp+builder", "Edit")
+    edit = page.get_by_role("dialog", name="Edit robot$webapp+builder")
+    edit.get_by_label("Description (optional)").fill("release builds")
+    edit.get_by_label("Never Expired").check()
+    edit.get_by_role("button", name="Save").click()
+    expect(builder).to_contain_text("release builds")
+    expect(builder).to_contain_text("Never Expired")
+
+    # Disable: the push fails. Enable: it works again.
+    act(page, "robot$webapp+builder", "Disable")
+    expect(builder).to_contain_text("Disabled")
+    assert not push(web_stack, robot, "webapp/app:v2")
+    act(page, "robot$webapp+builder", "Enable")
+    expect(builder).to_contain_text("Enabled")
+    assert push(web_stack, robot, "webapp/app:v3")
+
+    # Refresh Secret (random): the old secret fails, the new one works.
+    act(page, "robot$webapp+builder", "Refresh Secret")
+    page.get_by_role("dialog", name="Refresh Secret").get_by_role("button", name="Refresh").click()
+    refreshed = page.get_by_role("dialog", name="Secret refreshed")
+    new_secret = refreshed.locator("#secret-value").inner_text().strip()
+    web_stack.remember(new_secret)
+    assert new_secret != secret
+    screenshot(page, "6-refreshed")
+    refreshed.get_by_role("button", name="Close").click()
+    assert not push(web_stack, robot, "webapp/app:v4")
+    robot = Robot(robot.name, new_secret, robot.id)
+    assert push(web_stack, robot, "webapp/app:v5")
+
+    # Manual secret: a mismatch and a weak one are refused in words; a good one works.
+    act(page, "robot$webapp+builder", "Refresh Secret")
+    manual = page.get_by_role("dialog", name="Refresh Secret")
+    manual.get_by_label("Manually reset the secret").check()
+    manual.get_by_label("New Secret").fill("Passw0rdOne")
+    manual.get_by_label("Confirm Secret").fill("Passw0rdTwo")
+    manual.get_by_role("button", name="Refresh").click()
+    expect(manual.get_by_role("alert")).to_have_text("The secrets do not match.")
+    manual.get_by_label("New Secret").fill("weak")
+    manual.get_by_label("Confirm Secret").fill("weak")
+    manual.get_by_role("button", name="Refresh").click()
+    expect(manual.get_by_role("alert")).to_contain_text("at least 1 uppercase letter")
+    chosen = web_stack.remember("Manual1Secret")
+    manual.get_by_label("New Secret").fill(chosen)
+    manual.get_by_label("Confirm Secret").fill(chosen)
+    manual.get_by_role("button", name="Refresh").click()
+    expect(page.locator("#notice")).to_contain_text("was changed")
+    robot = Robot(robot.name, chosen, robot.id)
+    assert push(web_stack, robot, "webapp/app:v6")
+
+    # Delete, after a confirmation.
+    act(page, "robot$webapp+builder", "Delete")
+    confirm = page.get_by_role("dialog", name="Delete Robot Account")
+    screenshot(page, "7-delete")
+    confirm.get_by_role("button", name="Delete").click()
+    expect(builder).to_have_count(0)
+    assert not push(web_stack, robot, "webapp/app:v7")
+
+    # Log out: the page asks for a login again.
+    page.get_by_role("button", name="Log Out").click()
+    expect(page.get_by_role("form", name="Log in")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("form", name="Log in")).to_be_visible()
+
+
+def test_api_errors_are_shown_next_to_the_form(page: Page, web_stack: Stack) -> None:
+    web_stack.project("errs")
+    web_stack.robot("errs", "taken", "repository:pull")
+    log_in(page)
+    page.get_by_role("link", name="errs").click()
+    page.get_by_role("button", name="New Robot Account").click()
+    dialog = page.get_by_role("dialog", name="New Robot Account")
+    dialog.get_by_label("Name", exact=True).fill("taken")
+    dialog.get_by_role("button", name="Add").click()
+    expect(dialog.get_by_role("alert")).to_have_text("Select at least one permission.")
+    dialog.get_by_label("pull repository").check()
+    dialog.get_by_role("button", name="Add").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("already exists")
+    dialog.get_by_label("Name", exact=True).fill("Bad Name!")
+    dialog.get_by_role("button", name="Add").click()
+    expect(dialog.get_by_role("alert")).not_to_be_empty()
+    expect(dialog.get_by_role("alert")).not_to_contain_text("already exists")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+
+
+def test_search_and_paging(page: Page, web_stack: Stack) -> None:
+    web_stack.project("many")
+    for i in range(12):
+        web_stack.robot("many", f"bot{i:02d}", "repository:pull")
+    log_in(page)
+    page.get_by_role("link", name="many").click()
+    expect(page.locator("#page-info")).to_have_text("1 - 10 of 12 items")
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("#page-info")).to_have_text("11 - 12 of 12 items")
+    expect(row(page, "robot$many+bot11")).to_be_visible()
+    page.get_by_label("Search robot accounts by name").fill("bot0")
+    expect(page.locator("#page-info")).to_have_text("1 - 10 of 10 items")
+    expect(row(page, "robot$many+bot10")).to_have_count(0)
+    page.get_by_label("Search robot accounts by name").fill("bot11")
+    expect(page.locator("#page-info")).to_have_text("1 - 1 of 1 items")
+
+
+def test_legacy_robots_carry_a_label_and_fewer_actions(page: Page, web_stack: Stack) -> None:
+    path = web_stack.new_dir("export") / "harbor.json"
+    path.write_text(json.dumps(harbor_export()))
+    assert web_stack.cli("import-harbor", str(path)).returncode == 0
+    log_in(page)
+    page.get_by_role("link", name="lib").click()
+    legacy = row(page, "robot$legacy")
+    expect(legacy.locator(".legacy")).to_have_text("Legacy")
+    legacy.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Action").click()
+    items = page.get_by_role("menuitem")
+    expect(items).to_have_text(["Disable", "Enable", "Delete"])
+    screenshot(page, "8-legacy")
+    page.get_by_role("menuitem", name="Disable").click()
+    expect(legacy).to_contain_text("Disabled")
+
+
+def test_system_admins_manage_system_robots(page: Page, web_stack: Stack) -> None:
+    web_stack.project("sys-a")
+    web_stack.project("sys-b")
+    log_in(page)
+    page.get_by_role("link", name="System Robot Accounts").click()
+    expect(page.get_by_role("heading", name="System Robot Accounts")).to_be_visible()
+    page.get_by_role("button", name="New System Robot Account").click()
+    dialog = page.get_by_role("dialog", name="New System Robot Account")
+    dialog.get_by_label("Name", exact=True).fill("webfleet")
+    dialog.get_by_label("Never Expired").check()
+    dialog.get_by_label("sys-a").check()
+    dialog.get_by_label("sys-b").check()
+    dialog.get_by_label("pull repository").check()
+    dialog.get_by_role("button", name="Add").click()
+    created = page.get_by_role("dialog", name="Robot account created")
+    secret = web_stack.remember(created.locator("#secret-value").inner_text().strip())
+    created.get_by_role("button", name="Close").click()
+    fleet = row(page, "robot$webfleet")
+    expect(fleet).to_contain_text("Never Expired")
+    expect(fleet).to_contain_text("2 Permission(s)")
+    screenshot(page, "9-system-robots")
+    # It may pull from both projects and push to neither.
+    reader = Skopeo(web_stack, Robot("robot$webfleet", secret, 0))
+    assert reader.login().returncode == 0
+    assert not push(web_stack, Robot("robot$webfleet", secret, 0), "sys-a/app:v1")
+
+
+def test_a_robot_cannot_log_in_to_the_page(page: Page, web_stack: Stack) -> None:
+    web_stack.project("robots-out")
+    robot = web_stack.robot("robots-out", "ci", "repository:pull")
+    log_in(page, robot.name, robot.secret)
+    expect(page.locator("#login-error")).to_contain_text("robot accounts cannot log in")
+    log_in(page, "admin", "wrong-password")
+    expect(page.locator("#login-error")).to_contain_text("invalid username or password")
+    expect(page.get_by_role("form", name="Log in")).to_be_visible()
+
+
+def test_a_change_without_the_csrf_token_is_refused(page: Page, web_stack: Stack) -> None:
+    log_in(page)
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["sid"]["httpOnly"] and cookies["sid"]["sameSite"] == "Strict"
+    # The browser's own cookie, without the header the page sends: refused.
+    response = page.request.post("/api/v2.0/projects", data={"project_name": "csrf-less"})
+    assert response.status == 403
+    assert "CSRF" in response.json()["errors"][0]["message"]
+    session = page.request.get("/c/session").json()
+    response = page.request.post(
+        "/api/v2.0/projects",
+        data={"project_name": "with-csrf"},
+        headers={"X-Harbor-CSRF-Token": session["csrf_token"]},
+    )
+    assert response.status == 201
+    names = [p["name"] for p in page.request.get("/api/v2.0/projects?page_size=100").json()]
+    assert "with-csrf" in names and "csrf-less" not in names
+
+
+def test_no_secret_or_session_reaches_a_log_or_the_database(page: Page, web_stack: Stack) -> None:
+    """Runs last: the secrets the page showed, the passwords typed and the session cookies
+    are absent, in clear, from the server's log and the database files."""
+    log_in(page)
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    session = {c["name"]: c["value"] for c in page.context.cookies()}["sid"]
+    sent = [*web_stack.secrets, session, ADMIN_PASSWORD, "Passw0rdOne", "Passw0rdTwo"]
+    assert len(web_stack.secrets) >= 5
+    places = {"tokenserver log": web_stack.server_log().encode()}
+    for path in web_stack.directory.glob("tokenserver.db*"):
+        places[path.name] = path.read_bytes()
+    for name, content in places.items():
+        for secret in sent:
+            assert secret.encode() not in content, f"a secret is in the {name}"

@@ -1,0 +1,635 @@
+// The Robot Accounts page. Plain JavaScript, no dependencies: it uses the session login
+// (/c/login, /c/session, /c/log_out) and the documented /api/v2.0 endpoints only.
+"use strict";
+
+const API = "/api/v2.0";
+const PAGE_SIZE = 10;
+const state = { session: null, permissions: null };
+
+// ---- DOM helpers: every text goes through textContent, never innerHTML ---------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const main = () => $("#main");
+
+function showAlert(message) {
+  const alert = $("#alert");
+  alert.textContent = message || "";
+  alert.hidden = !message;
+}
+
+// ---- API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function call(method, path, body) {
+  // X-Requested-With: 401s come without a Basic challenge, which would open the browser's prompt.
+  const headers = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && state.session) headers["X-Harbor-CSRF-Token"] = state.session.csrf_token;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (e) {
+    data = null;
+  }
+  if (!response.ok) {
+    const errors = data && Array.isArray(data.errors) ? data.errors : [];
+    const message = errors.map((e) => e.message).join("; ") || `${response.status} ${response.statusText}`;
+    if (response.status === 401 && state.session && !path.startsWith("/c/")) {
+      state.session = null;
+      location.hash = "#/login";
+    }
+    throw new ApiError(response.status, message);
+  }
+  return { data, total: Number(response.headers.get("X-Total-Count") || 0) };
+}
+
+const api = (method, path, body) => call(method, API + path, body);
+
+// ---- formatting --------------------------------------------------------------------------
+
+function when(text) {
+  if (!text) return "";
+  const date = new Date(text);
+  return isNaN(date) ? text : date.toLocaleString();
+}
+
+function expiry(robot) {
+  if (robot.expires_at === -1 || robot.duration === -1) return "Never Expired";
+  return new Date(robot.expires_at * 1000).toLocaleString();
+}
+
+function permissionLabel(access) {
+  return `${access.action} ${access.resource}` + (access.effect === "deny" ? " (deny)" : "");
+}
+
+function shortName(robot) {
+  // The full name is <prefix><project>+<name> or <prefix><name>; the API wants the short one.
+  const prefix = state.session.name_prefix;
+  let name = robot.name.startsWith(prefix) ? robot.name.slice(prefix.length) : robot.name;
+  if (robot.level === "project" && name.includes("+")) name = name.slice(name.indexOf("+") + 1);
+  return name;
+}
+
+// ---- dialogs -----------------------------------------------------------------------------
+
+function dialog(title, body, buttons) {
+  const error = h("p", { class: "error", role: "alert" });
+  const box = h("dialog", { "aria-label": title },
+    h("h2", {}, title), body, error, h("div", { class: "actions" }, buttons));
+  box.addEventListener("close", () => box.remove());
+  document.body.append(box);
+  box.showModal();
+  box.error = (message) => { error.textContent = message; };
+  return box;
+}
+
+function cancelButton(box) {
+  return h("button", { type: "button", onclick: () => box.close() }, "Cancel");
+}
+
+async function submitting(box, button, action) {
+  button.disabled = true;
+  box.error("");
+  try {
+    await action();
+  } catch (e) {
+    box.error(e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function confirmDialog(title, message, label, action) {
+  const ok = h("button", { type: "button", class: "danger" }, label);
+  const box = dialog(title, h("p", {}, message), [null, ok]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  ok.addEventListener("click", () => submitting(box, ok, async () => {
+    await action();
+    box.close();
+  }));
+}
+
+function exportFile(robot, secret) {
+  // Harbor's "Export to File": <full name>.json with id, name, secret, creation_time, expires_at.
+  const content = JSON.stringify({
+    id: robot.id,
+    name: robot.name,
+    secret,
+    creation_time: robot.creation_time,
+    expires_at: robot.expires_at,
+  }, null, 2);
+  const link = h("a", {
+    href: URL.createObjectURL(new Blob([content], { type: "application/json" })),
+    download: `${robot.name}.json`,
+  });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+function secretDialog(title, robot, secret) {
+  const copied = h("span", { class: "muted", "aria-live": "polite" });
+  const copy = h("button", {
+    type: "button",
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(secret);
+        copied.textContent = "Copied.";
+      } catch (e) {
+        copied.textContent = "Could not copy: select the secret and copy it by hand.";
+      }
+    },
+  }, "Copy Secret");
+  const body = h("div", {},
+    h("p", {}, "Name: ", h("strong", { id: "secret-name" }, robot.name)),
+    h("label", { for: "secret-value" }, "Secret"),
+    h("div", { class: "secret", id: "secret-value" }, secret),
+    h("p", { class: "warning" },
+      "Copy or export the secret now: it is not stored and cannot be shown again. " +
+      "A new one can be made with Refresh Secret."),
+    h("p", {}, copy, " ", copied));
+  const exportButton = h("button", {
+    type: "button", class: "primary", onclick: () => exportFile(robot, secret),
+  }, "Export to File");
+  const box = dialog(title, body, [exportButton]);
+  box.querySelector(".actions").prepend(h("button", { type: "button", onclick: () => box.close() }, "Close"));
+  return box;
+}
+
+// ---- robot form (new and edit) ----------------------------------------------------------
+
+async function projectPermissions() {
+  if (!state.permissions) state.permissions = (await api("GET", "/permissions")).data;
+  return state.permissions;
+}
+
+function expirationFields(robot) {
+  const never = robot ? robot.duration === -1 : false;
+  const days = h("input", {
+    type: "number", id: "robot-days", min: "1", max: "36500",
+    value: robot && robot.duration > 0 ? String(robot.duration) : "30", disabled: never,
+  });
+  const neverBox = h("input", { type: "checkbox", id: "robot-never", checked: never });
+  neverBox.addEventListener("change", () => { days.disabled = neverBox.checked; });
+  return {
+    element: h("div", {},
+      h("label", { for: "robot-days" }, "Expiration time (days)"), days,
+      h("label", { class: "inline" }, neverBox, "Never Expired")),
+    duration: () => {
+      if (neverBox.checked) return -1;
+      const value = Number(days.value);
+      if (!Number.isInteger(value) || value < 1) throw new Error("The expiration time must be a whole number of days, at least 1 (or Never Expired).");
+      return value;
+    },
+  };
+}
+
+function permissionBoxes(available, granted, prefix) {
+  const chosen = new Set(granted.map((a) => `${a.resource}:${a.action}`));
+  const boxes = available.map((a) => {
+    const key = `${a.resource}:${a.action}`;
+    const id = `${prefix}-${key.replace(/[^a-z0-9]/gi, "-")}`;
+    return h("label", { class: "inline", for: id },
+      h("input", { type: "checkbox", id, value: key, checked: chosen.has(key) }),
+      `${a.action} ${a.resource}`);
+  });
+  const fieldset = h("fieldset", { class: "perms", "aria-label": "Permission(s)" }, boxes);
+  return {
+    element: h("div", {}, h("label", {}, "Permission(s)"), fieldset),
+    access: () => [...fieldset.querySelectorAll("input:checked")].map((box) => {
+      const [resource, action] = box.value.split(":");
+      return { resource, action, effect: "allow" };
+    }),
+  };
+}
+
+async function robotDialog({ title, robot, projectChoice, submit }) {
+  const available = (await projectPermissions()).project;
+  const name = h("input", { type: "text", id: "robot-name", required: true, value: robot ? shortName(robot) : "", disabled: !!robot, autocomplete: "off" });
+  const description = h("textarea", { id: "robot-description", rows: "2" }, robot ? robot.description : "");
+  const expiration = expirationFields(robot);
+  const granted = robot && robot.permissions.length ? robot.permissions[0].access : [];
+  const permissions = permissionBoxes(available, granted, "perm");
+  const body = h("form", { onsubmit: (e) => e.preventDefault() },
+    h("label", { for: "robot-name" }, "Name"), name,
+    h("label", { for: "robot-description" }, "Description (optional)"), description,
+    expiration.element,
+    projectChoice ? projectChoice.element : null,
+    permissions.element);
+  const save = h("button", { type: "button", class: "primary" }, robot ? "Save" : "Add");
+  const box = dialog(title, body, [save]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  save.addEventListener("click", () => submitting(box, save, async () => {
+    if (!name.value.trim()) throw new Error("A name is required.");
+    const access = permissions.access();
+    if (!access.length) throw new Error("Select at least one permission.");
+    await submit(box, {
+      name: name.value.trim(),
+      description: description.value,
+      duration: expiration.duration(),
+      access,
+    });
+  }));
+  name.focus();
+}
+
+// ---- the robots table (project and system pages share it) -------------------------------
+
+function robotTable(robots, selected, onSelect) {
+  const rows = robots.map((robot) => {
+    const id = `select-${robot.id}`;
+    const box = h("input", {
+      type: "checkbox", id, "aria-label": `Select ${robot.name}`, checked: selected === robot.id,
+      onchange: (e) => onSelect(e.target.checked ? robot.id : null),
+    });
+    const access = robot.permissions.flatMap((p) => p.access.map((a) => ({ ...a, namespace: p.namespace })));
+    const permissions = h("details", { class: "permissions" },
+      h("summary", {}, `${access.length} Permission(s)`),
+      robot.permissions.map((p) => h("div", {},
+        robot.level === "system" ? h("div", { class: "muted" }, p.namespace === "*" ? "All projects" : p.namespace === "/" ? "System" : `Project ${p.namespace}`) : null,
+        h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
+    return h("tr", { "data-robot": robot.name },
+      h("td", {}, box),
+      h("td", { class: "name" }, robot.name, robot.legacy ? h("span", { class: "tag legacy" }, "Legacy") : null),
+      h("td", { class: robot.disable ? "status disabled" : "status enabled" }, robot.disable ? "Disabled" : "Enabled"),
+      h("td", {}, permissions),
+      h("td", {}, when(robot.creation_time)),
+      h("td", { class: "expires" }, expiry(robot)),
+      h("td", { class: "description" }, robot.description),
+      h("td", {}, robot.last_used_at ? when(robot.last_used_at) : h("span", { class: "muted" }, "Never")));
+  });
+  return h("table", { "aria-label": "Robot accounts" },
+    h("thead", {}, h("tr", {},
+      h("th", {}, h("span", { class: "muted" }, "")), h("th", {}, "Name"), h("th", {}, "Status"),
+      h("th", {}, "Permissions"), h("th", {}, "Creation Time"), h("th", {}, "Expires at"),
+      h("th", {}, "Description"), h("th", {}, "Last Used"))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "8", class: "muted" }, "No robot accounts."))));
+}
+
+function actionMenu(getRobot, handlers) {
+  const list = h("div", { role: "menu", hidden: true });
+  const button = h("button", { type: "button", "aria-haspopup": "menu", "aria-expanded": "false", id: "action" }, "Action ▾");
+  const close = () => { list.hidden = true; button.setAttribute("aria-expanded", "false"); };
+  button.addEventListener("click", () => {
+    const robot = getRobot();
+    if (!robot) return;
+    list.replaceChildren();
+    const items = robot.legacy
+      ? ["Disable", "Enable", "Delete"]
+      : ["Edit", "Disable", "Enable", "Delete", "Refresh Secret"];
+    for (const label of items) {
+      const disabled = (label === "Disable" && robot.disable) || (label === "Enable" && !robot.disable);
+      list.append(h("button", {
+        type: "button", role: "menuitem", disabled,
+        onclick: () => { close(); handlers[label](robot); },
+      }, label));
+    }
+    list.hidden = !list.hidden;
+    button.setAttribute("aria-expanded", String(!list.hidden));
+    if (!list.hidden) list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
+  });
+  list.addEventListener("keydown", (e) => {
+    const items = [...list.querySelectorAll("[role=menuitem]:not(:disabled)")];
+    const index = items.indexOf(document.activeElement);
+    if (e.key === "Escape") { close(); button.focus(); }
+    if (e.key === "ArrowDown") { e.preventDefault(); items[(index + 1) % items.length]?.focus(); }
+    if (e.key === "ArrowUp") { e.preventDefault(); items[(index - 1 + items.length) % items.length]?.focus(); }
+  });
+  return { element: h("div", { class: "menu" }, button, list), button };
+}
+
+function robotBody(robot, changes) {
+  // PUT wants the whole robot: name, level, duration, permissions, disable, description.
+  return {
+    name: shortName(robot),
+    level: robot.level,
+    description: robot.description,
+    duration: robot.duration,
+    disable: robot.disable,
+    permissions: robot.permissions,
+    ...changes,
+  };
+}
+
+function refreshDialog(robot, reload) {
+  const manual = h("input", { type: "checkbox", id: "manual-secret" });
+  const secret = h("input", { type: "password", id: "new-secret", autocomplete: "new-password", disabled: true });
+  const confirm = h("input", { type: "password", id: "confirm-secret", autocomplete: "new-password", disabled: true });
+  manual.addEventListener("change", () => { secret.disabled = confirm.disabled = !manual.checked; });
+  const body = h("form", { onsubmit: (e) => e.preventDefault() },
+    h("p", {}, `A new secret for ${robot.name}. The old one stops working at once.`),
+    h("label", { class: "inline" }, manual, "Manually reset the secret"),
+    h("label", { for: "new-secret" }, "New Secret"), secret,
+    h("label", { for: "confirm-secret" }, "Confirm Secret"), confirm,
+    h("p", { class: "muted" }, "8 to 128 characters, with at least one uppercase letter, one lowercase letter and one number."));
+  const refresh = h("button", { type: "button", class: "primary" }, "Refresh");
+  const box = dialog("Refresh Secret", body, [refresh]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  refresh.addEventListener("click", () => submitting(box, refresh, async () => {
+    let request = {};
+    if (manual.checked) {
+      if (secret.value !== confirm.value) throw new Error("The secrets do not match.");
+      if (!/^(?=.*[a-z])(?=.*[A-Z])(?=.*\d).{8,128}$/.test(secret.value)) {
+        throw new Error("The secret must be 8-128 characters long with at least 1 uppercase letter, 1 lowercase letter and 1 number.");
+      }
+      request = { secret: secret.value };
+    }
+    const { data } = await api("PATCH", `/robots/${robot.id}`, request);
+    box.close();
+    await reload();
+    if (!manual.checked) secretDialog("Secret refreshed", robot, data.secret);
+    else showNotice(`The secret of ${robot.name} was changed.`);
+  }));
+}
+
+function showNotice(message) {
+  const notice = $("#notice");
+  if (notice) notice.textContent = message;
+}
+
+async function robotsView({ title, query, canCreate, create, heading }) {
+  let page = 1;
+  let search = "";
+  let robots = [];
+  let selected = null;
+  const tableHolder = h("div", {});
+  const pager = h("div", { class: "pager" });
+  const searchBox = h("input", { type: "search", id: "robot-search", placeholder: "Search by name", "aria-label": "Search robot accounts by name" });
+  const current = () => robots.find((r) => r.id === selected) || null;
+  const reload = async () => {
+    const q = query() + (search ? `,name=~${search}` : "");
+    const { data, total } = await api("GET", `/robots?q=${encodeURIComponent(q)}&page=${page}&page_size=${PAGE_SIZE}&sort=name`);
+    robots = data;
+    if (!current()) selected = null;
+    menu.button.disabled = !selected;
+    tableHolder.replaceChildren(robotTable(robots, selected, (id) => {
+      selected = id;
+      tableHolder.querySelectorAll("input[type=checkbox]").forEach((box) => {
+        box.checked = box.id === `select-${id}`;
+      });
+      menu.button.disabled = !selected;
+    }));
+    const first = total ? (page - 1) * PAGE_SIZE + 1 : 0;
+    const last = Math.min(page * PAGE_SIZE, total);
+    pager.replaceChildren(
+      h("span", { class: "muted", id: "page-info" }, `${first} - ${last} of ${total} items`),
+      h("button", { type: "button", id: "prev-page", disabled: page <= 1, onclick: () => { page -= 1; reload().catch(fail); } }, "‹ Previous"),
+      h("button", { type: "button", id: "next-page", disabled: last >= total, onclick: () => { page += 1; reload().catch(fail); } }, "Next ›"));
+  };
+  const fail = (e) => showAlert(e.message);
+  const menu = actionMenu(current, {
+    Edit: (robot) => robotDialog({
+      title: `Edit ${robot.name}`,
+      robot,
+      submit: async (box, form) => {
+        const permissions = robot.permissions.map((p) => ({ ...p, access: form.access }));
+        await api("PUT", `/robots/${robot.id}`, robotBody(robot, {
+          description: form.description, duration: form.duration, permissions,
+        }));
+        box.close();
+        await reload();
+      },
+    }).catch(fail),
+    Disable: (robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true })).then(reload).catch(fail),
+    Enable: (robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false })).then(reload).catch(fail),
+    Delete: (robot) => confirmDialog("Delete Robot Account", `Delete ${robot.name}? Anything using its secret stops working.`, "Delete", async () => {
+      await api("DELETE", `/robots/${robot.id}`);
+      selected = null;
+      await reload();
+    }),
+    "Refresh Secret": (robot) => refreshDialog(robot, reload),
+  });
+  menu.button.disabled = true;
+  let timer = null;
+  searchBox.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { search = searchBox.value.trim(); page = 1; reload().catch(fail); }, 250);
+  });
+  const newButton = canCreate
+    ? h("button", { type: "button", class: "primary", id: "new-robot", onclick: () => create(reload).catch(fail) }, title)
+    : null;
+  const view = h("section", {},
+    heading,
+    h("div", { class: "toolbar" }, newButton, menu.element, h("span", { class: "grow" }), searchBox),
+    h("p", { id: "notice", class: "muted", "aria-live": "polite" }),
+    tableHolder, pager);
+  main().replaceChildren(view);
+  await reload();
+}
+
+// ---- pages -------------------------------------------------------------------------------
+
+function loginView(message) {
+  const user = h("input", { type: "text", id: "login-username", autocomplete: "username", required: true });
+  const password = h("input", { type: "password", id: "login-password", autocomplete: "current-password", required: true });
+  const error = h("p", { class: "error", role: "alert", id: "login-error" }, message || "");
+  const submit = h("button", { type: "submit", class: "primary", id: "login-submit" }, "Log In");
+  const form = h("form", { class: "card login", "aria-label": "Log in" },
+    h("h1", {}, "Log in"),
+    h("label", { for: "login-username" }, "Username"), user,
+    h("label", { for: "login-password" }, "Password"), password,
+    error, h("div", { class: "actions" }, submit));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      const { data } = await call("POST", "/c/login", { principal: user.value, password: password.value });
+      state.session = data;
+      showChrome();
+      location.hash = "#/projects";
+      await route();
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  main().replaceChildren(form);
+  user.focus();
+}
+
+async function projectsView() {
+  const { data } = await api("GET", "/projects?page_size=100");
+  const rows = data.map((p) => h("tr", { "data-project": p.name },
+    h("td", {}, h("a", { href: `#/projects/${p.project_id}/robots` }, p.name)),
+    h("td", {}, p.metadata.public === "true" ? "Public" : "Private"),
+    h("td", {}, p.owner_name || ""),
+    h("td", {}, when(p.creation_time))));
+  const create = state.session.sysadmin
+    ? h("button", { type: "button", class: "primary", id: "new-project", onclick: newProjectDialog }, "New Project")
+    : null;
+  main().replaceChildren(h("section", {},
+    h("h1", {}, "Projects"),
+    h("div", { class: "toolbar" }, create),
+    h("table", { "aria-label": "Projects" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Project Name"), h("th", {}, "Access Level"), h("th", {}, "Owner"), h("th", {}, "Creation Time"))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No projects."))))));
+}
+
+function newProjectDialog() {
+  const name = h("input", { type: "text", id: "project-name", required: true, autocomplete: "off" });
+  const pub = h("input", { type: "checkbox", id: "project-public" });
+  const body = h("form", { onsubmit: (e) => e.preventDefault() },
+    h("label", { for: "project-name" }, "Project Name"), name,
+    h("label", { class: "inline" }, pub, "Public (anyone may pull)"));
+  const ok = h("button", { type: "button", class: "primary" }, "OK");
+  const box = dialog("New Project", body, [ok]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  ok.addEventListener("click", () => submitting(box, ok, async () => {
+    await api("POST", "/projects", { project_name: name.value.trim(), metadata: { public: String(pub.checked) } });
+    box.close();
+    await projectsView();
+  }));
+  name.focus();
+}
+
+async function projectView(id) {
+  const { data: project } = await api("GET", `/projects/${id}`);
+  const heading = h("div", {},
+    h("h1", {}, project.name, h("span", { class: "tag" }, project.metadata.public === "true" ? "Public" : "Private")),
+    h("nav", { class: "tabs", "aria-label": "Project" },
+      h("a", { href: `#/projects/${id}/robots`, class: "active", "aria-current": "page" }, "Robot Accounts")));
+  await robotsView({
+    title: "New Robot Account",
+    heading,
+    query: () => `Level=project,ProjectID=${project.project_id}`,
+    canCreate: true,
+    create: (reload) => robotDialog({
+      title: "New Robot Account",
+      submit: async (box, form) => {
+        const { data } = await api("POST", "/robots", {
+          name: form.name,
+          description: form.description,
+          duration: form.duration,
+          level: "project",
+          permissions: [{ kind: "project", namespace: project.name, access: form.access }],
+        });
+        box.close();
+        await reload();
+        secretDialog("Robot account created", data, data.secret);
+      },
+    }),
+  });
+}
+
+async function systemRobotsView() {
+  const { data: projects } = await api("GET", "/projects?page_size=100");
+  await robotsView({
+    title: "New System Robot Account",
+    heading: h("h1", {}, "System Robot Accounts"),
+    query: () => "Level=system",
+    canCreate: true,
+    create: (reload) => {
+      const all = h("input", { type: "checkbox", id: "all-projects" });
+      const boxes = projects.map((p) => h("label", { class: "inline" },
+        h("input", { type: "checkbox", value: p.name, class: "project-choice" }), p.name));
+      const list = h("fieldset", { class: "perms", "aria-label": "Projects" }, boxes);
+      all.addEventListener("change", () => list.querySelectorAll("input").forEach((b) => { b.disabled = all.checked; }));
+      const projectChoice = {
+        element: h("div", {}, h("label", {}, "Projects"),
+          h("label", { class: "inline" }, all, "All projects, including future ones"), list),
+      };
+      return robotDialog({
+        title: "New System Robot Account",
+        projectChoice,
+        submit: async (box, form) => {
+          const names = all.checked ? ["*"] : [...list.querySelectorAll("input:checked")].map((b) => b.value);
+          if (!names.length) throw new Error("Select at least one project, or all projects.");
+          const { data } = await api("POST", "/robots", {
+            name: form.name,
+            description: form.description,
+            duration: form.duration,
+            level: "system",
+            permissions: names.map((namespace) => ({ kind: "project", namespace, access: form.access })),
+          });
+          box.close();
+          await reload();
+          secretDialog("Robot account created", data, data.secret);
+        },
+      });
+    },
+  });
+}
+
+// ---- chrome and routing ------------------------------------------------------------------
+
+function showChrome() {
+  const logged = !!state.session;
+  $("#nav").hidden = !logged;
+  $("#who").hidden = !logged;
+  $("#nav-system").hidden = !(logged && state.session.sysadmin);
+  $("#who-name").textContent = logged ? state.session.username : "";
+}
+
+async function route() {
+  showAlert("");
+  const hash = location.hash || "#/projects";
+  if (!state.session) {
+    try {
+      state.session = (await call("GET", "/c/session")).data;
+    } catch (e) {
+      state.session = null;
+    }
+    showChrome();
+  }
+  if (!state.session) return loginView();
+  if (hash === "#/login") {
+    location.hash = "#/projects";
+    return;
+  }
+  try {
+    let match;
+    if ((match = hash.match(/^#\/projects\/(\d+)\/robots$/))) await projectView(match[1]);
+    else if (hash === "#/system-robots" && state.session.sysadmin) await systemRobotsView();
+    else await projectsView();
+  } catch (e) {
+    showAlert(e.message);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#logout").addEventListener("click", async () => {
+    try {
+      await call("POST", "/c/log_out");
+    } catch (e) {
+      // Logged out either way.
+    }
+    state.session = null;
+    state.permissions = null;
+    showChrome();
+    location.hash = "#/login";
+    loginView("You have logged out.");
+  });
+  window.addEventListener("hashchange", route);
+  route();
+});
