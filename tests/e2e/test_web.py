@@ -333,6 +333,78 @@ def test_a_change_without_the_csrf_token_is_refused(page: Page, web_stack: Stack
     assert "with-csrf" in names and "csrf-less" not in names
 
 
+def test_project_admins_and_developers_see_what_their_role_allows(
+    page: Page, web_stack: Stack
+) -> None:
+    web_stack.project("team")
+    web_stack.project("other-team")
+    for user, role in (("alice", 1), ("dave", 2)):  # project admin, developer
+        status, _, _ = web_stack.api("POST", "/users", {
+            "username": user, "email": f"{user}@example.com", "realname": user,
+            "password": "Us3rPassword",
+        })  # fmt: skip
+        assert status == 201
+        status, _, _ = web_stack.api(
+            "POST", "/projects/team/members", {"role_id": role, "member_user": {"username": user}}
+        )
+        assert status == 201
+    # A project admin: sees the project, no New Project, no system robots; adds a robot.
+    log_in(page, "alice", "Us3rPassword")
+    expect(page.locator('tr[data-project="team"]')).to_be_visible()
+    expect(page.locator('tr[data-project="other-team"]')).to_have_count(0)
+    expect(page.get_by_role("button", name="New Project")).to_have_count(0)
+    expect(page.get_by_role("link", name="System Robot Accounts")).to_be_hidden()
+    page.get_by_role("link", name="team").click()
+    page.get_by_role("button", name="New Robot Account").click()
+    dialog = page.get_by_role("dialog", name="New Robot Account")
+    dialog.get_by_label("Name", exact=True).fill("deployer")
+    dialog.get_by_label("pull repository").check()
+    dialog.get_by_role("button", name="Add").click()
+    created = page.get_by_role("dialog", name="Robot account created")
+    web_stack.remember(created.locator("#secret-value").inner_text().strip())
+    created.get_by_role("button", name="Close").click()
+    expect(row(page, "robot$team+deployer")).to_contain_text("1 Permission(s)")
+    # Edit the permissions: pull becomes pull and push.
+    act(page, "robot$team+deployer", "Edit")
+    edit = page.get_by_role("dialog", name="Edit robot$team+deployer")
+    expect(edit.get_by_label("pull repository")).to_be_checked()
+    edit.get_by_label("push repository").check()
+    edit.get_by_role("button", name="Save").click()
+    expect(row(page, "robot$team+deployer")).to_contain_text("2 Permission(s)")
+    page.get_by_role("button", name="Log Out").click()
+    # A developer may not create robots: the API's refusal is shown in the dialog.
+    log_in(page, "dave", "Us3rPassword")
+    page.get_by_role("link", name="team").click()
+    page.get_by_role("button", name="New Robot Account").click()
+    dialog = page.get_by_role("dialog", name="New Robot Account")
+    dialog.get_by_label("Name", exact=True).fill("sneaky")
+    dialog.get_by_label("pull repository").check()
+    dialog.get_by_role("button", name="Add").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("not allowed")
+
+
+def test_dialogs_work_from_the_keyboard(page: Page, web_stack: Stack) -> None:
+    web_stack.project("keys")
+    web_stack.robot("keys", "kb", "repository:pull")
+    log_in(page)
+    page.get_by_role("link", name="keys").click()
+    page.get_by_role("button", name="New Robot Account").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="New Robot Account")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Name", exact=True)).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    row(page, "robot$keys+kb").get_by_role("checkbox").check()
+    page.get_by_role("button", name="Action").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("menuitem", name="Edit")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("menuitem", name="Disable")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(row(page, "robot$keys+kb")).to_contain_text("Disabled")
+
+
 def test_no_secret_or_session_reaches_a_log_or_the_database(page: Page, web_stack: Stack) -> None:
     """Runs last: the secrets the page showed, the passwords typed and the session cookies
     are absent, in clear, from the server's log and the database files."""
