@@ -259,6 +259,19 @@ def test_search_and_paging(page: Page, web_stack: Stack) -> None:
     expect(page.locator("#page-info")).to_have_text("1 - 1 of 1 items")
 
 
+def test_projects_page_and_search(page: Page, web_stack: Stack) -> None:
+    for i in range(11):
+        web_stack.project(f"zz-page-{i:02d}")
+    log_in(page)
+    page.get_by_label("Search projects by name").fill("zz-page")
+    expect(page.locator("#page-info")).to_have_text("1 - 10 of 11 items")
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("#page-info")).to_have_text("11 - 11 of 11 items")
+    expect(page.locator('tr[data-project="zz-page-10"]')).to_be_visible()
+    page.get_by_label("Search projects by name").fill("zz-page-03")
+    expect(page.locator("#page-info")).to_have_text("1 - 1 of 1 items")
+
+
 def test_legacy_robots_carry_a_label_and_fewer_actions(page: Page, web_stack: Stack) -> None:
     path = web_stack.new_dir("export") / "harbor.json"
     path.write_text(json.dumps(harbor_export()))

@@ -398,12 +398,7 @@ async function robotsView({ title, query, canCreate, create, heading }) {
       });
       menu.button.disabled = !selected;
     }));
-    const first = total ? (page - 1) * PAGE_SIZE + 1 : 0;
-    const last = Math.min(page * PAGE_SIZE, total);
-    pager.replaceChildren(
-      h("span", { class: "muted", id: "page-info" }, `${first} - ${last} of ${total} items`),
-      h("button", { type: "button", id: "prev-page", disabled: page <= 1, onclick: () => { page -= 1; reload().catch(fail); } }, "‹ Previous"),
-      h("button", { type: "button", id: "next-page", disabled: last >= total, onclick: () => { page += 1; reload().catch(fail); } }, "Next ›"));
+    pager.replaceChildren(...pagerControls(page, total, (to) => { page = to; reload().catch(fail); }));
   };
   const fail = (e) => showAlert(e.message);
   const menu = actionMenu(current, {
@@ -478,22 +473,47 @@ function loginView(message) {
   user.focus();
 }
 
+function pagerControls(page, total, go) {
+  const first = total ? (page - 1) * PAGE_SIZE + 1 : 0;
+  const last = Math.min(page * PAGE_SIZE, total);
+  return [
+    h("span", { class: "muted", id: "page-info" }, `${first} - ${last} of ${total} items`),
+    h("button", { type: "button", id: "prev-page", disabled: page <= 1, onclick: () => go(page - 1) }, "‹ Previous"),
+    h("button", { type: "button", id: "next-page", disabled: last >= total, onclick: () => go(page + 1) }, "Next ›"),
+  ];
+}
+
 async function projectsView() {
-  const { data } = await api("GET", "/projects?page_size=100");
-  const rows = data.map((p) => h("tr", { "data-project": p.name },
-    h("td", {}, h("a", { href: `#/projects/${p.project_id}/robots` }, p.name)),
-    h("td", {}, p.metadata.public === "true" ? "Public" : "Private"),
-    h("td", {}, p.owner_name || ""),
-    h("td", {}, when(p.creation_time))));
+  let page = 1;
+  let search = "";
+  const holder = h("div", {});
+  const pager = h("div", { class: "pager" });
+  const searchBox = h("input", { type: "search", id: "project-search", placeholder: "Search by name", "aria-label": "Search projects by name" });
+  const reload = async () => {
+    const { data, total } = await api("GET", `/projects?page=${page}&page_size=${PAGE_SIZE}&name=${encodeURIComponent(search)}`);
+    const rows = data.map((p) => h("tr", { "data-project": p.name },
+      h("td", {}, h("a", { href: `#/projects/${p.project_id}/robots` }, p.name)),
+      h("td", {}, p.metadata.public === "true" ? "Public" : "Private"),
+      h("td", {}, p.owner_name || ""),
+      h("td", {}, when(p.creation_time))));
+    holder.replaceChildren(h("table", { "aria-label": "Projects" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Project Name"), h("th", {}, "Access Level"), h("th", {}, "Owner"), h("th", {}, "Creation Time"))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No projects.")))));
+    pager.replaceChildren(...pagerControls(page, total, (to) => { page = to; reload().catch((e) => showAlert(e.message)); }));
+  };
+  let timer = null;
+  searchBox.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { search = searchBox.value.trim(); page = 1; reload().catch((e) => showAlert(e.message)); }, 250);
+  });
   const create = state.session.sysadmin
     ? h("button", { type: "button", class: "primary", id: "new-project", onclick: newProjectDialog }, "New Project")
     : null;
   main().replaceChildren(h("section", {},
     h("h1", {}, "Projects"),
-    h("div", { class: "toolbar" }, create),
-    h("table", { "aria-label": "Projects" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Project Name"), h("th", {}, "Access Level"), h("th", {}, "Owner"), h("th", {}, "Creation Time"))),
-      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No projects."))))));
+    h("div", { class: "toolbar" }, create, h("span", { class: "grow" }), searchBox),
+    holder, pager));
+  await reload();
 }
 
 function newProjectDialog() {
@@ -542,8 +562,17 @@ async function projectView(id) {
   });
 }
 
+async function allProjects() {
+  const projects = [];
+  for (let page = 1; ; page += 1) {
+    const { data, total } = await api("GET", `/projects?page=${page}&page_size=100`);
+    projects.push(...data);
+    if (!data.length || projects.length >= total) return projects;
+  }
+}
+
 async function systemRobotsView() {
-  const { data: projects } = await api("GET", "/projects?page_size=100");
+  const projects = await allProjects();
   await robotsView({
     title: "New System Robot Account",
     heading: h("h1", {}, "System Robot Accounts"),
