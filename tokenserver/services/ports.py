@@ -171,22 +171,6 @@ class Store(Protocol):
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
 
-    # ---- web sessions ---------------------------------------------------------------------
-    async def add_session(
-        self, token_hash: str, user_id: int, now: int, expires_at: int
-    ) -> None: ...
-
-    async def find_session(self, token_hash: str, now: int) -> WebSession | None:
-        """The session with this token hash unless it has expired by `now`."""
-        ...
-
-    async def delete_sessions(
-        self, *, token_hash: str | None = None, user_id: int | None = None, before: int = 0
-    ) -> None:
-        """Delete the session with `token_hash`, every session of `user_id`, and every session
-        that expired by `before`."""
-        ...
-
     async def list_refresh_tokens(
         self, *, robot_id: int | None = None, user_id: int | None = None
     ) -> list[RefreshToken]:
@@ -201,6 +185,22 @@ class Store(Protocol):
         token_id: int | None = None,
     ) -> int:
         """Revoke the account's tokens (one of them with `token_id`); the number revoked."""
+        ...
+
+    # ---- web sessions ---------------------------------------------------------------------
+    async def add_session(
+        self, token_hash: str, user_id: int, now: int, expires_at: int
+    ) -> None: ...
+
+    async def find_session(self, token_hash: str, now: int) -> WebSession | None:
+        """The session with this token hash unless it has expired by `now`."""
+        ...
+
+    async def delete_sessions(
+        self, *, token_hash: str | None = None, user_id: int | None = None, before: int = 0
+    ) -> None:
+        """Delete the session with `token_hash`, every session of `user_id`, and every session
+        that expired by `before`."""
         ...
 
     # ---- signing keys ---------------------------------------------------------------------

@@ -1,0 +1,281 @@
+"""The storage contract (tokenserver/services/ports.py `Store`), one suite for every adapter.
+
+Today the `store` fixture opens SQLite; a PostgreSQL adapter joins its parametrisation and
+must pass the same tests unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tokenserver.config import Settings
+from tokenserver.domain.models import AuditEntry, KeyState, Level
+from tokenserver.domain.permissions import Access, Permission
+from tokenserver.domain.roles import Role
+from tokenserver.errors import Conflict
+from tokenserver.services.ports import NewRobot, NewUser, RobotChanges, Store
+from tokenserver.storage.sqlite import SqliteStore
+
+PULL = (Access("repository", "pull"),)
+
+
+@pytest.fixture(params=["sqlite"])
+async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
+    opened = await SqliteStore.open(settings.database)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def new_robot(name: str, project_id: int | None, **extra: object) -> NewRobot:
+    fields: dict[str, object] = {
+        "name": name,
+        "project_id": project_id,
+        "level": Level.PROJECT if project_id is not None else Level.SYSTEM,
+        "description": "",
+        "secret_hash": f"hash-{name}",
+        "duration": -1,
+        "expires_at": -1,
+        "creation_time": 100,
+        "permissions": (Permission("p", PULL, project_id=project_id),),
+        **extra,
+    }
+    return NewRobot(**fields)  # type: ignore[arg-type]
+
+
+def new_user(name: str) -> NewUser:
+    return NewUser(name, f"{name}@example.com", name, "", f"pw-{name}", False)
+
+
+# ---- projects ----------------------------------------------------------------------------
+
+
+async def test_projects_are_created_found_listed_updated_and_deleted(store: Store) -> None:
+    alpha = await store.create_project("alpha", False, None, 10)
+    await store.create_project("beta", True, None, 11)
+    assert (alpha.name, alpha.public, alpha.creation_time) == ("alpha", False, 10)
+    assert await store.find_project("alpha") == alpha
+    assert await store.find_project_by_id(alpha.id) == alpha
+    assert await store.find_project("gamma") is None
+    assert [p.name for p in await store.list_projects()] == ["alpha", "beta"]
+    assert [p.name for p in await store.list_projects("et")] == ["beta"]
+    assert await store.update_project(alpha.id, True, 20)
+    updated = await store.find_project_by_id(alpha.id)
+    assert updated is not None and updated.public and updated.update_time == 20
+    assert not await store.update_project(9999, True, 20)
+    assert await store.delete_project(alpha.id)
+    assert not await store.delete_project(alpha.id)
+    assert await store.find_project("alpha") is None
+
+
+async def test_a_taken_project_name_is_a_conflict(store: Store) -> None:
+    await store.create_project("alpha", False, None, 10)
+    with pytest.raises(Conflict):
+        await store.create_project("alpha", True, None, 11)
+
+
+async def test_deleting_a_project_deletes_its_robots_and_members(store: Store) -> None:
+    project = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", project.id))
+    user = await store.create_user(new_user("alice"), 1)
+    await store.add_member(project.id, user.id, Role.DEVELOPER, 1)
+    assert await store.delete_project(project.id)
+    assert await store.find_robot_by_id(robot.id) is None
+    assert await store.find_member(project.id, user.id) is None
+    assert await store.find_user("alice") is not None
+
+
+# ---- robots ------------------------------------------------------------------------------
+
+
+async def test_robots_are_found_by_name_and_id_at_their_level(store: Store) -> None:
+    project = await store.create_project("p", True, None, 1)
+    robot = await store.create_robot(new_robot("ci", project.id, description="builds"))
+    system = await store.create_robot(new_robot("fleet", None))
+    assert robot.project_name == "p" and robot.project_public and robot.description == "builds"
+    assert robot.permissions == (Permission("p", PULL, project_id=project.id),)
+    assert await store.find_robot("p", "ci") == robot
+    assert await store.find_robot(None, "ci") is None
+    assert await store.find_robot(None, "fleet") == system
+    assert await store.find_robot("p", "fleet") is None
+    assert await store.find_robot_by_id(robot.id) == robot
+    assert await store.find_robot_by_id(9999) is None
+
+
+async def test_robot_names_are_unique_per_level(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    q = await store.create_project("q", False, None, 1)
+    await store.create_robot(new_robot("ci", p.id))
+    await store.create_robot(new_robot("ci", q.id))  # another project: fine
+    await store.create_robot(new_robot("ci", None))  # a system robot: fine
+    with pytest.raises(Conflict):
+        await store.create_robot(new_robot("ci", p.id))
+    with pytest.raises(Conflict):
+        await store.create_robot(new_robot("ci", None))
+
+
+async def test_robots_are_listed_by_id_with_a_name_filter(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    for name in ("b-one", "a-two", "c-one"):
+        await store.create_robot(new_robot(name, p.id))
+    await store.create_robot(new_robot("sys-one", None))
+    assert [r.name for r in await store.list_robots(p.id)] == ["b-one", "a-two", "c-one"]
+    assert [r.name for r in await store.list_robots(p.id, "one")] == ["b-one", "c-one"]
+    assert [r.name for r in await store.list_robots(None)] == ["sys-one"]
+
+
+async def test_robot_updates_change_only_what_is_given(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id, description="old"))
+    assert await store.update_robot(robot.id, 50, RobotChanges(disabled=True))
+    changed = await store.find_robot_by_id(robot.id)
+    assert changed is not None
+    assert changed.disabled and changed.description == "old" and changed.update_time == 50
+    assert changed.secret_hash == robot.secret_hash and changed.permissions == robot.permissions
+    push = (Access("repository", "push"),)
+    assert await store.update_robot(
+        robot.id,
+        60,
+        RobotChanges(
+            description="new",
+            duration=30,
+            expires_at=3000,
+            secret_hash="h2",
+            permissions=(Permission("p", push, project_id=p.id),),
+            disabled=False,
+        ),
+    )
+    changed = await store.find_robot_by_id(robot.id)
+    assert changed is not None and not changed.disabled
+    assert (changed.description, changed.duration, changed.expires_at) == ("new", 30, 3000)
+    assert changed.secret_hash == "h2" and changed.permissions[0].access == push
+    assert not await store.update_robot(9999, 60, RobotChanges(disabled=True))
+
+
+async def test_robot_use_only_moves_forward(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    assert robot.last_used_at is None
+    await store.record_robot_use({robot.id: 500})
+    await store.record_robot_use({robot.id: 400, 9999: 1})  # older, and an unknown robot
+    found = await store.find_robot_by_id(robot.id)
+    assert found is not None and found.last_used_at == 500
+
+
+async def test_legacy_robots_are_found_only_as_legacy(store: Store) -> None:
+    p = await store.create_project("lib", False, None, 1)
+    legacy = await store.create_robot(new_robot("old", p.id, legacy_id=23, legacy_project_id=7))
+    assert legacy.legacy
+    assert await store.find_legacy_robot("old") == legacy
+    assert await store.find_robot("lib", "old") is None  # not as lib+old
+    assert await store.delete_robot(legacy.id)
+    assert not await store.delete_robot(legacy.id)
+
+
+# ---- users and members -------------------------------------------------------------------
+
+
+async def test_users_are_created_found_listed_and_their_passwords_changed(store: Store) -> None:
+    alice = await store.create_user(new_user("alice"), 5)
+    await store.create_user(new_user("bob"), 6)
+    assert alice.username == "alice" and alice.password_hash == "pw-alice" and not alice.sysadmin
+    assert await store.find_user("alice") == alice
+    assert await store.find_user_by_id(alice.id) == alice
+    assert [u.username for u in await store.list_users()] == ["alice", "bob"]
+    assert [u.username for u in await store.list_users("ob")] == ["bob"]
+    with pytest.raises(Conflict):
+        await store.create_user(new_user("alice"), 7)
+    assert await store.update_user_password(alice.id, "pw-2", 8)
+    found = await store.find_user("alice")
+    assert found is not None and found.password_hash == "pw-2"
+    assert not await store.update_user_password(9999, "x", 8)
+
+
+async def test_members_have_one_role_per_project(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    alice = await store.create_user(new_user("alice"), 1)
+    member = await store.add_member(p.id, alice.id, Role.DEVELOPER, 2)
+    assert member.role is Role.DEVELOPER
+    assert await store.find_member(p.id, alice.id) == member
+    assert await store.find_member_by_id(p.id, member.id) == member
+    with pytest.raises(Conflict):
+        await store.add_member(p.id, alice.id, Role.GUEST, 3)
+    assert [m.id for m in await store.list_members(p.id, "ali")] == [member.id]
+    assert await store.list_members(p.id, "zed") == []
+    assert await store.update_member(p.id, member.id, Role.PROJECT_ADMIN, 4)
+    found = await store.find_member(p.id, alice.id)
+    assert found is not None and found.role is Role.PROJECT_ADMIN
+    assert await store.delete_member(p.id, member.id)
+    assert not await store.delete_member(p.id, member.id)
+    assert await store.find_member(p.id, alice.id) is None
+
+
+# ---- refresh tokens and sessions -----------------------------------------------------------
+
+
+async def test_refresh_tokens_keep_the_newest_and_are_revoked(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    for i in range(4):
+        await store.add_refresh_token(f"h{i}", "docker", 10 + i, robot_id=robot.id, keep=3)
+    assert await store.find_refresh_token("h0") is None  # the oldest went
+    kept = await store.list_refresh_tokens(robot_id=robot.id)
+    assert [t.created_at for t in kept] == [13, 12, 11]
+    found = await store.find_refresh_token("h3")
+    assert found is not None and found.robot_id == robot.id and found.client_id == "docker"
+    assert await store.delete_refresh_tokens(robot_id=robot.id, token_id=found.id) == 1
+    assert await store.delete_refresh_tokens(robot_id=robot.id) == 2
+    assert await store.list_refresh_tokens(robot_id=robot.id) == []
+
+
+async def test_sessions_expire_and_end(store: Store) -> None:
+    alice = await store.create_user(new_user("alice"), 1)
+    bob = await store.create_user(new_user("bob"), 1)
+    await store.add_session("s1", alice.id, 100, 200)
+    await store.add_session("s2", alice.id, 100, 300)
+    await store.add_session("s3", bob.id, 100, 300)
+    found = await store.find_session("s1", 150)
+    assert found is not None and found.user_id == alice.id and found.expires_at == 200
+    assert await store.find_session("s1", 200) is None  # expired
+    await store.delete_sessions(before=250)  # housekeeping removes s1
+    await store.delete_sessions(token_hash="s3")
+    assert await store.find_session("s3", 150) is None
+    assert await store.find_session("s2", 150) is not None
+    await store.delete_sessions(user_id=alice.id)
+    assert await store.find_session("s2", 150) is None
+
+
+# ---- keys, audit, transactions ----------------------------------------------------------
+
+
+async def test_one_key_is_active_at_a_time(store: Store) -> None:
+    first = await store.add_key("a.key", "a.crt", KeyState.ACTIVE, 1)
+    second = await store.add_key("b.key", "b.crt", KeyState.PUBLISHED, 2)
+    assert await store.activate_key(second.id)
+    states = {k.id: k.state for k in await store.list_keys()}
+    assert states == {first.id: KeyState.PUBLISHED, second.id: KeyState.ACTIVE}
+    assert await store.retire_key(first.id, 3)
+    assert {k.id: k.state for k in await store.list_keys()}[first.id] is KeyState.RETIRED
+    assert not await store.activate_key(9999)
+
+
+async def test_audit_pages_are_newest_first(store: Store) -> None:
+    for i in range(5):
+        await store.add_audit(AuditEntry(i, "admin", "create", "project", f"p{i}", "success"))
+    page, total = await store.list_audit(1, 2)
+    assert total == 5 and [e.resource for e in page] == ["p3", "p2"]
+
+
+async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            await store.create_project("half", False, None, 1)
+            raise RuntimeError("stop")
+    assert await store.find_project("half") is None
+    async with store.transaction():
+        await store.create_project("whole", False, None, 1)
+    assert await store.find_project("whole") is not None
+    await store.ping()
