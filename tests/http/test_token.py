@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from typing import Any
 
 import jwt
@@ -385,3 +386,37 @@ async def test_health(server: Server) -> None:
 async def test_oversized_headers_are_a_client_error(server: Server) -> None:
     response = await server.client.get(TOKEN, headers={"X-Junk": "a" * 20_000})
     assert 400 <= response.status < 500
+
+
+async def test_a_change_by_another_process_counts_on_the_very_next_token(server: Server) -> None:
+    """Warm requests are served from remembered rows and grants; a change made through
+    another connection (the CLI, another worker) must still count at once."""
+    robot = await server.robot("p", "ci", "repository:pull")
+    other = await server.robot("q", "reader", "repository:pull")
+    scope = {"service": "registry", "scope": "repository:p/app:pull,push"}
+
+    async def actions(headers: dict[str, str], params: dict[str, str]) -> list[str]:
+        response = await server.client.get(TOKEN, params=params, headers=headers)
+        assert response.status == 200
+        access: list[str] = claims(server, (await response.json())["token"])["access"][0]["actions"]
+        return access
+
+    for _ in range(3):  # warm
+        assert await actions(robot.headers, scope) == ["pull"]
+    with sqlite3.connect(server.settings.database) as db:
+        stored = db.execute("SELECT permissions FROM robot WHERE id = ?", (robot.id,)).fetchone()
+        db.execute(
+            "UPDATE robot SET permissions = ? WHERE id = ?",
+            (stored[0].replace('"pull"', '"push"'), robot.id),
+        )
+    assert await actions(robot.headers, scope) == ["pull", "push"]  # push implies pull
+    # Another robot's view of a project turns with the project's visibility.
+    elsewhere = {"service": "registry", "scope": "repository:p/app:pull"}
+    assert await actions(other.headers, elsewhere) == []
+    with sqlite3.connect(server.settings.database) as db:
+        db.execute("UPDATE project SET public = 1 WHERE name = 'p'")
+    assert await actions(other.headers, elsewhere) == ["pull"]
+    with sqlite3.connect(server.settings.database) as db:
+        db.execute("UPDATE robot SET disabled = 1 WHERE id = ?", (robot.id,))
+    response = await server.client.get(TOKEN, params=scope, headers=robot.headers)
+    assert response.status == 401

@@ -56,6 +56,8 @@ class Throttle:
 
     def check(self, account: str, address: str) -> None:
         """Raise TooManyRequests while the pair or the address is locked out."""
+        if not self._scores:  # nobody has failed lately: the usual case
+            return
         now = self._clock()
         waits = [
             s.locked_until - now
@@ -88,7 +90,8 @@ class Throttle:
         self._add(("addr", address), self._address_threshold, now)
 
     def succeeded(self, account: str, address: str) -> None:
-        self._scores.pop(("pair", f"{account}\0{address}"), None)
+        if self._scores:
+            self._scores.pop(("pair", f"{account}\0{address}"), None)
 
     def _add(self, key: tuple[str, str], threshold: int, now: float) -> None:
         score = self._scores.get(key)

@@ -6,12 +6,13 @@ import base64
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tokenserver.domain.credentials import Credentials
-from tokenserver.domain.models import ANONYMOUS, Principal
+from tokenserver.domain.models import ANONYMOUS, Principal, Robot
 from tokenserver.domain.names import project_of
 from tokenserver.domain.permissions import Grants, grant_actions
 from tokenserver.domain.policy import NOTHING, token_actions
@@ -125,6 +126,9 @@ class TokenSigner:
         )
 
 
+_GRANT_MEMO_SIZE = 4096
+
+
 def _formatted(scopes: Sequence[Scope]) -> str:
     return " ".join(format_scope(s) for s in scopes)
 
@@ -148,6 +152,9 @@ class TokenService:
         self._signer = signer
         self._service = service
         self._clock = clock
+        self._grant_memo: OrderedDict[
+            tuple[int, tuple[Scope, ...]], tuple[Robot, tuple[Scope, ...]]
+        ] = OrderedDict()
 
     async def request(self, req: TokenRequest) -> IssuedToken:
         """Serve one token request (GET or POST /service/token). Every outcome is logged,
@@ -203,7 +210,27 @@ class TokenService:
         return issued
 
     async def _grant(self, principal: Principal, scopes: Sequence[Scope]) -> list[Scope]:
-        """Deny by default: an unknown type or resource gets no actions, never an error."""
+        """Deny by default: an unknown type or resource gets no actions, never an error.
+
+        A robot's answer is remembered with the Robot object it was computed for. The store
+        hands out the same object only while the database is unchanged (SQLite's read cache),
+        and a fresh one after any change, so a remembered answer is never stale; without such
+        a cache every request simply computes it.
+        """
+        robot = principal.robot
+        if robot is None:
+            return await self._compute_grant(principal, scopes)
+        key = (id(robot), tuple(scopes))
+        found = self._grant_memo.get(key)
+        if found is not None and found[0] is robot:
+            return list(found[1])
+        granted = await self._compute_grant(principal, scopes)
+        self._grant_memo[key] = (robot, tuple(granted))
+        if len(self._grant_memo) > _GRANT_MEMO_SIZE:
+            self._grant_memo.popitem(last=False)
+        return granted
+
+    async def _compute_grant(self, principal: Principal, scopes: Sequence[Scope]) -> list[Scope]:
         system = self._access.system_grants(principal)
         by_project: dict[str, Grants] = {}
         granted = []

