@@ -145,6 +145,30 @@ class Ceiling:
         rps: float = row["rps"]
         return rps
 
+    def paired(self, port: int, script: str, pid: int, seconds: int) -> dict[str, Any]:
+        """The case on `port` for `seconds` one-second rounds, each right after a one-second
+        ceiling round: the ratio of the sums follows the VM's drift second by second. p50 is
+        the median of the rounds', p99 the worst round's."""
+        cases, ceilings = [], []
+        for _ in range(seconds):
+            ceiling = run_wrk(self._port, lua("GET", "/service/token", {}), 1,
+                              self._pid(), self._directory)  # fmt: skip
+            self.samples.append(ceiling)
+            ceilings.append(ceiling)
+            cases.append(run_wrk(port, script, 1, pid, self._directory))
+        return {
+            "rps": sum(r["rps"] for r in cases) / len(cases),
+            "p50_ms": sorted(r["p50_ms"] for r in cases)[len(cases) // 2],
+            "p99_ms": max(r["p99_ms"] for r in cases),
+            "errors": sum(r["errors"] for r in cases),
+            "server_cpu": round(sum(r["server_cpu"] for r in cases) / len(cases), 2),
+            "ceiling_rps": sum(r["rps"] for r in ceilings) / len(ceilings),
+        }
+
+    def _pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def row(self) -> dict[str, Any]:
         """The median sample, as the table's first row."""
         middle = sorted(self.samples, key=lambda r: r["rps"])[len(self.samples) // 2]
@@ -296,9 +320,8 @@ def growth(
             run_wrk(port, script, 1, server.pid, directory)  # warm up: the one KDF
         for _ in range(GROWTH_ROUNDS):
             for case in cases:
-                base = ceiling.sample()
-                row = run_wrk(case.port, case.script, seconds, case.server.pid, directory)
-                case.turns.append({"case": case.case, **row, "ceiling_rps": base})
+                row = ceiling.paired(case.port, case.script, case.server.pid, seconds)
+                case.turns.append({"case": case.case, **row})
         rows = []
         for case in cases:
             turns = sorted(case.turns, key=lambda r: r["rps"] / r["ceiling_rps"])
@@ -364,7 +387,7 @@ def main() -> int:
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"server pinned to CPU 0, wrk to CPU 1; 'cpu' is the server's share of its core; "
-        f"'ceiling' the ceiling sampled just before the row; results in {args.output}",
+        f"'ceiling' the ceiling rounds alternated with the row's; results in {args.output}",
         file=sys.stderr,
     )
     return 0
@@ -427,9 +450,8 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
                     ("POST refresh_token", lua("POST", "/service/token", form, refreshing)),
                 ]  # fmt: skip
             for name, script in cases:
-                base = ceiling.sample()
-                row = run_wrk(port, script, args.seconds, server.pid, directory)
-                rows.append({"case": name, **row, "ceiling_rps": base})
+                row = ceiling.paired(port, script, server.pid, args.seconds)
+                rows.append({"case": name, **row})
             if cold_headers:
                 base = ceiling.sample()
                 rows += cold_burst(
