@@ -140,3 +140,9 @@ DUMMY_HASH = (
     f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$"
     f"{_b64(secrets.token_bytes(_SALT_BYTES))}${_b64(secrets.token_bytes(_KEY_BYTES))}"
 )
+
+
+def token_digest(token: str) -> str:
+    """How a random bearer token (refresh token, web session) is stored: its SHA-256. Such
+    tokens carry 256 bits of randomness, so a fast hash suffices; a KDF is for passwords."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -9,13 +9,12 @@ user deleted); a robot that has expired cannot use its tokens.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable
 
 from tokenserver.domain.models import Principal, PrincipalKind, RefreshToken
-from tokenserver.domain.secrets import Secret
+from tokenserver.domain.secrets import Secret, token_digest
 from tokenserver.errors import NotFound, Unauthorized
 from tokenserver.services.ports import Store
 from tokenserver.services.robots import RobotService
@@ -25,10 +24,6 @@ from tokenserver.services.usage import UsageTracker
 TOKEN_PREFIX = "tsr_"  # noqa: S105 (makes leaked tokens easy to recognise)
 KEEP_PER_ACCOUNT = 50
 INVALID_REFRESH_TOKEN = "invalid refresh token"  # noqa: S105 (a message)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class RefreshTokenService:
@@ -52,7 +47,7 @@ class RefreshTokenService:
         """A new refresh token for a robot or user (the newest KEEP_PER_ACCOUNT are kept)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         await self._store.add_refresh_token(
-            _digest(token),
+            token_digest(token),
             client_id[:200],
             int(self._clock()),
             robot_id=principal.robot.id if principal.robot else None,
@@ -76,7 +71,7 @@ class RefreshTokenService:
     async def _authenticate(self, token: Secret) -> Principal:
         """The robot or user a refresh token belongs to. Raises Unauthorized if it is unknown
         or revoked, or its robot is disabled or expired."""
-        found = await self._store.find_refresh_token(_digest(token.reveal()))
+        found = await self._store.find_refresh_token(token_digest(token.reveal()))
         if found is None:
             raise Unauthorized(INVALID_REFRESH_TOKEN)
         if found.robot_id is not None:

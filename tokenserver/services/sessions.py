@@ -4,7 +4,6 @@ from it."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -13,7 +12,7 @@ from collections.abc import Callable
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import LEGACY_PREFIX, Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
-from tokenserver.domain.secrets import Secret
+from tokenserver.domain.secrets import Secret, token_digest
 from tokenserver.errors import Forbidden, Unauthorized
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.ports import Store
@@ -23,10 +22,6 @@ ROBOT_LOGIN_REFUSED = (
     "oras or the API"
 )
 SESSION_EXPIRED = "not logged in, or the session has expired: log in again"
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class SessionService:
@@ -61,21 +56,21 @@ class SessionService:
         now = int(self._clock())
         await self._store.delete_sessions(before=now)  # expired ones, by the way
         await self._store.add_session(
-            _digest(token.reveal()), principal.user.id, now, now + self._lifetime
+            token_digest(token.reveal()), principal.user.id, now, now + self._lifetime
         )
         return token, csrf_token(token)
 
     async def authenticate(self, token: Secret) -> Principal:
         """The user of a live session. Raises Unauthorized if it is unknown or expired, or
         its user is gone."""
-        session = await self._store.find_session(_digest(token.reveal()), int(self._clock()))
+        session = await self._store.find_session(token_digest(token.reveal()), int(self._clock()))
         user = None if session is None else await self._store.find_user_by_id(session.user_id)
         if user is None:
             raise Unauthorized(SESSION_EXPIRED)
         return Principal(PrincipalKind.USER, user.username, user=user)
 
     async def logout(self, token: Secret) -> None:
-        await self._store.delete_sessions(token_hash=_digest(token.reveal()))
+        await self._store.delete_sessions(token_hash=token_digest(token.reveal()))
 
 
 def csrf_token(session: Secret) -> str:
