@@ -310,7 +310,7 @@ def test_system_admins_manage_system_robots(page: Page, web_stack: Stack) -> Non
     expect(fleet).to_contain_text("Never Expired")
     expect(fleet).to_contain_text("2 Permission(s)")
     screenshot(page, "9-system-robots")
-    # It may pull from both projects and push to neither.
+    # Its secret logs in at the registry, and it may not push (pull only).
     reader = Skopeo(web_stack, Robot("robot$webfleet", secret, 0))
     assert reader.login().returncode == 0
     assert not push(web_stack, Robot("robot$webfleet", secret, 0), "sys-a/app:v1")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tokenserver.domain.models import Principal
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
 from tokenserver.http.api import CSRF_HEADER, SESSION_COOKIE, rt
@@ -53,12 +54,12 @@ async def static(request: web.Request) -> web.Response:
     )
 
 
-def _session_json(request: web.Request, username: str, user_id: int, sysadmin: bool,
-                  session: Secret) -> dict[str, object]:  # fmt: skip
+def _session_json(request: web.Request, principal: Principal, session: Secret) -> dict[str, object]:
+    assert principal.user is not None  # sessions belong to users only
     return {
-        "username": username,
-        "user_id": user_id,
-        "sysadmin": sysadmin,
+        "username": principal.name,
+        "user_id": principal.user.id,
+        "sysadmin": principal.sysadmin,
         "csrf_token": csrf_token(session),
         "name_prefix": rt(request).settings.name_prefix,
     }
@@ -77,11 +78,11 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise Unauthorized("user name and password are required")
     runtime = rt(request)
-    session, _ = await runtime.sessions.login(username, Secret(password), request.remote or "")
-    principal = await runtime.sessions.authenticate(session)
-    assert principal.user is not None
+    session, principal = await runtime.sessions.login(
+        username, Secret(password), request.remote or ""
+    )
     response = web.json_response(
-        _session_json(request, principal.name, principal.user.id, principal.sysadmin, session),
+        _session_json(request, principal, session),
         headers={CSRF_HEADER: csrf_token(session), "Cache-Control": "no-store"},
     )
     response.set_cookie(
@@ -103,9 +104,8 @@ async def current_session(request: web.Request) -> web.Response:
         raise Unauthorized("not logged in")
     session = Secret(cookie)
     principal = await rt(request).sessions.authenticate(session)
-    assert principal.user is not None
     return web.json_response(
-        _session_json(request, principal.name, principal.user.id, principal.sysadmin, session),
+        _session_json(request, principal, session),
         headers={"Cache-Control": "no-store"},
     )
 

@@ -40,9 +40,11 @@ class SessionService:
         self._lifetime = lifetime
         self._clock = clock
 
-    async def login(self, username: str, password: Secret, address: str) -> tuple[Secret, str]:
+    async def login(
+        self, username: str, password: Secret, address: str
+    ) -> tuple[Secret, Principal]:
         """Check a user's password (behind the brute-force throttle) and open a session.
-        Returns the session token (the cookie's value, stored only hashed) and its CSRF token.
+        Returns the session token (the cookie's value, stored only hashed) and the user.
 
         Raises Unauthorized: wrong credentials, or a robot's name (robots never log in here,
         which is said before any password check, so it tells nothing about the robot).
@@ -58,7 +60,7 @@ class SessionService:
         await self._store.add_session(
             token_digest(token.reveal()), principal.user.id, now, now + self._lifetime
         )
-        return token, csrf_token(token)
+        return token, principal
 
     async def authenticate(self, token: Secret) -> Principal:
         """The user of a live session. Raises Unauthorized if it is unknown or expired, or
