@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.postgres import PostgresServer, binaries
 from tokenserver.config import Settings, load_settings, render_config
 from tokenserver.keys import (
     generate_private_key,
@@ -17,6 +19,19 @@ from tokenserver.keys import (
 )
 
 MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One private PostgreSQL server for the whole run; tests take fresh databases from it."""
+    if binaries() is None and not os.environ.get("CI"):
+        # In CI this is a failure (scripts/test-deps installs PostgreSQL), never a skip.
+        pytest.skip("PostgreSQL is not installed: run scripts/test-deps")
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def write_settings(directory: Path, **overrides: Any) -> Settings:

@@ -47,9 +47,9 @@ from tokenserver.keys import (
     write_new_file,
     write_private_key,
 )
-from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.runtime import Runtime, database_name, open_runtime
 from tokenserver.services.robots import RobotSpec
-from tokenserver.storage.sqlite import StorageError
+from tokenserver.storage.sql import StorageError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 ADMIN_PASSWORD_ENV = "TOKENSERVER_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
@@ -138,7 +138,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         _say(f"wrote certificate {settings.certificate}")
     load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     asyncio.run(_init_database(settings))
-    _say(f"database {settings.database} ready")
+    _say(f"database {database_name(settings)} ready")
     _say("registry config.yml:")
     print(registry_block(settings), end="", flush=True)
     return EXIT_OK

@@ -47,6 +47,9 @@ class Settings:
     x5c: bool = False
     web_enabled: bool = True
     session_lifetime: int = 28800
+    # A PostgreSQL URL (database.url); empty: the SQLite file `database`.
+    database_url: str = ""
+    database_pool_size: int = 10
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------
@@ -66,6 +69,17 @@ def _int(low: int, high: int) -> Callable[[Any], int]:
         return value
 
     return check
+
+
+def _database_url(value: Any) -> str:
+    """ "", sqlite:///path or postgresql://... (never echoed: it may hold a password)."""
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("must start with postgresql://, postgres:// or sqlite:///")
+    if value.startswith("sqlite:///") and not value.removeprefix("sqlite:///"):
+        raise ValueError("sqlite:/// needs a file path")
+    return value
 
 
 def _text(*, allow_empty: bool = False, forbidden: str = "") -> Callable[[Any], str]:
@@ -211,6 +225,23 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "SQLite database file; relative paths are relative to this file.",
     ),
     (
+        "database",
+        "url",
+        "",
+        _database_url,
+        "Database URL, overriding path: sqlite:///relative/file.db, sqlite:////absolute/file.db,\n"
+        "or postgresql://user:password@host:port/dbname (asyncpg; libpq parameters such as\n"
+        "?sslmode=verify-full work) to run several replicas on one PostgreSQL. Prefer the\n"
+        "TOKENSERVER_DATABASE_URL environment variable to a password in this file.",
+    ),
+    (
+        "database",
+        "pool_size",
+        10,
+        _int(1, 1000),
+        "PostgreSQL only: most connections each server process opens.",
+    ),
+    (
         "security",
         "verify_cache_size",
         10000,
@@ -322,6 +353,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
             raise ConfigError(source, str(e)) from None
 
     base = path.resolve().parent
+    url = values["database.url"]
+    database_path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
     host, port = values["server.host"], values["server.port"]
     tls_cert, tls_key = values["server.tls_certificate"], values["server.tls_key"]
     if bool(tls_cert) != bool(tls_key):
@@ -340,7 +373,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         signing_key=base / values["token.signing_key"],
         certificate=base / values["token.certificate"],
         name_prefix=values["robots.name_prefix"],
-        database=base / values["database.path"],
+        database=base / (database_path or values["database.path"]),
+        database_url="" if database_path else url,
+        database_pool_size=values["database.pool_size"],
         verify_cache_size=values["security.verify_cache_size"],
         verify_cache_ttl=values["security.verify_cache_ttl"],
         log_level=values["log.level"],

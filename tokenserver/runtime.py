@@ -23,13 +23,14 @@ from tokenserver.services.tokens import TokenService, TokenSigner
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.users import MemberService, UserService
 from tokenserver.services.verifier import SecretVerifier
+from tokenserver.storage.sql import SqlStore
 from tokenserver.storage.sqlite import SqliteStore
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: Settings
-    store: SqliteStore
+    store: SqlStore
     verifier: SecretVerifier
     usage: UsageTracker
     throttle: Throttle
@@ -48,13 +49,34 @@ class Runtime:
     signer: TokenSigner | None
 
 
+async def open_store(settings: Settings) -> SqlStore:
+    """The configured database: PostgreSQL for a `database.url`, else the SQLite file."""
+    if settings.database_url:
+        # NOTE: imported here, so that SQLite deployments never load asyncpg.
+        from tokenserver.storage.postgres import PostgresStore
+
+        return await PostgresStore.open(
+            settings.database_url, pool_size=settings.database_pool_size
+        )
+    return await SqliteStore.open(settings.database)
+
+
+def database_name(settings: Settings) -> str:
+    """The database for messages: the file, or the URL without its password."""
+    if settings.database_url:
+        from tokenserver.storage.postgres import safe_url
+
+        return safe_url(settings.database_url)
+    return str(settings.database)
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runtime]:
     """Open storage and build the services; `sign` loads the signing key (the server needs
     it, management commands do not). Raises ConfigError or StorageError."""
     if sign:  # fail on an unusable configured key before anything else
         load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
-    store = await SqliteStore.open(settings.database)
+    store = await open_store(settings)
     verifier = SecretVerifier(
         cache_size=settings.verify_cache_size, cache_ttl=settings.verify_cache_ttl
     )

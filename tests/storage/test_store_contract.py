@@ -1,7 +1,7 @@
 """The storage contract (tokenserver/services/ports.py `Store`), one suite for every adapter.
 
-Today the `store` fixture opens SQLite; a PostgreSQL adapter joins its parametrisation and
-must pass the same tests unchanged.
+The `store` fixture opens SQLite, and PostgreSQL (a fresh database on the tests' private
+server, tests/postgres.py): both pass the same tests unchanged.
 """
 
 from __future__ import annotations
@@ -10,20 +10,28 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.postgres import PostgresServer
 from tokenserver.config import Settings
 from tokenserver.domain.models import AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.errors import Conflict
 from tokenserver.services.ports import NewRobot, NewUser, RobotChanges, Store
+from tokenserver.storage.postgres import PostgresStore
+from tokenserver.storage.sql import SqlStore
 from tokenserver.storage.sqlite import SqliteStore
 
 PULL = (Access("repository", "pull"),)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
-    opened = await SqliteStore.open(settings.database)
+    opened: SqlStore
+    if request.param == "sqlite":
+        opened = await SqliteStore.open(settings.database)
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        opened = await PostgresStore.open(server.new_database())
     try:
         yield opened
     finally:

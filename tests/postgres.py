@@ -1,0 +1,92 @@
+"""A private PostgreSQL server for the tests: Debian's `postgresql` binaries (scripts/test-deps
+installs them), a fresh cluster in a temporary directory, on a free loopback port, with a
+password (scram-sha-256) like a real deployment. Nothing is assumed to be running already."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from glob import glob
+from pathlib import Path
+
+USER = "tokenserver"
+
+
+def binaries() -> Path | None:
+    """The newest installed PostgreSQL's bin directory."""
+    found = sorted(glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        bin_dir = binaries()
+        assert bin_dir is not None, "PostgreSQL is not installed (scripts/test-deps installs it)"
+        self._bin = bin_dir
+        self.port = _free_port()
+        self.password = secrets.token_urlsafe(16)
+        self._names = itertools.count(1)
+        # Not under pytest's 0700 tmp tree: the server runs as `postgres` when we are root
+        # (initdb refuses root), and must reach its directory.
+        self.base = Path(tempfile.mkdtemp(prefix="tokenserver-pg-"))
+        self.data = self.base / "data"
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        pwfile = self.base / "pw"
+        pwfile.write_text(self.password + "\n")
+        if self._as:
+            shutil.chown(self.base, "postgres")
+            shutil.chown(pwfile, "postgres")
+        self._run(
+            "initdb", "-D", str(self.data), "-U", USER, f"--pwfile={pwfile}",
+            "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+        pwfile.unlink()
+        options = (
+            f"-c port={self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.base} -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+                  str(self.base / "server.log"), "-w", "-t", "60", "start")  # fmt: skip
+
+    def _run(self, tool: str, *args: str) -> str:
+        result = subprocess.run(
+            [*self._as, str(self._bin / tool), *args],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{tool} failed: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """Run one statement with psql (over the Unix socket, as the superuser)."""
+        return self._run(
+            "psql", "-h", str(self.base), "-p", str(self.port), "-U", USER, "-d", database,
+            "-v", "ON_ERROR_STOP=1", "-At", "-c", statement,
+        )  # fmt: skip
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its URL."""
+        name = f"t{next(self._names)}_{secrets.token_hex(3)}"
+        self.sql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)

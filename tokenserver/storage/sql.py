@@ -1,0 +1,579 @@
+"""What the SQL adapters share: the row mapping and every query, written once.
+
+Queries use `?` placeholders and portable SQL (coalesce, CASE, RETURNING-free inserts); an
+adapter supplies how statements run (`_rows`, `_execute`, `_execute_many`, `_insert`) and the
+few spellings that differ between databases (`_CONTAINS`, `_GREATEST`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from tokenserver.domain.models import (
+    AuditEntry,
+    KeyRecord,
+    KeyState,
+    Level,
+    Member,
+    Project,
+    RefreshToken,
+    Robot,
+    User,
+    WebSession,
+)
+from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.roles import Role
+from tokenserver.errors import TokenServerError
+from tokenserver.services.ports import NewRobot, NewUser, RobotChanges
+
+_PROJECT_COLUMNS = (
+    "p.id, p.name, p.public, p.creation_time, p.update_time, p.owner_id, coalesce(u.username, '')"
+)
+_PROJECT_FROM = "project p LEFT JOIN users u ON u.id = p.owner_id"
+_ROBOT_COLUMNS = (
+    "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
+    "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at, "
+    "r.legacy_id, r.legacy_project_id, coalesce(p.public, FALSE)"
+)
+_ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
+_USER_COLUMNS = (
+    "id, username, email, realname, comment, password_hash, sysadmin, creation_time, update_time"
+)
+_MEMBER_COLUMNS = "m.id, m.project_id, m.user_id, u.username, m.role"
+_MEMBER_FROM = "member m JOIN users u ON u.id = m.user_id"
+_REFRESH_COLUMNS = "id, robot_id, user_id, client_id, created_at"
+
+_T = TypeVar("_T")
+
+
+class StorageError(TokenServerError):
+    """The database could not be used (unreachable, corrupt, newer schema, unwritable)."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+
+
+def _permissions_to_json(permissions: tuple[Permission, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "kind": p.kind,
+                "namespace": p.namespace,
+                "project_id": p.project_id,
+                "access": [[a.resource, a.action, a.effect.value] for a in p.access],
+            }
+            for p in permissions
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _permissions_from_json(text: str) -> tuple[Permission, ...]:
+    return tuple(
+        Permission(
+            namespace=p["namespace"],
+            kind=p["kind"],
+            project_id=p.get("project_id"),
+            access=tuple(Access(r, a, Effect(e)) for r, a, e in p["access"]),
+        )
+        for p in json.loads(text)
+    )
+
+
+def _project(row: Any) -> Project:
+    return Project(row[0], row[1], bool(row[2]), row[3], row[4], row[5], row[6])
+
+
+def _robot(row: Any) -> Robot:
+    return Robot(
+        id=row[0],
+        name=row[1],
+        project_id=row[2],
+        project_name=row[3],
+        level=Level(row[4]),
+        description=row[5],
+        secret_hash=row[6],
+        duration=row[7],
+        expires_at=row[8],
+        disabled=bool(row[9]),
+        creation_time=row[10],
+        update_time=row[11],
+        permissions=_permissions_from_json(row[12]),
+        last_used_at=row[13],
+        legacy_id=row[14],
+        legacy_project_id=row[15],
+        project_public=bool(row[16]),
+    )
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row[0],
+        username=row[1],
+        email=row[2],
+        realname=row[3],
+        comment=row[4],
+        password_hash=row[5],
+        sysadmin=bool(row[6]),
+        creation_time=row[7],
+        update_time=row[8],
+    )
+
+
+def _member(row: Any) -> Member:
+    return Member(row[0], row[1], row[2], row[3], Role(row[4]))
+
+
+def _refresh_token(row: Any) -> RefreshToken:
+    return RefreshToken(row[0], row[1], row[2], row[3], row[4])
+
+
+def _owner(robot_id: int | None, user_id: int | None) -> tuple[str, tuple[object, ...]]:
+    """The WHERE clause for a robot's or a user's refresh tokens (`= NULL` never matches)."""
+    clauses, args = [], []
+    for column, value in (("robot_id", robot_id), ("user_id", user_id)):
+        if value is None:
+            clauses.append(f"{column} IS NULL")
+        else:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    return " AND ".join(clauses), tuple(args)
+
+
+class SqlStore:
+    """Implements `Store` on top of an adapter's four statement primitives."""
+
+    # `instr`/`strpos`: true when the column contains the parameter (no LIKE escaping).
+    _CONTAINS = "instr({column}, ?) > 0"
+    _GREATEST = "max"
+
+    # ---- what an adapter provides ---------------------------------------------------------
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, args: Iterable[object] = ()) -> Sequence[Any]:
+        raise NotImplementedError
+
+    async def _execute(self, sql: str, args: Iterable[object] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        raise NotImplementedError
+
+    async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
+        raise NotImplementedError
+
+    async def _insert(self, sql: str, args: Iterable[object], conflict: str) -> int:
+        """Insert one row; its id. A constraint violation raises Conflict(`conflict`)."""
+        raise NotImplementedError
+
+    async def _cached(self, key: tuple[object, ...], load: Callable[[], Awaitable[_T]]) -> _T:
+        """`load()`, or a result known to be current (adapters with a read cache)."""
+        return await load()
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        await self._rows("SELECT 1")
+
+    def _contains(self, column: str) -> str:
+        return self._CONTAINS.format(column=column)
+
+    # ---- projects -------------------------------------------------------------------------
+
+    async def create_project(
+        self, name: str, public: bool, owner_id: int | None, now: int
+    ) -> Project:
+        project_id = await self._insert(
+            "INSERT INTO project (name, public, owner_id, creation_time, update_time) "
+            "VALUES (?,?,?,?,?)",
+            (name, public, owner_id, now, now),
+            f"project {name!r} already exists",
+        )
+        created = await self.find_project_by_id(project_id)
+        assert created is not None
+        return created
+
+    async def _projects(self, where: str, args: Iterable[object]) -> list[Project]:
+        rows = await self._rows(
+            f"SELECT {_PROJECT_COLUMNS} FROM {_PROJECT_FROM} WHERE {where}",  # noqa: S608
+            args,
+        )
+        return [_project(r) for r in rows]
+
+    async def find_project(self, name: str) -> Project | None:
+        async def load() -> Project | None:
+            found = await self._projects("p.name = ?", (name,))
+            return found[0] if found else None
+
+        return await self._cached(("project", name), load)
+
+    async def find_project_by_id(self, project_id: int) -> Project | None:
+        found = await self._projects("p.id = ?", (project_id,))
+        return found[0] if found else None
+
+    async def list_projects(self, name_contains: str = "") -> list[Project]:
+        return await self._projects(f"{self._contains('p.name')} ORDER BY p.name", (name_contains,))
+
+    async def update_project(self, project_id: int, public: bool, now: int) -> bool:
+        return (
+            await self._execute(
+                "UPDATE project SET public = ?, update_time = ? WHERE id = ?",
+                (public, now, project_id),
+            )
+            > 0
+        )
+
+    async def delete_project(self, project_id: int) -> bool:
+        return await self._execute("DELETE FROM project WHERE id = ?", (project_id,)) > 0
+
+    # ---- robots ---------------------------------------------------------------------------
+
+    async def create_robot(self, robot: NewRobot) -> Robot:
+        robot_id = await self._insert(
+            "INSERT INTO robot (name, project_id, level, description, secret_hash, duration, "
+            "expires_at, creation_time, update_time, permissions, disabled, legacy_id, "
+            "legacy_project_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                robot.name,
+                robot.project_id,
+                robot.level.value,
+                robot.description,
+                robot.secret_hash,
+                robot.duration,
+                robot.expires_at,
+                robot.creation_time,
+                robot.creation_time,
+                _permissions_to_json(robot.permissions),
+                robot.disabled,
+                robot.legacy_id,
+                robot.legacy_project_id,
+            ),
+            f"robot {robot.name!r} already exists"
+            + (" in this project" if robot.project_id is not None else ""),
+        )
+        created = await self.find_robot_by_id(robot_id)
+        assert created is not None
+        return created
+
+    async def _robots(self, where: str, args: Iterable[object]) -> list[Robot]:
+        rows = await self._rows(
+            f"SELECT {_ROBOT_COLUMNS} FROM {_ROBOT_FROM} WHERE {where}",  # noqa: S608
+            args,
+        )
+        return [_robot(r) for r in rows]
+
+    async def find_legacy_robot(self, name: str) -> Robot | None:
+        found = await self._robots("r.legacy_id IS NOT NULL AND r.name = ?", (name,))
+        return found[0] if found else None
+
+    async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
+        async def load() -> Robot | None:
+            if project_name is None:
+                found = await self._robots("r.project_id IS NULL AND r.name = ?", (name,))
+            else:
+                found = await self._robots(
+                    "p.name = ? AND r.name = ? AND r.legacy_id IS NULL", (project_name, name)
+                )
+            return found[0] if found else None
+
+        return await self._cached(("robot", project_name, name), load)
+
+    async def find_robot_by_id(self, robot_id: int) -> Robot | None:
+        async def load() -> Robot | None:
+            found = await self._robots("r.id = ?", (robot_id,))
+            return found[0] if found else None
+
+        return await self._cached(("robot_id", robot_id), load)
+
+    async def list_robots(self, project_id: int | None, name_contains: str = "") -> list[Robot]:
+        where = "r.project_id IS NULL" if project_id is None else "r.project_id = ?"
+        args: tuple[object, ...] = () if project_id is None else (project_id,)
+        return await self._robots(
+            f"{where} AND {self._contains('r.name')} ORDER BY r.id", (*args, name_contains)
+        )
+
+    async def update_robot(self, robot_id: int, now: int, changes: RobotChanges) -> bool:
+        permissions = (
+            None if changes.permissions is None else _permissions_to_json(changes.permissions)
+        )
+        changed = await self._execute(
+            "UPDATE robot SET description = coalesce(?, description), "
+            "duration = coalesce(?, duration), expires_at = coalesce(?, expires_at), "
+            "disabled = coalesce(?, disabled), secret_hash = coalesce(?, secret_hash), "
+            "permissions = coalesce(?, permissions), update_time = ? WHERE id = ?",
+            (
+                changes.description,
+                changes.duration,
+                changes.expires_at,
+                changes.disabled,
+                changes.secret_hash,
+                permissions,
+                now,
+                robot_id,
+            ),
+        )
+        return changed > 0
+
+    async def delete_robot(self, robot_id: int) -> bool:
+        return await self._execute("DELETE FROM robot WHERE id = ?", (robot_id,)) > 0
+
+    async def record_robot_use(self, last_used: dict[int, int]) -> None:
+        await self._execute_many(
+            f"UPDATE robot SET last_used_at = {self._GREATEST}(coalesce(last_used_at, 0), ?) "  # noqa: S608
+            "WHERE id = ?",
+            [(when, robot_id) for robot_id, when in last_used.items()],
+        )
+
+    # ---- users ----------------------------------------------------------------------------
+
+    async def create_user(self, user: NewUser, now: int) -> User:
+        user_id = await self._insert(
+            "INSERT INTO users (username, email, realname, comment, password_hash, sysadmin, "
+            "creation_time, update_time) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                user.username,
+                user.email,
+                user.realname,
+                user.comment,
+                user.password_hash,
+                user.sysadmin,
+                now,
+                now,
+            ),
+            f"user {user.username!r} already exists",
+        )
+        created = await self.find_user_by_id(user_id)
+        assert created is not None
+        return created
+
+    async def _users(self, where: str, args: Iterable[object]) -> list[User]:
+        rows = await self._rows(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE {where}",  # noqa: S608
+            args,
+        )
+        return [_user(r) for r in rows]
+
+    async def find_user(self, username: str) -> User | None:
+        async def load() -> User | None:
+            found = await self._users("username = ?", (username,))
+            return found[0] if found else None
+
+        return await self._cached(("user", username), load)
+
+    async def find_user_by_id(self, user_id: int) -> User | None:
+        async def load() -> User | None:
+            found = await self._users("id = ?", (user_id,))
+            return found[0] if found else None
+
+        return await self._cached(("user_id", user_id), load)
+
+    async def list_users(self, username_contains: str = "") -> list[User]:
+        return await self._users(f"{self._contains('username')} ORDER BY id", (username_contains,))
+
+    async def update_user_password(self, user_id: int, password_hash: str, now: int) -> bool:
+        changed = await self._execute(
+            "UPDATE users SET password_hash = ?, update_time = ? WHERE id = ?",
+            (password_hash, now, user_id),
+        )
+        return changed > 0
+
+    # ---- members --------------------------------------------------------------------------
+
+    async def add_member(self, project_id: int, user_id: int, role: Role, now: int) -> Member:
+        member_id = await self._insert(
+            "INSERT INTO member (project_id, user_id, role, creation_time, update_time) "
+            "VALUES (?,?,?,?,?)",
+            (project_id, user_id, int(role), now, now),
+            "the user is already a member of the project",
+        )
+        created = await self.find_member_by_id(project_id, member_id)
+        assert created is not None
+        return created
+
+    async def _members(self, where: str, args: Iterable[object]) -> list[Member]:
+        rows = await self._rows(
+            f"SELECT {_MEMBER_COLUMNS} FROM {_MEMBER_FROM} WHERE {where}",  # noqa: S608
+            args,
+        )
+        return [_member(r) for r in rows]
+
+    async def find_member(self, project_id: int, user_id: int) -> Member | None:
+        async def load() -> Member | None:
+            found = await self._members("m.project_id = ? AND m.user_id = ?", (project_id, user_id))
+            return found[0] if found else None
+
+        return await self._cached(("member", project_id, user_id), load)
+
+    async def find_member_by_id(self, project_id: int, member_id: int) -> Member | None:
+        found = await self._members("m.project_id = ? AND m.id = ?", (project_id, member_id))
+        return found[0] if found else None
+
+    async def list_members(self, project_id: int, name_contains: str = "") -> list[Member]:
+        return await self._members(
+            f"m.project_id = ? AND {self._contains('u.username')} ORDER BY m.id",
+            (project_id, name_contains),
+        )
+
+    async def update_member(self, project_id: int, member_id: int, role: Role, now: int) -> bool:
+        changed = await self._execute(
+            "UPDATE member SET role = ?, update_time = ? WHERE project_id = ? AND id = ?",
+            (int(role), now, project_id, member_id),
+        )
+        return changed > 0
+
+    async def delete_member(self, project_id: int, member_id: int) -> bool:
+        changed = await self._execute(
+            "DELETE FROM member WHERE project_id = ? AND id = ?", (project_id, member_id)
+        )
+        return changed > 0
+
+    # ---- refresh tokens -------------------------------------------------------------------
+
+    async def add_refresh_token(
+        self,
+        token_hash: str,
+        client_id: str,
+        now: int,
+        *,
+        robot_id: int | None = None,
+        user_id: int | None = None,
+        keep: int,
+    ) -> RefreshToken:
+        token_id = await self._insert(
+            "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at) "
+            "VALUES (?,?,?,?,?)",
+            (robot_id, user_id, token_hash, client_id, now),
+            "refresh token already stored",
+        )
+        column, owner = ("robot_id", robot_id) if robot_id is not None else ("user_id", user_id)
+        await self._execute(
+            f"DELETE FROM refresh_token WHERE {column} = ? AND id NOT IN "  # noqa: S608
+            f"(SELECT id FROM refresh_token WHERE {column} = ? ORDER BY id DESC LIMIT ?)",
+            (owner, owner, keep),
+        )
+        return RefreshToken(token_id, robot_id, user_id, client_id, now)
+
+    async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        async def load() -> RefreshToken | None:
+            rows = await self._rows(
+                f"SELECT {_REFRESH_COLUMNS} FROM refresh_token WHERE token_hash = ?",  # noqa: S608
+                (token_hash,),
+            )
+            return _refresh_token(rows[0]) if rows else None
+
+        return await self._cached(("refresh_token", token_hash), load)
+
+    async def list_refresh_tokens(
+        self, *, robot_id: int | None = None, user_id: int | None = None
+    ) -> list[RefreshToken]:
+        where, args = _owner(robot_id, user_id)
+        rows = await self._rows(
+            f"SELECT {_REFRESH_COLUMNS} FROM refresh_token WHERE {where} "  # noqa: S608
+            "ORDER BY id DESC",
+            args,
+        )
+        return [_refresh_token(r) for r in rows]
+
+    async def delete_refresh_tokens(
+        self,
+        *,
+        robot_id: int | None = None,
+        user_id: int | None = None,
+        token_id: int | None = None,
+    ) -> int:
+        where, args = _owner(robot_id, user_id)
+        if token_id is not None:
+            where, args = f"{where} AND id = ?", (*args, token_id)
+        return await self._execute(f"DELETE FROM refresh_token WHERE {where}", args)  # noqa: S608
+
+    # ---- web sessions ---------------------------------------------------------------------
+
+    async def add_session(self, token_hash: str, user_id: int, now: int, expires_at: int) -> None:
+        await self._insert(
+            "INSERT INTO web_session (token_hash, user_id, created_at, expires_at) "
+            "VALUES (?,?,?,?)",
+            (token_hash, user_id, now, expires_at),
+            "session already stored",
+        )
+
+    async def find_session(self, token_hash: str, now: int) -> WebSession | None:
+        rows = await self._rows(
+            "SELECT id, user_id, created_at, expires_at FROM web_session "
+            "WHERE token_hash = ? AND expires_at > ?",
+            (token_hash, now),
+        )
+        return WebSession(rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
+
+    async def delete_sessions(
+        self, *, token_hash: str | None = None, user_id: int | None = None, before: int = 0
+    ) -> None:
+        await self._execute(
+            "DELETE FROM web_session WHERE token_hash = ? OR user_id = ? OR expires_at <= ?",
+            (token_hash, user_id, before),
+        )
+
+    # ---- signing keys ---------------------------------------------------------------------
+
+    async def list_keys(self) -> list[KeyRecord]:
+        rows = await self._rows(
+            "SELECT id, key_path, cert_path, state, created_at, retired_at FROM signing_key "
+            "ORDER BY id"
+        )
+        return [KeyRecord(r[0], r[1], r[2], KeyState(r[3]), r[4], r[5]) for r in rows]
+
+    async def add_key(self, key_path: str, cert_path: str, state: KeyState, now: int) -> KeyRecord:
+        key_id = await self._insert(
+            "INSERT INTO signing_key (key_path, cert_path, state, created_at) VALUES (?,?,?,?)",
+            (key_path, cert_path, state.value, now),
+            "signing key already stored",
+        )
+        return KeyRecord(key_id, key_path, cert_path, state, now)
+
+    async def activate_key(self, key_id: int) -> bool:
+        # One statement: the new key becomes active and every other active one published.
+        changed = await self._execute(
+            "UPDATE signing_key SET state = CASE WHEN id = ? THEN 'active' ELSE 'published' END "
+            "WHERE (id = ? AND state != 'retired') OR (state = 'active' AND "
+            "EXISTS (SELECT 1 FROM signing_key WHERE id = ? AND state != 'retired'))",
+            (key_id, key_id, key_id),
+        )
+        return changed > 0
+
+    async def retire_key(self, key_id: int, now: int) -> bool:
+        changed = await self._execute(
+            "UPDATE signing_key SET state = 'retired', retired_at = ? "
+            "WHERE id = ? AND state = 'published'",
+            (now, key_id),
+        )
+        return changed > 0
+
+    # ---- audit log ------------------------------------------------------------------------
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await self._insert(
+            "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, "
+            "outcome) VALUES (?,?,?,?,?,?)",
+            (
+                entry.op_time,
+                entry.operator,
+                entry.operation,
+                entry.resource_type,
+                entry.resource,
+                entry.outcome,
+            ),
+            "audit entry already stored",
+        )
+
+    async def list_audit(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        rows = await self._rows(
+            "SELECT op_time, operator, operation, resource_type, resource, outcome, id "
+            "FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        total = (await self._rows("SELECT count(*) FROM audit_log"))[0][0]
+        return [AuditEntry(*r) for r in rows], total
