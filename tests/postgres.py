@@ -53,13 +53,21 @@ class PostgresServer:
             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
         pwfile.unlink()
-        options = (
+        self._options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self.base} -c fsync=off -c synchronous_commit=off "
             "-c full_page_writes=off -c max_connections=200"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again)."""
+        self._run("pg_ctl", "-D", str(self.data), "-o", self._options, "-l",
                   str(self.base / "server.log"), "-w", "-t", "60", "start")  # fmt: skip
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: an outage."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def _run(self, tool: str, *args: str) -> str:
         result = subprocess.run(
@@ -87,6 +95,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            if (self.data / "postmaster.pid").exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from typing import Any
 
 import jwt
@@ -736,9 +737,8 @@ async def test_non_repository_scopes_are_answered_from_permissions(api: Api) -> 
 async def test_two_admins_creating_the_same_robot_at_once(api: Api) -> None:
     await api.project("p")
     other_admin = await api.user("root2")
-    await api.server.runtime.store._db.execute(
-        "UPDATE users SET sysadmin = 1 WHERE username = 'root2'"
-    )
+    with sqlite3.connect(api.server.settings.database) as db:
+        db.execute("UPDATE users SET sysadmin = 1 WHERE username = 'root2'")
     body = project_robot("p", "race", "repository:pull")
     responses = await asyncio.gather(
         *(api.call("POST", "/robots", auth, body) for auth in (api.admin, other_admin, api.admin))

@@ -123,8 +123,16 @@ SCHEMA_VERSION = max(MIGRATIONS)
 # Replicas starting together upgrade the schema one at a time (any constant; ours).
 _MIGRATION_LOCK = 0x746F6B656E
 
-# What a pool raises when the database is unreachable or gone mid-query.
-_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
+# What a pool raises when the database is unreachable, shutting down or gone mid-query (a
+# connection lost mid-protocol shows as InternalClientError).
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 def safe_url(url: str) -> str:

@@ -1,0 +1,116 @@
+"""What only the PostgreSQL adapter has: its migrations, its connection errors, an outage."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MakeSettings
+from tests.http.conftest import AiohttpClient, basic
+from tests.postgres import PostgresServer
+from tokenserver.http.api import RUNTIME
+from tokenserver.http.app import create_app
+from tokenserver.storage.postgres import SCHEMA_VERSION, PostgresStore, safe_url
+from tokenserver.storage.sql import StorageError
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+async def test_a_database_of_the_first_released_schema_is_upgraded(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.new_database()
+    name = database_name(url)
+    postgres.sql((DATA / "pg-schema-v1.sql").read_text(), name)
+    postgres.sql(
+        "CREATE TABLE tokenserver_schema (version INTEGER PRIMARY KEY, "
+        "applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); "
+        "INSERT INTO tokenserver_schema (version) VALUES (1); "
+        "INSERT INTO users (username, password_hash, creation_time, update_time) "
+        "VALUES ('old', 'h', 1, 1); "
+        "INSERT INTO project (name, public, creation_time, update_time) VALUES ('old', true, 1, 1)",
+        name,
+    )
+    store = await PostgresStore.open(url)
+    try:
+        project = await store.find_project("old")
+        assert project is not None and project.public
+        user = await store.find_user("old")
+        assert user is not None
+        await store.add_session("h" * 64, user.id, 10, 20)  # a table of version 2
+        assert (await store.find_session("h" * 64, 15)) is not None
+    finally:
+        await store.close()
+    versions = postgres.sql("SELECT version FROM tokenserver_schema ORDER BY version", name)
+    assert versions.split() == [str(v) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:
+    url = postgres.new_database()
+    stores = await asyncio.gather(*(PostgresStore.open(url) for _ in range(4)))
+    for store in stores:
+        await store.close()
+    count = postgres.sql("SELECT count(*) FROM tokenserver_schema", database_name(url))
+    assert int(count) == SCHEMA_VERSION
+
+
+async def test_a_newer_database_is_refused(postgres: PostgresServer) -> None:
+    url = postgres.new_database()
+    await (await PostgresStore.open(url)).close()  # the current schema
+    postgres.sql(
+        f"INSERT INTO tokenserver_schema (version) VALUES ({SCHEMA_VERSION + 1})",  # noqa: S608
+        database_name(url),
+    )
+    with pytest.raises(StorageError, match="newer"):
+        await PostgresStore.open(url)
+
+
+async def test_connection_errors_are_clear_and_never_show_the_password(
+    postgres: PostgresServer,
+) -> None:
+    wrong = postgres.url().replace(postgres.password, "Wr0ngPassw0rd")
+    with pytest.raises(StorageError) as refused:
+        await PostgresStore.open(wrong)
+    assert "Wr0ngPassw0rd" not in str(refused.value)
+    assert "password authentication failed" in str(refused.value)
+
+    closed = "postgresql://tokenserver:S3cretPass@127.0.0.1:1/db"
+    with pytest.raises(
+        StorageError, match=r"cannot connect to postgresql://tokenserver@127\.0\.0\.1:1/db"
+    ) as unreachable:
+        await PostgresStore.open(closed)
+    assert "S3cretPass" not in str(unreachable.value)
+    assert safe_url(closed) == "postgresql://tokenserver@127.0.0.1:1/db"
+
+
+async def test_an_outage_is_a_503_and_the_server_recovers(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient
+) -> None:
+    """Its own server, stopped and started again under a running tokenserver."""
+    own = PostgresServer()
+    try:
+        settings = make_settings(database__url=own.new_database())
+        app = create_app(settings)
+        client = await aiohttp_client(app)
+        admin = await app[RUNTIME].users.ensure_admin(None)
+        assert admin is not None
+        headers = basic("admin", admin.reveal())
+        assert (await client.get("/readyz")).status == 200
+        own.pause()
+        r = await client.get("/api/v2.0/projects", headers=headers)
+        assert r.status == 503
+        assert (await r.json())["errors"][0]["code"] == "SERVICE_UNAVAILABLE"
+        r = await client.get("/service/token", headers=basic("robot$p+ci", "Secr3tValue"))
+        assert r.status == 503
+        assert (await client.get("/readyz")).status == 503
+        own.resume()
+        r = await client.get("/api/v2.0/projects", headers=headers)
+        assert r.status == 200, await r.text()
+    finally:
+        own.stop()
