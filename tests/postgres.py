@@ -87,6 +87,12 @@ class PostgresServer:
             "-v", "ON_ERROR_STOP=1", "-At", "-c", statement,
         )  # fmt: skip
 
+    def dump(self, database: str) -> str:
+        """Everything in `database`, as SQL (pg_dump)."""
+        return self._run(
+            "pg_dump", "-h", str(self.base), "-p", str(self.port), "-U", USER, database
+        )
+
     def new_database(self) -> str:
         """A fresh, empty database; its URL."""
         name = f"t{next(self._names)}_{secrets.token_hex(3)}"

@@ -97,8 +97,11 @@ class Stack:
 
     counter: int = 0
 
+    # TOKENSERVER_* variables for every command and server (the database URL on PostgreSQL).
+    env: dict[str, str] = field(default_factory=dict)
+
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run_cli(self.config, *args, stdin=stdin)
+        return run_cli(self.config, *args, stdin=stdin, env=self.env)
 
     def project(self, name: str, *, public: bool = False) -> str:
         result = self.cli("project", "create", name, *(["--public"] if public else []))
@@ -128,13 +131,20 @@ class Stack:
         return path
 
     def api(
-        self, method: str, path: str, body: object = None, auth: tuple[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        auth: tuple[str, str] | None = None,
+        base: int | None = None,
     ) -> tuple[int, dict[str, str], object]:
-        """Call the management API over real HTTP (as admin unless `auth` is given)."""
+        """Call the management API over real HTTP (as admin unless `auth` is given), of the
+        server on port `base` if given."""
+        api_base = self.api_base if base is None else f"http://127.0.0.1:{base}/api/v2.0"
         user, password = auth or ("admin", ADMIN_PASSWORD)
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request = urllib.request.Request(  # noqa: S310 (a loopback URL we built)
-            self.api_base + path,
+            api_base + path,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
@@ -169,7 +179,12 @@ class Stack:
         return (self.directory / "registry.log").read_text()
 
 
-def start_stack(directory: Path, algorithm: str, server_env: dict[str, str] | None = None) -> Stack:
+def start_stack(
+    directory: Path,
+    algorithm: str,
+    server_env: dict[str, str] | None = None,
+    database_url: str | None = None,
+) -> Stack:
     port, registry_port = free_port(), free_port()
     config = directory / "tokenserver.toml"
     stack = Stack(
@@ -178,6 +193,7 @@ def start_stack(directory: Path, algorithm: str, server_env: dict[str, str] | No
         f"127.0.0.1:{registry_port}",
         algorithm,
         f"http://127.0.0.1:{port}/api/v2.0",
+        env={"TOKENSERVER_DATABASE_URL": database_url} if database_url else {},
     )
     init = run_cli(
         config,
@@ -186,7 +202,7 @@ def start_stack(directory: Path, algorithm: str, server_env: dict[str, str] | No
         f"127.0.0.1:{port}",
         "--algorithm",
         algorithm,
-        env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD, **stack.env},
     )
     assert init.returncode == 0, init.stderr
     # The old Harbor's token key, for legacy robot$ accounts (REFERENCE.md §4).
@@ -195,7 +211,9 @@ def start_stack(directory: Path, algorithm: str, server_env: dict[str, str] | No
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    env = clean_env(TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem", **(server_env or {}))
+    env = clean_env(
+        TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem", **stack.env, **(server_env or {})
+    )
     log = directory / "tokenserver.log"
     with log.open("wb") as out:
         stack.processes.append(
