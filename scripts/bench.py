@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import make_robot  # noqa: E402
+from tests.postgres import PostgresServer, binaries  # noqa: E402
 from tokenserver.config import load_settings  # noqa: E402
 from tokenserver.domain.models import LOCAL, NEVER, Level  # noqa: E402
 from tokenserver.domain.permissions import Permission, parse_access  # noqa: E402
@@ -220,9 +221,12 @@ def basic(user: str, password: str) -> str:
 COLD_ROBOTS = 80
 
 
-async def prepare(config: Path, cold: int) -> tuple[str, str, list[str]]:
+async def prepare(
+    config: Path, cold: int, environ: dict[str, str] | None = None
+) -> tuple[str, str, list[str]]:
     """The project, the warm robot and `cold` more robots (their Basic headers)."""
-    async with open_runtime(load_settings(config, environ={}), sign=False) as runtime:
+    settings = load_settings(config, environ=environ or {})
+    async with open_runtime(settings, sign=False) as runtime:
         await runtime.projects.create(LOCAL, "p", public=True)
         robot, secret = await make_robot(runtime, "p", "ci", "repository:pull", "repository:push")
         made = await asyncio.gather(
@@ -333,11 +337,19 @@ def growth(
             case.server.wait(timeout=10)
 
 
-def serve(config: Path, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
-    """One process pinned to CPU 0, or `workers` processes free to use both cores."""
+def serve(
+    config: Path,
+    log: Path,
+    workers: int = 1,
+    environ: dict[str, str] | None = None,
+    pinned: bool = True,
+) -> subprocess.Popen[bytes]:
+    """One process pinned to CPU 0, or `workers` processes (or not `pinned`) free to use both
+    cores."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
     env["TOKENSERVER_LOG_LEVEL"] = "warning"  # logging every request is not what is measured
-    pin = ["taskset", "-c", "0"] if workers == 1 else []
+    env.update(environ or {})
+    pin = ["taskset", "-c", "0"] if workers == 1 and pinned else []
     return subprocess.Popen(
         [*pin, sys.executable, "-m", "tokenserver", "serve", "--config", str(config),
          "--workers", str(workers)],
@@ -482,8 +494,72 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
             finally:
                 server.terminate()
                 server.wait(timeout=20)
+    rows += replicas_on_postgres(directory, args.seconds, ceiling)
     rows += growth(directory, args.seconds, args.robots, args.projects, ceiling)
     return rows
+
+
+def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> list[dict[str, Any]]:
+    """The warm ES256 case on a private PostgreSQL (tests/postgres.py): one replica pinned as
+    the SQLite rows are, then two replicas (two `serve` processes, two ports, a wrk each),
+    free to use both cores, which they share with PostgreSQL and wrk."""
+    if binaries() is None:
+        print("PostgreSQL not installed (scripts/test-deps): no replica rows", file=sys.stderr)
+        return []
+    postgres = PostgresServer()
+    try:
+        environ = {"TOKENSERVER_DATABASE_URL": postgres.new_database()}
+        config = directory / "pg" / "tokenserver.toml"
+        config.parent.mkdir()
+        ports = [free_port(), free_port()]
+        subprocess.run(
+            [sys.executable, "-m", "tokenserver", "init", "--config", str(config),
+             "--listen", f"127.0.0.1:{ports[0]}"],
+            check=True, capture_output=True, env={**os.environ, **environ},
+        )  # fmt: skip
+        user, secret, _ = asyncio.run(prepare(config, 0, environ))
+        script = lua("GET", "/service/token?service=registry&scope=repository:p/app:pull,push",
+                     {"Authorization": basic(user, secret)})  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        one = serve(config, directory / "pg-one.log", environ=environ)
+        try:
+            wait(f"http://127.0.0.1:{ports[0]}/healthz", one)
+            run_wrk(ports[0], script, 1, one.pid, directory)  # warm up: the one KDF
+            row = ceiling.paired(ports[0], script, one.pid, seconds)
+            rows.append({"case": "warm robot ES256, PostgreSQL, 1 replica", **row})
+        finally:
+            one.terminate()
+            one.wait(timeout=10)
+        replicas = [
+            serve(config, directory / f"pg-{port}.log", pinned=False,
+                  environ={**environ, "TOKENSERVER_SERVER_PORT": str(port)})
+            for port in ports
+        ]  # fmt: skip
+        try:
+            for port, replica in zip(ports, replicas, strict=True):
+                wait(f"http://127.0.0.1:{port}/healthz", replica)
+                run_wrk(port, script, 1, replica.pid, directory)
+            base = ceiling.sample()
+            runs = [start_wrk(port, script, seconds, directory, f"pg{port}", connections=16)
+                    for port in ports]  # fmt: skip
+            results = [parse_wrk(run.communicate()[0]) for run in runs]
+            rows.append({
+                "case": "warm robot ES256, PostgreSQL, 2 replicas (unpinned)",
+                "rps": sum(r["rps"] for r in results),
+                "p50_ms": max(r["p50_ms"] for r in results),
+                "p99_ms": max(r["p99_ms"] for r in results),
+                "errors": sum(r["errors"] for r in results),
+                "server_cpu": None,
+                "ceiling_rps": base,
+            })  # fmt: skip
+        finally:
+            for replica in replicas:
+                replica.terminate()
+            for replica in replicas:
+                replica.wait(timeout=10)
+        return rows
+    finally:
+        postgres.stop()
 
 
 if __name__ == "__main__":
