@@ -95,3 +95,22 @@ def test_json_log_lines() -> None:
     assert entry["level"] == "info"
     assert entry["logger"] == "tokenserver.token"
     assert entry["message"] == "issued x"
+
+
+def test_database_url_selects_the_database(tmp_path: Path) -> None:
+    config = _write(tmp_path, '[database]\nurl = "sqlite:///data/ts.db"\n')
+    settings = load_settings(config, environ={})
+    assert (settings.database, settings.database_url) == (tmp_path / "data" / "ts.db", "")
+    absolute = load_settings(config, environ={"TOKENSERVER_DATABASE_URL": "sqlite:////srv/t.db"})
+    assert (absolute.database, absolute.database_url) == (Path("/srv/t.db"), "")
+    url = "postgresql://ts:Pa55word@db.example:5432/tokens?sslmode=verify-full"
+    postgres = load_settings(config, environ={"TOKENSERVER_DATABASE_URL": url})
+    assert (postgres.database_url, postgres.database_pool_size) == (url, 10)
+    assert load_settings(_write(tmp_path, ""), environ={}).database_url == ""
+
+
+@pytest.mark.parametrize("url", ["mysql://u:Pa55word@h/db", "sqlite:///", "Pa55word"])
+def test_a_bad_database_url_is_refused_without_echoing_it(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match="database.url") as refused:
+        load_settings(_write(tmp_path, ""), environ={"TOKENSERVER_DATABASE_URL": url})
+    assert "Pa55word" not in str(refused.value)
