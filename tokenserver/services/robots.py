@@ -165,6 +165,9 @@ class RobotService:
     def _check_description(description: str) -> None:
         if len(description) > MAX_DESCRIPTION_LENGTH:
             raise BadRequest(f"description longer than {MAX_DESCRIPTION_LENGTH} characters")
+        if "\x00" in description:
+            # PostgreSQL cannot store it; refused on every database alike.
+            raise BadRequest("description must not contain NUL characters")
 
     # ---- use cases -------------------------------------------------------------------------
 

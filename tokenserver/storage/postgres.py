@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from tokenserver.errors import Conflict
+from tokenserver.errors import BadRequest, Conflict
 from tokenserver.storage.sql import SqlStore, StorageError
 
 log = logging.getLogger("tokenserver.storage")
@@ -135,6 +135,9 @@ _UNAVAILABLE = (
 )
 
 
+_UNSTORABLE = "text must not contain NUL characters and numbers must fit in 64 bits"
+
+
 def safe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
@@ -248,16 +251,29 @@ class PostgresStore(SqlStore):
 
     async def _rows(self, sql: str, args: Iterable[object] = ()) -> Sequence[Any]:
         async with self._connection() as conn:
-            rows: list[Any] = await conn.fetch(_numbered(sql), *args)
+            try:
+                rows: list[Any] = await conn.fetch(_numbered(sql), *args)
+            except asyncpg.DataError:
+                if self._transaction.get() is not None:
+                    raise BadRequest(_UNSTORABLE) from None
+                # A value PostgreSQL cannot hold (a NUL character, an integer past 64 bits,
+                # which SQLite takes) is in no row: a lookup finds nothing, as on SQLite.
+                return []
             return rows
 
     async def _execute(self, sql: str, args: Iterable[object] = ()) -> int:
         async with self._connection() as conn:
-            return _rowcount(await conn.execute(_numbered(sql), *args))
+            try:
+                return _rowcount(await conn.execute(_numbered(sql), *args))
+            except asyncpg.DataError:
+                raise BadRequest(_UNSTORABLE) from None
 
     async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
         async with self._connection() as conn:
-            await conn.executemany(_numbered(sql), list(args))
+            try:
+                await conn.executemany(_numbered(sql), list(args))
+            except asyncpg.DataError:
+                raise BadRequest(_UNSTORABLE) from None
 
     async def _insert(self, sql: str, args: Iterable[object], conflict: str) -> int:
         async with self._connection() as conn:
@@ -271,6 +287,8 @@ class PostgresStore(SqlStore):
                         new_id = await conn.fetchval(_numbered(sql) + " RETURNING id", *args)
             except asyncpg.IntegrityConstraintViolationError:
                 raise Conflict(conflict) from None
+            except asyncpg.DataError:
+                raise BadRequest(_UNSTORABLE) from None
             return new_id
 
 
