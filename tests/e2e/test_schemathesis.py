@@ -1,6 +1,6 @@
-"""schemathesis against the served OpenAPI document, on a real server: with a fixed example
-budget, no 5xx, and every response (status, content type, headers, body) matches the
-document."""
+"""schemathesis against the served OpenAPI document, on a real server (on SQLite and on
+PostgreSQL): with a fixed example budget, no 5xx, and every response (status, content type,
+headers, body) matches the document."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from tests.e2e.conftest import free_port, wait_for
 from tests.helpers import clean_env, run_cli
+from tests.postgres import PostgresServer
 from tokenserver.http.openapi import document
 
 ADMIN = "Sch3maAdminPassword"
@@ -34,16 +35,24 @@ CHECKS = [
 schema = schemathesis.openapi.from_dict(document())
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory: Path = tmp_path_factory.mktemp("schemathesis")
     config = directory / "tokenserver.toml"
     port = free_port()
+    database: dict[str, str] = {}
+    if request.param == "postgresql":
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        database["TOKENSERVER_DATABASE_URL"] = postgres.new_database()
     init = run_cli(
-        config, "init", "--listen", f"127.0.0.1:{port}", env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN}
+        config,
+        "init",
+        "--listen",
+        f"127.0.0.1:{port}",
+        env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN, **database},
     )
     assert init.returncode == 0, init.stderr
-    assert run_cli(config, "project", "create", "p").returncode == 0
+    assert run_cli(config, "project", "create", "p", env=database).returncode == 0
     log = directory / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
@@ -52,7 +61,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             # Generated requests may look like guessing: keep the throttle out of the way.
             env=clean_env(TOKENSERVER_SECURITY_LOCKOUT_THRESHOLD="1000000",
-                          TOKENSERVER_SECURITY_LOCKOUT_ADDRESS_THRESHOLD="1000000"),
+                          TOKENSERVER_SECURITY_LOCKOUT_ADDRESS_THRESHOLD="1000000", **database),
         )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
