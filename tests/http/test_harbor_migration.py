@@ -7,6 +7,7 @@ import sqlite3
 import time
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 from aiohttp import ClientResponse
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.conftest import MakeSettings
 from tests.harbor_export import HARBOR_SECRET, export, legacy_token
 from tests.http.conftest import AiohttpClient, Server, basic
+from tests.postgres import PostgresServer
 from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL
 from tokenserver.errors import BadRequest
@@ -30,11 +32,19 @@ def harbor_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def migrated(
-    make_settings: MakeSettings, aiohttp_client: AiohttpClient, harbor_key: rsa.RSAPrivateKey
+    request: pytest.FixtureRequest,
+    make_settings: MakeSettings,
+    aiohttp_client: AiohttpClient,
+    harbor_key: rsa.RSAPrivateKey,
 ) -> Server:
-    settings = make_settings(legacy__verification_key="harbor-token.pem")
+    """A server into which Harbor's export was imported, on each database."""
+    database = {}
+    if request.param == "postgresql":
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        database["database__url"] = postgres.new_database()
+    settings = make_settings(legacy__verification_key="harbor-token.pem", **database)
     (settings.config_path.parent / "harbor-token.pem").write_bytes(
         harbor_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -60,11 +70,22 @@ async def status(response: ClientResponse) -> int:
     return response.status
 
 
-def dump(server: Server) -> list[Any]:
+async def dump(server: Server) -> list[Any]:
+    """Every stored project, robot, user and member, read past tokenserver."""
+    tables = ("project", "robot", "users", "member")
+    if server.settings.database_url:
+        connection = await asyncpg.connect(server.settings.database_url)
+        try:
+            return [
+                [tuple(r) for r in await connection.fetch(f"SELECT * FROM {t} ORDER BY id")]  # noqa: S608
+                for t in tables
+            ]
+        finally:
+            await connection.close()
     with sqlite3.connect(server.settings.database) as db:
         return [
             db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608
-            for table in ("project", "robot", "users", "member")
+            for table in tables
         ]
 
 
@@ -102,11 +123,11 @@ async def test_harbor_pbkdf2_is_replaced_on_first_login(migrated: Server) -> Non
 
 
 async def test_import_is_idempotent(migrated: Server) -> None:
-    before = dump(migrated)
+    before = await dump(migrated)
     report = await migrated.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
     assert (report.projects_created, report.robots_created) == (0, 0)
     assert (report.projects_existing, report.robots_existing) == (2, 5)
-    assert dump(migrated) == before
+    assert await dump(migrated) == before
 
 
 @pytest.mark.parametrize(
@@ -137,7 +158,7 @@ async def test_a_bad_row_aborts_the_import_and_writes_nothing(
 async def test_a_failing_write_rolls_everything_back(
     migrated: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = dump(migrated)
+    before = await dump(migrated)
     data = export()
     data["project"].append({"project_id": 10, "name": "fresh", "public": "false"})
     for row in data["robot"]:
@@ -158,7 +179,7 @@ async def test_a_failing_write_rolls_everything_back(
     with pytest.raises(RuntimeError, match="disk full"):
         await migrated.runtime.migration.run(LOCAL, plan_import(data), int(time.time()))
     assert calls == 3
-    assert dump(migrated) == before
+    assert await dump(migrated) == before
 
 
 def test_duplicate_rows_are_refused() -> None:
