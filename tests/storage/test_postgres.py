@@ -88,6 +88,11 @@ async def test_connection_errors_are_clear_and_never_show_the_password(
     assert "S3cretPass" not in str(unreachable.value)
     assert safe_url(closed) == "postgresql://tokenserver@127.0.0.1:1/db"
 
+    for malformed in ("postgresql://u:S3cretPass@h:port/db", "postgresql://u:S3cretPass@[::1/db"):
+        with pytest.raises(StorageError) as refused:
+            await PostgresStore.open(malformed)
+        assert "S3cretPass" not in str(refused.value)
+
 
 async def test_an_outage_is_a_503_and_the_server_recovers(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient

@@ -8,6 +8,7 @@ command line) counts on every replica's very next request.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -135,15 +136,23 @@ _UNAVAILABLE = (
 )
 
 
+# The password of a postgresql://user:password@... URL.
+_PASSWORD = re.compile(r"[A-Za-z]+://[^/@:]*:([^@]*)@")
 _UNSTORABLE = "text must not contain NUL characters and numbers must fit in 64 bits"
 
 
 def safe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return url.split("://", 1)[0] + "://(unparsable URL)"
     user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: shown as given, it holds no password
+        port = ":" + parts.netloc.rsplit(":", 1)[-1]
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
@@ -189,7 +198,11 @@ class PostgresStore(SqlStore):
                 command_timeout=30,
             )
         except (*_UNAVAILABLE, asyncpg.PostgresError, ValueError) as e:
-            raise StorageError(f"cannot connect to {safe_url(url)}: {_reason(e)}") from None
+            reason = _reason(e)
+            password = _PASSWORD.match(url)
+            if password and password.group(1):
+                reason = reason.replace(password.group(1), "***")  # a parse error may quote it
+            raise StorageError(f"cannot connect to {safe_url(url)}: {reason}") from None
         store = cls(pool, url)
         try:
             await store._migrate()
