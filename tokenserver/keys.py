@@ -215,7 +215,11 @@ class JwsSigner:
         self._signature = _signature_function(key.private_key)
 
     def sign(self, claims: Mapping[str, object]) -> str:
-        signing_input = self._prefix + b64url(_compact_json(claims).encode())
+        return self.sign_payload(_compact_json(claims))
+
+    def sign_payload(self, payload: str) -> str:
+        """Sign claims already serialised as JSON."""
+        signing_input = self._prefix + b64url(payload.encode())
         signature = self._signature(signing_input)
         return (signing_input + b"." + b64url(signature)).decode()
 

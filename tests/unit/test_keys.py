@@ -9,6 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from tokenserver.domain.scopes import Scope
 from tokenserver.errors import ConfigError
 from tokenserver.keys import (
     JwsSigner,
@@ -20,6 +21,7 @@ from tokenserver.keys import (
     write_certificate,
     write_private_key,
 )
+from tokenserver.services.tokens import TokenSigner
 
 # The key ID in the distribution token spec's example header.
 SPEC_EXAMPLE_KID = "PYYO:TEWU:V7JH:26JV:AQTZ:LJC3:SXVJ:XGHA:34F2:2LAQ:ZRMK:Z7Q6"
@@ -115,3 +117,31 @@ def test_jws_signer_tokens_verify_with_pyjwt(algorithm: str) -> None:
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, other.public_key(), algorithms=[algorithm])
     assert signer.sign(claims) != token or algorithm == "RS256"  # ECDSA nonces differ
+
+
+@pytest.mark.parametrize(
+    ("subject", "name"),
+    [("robot$p+ci", "p/app"), ('we"ird\\ü\u2028', 'p/a"b'), ("", "x/\u00e9\n")],
+)
+def test_token_claims_built_from_parts_are_the_json_pyjwt_reads(subject: str, name: str) -> None:
+    """TokenSigner writes the claims' JSON by hand (fixed parts once, access per grant):
+    whatever the subject and names hold, the registry reads exactly these claims."""
+    private = generate_private_key("ES256")
+    key = SigningKey("ES256", private, libtrust_kid(private.public_key()))
+    signer = TokenSigner(key, issuer='iss "x"', service="reg\\1", lifetime=600)
+    access = (Scope("repository", name, ("pull", "push")), Scope("registry", "catalog", ()))
+    for _ in range(2):  # the second time, the access JSON comes from the cache
+        issued = signer.sign(subject, access, 1_000_000.5)
+        claims = jwt.decode(
+            issued.token, private.public_key(), algorithms=["ES256"], audience="reg\\1",
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+        )  # fmt: skip
+        assert claims.pop("jti")
+        assert claims == {
+            "iss": 'iss "x"', "sub": subject, "aud": "reg\\1",
+            "exp": 1_000_600, "nbf": 1_000_000, "iat": 1_000_000,
+            "access": [
+                {"type": "repository", "name": name, "actions": ["pull", "push"]},
+                {"type": "registry", "name": "catalog", "actions": []},
+            ],
+        }  # fmt: skip

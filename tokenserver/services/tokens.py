@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 import time
@@ -26,6 +27,10 @@ from tokenserver.services.ports import Store
 from tokenserver.services.refresh import RefreshTokenService
 
 log = logging.getLogger("tokenserver.token")
+
+_json_string = json.encoder.encode_basestring_ascii  # a str as a JSON string literal
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+_ACCESS_JSON_SIZE = 4096  # distinct grants whose JSON is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,9 @@ class TokenSigner:
         self._kid_format = kid_format
         self._x5c = x5c
         self._issued_second, self._issued_at = -1, ""
+        # NOTE: aud is a plain string; distribution 2.8 rejects a JSON list there.
+        self._claims_prefix = f'{{"iss":{_json_string(issuer)},"aud":{_json_string(service)},"sub":'
+        self._access_json: dict[tuple[Scope, ...], str] = {}
         self.set_key(key)
 
     def set_key(self, key: SigningKey) -> None:
@@ -100,20 +108,21 @@ class TokenSigner:
         refresh_token: Secret | None = None,
     ) -> IssuedToken:
         issued = int(now)
-        claims = {
-            "iss": self._issuer,
-            "sub": subject,
-            # NOTE: a plain string; distribution 2.8 rejects a JSON list here.
-            "aud": self._service,
-            "exp": issued + self._lifetime,
-            "nbf": issued,
-            "iat": issued,
-            "jti": secrets.token_urlsafe(16),
-            "access": [
-                {"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access
-            ],
-        }
-        token = self._jws.sign(claims)
+        access = tuple(access)
+        access_json = self._access_json.get(access)
+        if access_json is None:
+            if len(self._access_json) >= _ACCESS_JSON_SIZE:
+                self._access_json.clear()
+            access_json = self._access_json[access] = _compact_json(
+                [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access]
+            )
+        # The claims as JSON, built from parts: the fixed ones were encoded once, the access
+        # list once per distinct grant; jti (base64url) and the numbers need no escaping.
+        token = self._jws.sign_payload(
+            f'{self._claims_prefix}{_json_string(subject)},"exp":{issued + self._lifetime},'
+            f'"nbf":{issued},"iat":{issued},"jti":"{secrets.token_urlsafe(16)}",'
+            f'"access":{access_json}}}'
+        )
         if issued != self._issued_second:  # strftime is dear; tokens share their second
             self._issued_second = issued
             self._issued_at = datetime.fromtimestamp(issued, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
