@@ -22,7 +22,13 @@ def test_bench_runs_every_case_without_errors(tmp_path: Path) -> None:
     report = json.loads(output.read_text())
     cases = [row["case"] for row in report["rows"]]
     assert cases[0].startswith("ceiling")
-    assert {"warm robot ES256", "warm robot RS256", "POST refresh_token"} <= set(cases)
+    assert {
+        "warm robot ES256",
+        "warm robot RS256",
+        "POST refresh_token",
+        "warm robot ES256, PostgreSQL, 1 replica",
+        "warm robot ES256, PostgreSQL, 2 replicas (unpinned)",
+    } <= set(cases)
     for row in report["rows"]:
         assert row["rps"] > 0, row
         assert row["errors"] == 0, row
