@@ -63,8 +63,9 @@ class NewUser:
 class Store(Protocol):
     # ---- projects -------------------------------------------------------------------------
     def transaction(self) -> AbstractAsyncContextManager[None]:
-        """Run the block's writes as one transaction (all or nothing). For exclusive use, as
-        the command line's import does: other writes on the same store wait for it."""
+        """Run the block's writes (those of the task running it) as one transaction, all or
+        nothing, as the command line's import does. SQLite: other writes on the same store wait
+        for it; PostgreSQL: other connections go on, isolated by the database."""
         ...
 
     async def create_project(
