@@ -63,9 +63,10 @@ class NewUser:
 class Store(Protocol):
     # ---- projects -------------------------------------------------------------------------
     def transaction(self) -> AbstractAsyncContextManager[None]:
-        """Run the block's writes (those of the task running it) as one transaction, all or
-        nothing, as the command line's import does. SQLite: other writes on the same store wait
-        for it; PostgreSQL: other connections go on, isolated by the database."""
+        """Run the block's statements as one transaction, all or nothing, as the command
+        line's import does. SQLite shares one connection per process, so nothing else in the
+        process may write through the store meanwhile (other processes wait for the commit);
+        PostgreSQL gives the block's task its own connection (others go on, isolated)."""
         ...
 
     async def create_project(
