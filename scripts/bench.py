@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import make_robot  # noqa: E402
+from tests.helpers import free_port, make_robot  # noqa: E402
 from tests.postgres import PostgresServer, binaries  # noqa: E402
 from tokenserver.config import load_settings  # noqa: E402
 from tokenserver.domain.models import LOCAL, NEVER, Level  # noqa: E402
@@ -48,13 +47,6 @@ app = web.Application()
 app.router.add_get("/service/token", handler)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,14 @@ from tokenserver.domain.permissions import Permission, parse_access
 from tokenserver.domain.secrets import Secret
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -8,11 +8,12 @@ import itertools
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from glob import glob
 from pathlib import Path
+
+from tests.helpers import free_port
 
 USER = "tokenserver"
 
@@ -23,19 +24,12 @@ def binaries() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     def __init__(self) -> None:
         bin_dir = binaries()
         assert bin_dir is not None, "PostgreSQL is not installed (scripts/test-deps installs it)"
         self._bin = bin_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.password = secrets.token_urlsafe(16)
         self._names = itertools.count(1)
         # Not under pytest's 0700 tmp tree: the server runs as `postgres` when we are root

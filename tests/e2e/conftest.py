@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.helpers import clean_env, run_cli
+from tests.helpers import clean_env, free_port, run_cli
 
 ADMIN_PASSWORD = "E2eAdm1nPassword"
 TOOLS = ("docker-registry", "skopeo", "docker", "dockerd", "podman")
@@ -42,13 +41,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
             else:
                 item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.conftest import free_port, wait_for
-from tests.helpers import clean_env, make_robot, run_cli
+from tests.e2e.conftest import wait_for
+from tests.helpers import clean_env, free_port, make_robot, run_cli
 from tokenserver.config import load_settings
 from tokenserver.runtime import open_runtime
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.clients import Skopeo
-from tests.e2e.conftest import Stack, free_port, start_stack, stop_stack, wait_for
+from tests.e2e.conftest import Stack, start_stack, stop_stack, wait_for
 from tests.e2e.oci import write_image
-from tests.helpers import clean_env
+from tests.helpers import clean_env, free_port
 from tests.postgres import PostgresServer
 
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from tests.e2e.conftest import free_port, wait_for
-from tests.helpers import clean_env, run_cli
+from tests.e2e.conftest import wait_for
+from tests.helpers import clean_env, free_port, run_cli
 from tests.postgres import PostgresServer
 from tokenserver.http.openapi import document
 
