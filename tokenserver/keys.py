@@ -7,7 +7,7 @@ import datetime
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,8 +203,8 @@ class JwsSigner:
 
     Not pyjwt's `encode`, which serialises the header and prepares the key again on every call:
     that was half the signing cost on the warm token path (scripts/bench). The header is
-    encoded once here; each token costs one JSON dump and one signature. pyjwt still verifies
-    these tokens in the tests, as the registry does.
+    encoded once here; each token costs its payload's encoding and one signature. pyjwt still
+    verifies these tokens in the tests, as the registry does.
     """
 
     def __init__(self, key: SigningKey, headers: dict[str, object]) -> None:
@@ -214,11 +214,8 @@ class JwsSigner:
         # enough to show per token.
         self._signature = _signature_function(key.private_key)
 
-    def sign(self, claims: Mapping[str, object]) -> str:
-        return self.sign_payload(_compact_json(claims))
-
-    def sign_payload(self, payload: str) -> str:
-        """Sign claims already serialised as JSON."""
+    def sign(self, payload: str) -> str:
+        """Sign claims serialised as JSON (the caller knows which of them are fixed)."""
         signing_input = self._prefix + b64url(payload.encode())
         signature = self._signature(signing_input)
         return (signing_input + b"." + b64url(signature)).decode()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import stat
 import subprocess
@@ -110,13 +111,13 @@ def test_jws_signer_tokens_verify_with_pyjwt(algorithm: str) -> None:
     key = SigningKey(algorithm, private, libtrust_kid(private.public_key()))
     signer = JwsSigner(key, {"kid": key.kid})
     claims = {"sub": "robot$p+ci", "access": [{"type": "repository", "name": "p/a", "actions": []}]}
-    token = signer.sign(claims)
+    token = signer.sign(json.dumps(claims))
     assert jwt.get_unverified_header(token) == {"alg": algorithm, "typ": "JWT", "kid": key.kid}
     assert jwt.decode(token, private.public_key(), algorithms=[algorithm]) == claims
     other = generate_private_key(algorithm)
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, other.public_key(), algorithms=[algorithm])
-    assert signer.sign(claims) != token or algorithm == "RS256"  # ECDSA nonces differ
+    assert signer.sign(json.dumps(claims)) != token or algorithm == "RS256"  # ECDSA nonces differ
 
 
 @pytest.mark.parametrize(

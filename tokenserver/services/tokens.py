@@ -118,7 +118,7 @@ class TokenSigner:
             )
         # The claims as JSON, built from parts: the fixed ones were encoded once, the access
         # list once per distinct grant; jti (base64url) and the numbers need no escaping.
-        token = self._jws.sign_payload(
+        token = self._jws.sign(
             f'{self._claims_prefix}{_json_string(subject)},"exp":{issued + self._lifetime},'
             f'"nbf":{issued},"iat":{issued},"jti":"{secrets.token_urlsafe(16)}",'
             f'"access":{access_json}}}'
