@@ -261,6 +261,10 @@ class PostgresStore(SqlStore):
         except _UNAVAILABLE as e:
             log.warning("database %s unavailable: %s", self._url, _reason(e))
             raise StorageError("the database is unavailable; try again") from None
+        except asyncpg.DataError:
+            # A value PostgreSQL cannot hold (a NUL character, an integer past 64 bits), which
+            # SQLite takes: the caller's input, refused.
+            raise BadRequest(_UNSTORABLE) from None
 
     async def _rows(self, sql: str, args: Iterable[object] = ()) -> Sequence[Any]:
         async with self._connection() as conn:
@@ -268,25 +272,17 @@ class PostgresStore(SqlStore):
                 rows: list[Any] = await conn.fetch(_numbered(sql), *args)
             except asyncpg.DataError:
                 if self._transaction.get() is not None:
-                    raise BadRequest(_UNSTORABLE) from None
-                # A value PostgreSQL cannot hold (a NUL character, an integer past 64 bits,
-                # which SQLite takes) is in no row: a lookup finds nothing, as on SQLite.
-                return []
+                    raise  # the transaction is aborted: refused as any write
+                return []  # no row holds such a value: a lookup finds nothing, as on SQLite
             return rows
 
     async def _execute(self, sql: str, args: Iterable[object] = ()) -> int:
         async with self._connection() as conn:
-            try:
-                return _rowcount(await conn.execute(_numbered(sql), *args))
-            except asyncpg.DataError:
-                raise BadRequest(_UNSTORABLE) from None
+            return _rowcount(await conn.execute(_numbered(sql), *args))
 
     async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
         async with self._connection() as conn:
-            try:
-                await conn.executemany(_numbered(sql), list(args))
-            except asyncpg.DataError:
-                raise BadRequest(_UNSTORABLE) from None
+            await conn.executemany(_numbered(sql), list(args))
 
     async def _insert(self, sql: str, args: Iterable[object], conflict: str) -> int:
         async with self._connection() as conn:
@@ -300,8 +296,6 @@ class PostgresStore(SqlStore):
                         new_id = await conn.fetchval(_numbered(sql) + " RETURNING id", *args)
             except asyncpg.IntegrityConstraintViolationError:
                 raise Conflict(conflict) from None
-            except asyncpg.DataError:
-                raise BadRequest(_UNSTORABLE) from None
             return new_id
 
 
