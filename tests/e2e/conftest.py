@@ -164,6 +164,25 @@ class Stack:
             )
         wait_for(f"http://{self.registry}/v2/", self.processes[1], log)
 
+    def serve(
+        self, port: int, log_name: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """`tokenserver serve` with this stack's config on `port`, up and answering."""
+        env = clean_env(
+            TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem",
+            TOKENSERVER_SERVER_PORT=str(port),
+            **self.env,
+            **(extra_env or {}),
+        )
+        log = self.directory / log_name
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tokenserver", "serve", "--config", str(self.config)],
+                stdout=out, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        wait_for(f"http://127.0.0.1:{port}/healthz", process, log)
+        return process
+
     def server_log(self) -> str:
         return (self.directory / "tokenserver.log").read_text()
 
@@ -203,20 +222,7 @@ def start_stack(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    env = clean_env(
-        TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem", **stack.env, **(server_env or {})
-    )
-    log = directory / "tokenserver.log"
-    with log.open("wb") as out:
-        stack.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "tokenserver", "serve", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        )
-    wait_for(f"http://127.0.0.1:{port}/healthz", stack.processes[-1], log)
+    stack.processes.append(stack.serve(port, "tokenserver.log", server_env))
 
     auth_block = stack.cli("registry-config").stdout
     (directory / "registry.yml").write_text(

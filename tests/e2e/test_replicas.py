@@ -4,8 +4,6 @@ the other keeps serving."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,27 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.clients import Skopeo
-from tests.e2e.conftest import Stack, start_stack, stop_stack, wait_for
+from tests.e2e.conftest import Stack, start_stack, stop_stack
 from tests.e2e.oci import write_image
-from tests.helpers import clean_env, free_port
+from tests.helpers import free_port
 from tests.postgres import PostgresServer
-
-
-def start_replica(stack: Stack, port: int) -> subprocess.Popen[bytes]:
-    """Another server with the same config (keys, database URL) on its own port."""
-    log = stack.directory / f"replica-{port}.log"
-    env = clean_env(
-        TOKENSERVER_LEGACY_VERIFICATION_KEY="harbor-token.pem",
-        TOKENSERVER_SERVER_PORT=str(port),
-        **stack.env,
-    )
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tokenserver", "serve", "--config", str(stack.config)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    wait_for(f"http://127.0.0.1:{port}/healthz", process, log)
-    return process
 
 
 def point_registry_at(stack: Stack, port: int) -> None:
@@ -57,7 +38,7 @@ def replicas(
     )
     port_b = free_port()
     try:
-        stack.processes.append(start_replica(stack, port_b))
+        stack.processes.append(stack.serve(port_b, f"replica-{port_b}.log"))
     except BaseException:
         stop_stack(stack)
         raise
