@@ -1,8 +1,9 @@
 """The SQLite store's read cache never serves a row that changed: any commit, from this
-connection or another process's, is seen by the very next read."""
+connection or another process's, is seen by the next read that starts after it."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 from tokenserver.config import Settings
@@ -50,17 +51,36 @@ async def test_another_process_write_is_seen_at_once(settings: Settings) -> None
     try:
         assert (await store.find_robot("p", "ci")) is not None
         assert (await store.find_project("p")) is not None
-        # Another process (the CLI, another worker) writes through its own connection.
+        # Another process (the CLI, another worker) writes through its own connection. Its
+        # news reaches this process through I/O (a request that arrives after the commit), so
+        # in a later turn of the event loop: the version is read once per turn.
         with sqlite3.connect(settings.database) as other:
             other.execute("UPDATE robot SET disabled = 1, secret_hash = 'h3'")
             other.execute("UPDATE project SET public = 1")
+        await asyncio.sleep(0)
         robot = await store.find_robot("p", "ci")
         assert robot is not None and robot.disabled and robot.secret_hash == "h3"
         project = await store.find_project("p")
         assert project is not None and project.public
         with sqlite3.connect(settings.database) as other:
             other.execute("DELETE FROM robot")
+        await asyncio.sleep(0)
         assert await store.find_robot("p", "ci") is None
+    finally:
+        await store.close()
+
+
+async def test_work_started_after_a_commit_sees_it_even_in_a_busy_turn(settings: Settings) -> None:
+    """The version is read once per loop turn; work queued after that read (here a task, as
+    a request that arrives is) still reads afresh."""
+    store = await _store_with_robot(settings)
+    try:
+        assert (await store.find_robot("p", "ci")) is not None  # reads the version this turn
+        with sqlite3.connect(settings.database) as other:
+            other.execute("UPDATE robot SET disabled = 1")
+        later = asyncio.create_task(store.find_robot("p", "ci"))
+        robot = await later
+        assert robot is not None and robot.disabled
     finally:
         await store.close()
 
@@ -110,9 +130,11 @@ async def test_revoked_refresh_token_and_deleted_robot_by_id(settings: Settings)
         assert await store.find_robot_by_id(robot.id) is not None
         with sqlite3.connect(settings.database) as other:
             other.execute("DELETE FROM refresh_token")
+        await asyncio.sleep(0)
         assert await store.find_refresh_token("hash") is None
         with sqlite3.connect(settings.database) as other:
             other.execute("DELETE FROM robot")
+        await asyncio.sleep(0)
         assert await store.find_robot_by_id(robot.id) is None
     finally:
         await store.close()

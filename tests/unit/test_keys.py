@@ -146,3 +146,20 @@ def test_token_claims_built_from_parts_are_the_json_pyjwt_reads(subject: str, na
                 {"type": "registry", "name": "catalog", "actions": []},
             ],
         }  # fmt: skip
+
+
+def test_token_ids_stay_unique_and_well_formed_past_a_batch() -> None:
+    """jti comes from random ids drawn from the OS in batches of 1024: across batches they
+    are still distinct, 120 bits each, base64url (no JSON escaping needed)."""
+    private = generate_private_key("ES256")
+    key = SigningKey("ES256", private, libtrust_kid(private.public_key()))
+    signer = TokenSigner(key, issuer="iss", service="reg", lifetime=600)
+    ids = [
+        jwt.decode(
+            signer.sign("robot$p+ci", (), 1_000_000).token,
+            options={"verify_signature": False},
+        )["jti"]
+        for _ in range(2500)
+    ]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{20}", i) for i in ids)

@@ -130,16 +130,22 @@ class _ReadCache:
     """Rows the token path reads on every request, kept while the database is unchanged.
 
     Validity is SQLite's own `PRAGMA data_version`, read on a second connection: it changes
-    whenever any connection (this process's, the CLI's, another worker's) commits. That read is
-    a few microseconds on the event loop, touches only the WAL index in shared memory, and
-    spares the thread hop and row decoding of a query. So a change anywhere is seen on the very
-    next request, exactly as without the cache; under steady writes it simply misses.
+    whenever any connection (this process's, the CLI's, another worker's) commits. That read
+    touches only the WAL index in shared memory and spares the thread hop and row decoding of a
+    query, but it is still five system calls (locks on the WAL index, a stat).
+
+    So it is read at most once per turn of the event loop. A turn runs callbacks that were all
+    queued before it started, and a callback queued after the read (a request that arrived, a
+    write that finished) runs after `_expire`, which the read queues: every reader of a kept
+    version was triggered before that version was read. A change anywhere is seen by every
+    request that starts after it, exactly as without the cache; under steady writes it misses.
     """
 
     def __init__(self, path: Path, size: int) -> None:
         self._size = size
         self._entries: OrderedDict[tuple[object, ...], object] = OrderedDict()
         self._version: int | None = None
+        self._fresh = False  # `_version` was read in this turn of the event loop
         self._probe: sqlite3.Connection | None = None
         if size > 0:
             self._probe = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -147,6 +153,8 @@ class _ReadCache:
 
     def version(self) -> int | None:
         """The database's version now; None if it cannot be told (then nothing is cached)."""
+        if self._fresh:
+            return self._version
         if self._probe is None:
             return None
         try:
@@ -157,7 +165,12 @@ class _ReadCache:
         if version != self._version:
             self._entries.clear()
             self._version = version
+        self._fresh = True
+        asyncio.get_running_loop().call_soon(self._expire)
         return version
+
+    def _expire(self) -> None:
+        self._fresh = False
 
     def get(self, key: tuple[object, ...]) -> object:
         found = self._entries.get(key, _MISSING)
