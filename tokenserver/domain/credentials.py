@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import binascii
-from base64 import b64decode
+from binascii import a2b_base64
 from dataclasses import dataclass
 
 from tokenserver.domain.secrets import Secret
@@ -32,7 +32,7 @@ def parse_basic(header: str | None) -> Credentials | None:
     if scheme.lower() != "basic":
         raise Unauthorized("unsupported authorization scheme: use Basic")
     try:
-        decoded = b64decode(payload.strip(), validate=True).decode("utf-8")
+        decoded = a2b_base64(payload.strip(), strict_mode=True).decode("utf-8")
     except (binascii.Error, ValueError):
         raise BadRequest("malformed Basic credentials: not base64 of UTF-8 text") from None
     username, colon, password = decoded.partition(":")

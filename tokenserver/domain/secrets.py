@@ -26,6 +26,7 @@ MANUAL_SECRET_RULE = "the secret must be 8-128, inclusively, characters long wit
 SCRYPT_LOG2_N = 14
 SCRYPT_R = 8
 SCRYPT_P = 5
+_CURRENT_KDF = f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$"  # how its hashes begin
 _SALT_BYTES = 16
 _KEY_BYTES = 32
 
@@ -94,7 +95,7 @@ def hash_secret(secret: Secret) -> str:
     """A salted scrypt hash: `scrypt$<log2 N>$<r>$<p>$<salt>$<key>` (unpadded base64)."""
     salt = secrets.token_bytes(_SALT_BYTES)
     key = _scrypt(secret.reveal(), salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
-    return f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+    return f"{_CURRENT_KDF}{_b64(salt)}${_b64(key)}"
 
 
 HARBOR_SCHEME = "harbor-pbkdf2"
@@ -112,7 +113,7 @@ def harbor_hash(salt: str, hex_key: str) -> str:
 
 def needs_rehash(stored: str) -> bool:
     """True for a hash not made with the current KDF and parameters (imported from Harbor)."""
-    return not stored.startswith(f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$")
+    return not stored.startswith(_CURRENT_KDF)
 
 
 def verify_secret(secret: str, stored: str) -> bool:
