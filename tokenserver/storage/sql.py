@@ -173,6 +173,17 @@ class SqlStore:
         """`load()`, or a result known to be current (adapters with a read cache)."""
         return await load()
 
+    def _first(
+        self, key: tuple[object, ...] | None, query: Callable[[], Awaitable[list[_T]]]
+    ) -> Awaitable[_T | None]:
+        """The first row `query()` finds, or None; through the read cache under `key`, if any."""
+
+        async def load() -> _T | None:
+            found = await query()
+            return found[0] if found else None
+
+        return load() if key is None else self._cached(key, load)
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -206,15 +217,10 @@ class SqlStore:
         return [_project(r) for r in rows]
 
     async def find_project(self, name: str) -> Project | None:
-        async def load() -> Project | None:
-            found = await self._projects("p.name = ?", (name,))
-            return found[0] if found else None
-
-        return await self._cached(("project", name), load)
+        return await self._first(("project", name), lambda: self._projects("p.name = ?", (name,)))
 
     async def find_project_by_id(self, project_id: int) -> Project | None:
-        found = await self._projects("p.id = ?", (project_id,))
-        return found[0] if found else None
+        return await self._first(None, lambda: self._projects("p.id = ?", (project_id,)))
 
     async def list_projects(self, name_contains: str = "") -> list[Project]:
         return await self._projects(f"{self._contains('p.name')} ORDER BY p.name", (name_contains,))
@@ -268,27 +274,22 @@ class SqlStore:
         return [_robot(r) for r in rows]
 
     async def find_legacy_robot(self, name: str) -> Robot | None:
-        found = await self._robots("r.legacy_id IS NOT NULL AND r.name = ?", (name,))
-        return found[0] if found else None
+        return await self._first(
+            None, lambda: self._robots("r.legacy_id IS NOT NULL AND r.name = ?", (name,))
+        )
 
     async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
-        async def load() -> Robot | None:
-            if project_name is None:
-                found = await self._robots("r.project_id IS NULL AND r.name = ?", (name,))
-            else:
-                found = await self._robots(
-                    "p.name = ? AND r.name = ? AND r.legacy_id IS NULL", (project_name, name)
-                )
-            return found[0] if found else None
-
-        return await self._cached(("robot", project_name, name), load)
+        where, args = (
+            ("r.project_id IS NULL AND r.name = ?", (name,))
+            if project_name is None
+            else ("p.name = ? AND r.name = ? AND r.legacy_id IS NULL", (project_name, name))
+        )
+        return await self._first(("robot", project_name, name), lambda: self._robots(where, args))
 
     async def find_robot_by_id(self, robot_id: int) -> Robot | None:
-        async def load() -> Robot | None:
-            found = await self._robots("r.id = ?", (robot_id,))
-            return found[0] if found else None
-
-        return await self._cached(("robot_id", robot_id), load)
+        return await self._first(
+            ("robot_id", robot_id), lambda: self._robots("r.id = ?", (robot_id,))
+        )
 
     async def list_robots(self, project_id: int | None, name_contains: str = "") -> list[Robot]:
         where = "r.project_id IS NULL" if project_id is None else "r.project_id = ?"
@@ -359,18 +360,12 @@ class SqlStore:
         return [_user(r) for r in rows]
 
     async def find_user(self, username: str) -> User | None:
-        async def load() -> User | None:
-            found = await self._users("username = ?", (username,))
-            return found[0] if found else None
-
-        return await self._cached(("user", username), load)
+        return await self._first(
+            ("user", username), lambda: self._users("username = ?", (username,))
+        )
 
     async def find_user_by_id(self, user_id: int) -> User | None:
-        async def load() -> User | None:
-            found = await self._users("id = ?", (user_id,))
-            return found[0] if found else None
-
-        return await self._cached(("user_id", user_id), load)
+        return await self._first(("user_id", user_id), lambda: self._users("id = ?", (user_id,)))
 
     async def list_users(self, username_contains: str = "") -> list[User]:
         return await self._users(f"{self._contains('username')} ORDER BY id", (username_contains,))
@@ -403,15 +398,15 @@ class SqlStore:
         return [_member(r) for r in rows]
 
     async def find_member(self, project_id: int, user_id: int) -> Member | None:
-        async def load() -> Member | None:
-            found = await self._members("m.project_id = ? AND m.user_id = ?", (project_id, user_id))
-            return found[0] if found else None
-
-        return await self._cached(("member", project_id, user_id), load)
+        return await self._first(
+            ("member", project_id, user_id),
+            lambda: self._members("m.project_id = ? AND m.user_id = ?", (project_id, user_id)),
+        )
 
     async def find_member_by_id(self, project_id: int, member_id: int) -> Member | None:
-        found = await self._members("m.project_id = ? AND m.id = ?", (project_id, member_id))
-        return found[0] if found else None
+        return await self._first(
+            None, lambda: self._members("m.project_id = ? AND m.id = ?", (project_id, member_id))
+        )
 
     async def list_members(self, project_id: int, name_contains: str = "") -> list[Member]:
         return await self._members(
