@@ -696,7 +696,7 @@ async def test_a_robot_may_create_robots_within_its_own_permissions(api: Api) ->
     r = await api.call(
         "POST", "/robots", creds(manager), project_robot("p", "greedy", "repository:push")
     )
-    assert "only permissions it holds" in await error(r, 403, "FORBIDDEN")
+    assert "permissions are within its own" in await error(r, 403, "FORBIDDEN")
     await api.project("other")
     r = await api.call(
         "POST", "/robots", creds(manager), project_robot("other", "x", "repository:pull")

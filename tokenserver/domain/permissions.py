@@ -39,9 +39,9 @@ SYSTEM_NAMESPACE = "/"
 class Permission:
     """`{"kind": "project"|"system", "namespace": <project>|"*"|"/", "access": [...]}`.
 
-    `project_id` pins a project-kind entry to the project it was granted on, so a project
-    deleted and created again under the same name does not inherit the grant. It is None for
-    `*` and for system entries.
+    `project_id` pins a project-kind entry to the project it was granted on. It is None for
+    `*`, for system entries, and for an entry that only denies on a project that does not
+    exist (any more).
     """
 
     namespace: str
@@ -49,10 +49,41 @@ class Permission:
     kind: str = "project"
     project_id: int | None = None
 
-    def covers(self, project_id: int) -> bool:
-        return self.kind == "project" and (
-            self.namespace == ALL_PROJECTS or self.project_id == project_id
-        )
+    def access_on(self, project_id: int | None, project_name: str | None) -> tuple[Access, ...]:
+        """The entries of `access` that apply in the project `project_id` named
+        `project_name` (None for either: a project this entry cannot know, created later).
+
+        Fail closed in both directions when a project is deleted and created again under the
+        same name: an allow stays pinned to the project it was granted on, so the new project
+        does not inherit it; a deny keeps applying to every project of that name.
+        """
+        if self.kind != "project":
+            return ()
+        if self.namespace == ALL_PROJECTS or (
+            self.project_id is not None and self.project_id == project_id
+        ):
+            return self.access
+        if self.namespace == project_name:
+            return tuple(a for a in self.access if a.effect is Effect.DENY)
+        return ()
+
+
+def after_project_deleted(
+    permissions: tuple[Permission, ...], project_id: int
+) -> tuple[Permission, ...]:
+    """`permissions` once project `project_id` is gone: entries granted on it lose their
+    allows, which no later project inherits, and keep their denies, which go on applying to
+    any project of that name; an entry left with nothing is dropped. What the robot shows is
+    then what is enforced."""
+    kept: list[Permission] = []
+    for p in permissions:
+        if p.kind != "project" or p.project_id != project_id:
+            kept.append(p)
+            continue
+        denies = tuple(a for a in p.access if a.effect is Effect.DENY)
+        if denies:
+            kept.append(Permission(p.namespace, denies, "project"))
+    return tuple(kept)
 
 
 def _table(spec: Mapping[str, str]) -> frozenset[tuple[str, str]]:

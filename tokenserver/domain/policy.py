@@ -24,7 +24,7 @@ def project_grants(principal: Principal, project: Project, role: Role | None) ->
     grants = PUBLIC_PROJECT_GRANTS if project.public else NOTHING
     if principal.robot is not None:
         grants = grants | Grants.of(
-            a for p in principal.robot.permissions if p.covers(project.id) for a in p.access
+            a for p in principal.robot.permissions for a in p.access_on(project.id, project.name)
         )
     if principal.user is not None and role is not None:
         grants = grants | ROLE_GRANTS[role]

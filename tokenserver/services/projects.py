@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 from tokenserver.domain.models import Principal, PrincipalKind, Project
 from tokenserver.domain.names import check_name
+from tokenserver.domain.permissions import after_project_deleted
 from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest, ProjectNotFound
 from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
-from tokenserver.services.ports import Store
+from tokenserver.services.ports import RobotChanges, Store
 
 
 class ProjectService:
@@ -106,3 +107,13 @@ class ProjectService:
             await self._access.require(actor, project, "project", "delete")
             if not await self._store.delete_project(project.id):
                 raise ProjectNotFound(f"project {ref!r} not found")
+            await self._forget_in_system_robots(project)
+
+    async def _forget_in_system_robots(self, project: Project) -> None:
+        """Drop the deleted project's allows from system robots and keep its denies (see
+        `after_project_deleted`). Enforcement does not wait for this: allows are pinned to
+        the project's id, denies apply by name."""
+        for robot in await self._store.list_robots(None):
+            kept = after_project_deleted(robot.permissions, project.id)
+            if kept != robot.permissions:
+                await self._store.update_robot(robot.id, self.now(), RobotChanges(permissions=kept))

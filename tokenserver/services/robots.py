@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tokenserver.domain.delegation import excess
+from tokenserver.domain.harbor_import import LEGACY_ACCESS
 from tokenserver.domain.models import (
     NEVER,
     SECONDS_PER_DAY,
@@ -19,8 +21,8 @@ from tokenserver.domain.names import check_name
 from tokenserver.domain.permissions import (
     ALL_PROJECTS,
     SYSTEM_NAMESPACE,
+    Access,
     Effect,
-    Grants,
     Permission,
     check_access,
 )
@@ -112,6 +114,13 @@ class RobotService:
                 try:
                     project = await self._projects.resolve(entry.namespace, is_name=True)
                 except ProjectNotFound:
+                    if all(a.effect is Effect.DENY for a in access):
+                        # A deny on a project that does not exist (or no longer does, as
+                        # GET shows after a project is deleted) applies to any project of
+                        # that name created later.
+                        check_name("project", entry.namespace)
+                        resolved.append(Permission(entry.namespace, access, "project"))
+                        continue
                     raise BadRequest(
                         f"bad request permission: project {entry.namespace!r} not found"
                     ) from None
@@ -135,31 +144,45 @@ class RobotService:
         await self._access.require(actor, project, "robot", action)
         return project
 
-    async def _require_subset(self, actor: Principal, permissions: Sequence[Permission]) -> None:
-        """Harbor 2.12: a robot managing robots may grant only what it holds itself."""
-        if actor.robot is None:
+    @staticmethod
+    def _held(robot: Robot) -> tuple[Permission, ...]:
+        """What `robot` may do, as permissions. A legacy robot's grant comes from its JWT,
+        which is not stored: it is at most the legacy set in its own project."""
+        if not robot.legacy:
+            return robot.permissions
+        access = tuple(Access(r, a) for r, a in sorted(LEGACY_ACCESS))
+        return (Permission(robot.project_name or "", access, "project", robot.project_id),)
+
+    @staticmethod
+    def _require_within(
+        actor: Principal,
+        what: str,
+        permissions: Sequence[Permission],
+        *,
+        expires: int | None = None,
+    ) -> None:
+        """A robot acting on robots (to `what` one) may do so only when their effective
+        permissions are within its own, on every project, existing or future, and in the
+        system; when the act sets an expiry or hands out a secret (`expires`), the robot
+        may not outlive the actor. Users are governed by their role alone."""
+        own = actor.robot
+        if own is None:
             return
-        for entry in permissions:
-            if entry.kind == "system":
-                held = self._access.system_grants(actor)
-            elif entry.namespace == ALL_PROJECTS:
-                held = Grants.of(
-                    a
-                    for p in actor.robot.permissions
-                    if p.kind == "project" and p.namespace == ALL_PROJECTS
-                    for a in p.access
-                )
-            else:
-                assert entry.project_id is not None
-                project = await self._store.find_project_by_id(entry.project_id)
-                assert project is not None
-                held = await self._access.project_grants(actor, project)
-            for access in entry.access:
-                if access.effect is Effect.ALLOW and not held.can(access.resource, access.action):
-                    raise Forbidden(
-                        f"a robot may grant only permissions it holds itself: {access} "
-                        f"in {entry.namespace!r}"
-                    )
+        found = excess(permissions, own.permissions)
+        if found is not None:
+            raise Forbidden(
+                f"a robot may {what} only robots whose permissions are within its own: "
+                f"that robot would hold {found}"
+            )
+        if (
+            expires is not None
+            and own.expires_at != NEVER
+            and (expires == NEVER or expires > own.expires_at)
+        ):
+            raise Forbidden(
+                f"a robot may {what} only robots that expire no later than itself "
+                f"(expires_at {own.expires_at}); use a shorter duration"
+            )
 
     @staticmethod
     def _check_description(description: str) -> None:
@@ -183,9 +206,11 @@ class RobotService:
             self._check_description(spec.description)
             permissions, project = await self._resolve(spec.level, spec.permissions)
             await self._require(actor, project.id if project else None, "create", spec.name)
-            await self._require_subset(actor, permissions)
-            secret = generate_secret() if spec.secret is None else check_manual_secret(spec.secret)
             now = self._projects.now()
+            self._require_within(
+                actor, "create", permissions, expires=expires_at(now, spec.duration)
+            )
+            secret = generate_secret() if spec.secret is None else check_manual_secret(spec.secret)
             robot = await self._store.create_robot(
                 NewRobot(
                     name=spec.name,
@@ -240,6 +265,7 @@ class RobotService:
         async with self._audit.operation(actor, "update", "robot", ref):
             robot = await self.find(ref)
             await self._require(actor, robot.project_id, "update", ref)
+            self._require_within(actor, "update", self._held(robot))
             if robot.legacy:
                 # Harbor's page disables and enables a legacy robot with a PUT of the robot
                 # as it is but for `disable`: allow exactly that.
@@ -256,13 +282,14 @@ class RobotService:
                 raise BadRequest(
                     "bad request permission: a project robot's permission must name its project"
                 )
-            await self._require_subset(actor, permissions)
+            expiry = expires_at(robot.creation_time, spec.duration)
+            self._require_within(actor, "update", permissions, expires=expiry)
             await self._change(
                 robot,
                 RobotChanges(
                     description=spec.description,
                     duration=spec.duration,
-                    expires_at=expires_at(robot.creation_time, spec.duration),
+                    expires_at=expiry,
                     disabled=spec.disable,
                     permissions=permissions,
                 ),
@@ -273,6 +300,7 @@ class RobotService:
         async with self._audit.operation(actor, "disable" if disabled else "enable", "robot", ref):
             robot = await self.find(ref)
             await self._require(actor, robot.project_id, "update", ref)
+            self._require_within(actor, "disable or enable", self._held(robot))
             await self._change(robot, RobotChanges(disabled=disabled))
             return await self.find(str(robot.id))
 
@@ -281,12 +309,14 @@ class RobotService:
         async with self._audit.operation(actor, "revoke-refresh-tokens", "robot", ref):
             robot = await self.find(ref)
             await self._require(actor, robot.project_id, "update", ref)
+            self._require_within(actor, "revoke refresh tokens of", self._held(robot))
             return robot
 
     async def delete(self, actor: Principal, ref: str) -> Robot:
         async with self._audit.operation(actor, "delete", "robot", ref):
             robot = await self.find(ref)
             await self._require(actor, robot.project_id, "delete", ref)
+            self._require_within(actor, "delete", self._held(robot))
             if not await self._store.delete_robot(robot.id):
                 raise RobotNotFound(f"robot {ref!r} not found")
             return robot
@@ -310,6 +340,13 @@ class RobotService:
             expiry = None
             if restart_expiry and robot.duration != NEVER:
                 expiry = self._projects.now() + robot.duration * SECONDS_PER_DAY
+            # The secret hands the robot's power to whoever asked: the same rule as create.
+            self._require_within(
+                actor,
+                "refresh the secret of",
+                self._held(robot),
+                expires=robot.expires_at if expiry is None else expiry,
+            )
             await self._change(
                 robot,
                 RobotChanges(secret_hash=await self._verifier.hash(secret), expires_at=expiry),
