@@ -4,6 +4,8 @@ accounts cost the same KDF work as known ones."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 
 import pytest
 
@@ -90,3 +92,97 @@ async def test_unknown_accounts_run_the_same_kdf_work(
             await server.client.get(TOKEN, headers=basic(username, "Wr0ngSecret"))
         ).status == 401
     assert calls == ["scrypt$14"] * 4
+
+
+class GatedKdf:
+    """verify_secret, counted, and held in its thread until `release()`: every request of a
+    burst reaches the verifier before any KDF run ends, so what the burst shares does not depend
+    on timing."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self._gate = threading.Event()
+
+    def __call__(self, secret: str, stored: str) -> bool:
+        self.runs.append(stored)
+        self._gate.wait(timeout=60)
+        return verify_secret(secret, stored)
+
+    def release(self) -> None:
+        self._gate.set()
+
+
+async def burst(
+    server: Server, monkeypatch: pytest.MonkeyPatch, credentials: Sequence[tuple[str, str]]
+) -> tuple[list[int], list[str]]:
+    """Send one token request per (username, password) at once; their statuses and the
+    stored hashes the KDF ran against, one per run."""
+    kdf = GatedKdf()
+    monkeypatch.setattr(verifier_module, "verify_secret", kdf)
+    verifier = server.runtime.verifier
+    checked = verifier.misses + verifier.hits
+    requests = [
+        asyncio.ensure_future(server.client.get(TOKEN, headers=basic(user, password)))
+        for user, password in credentials
+    ]
+    try:
+        for _ in range(6000):  # until every request is at the verifier (or the test fails)
+            if verifier.misses + verifier.hits - checked >= len(credentials):
+                break
+            await asyncio.sleep(0.005)
+        assert verifier.misses + verifier.hits - checked == len(credentials)
+    finally:
+        kdf.release()
+    responses = await asyncio.gather(*requests)
+    return [r.status for r in responses], kdf.runs
+
+
+async def test_attack_unknown_names_share_one_kdf_run(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 unknown names at once used to cost one KDF run (one shared dummy hash) where 8 known
+    robots cost 8: the time of a burst told whether the names exist."""
+    robots = [await server.robot("p", f"ci{i}", "repository:pull") for i in range(8)]
+    unknown = [f"robot$p+nobody{i}" for i in range(4)] + [f"nobody{i}" for i in range(4)]
+    statuses, unknown_runs = await burst(server, monkeypatch, [(u, "Wr0ngSecret") for u in unknown])
+    assert statuses == [401] * 8
+    statuses, known_runs = await burst(
+        server, monkeypatch, [(r.name, "Wr0ngSecret") for r in robots]
+    )
+    assert statuses == [401] * 8
+    assert len(unknown_runs) == len(known_runs) == 8
+    assert len(set(unknown_runs)) == 8
+    assert all(run.startswith("scrypt$14$8$5$") for run in unknown_runs + known_runs)
+
+
+async def test_attack_burst_for_one_unknown_name_costs_what_one_known_name_costs(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One name and one password, repeated at once: one KDF run whether the name exists or not.
+    Distinct passwords for one name: one run each, again whether it exists or not."""
+    robot = await server.robot("p", "ci", "repository:pull")
+    other = await server.robot("p", "cd", "repository:pull")
+    same = [
+        await burst(server, monkeypatch, [(name, "Wr0ngSecret")] * 8)
+        for name in ("robot$p+nobody", robot.name)
+    ]
+    assert [statuses for statuses, _ in same] == [[401] * 8] * 2
+    assert [len(runs) for _, runs in same] == [1, 1]
+    distinct = [
+        await burst(server, monkeypatch, [(name, f"Wr0ngSecret{i}") for i in range(8)])
+        for name in ("nobody", other.name)
+    ]
+    assert [statuses for statuses, _ in distinct] == [[401] * 8] * 2
+    assert [len(runs) for _, runs in distinct] == [8, 8]
+
+
+async def test_a_cold_burst_from_one_robot_shares_one_kdf_run(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    robot = await server.robot("p", "ci", "repository:pull")
+    statuses, runs = await burst(server, monkeypatch, [(robot.name, robot.secret)] * 8)
+    assert statuses == [200] * 8
+    assert len(runs) == 1
+    statuses, runs = await burst(server, monkeypatch, [(robot.name, robot.secret)] * 8)
+    assert statuses == [200] * 8
+    assert runs == []  # warm: the cache answers
