@@ -129,7 +129,7 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             robots=robots,
             refresh=refresh,
             migration=ImportService(store, access, audit),
-            users=UserService(store, access, audit, projects, verifier),
+            users=UserService(store, access, audit, projects, verifier, throttle=throttle),
             members=MemberService(store, access, audit, projects),
             sessions=SessionService(
                 store,

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
+from tests.http.test_observability import metric
+from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import verify_secret
 from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
@@ -186,3 +188,75 @@ async def test_a_cold_burst_from_one_robot_shares_one_kdf_run(
     statuses, runs = await burst(server, monkeypatch, [(robot.name, robot.secret)] * 8)
     assert statuses == [200] * 8
     assert runs == []  # warm: the cache answers
+
+
+USER_PASSWORD = "Er1nPassword"
+
+
+async def session_of(server: Server, username: str) -> tuple[str, dict[str, str]]:
+    """A user logged in to the web page: the password-change path and the CSRF header (the
+    session cookie stays in the client)."""
+    user = await server.runtime.users.create(LOCAL, username, USER_PASSWORD)
+    r = await server.client.post(
+        "/c/login", json={"principal": username, "password": USER_PASSWORD}
+    )
+    assert r.status == 200, await r.text()
+    csrf = (await r.json())["csrf_token"]
+    return f"/api/v2.0/users/{user.id}/password", {"X-Harbor-CSRF-Token": csrf}
+
+
+async def test_attack_old_password_guessing_is_throttled(strict: Server) -> None:
+    """Whoever holds a user's session cookie could guess the password as old_password without
+    limit: each guess is now a failed authentication, and past the threshold 429."""
+    path, csrf = await session_of(strict, "erin")
+    for i in range(3):
+        r = await strict.client.put(
+            path,
+            json={"old_password": f"Gue55{i}Word", "new_password": "N3wPassword"},
+            headers=csrf,
+        )
+        assert r.status == 403
+        assert (await r.json())["errors"][0]["code"] == "FORBIDDEN"
+    right = {"old_password": USER_PASSWORD, "new_password": "N3wPassword"}
+    r = await strict.client.put(path, json=right, headers=csrf)
+    assert r.status == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert (await r.json())["errors"][0]["code"] == "TOO_MANY_REQUESTS"
+    user = await strict.runtime.store.find_user("erin")
+    assert user is not None and verify_secret(USER_PASSWORD, user.password_hash)  # unchanged
+    # The same (account, address) score as the token endpoint's: guessing there is locked too.
+    r = await strict.client.get(TOKEN, headers=basic("erin", USER_PASSWORD))
+    assert r.status == 429
+    text = await (await strict.client.get("/metrics")).text()
+    assert metric(text, "tokenserver_authentication_failures_total") == 3
+    assert metric(text, "tokenserver_lockouts_total") == 1
+
+
+async def test_old_password_rules_that_are_not_guesses(strict: Server) -> None:
+    """A missing old password and an admin's change are not counted; the right old password
+    clears the score, as a successful login does."""
+    path, csrf = await session_of(strict, "erin")
+    for _ in range(3):
+        r = await strict.client.put(path, json={"new_password": "N3wPassword"}, headers=csrf)
+        assert r.status == 403
+    for i in range(2):
+        r = await strict.client.put(
+            path,
+            json={"old_password": f"Gue55{i}Word", "new_password": "N3wPassword"},
+            headers=csrf,
+        )
+        assert r.status == 403
+    assert strict.runtime.throttle.failures == 2
+    r = await strict.client.put(
+        path, json={"old_password": USER_PASSWORD, "new_password": "N3wPassword"}, headers=csrf
+    )
+    assert r.status == 200, await r.text()
+    # Cleared: one more failure does not reach the threshold of 3.
+    assert (await strict.client.get(TOKEN, headers=basic("erin", "Wr0ngOne"))).status == 401
+    assert (await strict.client.get(TOKEN, headers=basic("erin", "N3wPassword"))).status == 200
+    await strict.runtime.users.ensure_admin("Adm1nPassword")
+    admin = basic("admin", "Adm1nPassword")
+    for _ in range(4):
+        r = await strict.client.put(path, json={"new_password": "Adm1nChosen1"}, headers=admin)
+        assert r.status == 200
+    assert strict.runtime.throttle.failures == 3

@@ -13,6 +13,7 @@ from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import NewUser, Store
 from tokenserver.services.projects import ProjectService
+from tokenserver.services.throttle import Throttle
 from tokenserver.services.verifier import SecretVerifier
 
 ADMIN = "admin"
@@ -49,12 +50,15 @@ class UserService:
         audit: AuditService,
         projects: ProjectService,
         verifier: SecretVerifier,
+        *,
+        throttle: Throttle | None = None,
     ) -> None:
         self._store = store
         self._access = access
         self._audit = audit
         self._projects = projects
         self._verifier = verifier
+        self._throttle = throttle
 
     async def create(
         self,
@@ -111,10 +115,12 @@ class UserService:
         return user
 
     async def change_password(
-        self, actor: Principal, user_id: int, old: str | None, new: str
+        self, actor: Principal, user_id: int, old: str | None, new: str, address: str = ""
     ) -> None:
         """Users change their own password (the old one required); system admins change
-        anyone's. Raises Forbidden, BadRequest, UserNotFound."""
+        anyone's. A wrong old password is a failed authentication of the user from `address`
+        (the client), behind the same throttle as the token endpoint. Raises Forbidden,
+        BadRequest, UserNotFound, TooManyRequests."""
         async with self._audit.operation(actor, "update", "user", f"{user_id}/password"):
             own = actor.user is not None and actor.user.id == user_id
             if not own:
@@ -122,18 +128,32 @@ class UserService:
             user = await self._store.find_user_by_id(user_id)
             if user is None:
                 raise UserNotFound(f"user {user_id} not found")
-            if (
-                own
-                and not actor.sysadmin
-                and not (old and await self._verifier.verify(Secret(old), user.password_hash))
-            ):
-                raise Forbidden("the old password is wrong")
+            if own and not actor.sysadmin:
+                await self._check_old_password(user, old, address)
             secret = check_password(new)
             await self._store.update_user_password(
                 user.id, await self._verifier.hash(secret), self._projects.now()
             )
             await self._store.delete_refresh_tokens(user_id=user.id)
             await self._store.delete_sessions(user_id=user.id)  # web logins end too
+
+    async def _check_old_password(self, user: User, old: str | None, address: str) -> None:
+        """Raise Forbidden unless `old` is the user's password.
+
+        NOTE: whoever holds a user's session cookie (or a forgotten, unlocked browser) could
+        otherwise guess the password here without limit; each guess counts against the same
+        (account, address) score as a guess at the token endpoint. A missing old password is
+        no guess and is not counted."""
+        if not old:
+            raise Forbidden("the old password is wrong")
+        if self._throttle is not None:
+            self._throttle.check(user.username, address)
+        if not await self._verifier.verify(Secret(old), user.password_hash):
+            if self._throttle is not None:
+                self._throttle.failed(user.username, address, old)
+            raise Forbidden("the old password is wrong")
+        if self._throttle is not None:
+            self._throttle.succeeded(user.username, address)
 
 
 class MemberService:
