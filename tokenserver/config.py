@@ -215,7 +215,8 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "robot$",
         _text(forbidden=":+/"),
         "Prefix of every robot's full name, <prefix><project>+<name>. Not stored: changing it\n"
-        "renames every robot.",
+        "renames every robot. No user's name may read as a robot's under it: such users are\n"
+        "refused at creation and, if created under another prefix, reported at start.",
     ),
     (
         "database",

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from tokenserver.config import Settings
+from tokenserver.errors import ConfigError
 from tokenserver.keys import load_signing_key
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
@@ -111,6 +112,29 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         )
         robots = RobotService(store, access, audit, projects, verifier, usage, settings.name_prefix)
         refresh = RefreshTokenService(store, robots, usage, settings.name_prefix, throttle=throttle)
+        users = UserService(
+            store,
+            access,
+            audit,
+            projects,
+            verifier,
+            name_prefix=settings.name_prefix,
+            throttle=throttle,
+        )
+        clashing = await users.named_like_robots()
+        if clashing:
+            # NOTE: the prefix is not stored, so changing it can turn existing users' names into
+            # robot names: a robot would answer for them at the token endpoint and the web page
+            # would refuse them. Refuse to start rather than serve them as robots.
+            shown = ", ".join(repr(name) for name in clashing[:20])
+            more = f" and {len(clashing) - 20} more" if len(clashing) > 20 else ""
+            raise ConfigError(
+                "robots.name_prefix",
+                f"under the prefix {settings.name_prefix!r}, these users' names read as robot "
+                f"account names, so robots would answer for them: {shown}{more}. Choose a prefix "
+                "under which no user's name reads as a robot's (such as the one they were "
+                "created under)",
+            )
         tokens = None
         if signer is not None:
             tokens = TokenService(
@@ -129,7 +153,7 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             robots=robots,
             refresh=refresh,
             migration=ImportService(store, access, audit),
-            users=UserService(store, access, audit, projects, verifier),
+            users=users,
             members=MemberService(store, access, audit, projects),
             sessions=SessionService(
                 store,

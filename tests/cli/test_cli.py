@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.helpers import run_cli
 from tokenserver.config import load_settings
+from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import verify_secret
 
 
@@ -122,6 +124,38 @@ def test_serve_with_a_mismatched_key_exits_2(config: Path) -> None:
     result = cli(config, "serve")
     assert result.returncode == 2
     assert "token.certificate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def _create_users(config: Path, *names: str) -> None:
+    from tokenserver.runtime import open_runtime
+
+    async with open_runtime(load_settings(config, environ={}), sign=False) as runtime:
+        for name in names:
+            await runtime.users.create(LOCAL, name, "Passw0rdX")
+
+
+def test_attack_user_named_like_a_robot_under_custom_prefix(config: Path) -> None:
+    """Users created before the prefix became `bot-` would be shadowed by robots: every command
+    that opens the database refuses to start, naming them and the key."""
+    asyncio.run(_create_users(config, "bot-ci", "bot-CI", "bot-cd"))
+    bot = {"TOKENSERVER_ROBOTS_NAME_PREFIX": "bot-"}
+    for args in (("serve",), ("project", "list"), ("init",)):
+        result = cli(config, *args, env=bot)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "robots.name_prefix" in result.stderr
+        assert "'bot-ci', 'bot-cd'" in result.stderr
+        assert "bot-CI" not in result.stderr  # not a robot name: upper case
+        assert "Traceback" not in result.stderr
+    ok(cli(config, "project", "list"))  # under the prefix they were created with, all is well
+    ok(cli(config, "project", "list", env={"TOKENSERVER_ROBOTS_NAME_PREFIX": "ci-"}))
+
+
+def test_init_refuses_a_prefix_that_makes_admin_a_robot(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    result = cli(config, "init", env={"TOKENSERVER_ROBOTS_NAME_PREFIX": "ad"})
+    assert result.returncode == 2
+    assert "robots.name_prefix" in result.stderr and "'admin'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

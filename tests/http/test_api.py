@@ -11,10 +11,13 @@ import jwt
 import pytest
 from aiohttp import ClientResponse
 
-from tests.http.conftest import Server, basic
+from tests.conftest import MakeSettings
+from tests.http.conftest import AiohttpClient, Server, basic
 from tests.http.openapi_check import check_response
 from tokenserver.domain.harbor import iso_time
 from tokenserver.domain.models import LOCAL
+from tokenserver.http.api import RUNTIME
+from tokenserver.http.app import create_app
 
 API = "/api/v2.0"
 ADMIN_PASSWORD = "Adm1nPassword"
@@ -299,6 +302,34 @@ async def test_users(api: Api) -> None:
     assert "password" in await error(r, 400, "BAD_REQUEST")
     r = await api.call("POST", "/users", api.admin, {"username": "da$ve", "password": "Passw0rdX"})
     await error(r, 400, "BAD_REQUEST")
+
+
+async def test_attack_user_named_like_a_robot_under_custom_prefix(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient
+) -> None:
+    """Under the prefix `bot-`, a user `bot-ci` could never log in to the web page, and a system
+    robot `ci` would answer for it at the token endpoint: such a name is refused."""
+    settings = make_settings(robots__name_prefix="bot-")
+    app = create_app(settings)
+    api = Api(Server(await aiohttp_client(app), app[RUNTIME], settings))
+    await api.server.runtime.users.ensure_admin(ADMIN_PASSWORD)
+    for name in ("bot-ci", "bot-a.b_c"):
+        r = await api.call("POST", "/users", api.admin, {"username": name, "password": "Passw0rdX"})
+        message = await error(r, 400, "BAD_REQUEST")
+        assert repr(name) in message and "robots.name_prefix" in message
+        assert await api.server.runtime.store.find_user(name) is None
+    # Names that are not robot names under the prefix stay usable, on the page and for tokens.
+    for name in ("bot-CI", "Bot-ci", "ci"):
+        r = await api.call("POST", "/users", api.admin, {"username": name, "password": "Passw0rdX"})
+        assert r.status == 201, await r.text()
+        r = await api.client.post("/c/login", json={"principal": name, "password": "Passw0rdX"})
+        assert r.status == 200, await r.text()
+        r = await api.client.get(TOKEN, headers=basic(name, "Passw0rdX"))
+        assert r.status == 200, await r.text()
+        assert (
+            jwt.decode((await r.json())["token"], options={"verify_signature": False})["sub"]
+            == name
+        )
 
 
 async def test_password_changes(api: Api) -> None:

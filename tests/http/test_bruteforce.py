@@ -4,11 +4,15 @@ accounts cost the same KDF work as known ones."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 
 import pytest
 
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
+from tests.http.test_observability import metric
+from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import verify_secret
 from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
@@ -90,3 +94,169 @@ async def test_unknown_accounts_run_the_same_kdf_work(
             await server.client.get(TOKEN, headers=basic(username, "Wr0ngSecret"))
         ).status == 401
     assert calls == ["scrypt$14"] * 4
+
+
+class GatedKdf:
+    """verify_secret, counted, and held in its thread until `release()`: every request of a
+    burst reaches the verifier before any KDF run ends, so what the burst shares does not depend
+    on timing."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self._gate = threading.Event()
+
+    def __call__(self, secret: str, stored: str) -> bool:
+        self.runs.append(stored)
+        self._gate.wait(timeout=60)
+        return verify_secret(secret, stored)
+
+    def release(self) -> None:
+        self._gate.set()
+
+
+async def burst(
+    server: Server, monkeypatch: pytest.MonkeyPatch, credentials: Sequence[tuple[str, str]]
+) -> tuple[list[int], list[str]]:
+    """Send one token request per (username, password) at once; their statuses and the
+    stored hashes the KDF ran against, one per run."""
+    kdf = GatedKdf()
+    monkeypatch.setattr(verifier_module, "verify_secret", kdf)
+    verifier = server.runtime.verifier
+    checked = verifier.misses + verifier.hits
+    requests = [
+        asyncio.ensure_future(server.client.get(TOKEN, headers=basic(user, password)))
+        for user, password in credentials
+    ]
+    try:
+        for _ in range(6000):  # until every request is at the verifier (or the test fails)
+            if verifier.misses + verifier.hits - checked >= len(credentials):
+                break
+            await asyncio.sleep(0.005)
+        assert verifier.misses + verifier.hits - checked == len(credentials)
+    finally:
+        kdf.release()
+    responses = await asyncio.gather(*requests)
+    return [r.status for r in responses], kdf.runs
+
+
+async def test_attack_unknown_names_share_one_kdf_run(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 unknown names at once used to cost one KDF run (one shared dummy hash) where 8 known
+    robots cost 8: the time of a burst told whether the names exist."""
+    robots = [await server.robot("p", f"ci{i}", "repository:pull") for i in range(8)]
+    unknown = [f"robot$p+nobody{i}" for i in range(4)] + [f"nobody{i}" for i in range(4)]
+    statuses, unknown_runs = await burst(server, monkeypatch, [(u, "Wr0ngSecret") for u in unknown])
+    assert statuses == [401] * 8
+    statuses, known_runs = await burst(
+        server, monkeypatch, [(r.name, "Wr0ngSecret") for r in robots]
+    )
+    assert statuses == [401] * 8
+    assert len(unknown_runs) == len(known_runs) == 8
+    assert len(set(unknown_runs)) == 8
+    assert all(run.startswith("scrypt$14$8$5$") for run in unknown_runs + known_runs)
+
+
+async def test_attack_burst_for_one_unknown_name_costs_what_one_known_name_costs(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One name and one password, repeated at once: one KDF run whether the name exists or not.
+    Distinct passwords for one name: one run each, again whether it exists or not."""
+    robot = await server.robot("p", "ci", "repository:pull")
+    other = await server.robot("p", "cd", "repository:pull")
+    same = [
+        await burst(server, monkeypatch, [(name, "Wr0ngSecret")] * 8)
+        for name in ("robot$p+nobody", robot.name)
+    ]
+    assert [statuses for statuses, _ in same] == [[401] * 8] * 2
+    assert [len(runs) for _, runs in same] == [1, 1]
+    distinct = [
+        await burst(server, monkeypatch, [(name, f"Wr0ngSecret{i}") for i in range(8)])
+        for name in ("nobody", other.name)
+    ]
+    assert [statuses for statuses, _ in distinct] == [[401] * 8] * 2
+    assert [len(runs) for _, runs in distinct] == [8, 8]
+
+
+async def test_a_cold_burst_from_one_robot_shares_one_kdf_run(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    robot = await server.robot("p", "ci", "repository:pull")
+    statuses, runs = await burst(server, monkeypatch, [(robot.name, robot.secret)] * 8)
+    assert statuses == [200] * 8
+    assert len(runs) == 1
+    statuses, runs = await burst(server, monkeypatch, [(robot.name, robot.secret)] * 8)
+    assert statuses == [200] * 8
+    assert runs == []  # warm: the cache answers
+
+
+USER_PASSWORD = "Er1nPassword"
+
+
+async def session_of(server: Server, username: str) -> tuple[str, dict[str, str]]:
+    """A user logged in to the web page: the password-change path and the CSRF header (the
+    session cookie stays in the client)."""
+    user = await server.runtime.users.create(LOCAL, username, USER_PASSWORD)
+    r = await server.client.post(
+        "/c/login", json={"principal": username, "password": USER_PASSWORD}
+    )
+    assert r.status == 200, await r.text()
+    csrf = (await r.json())["csrf_token"]
+    return f"/api/v2.0/users/{user.id}/password", {"X-Harbor-CSRF-Token": csrf}
+
+
+async def test_attack_old_password_guessing_is_throttled(strict: Server) -> None:
+    """Whoever holds a user's session cookie could guess the password as old_password without
+    limit: each guess is now a failed authentication, and past the threshold 429."""
+    path, csrf = await session_of(strict, "erin")
+    for i in range(3):
+        r = await strict.client.put(
+            path,
+            json={"old_password": f"Gue55{i}Word", "new_password": "N3wPassword"},
+            headers=csrf,
+        )
+        assert r.status == 403
+        assert (await r.json())["errors"][0]["code"] == "FORBIDDEN"
+    right = {"old_password": USER_PASSWORD, "new_password": "N3wPassword"}
+    r = await strict.client.put(path, json=right, headers=csrf)
+    assert r.status == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert (await r.json())["errors"][0]["code"] == "TOO_MANY_REQUESTS"
+    user = await strict.runtime.store.find_user("erin")
+    assert user is not None and verify_secret(USER_PASSWORD, user.password_hash)  # unchanged
+    # The same (account, address) score as the token endpoint's: guessing there is locked too.
+    r = await strict.client.get(TOKEN, headers=basic("erin", USER_PASSWORD))
+    assert r.status == 429
+    text = await (await strict.client.get("/metrics")).text()
+    assert metric(text, "tokenserver_authentication_failures_total") == 3
+    assert metric(text, "tokenserver_lockouts_total") == 1
+
+
+async def test_old_password_rules_that_are_not_guesses(strict: Server) -> None:
+    """A missing old password and an admin's change are not counted; the right old password
+    clears the score, as a successful login does."""
+    path, csrf = await session_of(strict, "erin")
+    for _ in range(3):
+        r = await strict.client.put(path, json={"new_password": "N3wPassword"}, headers=csrf)
+        assert r.status == 403
+    for i in range(2):
+        r = await strict.client.put(
+            path,
+            json={"old_password": f"Gue55{i}Word", "new_password": "N3wPassword"},
+            headers=csrf,
+        )
+        assert r.status == 403
+    assert strict.runtime.throttle.failures == 2
+    r = await strict.client.put(
+        path, json={"old_password": USER_PASSWORD, "new_password": "N3wPassword"}, headers=csrf
+    )
+    assert r.status == 200, await r.text()
+    # Cleared: one more failure does not reach the threshold of 3.
+    assert (await strict.client.get(TOKEN, headers=basic("erin", "Wr0ngOne"))).status == 401
+    assert (await strict.client.get(TOKEN, headers=basic("erin", "N3wPassword"))).status == 200
+    await strict.runtime.users.ensure_admin("Adm1nPassword")
+    admin = basic("admin", "Adm1nPassword")
+    for _ in range(4):
+        r = await strict.client.put(path, json={"new_password": "Adm1nChosen1"}, headers=admin)
+        assert r.status == 200
+    assert strict.runtime.throttle.failures == 3

@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 from tokenserver.domain.names import (
     RobotName,
     check_name,
+    check_not_robot_name,
     is_repository_name,
     parse_robot_name,
     project_of,
+    reads_as_robot_name,
 )
 from tokenserver.errors import BadRequest
 
@@ -123,3 +125,28 @@ def test_valid_repository_names_have_no_empty_or_dot_components(name: str) -> No
         assert ".." not in name
         assert all(part for part in name.split("/"))
         assert name[0] not in "._-" and name[-1] not in "._-/"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "username", "robot"),
+    [
+        ("bot-", "bot-ci", True),  # the system robot `ci`
+        ("bot-", "bot-ci.x_2", True),
+        ("bot-", "robot$ci", True),  # legacy names are robot names under any prefix
+        ("bot-", "bot-CI", False),  # not a robot name: upper case
+        ("bot-", "bot-", False),
+        ("bot-", "bot--ci", False),
+        ("bot-", "ci", False),
+        ("bot-", "Bot-ci", False),  # names are never case-folded
+        ("robot$", "bot-ci", False),
+        ("robot$", "robot$ci", True),
+        ("ad", "admin", True),
+    ],
+)
+def test_reads_as_robot_name(prefix: str, username: str, robot: bool) -> None:
+    assert reads_as_robot_name(prefix, username) is robot
+    if robot:
+        with pytest.raises(BadRequest, match=r"robots\.name_prefix"):
+            check_not_robot_name(prefix, username)
+    else:
+        assert check_not_robot_name(prefix, username) == username

@@ -9,8 +9,10 @@ from tokenserver.domain.secrets import (
     MANUAL_SECRET_RULE,
     Secret,
     check_manual_secret,
+    dummy_hash,
     generate_secret,
     hash_secret,
+    needs_rehash,
     verify_secret,
 )
 from tokenserver.errors import BadRequest
@@ -67,3 +69,14 @@ def test_dummy_hash_costs_a_kdf_and_never_matches() -> None:
     assert DUMMY_HASH.startswith("scrypt$14$8$5$")
     assert not verify_secret("", DUMMY_HASH)
     assert not verify_secret(generate_secret().reveal(), DUMMY_HASH)
+
+
+def test_each_unknown_account_gets_a_dummy_hash_of_its_own() -> None:
+    first, again, other = dummy_hash("nobody"), dummy_hash("nobody"), dummy_hash("nobody2")
+    assert first == again
+    assert first != other
+    for stored in (first, other):
+        assert stored.startswith("scrypt$14$8$5$")
+        assert not needs_rehash(stored)  # the same parameters, so the same cost, as real ones
+        assert not verify_secret("", stored)
+        assert not verify_secret(generate_secret().reveal(), stored)

@@ -6,6 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from tokenserver.domain.models import LEGACY_PREFIX
 from tokenserver.errors import BadRequest
 
 # Harbor's rule for project and robot names.
@@ -92,4 +93,23 @@ def check_username(username: str) -> str:
         raise BadRequest(f"username must be 1 to {NAME_MAX_LENGTH} characters")
     if not username.isprintable() or any(c.isspace() or c in _USERNAME_FORBIDDEN for c in username):
         raise BadRequest('username must not contain spaces or any of , " ~ # % $ : + / \\')
+    return username
+
+
+def reads_as_robot_name(prefix: str, username: str) -> bool:
+    """True if `username` is a robot's full name under `prefix`, or a legacy `robot$` one
+    (those are robot names whatever the prefix): the token endpoint looks such a name up as a
+    robot, and the web page refuses it."""
+    return username.startswith(LEGACY_PREFIX) or parse_robot_name(prefix, username) is not None
+
+
+def check_not_robot_name(prefix: str, username: str) -> str:
+    """Return `username` unless it reads as a robot's name under `prefix`; raise BadRequest
+    otherwise. NOTE: such a user could never log in to the web page, and a robot of that name
+    would take its place at the token endpoint."""
+    if reads_as_robot_name(prefix, username):
+        raise BadRequest(
+            f"username {username!r} reads as a robot account's name under the robot name "
+            f"prefix {prefix!r} (robots.name_prefix); choose a name that does not"
+        )
     return username

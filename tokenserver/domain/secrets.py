@@ -141,6 +141,20 @@ DUMMY_HASH = (
     f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$"
     f"{_b64(secrets.token_bytes(_SALT_BYTES))}${_b64(secrets.token_bytes(_KEY_BYTES))}"
 )
+_DUMMY_SALT_KEY = secrets.token_bytes(32)
+
+
+def dummy_hash(account: str) -> str:
+    """DUMMY_HASH with a salt of its own for `account` (stable within this process): what an
+    unknown account is checked against.
+
+    NOTE: one shared dummy hash made distinct unknown names indistinguishable to anything keyed
+    by the stored hash (the verifier shares one KDF run among concurrent checks of one secret
+    against one hash), so a burst of unknown names cost one run where as many known accounts
+    cost one each. With a hash per name, an unknown name costs exactly what a known one does.
+    """
+    salt = hashlib.blake2b(account.encode(), key=_DUMMY_SALT_KEY, digest_size=_SALT_BYTES)
+    return f"{_CURRENT_KDF}{_b64(salt.digest())}{DUMMY_HASH[DUMMY_HASH.rindex('$') :]}"
 
 
 def token_digest(token: str) -> str:

@@ -317,7 +317,11 @@ async def change_password(request: web.Request) -> web.Response:
         required=["new_password"],
     )
     await rt(request).users.change_password(
-        principal, path_id(request, "user_id"), data.get("old_password"), data["new_password"]
+        principal,
+        path_id(request, "user_id"),
+        data.get("old_password"),
+        data["new_password"],
+        request.remote or "",
     )
     return ok()
 

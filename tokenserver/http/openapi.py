@@ -29,6 +29,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Conflict",
         412: "Precondition failed",
         413: "Request entity too large",
+        429: "Too many failed authentications (see Retry-After)",
         500: "Internal error",
     }
     return {str(s): _json(_schema("Errors"), names[s]) for s in (*statuses, 401, 413, 500)}
@@ -456,7 +457,7 @@ PATHS: dict[str, Any] = {
         "put": {
             "summary": "Change a password (own, with the old one; any, as system admin)",
             "requestBody": _body("PasswordReq"),
-            "responses": {"200": _OK, **_errors(400, 403, 404)},
+            "responses": {"200": _OK, **_errors(400, 403, 404, 429)},
         },
     },
     "/robots": {

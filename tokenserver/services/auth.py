@@ -8,7 +8,7 @@ from collections.abc import Callable
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
-from tokenserver.domain.secrets import DUMMY_HASH, needs_rehash
+from tokenserver.domain.secrets import dummy_hash, needs_rehash
 from tokenserver.errors import Unauthorized
 from tokenserver.services.legacy import LegacyAuthenticator, looks_legacy
 from tokenserver.services.ports import RobotChanges, Store
@@ -56,7 +56,9 @@ class Authenticator:
 
         Robots and users are read from storage on every call, so a change made by another
         process (the CLI while the server runs) counts on the very next request. An unknown
-        account runs the same KDF work as a known one. Whether a robot is disabled or expired
+        account runs the same KDF work as a known one, in bursts too: it is checked against a
+        stand-in hash of its own name (`dummy_hash`), so concurrent requests share a KDF run
+        exactly when they would for a known account. Whether a robot is disabled or expired
         is told only to a caller who knows its secret.
         """
         if self._legacy is not None and looks_legacy(
@@ -66,7 +68,13 @@ class Authenticator:
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
         user = None if robot else await self._store.find_user(credentials.username)
-        stored = robot.secret_hash if robot else user.password_hash if user else DUMMY_HASH
+        stored = (
+            robot.secret_hash
+            if robot
+            else user.password_hash
+            if user
+            else dummy_hash(credentials.username)
+        )
         if not await self._verifier.verify(credentials.password, stored):
             raise Unauthorized(INVALID_CREDENTIALS)
         if robot is not None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 
 from tokenserver.domain.models import Member, Principal, User
-from tokenserver.domain.names import check_username
+from tokenserver.domain.names import check_not_robot_name, check_username, reads_as_robot_name
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret, generate_secret
-from tokenserver.errors import BadRequest, Forbidden, MemberNotFound, UserNotFound
+from tokenserver.errors import BadRequest, ConfigError, Forbidden, MemberNotFound, UserNotFound
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import NewUser, Store
 from tokenserver.services.projects import ProjectService
+from tokenserver.services.throttle import Throttle
 from tokenserver.services.verifier import SecretVerifier
 
 ADMIN = "admin"
@@ -49,12 +50,17 @@ class UserService:
         audit: AuditService,
         projects: ProjectService,
         verifier: SecretVerifier,
+        *,
+        name_prefix: str,
+        throttle: Throttle | None = None,
     ) -> None:
+        self._prefix = name_prefix
         self._store = store
         self._access = access
         self._audit = audit
         self._projects = projects
         self._verifier = verifier
+        self._throttle = throttle
 
     async def create(
         self,
@@ -67,10 +73,12 @@ class UserService:
         comment: str = "",
         sysadmin: bool = False,
     ) -> User:
-        """System admins only. Raises BadRequest (name, password), Conflict (taken)."""
+        """System admins only. Raises BadRequest (name, including one that reads as a
+        robot's name under the prefix; password), Conflict (taken)."""
         async with self._audit.operation(actor, "create", "user", username):
             self._access.require_system(actor, "user", "create")
             check_username(username)
+            check_not_robot_name(self._prefix, username)
             secret = check_password(password)
             for name, value in (("email", email), ("realname", realname), ("comment", comment)):
                 _check_field(name, value)
@@ -88,15 +96,30 @@ class UserService:
 
     async def ensure_admin(self, password: str | None) -> Secret | None:
         """Create the system admin `admin` if missing, with `password` or a generated one,
-        which is returned (to be shown once). None if admin already existed or was given."""
+        which is returned (to be shown once). None if admin already existed or was given.
+        Raises ConfigError if `admin` reads as a robot's name under the configured prefix."""
         if await self._store.find_user(ADMIN) is not None:
             return None
+        if reads_as_robot_name(self._prefix, ADMIN):
+            raise ConfigError(
+                "robots.name_prefix",
+                f"the system admin's name {ADMIN!r} reads as a robot account's name under the "
+                f"prefix {self._prefix!r}; choose another prefix",
+            )
         secret = generate_secret() if password is None else check_password(password)
         await self._store.create_user(
             NewUser(ADMIN, "", "system admin", "", await self._verifier.hash(secret), True),
             self._projects.now(),
         )
         return secret if password is None else None
+
+    async def named_like_robots(self) -> list[str]:
+        """Users whose names read as robot names under the configured prefix, by id. Creation
+        refuses such names, so these were created under another prefix."""
+        # NOTE: a robot name under the prefix contains it, and a legacy `robot$` one cannot be
+        # a username ('$' is refused), so the users containing the prefix are all candidates.
+        candidates = await self._store.list_users(self._prefix)
+        return [u.username for u in candidates if reads_as_robot_name(self._prefix, u.username)]
 
     async def list(self, actor: Principal, username_contains: str = "") -> list[User]:
         self._access.require_system(actor, "user", "list")
@@ -111,10 +134,12 @@ class UserService:
         return user
 
     async def change_password(
-        self, actor: Principal, user_id: int, old: str | None, new: str
+        self, actor: Principal, user_id: int, old: str | None, new: str, address: str = ""
     ) -> None:
         """Users change their own password (the old one required); system admins change
-        anyone's. Raises Forbidden, BadRequest, UserNotFound."""
+        anyone's. A wrong old password is a failed authentication of the user from `address`
+        (the client), behind the same throttle as the token endpoint. Raises Forbidden,
+        BadRequest, UserNotFound, TooManyRequests."""
         async with self._audit.operation(actor, "update", "user", f"{user_id}/password"):
             own = actor.user is not None and actor.user.id == user_id
             if not own:
@@ -122,18 +147,32 @@ class UserService:
             user = await self._store.find_user_by_id(user_id)
             if user is None:
                 raise UserNotFound(f"user {user_id} not found")
-            if (
-                own
-                and not actor.sysadmin
-                and not (old and await self._verifier.verify(Secret(old), user.password_hash))
-            ):
-                raise Forbidden("the old password is wrong")
+            if own and not actor.sysadmin:
+                await self._check_old_password(user, old, address)
             secret = check_password(new)
             await self._store.update_user_password(
                 user.id, await self._verifier.hash(secret), self._projects.now()
             )
             await self._store.delete_refresh_tokens(user_id=user.id)
             await self._store.delete_sessions(user_id=user.id)  # web logins end too
+
+    async def _check_old_password(self, user: User, old: str | None, address: str) -> None:
+        """Raise Forbidden unless `old` is the user's password.
+
+        NOTE: whoever holds a user's session cookie (or a forgotten, unlocked browser) could
+        otherwise guess the password here without limit; each guess counts against the same
+        (account, address) score as a guess at the token endpoint. A missing old password is
+        no guess and is not counted."""
+        if not old:
+            raise Forbidden("the old password is wrong")
+        if self._throttle is not None:
+            self._throttle.check(user.username, address)
+        if not await self._verifier.verify(Secret(old), user.password_hash):
+            if self._throttle is not None:
+                self._throttle.failed(user.username, address, old)
+            raise Forbidden("the old password is wrong")
+        if self._throttle is not None:
+            self._throttle.succeeded(user.username, address)
 
 
 class MemberService:
