@@ -80,3 +80,28 @@ def test_each_unknown_account_gets_a_dummy_hash_of_its_own() -> None:
         assert not needs_rehash(stored)  # the same parameters, so the same cost, as real ones
         assert not verify_secret("", stored)
         assert not verify_secret(generate_secret().reveal(), stored)
+
+
+def test_attack_wrong_password_answers_faster_for_an_imported_harbor_robot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Harbor's PBKDF2 is cheap: checking it alone would tell imported robots apart by time."""
+    import hashlib
+
+    from tokenserver.domain import secrets
+
+    salt = "AbCdEf0123456789AbCdEf0123456789"
+    key = hashlib.pbkdf2_hmac("sha256", b"Right1Secret", salt.encode(), 4096, 16).hex()
+    stored = secrets.harbor_hash(salt, key)
+    runs: list[tuple[int, int, int]] = []
+    real = secrets._scrypt
+
+    def counted(secret: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+        runs.append((log2_n, r, p))
+        return real(secret, salt, log2_n, r, p)
+
+    monkeypatch.setattr(secrets, "_scrypt", counted)
+    assert verify_secret("Right1Secret", stored)
+    assert not verify_secret("Wrong1Secret", stored)
+    current = (secrets.SCRYPT_LOG2_N, secrets.SCRYPT_R, secrets.SCRYPT_P)
+    assert runs == [current, current]  # the same KDF work as a robot of our own

@@ -43,7 +43,7 @@ class _RuntimeCollector(Collector):
         yield cache
         yield CounterMetricFamily(
             "tokenserver_authentication_failures",
-            "Failed authentications (token endpoint and API)",
+            "Failed authentications (token endpoint, API, web login, old passwords)",
             value=runtime.throttle.failures,
         )
         yield CounterMetricFamily(
