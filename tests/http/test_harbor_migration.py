@@ -402,6 +402,12 @@ async def test_legacy_refresh_tokens_end_with_the_robot(
     assert (await refresh(migrated, token, "repository:lib/app:pull")).status == 401
     await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(disabled=False))
     assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    # A legacy robot's end is its JWT's exp, at login and so at refresh: not the stored row's.
+    await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(expires_at=1))
+    assert await grants(
+        migrated, basic("robot$legacy", legacy_token(harbor_key)), "repository:lib/app:pull"
+    ) == [["pull"]]
+    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
     await migrated.runtime.store.delete_robot(robot.id)
     assert (await refresh(migrated, token, "repository:lib/app:pull")).status == 401
 

@@ -111,14 +111,17 @@ class RefreshTokenService:
             raise Unauthorized(INVALID_REFRESH_TOKEN)
         if found.robot_id is not None:
             robot = await self._store.find_robot_by_id(found.robot_id)
-            if robot is None or robot.disabled or robot.is_expired(now):
+            if robot is None or robot.disabled:
                 raise Unauthorized(INVALID_REFRESH_TOKEN)
             if robot.legacy:
-                # Only what the JWT granted at login, never the stored policies; a token
-                # without that record (or with legacy logins turned off) grants nothing.
+                # As at its login: only what the JWT granted, never the stored policies, until
+                # the JWT's exp (`is_usable` above). A token without that record (or with
+                # legacy logins turned off) grants nothing.
                 if found.legacy_access is None or not self._legacy:
                     raise Unauthorized(INVALID_REFRESH_TOKEN)
                 principal = legacy_principal(robot, found.legacy_access, found.expires_at)
+            elif robot.is_expired(now):
+                raise Unauthorized(INVALID_REFRESH_TOKEN)
             else:
                 principal = Principal(
                     PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot
