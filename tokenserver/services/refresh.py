@@ -64,7 +64,6 @@ class RefreshTokenService:
         principal."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         robot = principal.robot
-        legacy = robot is not None and robot.legacy
         await self._store.add_refresh_token(
             token_digest(token),
             client_id[:200],
@@ -75,7 +74,7 @@ class RefreshTokenService:
             expires_at=principal.valid_until,
             legacy_access=(
                 tuple(a for p in robot.permissions for a in p.access)
-                if robot is not None and legacy
+                if robot is not None and robot.legacy
                 else None
             ),
         )
