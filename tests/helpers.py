@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tokenserver.domain.models import LOCAL, Level, Robot
@@ -13,6 +14,16 @@ from tokenserver.domain.permissions import Permission, parse_access
 from tokenserver.domain.secrets import Secret
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
+
+
+class FakeClock:
+    """A clock the test moves (`now += seconds`) instead of sleeping."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def free_port() -> int:

@@ -50,6 +50,7 @@ class Settings:
     # A PostgreSQL URL (database.url); empty: the SQLite file `database`.
     database_url: str = ""
     database_pool_size: int = 10
+    refresh_token_idle_days: int = 90
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------
@@ -194,6 +195,15 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         _boolean,
         "Also send the certificate in an x5c header. Both 2.8 and 3.x try x5c first, so x5c\n"
         "with either kid works for both; it adds about 500 bytes to every token.",
+    ),
+    (
+        "token",
+        "refresh_token_idle_days",
+        90,
+        _int(1, 36500),
+        "A refresh token (what docker login keeps instead of the password) unused for this\n"
+        "many days stops working (1 .. 36500). Uses are recorded at most once an hour, so it\n"
+        "may last up to an hour longer.",
     ),
     (
         "token",
@@ -389,6 +399,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         lockout_max_seconds=values["security.lockout_max_seconds"],
         kid_format=values["token.kid_format"],
         x5c=values["token.x5c"],
+        refresh_token_idle_days=values["token.refresh_token_idle_days"],
         web_enabled=values["web.enabled"],
         session_lifetime=values["web.session_lifetime"],
         legacy_key=base / values["legacy.verification_key"]

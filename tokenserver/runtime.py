@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -72,9 +73,13 @@ def database_name(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, *, sign: bool, clock: Callable[[], float] = time.time
+) -> AsyncIterator[Runtime]:
     """Open storage and build the services; `sign` loads the signing key (the server needs
-    it, management commands do not). Raises ConfigError or StorageError."""
+    it, management commands do not). `clock` is the token path's time (authentication,
+    refresh tokens, signing): tests move it instead of sleeping. Raises ConfigError or
+    StorageError."""
     if sign:  # fail on an unusable configured key before anything else
         load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     store = await open_store(settings)
@@ -82,7 +87,7 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         cache_size=settings.verify_cache_size, cache_ttl=settings.verify_cache_ttl
     )
     try:
-        usage = UsageTracker(store)
+        usage = UsageTracker(store, clock)
         access = AccessService(store)
         audit = AuditService(store, access)
         keyring = KeyringService(store, settings, access, audit)
@@ -108,10 +113,19 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
             max_seconds=settings.lockout_max_seconds,
         )
         authenticator = Authenticator(
-            store, verifier, usage, settings.name_prefix, legacy=legacy, throttle=throttle
+            store, verifier, usage, settings.name_prefix, clock, legacy=legacy, throttle=throttle
         )
         robots = RobotService(store, access, audit, projects, verifier, usage, settings.name_prefix)
-        refresh = RefreshTokenService(store, robots, usage, settings.name_prefix, throttle=throttle)
+        refresh = RefreshTokenService(
+            store,
+            robots,
+            usage,
+            settings.name_prefix,
+            clock,
+            throttle=throttle,
+            idle_days=settings.refresh_token_idle_days,
+            legacy=legacy is not None,
+        )
         users = UserService(
             store,
             access,
@@ -138,7 +152,7 @@ async def open_runtime(settings: Settings, *, sign: bool) -> AsyncIterator[Runti
         tokens = None
         if signer is not None:
             tokens = TokenService(
-                store, authenticator, refresh, access, signer, service=settings.service
+                store, authenticator, refresh, access, signer, service=settings.service, clock=clock
             )
         yield Runtime(
             settings=settings,

@@ -396,6 +396,45 @@ def test_robots_imported_from_harbor_push_and_legacy_jwts_work(stack: Stack) -> 
     assert reader.push(legacy_layout, "lib/legacy:v2").returncode != 0
 
 
+def test_attack_docker_login_of_a_legacy_robot_refreshes_with_the_stored_policies(
+    stack: Stack, dockerd: str
+) -> None:
+    # docker login sends the legacy JWT with offline_token=true, keeps the refresh token and
+    # pushes and pulls with it: the registry must see exactly the JWT's grant (the imported
+    # robot's stored policies hold only pull in lib).
+    path = stack.new_dir("export") / "harbor.json"
+    path.write_text(json.dumps(harbor_export()))
+    assert stack.cli("import-harbor", str(path)).returncode == 0  # idempotent
+    writer = Docker(stack, dockerd)
+    jwt_push = stack.remember(legacy_token(stack.harbor_key))  # push and pull in lib (7)
+    login = writer.login(Robot("robot$legacy", jwt_push, 0))
+    assert login.returncode == 0, login.stderr + stack.server_log()[-2000:]
+    stored = json.loads((writer.config / "config.json").read_text())["auths"][stack.registry]
+    assert stack.remember(stored["identitytoken"]).startswith("tsr_")
+    reference = f"{stack.registry}/lib/legacy-docker:{stack.algorithm.lower()}"
+    writer.image(reference.split("/", 1)[1], "legacy docker " + stack.algorithm)
+    pushed = writer("push", reference)
+    assert pushed.returncode == 0, pushed.stderr + stack.server_log()[-3000:]
+    assert "grant=refresh_token account='robot$legacy'" in stack.server_log()
+    assert writer("rmi", reference).returncode == 0
+    pulled = writer("pull", reference)
+    assert pulled.returncode == 0, pulled.stderr + stack.server_log()[-3000:]
+
+    # A JWT granting only pull: its refresh token pulls, and pushes nothing.
+    reader = Docker(stack, dockerd)
+    jwt_pull = stack.remember(
+        legacy_token(stack.harbor_key, access=[("/project/7/repository", "pull")])
+    )
+    assert reader.login(Robot("robot$legacy", jwt_pull, 0)).returncode == 0
+    pulled = reader("pull", reference)
+    assert pulled.returncode == 0, pulled.stderr + stack.server_log()[-3000:]
+    other = f"{stack.registry}/lib/legacy-docker:other"
+    reader.image(other.split("/", 1)[1], "legacy reader may not push")
+    refused = reader("push", other)
+    assert refused.returncode != 0
+    assert "denied" in refused.stderr or "unauthorized" in refused.stderr
+
+
 def test_no_secret_reaches_a_log_or_the_database(stack: Stack) -> None:
     """Runs last for each stack: every secret, refresh token, legacy JWT and wrong password the
     tests above sent is absent from the server's and the registry's logs and from the

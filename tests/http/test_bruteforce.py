@@ -4,6 +4,7 @@ accounts cost the same KDF work as known ones."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 
@@ -260,3 +261,66 @@ async def test_old_password_rules_that_are_not_guesses(strict: Server) -> None:
         r = await strict.client.put(path, json={"new_password": "Adm1nChosen1"}, headers=admin)
         assert r.status == 200
     assert strict.runtime.throttle.failures == 3
+
+
+async def test_attack_random_refresh_tokens_lock_out_every_client_at_the_address(
+    strict: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Behind one NAT address: a CI runner's valid refresh token, and someone sending random
+    # ones. The random ones are counted and logged, and locked out; the valid one still works.
+    robot = await strict.robot("p", "ci", "repository:pull")
+    r = await strict.client.post(
+        TOKEN,
+        data={
+            "grant_type": "password", "username": robot.name, "password": robot.secret,
+            "access_type": "offline", "client_id": "docker",
+        },
+    )  # fmt: skip
+    valid = (await r.json())["refresh_token"]
+    caplog.set_level(logging.INFO, logger="tokenserver.token")
+    statuses = []
+    for i in range(11):
+        r = await strict.client.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": f"tsr_random{i}"}
+        )
+        statuses.append(r.status)
+    assert statuses == [401] * 3 + [429] * 8
+    r = await strict.client.post(
+        TOKEN,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": valid,
+            "scope": "repository:p/a:pull",
+        },
+    )
+    assert r.status == 200, await r.text()
+    assert strict.runtime.throttle.failures == 11
+    denied = [m for m in caplog.messages if m.startswith("token denied grant=refresh_token")]
+    assert len(denied) == 11
+    # Still locked for bad tokens, and still counted.
+    r = await strict.client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": "tsr_random99"}
+    )
+    assert r.status == 429
+    assert strict.runtime.throttle.failures == 12
+
+
+async def test_a_revoked_refresh_token_is_not_valid_during_a_lockout(strict: Server) -> None:
+    robot = await strict.robot("p", "ci", "repository:pull")
+    r = await strict.client.post(
+        TOKEN,
+        data={
+            "grant_type": "password", "username": robot.name, "password": robot.secret,
+            "access_type": "offline",
+        },
+    )  # fmt: skip
+    revoked = (await r.json())["refresh_token"]
+    await strict.runtime.store.delete_refresh_tokens(robot_id=robot.id)
+    for i in range(3):
+        await strict.client.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": f"tsr_random{i}"}
+        )
+    r = await strict.client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": revoked}
+    )
+    assert r.status == 429

@@ -3,6 +3,7 @@ nothing) and legacy robot$ accounts logging in with Harbor-minted JWTs."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from typing import Any
@@ -16,13 +17,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import MakeSettings
 from tests.harbor_export import HARBOR_SECRET, export, legacy_token
+from tests.helpers import FakeClock
 from tests.http.conftest import AiohttpClient, Server, basic
 from tests.postgres import PostgresServer
 from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL
+from tokenserver.domain.secrets import verify_secret
 from tokenserver.errors import BadRequest
 from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.services import verifier as verifier_module
+from tokenserver.services.ports import RobotChanges
 
 TOKEN = "/service/token"
 
@@ -32,12 +37,20 @@ def harbor_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    """The `migrated` server's token-path time (pyjwt checks a legacy JWT's exp at login
+    against the real time, from which this clock starts)."""
+    return FakeClock()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def migrated(
     request: pytest.FixtureRequest,
     make_settings: MakeSettings,
     aiohttp_client: AiohttpClient,
     harbor_key: rsa.RSAPrivateKey,
+    clock: FakeClock,
 ) -> Server:
     """A server into which Harbor's export was imported, on each database."""
     database = {}
@@ -50,7 +63,7 @@ async def migrated(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     server = Server(await aiohttp_client(app), app[RUNTIME], settings)
     await server.runtime.users.ensure_admin("Adm1nPassword")
     report = await server.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
@@ -291,3 +304,209 @@ async def test_without_a_legacy_key_legacy_tokens_are_refused(
     await server.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
     auth = basic("robot$legacy", legacy_token(harbor_key))
     assert await status(await server.client.get(TOKEN, headers=auth)) == 401
+
+
+# ---- legacy robots' refresh tokens (docker login with the JWT as password) ------------------
+
+SCOPES = (
+    "repository:lib/app:push,pull",
+    "repository:web/app:push,pull",
+    "helm-chart:lib/chart:read",
+)
+DOCKER_LOGIN = {"service": "registry", "offline_token": "true", "client_id": "docker"}
+
+
+async def docker_login(server: Server, auth: dict[str, str]) -> str:
+    """What `docker login` does: GET with offline_token=true; it keeps the refresh token."""
+    r = await server.client.get(TOKEN, params=DOCKER_LOGIN, headers=auth)
+    assert r.status == 200, await r.text()
+    token: str = (await r.json())["refresh_token"]
+    return token
+
+
+async def refresh(server: Server, token: str, *scopes: str) -> ClientResponse:
+    """What docker does after login: the refresh_token grant."""
+    return await server.client.post(
+        TOKEN,
+        data={
+            "grant_type": "refresh_token", "refresh_token": token, "service": "registry",
+            "client_id": "docker", "scope": " ".join(scopes),
+        },
+    )  # fmt: skip
+
+
+async def refresh_grants(server: Server, token: str, *scopes: str) -> list[list[str]]:
+    r = await refresh(server, token, *scopes)
+    assert r.status == 200, await r.text()
+    claims = jwt.decode((await r.json())["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == "robot$legacy"
+    return [a["actions"] for a in claims["access"]]
+
+
+@pytest.mark.parametrize(
+    ("access", "granted"),
+    [
+        # The JWT's push and pull in lib; the stored (imported) policies hold only pull.
+        (None, [["push", "pull"], ["pull"], []]),
+        # Only helm-chart read: the stored policies' pull on lib/app must not come back.
+        ([("/project/7/helm-chart", "read")], [[], ["pull"], ["read"]]),
+    ],
+)
+async def test_attack_legacy_refresh_token_serves_the_stored_policies_not_the_jwt(
+    migrated: Server,
+    harbor_key: rsa.RSAPrivateKey,
+    access: list[tuple[str, str]] | None,
+    granted: list[list[str]],
+) -> None:
+    auth = basic("robot$legacy", legacy_token(harbor_key, access=access))
+    assert await grants(migrated, auth, *SCOPES) == granted
+    token = await docker_login(migrated, auth)
+    for _ in range(2):
+        assert await refresh_grants(migrated, token, *SCOPES) == granted
+    # The stored record is what the JWT granted, and not a secret.
+    (stored,) = await migrated.runtime.store.list_refresh_tokens(
+        robot_id=(await migrated.runtime.store.find_legacy_robot("legacy")).id  # type: ignore[union-attr]
+    )
+    assert stored.legacy_access is not None
+    assert token not in repr(stored)
+
+
+async def test_attack_legacy_refresh_token_outlives_the_jwt(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey, clock: FakeClock
+) -> None:
+    auth = basic("robot$legacy", legacy_token(harbor_key, expires_in=600))
+    token = await docker_login(migrated, auth)
+    started = clock.now
+    clock.now = started + 590
+    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    clock.now = started + 601  # the JWT's exp has passed
+    r = await refresh(migrated, token, "repository:lib/app:pull")
+    assert r.status == 401
+    assert (await r.json())["errors"][0]["message"] == "invalid refresh token"
+    # A JWT without exp never expires, nor does its refresh token (but for the idle limit).
+    forever = await docker_login(
+        migrated, basic("robot$legacy", legacy_token(harbor_key, expires_in=None))
+    )
+    clock.now = started + 80 * 86400
+    assert await refresh_grants(migrated, forever, "repository:lib/app:pull") == [["pull"]]
+
+
+async def test_legacy_refresh_tokens_end_with_the_robot(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    token = await docker_login(migrated, basic("robot$legacy", legacy_token(harbor_key)))
+    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    robot = await migrated.runtime.store.find_legacy_robot("legacy")
+    assert robot is not None
+    await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(disabled=True))
+    assert (await refresh(migrated, token, "repository:lib/app:pull")).status == 401
+    await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(disabled=False))
+    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    # A legacy robot's end is its JWT's exp, at login and so at refresh: not the stored row's.
+    await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(expires_at=1))
+    assert await grants(
+        migrated, basic("robot$legacy", legacy_token(harbor_key)), "repository:lib/app:pull"
+    ) == [["pull"]]
+    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    await migrated.runtime.store.delete_robot(robot.id)
+    assert (await refresh(migrated, token, "repository:lib/app:pull")).status == 401
+
+
+async def test_legacy_refresh_tokens_stop_when_legacy_logins_are_turned_off(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey, aiohttp_client: AiohttpClient
+) -> None:
+    token = await docker_login(migrated, basic("robot$legacy", legacy_token(harbor_key)))
+    settings = dataclasses.replace(migrated.settings, legacy_key=None)
+    app = create_app(settings)
+    off = Server(await aiohttp_client(app), app[RUNTIME], settings)
+    assert (await refresh(off, token, "repository:lib/app:pull")).status == 401
+    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+
+
+# ---- the account decides how a password is checked, never its shape -------------------------
+
+JWT_SHAPED = ("Aa1.Bb2.Cc3", "eyJhbGciOiJSUzI1NiJ9.eyJpZCI6MjMsInBpZCI6N30.Q2xp3nTs-ig_Nat8re")
+
+
+@pytest.mark.parametrize("secret", JWT_SHAPED)
+async def test_attack_manual_secret_shaped_like_a_jwt_never_logs_in(
+    migrated: Server, secret: str
+) -> None:
+    admin = basic("admin", "Adm1nPassword")
+    # Created with it (a system robot: robot$<name>, the legacy prefix)...
+    body = {
+        "name": "mirror", "level": "system", "duration": -1, "secret": secret,
+        "permissions": [{"kind": "project", "namespace": "lib",
+                         "access": [{"resource": "repository", "action": "pull"}]}],
+    }  # fmt: skip
+    r = await migrated.client.post("/api/v2.0/robots", json=body, headers=admin)
+    assert r.status == 201, await r.text()
+    assert await grants(migrated, basic("robot$mirror", secret), "repository:lib/app:pull") == [
+        ["pull"]
+    ]
+    # ... or set on a project robot with PATCH.
+    ci = await migrated.runtime.store.find_robot("lib", "ci")
+    assert ci is not None
+    r = await migrated.client.patch(
+        f"/api/v2.0/robots/{ci.id}", json={"secret": secret}, headers=admin
+    )
+    assert r.status == 200, await r.text()
+    auth = basic("robot$lib+ci", secret)
+    assert await grants(migrated, auth, "repository:lib/app:push") == [["push"]]
+    r = await migrated.client.post(
+        TOKEN, data={"grant_type": "password", "username": "robot$lib+ci", "password": secret}
+    )
+    assert r.status == 200, await r.text()
+
+
+async def test_a_system_robot_named_like_a_legacy_robot_keeps_both_apart(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    # robot$legacy is both the legacy robot and (prefix robot$) a system robot named legacy.
+    admin = basic("admin", "Adm1nPassword")
+    body = {
+        "name": "legacy", "level": "system", "duration": -1, "secret": JWT_SHAPED[1],
+        "permissions": [{"kind": "project", "namespace": "web",
+                         "access": [{"resource": "repository", "action": "push"}]}],
+    }  # fmt: skip
+    r = await migrated.client.post("/api/v2.0/robots", json=body, headers=admin)
+    assert r.status == 201, await r.text()
+    system = basic("robot$legacy", JWT_SHAPED[1])
+    jwt_auth = basic("robot$legacy", legacy_token(harbor_key))
+    assert await grants(migrated, system, "repository:web/app:push", "repository:lib/app:push") == [
+        ["push"],
+        [],
+    ]
+    assert await grants(
+        migrated, jwt_auth, "repository:web/app:push", "repository:lib/app:push"
+    ) == [
+        [],
+        ["push"],
+    ]
+    # The legacy robot's JWT is no password of any other account.
+    for name in ("robot$lib+ci", "robot$fleet", "admin"):
+        r = await migrated.client.get(TOKEN, headers=basic(name, legacy_token(harbor_key)))
+        assert await status(r) == 401, name
+
+
+async def test_a_wrong_password_for_a_legacy_robot_costs_the_kdf_work(
+    migrated: Server, harbor_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = verify_secret
+
+    def counting(secret: str, stored: str) -> bool:
+        calls.append(stored.split("$", 1)[0])
+        return real(secret, stored)
+
+    monkeypatch.setattr(verifier_module, "verify_secret", counting)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for username, password in [
+        ("robot$legacy", "Wr0ngSecret"),
+        ("robot$legacy", legacy_token(other)),  # a JWT, but not the old Harbor's
+        ("robot$nobody", "Wr0ngSecret"),  # unknown
+        ("robot$nobody", legacy_token(harbor_key)),
+    ]:
+        r = await migrated.client.get(TOKEN, headers=basic(username, password))
+        assert await status(r) == 401
+    assert calls == ["scrypt"] * 4

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import jwt
 import pytest
 from aiohttp import ClientResponse
 
-from tests.http.conftest import RobotCredentials, Server, basic
+from tests.conftest import MakeSettings
+from tests.helpers import FakeClock
+from tests.http.conftest import AiohttpClient, RobotCredentials, Server, basic
 from tests.http.openapi_check import check_response
 from tokenserver.domain.models import LOCAL
+from tokenserver.http.api import RUNTIME
+from tokenserver.http.app import create_app
 
 TOKEN = "/service/token"
 API = "/api/v2.0"
@@ -211,3 +216,100 @@ async def test_refresh_tokens_are_listed_and_revoked_through_the_api(server: Ser
     await error(await post(server, grant_type="refresh_token", refresh_token=second), 401)
     r = await server.client.get(path, headers=robot.headers)
     await error(r, 403)
+
+
+# ---- refresh tokens end when unused -------------------------------------------------------
+
+IDLE_DAYS = 2
+DAY = 86400
+
+
+@pytest.fixture
+async def clocked(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient
+) -> tuple[Server, FakeClock]:
+    """A server whose refresh tokens end after IDLE_DAYS unused, on a clock the test moves."""
+    settings = make_settings(token__refresh_token_idle_days=IDLE_DAYS)
+    clock = FakeClock()
+    app = create_app(settings, clock=clock)
+    return Server(await aiohttp_client(app), app[RUNTIME], settings), clock
+
+
+async def refresh(server: Server, token: str) -> ClientResponse:
+    response = await post(server, grant_type="refresh_token", refresh_token=token)
+    await server.runtime.usage.flush()  # what the server does every 30 s
+    return response
+
+
+async def test_attack_a_refresh_token_unused_for_months_still_works(
+    clocked: tuple[Server, FakeClock],
+) -> None:
+    server, clock = clocked
+    robot = await server.robot("p", "ci", "repository:pull")
+    token = await refresh_token(server, robot)
+    # Used just within the limit, twice: each use starts the idle time again, so it outlives
+    # IDLE_DAYS from its creation.
+    for _ in range(2):
+        clock.now += IDLE_DAYS * DAY - 60
+        await ok_json(await refresh(server, token))
+    clock.now += IDLE_DAYS * DAY
+    assert await error(await refresh(server, token), 401) == "invalid refresh token"
+    # Unused for the limit from its creation: also over, and a new login gets a new one.
+    other = await refresh_token(server, robot, "helm")
+    clock.now += IDLE_DAYS * DAY
+    assert await error(await refresh(server, other), 401) == "invalid refresh token"
+    await ok_json(await refresh(server, await refresh_token(server, robot)))
+
+
+async def test_refresh_token_use_is_written_at_most_once_an_hour(
+    clocked: tuple[Server, FakeClock],
+) -> None:
+    server, clock = clocked
+    robot = await server.robot("p", "ci", "repository:pull")
+    token = await refresh_token(server, robot)
+    created = int(clock.now)
+    steps = [(60, created), (3500, created), (3601, created + 3601), (3700, created + 3601)]
+    for offset, recorded in steps:
+        clock.now = created + offset
+        await ok_json(await refresh(server, token))
+        (stored,) = await server.runtime.store.list_refresh_tokens(robot_id=robot.id)
+        assert stored.last_used_at == recorded, offset
+
+
+async def test_concurrent_refreshes_of_an_idle_token_record_one_use(
+    clocked: tuple[Server, FakeClock],
+) -> None:
+    server, clock = clocked
+    robot = await server.robot("p", "ci", "repository:pull")
+    token = await refresh_token(server, robot)
+    clock.now += IDLE_DAYS * DAY - 60
+    responses = await asyncio.gather(
+        *(post(server, grant_type="refresh_token", refresh_token=token) for _ in range(20))
+    )
+    assert [r.status for r in responses] == [200] * 20
+    await server.runtime.usage.flush()
+    (stored,) = await server.runtime.store.list_refresh_tokens(robot_id=robot.id)
+    assert stored.last_used_at == int(clock.now)
+
+
+# ---- HEAD issues nothing --------------------------------------------------------------------
+
+
+async def test_attack_head_stores_a_refresh_token_nobody_receives(server: Server) -> None:
+    robot = await server.robot("p", "ci", "repository:pull")
+    r = await server.client.head(
+        TOKEN,
+        params={"service": "registry", "offline_token": "true", "client_id": "docker"},
+        headers=robot.headers,
+    )
+    assert r.status == 405
+    assert {m.strip() for m in r.headers["Allow"].split(",")} == {"GET", "POST"}
+    assert await server.runtime.store.list_refresh_tokens(robot_id=robot.id) == []
+    # GET still issues one.
+    r = await server.client.get(
+        TOKEN,
+        params={"service": "registry", "offline_token": "true", "client_id": "docker"},
+        headers=robot.headers,
+    )
+    await ok_json(r)
+    assert len(await server.runtime.store.list_refresh_tokens(robot_id=robot.id)) == 1

@@ -124,3 +124,39 @@ async def test_a_database_of_the_first_released_schema_is_upgraded(tmp_path: Pat
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# Rows as the first released schema stored them: robot 1 ordinary, robot 2 legacy, each with a
+# refresh token created long ago.
+_V1_REFRESH_TOKENS = """
+INSERT INTO project (id, name, public, creation_time, update_time) VALUES (1, 'lib', 0, 1, 1);
+INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at,
+    creation_time, update_time, permissions, legacy_id, legacy_project_id)
+VALUES (1, 'ci', 1, 'project', 'h', -1, -1, 1, 1, '[]', NULL, NULL),
+       (2, 'old', 1, 'project', 'legacy', -1, -1, 1, 1, '[]', 23, 7);
+INSERT INTO refresh_token (robot_id, token_hash, client_id, created_at)
+VALUES (1, 'plain', 'docker', 1), (2, 'legacy', 'docker', 1);
+"""
+
+
+async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
+    tmp_path: Path,
+) -> None:
+    # A legacy robot's refresh token stored before schema 3 holds neither its JWT's grant nor
+    # its end: it would serve the stored policies for ever. Ordinary tokens stay, their idle
+    # time counted from the upgrade (their last use is unknown).
+    path = tmp_path / "v1.db"
+    root = Path(__file__).resolve().parents[1]
+    with sqlite3.connect(path) as db:
+        db.executescript((root / "data" / "schema-v1.sql").read_text() + _V1_REFRESH_TOKENS)
+        db.execute("PRAGMA user_version=1")
+    before = int(time.time())
+    store = await SqliteStore.open(path)
+    try:
+        assert await store.find_refresh_token("legacy") is None
+        kept = await store.find_refresh_token("plain")
+        assert kept is not None and kept.created_at == 1
+        assert kept.last_used_at >= before
+        assert kept.legacy_access is None and kept.expires_at is None
+    finally:
+        await store.close()

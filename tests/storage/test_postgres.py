@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,40 @@ async def test_a_database_of_the_first_released_schema_is_upgraded(
         await store.close()
     versions = postgres.sql("SELECT version FROM tokenserver_schema ORDER BY version", name)
     assert versions.split() == [str(v) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
+    postgres: PostgresServer,
+) -> None:
+    # As on SQLite (tests/services/test_robots.py): a legacy robot's token from before schema
+    # 3 is dropped; an ordinary one stays, its idle time counted from the upgrade.
+    url = postgres.new_database()
+    name = database_name(url)
+    postgres.sql((DATA / "pg-schema-v1.sql").read_text(), name)
+    postgres.sql(
+        "CREATE TABLE tokenserver_schema (version INTEGER PRIMARY KEY, "
+        "applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); "
+        "INSERT INTO tokenserver_schema (version) VALUES (1); "
+        "INSERT INTO project (id, name, public, creation_time, update_time) "
+        "VALUES (1, 'lib', false, 1, 1); "
+        "INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at, "
+        "creation_time, update_time, permissions, legacy_id, legacy_project_id) VALUES "
+        "(1, 'ci', 1, 'project', 'h', -1, -1, 1, 1, '[]', NULL, NULL), "
+        "(2, 'old', 1, 'project', 'legacy', -1, -1, 1, 1, '[]', 23, 7); "
+        "INSERT INTO refresh_token (robot_id, token_hash, client_id, created_at) "
+        "VALUES (1, 'plain', 'docker', 1), (2, 'legacy', 'docker', 1)",
+        name,
+    )
+    before = int(time.time())
+    store = await PostgresStore.open(url)
+    try:
+        assert await store.find_refresh_token("legacy") is None
+        kept = await store.find_refresh_token("plain")
+        assert kept is not None and kept.created_at == 1
+        assert kept.last_used_at >= before
+        assert kept.legacy_access is None and kept.expires_at is None
+    finally:
+        await store.close()
 
 
 async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:

@@ -239,6 +239,41 @@ async def test_refresh_tokens_keep_the_newest_and_are_revoked(store: Store) -> N
     assert await store.list_refresh_tokens(robot_id=robot.id) == []
 
 
+async def test_refresh_tokens_keep_their_last_use_end_and_legacy_grant(store: Store) -> None:
+    p = await store.create_project("lib", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    legacy = await store.create_robot(new_robot("old", p.id, legacy_id=23, legacy_project_id=7))
+    grant = (Access("repository", "pull"), Access("helm-chart", "read"))
+    added = await store.add_refresh_token(
+        "hl", "docker", 50, robot_id=legacy.id, keep=3, expires_at=2**62, legacy_access=grant
+    )
+    plain = await store.add_refresh_token("hp", "docker", 60, robot_id=robot.id, keep=3)
+    empty = await store.add_refresh_token(
+        "he", "docker", 70, robot_id=legacy.id, keep=3, expires_at=None, legacy_access=()
+    )
+    assert await store.find_refresh_token("hl") == added
+    assert added.last_used_at == 50 and added.expires_at == 2**62
+    assert added.legacy_access == grant
+    found = await store.find_refresh_token("hp")
+    assert found == plain and found.last_used_at == 60
+    assert found.expires_at is None and found.legacy_access is None
+    # A JWT that granted nothing is not the same as a token without a JWT's grant.
+    found = await store.find_refresh_token("he")
+    assert found == empty and found.legacy_access == ()
+    assert (await store.list_refresh_tokens(robot_id=legacy.id))[1].legacy_access == grant
+
+
+async def test_refresh_token_use_only_moves_forward(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    token = await store.add_refresh_token("h", "docker", 100, robot_id=robot.id, keep=3)
+    await store.record_refresh_token_use({token.id: 500})
+    await store.record_refresh_token_use({token.id: 400, 9999: 1})  # older, and an unknown one
+    found = await store.find_refresh_token("h")
+    assert found is not None and found.last_used_at == 500
+    assert (await store.list_refresh_tokens(robot_id=robot.id))[0].last_used_at == 500
+
+
 async def test_sessions_expire_and_end(store: Store) -> None:
     alice = await store.create_user(new_user("alice"), 1)
     bob = await store.create_user(new_user("bob"), 1)

@@ -66,6 +66,13 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[token]\nlifetme = 100\n", {}, "token.lifetme"),
         ("[tokn]\nlifetime = 100\n", {}, "tokn.lifetime"),
         ("token = 1\n", {}, "token"),
+        ("[token]\nrefresh_token_idle_days = 0\n", {}, "token.refresh_token_idle_days"),
+        ("[token]\nrefresh_token_idle_days = -1\n", {}, "token.refresh_token_idle_days"),
+        (
+            "",
+            {"TOKENSERVER_TOKEN_REFRESH_TOKEN_IDLE_DAYS": "0"},
+            "token.refresh_token_idle_days (from TOKENSERVER_TOKEN_REFRESH_TOKEN_IDLE_DAYS)",
+        ),
     ],
 )
 def test_invalid_values_name_the_key(
@@ -75,6 +82,14 @@ def test_invalid_values_name_the_key(
         load_settings(_write(tmp_path, text), environ=env)
     assert info.value.key == key
     assert str(info.value).startswith(key)
+
+
+def test_refresh_token_idle_days_default_and_override(tmp_path: Path) -> None:
+    assert load_settings(_write(tmp_path, ""), environ={}).refresh_token_idle_days == 90
+    path = _write(tmp_path, "[token]\nrefresh_token_idle_days = 30\n")
+    assert load_settings(path, environ={}).refresh_token_idle_days == 30
+    env = {"TOKENSERVER_TOKEN_REFRESH_TOKEN_IDLE_DAYS": "1"}
+    assert load_settings(path, environ=env).refresh_token_idle_days == 1
 
 
 def test_missing_and_broken_files(tmp_path: Path) -> None:

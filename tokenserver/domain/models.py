@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tokenserver.domain.permissions import Permission
+from tokenserver.domain.permissions import Access, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest
 
@@ -140,6 +140,19 @@ class RefreshToken:
     user_id: int | None
     client_id: str
     created_at: int
+    # Recorded at most about once an hour (services/refresh.py), not on every use.
+    last_used_at: int = 0
+    # A legacy robot's token ends with the JWT it was issued for (its `exp`; None: never) and
+    # grants what that JWT granted (`legacy_access`); None for every other token.
+    expires_at: int | None = None
+    legacy_access: tuple[Access, ...] | None = None
+
+    def is_usable(self, now: float, idle_seconds: int) -> bool:
+        """Not idle for `idle_seconds` (counted from its last recorded use) and not past its
+        own expiry."""
+        if self.last_used_at + idle_seconds <= now:
+            return False
+        return self.expires_at is None or self.expires_at > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +183,9 @@ class Principal:
     name: str
     user: User | None = None
     robot: Robot | None = None
+    # When the credential it authenticated with stops working on its own (a legacy robot's
+    # JWT `exp`); None: not bounded by the credential.
+    valid_until: int | None = None
 
     @property
     def sysadmin(self) -> bool:

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -174,13 +175,14 @@ async def _follow_keyring(runtime: Runtime) -> None:
             log.exception("could not follow the keyring")
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """The server; `clock` is the token path's time (see `open_runtime`)."""
     app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY_BYTES)
     app[METRICS] = Metrics(lambda: app.get(RUNTIME))
     app[REALM] = settings.realm
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_runtime(settings, sign=True) as runtime:
+        async with open_runtime(settings, sign=True, clock=clock) as runtime:
             assert runtime.tokens is not None
             app[RUNTIME] = runtime
             app[TOKENS] = runtime.tokens
@@ -207,7 +209,9 @@ def create_app(settings: Settings) -> web.Application:
                         await task
 
     app.cleanup_ctx.append(runtime_ctx)
-    app.router.add_get("/service/token", token)
+    # NOTE: no HEAD (405 with Allow: GET, POST): a HEAD answer has no body, so a token, and
+    # with offline_token=true a stored refresh token, would be issued for nobody.
+    app.router.add_get("/service/token", token, allow_head=False)
     app.router.add_post("/service/token", oauth_token)
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", ready)

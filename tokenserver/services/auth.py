@@ -10,7 +10,7 @@ from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
 from tokenserver.domain.secrets import dummy_hash, needs_rehash
 from tokenserver.errors import Unauthorized
-from tokenserver.services.legacy import LegacyAuthenticator, looks_legacy
+from tokenserver.services.legacy import LegacyAuthenticator
 from tokenserver.services.ports import RobotChanges, Store
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.usage import UsageTracker
@@ -60,11 +60,16 @@ class Authenticator:
         stand-in hash of its own name (`dummy_hash`), so concurrent requests share a KDF run
         exactly when they would for a known account. Whether a robot is disabled or expired
         is told only to a caller who knows its secret.
+
+        The account decides how the password is checked, never the password's shape: a
+        stored legacy robot by its JWT, then (when that is not it: a manual secret that looks
+        like a JWT, a system robot of the same name, a wrong password) an ordinary account by
+        the KDF, which a legacy robot's stored hash never matches.
         """
-        if self._legacy is not None and looks_legacy(
-            credentials.username, credentials.password.reveal()
-        ):
-            return await self._legacy.authenticate(credentials.username, credentials.password)
+        if self._legacy is not None:
+            legacy = await self._legacy.authenticate(credentials.username, credentials.password)
+            if legacy is not None:
+                return legacy
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
         user = None if robot else await self._store.find_user(credentials.username)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import jwt
@@ -14,16 +15,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tokenserver.domain.harbor_import import LEGACY_ACCESS
-from tokenserver.domain.models import LEGACY_PREFIX, Principal, PrincipalKind
+from tokenserver.domain.models import LEGACY_PREFIX, Principal, PrincipalKind, Robot
 from tokenserver.domain.permissions import Access, Permission
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import ConfigError, Unauthorized
 from tokenserver.services.ports import Store
 from tokenserver.services.usage import UsageTracker
 
-_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _RESOURCE = re.compile(r"/project/(\d+)/([a-z-]+)")
-INVALID = "invalid username or password"
+_FAR = 2**62  # later than any exp that matters
 
 
 def load_legacy_key(path: Path) -> rsa.RSAPublicKey:
@@ -46,8 +46,18 @@ def load_legacy_key(path: Path) -> rsa.RSAPublicKey:
     return key
 
 
-def looks_legacy(username: str, password: str) -> bool:
-    return username.startswith(LEGACY_PREFIX) and _JWT.fullmatch(password) is not None
+def legacy_principal(robot: Robot, access: Sequence[Access], valid_until: int | None) -> Principal:
+    """A legacy robot as its JWT made it: exactly the JWT's `access` in its own project (never
+    the stored policies), ending at the JWT's `exp` (`valid_until`, None: never). The login and
+    a refresh token issued at that login build the same principal."""
+    assert robot.project_name is not None
+    permission = Permission(robot.project_name, tuple(access), "project", robot.project_id)
+    return Principal(
+        PrincipalKind.ROBOT,
+        robot.full_name(LEGACY_PREFIX),
+        robot=dataclasses.replace(robot, permissions=(permission,)),
+        valid_until=valid_until,
+    )
 
 
 class LegacyAuthenticator:
@@ -56,8 +66,16 @@ class LegacyAuthenticator:
         self._usage = usage
         self._key = key
 
-    async def authenticate(self, username: str, password: Secret) -> Principal:
+    async def authenticate(self, username: str, password: Secret) -> Principal | None:
+        """The legacy robot `username` when `password` is its JWT. None when `username` names
+        no legacy robot or the password is not a valid JWT for it: the caller then goes on
+        with ordinary accounts (the account decides, never the password's shape). Raises
+        Unauthorized when the JWT is right but the robot is disabled."""
+        if not username.startswith(LEGACY_PREFIX):
+            return None
         robot = await self._store.find_legacy_robot(username[len(LEGACY_PREFIX) :])
+        if robot is None or robot.project_name is None:
+            return None
         try:
             # NOTE: `exp` is checked when present; Harbor left it out for robots that never
             # expire. The issuer of the old Harbor is not known here: the signature decides.
@@ -68,14 +86,9 @@ class LegacyAuthenticator:
                 options={"verify_aud": False, "verify_iss": False},
             )
         except jwt.InvalidTokenError:
-            raise Unauthorized(INVALID) from None
-        if (
-            robot is None
-            or claims.get("id") != robot.legacy_id
-            or claims.get("pid") != robot.legacy_project_id
-            or robot.project_name is None
-        ):
-            raise Unauthorized(INVALID)
+            return None
+        if claims.get("id") != robot.legacy_id or claims.get("pid") != robot.legacy_project_id:
+            return None
         if robot.disabled:
             raise Unauthorized("robot account is disabled")
         access = []
@@ -91,10 +104,7 @@ class LegacyAuthenticator:
                 and (match.group(2), action) in LEGACY_ACCESS
             ):
                 access.append(Access(match.group(2), str(action)))
-        permission = Permission(robot.project_name, tuple(access), "project", robot.project_id)
         self._usage.touch(robot)
-        return Principal(
-            PrincipalKind.ROBOT,
-            robot.full_name(LEGACY_PREFIX),
-            robot=dataclasses.replace(robot, permissions=(permission,)),
-        )
+        exp = claims.get("exp")  # pyjwt checked that it is a number, when present
+        # Clamped: a refresh token stores it, and a database column holds 64 bits.
+        return legacy_principal(robot, access, None if exp is None else min(int(exp), _FAR))

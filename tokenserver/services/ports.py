@@ -18,7 +18,7 @@ from tokenserver.domain.models import (
     User,
     WebSession,
 )
-from tokenserver.domain.permissions import Permission
+from tokenserver.domain.permissions import Access, Permission
 from tokenserver.domain.roles import Role
 
 
@@ -167,11 +167,20 @@ class Store(Protocol):
         robot_id: int | None = None,
         user_id: int | None = None,
         keep: int,
+        expires_at: int | None = None,
+        legacy_access: tuple[Access, ...] | None = None,
     ) -> RefreshToken:
-        """Store a refresh token for a robot or a user, keeping only its `keep` newest."""
+        """Store a refresh token for a robot or a user, keeping only its `keep` newest. Its
+        last use is `now`; `expires_at` and `legacy_access` are stored as given (a legacy
+        robot's JWT's end and grant; None for other tokens)."""
         ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+
+    async def record_refresh_token_use(self, last_used: dict[int, int]) -> None:
+        """Raise each refresh token's `last_used_at` to the given Unix time (never lower it;
+        a token deleted meanwhile is skipped)."""
+        ...
 
     async def list_refresh_tokens(
         self, *, robot_id: int | None = None, user_id: int | None = None

@@ -4,7 +4,9 @@ Opaque, random (256 bits), stored only as SHA-256: a fast hash is enough for a r
 and lookup by hash means no secret is compared in variable time. Never rotated: docker never
 updates its stored copy, so a refresh grant returns the same token. Revoked when the robot's
 secret is refreshed or the robot is disabled or deleted (the user's password changed or the
-user deleted); a robot that has expired cannot use its tokens.
+user deleted); a robot that has expired cannot use its tokens. A token unused for the idle
+limit stops working. A legacy robot's token grants what the JWT it was issued for granted, and
+ends when that JWT expires.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import secrets
 import time
 from collections.abc import Callable
 
-from tokenserver.domain.models import Principal, PrincipalKind, RefreshToken
+from tokenserver.domain.models import SECONDS_PER_DAY, Principal, PrincipalKind, RefreshToken
 from tokenserver.domain.secrets import Secret, token_digest
 from tokenserver.errors import NotFound, Unauthorized
+from tokenserver.services.legacy import legacy_principal
 from tokenserver.services.ports import Store
 from tokenserver.services.robots import RobotService
 from tokenserver.services.throttle import Throttle
@@ -24,6 +27,9 @@ from tokenserver.services.usage import UsageTracker
 TOKEN_PREFIX = "tsr_"  # noqa: S105 (makes leaked tokens easy to recognise)
 KEEP_PER_ACCOUNT = 50
 INVALID_REFRESH_TOKEN = "invalid refresh token"  # noqa: S105 (a message)
+# A use is recorded only when the recorded one is older than this: one write an hour per token
+# at most, not one per refresh (the idle limit is counted in days).
+USE_GRANULARITY = 3600
 
 
 class RefreshTokenService:
@@ -35,8 +41,15 @@ class RefreshTokenService:
         name_prefix: str,
         clock: Callable[[], float] = time.time,
         throttle: Throttle | None = None,
+        *,
+        idle_days: int = 90,
+        legacy: bool = False,
     ) -> None:
+        """`idle_days`: a token unused that long stops working. `legacy`: legacy robots may
+        log in (their tokens stop working when that is turned off, as their logins do)."""
         self._throttle = throttle
+        self._idle_seconds = idle_days * SECONDS_PER_DAY
+        self._legacy = legacy
         self._store = store
         self._robots = robots
         self._usage = usage
@@ -44,46 +57,83 @@ class RefreshTokenService:
         self._clock = clock
 
     async def issue(self, principal: Principal, client_id: str) -> Secret:
-        """A new refresh token for a robot or user (the newest KEEP_PER_ACCOUNT are kept)."""
+        """A new refresh token for a robot or user (the newest KEEP_PER_ACCOUNT are kept).
+
+        A legacy robot's token keeps what its JWT granted and when the JWT ends
+        (`principal.valid_until`): non-secret, and all a refresh needs to rebuild the same
+        principal."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        robot = principal.robot
         await self._store.add_refresh_token(
             token_digest(token),
             client_id[:200],
             int(self._clock()),
-            robot_id=principal.robot.id if principal.robot else None,
+            robot_id=robot.id if robot else None,
             user_id=principal.user.id if principal.user else None,
             keep=KEEP_PER_ACCOUNT,
+            expires_at=principal.valid_until,
+            legacy_access=(
+                tuple(a for p in robot.permissions for a in p.access)
+                if robot is not None and robot.legacy
+                else None
+            ),
         )
         return Secret(token)
 
     async def authenticate(self, token: Secret, address: str = "") -> Principal:
-        """`_authenticate`, behind the brute-force throttle for `address` (the client)."""
-        if self._throttle is None:
-            return await self._authenticate(token)
-        self._throttle.check("refresh_token", address)
+        """`_authenticate`, with failures counted by the brute-force throttle for `address`
+        (the client).
+
+        A valid token is never refused by a lock-out: 256 random bits cannot be guessed, and
+        one address is often many clients (NAT, CI runners), whose tokens must keep working
+        while someone there sends bad ones. Every bad token is counted (the address's score
+        also guards password logins) and gets 429 while the address is locked out, else 401.
+        A success does not clear the score: anyone could clear it with a token of their own.
+        """
         try:
-            principal = await self._authenticate(token)
+            return await self._authenticate(token)
         except Unauthorized:
-            self._throttle.failed("refresh_token", address, token.reveal())
+            if self._throttle is not None:
+                try:
+                    self._throttle.check("refresh_token", address)
+                finally:
+                    self._throttle.failed("refresh_token", address, token.reveal())
             raise
-        return principal
 
     async def _authenticate(self, token: Secret) -> Principal:
-        """The robot or user a refresh token belongs to. Raises Unauthorized if it is unknown
-        or revoked, or its robot is disabled or expired."""
+        """The robot or user a refresh token belongs to. Raises Unauthorized if it is unknown,
+        revoked, idle too long or past its legacy JWT's end, or its robot is disabled or
+        expired."""
+        now = self._clock()
         found = await self._store.find_refresh_token(token_digest(token.reveal()))
-        if found is None:
+        if found is None or not found.is_usable(now, self._idle_seconds):
             raise Unauthorized(INVALID_REFRESH_TOKEN)
         if found.robot_id is not None:
             robot = await self._store.find_robot_by_id(found.robot_id)
-            if robot is None or robot.disabled or robot.is_expired(self._clock()):
+            if robot is None or robot.disabled:
                 raise Unauthorized(INVALID_REFRESH_TOKEN)
+            if robot.legacy:
+                # As at its login: only what the JWT granted, never the stored policies, until
+                # the JWT's exp (`is_usable` above). A token without that record (or with
+                # legacy logins turned off) grants nothing.
+                if found.legacy_access is None or not self._legacy:
+                    raise Unauthorized(INVALID_REFRESH_TOKEN)
+                principal = legacy_principal(robot, found.legacy_access, found.expires_at)
+            elif robot.is_expired(now):
+                raise Unauthorized(INVALID_REFRESH_TOKEN)
+            else:
+                principal = Principal(
+                    PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot
+                )
             self._usage.touch(robot)
-            return Principal(PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot)
-        user = await self._store.find_user_by_id(found.user_id or 0)
-        if user is None:
-            raise Unauthorized(INVALID_REFRESH_TOKEN)
-        return Principal(PrincipalKind.USER, user.username, user=user)
+        else:
+            user = await self._store.find_user_by_id(found.user_id or 0)
+            if user is None:
+                raise Unauthorized(INVALID_REFRESH_TOKEN)
+            principal = Principal(PrincipalKind.USER, user.username, user=user)
+        if found.last_used_at + USE_GRANULARITY <= now:
+            self._usage.touch_refresh_token(found.id, int(now))
+        return principal
 
     async def list(self, actor: Principal, robot_ref: str) -> list[RefreshToken]:
         """A robot's refresh tokens (never the tokens themselves), newest first."""

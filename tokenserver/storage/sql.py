@@ -44,7 +44,9 @@ _USER_COLUMNS = (
 )
 _MEMBER_COLUMNS = "m.id, m.project_id, m.user_id, u.username, m.role"
 _MEMBER_FROM = "member m JOIN users u ON u.id = m.user_id"
-_REFRESH_COLUMNS = "id, robot_id, user_id, client_id, created_at"
+_REFRESH_COLUMNS = (
+    "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access"
+)
 
 _T = TypeVar("_T")
 
@@ -127,8 +129,22 @@ def _member(row: Any) -> Member:
     return Member(row[0], row[1], row[2], row[3], Role(row[4]))
 
 
+def _access_to_json(access: tuple[Access, ...] | None) -> str | None:
+    if access is None:
+        return None
+    return json.dumps([[a.resource, a.action] for a in access], separators=(",", ":"))
+
+
+def _access_from_json(text: str | None) -> tuple[Access, ...] | None:
+    if text is None:
+        return None
+    return tuple(Access(resource, action) for resource, action in json.loads(text))
+
+
 def _refresh_token(row: Any) -> RefreshToken:
-    return RefreshToken(row[0], row[1], row[2], row[3], row[4])
+    return RefreshToken(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], _access_from_json(row[7])
+    )
 
 
 def _owner(robot_id: int | None, user_id: int | None) -> tuple[str, tuple[object, ...]]:
@@ -274,8 +290,10 @@ class SqlStore:
         return [_robot(r) for r in rows]
 
     async def find_legacy_robot(self, name: str) -> Robot | None:
+        # Cached: with legacy robots on, every robot$ login asks (services/legacy.py).
         return await self._first(
-            None, lambda: self._robots("r.legacy_id IS NOT NULL AND r.name = ?", (name,))
+            ("legacy_robot", name),
+            lambda: self._robots("r.legacy_id IS NOT NULL AND r.name = ?", (name,)),
         )
 
     async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
@@ -438,11 +456,22 @@ class SqlStore:
         robot_id: int | None = None,
         user_id: int | None = None,
         keep: int,
+        expires_at: int | None = None,
+        legacy_access: tuple[Access, ...] | None = None,
     ) -> RefreshToken:
         token_id = await self._insert(
-            "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at) "
-            "VALUES (?,?,?,?,?)",
-            (robot_id, user_id, token_hash, client_id, now),
+            "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at, "
+            "last_used_at, expires_at, legacy_access) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                robot_id,
+                user_id,
+                token_hash,
+                client_id,
+                now,
+                now,
+                expires_at,
+                _access_to_json(legacy_access),
+            ),
             "refresh token already stored",
         )
         column, owner = ("robot_id", robot_id) if robot_id is not None else ("user_id", user_id)
@@ -451,7 +480,9 @@ class SqlStore:
             f"(SELECT id FROM refresh_token WHERE {column} = ? ORDER BY id DESC LIMIT ?)",
             (owner, owner, keep),
         )
-        return RefreshToken(token_id, robot_id, user_id, client_id, now)
+        return RefreshToken(
+            token_id, robot_id, user_id, client_id, now, now, expires_at, legacy_access
+        )
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
         async def load() -> RefreshToken | None:
@@ -462,6 +493,12 @@ class SqlStore:
             return _refresh_token(rows[0]) if rows else None
 
         return await self._cached(("refresh_token", token_hash), load)
+
+    async def record_refresh_token_use(self, last_used: dict[int, int]) -> None:
+        await self._execute_many(
+            "UPDATE refresh_token SET last_used_at = ? WHERE id = ? AND last_used_at < ?",
+            [(when, token_id, when) for token_id, when in last_used.items()],
+        )
 
     async def list_refresh_tokens(
         self, *, robot_id: int | None = None, user_id: int | None = None

@@ -118,7 +118,19 @@ CREATE TABLE web_session (
 CREATE INDEX web_session_user ON web_session(user_id);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# v3: refresh tokens end after token.refresh_token_idle_days unused (last_used_at; tokens from
+# before start counting at the upgrade), and a legacy robot's at its JWT's exp (expires_at),
+# granting only what that JWT granted (legacy_access). A legacy robot's token stored before
+# could be held to neither: they are dropped (the robot logs in again with its JWT).
+_SCHEMA_V3 = """
+ALTER TABLE refresh_token ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refresh_token ADD COLUMN expires_at INTEGER;
+ALTER TABLE refresh_token ADD COLUMN legacy_access TEXT;
+UPDATE refresh_token SET last_used_at = CAST(strftime('%s', 'now') AS INTEGER);
+DELETE FROM refresh_token WHERE robot_id IN (SELECT id FROM robot WHERE legacy_id IS NOT NULL);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
