@@ -27,9 +27,6 @@ from tokenserver.services.usage import FLUSH_SECONDS
 TOKENS = web.AppKey("tokens", TokenService)
 
 
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
 def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
     """GET answers `token` too, POST (OAuth2) `scope`; both the rest.
 
@@ -49,7 +46,8 @@ def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
         f'{head}, "access_token": "{token}", "expires_in": {issued.expires_in}, '
         f'"issued_at": "{issued.issued_at}"{refresh}}}'
     )
-    return web.Response(body=body.encode(), content_type="application/json", headers=_NO_STORE)
+    # NOTE: `observe` adds Cache-Control: no-store, as to every answer.
+    return web.Response(body=body.encode(), content_type="application/json")
 
 
 async def token(request: web.Request) -> web.Response:

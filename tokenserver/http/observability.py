@@ -124,9 +124,16 @@ _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(1)
 
 
+# Answers carry secrets (a token, a new robot secret, a session's CSRF token) and account
+# data: no cache, shared or the browser's, may keep one. Set on every answer that does not
+# state its own caching (the web page's static files do), so that no route can forget it.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id (the caller's X-Request-Id if it is sane) and count it."""
+    """Give each request an id (the caller's X-Request-Id if it is sane) and count it; keep
+    its answer out of caches (NO_STORE)."""
     given = request.headers.get("X-Request-Id")
     request_id = (
         given if given and _SAFE_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
@@ -134,7 +141,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     response = await handler(request)
-    response.headers["X-Request-Id"] = request_id
+    headers = response.headers
+    headers["X-Request-Id"] = request_id
+    if "Cache-Control" not in headers:
+        headers.update(NO_STORE)
     metrics = request.app[METRICS]
     if request.path == "/service/token":
         metrics.count_token(
