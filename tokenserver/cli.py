@@ -34,10 +34,11 @@ from tokenserver.domain.harbor import (
     robot_json,
 )
 from tokenserver.domain.harbor_import import plan_import
-from tokenserver.domain.models import LOCAL, Level
+from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
+from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import ConfigError, TokenServerError
-from tokenserver.http.observability import AccessLogger, JsonFormatter
+from tokenserver.http.observability import AccessLogger, JsonFormatter, TextFormatter
 from tokenserver.keys import (
     generate_private_key,
     load_private_key,
@@ -66,6 +67,13 @@ def _out(data: Any) -> None:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _row(*cells: str) -> None:
+    """One line of a table, tab-separated. A cell can hold what a request put there (a name,
+    a client id): its control characters, tabs and newlines included are shown escaped, so
+    it can neither add a line or a column nor send escapes to the terminal."""
+    print("\t".join(printable(c) for c in cells), flush=True)
 
 
 def _default_config() -> str:
@@ -154,7 +162,7 @@ def configure_logging(level: str, form: str = "text") -> None:
     if form == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
@@ -263,7 +271,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                 _out([project_json(p) for p in projects])
             else:
                 for p in projects:
-                    print(f"{p.id}\t{p.name}\t{'public' if p.public else 'private'}")
+                    _row(str(p.id), p.name, "public" if p.public else "private")
         else:
             await rt.projects.delete(LOCAL, args.name, is_name=True)
             _say(f"deleted project {args.name} and its robots")
@@ -318,7 +326,7 @@ def cmd_robot(args: argparse.Namespace) -> int:
                     expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
                     state = "disabled" if r.disabled else "enabled"
                     access = ",".join(str(a) for p in r.permissions for a in p.access)
-                    print(f"{r.id}\t{r.full_name(prefix)}\t{state}\texpires {expiry}\t{access}")
+                    _row(str(r.id), r.full_name(prefix), state, f"expires {expiry}", access)
         elif command == "show":
             _out(robot_json(await rt.robots.get(LOCAL, args.robot), prefix))
         elif command in ("disable", "enable"):
@@ -333,7 +341,7 @@ def cmd_robot(args: argparse.Namespace) -> int:
                 _out([refresh_token_json(t) for t in tokens])
             else:
                 for t in tokens:
-                    print(f"{t.id}\t{iso_time(t.created_at)}\t{t.client_id}")
+                    _row(str(t.id), iso_time(t.created_at), t.client_id)
         elif command == "revoke-refresh-tokens":
             revoked = await rt.refresh.revoke(LOCAL, args.robot, args.id)
             _say(f"revoked {revoked} refresh token(s)")
@@ -440,9 +448,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
             _out([audit_json(e) for e in entries])
         else:
             for e in entries:
-                print(
-                    f"{iso_time(e.op_time)}\t{e.operator}\t{e.operation}\t"
-                    f"{e.resource_type}\t{e.resource}\t{e.outcome}"
+                _row(
+                    iso_time(e.op_time),
+                    truncate(e.operator, MAX_AUDIT_FIELD),
+                    e.operation,
+                    e.resource_type,
+                    truncate(e.resource, MAX_AUDIT_FIELD),
+                    e.outcome,
                 )
         _say(f"{len(entries)} of {total} entries, newest first")
         return EXIT_OK

@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenserver.domain.models import AuditEntry, Member, Project, RefreshToken, Robot, User
+from tokenserver.domain.models import (
+    MAX_AUDIT_FIELD,
+    AuditEntry,
+    Member,
+    Project,
+    RefreshToken,
+    Robot,
+    User,
+)
 from tokenserver.domain.permissions import Permission
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
+from tokenserver.domain.text import truncate
 
 # Project metadata keys Harbor defines; tokenserver uses only `public` and accepts the others
 # so that existing clients (Terraform's provider sends several) work unchanged.
@@ -120,10 +129,11 @@ def member_json(member: Member) -> dict[str, Any]:
 
 
 def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    # NOTE: entries written before fields were bounded may hold a whole request body.
     return {
         "id": entry.id,
-        "username": entry.operator,
-        "resource": entry.resource,
+        "username": truncate(entry.operator, MAX_AUDIT_FIELD),
+        "resource": truncate(entry.resource, MAX_AUDIT_FIELD),
         "resource_type": entry.resource_type,
         "operation": entry.operation,
         "op_time": iso_time(entry.op_time),

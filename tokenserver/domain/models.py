@@ -155,6 +155,12 @@ class RefreshToken:
         return self.expires_at is None or self.expires_at > now
 
 
+# An audit entry's text fields hold caller-supplied names (a project in a path, a user in a
+# body): each is stored escaped and at most this long, so that a request can neither forge a
+# line of the log nor fill the database with it.
+MAX_AUDIT_FIELD = 256
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One management operation: who did what to which resource, and how it ended."""

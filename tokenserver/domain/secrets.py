@@ -163,5 +163,8 @@ def dummy_hash(account: str) -> str:
 
 def token_digest(token: str) -> str:
     """How a random bearer token (refresh token, web session) is stored: its SHA-256. Such
-    tokens carry 256 bits of randomness, so a fast hash suffices; a KDF is for passwords."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    tokens carry 256 bits of randomness, so a fast hash suffices; a KDF is for passwords.
+
+    Any text has a digest: a cookie header's stray bytes arrive as lone surrogates, and such
+    a "token" must simply match nothing."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

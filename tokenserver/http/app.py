@@ -17,7 +17,7 @@ from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
 from tokenserver.http.api import RUNTIME, add_routes
 from tokenserver.http.errors import REALM, error_middleware
-from tokenserver.http.input import MAX_BODY_BYTES
+from tokenserver.http.input import MAX_BODY_BYTES, form_fields
 from tokenserver.http.observability import GRANT, METRICS, Metrics, observe
 from tokenserver.http.webui import add_web_routes
 from tokenserver.runtime import Runtime, open_runtime
@@ -26,9 +26,6 @@ from tokenserver.services.tokens import IssuedToken, TokenRequest, TokenService
 from tokenserver.services.usage import FLUSH_SECONDS
 
 TOKENS = web.AppKey("tokens", TokenService)
-
-
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
@@ -50,7 +47,8 @@ def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
         f'{head}, "access_token": "{token}", "expires_in": {issued.expires_in}, '
         f'"issued_at": "{issued.issued_at}"{refresh}}}'
     )
-    return web.Response(body=body.encode(), content_type="application/json", headers=_NO_STORE)
+    # NOTE: `observe` adds Cache-Control: no-store, as to every answer.
+    return web.Response(body=body.encode(), content_type="application/json")
 
 
 async def token(request: web.Request) -> web.Response:
@@ -76,13 +74,10 @@ async def oauth_token(request: web.Request) -> web.Response:
     """POST /service/token: OAuth2 password and refresh_token grants (REFERENCE.md §2)."""
     if request.content_type != "application/x-www-form-urlencoded":
         raise BadRequest("expected an application/x-www-form-urlencoded form")
-    form = await request.post()
+    form = await form_fields(request)
 
     def field(name: str) -> str | None:
-        value = form.get(name)
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"form field {name!r} must be text")
-        return value
+        return form.get(name)
 
     grant = field("grant_type")
     request[GRANT] = grant if grant in ("password", "refresh_token") else "unknown"
@@ -100,7 +95,7 @@ async def oauth_token(request: web.Request) -> web.Response:
         refresh = Secret(token)
     else:
         raise BadRequest("grant_type must be password or refresh_token")
-    scopes = [s for s in form.getall("scope", []) if isinstance(s, str)]
+    scopes = form.getall("scope", [])
     issued = await request.app[TOKENS].request(
         TokenRequest(
             grant=grant,

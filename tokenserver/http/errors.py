@@ -8,6 +8,7 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tokenserver.domain.text import escape
 from tokenserver.errors import TokenServerError, TooManyRequests, Unauthorized
 
 log = logging.getLogger("tokenserver.http")
@@ -52,5 +53,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 response.headers[name] = e.headers[name]
         return response
     except Exception:
-        log.exception("internal error serving %s %s", request.method, request.path)
+        log.exception("internal error serving %s %s", request.method, escape(request.path, " "))
         return error_response(500, "UNKNOWN", "internal server error")

@@ -1,5 +1,9 @@
-"""Request input read without trusting it: JSON bodies checked field by field, query
-parameters parsed, every problem a 400 that says what is wrong."""
+"""Request input read without trusting it: JSON bodies and forms checked field by field,
+query parameters parsed, every problem a 400 that says what is wrong.
+
+Whatever a body holds, what comes out of here can be stored: no string holds a lone
+surrogate (JSON's `"\ud800"` decodes to one, and no database can encode it) and no integer
+is past 64 bits (the databases' integers)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 
 from tokenserver.errors import BadRequest
 
@@ -16,6 +21,7 @@ T = TypeVar("T")
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
 
 _TYPE_NAMES = {
     bool: "a boolean",
@@ -26,16 +32,74 @@ _TYPE_NAMES = {
 }
 
 
+def check_text(text: str, where: str) -> str:
+    """`text` if it is valid Unicode; BadRequest for a lone surrogate."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{where} is not valid Unicode (a lone surrogate)") from None
+    return text
+
+
+def _check_values(data: Any) -> None:
+    """Raise BadRequest for a string (value or key) holding a lone surrogate or an integer
+    past 64 bits anywhere in the decoded JSON `data`, naming where it is."""
+    pending: list[tuple[Any, str]] = [(data, "the body")]
+    while pending:  # NOTE: a loop, not recursion: nesting is as deep as the body allows
+        value, where = pending.pop()
+        if isinstance(value, str):
+            check_text(value, where)
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if not MIN_INT64 <= value <= MAX_INT64:
+                raise BadRequest(f"{where}: integers must fit in 64 bits")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                check_text(key, f"a field name in {where}")
+                pending.append((item, key if where == "the body" else f"{where}.{key}"))
+        elif isinstance(value, list):
+            pending.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object. Raises BadRequest (413 comes from aiohttp)."""
+    """The request body as a JSON object, every string valid Unicode and every integer
+    within 64 bits. Raises BadRequest (413 comes from aiohttp)."""
     raw = await request.read()
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_a_number)
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise BadRequest(f"the body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
+    _check_values(data)
     return data
+
+
+async def form_fields(request: web.Request) -> MultiDictProxy[str]:
+    """An application/x-www-form-urlencoded body, in UTF-8: every field text, valid
+    Unicode. Raises BadRequest (another charset, bytes that are not UTF-8, a file)."""
+    # NOTE: aiohttp decodes the form with the charset the caller names: an unknown one
+    # raised LookupError, and unicode_escape turned `\ud800` into a lone surrogate.
+    if request.charset is not None and request.charset.lower() not in ("utf-8", "utf8"):
+        raise BadRequest("the form must be UTF-8")
+    try:
+        form = await request.post()
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not valid UTF-8") from None
+    fields: MultiDict[str] = MultiDict()
+    for name, value in form.items():
+        if not isinstance(value, str):
+            raise BadRequest(f"form field {name!r} must be text")
+        fields.add(check_text(name, "a form field name"), check_text(value, f"form field {name!r}"))
+    return MultiDictProxy(fields)
 
 
 def fields(

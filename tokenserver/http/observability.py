@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tokenserver.domain.text import escape, printable, quote
 from tokenserver.runtime import Runtime
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -123,9 +124,16 @@ _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(1)
 
 
+# Answers carry secrets (a token, a new robot secret, a session's CSRF token) and account
+# data: no cache, shared or the browser's, may keep one. Set on every answer that does not
+# state its own caching (the web page's static files do), so that no route can forget it.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id (the caller's X-Request-Id if it is sane) and count it."""
+    """Give each request an id (the caller's X-Request-Id if it is sane) and count it; keep
+    its answer out of caches (NO_STORE)."""
     given = request.headers.get("X-Request-Id")
     request_id = (
         given if given and _SAFE_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
@@ -133,7 +141,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     response = await handler(request)
-    response.headers["X-Request-Id"] = request_id
+    headers = response.headers
+    headers["X-Request-Id"] = request_id
+    if "Cache-Control" not in headers:
+        headers.update(NO_STORE)
     metrics = request.app[METRICS]
     if request.path == "/service/token":
         metrics.count_token(
@@ -148,7 +159,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 class AccessLogger(AbstractAccessLogger):
     """One line per request with its id; never the query's secrets (there are none in GET
-    token requests) nor any header but the user agent."""
+    token requests) nor any header but the user agent. What the caller chose (the decoded
+    path, the agent) is escaped: `%0A` in a path cannot start a line of its own, a space
+    cannot shift the fields."""
 
     @property
     def enabled(self) -> bool:
@@ -156,16 +169,29 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        # NOTE: the address is the socket's peer, the method a token the HTTP parser checked,
+        # the id checked by `observe`: only the path and the agent are the caller's text.
         self.logger.info(
-            "%s %s %s %d %.1fms id=%s agent=%r",
+            "%s %s %s %d %.1fms id=%s agent=%s",
             request.remote,
             request.method,
-            request.path,
+            escape(request.path, " "),
             response.status,
             time * 1000,
             request.get(REQUEST_ID, "-"),
-            request.headers.get("User-Agent", "")[:200],
+            quote(request.headers.get("User-Agent", "")[:200]),
         )
+
+
+class TextFormatter(logging.Formatter):
+    """`log.format = "text"`: one line per record, tracebacks aside."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # NOTE: call sites escape what callers sent (tokenserver.domain.text), so their
+        # messages are printable and pass unchanged; this catches a message that still holds
+        # a control character (a library's, a field missed). JsonFormatter does the same.
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -176,7 +202,7 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": printable(record.getMessage()),
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

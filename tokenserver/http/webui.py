@@ -83,7 +83,7 @@ async def login(request: web.Request) -> web.Response:
     )
     response = web.json_response(
         _session_json(request, principal, session),
-        headers={CSRF_HEADER: csrf_token(session), "Cache-Control": "no-store"},
+        headers={CSRF_HEADER: csrf_token(session)},
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -104,10 +104,7 @@ async def current_session(request: web.Request) -> web.Response:
         raise Unauthorized("not logged in")
     session = Secret(cookie)
     principal = await rt(request).sessions.authenticate(session)
-    return web.json_response(
-        _session_json(request, principal, session),
-        headers={"Cache-Control": "no-store"},
-    )
+    return web.json_response(_session_json(request, principal, session))
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -115,7 +112,7 @@ async def logout(request: web.Request) -> web.Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         await rt(request).sessions.logout(Secret(cookie))
-    response = web.json_response({}, headers={"Cache-Control": "no-store"})
+    response = web.json_response({})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 

@@ -1,4 +1,5 @@
-"""The audit log of management operations (never a secret: resources are named, not shown)."""
+"""The audit log of authenticated management operations (never a secret: resources are named,
+not shown)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from tokenserver.domain.models import AuditEntry, Principal
+from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, Principal, PrincipalKind
+from tokenserver.domain.text import escape, truncate
 from tokenserver.errors import TokenServerError
 from tokenserver.services.access import AccessService
 from tokenserver.services.ports import Store
+
+
+def _bounded(text: str) -> str:
+    """A caller-supplied field as stored: escaped (no control character, NUL or lone surrogate
+    reaches the database or an operator's terminal) and at most MAX_AUDIT_FIELD long."""
+    return truncate(escape(text), MAX_AUDIT_FIELD)
 
 
 class AuditService:
@@ -25,7 +33,14 @@ class AuditService:
         self, actor: Principal, operation: str, resource_type: str, resource: str
     ) -> AsyncIterator[None]:
         """Record the operation run in the block: `success`, or `failure: <CODE>` when it
-        raises a TokenServerError (which is re-raised)."""
+        raises a TokenServerError (which is re-raised).
+
+        An anonymous caller's attempt is not recorded: it can only fail (every operation needs
+        an account), and recording it would let anyone write to the database without limit.
+        The access log still has the request."""
+        if actor.kind is PrincipalKind.ANONYMOUS:
+            yield
+            return
         try:
             yield
         except TokenServerError as e:
@@ -38,7 +53,12 @@ class AuditService:
     ) -> None:
         await self._store.add_audit(
             AuditEntry(
-                int(self._clock()), actor.operator, operation, resource_type, resource, outcome
+                int(self._clock()),
+                _bounded(actor.operator),
+                operation,
+                resource_type,
+                _bounded(resource),
+                _bounded(outcome),
             )
         )
 

@@ -84,5 +84,5 @@ def csrf_token(session: Secret) -> str:
 
 def check_csrf(session: Secret, given: str | None) -> None:
     """Raise Forbidden unless `given` is the session's CSRF token (constant time)."""
-    if not given or not hmac.compare_digest(given.encode(), csrf_token(session).encode()):
+    if not given or not given.isascii() or not hmac.compare_digest(given, csrf_token(session)):
         raise Forbidden("CSRF token missing or invalid: reload the page and try again")

@@ -19,6 +19,7 @@ from tokenserver.domain.permissions import Grants, grant_actions
 from tokenserver.domain.policy import NOTHING, token_actions
 from tokenserver.domain.scopes import Scope, format_scope, parse_scopes
 from tokenserver.domain.secrets import Secret
+from tokenserver.domain.text import quote
 from tokenserver.errors import BadRequest, TokenServerError, Unauthorized
 from tokenserver.keys import JwsSigner, SigningKey
 from tokenserver.services.access import AccessService
@@ -220,25 +221,27 @@ class TokenService:
             granted = await self._grant(principal, scopes)
             issued = self._signer.sign(account, granted, self._clock(), refresh)
         except TokenServerError as e:
+            # NOTE: the account, the scopes and the reason hold the caller's text: quoted and
+            # escaped, so that one request stays one line (the client is the socket's peer).
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    "token denied grant=%s account=%r client=%s scopes=%r status=%d reason=%r",
+                    "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s",
                     req.grant,
-                    account,
+                    quote(account),
                     req.address,
-                    _formatted(scopes) or " ".join(req.scopes)[:200],
+                    quote(_formatted(scopes) or " ".join(req.scopes)[:200]),
                     e.status,
-                    e.message,
+                    quote(e.message),
                 )
             raise
         if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
             log.info(
-                "token issued grant=%s account=%r client=%s scopes=%r granted=%r%s",
+                "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s",
                 req.grant,
-                account,
+                quote(account),
                 req.address,
-                _formatted(scopes),
-                _formatted(granted),
+                quote(_formatted(scopes)),
+                quote(_formatted(granted)),
                 " refresh_token=yes" if refresh is not None else "",
             )
         return issued

@@ -1,0 +1,245 @@
+"""The logs of a real `tokenserver serve` (text and JSON) and the tables of the CLI, fed
+what an attacker can send: one request is one line, its control characters shown escaped."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from base64 import b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import clean_env, free_port, run_cli
+from tokenserver.config import load_settings
+from tokenserver.domain.text import TRUNCATED
+
+ADMIN_PASSWORD = "L0gsAdminPassword"
+# What a forged line would look like: the format of a real one, claiming an admin's deletion.
+FORGED = "2026-11-30 05:00:00,000 INFO tokenserver.access 10.0.0.1 DELETE /api/v2.0/robots/5 200"
+
+
+@dataclass
+class Served:
+    config: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def request(self, raw: bytes) -> bytes:
+        """Send `raw` as it is (no client library to clean it up) and read the answer."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(raw)
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def stop(self) -> list[str]:
+        """Stop the server; its log lines."""
+        self.process.terminate()
+        _, err = self.process.communicate(timeout=20)
+        text = err.decode("utf-8")
+        # Nothing raw may reach the operator's terminal: no escape, no NUL, no CR.
+        for raw in ("\x1b", "\x00", "\r", "\x85", "\u2028"):
+            assert raw not in text, repr(raw)
+        return text.splitlines()
+
+
+@contextmanager
+def serve(tmp_path: Path, log_format: str) -> Iterator[Served]:
+    config = tmp_path / "tokenserver.toml"
+    port = free_port()
+    init = run_cli(
+        config,
+        "init",
+        "--listen",
+        f"127.0.0.1:{port}",
+        env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
+    assert init.returncode == 0, init.stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenserver", "serve", "--config", str(config)],
+        env=clean_env(TOKENSERVER_LOG_FORMAT=log_format),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    served = Served(config, port, process)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if b" 200 " in served.request(get(b"/healthz"))[:20]:
+                break
+        except OSError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+    try:
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(params=["text", "json"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Served, str]]:
+    with serve(tmp_path, request.param) as served:
+        yield served, request.param
+
+
+def messages(lines: list[str], log_format: str) -> list[str]:
+    """What each line says: the whole line in text, the message in JSON (every line must be
+    one JSON object)."""
+    if log_format == "text":
+        return lines
+    return [json.loads(line)["message"] for line in lines]
+
+
+def get(path: bytes, *headers: bytes) -> bytes:
+    return (
+        b"GET "
+        + path
+        + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + (b"".join(h + b"\r\n" for h in headers) + b"\r\n")
+    )
+
+
+def test_attack_log_line_forged_by_percent_encoded_newline(server: tuple[Served, str]) -> None:
+    served, log_format = server
+    forged = FORGED.replace(" ", "%20").encode()
+    path = b"/healthz%0A" + forged + b"%0D%1B[2J%00%E2%80%A8end"
+    answer = served.request(get(path, b"X-Request-Id: forge-1", b"User-Agent: curl/8 it's"))
+    assert answer.startswith(b"HTTP/1.1 404"), answer[:100]
+    said = messages(served.stop(), log_format)
+    (line,) = [m for m in said if "forge-1" in m]
+    assert "/healthz\\n2026-11-30\\x2005:00:00,000\\x20INFO" in line
+    assert "\\r\\x1b[2J\\x00\\u2028end 404 " in line
+    assert "agent='curl/8 it\\'s'" in line
+    assert not any(m.startswith(FORGED[:30]) for m in said)
+    assert not any("tokenserver.access 10.0.0.1" in m and "forge-1" not in m for m in said)
+
+
+def test_attack_log_field_shifted_by_a_percent_encoded_space(server: tuple[Served, str]) -> None:
+    """A space in the path would make `200 0.1ms id=...` text of the path, then another
+    status and id follow: the line would read as a success."""
+    served, log_format = server
+    path = b"/healthz%20200%200.1ms%20id=admin-op"
+    served.request(get(path, b"X-Request-Id: forge-2"))
+    said = messages(served.stop(), log_format)
+    (line,) = [m for m in said if "forge-2" in m]
+    assert " GET /healthz\\x20200\\x200.1ms\\x20id=admin-op 404 " in line
+
+
+def test_attack_token_log_line_forged_by_the_account_name(server: tuple[Served, str]) -> None:
+    served, log_format = server
+    # No colon: Basic credentials end the user name at the first one.
+    forged = "2026-11-30 05.00.00,000 INFO tokenserver.token token issued grant=basic account=x"
+    account = f"robot$p+ci\x1b[1A\u202e\n{forged}"
+    basic = b64encode(f"{account}:Wr0ngSecret".encode()).decode().encode()
+    answer = served.request(
+        get(b"/service/token?service=registry", b"Authorization: Basic " + basic)
+    )
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
+    said = messages(served.stop(), log_format)
+    (line,) = [m for m in said if "token denied" in m]
+    assert f"account='robot$p+ci\\x1b[1A\\u202e\\n{forged}' client=127.0.0.1 " in line
+    assert not any(m.startswith(forged[:30]) for m in said)
+
+
+def test_attack_token_log_line_forged_by_a_quote_in_the_account_name(
+    server: tuple[Served, str],
+) -> None:
+    """A quote would close the account field early and append a forged `granted=` field."""
+    served, log_format = server
+    account = "x' granted='everything"
+    basic = b64encode(f"{account}:Wr0ngSecret".encode()).decode().encode()
+    served.request(get(b"/service/token?service=registry", b"Authorization: Basic " + basic))
+    said = messages(served.stop(), log_format)
+    (line,) = [m for m in said if "token denied" in m]
+    assert "account='x\\' granted=\\'everything' client=" in line
+
+
+# ---- the audit log, as `tokenserver audit` prints it ------------------------------------------
+
+
+def test_attack_audit_table_forged_by_a_resource_name(tmp_path: Path) -> None:
+    """Through the API, an authenticated caller names a project that prints as a second,
+    forged audit line (an admin deleting a robot) with a terminal escape."""
+    with serve(tmp_path, "text") as served:
+        forged = "\n2026-11-29T10:00:00.000Z\tadmin\tdelete\trobot\t5\tsuccess\x1b[2K"
+        path = "/api/v2.0/projects/ghost" + "".join(
+            f"%{ord(c):02X}" if not c.isalnum() else c for c in forged
+        )
+        auth = b64encode(f"admin:{ADMIN_PASSWORD}".encode())
+        answer = served.request(
+            b"DELETE " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Basic " + auth + b"\r\n\r\n"
+        )  # fmt: skip
+        assert answer.startswith(b"HTTP/1.1 404"), answer[:100]
+        served.stop()
+        table = run_cli(served.config, "audit")
+        assert table.returncode == 0, table.stderr
+        (line,) = table.stdout.splitlines()
+        assert line.split("\t")[1:] == [
+            "admin",
+            "delete",
+            "project",
+            "ghost\\n2026-11-29T10:00:00.000Z\\tadmin\\tdelete\\trobot\\t5\\tsuccess\\x1b[2K",
+            "failure: NOT_FOUND",
+        ]
+
+
+def test_attack_audit_table_with_rows_written_before_the_fix(tmp_path: Path) -> None:
+    """Rows already in a database (written raw, unbounded) are shown escaped and cut."""
+    config = tmp_path / "tokenserver.toml"
+    assert run_cli(config, "init").returncode == 0
+    with sqlite3.connect(load_settings(config, environ={}).database) as db:
+        db.execute(
+            "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, "
+            "outcome) VALUES (1, 'anonymous', 'create', 'project', ?, 'failure: UNAUTHORIZED')",
+            ("x\n1970-01-01T00:00:00.000Z\tadmin\tdelete\trobot\t5\tsuccess\x1b]0;pwned\x07"
+             + "y" * 65536,),
+        )  # fmt: skip
+    table = run_cli(config, "audit")
+    assert table.returncode == 0, table.stderr
+    (line,) = table.stdout.splitlines()
+    cells = line.split("\t")
+    assert len(cells) == 6
+    assert cells[4].startswith("x\\n1970-01-01T00:00:00.000Z\\tadmin\\tdelete\\trobot\\t5\\t")
+    assert "\\x1b]0;pwned\\x07" in cells[4]
+    assert cells[4].endswith(TRUNCATED)
+    assert len(cells[4]) < 400
+    entries = json.loads(run_cli(config, "audit", "--json").stdout)
+    assert entries[0]["resource"].endswith(TRUNCATED)
+
+
+def test_attack_refresh_token_table_forged_by_a_client_id(tmp_path: Path) -> None:
+    """A robot names the client its refresh token is for; `robot refresh-tokens` lists it."""
+    with serve(tmp_path, "text") as served:
+        assert run_cli(served.config, "project", "create", "p").returncode == 0
+        export = json.loads(
+            run_cli(
+                served.config, "robot", "create", "--project", "p", "--name", "ci",
+                "--permission", "repository:pull",
+            ).stdout
+        )  # fmt: skip
+        auth = b64encode(f"{export['name']}:{export['secret']}".encode())
+        answer = served.request(
+            get(
+                b"/service/token?offline_token=true&client_id=docker%0A2%09fake%1B[8m",
+                b"Authorization: Basic " + auth,
+            )
+        )
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        served.stop()
+        listing = run_cli(served.config, "robot", "refresh-tokens", "p+ci")
+        assert listing.returncode == 0, listing.stderr
+        (line,) = listing.stdout.splitlines()
+        assert line.split("\t")[2] == "docker\\n2\\tfake\\x1b[8m"
