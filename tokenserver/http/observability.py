@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tokenserver.http.proxies import CLIENT, FORWARDED_HTTPS, PROXIES, resolve
 from tokenserver.runtime import Runtime
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -125,7 +126,15 @@ _ID_COUNTER = itertools.count(1)
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id (the caller's X-Request-Id if it is sane) and count it."""
+    """Give each request an id (the caller's X-Request-Id if it is sane), resolve its client
+    address, and count it."""
+    proxies = request.app[PROXIES]
+    if proxies.trusted:
+        client = resolve(request.remote, request.headers, proxies.trusted, proxies.header)
+        request[CLIENT] = client.address
+        request[FORWARDED_HTTPS] = client.https
+    else:
+        request[CLIENT] = request.remote or ""
     given = request.headers.get("X-Request-Id")
     request_id = (
         given if given and _SAFE_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
@@ -158,7 +167,7 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
             "%s %s %s %d %.1fms id=%s agent=%r",
-            request.remote,
+            request.get(CLIENT) or request.remote,
             request.method,
             request.path,
             response.status,
