@@ -30,6 +30,7 @@ CLIENT = "198.51.100.7"
 FORGED = "6.6.6.6"
 PROXY = "127.0.0.1"
 OUTSIDER = "203.0.113.9"
+PASSWORD = "Adm1nPassword"
 
 # (peer, headers, header mode, expected address, expected https)
 CASES: list[tuple[str, str | None, list[tuple[str, str]], str, str, bool]] = [
@@ -287,6 +288,27 @@ async def test_attack_one_client_behind_a_trusted_proxy_cannot_lock_out_the_othe
     assert any(line.startswith(f"{FORGED} GET {TOKEN} 429") for line in access), access
 
 
+async def test_api_and_web_login_lockouts_follow_the_client_behind_a_trusted_proxy(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient
+) -> None:
+    server = await _server(make_settings, aiohttp_client, server__trusted_proxies=["127.0.0.1/32"])
+    await server.runtime.users.ensure_admin(PASSWORD)
+    for i in range(3):
+        r = await server.client.get(
+            "/api/v2.0/users/current", headers={**basic("admin", f"Wrong{i}"), **_xff(FORGED)}
+        )
+        assert r.status == 401
+    login = {"principal": "admin", "password": PASSWORD}
+    r = await server.client.post("/c/login", json=login, headers=_xff(FORGED))
+    assert r.status == 429
+    r = await server.client.post("/c/login", json=login, headers=_xff(CLIENT))
+    assert r.status == 200
+    r = await server.client.get(
+        "/api/v2.0/users/current", headers={**basic("admin", PASSWORD), **_xff(CLIENT)}
+    )
+    assert r.status == 200
+
+
 async def test_attack_forged_left_most_x_forwarded_for_does_not_change_the_lockout_key(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient
 ) -> None:
@@ -377,9 +399,6 @@ async def test_attack_malformed_forwarding_headers_fall_back_to_the_peer(
     assert r.status == 429
     r = await server.client.get("/api/v2.0/projects", headers=headers)
     assert r.status == 200
-
-
-PASSWORD = "Adm1nPassword"
 
 
 @pytest.mark.parametrize(
