@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -206,6 +207,69 @@ def cold_script(path: str, credentials: list[str]) -> str:
     )
 
 
+LARGE_SCOPES = 85  # of 78 characters: about 7 kB, what fits in a request line (8 kB)
+
+
+def unique_large_script(auth: str, count: int) -> str:
+    """`count` requests, each unique, each with LARGE_SCOPES long scopes in one public project;
+    every other one as the robot, the rest anonymous. wrk stops after `count` answers."""
+    return (
+        f'auth = "{auth}"\npad = string.rep("x", 50)\nsent, received = 0, 0\n'
+        "request = function()\n"
+        "  sent = sent + 1\n"
+        "  local parts = {}\n"
+        f"  for j = 1, {LARGE_SCOPES} do\n"
+        '    parts[j] = string.format("repository:p/%s%08d%02d:pull", pad, sent, j)\n'
+        "  end\n"
+        '  local path = "/service/token?service=registry&scope=" .. table.concat(parts, "%20")\n'
+        "  local headers = {}\n"
+        '  if sent % 2 == 0 then headers["Authorization"] = auth end\n'
+        '  return wrk.format("GET", path, headers)\n'
+        "end\n"
+        "response = function(status, headers, body)\n"
+        "  received = received + 1\n"
+        f"  if received >= {count} then wrk.thread:stop() end\n"
+        "end\n"
+    )
+
+
+def token_requests(port: int) -> float:
+    """Token requests the server has answered (its /metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("tokenserver_token_requests_total{")
+    )
+
+
+def unique_large(
+    port: int, auth: str, count: int, pid: int, directory: Path, ceiling: float
+) -> dict[str, Any]:
+    """The server's memory before and after `count` unique large requests: the memos of the
+    token path are bounded in bytes, so it stays flat."""
+    before, base = rss_mb(pid), token_requests(port)
+    started, cpu = time.monotonic(), cpu_seconds(pid)
+    # wrk runs for a duration, not a count: the script stops sending after `count` answers
+    # and wrk, interrupted (its Ctrl-C), prints its summary.
+    run = start_wrk(port, unique_large_script(auth, count), 3600, directory, "large")
+    while run.poll() is None and token_requests(port) - base < count:
+        time.sleep(1)
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate()
+    server_cpu = round((cpu_seconds(pid) - cpu) / (time.monotonic() - started), 2)
+    return {
+        "case": f"{count:,} unique large requests ({LARGE_SCOPES} scopes, 7 kB; anonymous "
+        f"and robot), RSS after; before: {before:.0f} MB",
+        **parse_wrk(out),
+        "server_cpu": server_cpu,
+        "ceiling_rps": ceiling,
+        "rss_before_mb": before,
+        "rss_mb": rss_mb(pid),
+    }
+
+
 def basic(user: str, password: str) -> str:
     return "Basic " + b64encode(f"{user}:{password}".encode()).decode()
 
@@ -357,6 +421,10 @@ def main() -> int:
     parser.add_argument("--output", default="bench-results.json")
     parser.add_argument("--robots", type=int, default=100_000, help="growth case (default 100000)")
     parser.add_argument("--projects", type=int, default=1000, help="growth case (default 1000)")
+    parser.add_argument(
+        "--large-requests", type=int, default=100_000,
+        help="unique large requests for the memory row (default 100000)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         print("needs wrk and taskset (scripts/bench installs them)", file=sys.stderr)
@@ -472,6 +540,11 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
                     server.pid,
                     directory,
                     base,
+                )
+                rows.append(
+                    unique_large(
+                        port, auth, args.large_requests, server.pid, directory, ceiling.sample()
+                    )
                 )
         finally:
             server.terminate()

@@ -3,6 +3,7 @@ validated at start with a message naming the dotted key."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from tokenserver.errors import ConfigError
 
 ENV_PREFIX = "TOKENSERVER_"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALGORITHMS = ("ES256", "RS256")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -51,6 +53,9 @@ class Settings:
     database_url: str = ""
     database_pool_size: int = 10
     refresh_token_idle_days: int = 90
+    # Peers whose forwarding headers are believed (server.trusted_proxies); empty: none.
+    trusted_proxies: tuple[Network, ...] = ()
+    forwarded_header: str = "x-forwarded-for"
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------
@@ -113,6 +118,34 @@ def _boolean(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _networks(value: Any) -> tuple[Network, ...]:
+    """A list of CIDRs, or one string of them separated by commas or spaces (as an
+    environment variable gives it); a bare address is a /32 or /128."""
+    if isinstance(value, str):
+        items: list[Any] = value.replace(",", " ").split()
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(f"expected a list of CIDRs, got {value!r}")
+    networks: list[Network] = []
+    for item in items:
+        if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            network: Network = item
+        elif isinstance(item, str):
+            try:
+                network = ipaddress.ip_network(item.strip())
+            except ValueError as e:
+                raise ValueError(f"{item!r} is not a CIDR: {e}") from None
+        else:
+            raise ValueError(f"expected CIDR strings, got {item!r}")
+        if network.prefixlen == 0:
+            # NOTE: trusting every peer lets any client choose the address its failures
+            # are counted under.
+            raise ValueError(f"{network} trusts every client's headers; list only your proxies")
+        networks.append(network)
+    return tuple(networks)
+
+
 def _url(value: Any) -> str:
     text = _text(allow_empty=True)(value)
     if text:
@@ -150,6 +183,27 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         _boolean,
         "Plain HTTP on an address other than loopback sends secrets in clear: it is refused\n"
         "unless this is true (behind a TLS-terminating proxy), and then logged as a warning.",
+    ),
+    (
+        "server",
+        "trusted_proxies",
+        [],
+        _networks,
+        'Reverse proxies in front of tokenserver, as CIDRs (e.g. ["127.0.0.1/32", "10.0.0.0/24"];\n'
+        "as an environment variable, separated by commas). When the TCP peer is one of them,\n"
+        "the client is the right-most address of forwarded_header that is not one of them:\n"
+        "lockouts and logs use it, and X-Forwarded-Proto: https (Forwarded: proto=https) makes\n"
+        "the web session cookie Secure. From any other peer these headers are ignored.\n"
+        "Empty: no proxy is trusted.",
+    ),
+    (
+        "server",
+        "forwarded_header",
+        "x-forwarded-for",
+        _choice("x-forwarded-for", "forwarded"),
+        "The header your proxies set: x-forwarded-for (with X-Forwarded-Proto; nginx's\n"
+        "$proxy_add_x_forwarded_for) or forwarded (RFC 7239). Only that one is read: a proxy\n"
+        "passes the other on from the client unchanged.",
     ),
     (
         "token",
@@ -394,6 +448,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         tls_certificate=base / tls_cert if tls_cert else None,
         tls_key=base / tls_key if tls_key else None,
         allow_plain_http=values["server.allow_plain_http"],
+        trusted_proxies=values["server.trusted_proxies"],
+        forwarded_header=values["server.forwarded_header"],
         lockout_threshold=values["security.lockout_threshold"],
         lockout_address_threshold=values["security.lockout_address_threshold"],
         lockout_max_seconds=values["security.lockout_max_seconds"],
@@ -413,6 +469,8 @@ def _url_host(host: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(str(item)) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -15,7 +15,8 @@ def test_bench_runs_every_case_without_errors(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench.py"), "--seconds", "1",
-         "--robots", "300", "--projects", "3", "--output", str(output)],
+         "--robots", "300", "--projects", "3", "--large-requests", "2000",
+         "--output", str(output)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -34,5 +35,7 @@ def test_bench_runs_every_case_without_errors(tmp_path: Path) -> None:
         assert row["errors"] == 0, row
     assert report["rows"][0]["ratio"] == 1.0
     assert "300 robots in 3 projects" in cases[-1]
+    [large] = [row for row in report["rows"] if "2,000 unique large requests" in row["case"]]
+    assert large["rss_before_mb"] > 0 and large["rss_mb"] > 0
     assert 0 < report["rows"][-1]["rss_mb"] < 250
     assert report["growth_ratio"] > 0

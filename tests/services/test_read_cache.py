@@ -138,3 +138,22 @@ async def test_revoked_refresh_token_and_deleted_robot_by_id(settings: Settings)
         assert await store.find_robot_by_id(robot.id) is None
     finally:
         await store.close()
+
+
+async def test_attack_long_names_are_not_kept_in_the_read_cache(settings: Settings) -> None:
+    """Unknown user names of kilobytes (a Basic header holds up to 4 kB) were each kept
+    under their name; a name longer than any stored one is now looked up, not kept."""
+    store = await _store_with_robot(settings, cache_size=10_000)
+    try:
+        assert store._cache is not None
+        for i in range(300):
+            assert await store.find_user(f"{i:04d}" + "u" * 3000) is None
+            assert await store.find_project(f"{i:04d}" + "p" * 400) is None
+        held = sum(
+            len(part) for key in store._cache._entries for part in key if isinstance(part, str)
+        )
+        assert held < 1000
+        assert await store.find_robot("p", "ci") is await store.find_robot("p", "ci")
+        assert ("robot", "p", "ci") in store._cache._entries  # usual names are still kept
+    finally:
+        await store.close()

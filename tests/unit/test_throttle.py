@@ -103,3 +103,23 @@ def test_an_address_failing_across_accounts_is_locked_for_all() -> None:
         with pytest.raises(TooManyRequests):
             throttle.check(account, "9.9.9.9")
     assert locked_for(throttle, account="someone-new", address="8.8.8.8") is None
+
+
+def test_attack_long_account_names_do_not_grow_throttle_keys() -> None:
+    """A failed login with a 4 kB user name kept the name in its key: 100,000 entries
+    could hold 400 MB. Long keys are kept as a digest, and still lock out."""
+    clock = Clock()
+    throttle = make(clock, pair=3, address=1_000_000)
+    for i in range(500):
+        fail(throttle, clock, 1, account=f"{i:04d}" + "x" * 4000)
+    keys = list(throttle._scores)
+    assert len(keys) == 501  # 500 pairs and the address
+    assert max(len(text) for _, text in keys) <= 128
+    assert sum(len(text) for _, text in keys) <= 501 * 128
+
+    long_account = "robot$" + "y" * 4000
+    fail(throttle, clock, 3, account=long_account)
+    assert locked_for(throttle, account=long_account) is not None
+    assert locked_for(throttle, account=long_account + "z") is None  # another account
+    throttle.succeeded(long_account, "1.1.1.1")
+    assert locked_for(throttle, account=long_account) is None

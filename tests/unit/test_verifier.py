@@ -122,3 +122,18 @@ async def test_kdf_threads_run_below_the_event_loop_priority() -> None:
         verifier.close()
     assert kdf_niceness == min(19, loop_niceness + 5)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_niceness
+
+
+async def test_attack_long_secrets_do_not_grow_the_verification_cache() -> None:
+    """Entries are keyed by the stored hash (never by what the caller sent) and hold a
+    32-byte MAC: a 4 kB secret costs what a short one does, and failures are not kept."""
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    long_secret = Secret("Aa1" + "x" * 4000)
+    stored = await verifier.hash(long_secret)
+    assert await verifier.verify(long_secret, stored)
+    for i in range(20):
+        assert not await verifier.verify(Secret(f"Wrong{i}" + "y" * 4000), stored)
+    assert list(verifier._cache) == [stored]
+    assert len(verifier._cache[stored][0]) == 32
+    assert not verifier._in_flight
+    verifier.close()

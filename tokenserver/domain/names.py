@@ -63,7 +63,7 @@ class RobotName:
 def parse_robot_name(prefix: str, username: str) -> RobotName | None:
     """Split `<prefix><project>+<name>` (project robot) or `<prefix><name>` (system robot);
     None if `username` is not a robot's name."""
-    if len(username) > 2 * NAME_MAX_LENGTH:
+    if len(username) > _CACHED_LENGTH:
         return _parse_robot_name(prefix, username)
     return _parse_robot_name_cached(prefix, username)
 
@@ -79,7 +79,9 @@ def _parse_robot_name(prefix: str, username: str) -> RobotName | None:
     return RobotName(project, name)
 
 
-# Every token request parses its robot's name: remember the recent ones (bounded in size).
+# Every token request parses its robot's name: remember the recent ones. Only names of usual
+# length, so that the entries bound the bytes too (a longer one is parsed each time).
+_CACHED_LENGTH = 128
 _parse_robot_name_cached = functools.lru_cache(maxsize=4096)(_parse_robot_name)
 
 

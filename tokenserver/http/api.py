@@ -41,6 +41,7 @@ from tokenserver.http.input import (
     path_id,
 )
 from tokenserver.http.openapi import document
+from tokenserver.http.proxies import CLIENT
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
 from tokenserver.services.sessions import check_csrf
@@ -76,7 +77,7 @@ async def actor(request: web.Request) -> Principal:
     session's CSRF token in X-Harbor-CSRF-Token (403 otherwise)."""
     credentials = parse_basic(request.headers.get("Authorization"))
     if credentials is not None:
-        return await rt(request).authenticator.authenticate(credentials, request.remote or "")
+        return await rt(request).authenticator.authenticate(credentials, request[CLIENT])
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return ANONYMOUS
@@ -321,7 +322,7 @@ async def change_password(request: web.Request) -> web.Response:
         path_id(request, "user_id"),
         data.get("old_password"),
         data["new_password"],
-        request.remote or "",
+        request[CLIENT],
     )
     return ok()
 

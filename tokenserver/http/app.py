@@ -19,6 +19,7 @@ from tokenserver.http.api import RUNTIME, add_routes
 from tokenserver.http.errors import REALM, error_middleware
 from tokenserver.http.input import MAX_BODY_BYTES, form_fields
 from tokenserver.http.observability import GRANT, METRICS, Metrics, observe
+from tokenserver.http.proxies import CLIENT, PROXIES, ProxySettings
 from tokenserver.http.webui import add_web_routes
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.keyring import KEY_POLL_SECONDS
@@ -62,7 +63,7 @@ async def token(request: web.Request) -> web.Response:
             credentials=credentials,
             scopes=query.getall("scope", []),
             service=query.get("service"),
-            address=request.remote or "",
+            address=request[CLIENT],
             client_id=query.get("client_id", ""),
             offline=query.get("offline_token", "").lower() == "true",
         )
@@ -103,7 +104,7 @@ async def oauth_token(request: web.Request) -> web.Response:
             refresh_token=refresh,
             scopes=scopes,
             service=field("service"),
-            address=request.remote or "",
+            address=request[CLIENT],
             client_id=field("client_id") or "",
             offline=field("access_type") == "offline",
         )
@@ -175,6 +176,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY_BYTES)
     app[METRICS] = Metrics(lambda: app.get(RUNTIME))
     app[REALM] = settings.realm
+    app[PROXIES] = ProxySettings(settings.trusted_proxies, settings.forwarded_header)
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(settings, sign=True, clock=clock) as runtime:

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from tokenserver.domain.text import escape, printable, quote
+from tokenserver.http.proxies import CLIENT, FORWARDED_HTTPS, PROXIES, resolve
 from tokenserver.runtime import Runtime
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -132,8 +133,15 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id (the caller's X-Request-Id if it is sane) and count it; keep
-    its answer out of caches (NO_STORE)."""
+    """Give each request an id (the caller's X-Request-Id if it is sane), resolve its client
+    address, and count it; keep its answer out of caches (NO_STORE)."""
+    proxies = request.app[PROXIES]
+    if proxies.trusted:
+        client = resolve(request.remote, request.headers, proxies.trusted, proxies.header)
+        request[CLIENT] = client.address
+        request[FORWARDED_HTTPS] = client.https
+    else:
+        request[CLIENT] = request.remote or ""
     given = request.headers.get("X-Request-Id")
     request_id = (
         given if given and _SAFE_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
@@ -169,11 +177,12 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        # NOTE: the address is the socket's peer, the method a token the HTTP parser checked,
-        # the id checked by `observe`: only the path and the agent are the caller's text.
+        # NOTE: the address is the socket's peer or one `resolve` parsed as an IP address, the
+        # method a token the HTTP parser checked, the id checked by `observe`: only the path
+        # and the agent are the caller's text.
         self.logger.info(
             "%s %s %s %d %.1fms id=%s agent=%s",
-            request.remote,
+            request.get(CLIENT) or request.remote,
             request.method,
             escape(request.path, " "),
             response.status,

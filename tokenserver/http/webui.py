@@ -12,6 +12,7 @@ from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
 from tokenserver.http.api import CSRF_HEADER, SESSION_COOKIE, rt
 from tokenserver.http.input import json_object
+from tokenserver.http.proxies import CLIENT, FORWARDED_HTTPS
 from tokenserver.services.sessions import csrf_token
 
 STATIC = Path(__file__).parent / "static"
@@ -78,9 +79,7 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise Unauthorized("user name and password are required")
     runtime = rt(request)
-    session, principal = await runtime.sessions.login(
-        username, Secret(password), request.remote or ""
-    )
+    session, principal = await runtime.sessions.login(username, Secret(password), request[CLIENT])
     response = web.json_response(
         _session_json(request, principal, session),
         headers={CSRF_HEADER: csrf_token(session)},
@@ -92,7 +91,9 @@ async def login(request: web.Request) -> web.Response:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        # Behind a TLS-terminating proxy the connection here is plain HTTP; the proxy's
+        # word (trusted proxies only) that the browser used HTTPS counts too.
+        secure=request.secure or request.get(FORWARDED_HTTPS, False),
     )
     return response
 

@@ -26,6 +26,17 @@ from tokenserver.errors import TooManyRequests
 HALF_LIFE = 300.0
 REPEAT_WINDOW = 5.0
 MAX_ENTRIES = 100_000
+# Longer keys (a caller-chosen account name can be kilobytes) are kept as a digest, so that
+# MAX_ENTRIES bounds the bytes too.
+MAX_KEY_LENGTH = 128
+
+
+def _key(kind: str, text: str) -> tuple[str, str]:
+    if len(text) > MAX_KEY_LENGTH:
+        # NOTE: "#" and 32 hex digits: no short key has that form (a pair key holds a NUL,
+        # an address key an IP address).
+        text = "#" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return (kind, text)
 
 
 @dataclass(slots=True)
@@ -62,8 +73,8 @@ class Throttle:
         waits = [
             s.locked_until - now
             for s in (
-                self._scores.get(("pair", f"{account}\0{address}")),
-                self._scores.get(("addr", address)),
+                self._scores.get(_key("pair", f"{account}\0{address}")),
+                self._scores.get(_key("addr", address)),
             )
             if s is not None and s.locked_until > now
         ]
@@ -86,12 +97,12 @@ class Throttle:
         self._trim(self._recent)
         if seen is not None and now - seen < REPEAT_WINDOW:
             return
-        self._add(("pair", f"{account}\0{address}"), self._pair_threshold, now)
-        self._add(("addr", address), self._address_threshold, now)
+        self._add(_key("pair", f"{account}\0{address}"), self._pair_threshold, now)
+        self._add(_key("addr", address), self._address_threshold, now)
 
     def succeeded(self, account: str, address: str) -> None:
         if self._scores:
-            self._scores.pop(("pair", f"{account}\0{address}"), None)
+            self._scores.pop(_key("pair", f"{account}\0{address}"), None)
 
     def _add(self, key: tuple[str, str], threshold: int, now: float) -> None:
         score = self._scores.get(key)

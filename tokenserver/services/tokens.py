@@ -7,17 +7,17 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tokenserver.domain.credentials import Credentials
+from tokenserver.domain.memo import ENTRY_BYTES, Memo
 from tokenserver.domain.models import ANONYMOUS, Principal, Robot
 from tokenserver.domain.names import project_of
 from tokenserver.domain.permissions import Grants, grant_actions
 from tokenserver.domain.policy import NOTHING, token_actions
-from tokenserver.domain.scopes import Scope, format_scope, parse_scopes
+from tokenserver.domain.scopes import Scope, format_scope, parse_scopes, scopes_bytes
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import quote
 from tokenserver.errors import BadRequest, TokenServerError, Unauthorized
@@ -31,7 +31,12 @@ log = logging.getLogger("tokenserver.token")
 
 _json_string = json.encoder.encode_basestring_ascii  # a str as a JSON string literal
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
-_ACCESS_JSON_SIZE = 4096  # distinct grants whose JSON is kept
+# The memos of distinct grants (their JSON) and of robots' answers: the usual requests (a few
+# scopes, well under a kilobyte each) fill the entries long before the bytes; a request too
+# large to keep (many long scopes) is computed each time.
+_MEMO_ENTRIES = 4096
+_MEMO_BYTES = 4 << 20
+_MEMO_ENTRY_BYTES = 16 << 10
 
 
 class _RandomIds:
@@ -107,7 +112,9 @@ class TokenSigner:
         self._issued_second, self._issued_at = -1, ""
         # NOTE: aud is a plain string; distribution 2.8 rejects a JSON list there.
         self._claims_prefix = f'{{"iss":{_json_string(issuer)},"aud":{_json_string(service)},"sub":'
-        self._access_json: dict[tuple[Scope, ...], str] = {}
+        self._access_json: Memo[tuple[Scope, ...], str] = Memo(
+            max_entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES, max_entry_bytes=_MEMO_ENTRY_BYTES
+        )
         self._token_id = _RandomIds()
         self.set_key(key)
 
@@ -137,10 +144,11 @@ class TokenSigner:
         access = tuple(access)
         access_json = self._access_json.get(access)
         if access_json is None:
-            if len(self._access_json) >= _ACCESS_JSON_SIZE:
-                self._access_json.clear()
-            access_json = self._access_json[access] = _compact_json(
+            access_json = _compact_json(
                 [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in access]
+            )
+            self._access_json.put(
+                access, access_json, ENTRY_BYTES + len(access_json) + scopes_bytes(access)
             )
         # The claims as JSON, built from parts: the fixed ones were encoded once, the access
         # list once per distinct grant; jti (base64url) and the numbers need no escaping.
@@ -159,9 +167,6 @@ class TokenSigner:
             access=tuple(access),
             refresh_token=refresh_token,
         )
-
-
-_GRANT_MEMO_SIZE = 4096
 
 
 def _formatted(scopes: Sequence[Scope]) -> str:
@@ -187,9 +192,13 @@ class TokenService:
         self._signer = signer
         self._service = service
         self._clock = clock
-        self._grant_memo: OrderedDict[
-            tuple[int, tuple[Scope, ...]], tuple[Robot, tuple[Scope, ...]]
-        ] = OrderedDict()
+        self._grant_memo: Memo[tuple[int, tuple[Scope, ...]], tuple[Robot, tuple[Scope, ...]]] = (
+            Memo(
+                max_entries=_MEMO_ENTRIES,
+                max_bytes=_MEMO_BYTES,
+                max_entry_bytes=_MEMO_ENTRY_BYTES,
+            )
+        )
 
     async def request(self, req: TokenRequest) -> IssuedToken:
         """Serve one token request (GET or POST /service/token). Every outcome is logged,
@@ -262,9 +271,11 @@ class TokenService:
         if found is not None and found[0] is robot:
             return list(found[1])
         granted = await self._compute_grant(principal, scopes)
-        self._grant_memo[key] = (robot, tuple(granted))
-        if len(self._grant_memo) > _GRANT_MEMO_SIZE:
-            self._grant_memo.popitem(last=False)
+        # NOTE: the robot is not counted: with SQLite's read cache it is that cache's object;
+        # without one, at most _MEMO_ENTRIES robot rows (never caller-chosen) are kept.
+        self._grant_memo.put(
+            key, (robot, tuple(granted)), ENTRY_BYTES + scopes_bytes(key[1]) + scopes_bytes(granted)
+        )
         return granted
 
     async def _compute_grant(self, principal: Principal, scopes: Sequence[Scope]) -> list[Scope]:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from tokenserver.domain.names import NAME_MAX_LENGTH
 from tokenserver.errors import Conflict
 from tokenserver.storage.sql import SqlStore, StorageError
 
@@ -191,8 +192,15 @@ class _ReadCache:
         return found
 
     def put(self, version: int, key: tuple[object, ...], value: object) -> None:
-        """Keep `value`, read after `version` was seen, unless the database moved on since."""
-        if version != self._version:
+        """Keep `value`, read after `version` was seen, unless the database moved on since.
+
+        A key holding a name longer than any stored name can be (a caller's kilobytes of
+        user name) is not kept: `size` then bounds the bytes too, and such a lookup finds
+        nothing anyway.
+        """
+        if version != self._version or any(
+            isinstance(part, str) and len(part) > NAME_MAX_LENGTH for part in key
+        ):
             return
         self._entries[key] = value
         while len(self._entries) > self._size:
