@@ -4,11 +4,13 @@ accounts cost the same KDF work as known ones."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
+from aiohttp import ClientResponse
 
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
@@ -115,29 +117,42 @@ class GatedKdf:
         self._gate.set()
 
 
-async def burst(
-    server: Server, monkeypatch: pytest.MonkeyPatch, credentials: Sequence[tuple[str, str]]
+async def gated(
+    server: Server,
+    monkeypatch: pytest.MonkeyPatch,
+    calls: Sequence[Callable[[], Awaitable[ClientResponse]]],
 ) -> tuple[list[int], list[str]]:
-    """Send one token request per (username, password) at once; their statuses and the
-    stored hashes the KDF ran against, one per run."""
+    """Make the requests at once, holding every KDF run until each request has reached the
+    verifier; their statuses and the stored hashes the KDF ran against, one per run."""
     kdf = GatedKdf()
     monkeypatch.setattr(verifier_module, "verify_secret", kdf)
     verifier = server.runtime.verifier
     checked = verifier.misses + verifier.hits
-    requests = [
-        asyncio.ensure_future(server.client.get(TOKEN, headers=basic(user, password)))
-        for user, password in credentials
-    ]
+    requests = [asyncio.ensure_future(call()) for call in calls]
     try:
         for _ in range(6000):  # until every request is at the verifier (or the test fails)
-            if verifier.misses + verifier.hits - checked >= len(credentials):
+            if verifier.misses + verifier.hits - checked >= len(calls):
                 break
             await asyncio.sleep(0.005)
-        assert verifier.misses + verifier.hits - checked == len(credentials)
+        assert verifier.misses + verifier.hits - checked == len(calls)
     finally:
         kdf.release()
     responses = await asyncio.gather(*requests)
     return [r.status for r in responses], kdf.runs
+
+
+async def burst(
+    server: Server, monkeypatch: pytest.MonkeyPatch, credentials: Sequence[tuple[str, str]]
+) -> tuple[list[int], list[str]]:
+    """One token request per (username, password) at once (see `gated`)."""
+    return await gated(
+        server,
+        monkeypatch,
+        [
+            functools.partial(server.client.get, TOKEN, headers=basic(user, password))
+            for user, password in credentials
+        ],
+    )
 
 
 async def test_attack_unknown_names_share_one_kdf_run(
@@ -324,3 +339,49 @@ async def test_a_revoked_refresh_token_is_not_valid_during_a_lockout(strict: Ser
         TOKEN, data={"grant_type": "refresh_token", "refresh_token": revoked}
     )
     assert r.status == 429
+
+
+async def test_attack_concurrent_guesses_slip_past_the_lockout(
+    strict: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every guess of a burst passed the lockout check before the first one failed: 24 at
+    once got 24 tries where one at a time gets 3. Guesses still running count as failures."""
+    robot = await strict.robot("p", "ci", "repository:pull")
+    guesses = [(robot.name, f"Wrong{i}Secret") for i in range(24)] + [(robot.name, robot.secret)]
+    statuses, runs = await burst(strict, monkeypatch, guesses)
+    assert len(runs) <= 3
+    assert statuses.count(401) + statuses.count(200) == len(runs)
+    assert statuses.count(429) == len(guesses) - len(runs)
+    r = await strict.client.get(TOKEN, headers=robot.headers)
+    assert r.status == 429  # the admitted guesses failed: locked out, as one at a time
+
+
+async def test_attack_concurrent_old_password_guesses_slip_past_the_lockout(
+    strict: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, csrf = await session_of(strict, "erin")
+    bodies = [{"old_password": f"Gue55{i}Word", "new_password": "N3wPassword"} for i in range(12)]
+    statuses, runs = await gated(
+        strict,
+        monkeypatch,
+        [functools.partial(strict.client.put, path, json=b, headers=csrf) for b in bodies],
+    )
+    assert len(runs) <= 3
+    assert statuses.count(403) == len(runs)
+    assert statuses.count(429) == len(bodies) - len(runs)
+    right = {"old_password": USER_PASSWORD, "new_password": "N3wPassword"}
+    assert (await strict.client.put(path, json=right, headers=csrf)).status == 429
+
+
+async def test_a_cold_burst_with_the_right_secret_is_never_throttled(
+    strict: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One secret sent many times at once is one attempt (it shares one KDF run): a CI fan-out
+    with a cold cache is not a guesser, even right after two failures."""
+    robot = await strict.robot("p", "ci", "repository:pull")
+    for i in range(2):
+        r = await strict.client.get(TOKEN, headers=basic(robot.name, f"Typo{i}Secret"))
+        assert r.status == 401
+    statuses, runs = await burst(strict, monkeypatch, [(robot.name, robot.secret)] * 30)
+    assert statuses == [200] * 30
+    assert len(runs) == 1

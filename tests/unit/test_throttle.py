@@ -123,3 +123,33 @@ def test_attack_long_account_names_do_not_grow_throttle_keys() -> None:
     assert locked_for(throttle, account=long_account + "z") is None  # another account
     throttle.succeeded(long_account, "1.1.1.1")
     assert locked_for(throttle, account=long_account) is None
+
+
+def test_running_attempts_count_as_failures_until_settled() -> None:
+    clock = Clock()
+    throttle = make(clock, pair=3, address=5)
+    admitted = [throttle.admit("a", "1.1.1.1", f"guess-{i}") for i in range(3)]
+    with pytest.raises(TooManyRequests) as refused:
+        throttle.admit("a", "1.1.1.1", "guess-3")
+    assert refused.value.retry_after == 1
+    # The same attempt again shares the running check; another account or address has its
+    # own pair score, up to the address threshold.
+    admitted.append(throttle.admit("a", "1.1.1.1", "guess-0"))
+    admitted += [throttle.admit("b", "1.1.1.1", f"guess-{i}") for i in range(2)]
+    with pytest.raises(TooManyRequests):
+        throttle.admit("c", "1.1.1.1", "guess")  # the address has 5 running
+    admitted.append(throttle.admit("c", "2.2.2.2", "guess"))
+    for admission in admitted:
+        throttle.settle(admission)
+    assert throttle._pending == {}
+
+
+def test_admission_changes_nothing_one_attempt_at_a_time() -> None:
+    """Alone, an attempt is admitted whatever the score: `check` decides, as before."""
+    clock = Clock()
+    throttle = make(clock)
+    fail(throttle, clock, 3)
+    assert locked_for(throttle) is not None
+    throttle.settle(throttle.admit("a", "1.1.1.1", "alone"))
+    clock.now += 10_000
+    assert locked_for(throttle) is None

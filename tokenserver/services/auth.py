@@ -42,16 +42,17 @@ class Authenticator:
         """`_authenticate`, behind the brute-force throttle for `address` (the client)."""
         if self._throttle is None:
             return await self._authenticate(credentials)
-        self._throttle.check(credentials.username, address)
-        try:
-            principal = await self._authenticate(credentials)
-        except Unauthorized:
-            self._throttle.failed(credentials.username, address, credentials.password.reveal())
-            raise
-        self._throttle.succeeded(credentials.username, address)
-        return principal
+        return await self._throttle.guard(
+            credentials.username,
+            address,
+            credentials.password.reveal(),
+            lambda admit: self._authenticate(credentials, admit),
+            Unauthorized,
+        )
 
-    async def _authenticate(self, credentials: Credentials) -> Principal:
+    async def _authenticate(
+        self, credentials: Credentials, admit: Callable[[], None] | None = None
+    ) -> Principal:
         """The robot or user these credentials belong to. Raises Unauthorized otherwise.
 
         Robots and users are read from storage on every call, so a change made by another
@@ -80,7 +81,7 @@ class Authenticator:
             if user
             else dummy_hash(credentials.username)
         )
-        if not await self._verifier.verify(credentials.password, stored):
+        if not await self._verifier.verify(credentials.password, stored, admit):
             raise Unauthorized(INVALID_CREDENTIALS)
         if robot is not None:
             if robot.disabled:

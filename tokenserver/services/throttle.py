@@ -7,6 +7,12 @@ up to `max_seconds`. Identical failed attempts repeated within REPEAT_WINDOW sec
 (helm and containerd retry a failed POST as GET). Successes are never counted, so bursts of
 good requests never lock anything, and a pair's score is cleared on success. Everything is in
 memory, bounded, and keyed so that no password is kept (an HMAC under a per-process key).
+
+Guesses sent at once would all pass `check` before the first of them failed: a check that
+runs the KDF is first `admit`ted, which counts the distinct attempts still running as if they
+had failed, and refuses one that would pass the threshold; `settle` ends the count. The same
+attempt repeated at once (a cold burst from one client with one secret, which shares one KDF
+run) counts once, so good bursts are never refused.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tokenserver.errors import TooManyRequests
+
+T = TypeVar("T")
 
 HALF_LIFE = 300.0
 REPEAT_WINDOW = 5.0
@@ -46,6 +54,14 @@ class _Score:
     locked_until: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A running KDF check that `Throttle.admit` counted."""
+
+    keys: tuple[tuple[str, str], ...]
+    fingerprint: bytes
+
+
 class Throttle:
     def __init__(
         self,
@@ -62,6 +78,8 @@ class Throttle:
         self._scores: OrderedDict[tuple[str, str], _Score] = OrderedDict()
         self._recent: OrderedDict[bytes, float] = OrderedDict()
         self._key = secrets.token_bytes(32)
+        # Attempts now running the KDF, by score key: {fingerprint: how many requests}.
+        self._pending: dict[tuple[str, str], dict[bytes, int]] = {}
         self.lockouts = 0
         self.failures = 0
 
@@ -83,14 +101,86 @@ class Throttle:
                 "too many failed authentications; try again later", math.ceil(max(waits))
             )
 
+    async def guard(
+        self,
+        account: str,
+        address: str,
+        attempt: str,
+        check: Callable[[Callable[[], None]], Awaitable[T]],
+        refused: type[Exception],
+    ) -> T:
+        """Run `check` (an authentication of `account` with `attempt`, which calls the
+        `admit` it is given before its KDF runs) behind the throttle: TooManyRequests while
+        locked out or past the threshold with guesses running at once; `refused` raised by
+        `check` counts as a failure, a return as a success."""
+        self.check(account, address)
+        admitted: list[Admission] = []
+
+        def admit() -> None:
+            admitted.append(self.admit(account, address, attempt))
+
+        try:
+            result = await check(admit)
+        except BaseException as e:
+            for admission in admitted:
+                self.settle(admission)
+            if isinstance(e, refused):
+                self.failed(account, address, attempt)
+            raise
+        for admission in admitted:
+            self.settle(admission)
+        self.succeeded(account, address)
+        return result
+
+    def _fingerprint(self, account: str, address: str, attempt: str) -> bytes:
+        return hmac.new(
+            self._key, f"{account}\0{address}\0{attempt}".encode(), hashlib.sha256
+        ).digest()
+
+    def admit(self, account: str, address: str, attempt: str) -> Admission:
+        """Before a KDF check of `attempt` for (account, address): raise TooManyRequests if
+        the pair's or the address's score, with the distinct attempts still running counted
+        as failures, has reached its threshold; otherwise count this one as running until
+        `settle`. An attempt already running is always admitted (it shares that run)."""
+        fingerprint = self._fingerprint(account, address, attempt)
+        keys = (_key("pair", f"{account}\0{address}"), _key("addr", address))
+        now = self._clock()
+        for key, threshold in zip(
+            keys, (self._pair_threshold, self._address_threshold), strict=True
+        ):
+            running = self._pending.get(key)
+            if not running or fingerprint in running:
+                continue  # alone, `check` has decided; a repeat shares the running check
+            score = self._scores.get(key)
+            value = 0.0 if score is None else score.value * 0.5 ** ((now - score.at) / HALF_LIFE)
+            if round(value) + len(running) >= threshold:
+                # NOTE: the running checks end within a KDF run or two; then `check` decides.
+                raise TooManyRequests("too many authentications at once; try again later", 1)
+        for key in keys:
+            running = self._pending.setdefault(key, {})
+            running[fingerprint] = running.get(fingerprint, 0) + 1
+        return Admission(keys, fingerprint)
+
+    def settle(self, admission: Admission) -> None:
+        """The admitted check has ended (call before `failed` or `succeeded`)."""
+        for key in admission.keys:
+            running = self._pending.get(key)
+            if running is None:
+                continue
+            left = running.get(admission.fingerprint, 0) - 1
+            if left > 0:
+                running[admission.fingerprint] = left
+            else:
+                running.pop(admission.fingerprint, None)
+                if not running:
+                    del self._pending[key]
+
     def failed(self, account: str, address: str, attempt: str) -> None:
         """Count a failed authentication. `attempt` (e.g. the password) only tells repeats
         apart; it is never stored."""
         self.failures += 1
         now = self._clock()
-        fingerprint = hmac.new(
-            self._key, f"{account}\0{address}\0{attempt}".encode(), hashlib.sha256
-        ).digest()
+        fingerprint = self._fingerprint(account, address, attempt)
         seen = self._recent.get(fingerprint)
         self._recent[fingerprint] = now
         self._recent.move_to_end(fingerprint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from tokenserver.domain.models import Member, Principal, User
 from tokenserver.domain.names import check_not_robot_name, check_username, reads_as_robot_name
@@ -165,14 +166,15 @@ class UserService:
         no guess and is not counted."""
         if not old:
             raise Forbidden("the old password is wrong")
-        if self._throttle is not None:
-            self._throttle.check(user.username, address)
-        if not await self._verifier.verify(Secret(old), user.password_hash):
-            if self._throttle is not None:
-                self._throttle.failed(user.username, address, old)
-            raise Forbidden("the old password is wrong")
-        if self._throttle is not None:
-            self._throttle.succeeded(user.username, address)
+
+        async def check(admit: Callable[[], None] | None) -> None:
+            if not await self._verifier.verify(Secret(old), user.password_hash, admit):
+                raise Forbidden("the old password is wrong")
+
+        if self._throttle is None:
+            await check(None)
+        else:
+            await self._throttle.guard(user.username, address, old, check, Forbidden)
 
 
 class MemberService:

@@ -69,8 +69,11 @@ class SecretVerifier:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, hash_secret, secret)
 
-    async def verify(self, secret: Secret, stored: str) -> bool:
-        """True if `secret` matches the stored hash. Only successes are cached."""
+    async def verify(
+        self, secret: Secret, stored: str, on_miss: Callable[[], None] | None = None
+    ) -> bool:
+        """True if `secret` matches the stored hash. Only successes are cached. `on_miss` is
+        called before the KDF runs (not on a cache hit); what it raises is raised."""
         mac = self._mac(secret.reveal())
         entry = self._cache.get(stored)
         now = self._clock()
@@ -79,6 +82,8 @@ class SecretVerifier:
             self.hits += 1
             return True
         self.misses += 1
+        if on_miss is not None:
+            on_miss()
         # Concurrent checks of the same secret against the same hash share one KDF run: a
         # burst of requests from one robot with a cold cache costs one verification, not N.
         key = (stored, mac)
