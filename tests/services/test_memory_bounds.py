@@ -3,6 +3,7 @@ many long scopes kept tens of kilobytes each (the memos were bounded in entries 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -12,11 +13,13 @@ from tests.helpers import make_robot
 from tokenserver.config import Settings
 from tokenserver.domain import names, scopes
 from tokenserver.domain.credentials import Credentials
-from tokenserver.domain.models import LOCAL
+from tokenserver.domain.models import LOCAL, AuditEntry, Robot
+from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.scopes import Scope
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import Unauthorized
 from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.services.ports import RobotChanges
 from tokenserver.services.tokens import TokenRequest, TokenService
 from tokenserver.storage.sqlite import SqliteStore
 
@@ -146,3 +149,29 @@ async def test_attack_long_unknown_accounts_do_not_grow_any_structure(setup: Set
     )
     assert longest <= 255
     assert names._parse_robot_name_cached.cache_info().currsize == 0
+
+
+async def test_attack_writes_leave_copies_of_a_large_robot_in_the_grant_memo(
+    setup: Setup,
+) -> None:
+    """Each database write makes the store hand out a fresh Robot object; a memo holding
+    them strongly kept one more copy per write and token request (a robot of 600 entries is
+    a quarter of a megabyte). Only the current copy may stay alive."""
+    runtime = setup.runtime
+    entries = tuple(
+        Permission(f"z{i}", (Access("repository", "pull", Effect.DENY),), "project")
+        for i in range(600)
+    )
+    robot = await runtime.store.find_robot("p", "ci")
+    assert robot is not None
+    robot_id = robot.id
+    await runtime.store.update_robot(
+        robot_id, 1, RobotChanges(permissions=(*robot.permissions, *entries))
+    )
+    del robot
+    for i in range(40):
+        await runtime.store.add_audit(AuditEntry(i, "someone", "create", "project", "x", "fail"))
+        await ask(setup, ["repository:p/app:pull"], robot=True)
+    gc.collect()
+    copies = [o for o in gc.get_objects() if isinstance(o, Robot) and o.id == robot_id]
+    assert len(copies) <= 2  # the read cache's, and the one a request may still hold

@@ -33,7 +33,7 @@ class Project:
     owner_name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Robot:
     """A stored robot. `name` is the short name: the prefix and project are not part of it.
     System robots have no project (`project_id` and `project_name` are None)."""

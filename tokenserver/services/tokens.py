@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -192,12 +193,12 @@ class TokenService:
         self._signer = signer
         self._service = service
         self._clock = clock
-        self._grant_memo: Memo[tuple[int, tuple[Scope, ...]], tuple[Robot, tuple[Scope, ...]]] = (
-            Memo(
-                max_entries=_MEMO_ENTRIES,
-                max_bytes=_MEMO_BYTES,
-                max_entry_bytes=_MEMO_ENTRY_BYTES,
-            )
+        self._grant_memo: Memo[
+            tuple[int, tuple[Scope, ...]], tuple[weakref.ref[Robot], tuple[Scope, ...]]
+        ] = Memo(
+            max_entries=_MEMO_ENTRIES,
+            max_bytes=_MEMO_BYTES,
+            max_entry_bytes=_MEMO_ENTRY_BYTES,
         )
 
     async def request(self, req: TokenRequest) -> IssuedToken:
@@ -262,19 +263,24 @@ class TokenService:
         hands out the same object only while the database is unchanged (SQLite's read cache),
         and a fresh one after any change, so a remembered answer is never stale; without such
         a cache every request simply computes it.
+
+        NOTE: the memo holds the Robot weakly. Held strongly, every database write (which
+        any caller can cause: a refused API call writes an audit row) left one more copy of
+        a robot alive in the memo, up to its entry limit: a robot whose permissions fill a
+        64 KiB body grew the server by a quarter of a megabyte per write and token request.
         """
         robot = principal.robot
         if robot is None:
             return await self._compute_grant(principal, scopes)
         key = (id(robot), tuple(scopes))
         found = self._grant_memo.get(key)
-        if found is not None and found[0] is robot:
+        if found is not None and found[0]() is robot:
             return list(found[1])
         granted = await self._compute_grant(principal, scopes)
-        # NOTE: the robot is not counted: with SQLite's read cache it is that cache's object;
-        # without one, at most _MEMO_ENTRIES robot rows (never caller-chosen) are kept.
         self._grant_memo.put(
-            key, (robot, tuple(granted)), ENTRY_BYTES + scopes_bytes(key[1]) + scopes_bytes(granted)
+            key,
+            (weakref.ref(robot), tuple(granted)),
+            ENTRY_BYTES + scopes_bytes(key[1]) + scopes_bytes(granted),
         )
         return granted
 
