@@ -11,9 +11,12 @@ import pytest
 
 from tests.helpers import make_robot
 from tokenserver.config import Settings
-from tokenserver.domain.models import LOCAL
+from tokenserver.domain.models import LOCAL, Level, Robot
+from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.errors import BadRequest, Conflict, ProjectNotFound, RobotNotFound
 from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.services.ports import NewRobot
+from tokenserver.services.robots import RobotSpec
 from tokenserver.storage.sqlite import SCHEMA_VERSION, SqliteStore, StorageError
 
 
@@ -160,3 +163,69 @@ async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
         assert kept.legacy_access is None and kept.expires_at is None
     finally:
         await store.close()
+
+
+PULL = Access("repository", "pull")
+
+
+def _system_robot(name: str, *entries: Permission) -> RobotSpec:
+    return RobotSpec(name=name, level=Level.SYSTEM, permissions=entries, duration=-1)
+
+
+async def test_attack_project_deletion_overwrites_a_concurrent_permission_change(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deletion read the system robots, then wrote each back without the project's
+    allows: a change made in between (here an admin's new deny) was silently lost."""
+    await rt.projects.create(LOCAL, "gone")
+    await rt.projects.create(LOCAL, "p1")
+    robot, _ = await rt.robots.create(
+        LOCAL,
+        _system_robot(
+            "r", Permission("gone", (PULL,), "project"), Permission("*", (PULL,), "project")
+        ),
+    )
+    changed = (
+        Permission("*", (PULL,), "project"),
+        Permission("p1", (Access("repository", "pull", Effect.DENY),), "project"),
+    )
+    listed = rt.store.list_robots
+
+    async def list_then_change(*args: object) -> list[Robot]:
+        robots = await listed(*args)  # type: ignore[arg-type]
+        await rt.robots.update(LOCAL, str(robot.id), _system_robot("r", *changed))
+        return robots
+
+    monkeypatch.setattr(rt.store, "list_robots", list_then_change)
+    await rt.projects.delete(LOCAL, "gone")
+    after = await rt.robots.find(str(robot.id))
+    assert [(p.namespace, p.access) for p in after.permissions] == [
+        (p.namespace, p.access) for p in changed
+    ]
+
+
+async def test_attack_robot_written_after_its_project_was_deleted_shows_an_unenforced_allow(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A robot naming a project was written just after that project's deletion had swept the
+    robots: GET showed an allow pinned to the dead project, which a later PUT of what GET
+    showed turned into an allow on a new project of that name."""
+    await rt.projects.create(LOCAL, "racq")
+    created = rt.store.create_robot
+
+    async def delete_then_create(robot: NewRobot) -> Robot:
+        await rt.projects.delete(LOCAL, "racq")
+        return await created(robot)
+
+    monkeypatch.setattr(rt.store, "create_robot", delete_then_create)
+    robot, _ = await rt.robots.create(
+        LOCAL,
+        _system_robot(
+            "ghost",
+            Permission("racq", (PULL, Access("repository", "delete", Effect.DENY)), "project"),
+        ),
+    )
+    shown = await rt.robots.find(str(robot.id))
+    assert [(p.namespace, p.access) for p in shown.permissions] == [
+        ("racq", (Access("repository", "delete", Effect.DENY),))
+    ]

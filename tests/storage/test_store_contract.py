@@ -13,7 +13,7 @@ import pytest
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
 from tokenserver.domain.models import AuditEntry, KeyState, Level
-from tokenserver.domain.permissions import Access, Permission
+from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.errors import Conflict
 from tokenserver.services.ports import NewRobot, NewUser, RobotChanges, Store
@@ -161,6 +161,19 @@ async def test_robot_updates_change_only_what_is_given(store: Store) -> None:
     assert (changed.description, changed.duration, changed.expires_at) == ("new", 30, 3000)
     assert changed.secret_hash == "h2" and changed.permissions[0].access == push
     assert not await store.update_robot(9999, 60, RobotChanges(disabled=True))
+
+
+async def test_robot_permissions_are_replaced_only_if_unchanged(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    push = (Permission("p", (Access("repository", "push"),), project_id=p.id),)
+    deny = (Permission("p", (Access("repository", "pull", Effect.DENY),), project_id=p.id),)
+    assert await store.replace_robot_permissions(robot.id, 70, robot.permissions, push)
+    # Someone else's view is stale now: its swap must fail and change nothing.
+    assert not await store.replace_robot_permissions(robot.id, 80, robot.permissions, deny)
+    changed = await store.find_robot_by_id(robot.id)
+    assert changed is not None and changed.permissions == push and changed.update_time == 70
+    assert not await store.replace_robot_permissions(9999, 80, push, deny)
 
 
 async def test_robot_use_only_moves_forward(store: Store) -> None:

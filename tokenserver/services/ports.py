@@ -117,6 +117,17 @@ class Store(Protocol):
         """Change the given fields. False if the robot does not exist."""
         ...
 
+    async def replace_robot_permissions(
+        self,
+        robot_id: int,
+        now: int,
+        expected: tuple[Permission, ...],
+        permissions: tuple[Permission, ...],
+    ) -> bool:
+        """Set the robot's permissions if they are still `expected` (compare and swap);
+        False if they changed meanwhile or the robot does not exist."""
+        ...
+
     async def delete_robot(self, robot_id: int) -> bool:
         """False if the robot did not exist."""
         ...

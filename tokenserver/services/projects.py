@@ -12,7 +12,7 @@ from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest, ProjectNotFound
 from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
-from tokenserver.services.ports import RobotChanges, Store
+from tokenserver.services.ports import Store
 
 
 class ProjectService:
@@ -114,6 +114,25 @@ class ProjectService:
         `after_project_deleted`). Enforcement does not wait for this: allows are pinned to
         the project's id, denies apply by name."""
         for robot in await self._store.list_robots(None):
-            kept = after_project_deleted(robot.permissions, project.id)
-            if kept != robot.permissions:
-                await self._store.update_robot(robot.id, self.now(), RobotChanges(permissions=kept))
+            if after_project_deleted(robot.permissions, project.id) != robot.permissions:
+                await self.forget_deleted_projects(robot.id, {project.id})
+
+    async def forget_deleted_projects(self, robot_id: int, deleted: set[int] | None = None) -> None:
+        """Apply `after_project_deleted` to the robot for the `deleted` projects (None: every
+        project it is pinned to that no longer exists). A compare and swap, retried, so a
+        change made to the robot meanwhile is never overwritten."""
+        for _ in range(100):
+            robot = await self._store.find_robot_by_id(robot_id)
+            if robot is None:
+                return
+            gone = deleted
+            if gone is None:
+                pinned = {p.project_id for p in robot.permissions if p.project_id is not None}
+                gone = {i for i in pinned if await self._store.find_project_by_id(i) is None}
+            kept = robot.permissions
+            for project_id in sorted(gone):
+                kept = after_project_deleted(kept, project_id)
+            if kept == robot.permissions or await self._store.replace_robot_permissions(
+                robot_id, self.now(), robot.permissions, kept
+            ):
+                return

@@ -184,6 +184,13 @@ class RobotService:
                 f"(expires_at {own.expires_at}); use a shorter duration"
             )
 
+    async def _settle_pins(self, robot: Robot) -> None:
+        """A project named in the permissions may have been deleted between resolving its
+        name and writing the robot, after the deletion swept the robots: drop its allows
+        now, as the deletion does, so that what the robot shows is what is enforced."""
+        if robot.level is Level.SYSTEM:
+            await self._projects.forget_deleted_projects(robot.id)
+
     @staticmethod
     def _check_description(description: str) -> None:
         if len(description) > MAX_DESCRIPTION_LENGTH:
@@ -225,6 +232,7 @@ class RobotService:
                     disabled=spec.disable,
                 )
             )
+            await self._settle_pins(robot)
             return robot, secret
 
     async def find(self, ref: str) -> Robot:
@@ -294,6 +302,7 @@ class RobotService:
                     permissions=permissions,
                 ),
             )
+            await self._settle_pins(robot)
             return await self.find(str(robot.id))
 
     async def set_disabled(self, actor: Principal, ref: str, disabled: bool) -> Robot:

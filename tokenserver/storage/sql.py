@@ -338,6 +338,21 @@ class SqlStore:
         )
         return changed > 0
 
+    async def replace_robot_permissions(
+        self,
+        robot_id: int,
+        now: int,
+        expected: tuple[Permission, ...],
+        permissions: tuple[Permission, ...],
+    ) -> bool:
+        # NOTE: the JSON form is canonical (one writer, fixed key order and separators), so
+        # comparing the text compares the permissions.
+        changed = await self._execute(
+            "UPDATE robot SET permissions = ?, update_time = ? WHERE id = ? AND permissions = ?",
+            (_permissions_to_json(permissions), now, robot_id, _permissions_to_json(expected)),
+        )
+        return changed > 0
+
     async def delete_robot(self, robot_id: int) -> bool:
         return await self._execute("DELETE FROM robot WHERE id = ?", (robot_id,)) > 0
 
