@@ -38,7 +38,12 @@ from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import ConfigError, TokenServerError
-from tokenserver.http.observability import AccessLogger, JsonFormatter, TextFormatter
+from tokenserver.http.observability import (
+    AccessLogger,
+    JsonFormatter,
+    ParserErrorFilter,
+    TextFormatter,
+)
 from tokenserver.keys import (
     generate_private_key,
     load_private_key,
@@ -163,6 +168,7 @@ def configure_logging(level: str, form: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(ParserErrorFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 

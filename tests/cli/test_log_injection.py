@@ -243,3 +243,20 @@ def test_attack_refresh_token_table_forged_by_a_client_id(tmp_path: Path) -> Non
         assert listing.returncode == 0, listing.stderr
         (line,) = listing.stdout.splitlines()
         assert line.split("\t")[2] == "docker\\n2\\tfake\\x1b[8m"
+
+
+def test_attack_oversized_cookie_puts_the_session_token_in_the_log(
+    server: tuple[Served, str],
+) -> None:
+    """aiohttp refuses a header line past 8190 bytes and logged the line it refused: a cookie
+    padded past that limit wrote the session token beside it into the server's log."""
+    served, log_format = server
+    token = "zoCPsecretSessionToken0e1WCJ9T8KZf1G3E4MkI8o8ja6Q"
+    answer = served.request(
+        get(b"/api/v2.0/users/current", b"Cookie: sid=" + token.encode() + b"; pad=" + b"a" * 9000)
+    )
+    assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer[:100]
+    lines = served.stop()
+    assert not any(token in line or "aaaaaaaa" in line for line in lines)
+    said = messages(lines, log_format)
+    assert any("could not parse a request: LineTooLong (status 400)" in m for m in said), said

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from tests.conftest import MakeSettings
 from tests.http.conftest import Server, basic
 from tokenserver.http.app import create_app
+from tokenserver.services.sessions import KEEP_PER_USER
 
 PASSWORD = "Adm1nPassword"
 XHR = {"X-Requested-With": "XMLHttpRequest"}
@@ -169,3 +170,15 @@ async def test_permissions_lists_what_a_robot_may_hold(admin: Server) -> None:
     assert {"resource": "repository", "action": "push"} in body["project"]
     assert {"resource": "catalog", "action": "read"} in body["system"]
     assert (await admin.client.get("/api/v2.0/permissions")).status == 401
+
+
+async def test_attack_logins_add_sessions_without_bound(admin: Server) -> None:
+    """Every login stored a session until it expired: a user (or a stolen password) could
+    add rows at hundreds a second. The newest KEEP_PER_USER live; older ones end."""
+    for _ in range(KEEP_PER_USER + 10):
+        r = await admin.client.post("/c/login", json={"principal": "admin", "password": PASSWORD})
+        assert r.status == 200
+    with sqlite3.connect(admin.settings.database) as db:
+        assert db.execute("SELECT count(*) FROM web_session").fetchone()[0] == KEEP_PER_USER
+    # The client's newest session (its cookie) still works.
+    assert (await admin.client.get("/c/session")).status == 200

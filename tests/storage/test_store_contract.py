@@ -335,3 +335,14 @@ async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
         await store.create_project("whole", False, None, 1)
     assert await store.find_project("whole") is not None
     await store.ping()
+
+
+async def test_a_users_sessions_keep_only_the_newest(store: Store) -> None:
+    alice = await store.create_user(new_user("alice"), 1)
+    bob = await store.create_user(new_user("bob"), 1)
+    await store.add_session("b1", bob.id, 100, 300, keep=2)
+    for i in range(4):
+        await store.add_session(f"a{i}", alice.id, 100, 300, keep=2)
+    kept = [h for h in ("a0", "a1", "a2", "a3") if await store.find_session(h, 150)]
+    assert kept == ["a2", "a3"]
+    assert await store.find_session("b1", 150) is not None

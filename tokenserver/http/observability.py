@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -190,6 +191,24 @@ class AccessLogger(AbstractAccessLogger):
             request.get(REQUEST_ID, "-"),
             quote(request.headers.get("User-Agent", "")[:200]),
         )
+
+
+class ParserErrorFilter(logging.Filter):
+    """Keeps what a client sent out of aiohttp's log of a request it could not parse.
+
+    NOTE: aiohttp logs such a request with the parser's exception, whose message quotes the
+    offending bytes: a header line too long, with a session cookie in it, put that session
+    token in the log. The record keeps the error's kind, never its text or traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "could not parse a request: %s (status %d); what was sent is not logged"
+            record.args = (type(error).__name__, error.code)
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 class TextFormatter(logging.Formatter):

@@ -211,8 +211,11 @@ class Store(Protocol):
 
     # ---- web sessions ---------------------------------------------------------------------
     async def add_session(
-        self, token_hash: str, user_id: int, now: int, expires_at: int
-    ) -> None: ...
+        self, token_hash: str, user_id: int, now: int, expires_at: int, *, keep: int | None = None
+    ) -> None:
+        """Store a session; with `keep`, end the user's older sessions beyond the newest
+        `keep`."""
+        ...
 
     async def find_session(self, token_hash: str, now: int) -> WebSession | None:
         """The session with this token hash unless it has expired by `now`."""

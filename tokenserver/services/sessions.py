@@ -17,6 +17,10 @@ from tokenserver.errors import Forbidden, Unauthorized
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.ports import Store
 
+# A user's newest sessions kept; logging in again ends the oldest beyond (as for refresh
+# tokens: without a bound, every login added a row for as long as the session lives).
+KEEP_PER_USER = 50
+
 ROBOT_LOGIN_REFUSED = (
     "robot accounts cannot log in to the web interface; use them with docker, podman, helm, "
     "oras or the API"
@@ -58,7 +62,11 @@ class SessionService:
         now = int(self._clock())
         await self._store.delete_sessions(before=now)  # expired ones, by the way
         await self._store.add_session(
-            token_digest(token.reveal()), principal.user.id, now, now + self._lifetime
+            token_digest(token.reveal()),
+            principal.user.id,
+            now,
+            now + self._lifetime,
+            keep=KEEP_PER_USER,
         )
         return token, principal
 

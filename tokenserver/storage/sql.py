@@ -540,13 +540,21 @@ class SqlStore:
 
     # ---- web sessions ---------------------------------------------------------------------
 
-    async def add_session(self, token_hash: str, user_id: int, now: int, expires_at: int) -> None:
+    async def add_session(
+        self, token_hash: str, user_id: int, now: int, expires_at: int, *, keep: int | None = None
+    ) -> None:
         await self._insert(
             "INSERT INTO web_session (token_hash, user_id, created_at, expires_at) "
             "VALUES (?,?,?,?)",
             (token_hash, user_id, now, expires_at),
             "session already stored",
         )
+        if keep is not None:
+            await self._execute(
+                "DELETE FROM web_session WHERE user_id = ? AND id NOT IN "
+                "(SELECT id FROM web_session WHERE user_id = ? ORDER BY id DESC LIMIT ?)",
+                (user_id, user_id, keep),
+            )
 
     async def find_session(self, token_hash: str, now: int) -> WebSession | None:
         rows = await self._rows(
