@@ -134,7 +134,7 @@ async def test_bad_credentials_are_401_and_none_are_anonymous(api: Api) -> None:
     r = await api.call("GET", "/users", basic("admin", "wrong"))
     await error(r, 401, "UNAUTHORIZED")
     await error(await api.call("GET", "/users"), 401, "UNAUTHORIZED")
-    await error(await api.call("POST", "/robots", body={}), 400, "BAD_REQUEST")
+    await error(await api.call("POST", "/robots", body={}), 401, "UNAUTHORIZED")  # asked first
 
 
 # ---- projects ------------------------------------------------------------------------------
@@ -862,3 +862,28 @@ async def test_an_internal_error_is_a_masked_500(
     assert message == "internal server error"
     assert "disk on fire" not in await r.text()
     assert any("disk on fire" in (rec.exc_text or "") for rec in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/projects/missing", {"metadata": {"public": "true"}}),
+        ("DELETE", "/projects/missing", None),
+        ("POST", "/projects/missing/members", {"role_id": 2, "member_user": {"username": "x"}}),
+        ("PUT", "/projects/missing/members/9", {"role_id": 2}),
+        ("DELETE", "/projects/missing/members/9", None),
+        ("POST", "/robots", {"name": "x"}),
+        ("PUT", "/robots/9999", {"name": "x"}),
+        ("PATCH", "/robots/9999", {}),
+        ("DELETE", "/robots/9999", None),
+        ("DELETE", "/robots/9999/refresh-tokens", None),
+        ("POST", "/users", {"username": "x"}),
+    ],
+)
+async def test_attack_anonymous_changes_tell_what_exists(
+    api: Api, method: str, path: str, body: Any
+) -> None:
+    """An anonymous change got 404 for a missing project or robot and 400 for a bad body,
+    telling what exists without an account: every change asks for one first."""
+    r = await api.call(method, path, None, body)
+    await error(r, 401, "UNAUTHORIZED")

@@ -89,6 +89,9 @@ async def actor(request: web.Request) -> Principal:
 
 
 async def authenticated(request: web.Request) -> Principal:
+    """The caller, who must not be anonymous (401). Every change needs an account: asked
+    first, before the body or the path is read, an anonymous caller learns nothing (neither
+    whether a project exists nor what a body lacks)."""
     principal = await actor(request)
     if principal.kind is PrincipalKind.ANONYMOUS:
         raise Unauthorized("authentication required")
@@ -135,7 +138,7 @@ def _project_public(data: dict[str, Any]) -> bool | None:
 
 
 async def create_project(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     data = await json_object(request)
     public = _project_public(data)
     if not isinstance(data.get("project_name"), str):
@@ -175,7 +178,7 @@ async def get_project(request: web.Request) -> web.Response:
 
 
 async def update_project(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     public = _project_public(await json_object(request))
     service = rt(request).projects
     ref = request.match_info["project"]
@@ -187,7 +190,7 @@ async def update_project(request: web.Request) -> web.Response:
 
 
 async def delete_project(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     await rt(request).projects.delete(principal, request.match_info["project"], is_name(request))
     return ok()
 
@@ -215,7 +218,7 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 async def add_member(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     data = fields(
         await json_object(request),
         "member",
@@ -246,7 +249,7 @@ async def get_member(request: web.Request) -> web.Response:
 
 
 async def update_member(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     data = fields(await json_object(request), "role", {"role_id": int}, required=["role_id"])
     await rt(request).members.update(
         principal,
@@ -259,7 +262,7 @@ async def update_member(request: web.Request) -> web.Response:
 
 
 async def delete_member(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     await rt(request).members.delete(
         principal, request.match_info["project"], path_id(request, "mid"), is_name(request)
     )
@@ -277,7 +280,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 async def create_user(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     data = fields(
         await json_object(request),
         "user",
@@ -453,7 +456,7 @@ async def list_robots(request: web.Request) -> web.Response:
 
 
 async def create_robot(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     spec = _robot_spec(await json_object(request), for_update=False)
     robot, secret = await rt(request).robots.create(principal, spec)
     prefix = rt(request).settings.name_prefix
@@ -467,14 +470,14 @@ async def get_robot(request: web.Request) -> web.Response:
 
 
 async def update_robot(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     spec = _robot_spec(await json_object(request), for_update=True)
     await rt(request).robots.update(principal, str(path_id(request, "robot_id")), spec)
     return ok()
 
 
 async def refresh_robot_secret(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     data = fields(
         await json_object(request), "robot secret", {"secret": str, "restart_expiry": bool}
     )
@@ -488,7 +491,7 @@ async def refresh_robot_secret(request: web.Request) -> web.Response:
 
 
 async def delete_robot(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     await rt(request).robots.delete(principal, str(path_id(request, "robot_id")))
     return ok()
 
@@ -500,7 +503,7 @@ async def list_refresh_tokens(request: web.Request) -> web.Response:
 
 
 async def revoke_refresh_tokens(request: web.Request) -> web.Response:
-    principal = await actor(request)
+    principal = await authenticated(request)
     token_id = path_id(request, "token_id") if "token_id" in request.match_info else None
     await rt(request).refresh.revoke(principal, str(path_id(request, "robot_id")), token_id)
     return ok()
