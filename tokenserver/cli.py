@@ -1,7 +1,8 @@
 """The command line: the same services as the HTTP API.
 
 Output meant for scripts is JSON on stdout; messages go to stderr. Exit status: 0 success,
-1 refused operation, 2 bad usage or configuration.
+1 refused operation, 2 bad usage or configuration. Each subcommand is declared with its own
+handler (`_Commands`); the handlers present what the services return and hold no rules.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
 from tokenserver.domain.text import printable, truncate
-from tokenserver.errors import ConfigError, TokenServerError
+from tokenserver.errors import ConfigError, StorageError, TokenServerError
 from tokenserver.http.observability import (
     AccessLogger,
     JsonFormatter,
@@ -55,7 +56,6 @@ from tokenserver.keys import (
 )
 from tokenserver.runtime import Runtime, database_name, open_runtime
 from tokenserver.services.robots import RobotSpec
-from tokenserver.storage.sql import StorageError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 ADMIN_PASSWORD_ENV = "TOKENSERVER_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
@@ -114,7 +114,8 @@ async def _init_database(settings: Settings) -> None:
         if generated is not None:
             _say(f"created the system admin 'admin' with password: {generated.reveal()}")
             _say("  (shown only once; change it with PUT /api/v2.0/users/{id}/password)")
-        elif password is not None and await runtime.store.find_user("admin") is not None:
+        elif password is not None:
+            # ensure_admin returned: admin exists, created now with the password or before.
             _say("the system admin 'admin' exists")
 
 
@@ -252,7 +253,10 @@ def _supervise(args: argparse.Namespace) -> int:
     return status if status > 0 else EXIT_OK
 
 
-# ---- projects and robots ---------------------------------------------------------------------
+# ---- projects, robots, keys: actions on a runtime --------------------------------------------
+
+Command = Callable[[argparse.Namespace], int]
+Action = Callable[[Runtime, argparse.Namespace], Awaitable[int]]
 
 
 def _run(args: argparse.Namespace, action: Callable[[Runtime], Awaitable[int]]) -> int:
@@ -265,25 +269,36 @@ def _run(args: argparse.Namespace, action: Callable[[Runtime], Awaitable[int]]) 
     return asyncio.run(main())
 
 
-def cmd_project(args: argparse.Namespace) -> int:
-    async def action(rt: Runtime) -> int:
-        if args.project_command == "create":
-            project = await rt.projects.create(LOCAL, args.name, public=args.public)
-            _say(f"created project {project.name} ({'public' if project.public else 'private'})")
-            _out(project_json(project))
-        elif args.project_command == "list":
-            projects = await rt.projects.list(LOCAL)
-            if args.json:
-                _out([project_json(p) for p in projects])
-            else:
-                for p in projects:
-                    _row(str(p.id), p.name, "public" if p.public else "private")
-        else:
-            await rt.projects.delete(LOCAL, args.name, is_name=True)
-            _say(f"deleted project {args.name} and its robots")
-        return EXIT_OK
+def _on_runtime(action: Action) -> Command:
+    """The command running `action` on a runtime opened from `--config`."""
 
-    return _run(args, action)
+    def command(args: argparse.Namespace) -> int:
+        return _run(args, lambda rt: action(rt, args))
+
+    return command
+
+
+async def project_create(rt: Runtime, args: argparse.Namespace) -> int:
+    project = await rt.projects.create(LOCAL, args.name, public=args.public)
+    _say(f"created project {project.name} ({'public' if project.public else 'private'})")
+    _out(project_json(project))
+    return EXIT_OK
+
+
+async def project_list(rt: Runtime, args: argparse.Namespace) -> int:
+    projects = await rt.projects.list(LOCAL)
+    if args.json:
+        _out([project_json(p) for p in projects])
+    else:
+        for p in projects:
+            _row(str(p.id), p.name, "public" if p.public else "private")
+    return EXIT_OK
+
+
+async def project_delete(rt: Runtime, args: argparse.Namespace) -> int:
+    await rt.projects.delete(LOCAL, args.name, is_name=True)
+    _say(f"deleted project {args.name} and its robots")
+    return EXIT_OK
 
 
 def _permissions(values: Sequence[str]) -> list[Access]:
@@ -301,128 +316,148 @@ def _read_secret(value: str) -> str:
     return sys.stdin.readline().rstrip("\r\n") if value == "-" else value
 
 
-def cmd_robot(args: argparse.Namespace) -> int:
-    async def action(rt: Runtime) -> int:
-        prefix = rt.robots.prefix
-        command = args.robot_command
-        if command == "create":
-            if args.export and Path(args.export).exists():
-                raise UsageError(f"{args.export} exists; refusing to overwrite it")
-            spec = RobotSpec(
-                name=args.name,
-                level=Level.PROJECT,
-                permissions=(Permission(args.project, tuple(_permissions(args.permission))),),
-                duration=args.duration,
-                description=args.description,
-            )
-            robot, secret = await rt.robots.create(LOCAL, spec)
-            export = robot_export_json(robot, prefix, secret)
-            if args.export:
-                _write_export(args.export, export)
-                _say(f"created {robot.full_name(prefix)}; secret written to {args.export}")
-            else:
-                _say(f"created {robot.full_name(prefix)}; the secret is shown only once")
-                _out(export)
-        elif command == "list":
-            robots = await rt.robots.list(LOCAL, args.project, args.name)
-            if args.json:
-                _out([robot_json(r, prefix) for r in robots])
-            else:
-                for r in robots:
-                    expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
-                    state = "disabled" if r.disabled else "enabled"
-                    access = ",".join(str(a) for p in r.permissions for a in p.access)
-                    _row(str(r.id), r.full_name(prefix), state, f"expires {expiry}", access)
-        elif command == "show":
-            _out(robot_json(await rt.robots.get(LOCAL, args.robot), prefix))
-        elif command in ("disable", "enable"):
-            robot = await rt.robots.set_disabled(LOCAL, args.robot, command == "disable")
-            _say(f"{command}d {robot.full_name(prefix)}")
-        elif command == "delete":
-            robot = await rt.robots.delete(LOCAL, args.robot)
-            _say(f"deleted {robot.full_name(prefix)}")
-        elif command == "refresh-tokens":
-            tokens = await rt.refresh.list(LOCAL, args.robot)
-            if args.json:
-                _out([refresh_token_json(t) for t in tokens])
-            else:
-                for t in tokens:
-                    _row(str(t.id), iso_time(t.created_at), t.client_id)
-        elif command == "revoke-refresh-tokens":
-            revoked = await rt.refresh.revoke(LOCAL, args.robot, args.id)
-            _say(f"revoked {revoked} refresh token(s)")
-        else:
-            manual = None if args.secret is None else _read_secret(args.secret)
-            generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
-            if generated is None:
-                _say("secret set")
-            else:
-                _say("new secret generated; it is shown only once")
-                _out({"secret": generated.reveal()})
-        return EXIT_OK
-
-    return _run(args, action)
+async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.export and Path(args.export).exists():
+        raise UsageError(f"{args.export} exists; refusing to overwrite it")
+    spec = RobotSpec(
+        name=args.name,
+        level=Level.PROJECT,
+        permissions=(Permission(args.project, tuple(_permissions(args.permission))),),
+        duration=args.duration,
+        description=args.description,
+    )
+    robot, secret = await rt.robots.create(LOCAL, spec)
+    prefix = rt.robots.prefix
+    export = robot_export_json(robot, prefix, secret)
+    if args.export:
+        _write_export(args.export, export)
+        _say(f"created {robot.full_name(prefix)}; secret written to {args.export}")
+    else:
+        _say(f"created {robot.full_name(prefix)}; the secret is shown only once")
+        _out(export)
+    return EXIT_OK
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
-    async def action(rt: Runtime) -> int:
-        settings = rt.settings
-        command = args.keys_command
-        if command == "add":
-            record = await rt.keyring.add(LOCAL, args.algorithm)
-            key = rt.keyring.load(record)
-            _out({"id": record.id, "state": record.state.value, "kid": key.kid})
-            _say("published; run 'tokenserver keys bundle' and restart the registry, then "
-                 f"'tokenserver keys activate {record.id}'")  # fmt: skip
-        elif command == "list":
-            records = await rt.keyring.keys()
-            if not records:
-                key = rt.keyring.load(None)
-                _out([{"id": None, "state": "active", "kid": key.kid, "key": str(
-                    settings.signing_key)}])  # fmt: skip
-            else:
-                _out([
-                    {"id": r.id, "state": r.state.value, "kid": rt.keyring.load(r).kid,
-                     "key": r.key_path, "retired_at": r.retired_at}
-                    for r in records
-                ])  # fmt: skip
-        elif command == "bundle":
-            target = Path(args.output) if args.output else settings.certificate
-            bundle = await rt.keyring.bundle()
-            partial = target.with_name(target.name + ".partial")
-            partial.write_bytes(bundle)
-            os.replace(partial, target)
-            _say(f"wrote {bundle.count(b'BEGIN CERTIFICATE')} certificate(s) to {target}; "
-                 "restart the registry to load them")  # fmt: skip
-        elif command == "activate":
-            await rt.keyring.activate(LOCAL, args.id)
-            _say(f"key {args.id} signs from now on (running servers switch within seconds)")
-        elif command == "retire":
-            await rt.keyring.retire(LOCAL, args.id)
-            _say(f"key {args.id} retired; 'keys bundle' leaves it out once "
-                 f"{settings.lifetime} s have passed")  # fmt: skip
-        else:
-            records = await rt.keyring.keys()
-            keys = (
-                [rt.keyring.load(None)]
-                if not records
-                else [rt.keyring.load(r) for r in records if r.state.value != "retired"]
-            )
-            thumb = settings.kid_format == "thumbprint"
-            text = (
-                json.dumps(
-                    {"keys": [k.jwk(k.thumbprint if thumb else k.kid) for k in keys]}, indent=2
-                )
-                + "\n"
-            )
-            if args.output:
-                Path(args.output).write_text(text)
-                _say(f"wrote {args.output}: set the registry's auth.token.jwks to it")
-            else:
-                print(text, end="", flush=True)
-        return EXIT_OK
+async def robot_list(rt: Runtime, args: argparse.Namespace) -> int:
+    prefix = rt.robots.prefix
+    robots = await rt.robots.list(LOCAL, args.project, args.name)
+    if args.json:
+        _out([robot_json(r, prefix) for r in robots])
+    else:
+        for r in robots:
+            expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
+            state = "disabled" if r.disabled else "enabled"
+            access = ",".join(str(a) for p in r.permissions for a in p.access)
+            _row(str(r.id), r.full_name(prefix), state, f"expires {expiry}", access)
+    return EXIT_OK
 
-    return _run(args, action)
+
+async def robot_show(rt: Runtime, args: argparse.Namespace) -> int:
+    _out(robot_json(await rt.robots.get(LOCAL, args.robot), rt.robots.prefix))
+    return EXIT_OK
+
+
+async def robot_disable(rt: Runtime, args: argparse.Namespace) -> int:
+    robot = await rt.robots.set_disabled(LOCAL, args.robot, True)
+    _say(f"disabled {robot.full_name(rt.robots.prefix)}")
+    return EXIT_OK
+
+
+async def robot_enable(rt: Runtime, args: argparse.Namespace) -> int:
+    robot = await rt.robots.set_disabled(LOCAL, args.robot, False)
+    _say(f"enabled {robot.full_name(rt.robots.prefix)}")
+    return EXIT_OK
+
+
+async def robot_delete(rt: Runtime, args: argparse.Namespace) -> int:
+    robot = await rt.robots.delete(LOCAL, args.robot)
+    _say(f"deleted {robot.full_name(rt.robots.prefix)}")
+    return EXIT_OK
+
+
+async def robot_refresh_tokens(rt: Runtime, args: argparse.Namespace) -> int:
+    tokens = await rt.refresh.list(LOCAL, args.robot)
+    if args.json:
+        _out([refresh_token_json(t) for t in tokens])
+    else:
+        for t in tokens:
+            _row(str(t.id), iso_time(t.created_at), t.client_id)
+    return EXIT_OK
+
+
+async def robot_revoke_refresh_tokens(rt: Runtime, args: argparse.Namespace) -> int:
+    revoked = await rt.refresh.revoke(LOCAL, args.robot, args.id)
+    _say(f"revoked {revoked} refresh token(s)")
+    return EXIT_OK
+
+
+async def robot_refresh_secret(rt: Runtime, args: argparse.Namespace) -> int:
+    manual = None if args.secret is None else _read_secret(args.secret)
+    generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
+    if generated is None:
+        _say("secret set")
+    else:
+        _say("new secret generated; it is shown only once")
+        _out({"secret": generated.reveal()})
+    return EXIT_OK
+
+
+async def keys_add(rt: Runtime, args: argparse.Namespace) -> int:
+    record = await rt.keyring.add(LOCAL, args.algorithm)
+    key = rt.keyring.load(record)
+    _out({"id": record.id, "state": record.state.value, "kid": key.kid})
+    _say("published; run 'tokenserver keys bundle' and restart the registry, then "
+         f"'tokenserver keys activate {record.id}'")  # fmt: skip
+    return EXIT_OK
+
+
+async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
+    records = await rt.keyring.keys()
+    if not records:
+        key = rt.keyring.load(None)
+        _out([{"id": None, "state": "active", "kid": key.kid, "key": str(
+            rt.settings.signing_key)}])  # fmt: skip
+    else:
+        _out([
+            {"id": r.id, "state": r.state.value, "kid": rt.keyring.load(r).kid,
+             "key": r.key_path, "retired_at": r.retired_at}
+            for r in records
+        ])  # fmt: skip
+    return EXIT_OK
+
+
+async def keys_bundle(rt: Runtime, args: argparse.Namespace) -> int:
+    target = Path(args.output) if args.output else rt.settings.certificate
+    bundle = await rt.keyring.bundle()
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(bundle)
+    os.replace(partial, target)
+    _say(f"wrote {bundle.count(b'BEGIN CERTIFICATE')} certificate(s) to {target}; "
+         "restart the registry to load them")  # fmt: skip
+    return EXIT_OK
+
+
+async def keys_activate(rt: Runtime, args: argparse.Namespace) -> int:
+    await rt.keyring.activate(LOCAL, args.id)
+    _say(f"key {args.id} signs from now on (running servers switch within seconds)")
+    return EXIT_OK
+
+
+async def keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
+    await rt.keyring.retire(LOCAL, args.id)
+    _say(f"key {args.id} retired; 'keys bundle' and 'keys jwks' leave it out once "
+         f"{rt.keyring.retention} s have passed")  # fmt: skip
+    return EXIT_OK
+
+
+async def keys_jwks(rt: Runtime, args: argparse.Namespace) -> int:
+    text = json.dumps(await rt.keyring.jwks(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        _say(f"wrote {args.output}: set the registry's auth.token.jwks to it")
+    else:
+        print(text, end="", flush=True)
+    return EXIT_OK
 
 
 def cmd_import_harbor(args: argparse.Namespace) -> int:
@@ -484,6 +519,28 @@ def _duration(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a number of days or -1, got {text!r}") from None
 
 
+class _Commands:
+    """Where subcommands are declared: each with its own handler, or a group of its own."""
+
+    def __init__(
+        self,
+        sub: argparse._SubParsersAction[argparse.ArgumentParser],
+        common: argparse.ArgumentParser,
+    ):
+        self._sub = sub
+        self._common = common
+
+    def command(self, name: str, text: str, handler: Command) -> argparse.ArgumentParser:
+        parser = self._sub.add_parser(name, parents=[self._common], help=text)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    def group(self, name: str, text: str) -> _Commands:
+        parser = self._sub.add_parser(name, parents=[self._common], help=text)
+        sub = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+        return _Commands(sub, self._common)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -496,19 +553,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Token service for OCI/Docker registries with Harbor-style robot accounts.",
         parents=[common],
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = _Commands(
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common
+    )
 
-    init = sub.add_parser(
-        "init", parents=[common], help="write a config if none exists, create keys and database"
+    init = commands.command(
+        "init", "write a config if none exists, create keys and database", cmd_init
     )
     init.add_argument("--listen", metavar="HOST:PORT", help="address to serve on")
     init.add_argument("--realm", metavar="URL", help="public URL of /service/token")
     init.add_argument("--service", metavar="S", help="the registry's auth.token.service")
     init.add_argument("--issuer", metavar="I", help="the registry's auth.token.issuer")
     init.add_argument("--algorithm", choices=("ES256", "RS256"), help="signing algorithm")
-    init.set_defaults(func=cmd_init)
 
-    serve = sub.add_parser("serve", parents=[common], help="run the token server")
+    serve = commands.command("serve", "run the token server", cmd_serve)
     serve.add_argument(
         "--workers",
         type=_positive,
@@ -516,26 +574,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes sharing the port (SO_REUSEPORT) and the database (default 1)",
     )
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    serve.set_defaults(func=cmd_serve)
-    sub.add_parser(
-        "registry-config", parents=[common], help="print the registry's auth.token block"
-    ).set_defaults(func=cmd_registry_config)
+    commands.command(
+        "registry-config", "print the registry's auth.token block", cmd_registry_config
+    )
 
-    project = sub.add_parser("project", parents=[common], help="manage projects")
-    psub = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
-    p = psub.add_parser("create", parents=[common], help="create a project")
+    project = commands.group("project", "manage projects")
+    p = project.command("create", "create a project", _on_runtime(project_create))
     p.add_argument("name")
     p.add_argument("--public", action="store_true", help="anyone may pull, even anonymously")
-    p = psub.add_parser("list", parents=[common], help="list projects")
+    p = project.command("list", "list projects", _on_runtime(project_list))
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = psub.add_parser("delete", parents=[common], help="delete a project and its robots")
+    p = project.command("delete", "delete a project and its robots", _on_runtime(project_delete))
     p.add_argument("name")
-    project.set_defaults(func=cmd_project)
 
-    robot = sub.add_parser("robot", parents=[common], help="manage project robot accounts")
-    rsub = robot.add_subparsers(dest="robot_command", required=True, metavar="ACTION")
+    robot = commands.group("robot", "manage project robot accounts")
     allowed = ", ".join(f"{r}:{a}" for r, a in PROJECT_ROBOT_ACCESS)
-    r = rsub.add_parser("create", parents=[common], help="create a robot; prints its secret once")
+    r = robot.command("create", "create a robot; prints its secret once", _on_runtime(robot_create))
     r.add_argument("--project", required=True)
     r.add_argument("--name", required=True, help="short name; the full name is prefix+project+name")
     r.add_argument(
@@ -553,76 +607,84 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--description", default="")
     r.add_argument("--export", metavar="FILE", help="write the export JSON here (mode 0600)")
-    r = rsub.add_parser("list", parents=[common], help="list a project's robots")
+    r = robot.command("list", "list a project's robots", _on_runtime(robot_list))
     r.add_argument("--project", required=True)
     r.add_argument("--name", default="", help="only names containing this (without prefix)")
     r.add_argument("--json", action="store_true", help="print Harbor's robot JSON")
-    for name, text in (
-        ("show", "show a robot as JSON"),
-        ("disable", "disable a robot"),
-        ("enable", "enable a robot"),
-        ("delete", "delete a robot"),
+    for name, text, action in (
+        ("show", "show a robot as JSON", robot_show),
+        ("disable", "disable a robot", robot_disable),
+        ("enable", "enable a robot", robot_enable),
+        ("delete", "delete a robot", robot_delete),
     ):
-        r = rsub.add_parser(name, parents=[common], help=text)
+        r = robot.command(name, text, _on_runtime(action))
         r.add_argument("robot", help="id, full name, or PROJECT+NAME")
-    r = rsub.add_parser("refresh-secret", parents=[common], help="replace a robot's secret")
+    r = robot.command(
+        "refresh-secret", "replace a robot's secret", _on_runtime(robot_refresh_secret)
+    )
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument(
         "--secret", help="set this secret instead of a random one ('-' reads it from stdin)"
     )
-    r = rsub.add_parser(
-        "refresh-tokens", parents=[common], help="list a robot's refresh tokens (ids, clients)"
+    r = robot.command(
+        "refresh-tokens",
+        "list a robot's refresh tokens (ids, clients)",
+        _on_runtime(robot_refresh_tokens),
     )
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--json", action="store_true", help="print JSON")
-    r = rsub.add_parser(
-        "revoke-refresh-tokens", parents=[common], help="revoke a robot's refresh tokens"
+    r = robot.command(
+        "revoke-refresh-tokens",
+        "revoke a robot's refresh tokens",
+        _on_runtime(robot_revoke_refresh_tokens),
     )
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
-    robot.set_defaults(func=cmd_robot)
 
-    keys = sub.add_parser("keys", parents=[common], help="signing keys and their rotation")
-    ksub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    k = ksub.add_parser("add", parents=[common], help="a new key, published but not signing")
+    keys = commands.group("keys", "signing keys and their rotation")
+    k = keys.command("add", "a new key, published but not signing", _on_runtime(keys_add))
     k.add_argument("--algorithm", choices=("ES256", "RS256"), help="default: token.algorithm")
-    ksub.add_parser("list", parents=[common], help="the keyring as JSON")
-    k = ksub.add_parser(
-        "bundle", parents=[common], help="write the registry's rootcertbundle (every trusted key)"
+    keys.command("list", "the keyring as JSON", _on_runtime(keys_list))
+    k = keys.command(
+        "bundle",
+        "write the registry's rootcertbundle (every trusted key)",
+        _on_runtime(keys_bundle),
     )
     k.add_argument("--output", metavar="FILE", help="default: token.certificate")
-    for name, text in (("activate", "sign with this key"), ("retire", "stop trusting this key")):
-        k = ksub.add_parser(name, parents=[common], help=text)
+    for name, text, action in (
+        ("activate", "sign with this key", keys_activate),
+        ("retire", "stop trusting this key", keys_retire),
+    ):
+        k = keys.command(name, text, _on_runtime(action))
         k.add_argument("id", type=_positive)
-    k = ksub.add_parser(
-        "jwks", parents=[common], help="print (or write) the JWKS file distribution 3.x reads"
+    k = keys.command(
+        "jwks", "print (or write) the JWKS file distribution 3.x reads", _on_runtime(keys_jwks)
     )
     k.add_argument("--output", metavar="FILE", help="write it to FILE instead of stdout")
-    keys.set_defaults(func=cmd_keys)
 
-    imp = sub.add_parser(
+    imp = commands.command(
         "import-harbor",
-        parents=[common],
-        help="import projects and robots from a JSON export of Harbor's database",
+        "import projects and robots from a JSON export of Harbor's database",
+        cmd_import_harbor,
     )
     imp.add_argument("file", help="the export (see README: Migration from Harbor)")
-    imp.set_defaults(func=cmd_import_harbor)
 
-    audit = sub.add_parser(
-        "audit", parents=[common], help="show the audit log of management operations"
-    )
+    audit = commands.command("audit", "show the audit log of management operations", cmd_audit)
     audit.add_argument("--page", type=_positive, default=1)
     audit.add_argument("--page-size", type=_positive, default=50)
     audit.add_argument("--json", action="store_true", help="print Harbor's audit-log JSON")
-    audit.set_defaults(func=cmd_audit)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Command | None = getattr(args, "handler", None)
+    if handler is None:  # declared without a handler: an error, never another command
+        words = [args.command, getattr(args, f"{args.command}_command", None)]
+        parser.error(f"{' '.join(w for w in words if w)}: no such command")
     try:
-        status: int = args.func(args)
-        return status
+        return handler(args)
     except (ConfigError, StorageError, UsageError) as e:
         _say(f"tokenserver: {e}")
         return EXIT_USAGE

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from tokenserver.domain.text import escape
-from tokenserver.errors import TokenServerError, TooManyRequests, Unauthorized
+from tokenserver.errors import (
+    FRAMEWORK_ERRORS,
+    UNKNOWN,
+    TokenServerError,
+    TooManyRequests,
+    Unauthorized,
+)
 
 log = logging.getLogger("tokenserver.http")
 
@@ -18,13 +23,6 @@ REALM = web.AppKey("realm", str)
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"errors": [{"code": code, "message": message}]}, status=status)
-
-
-def _status_code(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase.upper().replace(" ", "_").replace("-", "_")
-    except ValueError:
-        return "UNKNOWN"
 
 
 @web.middleware
@@ -47,11 +45,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        response = error_response(e.status, _status_code(e.status), e.reason)
+        # NOTE: the declared code and message, not aiohttp's reason: it is the standard
+        # library's status phrase, which changes between Python versions.
+        error = FRAMEWORK_ERRORS.get(e.status, UNKNOWN)
+        response = error_response(e.status, error.code, error.message)
         for name in ("Allow", "Retry-After"):
             if name in e.headers:
                 response.headers[name] = e.headers[name]
         return response
     except Exception:
         log.exception("internal error serving %s %s", request.method, escape(request.path, " "))
-        return error_response(500, "UNKNOWN", "internal server error")
+        return error_response(UNKNOWN.status, UNKNOWN.code, UNKNOWN.message)

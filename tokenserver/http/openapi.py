@@ -20,19 +20,31 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_ERROR_NAMES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Request entity too large",
+    429: "Too many failed authentications (see Retry-After)",
+    500: "Internal error",
+    503: "The database is unavailable; try again",
+}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
-    names = {
-        400: "Bad request",
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "Not found",
-        409: "Conflict",
-        412: "Precondition failed",
-        413: "Request entity too large",
-        429: "Too many failed authentications (see Retry-After)",
-        500: "Internal error",
+    """An operation's error responses: `statuses`, and those every operation can answer. Each
+    authenticates (401), each may authenticate with Basic credentials and so be locked out
+    (429), each reads the database (503)."""
+    responses = {
+        str(s): _json(_schema("Errors"), _ERROR_NAMES[s])
+        for s in (*statuses, 401, 413, 429, 500, 503)
     }
-    return {str(s): _json(_schema("Errors"), names[s]) for s in (*statuses, 401, 413, 500)}
+    responses["429"]["headers"] = _RETRY_AFTER
+    return responses
 
 
 _PAGED = {
@@ -345,7 +357,14 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 {"name": "project_name", "in": "query", "required": True, "schema": _STR}
             ],
-            "responses": {"200": _OK, "404": {"description": "Not found"}, "400": _OK, "401": _OK},
+            "responses": {
+                "200": _OK,
+                "404": {"description": "Not found"},
+                "400": _OK,
+                "401": _OK,
+                "429": {"description": _ERROR_NAMES[429], "headers": _RETRY_AFTER},
+                "503": {"description": _ERROR_NAMES[503]},
+            },
         },
     },
     "/projects/{project_name_or_id}": {
@@ -457,7 +476,7 @@ PATHS: dict[str, Any] = {
         "put": {
             "summary": "Change a password (own, with the old one; any, as system admin)",
             "requestBody": _body("PasswordReq"),
-            "responses": {"200": _OK, **_errors(400, 403, 404, 429)},
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
     },
     "/robots": {

@@ -5,7 +5,8 @@
    restart the registry so that it trusts the new key.
 3. `keys activate ID`: signing switches; running servers notice within KEY_POLL_SECONDS.
    Tokens signed by the previous key stay valid: its certificate is still in the bundle.
-4. `keys retire ID`: once the token lifetime has passed, `keys bundle` leaves it out.
+4. `keys retire ID`: a retired key stays published (in the bundle and the JWKS) for one token
+   lifetime plus RETIRED_KEY_LEEWAY after retirement, then both leave it out.
 
 Until the first `keys add`, the keyring is empty and the configured `token.signing_key` signs.
 """
@@ -35,6 +36,9 @@ from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import Store
 
 KEY_POLL_SECONDS = 2.0
+# NOTE: distribution accepts a token up to 60 s past its `exp` (its token.Leeway), so a token
+# signed just before the key was replaced stays valid that much longer than the lifetime.
+RETIRED_KEY_LEEWAY = 60
 
 
 class KeyringService:
@@ -89,25 +93,42 @@ class KeyringService:
                 now,
             )
 
-    async def bundle(self) -> bytes:
-        """The rootcertbundle: every certificate the registry must trust now."""
-        now = self._clock()
+    @property
+    def retention(self) -> int:
+        """Seconds a retired key stays published after its retirement: a token it signed
+        may be presented that long."""
+        return self._settings.lifetime + RETIRED_KEY_LEEWAY
+
+    def is_published(self, record: KeyRecord) -> bool:
+        """Whether the registry must still trust this key now."""
+        if record.state is not KeyState.RETIRED:
+            return True
+        return (record.retired_at or 0) + self.retention > self._clock()
+
+    async def published(self) -> list[SigningKey]:
+        """Every key the registry must trust now, by id: the configured key while the keyring
+        is empty."""
         records = await self._store.list_keys()
         if not records:
-            keys = [self.load(None)]
-        else:
-            keys = [
-                self.load(r)
-                for r in records
-                if r.state is not KeyState.RETIRED
-                or (r.retired_at or 0) + self._settings.lifetime + 60 > now
-            ]
+            return [self.load(None)]
+        return [self.load(r) for r in records if self.is_published(r)]
+
+    async def bundle(self) -> bytes:
+        """The rootcertbundle (distribution 2.x): the certificates of `published()`."""
         return b"".join(
             x509.load_der_x509_certificate(k.certificate_der).public_bytes(
                 serialization.Encoding.PEM
             )
-            for k in keys
+            for k in await self.published()
         )
+
+    async def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The JWKS (distribution 3.x's `auth.token.jwks`): the keys of `published()`, each
+        with the `kid` the tokens carry."""
+        thumbprint = self._settings.kid_format == "thumbprint"
+        return {
+            "keys": [k.jwk(k.thumbprint if thumbprint else k.kid) for k in await self.published()]
+        }
 
     async def activate(self, actor: Principal, key_id: int) -> None:
         async with self._audit.operation(actor, "activate", "signing-key", str(key_id)):

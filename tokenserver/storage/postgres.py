@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from tokenserver.errors import BadRequest, Conflict
-from tokenserver.storage.sql import SqlStore, StorageError
+from tokenserver.errors import BadRequest, Conflict, StorageError
+from tokenserver.storage.sql import SqlStore
 
 log = logging.getLogger("tokenserver.storage")
 

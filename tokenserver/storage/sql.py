@@ -26,7 +26,9 @@ from tokenserver.domain.models import (
 )
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
-from tokenserver.errors import TokenServerError
+
+# NOTE: declared with the other errors; re-exported for code that imports it from here.
+from tokenserver.errors import StorageError as StorageError
 from tokenserver.services.ports import NewRobot, NewUser, RobotChanges
 
 _PROJECT_COLUMNS = (
@@ -49,13 +51,6 @@ _REFRESH_COLUMNS = (
 )
 
 _T = TypeVar("_T")
-
-
-class StorageError(TokenServerError):
-    """The database could not be used (unreachable, corrupt, newer schema, unwritable)."""
-
-    code = "SERVICE_UNAVAILABLE"
-    status = 503
 
 
 def _permissions_to_json(permissions: tuple[Permission, ...]) -> str:

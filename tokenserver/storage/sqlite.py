@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from tokenserver.domain.names import NAME_MAX_LENGTH
-from tokenserver.errors import Conflict
-from tokenserver.storage.sql import SqlStore, StorageError
+from tokenserver.errors import Conflict, StorageError
+from tokenserver.storage.sql import SqlStore
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore", "StorageError"]
 
