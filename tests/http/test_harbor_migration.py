@@ -32,8 +32,10 @@ from tokenserver.services.ports import RobotChanges
 TOKEN = "/service/token"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def harbor_key() -> rsa.RSAPrivateKey:
+    # One per module: an RSA key takes a tenth of a second to generate, and every test has a
+    # database of its own.
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
