@@ -9,6 +9,7 @@ makes the suite slow.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,19 @@ from tokenserver.keys import (
 )
 
 MakeSettings = Callable[..., Settings]
+MEMORY = Path("/dev/shm")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without end-to-end tests, temporary files (tmp_path, the PostgreSQL cluster) go to
+    memory where a tmpfs is mounted: the tests' databases write and sync on every commit, which
+    on this disk took half the time of a SQLite test and 0.25 s per CREATE DATABASE. End-to-end
+    runs keep the disk, for the registries, daemons and images they store."""
+    if any(item.get_closest_marker("e2e") for item in session.items):
+        return
+    if "TMPDIR" in os.environ or not (MEMORY.is_dir() and os.access(MEMORY, os.W_OK | os.X_OK)):
+        return
+    tempfile.tempdir = str(MEMORY)
 
 
 @pytest.fixture(scope="session")
