@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -9,11 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tokenserver.domain.models import LOCAL, Level, Robot
 from tokenserver.domain.permissions import Permission, parse_access
-from tokenserver.domain.secrets import Secret
+from tokenserver.domain.secrets import KdfCost, Secret
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
+
+# The KDF cost of the tests that are not about hashing: scrypt with N=16, r=1, p=1 takes
+# microseconds where the production cost takes a tenth of a second or more, and hashes
+# the same way (parameters recorded in the hash, verified at the stored cost).
+FAST_KDF_COST = KdfCost(log2_n=4, r=1, p=1)
 
 
 class FakeClock:
@@ -53,6 +62,39 @@ def run_cli(
         env=clean_env(**(env or {})),
         timeout=60,
         check=False,
+    )
+
+
+def call_cli(
+    config: Path,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    kdf_cost: KdfCost = FAST_KDF_COST,
+) -> subprocess.CompletedProcess[str]:
+    """`run_cli`, in this process: `tokenserver.cli.main` with the same environment (no
+    TOKENSERVER_* but `env`), stdin, captured stdout and stderr and exit status, hashing at
+    `kdf_cost`. A new interpreter per command made most of the CLI tests' time."""
+    from tokenserver.cli import main
+
+    argv = [*args, "--config", str(config)]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("TOKENSERVER_"):
+                patch.delenv(name)
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(argv, kdf_cost=kdf_cost)
+            except SystemExit as e:  # argparse's usage errors, as the process would exit
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+                status = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    return subprocess.CompletedProcess(
+        ["tokenserver", *argv], status, out.getvalue(), err.getvalue()
     )
 
 

@@ -37,6 +37,7 @@ from tokenserver.domain.harbor import (
 from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
+from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import ConfigError, StorageError, TokenServerError
 from tokenserver.http.observability import (
@@ -79,6 +80,12 @@ def _row(*cells: str) -> None:
     a client id): its control characters, tabs and newlines included are shown escaped, so
     it can neither add a line or a column nor send escapes to the terminal."""
     print("\t".join(printable(c) for c in cells), flush=True)
+
+
+def _settings(args: argparse.Namespace, path: Path | None = None) -> Settings:
+    """The configuration (`--config` unless `path`), hashing at the cost `main` was given."""
+    settings = load_settings(Path(args.config) if path is None else path)
+    return dataclasses.replace(settings, kdf_cost=getattr(args, "kdf_cost", DEFAULT_KDF_COST))
 
 
 def _default_config() -> str:
@@ -142,7 +149,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise UsageError(str(e)) from None
         write_new_file(path, text.encode(), 0o644)
         _say(f"wrote {path}")
-    settings = load_settings(path)
+    settings = _settings(args, path)
     if not settings.signing_key.exists():
         write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
         _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
@@ -197,7 +204,7 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tokenserver.http.app import create_app
 
-    settings = load_settings(Path(args.config))
+    settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
     context = _tls_context(settings)
     if context is None and not _is_loopback(settings.host):
@@ -260,7 +267,7 @@ Action = Callable[[Runtime, argparse.Namespace], Awaitable[int]]
 
 
 def _run(args: argparse.Namespace, action: Callable[[Runtime], Awaitable[int]]) -> int:
-    settings = load_settings(Path(args.config))
+    settings = _settings(args)
 
     async def main() -> int:
         async with open_runtime(settings, sign=False) as runtime:
@@ -676,9 +683,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, kdf_cost: KdfCost = DEFAULT_KDF_COST) -> int:
+    """The `tokenserver` command. `kdf_cost` is the cost of the secret hashes it makes: the
+    installed command always uses the default; tests that run it in-process pass a cheap one."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.kdf_cost = kdf_cost
     handler: Command | None = getattr(args, "handler", None)
     if handler is None:  # declared without a handler: an error, never another command
         words = [args.command, getattr(args, f"{args.command}_command", None)]

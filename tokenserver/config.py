@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.errors import ConfigError
 
 ENV_PREFIX = "TOKENSERVER_"
@@ -56,6 +57,10 @@ class Settings:
     # Peers whose forwarding headers are believed (server.trusted_proxies); empty: none.
     trusted_proxies: tuple[Network, ...] = ()
     forwarded_header: str = "x-forwarded-for"
+    # The cost of new secret hashes. NOTE: deliberately no config key (no file, no environment
+    # variable): a deployment always hashes at DEFAULT_KDF_COST. Tests that are not about
+    # hashing build Settings with a cheap cost, which is most of the suite's time otherwise.
+    kdf_cost: KdfCost = DEFAULT_KDF_COST
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------

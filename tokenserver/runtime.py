@@ -84,7 +84,9 @@ async def open_runtime(
         load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     store = await open_store(settings)
     verifier = SecretVerifier(
-        cache_size=settings.verify_cache_size, cache_ttl=settings.verify_cache_ttl
+        cache_size=settings.verify_cache_size,
+        cache_ttl=settings.verify_cache_ttl,
+        kdf_cost=settings.kdf_cost,
     )
     try:
         usage = UsageTracker(store, clock)

@@ -1,13 +1,16 @@
-"""The command line, run as a user runs it: a separate process, JSON on stdout, exit codes."""
+"""The command line: JSON on stdout, messages on stderr, exit codes.
+
+Commands run in this process (`tokenserver.cli.main`, a cheap KDF); `serve` and a few smoke
+tests of the installed command run in a process of their own, as a user runs them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.helpers import run_cli
+from tests.helpers import FAST_KDF_COST, call_cli, run_cli
+from tokenserver.cli import main
 from tokenserver.config import load_settings
 from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import verify_secret
@@ -24,7 +28,10 @@ from tokenserver.domain.secrets import verify_secret
 def cli(
     config: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run_cli(config, *args, stdin=stdin, env=env)
+    if args[:1] == ("serve",):
+        # A server installs signal handlers and runs until stopped: a process of its own.
+        return run_cli(config, *args, stdin=stdin, env=env)
+    return call_cli(config, *args, stdin=stdin, env=env)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> Any:
@@ -85,17 +92,40 @@ def test_init_rs256(tmp_path: Path) -> None:
     assert key.key_size == 2048
 
 
-def test_config_from_the_environment_variable(config: Path, tmp_path: Path) -> None:
+def test_config_from_the_environment_variable(
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOKENSERVER_CONFIG", str(config))
+    capsys.readouterr()
+    assert main(["registry-config"]) == 0
+    assert '"reg"' in capsys.readouterr().out
+
+
+def test_the_installed_command_answers_help() -> None:
+    command = Path(sys.executable).parent / "tokenserver"
     result = subprocess.run(
-        [sys.executable, "-m", "tokenserver", "registry-config"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "TOKENSERVER_CONFIG": str(config)},
-        check=False,
+        [command, "--help"], capture_output=True, text=True, timeout=60, check=False
     )
-    assert result.returncode == 0
-    assert '"reg"' in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "robot" in result.stdout
+
+
+def test_the_installed_command_hashes_at_the_production_cost(tmp_path: Path) -> None:
+    """Only tests pass `main` a cheap KDF: the command as users run it hashes at the cost
+    stored hashes have always had."""
+    config = tmp_path / "tokenserver.toml"
+    init = run_cli(config, "init", env={"TOKENSERVER_ADMIN_PASSWORD": "Giv3nPassword"})
+    assert init.returncode == 0, init.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "tokenserver.db") as db:
+        (stored,) = db.execute("SELECT password_hash FROM users WHERE username='admin'").fetchone()
+    assert stored.startswith("scrypt$14$8$5$")
+    assert verify_secret("Giv3nPassword", stored)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +160,8 @@ def test_serve_with_a_mismatched_key_exits_2(config: Path) -> None:
 async def _create_users(config: Path, *names: str) -> None:
     from tokenserver.runtime import open_runtime
 
-    async with open_runtime(load_settings(config, environ={}), sign=False) as runtime:
+    settings = replace(load_settings(config, environ={}), kdf_cost=FAST_KDF_COST)
+    async with open_runtime(settings, sign=False) as runtime:
         for name in names:
             await runtime.users.create(LOCAL, name, "Passw0rdX")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import clean_env, free_port, run_cli
+from tests.helpers import call_cli, clean_env, free_port
 from tokenserver.config import load_settings
 from tokenserver.domain.text import TRUNCATED
 
@@ -56,7 +56,7 @@ class Served:
 def serve(tmp_path: Path, log_format: str) -> Iterator[Served]:
     config = tmp_path / "tokenserver.toml"
     port = free_port()
-    init = run_cli(
+    init = call_cli(
         config,
         "init",
         "--listen",
@@ -184,7 +184,7 @@ def test_attack_audit_table_forged_by_a_resource_name(tmp_path: Path) -> None:
         )  # fmt: skip
         assert answer.startswith(b"HTTP/1.1 404"), answer[:100]
         served.stop()
-        table = run_cli(served.config, "audit")
+        table = call_cli(served.config, "audit")
         assert table.returncode == 0, table.stderr
         (line,) = table.stdout.splitlines()
         assert line.split("\t")[1:] == [
@@ -199,7 +199,7 @@ def test_attack_audit_table_forged_by_a_resource_name(tmp_path: Path) -> None:
 def test_attack_audit_table_with_rows_written_before_the_fix(tmp_path: Path) -> None:
     """Rows already in a database (written raw, unbounded) are shown escaped and cut."""
     config = tmp_path / "tokenserver.toml"
-    assert run_cli(config, "init").returncode == 0
+    assert call_cli(config, "init").returncode == 0
     with sqlite3.connect(load_settings(config, environ={}).database) as db:
         db.execute(
             "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, "
@@ -207,7 +207,7 @@ def test_attack_audit_table_with_rows_written_before_the_fix(tmp_path: Path) -> 
             ("x\n1970-01-01T00:00:00.000Z\tadmin\tdelete\trobot\t5\tsuccess\x1b]0;pwned\x07"
              + "y" * 65536,),
         )  # fmt: skip
-    table = run_cli(config, "audit")
+    table = call_cli(config, "audit")
     assert table.returncode == 0, table.stderr
     (line,) = table.stdout.splitlines()
     cells = line.split("\t")
@@ -216,16 +216,16 @@ def test_attack_audit_table_with_rows_written_before_the_fix(tmp_path: Path) -> 
     assert "\\x1b]0;pwned\\x07" in cells[4]
     assert cells[4].endswith(TRUNCATED)
     assert len(cells[4]) < 400
-    entries = json.loads(run_cli(config, "audit", "--json").stdout)
+    entries = json.loads(call_cli(config, "audit", "--json").stdout)
     assert entries[0]["resource"].endswith(TRUNCATED)
 
 
 def test_attack_refresh_token_table_forged_by_a_client_id(tmp_path: Path) -> None:
     """A robot names the client its refresh token is for; `robot refresh-tokens` lists it."""
     with serve(tmp_path, "text") as served:
-        assert run_cli(served.config, "project", "create", "p").returncode == 0
+        assert call_cli(served.config, "project", "create", "p").returncode == 0
         export = json.loads(
-            run_cli(
+            call_cli(
                 served.config, "robot", "create", "--project", "p", "--name", "ci",
                 "--permission", "repository:pull",
             ).stdout
@@ -239,7 +239,7 @@ def test_attack_refresh_token_table_forged_by_a_client_id(tmp_path: Path) -> Non
         )
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
         served.stop()
-        listing = run_cli(served.config, "robot", "refresh-tokens", "p+ci")
+        listing = call_cli(served.config, "robot", "refresh-tokens", "p+ci")
         assert listing.returncode == 0, listing.stderr
         (line,) = listing.stdout.splitlines()
         assert line.split("\t")[2] == "docker\\n2\\tfake\\x1b[8m"

@@ -1,9 +1,13 @@
-"""`tokenserver serve`: HTTPS, and plain HTTP only where it is safe or explicitly allowed."""
+"""`tokenserver serve`: HTTPS, and plain HTTP only where it is safe or explicitly allowed.
+
+The server runs as users run it, in a process of its own; the first test initialises with
+the installed command too, the others in-process (`call_cli`)."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
 import subprocess
 import sys
@@ -16,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.helpers import clean_env, free_port, run_cli
+from tests.helpers import call_cli, clean_env, free_port, run_cli
 
 
 def tls_pair(directory: Path) -> None:
@@ -45,6 +49,14 @@ def tls_pair(directory: Path) -> None:
             serialization.NoEncryption(),
         )
     )
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def test_serves_https_with_the_configured_pair(tmp_path: Path) -> None:
@@ -84,7 +96,8 @@ def test_serves_https_with_the_configured_pair(tmp_path: Path) -> None:
 
 def test_plain_http_off_loopback_needs_the_setting(tmp_path: Path) -> None:
     config = tmp_path / "tokenserver.toml"
-    assert run_cli(config, "init", "--listen", f"0.0.0.0:{free_port()}").returncode == 0
+    port = free_port()
+    assert call_cli(config, "init", "--listen", f"0.0.0.0:{port}").returncode == 0
     refused = run_cli(config, "serve")
     assert refused.returncode == 2
     assert "server.allow_plain_http" in refused.stderr
@@ -97,7 +110,10 @@ def test_plain_http_off_loopback_needs_the_setting(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(2)
+        deadline = time.monotonic() + 30
+        while not answers(port):  # serving: past every start-up check
+            assert process.poll() is None and time.monotonic() < deadline, "did not start"
+            time.sleep(0.1)
         assert process.poll() is None
     finally:
         process.terminate()
@@ -108,7 +124,7 @@ def test_plain_http_off_loopback_needs_the_setting(tmp_path: Path) -> None:
 
 def test_half_a_tls_pair_is_a_config_error(tmp_path: Path) -> None:
     config = tmp_path / "tokenserver.toml"
-    assert run_cli(config, "init").returncode == 0
+    assert call_cli(config, "init").returncode == 0
     result = run_cli(config, "serve", env={"TOKENSERVER_SERVER_TLS_CERTIFICATE": "x.crt"})
     assert result.returncode == 2
     assert "server.tls_key" in result.stderr
@@ -120,8 +136,8 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
 
     config = tmp_path / "tokenserver.toml"
     port = free_port()
-    assert run_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
-    assert run_cli(config, "project", "create", "pub", "--public").returncode == 0
+    assert call_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
+    assert call_cli(config, "project", "create", "pub", "--public").returncode == 0
     parent = subprocess.Popen(
         [sys.executable, "-m", "tokenserver", "serve", "--workers", "2", "--config", str(config)],
         env=clean_env(),

@@ -16,7 +16,7 @@ from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
 from tests.http.test_observability import metric
 from tokenserver.domain.models import LOCAL
-from tokenserver.domain.secrets import verify_secret
+from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, verify_secret
 from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
 from tokenserver.services import verifier as verifier_module
@@ -80,6 +80,7 @@ async def test_refresh_token_guessing_is_throttled(strict: Server) -> None:
     assert r.status == 429
 
 
+@pytest.mark.production_kdf
 async def test_unknown_accounts_run_the_same_kdf_work(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,9 +88,9 @@ async def test_unknown_accounts_run_the_same_kdf_work(
     calls: list[str] = []
     real = verify_secret
 
-    def counting(secret: str, stored: str) -> bool:
+    def counting(secret: str, stored: str, cost: KdfCost = DEFAULT_KDF_COST) -> bool:
         calls.append(stored.split("$", 1)[0] + "$" + stored.split("$")[1])
-        return real(secret, stored)
+        return real(secret, stored, cost)
 
     monkeypatch.setattr(verifier_module, "verify_secret", counting)
     for username in (robot.name, "robot$p+nobody", "nobody-at-all", "robot$nope+x"):
@@ -108,10 +109,10 @@ class GatedKdf:
         self.runs: list[str] = []
         self._gate = threading.Event()
 
-    def __call__(self, secret: str, stored: str) -> bool:
+    def __call__(self, secret: str, stored: str, cost: KdfCost = DEFAULT_KDF_COST) -> bool:
         self.runs.append(stored)
         self._gate.wait(timeout=60)
-        return verify_secret(secret, stored)
+        return verify_secret(secret, stored, cost)
 
     def release(self) -> None:
         self._gate.set()
@@ -155,6 +156,7 @@ async def burst(
     )
 
 
+@pytest.mark.production_kdf
 async def test_attack_unknown_names_share_one_kdf_run(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,7 @@ from tests.http.conftest import AiohttpClient, Server, basic
 from tests.postgres import PostgresServer
 from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL
-from tokenserver.domain.secrets import verify_secret
+from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, verify_secret
 from tokenserver.errors import BadRequest
 from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
@@ -32,8 +32,10 @@ from tokenserver.services.ports import RobotChanges
 TOKEN = "/service/token"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def harbor_key() -> rsa.RSAPrivateKey:
+    # One per module: an RSA key takes a tenth of a second to generate, and every test has a
+    # database of its own.
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
@@ -495,9 +497,9 @@ async def test_a_wrong_password_for_a_legacy_robot_costs_the_kdf_work(
     calls: list[str] = []
     real = verify_secret
 
-    def counting(secret: str, stored: str) -> bool:
+    def counting(secret: str, stored: str, cost: KdfCost = DEFAULT_KDF_COST) -> bool:
         calls.append(stored.split("$", 1)[0])
-        return real(secret, stored)
+        return real(secret, stored, cost)
 
     monkeypatch.setattr(verifier_module, "verify_secret", counting)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tokenserver.config import load_settings, render_config
+from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +130,16 @@ def test_a_bad_database_url_is_refused_without_echoing_it(tmp_path: Path, url: s
     with pytest.raises(ConfigError, match=r"database\.url") as refused:
         load_settings(_write(tmp_path, ""), environ={"TOKENSERVER_DATABASE_URL": url})
     assert "Pa55word" not in str(refused.value)
+
+
+@pytest.mark.parametrize("section", ["security", "kdf", "server"])
+def test_attack_the_kdf_cost_cannot_be_lowered_by_configuration(
+    section: str, tmp_path: Path
+) -> None:
+    """The KDF cost of new hashes is no configuration key: a config file or an environment
+    variable cannot make secrets cheap to guess. Only code (tests) can build other settings."""
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_settings(_write(tmp_path, f"[{section}]\nkdf_cost = 1\n"), environ={})
+    env = {f"TOKENSERVER_{section.upper()}_KDF_COST": "1", "TOKENSERVER_KDF_COST": "1"}
+    settings = load_settings(_write(tmp_path, ""), environ=env)
+    assert settings.kdf_cost == DEFAULT_KDF_COST == KdfCost(log2_n=14, r=8, p=5)

@@ -6,8 +6,53 @@ import threading
 
 import pytest
 
-from tokenserver.domain.secrets import Secret, generate_secret
+from tests.helpers import FAST_KDF_COST
+from tokenserver.domain.secrets import (
+    DEFAULT_KDF_COST,
+    KdfCost,
+    Secret,
+    generate_secret,
+    hash_secret,
+    verify_secret,
+)
 from tokenserver.services.verifier import SecretVerifier
+
+
+async def test_hashes_at_the_production_cost_unless_given_another() -> None:
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    secret = generate_secret()
+    try:
+        stored = await verifier.hash(secret)
+        assert stored.startswith("scrypt$14$8$5$")
+        assert verifier.dummy_hash("nobody").startswith("scrypt$14$8$5$")
+        assert not verifier.needs_rehash(stored)
+        assert not verifier.needs_rehash(verifier.dummy_hash("nobody"))
+    finally:
+        verifier.close()
+
+
+async def test_an_injected_cost_makes_its_hashes_and_dummies_and_decides_rehashing() -> None:
+    """With another cost, what the verifier makes and what it checks unknown accounts against
+    are both at that cost, so an unknown account still costs what a known one does; a hash
+    at any other cost (the production one too) is what it would rehash."""
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, kdf_cost=FAST_KDF_COST)
+    secret = generate_secret()
+    try:
+        stored = await verifier.hash(secret)
+        dummy = verifier.dummy_hash("nobody")
+        assert stored.startswith(FAST_KDF_COST.prefix) and dummy.startswith(FAST_KDF_COST.prefix)
+        assert stored.split("$")[:4] == dummy.split("$")[:4] == ["scrypt", "4", "1", "1"]
+        assert await verifier.verify(secret, stored)
+        assert not await verifier.verify(secret, dummy)
+        assert not verifier.needs_rehash(stored)
+        assert not verifier.needs_rehash(dummy)
+        production = hash_secret(secret, DEFAULT_KDF_COST)
+        assert verifier.needs_rehash(production)
+        # A stored hash is verified at its own cost, whatever the verifier's.
+        assert await verifier.verify(secret, production)
+        assert verify_secret(secret.reveal(), stored)
+    finally:
+        verifier.close()
 
 
 class FakeClock:
@@ -20,7 +65,7 @@ class FakeClock:
 
 async def test_success_is_cached_and_failure_is_not() -> None:
     clock = FakeClock()
-    verifier = SecretVerifier(cache_size=10, cache_ttl=60, clock=clock)
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, clock=clock, kdf_cost=FAST_KDF_COST)
     secret = generate_secret()
     stored = await verifier.hash(secret)
     assert await verifier.verify(secret, stored)
@@ -34,7 +79,7 @@ async def test_success_is_cached_and_failure_is_not() -> None:
 
 
 async def test_a_new_hash_never_hits_the_old_entry() -> None:
-    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, kdf_cost=FAST_KDF_COST)
     secret = generate_secret()
     old = await verifier.hash(secret)
     assert await verifier.verify(secret, old)
@@ -45,7 +90,7 @@ async def test_a_new_hash_never_hits_the_old_entry() -> None:
 
 async def test_entries_expire_after_the_ttl() -> None:
     clock = FakeClock()
-    verifier = SecretVerifier(cache_size=10, cache_ttl=60, clock=clock)
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, clock=clock, kdf_cost=FAST_KDF_COST)
     secret = generate_secret()
     stored = await verifier.hash(secret)
     await verifier.verify(secret, stored)
@@ -56,7 +101,7 @@ async def test_entries_expire_after_the_ttl() -> None:
 
 
 async def test_the_cache_is_bounded() -> None:
-    verifier = SecretVerifier(cache_size=2, cache_ttl=60)
+    verifier = SecretVerifier(cache_size=2, cache_ttl=60, kdf_cost=FAST_KDF_COST)
     secrets = [generate_secret() for _ in range(3)]
     hashes = [await verifier.hash(s) for s in secrets]
     for s, h in zip(secrets, hashes, strict=True):
@@ -69,7 +114,7 @@ async def test_the_cache_is_bounded() -> None:
 
 
 async def test_size_zero_disables_the_cache() -> None:
-    verifier = SecretVerifier(cache_size=0, cache_ttl=60)
+    verifier = SecretVerifier(cache_size=0, cache_ttl=60, kdf_cost=FAST_KDF_COST)
     secret = generate_secret()
     stored = await verifier.hash(secret)
     await verifier.verify(secret, stored)
@@ -88,12 +133,12 @@ async def test_concurrent_checks_of_one_secret_share_one_kdf_run(
 
     runs = []
 
-    def counting(secret: str, stored: str) -> bool:
+    def counting(secret: str, stored: str, cost: KdfCost = DEFAULT_KDF_COST) -> bool:
         runs.append(stored)
-        return real(secret, stored)
+        return real(secret, stored, cost)
 
     monkeypatch.setattr(module, "verify_secret", counting)
-    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, kdf_cost=FAST_KDF_COST)
     secret = generate_secret()
     stored = await verifier.hash(secret)
     results = await asyncio.gather(*(verifier.verify(secret, stored) for _ in range(20)))
@@ -107,7 +152,7 @@ async def test_concurrent_checks_of_one_secret_share_one_kdf_run(
 
 async def test_kdf_threads_run_below_the_event_loop_priority() -> None:
     """A cold-login burst must not starve the event loop: the KDF threads are niced."""
-    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, kdf_cost=FAST_KDF_COST)
     loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     def niceness() -> int:
@@ -127,7 +172,7 @@ async def test_kdf_threads_run_below_the_event_loop_priority() -> None:
 async def test_attack_long_secrets_do_not_grow_the_verification_cache() -> None:
     """Entries are keyed by the stored hash (never by what the caller sent) and hold a
     32-byte MAC: a 4 kB secret costs what a short one does, and failures are not kept."""
-    verifier = SecretVerifier(cache_size=10, cache_ttl=60)
+    verifier = SecretVerifier(cache_size=10, cache_ttl=60, kdf_cost=FAST_KDF_COST)
     long_secret = Secret("Aa1" + "x" * 4000)
     stored = await verifier.hash(long_secret)
     assert await verifier.verify(long_secret, stored)

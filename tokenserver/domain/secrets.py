@@ -4,6 +4,10 @@ KDF choice: scrypt (N=2^14, r=8, p=5; OWASP's equivalent of N=2^17, p=1 at 16 Mi
 verification instead of 128 MiB). The hash string records its parameters, so they can be raised
 later without invalidating stored secrets. These functions are CPU-bound and release the GIL;
 callers on the event loop must run them in a thread.
+
+The cost of new hashes is a `KdfCost`, `DEFAULT_KDF_COST` unless the caller passes another:
+tests that are not about hashing pass a cheap one (the KDF is most of a test run otherwise).
+Verification always reads the cost from the stored hash.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hmac
 import re
 import secrets
 import string
+from dataclasses import dataclass
 
 from tokenserver.errors import BadRequest
 
@@ -26,9 +31,26 @@ MANUAL_SECRET_RULE = "the secret must be 8-128, inclusively, characters long wit
 SCRYPT_LOG2_N = 14
 SCRYPT_R = 8
 SCRYPT_P = 5
-_CURRENT_KDF = f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$"  # how its hashes begin
 _SALT_BYTES = 16
 _KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class KdfCost:
+    """scrypt's cost parameters for new hashes: N = 2^log2_n, block size r, parallelism p."""
+
+    log2_n: int
+    r: int
+    p: int
+
+    @property
+    def prefix(self) -> str:
+        """How the hashes made at this cost begin."""
+        return f"scrypt${self.log2_n}${self.r}${self.p}$"
+
+
+# What every deployment hashes with; not a configuration key.
+DEFAULT_KDF_COST = KdfCost(SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
 
 
 class Secret:
@@ -91,11 +113,11 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
-def hash_secret(secret: Secret) -> str:
+def hash_secret(secret: Secret, cost: KdfCost = DEFAULT_KDF_COST) -> str:
     """A salted scrypt hash: `scrypt$<log2 N>$<r>$<p>$<salt>$<key>` (unpadded base64)."""
     salt = secrets.token_bytes(_SALT_BYTES)
-    key = _scrypt(secret.reveal(), salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
-    return f"{_CURRENT_KDF}{_b64(salt)}${_b64(key)}"
+    key = _scrypt(secret.reveal(), salt, cost.log2_n, cost.r, cost.p)
+    return f"{cost.prefix}{_b64(salt)}${_b64(key)}"
 
 
 HARBOR_SCHEME = "harbor-pbkdf2"
@@ -111,13 +133,15 @@ def harbor_hash(salt: str, hex_key: str) -> str:
     return f"{HARBOR_SCHEME}${salt}${hex_key}"
 
 
-def needs_rehash(stored: str) -> bool:
-    """True for a hash not made with the current KDF and parameters (imported from Harbor)."""
-    return not stored.startswith(_CURRENT_KDF)
+def needs_rehash(stored: str, cost: KdfCost = DEFAULT_KDF_COST) -> bool:
+    """True for a hash not made with our KDF at `cost` (imported from Harbor)."""
+    return not stored.startswith(cost.prefix)
 
 
-def verify_secret(secret: str, stored: str) -> bool:
-    """True if `secret` matches `stored`; False for a mismatch or an unreadable hash."""
+def verify_secret(secret: str, stored: str, cost: KdfCost = DEFAULT_KDF_COST) -> bool:
+    """True if `secret` matches `stored`; False for a mismatch or an unreadable hash. A scrypt
+    hash is checked at the cost it records; a Harbor hash costs a run of our KDF at `cost`
+    besides, as a hash of our own made at that cost would."""
     try:
         scheme, *parts = stored.split("$")
         if scheme == "scrypt":
@@ -131,7 +155,7 @@ def verify_secret(secret: str, stored: str) -> bool:
             # NOTE: Harbor's PBKDF2 costs a few hundredths of our KDF: without this, a wrong
             # password answered faster would tell an imported robot (not yet logged in since
             # the import) from the rest. Run our KDF too, and discard it.
-            _scrypt(secret, salt.encode(), SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
+            _scrypt(secret, salt.encode(), cost.log2_n, cost.r, cost.p)
         else:
             return False
     except ValueError:
@@ -142,15 +166,16 @@ def verify_secret(secret: str, stored: str) -> bool:
 # A well-formed hash that no secret matches (random salt and key): unknown accounts are checked
 # against it so that they cost the same KDF work as known ones.
 DUMMY_HASH = (
-    f"scrypt${SCRYPT_LOG2_N}${SCRYPT_R}${SCRYPT_P}$"
+    f"{DEFAULT_KDF_COST.prefix}"
     f"{_b64(secrets.token_bytes(_SALT_BYTES))}${_b64(secrets.token_bytes(_KEY_BYTES))}"
 )
 _DUMMY_SALT_KEY = secrets.token_bytes(32)
 
 
-def dummy_hash(account: str) -> str:
-    """DUMMY_HASH with a salt of its own for `account` (stable within this process): what an
-    unknown account is checked against.
+def dummy_hash(account: str, cost: KdfCost = DEFAULT_KDF_COST) -> str:
+    """DUMMY_HASH at `cost` (that of new hashes, so of known accounts' hashes) with a salt of
+    its own for `account` (stable within this process): what an unknown account is checked
+    against.
 
     NOTE: one shared dummy hash made distinct unknown names indistinguishable to anything keyed
     by the stored hash (the verifier shares one KDF run among concurrent checks of one secret
@@ -158,7 +183,7 @@ def dummy_hash(account: str) -> str:
     cost one each. With a hash per name, an unknown name costs exactly what a known one does.
     """
     salt = hashlib.blake2b(account.encode(), key=_DUMMY_SALT_KEY, digest_size=_SALT_BYTES)
-    return f"{_CURRENT_KDF}{_b64(salt.digest())}{DUMMY_HASH[DUMMY_HASH.rindex('$') :]}"
+    return f"{cost.prefix}{_b64(salt.digest())}{DUMMY_HASH[DUMMY_HASH.rindex('$') :]}"
 
 
 def token_digest(token: str) -> str:

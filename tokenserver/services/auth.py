@@ -8,7 +8,6 @@ from collections.abc import Callable
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
-from tokenserver.domain.secrets import dummy_hash, needs_rehash
 from tokenserver.errors import Unauthorized
 from tokenserver.services.legacy import LegacyAuthenticator
 from tokenserver.services.ports import RobotChanges, Store
@@ -79,7 +78,7 @@ class Authenticator:
             if robot
             else user.password_hash
             if user
-            else dummy_hash(credentials.username)
+            else self._verifier.dummy_hash(credentials.username)
         )
         if not await self._verifier.verify(credentials.password, stored, admit):
             raise Unauthorized(INVALID_CREDENTIALS)
@@ -88,7 +87,7 @@ class Authenticator:
                 raise Unauthorized("robot account is disabled")
             if robot.is_expired(self._clock()):
                 raise Unauthorized("robot account has expired")
-            if needs_rehash(robot.secret_hash):
+            if self._verifier.needs_rehash(robot.secret_hash):
                 # Imported from Harbor: replace its PBKDF2 with our KDF now that we know the
                 # secret. Not a new secret, so refresh tokens stay valid.
                 await self._store.update_robot(

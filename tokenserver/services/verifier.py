@@ -14,7 +14,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from tokenserver.domain.secrets import Secret, hash_secret, verify_secret
+from tokenserver.domain.secrets import (
+    DEFAULT_KDF_COST,
+    KdfCost,
+    Secret,
+    dummy_hash,
+    hash_secret,
+    needs_rehash,
+    verify_secret,
+)
 
 KDF_NICENESS = 5
 
@@ -36,6 +44,9 @@ class SecretVerifier:
     refreshed secret can never hit an old entry. It holds an HMAC of the secret under a key that
     lives only in this process, never the secret. Callers load the robot from storage on every
     request, so disabling, deleting or expiry need no invalidation here.
+
+    `kdf_cost` is the cost of the hashes it makes, and so of what unknown accounts are
+    checked against and of what needs rehashing; verification reads the stored hash's own.
     """
 
     def __init__(
@@ -45,7 +56,9 @@ class SecretVerifier:
         cache_ttl: float,
         clock: Callable[[], float] = time.monotonic,
         workers: int | None = None,
+        kdf_cost: KdfCost = DEFAULT_KDF_COST,
     ) -> None:
+        self.kdf_cost = kdf_cost
         self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_ttl = cache_ttl
@@ -67,7 +80,16 @@ class SecretVerifier:
 
     async def hash(self, secret: Secret) -> str:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, hash_secret, secret)
+        return await loop.run_in_executor(self._executor, hash_secret, secret, self.kdf_cost)
+
+    def dummy_hash(self, account: str) -> str:
+        """The stand-in hash an unknown `account` is checked against: it costs what checking a
+        hash made by `hash` costs."""
+        return dummy_hash(account, self.kdf_cost)
+
+    def needs_rehash(self, stored: str) -> bool:
+        """True for a stored hash that `hash` would not have made (imported from Harbor)."""
+        return needs_rehash(stored, self.kdf_cost)
 
     async def verify(
         self, secret: Secret, stored: str, on_miss: Callable[[], None] | None = None
@@ -91,7 +113,9 @@ class SecretVerifier:
         if pending is None:
             loop = asyncio.get_running_loop()
             pending = asyncio.ensure_future(
-                loop.run_in_executor(self._executor, verify_secret, secret.reveal(), stored)
+                loop.run_in_executor(
+                    self._executor, verify_secret, secret.reveal(), stored, self.kdf_cost
+                )
             )
             self._in_flight[key] = pending
             pending.add_done_callback(lambda _: self._in_flight.pop(key, None))
