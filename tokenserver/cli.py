@@ -26,7 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from tokenserver.config import Settings, load_settings, render_config
-from tokenserver.domain.harbor import (
+from tokenserver.domain.harbor_import import plan_import
+from tokenserver.domain.harbor_json import (
     audit_json,
     iso_time,
     project_json,
@@ -34,7 +35,6 @@ from tokenserver.domain.harbor import (
     robot_export_json,
     robot_json,
 )
-from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
 from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost

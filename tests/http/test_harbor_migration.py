@@ -24,8 +24,8 @@ from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, verify_secret
 from tokenserver.errors import BadRequest
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.services import verifier as verifier_module
 from tokenserver.services.ports import RobotChanges
 
