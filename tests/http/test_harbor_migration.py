@@ -126,11 +126,11 @@ async def test_imported_robots_keep_their_secrets_and_permissions(migrated: Serv
 
 
 async def test_harbor_pbkdf2_is_replaced_on_first_login(migrated: Server) -> None:
-    before = await migrated.runtime.robots.find("lib+ci")
+    before = await migrated.runtime.robots.resolve("lib+ci")
     assert before.secret_hash.startswith("harbor-pbkdf2$")
     ci = basic("robot$lib+ci", HARBOR_SECRET)
     assert await status(await migrated.client.get(TOKEN, headers=ci)) == 200
-    after = await migrated.runtime.robots.find("lib+ci")
+    after = await migrated.runtime.robots.resolve("lib+ci")
     assert after.secret_hash.startswith("scrypt$")
     assert HARBOR_SECRET not in after.secret_hash
     migrated.runtime.verifier._cache.clear()  # prove the new hash verifies on its own

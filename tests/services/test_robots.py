@@ -198,7 +198,7 @@ async def test_attack_project_deletion_overwrites_a_concurrent_permission_change
 
     monkeypatch.setattr(rt.store, "list_robots", list_then_change)
     await rt.projects.delete(LOCAL, "gone")
-    after = await rt.robots.find(str(robot.id))
+    after = await rt.robots.resolve(str(robot.id))
     assert [(p.namespace, p.access) for p in after.permissions] == [
         (p.namespace, p.access) for p in changed
     ]
@@ -225,7 +225,7 @@ async def test_attack_robot_written_after_its_project_was_deleted_shows_an_unenf
             Permission("racq", (PULL, Access("repository", "delete", Effect.DENY)), "project"),
         ),
     )
-    shown = await rt.robots.find(str(robot.id))
+    shown = await rt.robots.resolve(str(robot.id))
     assert [(p.namespace, p.access) for p in shown.permissions] == [
         ("racq", (Access("repository", "delete", Effect.DENY),))
     ]

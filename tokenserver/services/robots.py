@@ -235,7 +235,7 @@ class RobotService:
             await self._settle_pins(robot)
             return robot, secret
 
-    async def find(self, ref: str) -> Robot:
+    async def resolve(self, ref: str) -> Robot:
         """A robot by id, full name, `<project>+<name>` or system robot name, without
         authorization (the CLI's operator holds the database). Raises RobotNotFound."""
         robot: Robot | None = None
@@ -250,7 +250,7 @@ class RobotService:
         return self._usage.merged(robot)
 
     async def get(self, actor: Principal, ref: str) -> Robot:
-        robot = await self.find(ref)
+        robot = await self.resolve(ref)
         await self._require(actor, robot.project_id, "read", ref)
         return robot
 
@@ -271,14 +271,14 @@ class RobotService:
         """Harbor's PUT: replace description, duration (expiry recomputed from creation),
         disable and permissions. Name and level cannot change."""
         async with self._audit.operation(actor, "update", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "update", self._held(robot))
             if robot.legacy:
                 # Harbor's page disables and enables a legacy robot with a PUT of the robot
                 # as it is but for `disable`: allow exactly that.
                 await self._legacy_put(robot, spec)
-                return await self.find(str(robot.id))
+                return await self.resolve(str(robot.id))
             if spec.name not in (robot.name, robot.full_name(self.prefix)):
                 raise BadRequest("the name of a robot cannot be changed")
             if spec.level is not robot.level:
@@ -303,27 +303,27 @@ class RobotService:
                 ),
             )
             await self._settle_pins(robot)
-            return await self.find(str(robot.id))
+            return await self.resolve(str(robot.id))
 
     async def set_disabled(self, actor: Principal, ref: str, disabled: bool) -> Robot:
         async with self._audit.operation(actor, "disable" if disabled else "enable", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "disable or enable", self._held(robot))
             await self._change(robot, RobotChanges(disabled=disabled))
-            return await self.find(str(robot.id))
+            return await self.resolve(str(robot.id))
 
     async def revocable(self, actor: Principal, ref: str) -> Robot:
         """The robot, if `actor` may revoke its refresh tokens (robot update)."""
         async with self._audit.operation(actor, "revoke-refresh-tokens", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "revoke refresh tokens of", self._held(robot))
             return robot
 
     async def delete(self, actor: Principal, ref: str) -> Robot:
         async with self._audit.operation(actor, "delete", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "delete", ref)
             self._require_within(actor, "delete", self._held(robot))
             if not await self._store.delete_robot(robot.id):
@@ -342,7 +342,7 @@ class RobotService:
         otherwise generate one and return it. The old secret stops working on the next
         request. `restart_expiry` also restarts the expiry period from now."""
         async with self._audit.operation(actor, "refresh", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._refuse_legacy(robot)
             secret = generate_secret() if manual is None else check_manual_secret(manual)
