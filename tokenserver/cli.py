@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from tokenserver.config import Settings, load_settings, render_config
-from tokenserver.domain.harbor_import import plan_import
+from tokenserver.domain.harbor_export import plan_import
 from tokenserver.domain.harbor_json import (
     audit_json,
     iso_time,
@@ -477,7 +477,7 @@ def cmd_import_harbor(args: argparse.Namespace) -> int:
     plan = plan_import(data)
 
     async def action(rt: Runtime) -> int:
-        report = await rt.migration.run(LOCAL, plan, rt.projects.now())
+        report = await rt.harbor_import.run(LOCAL, plan, rt.projects.now())
         _out(dataclasses.asdict(report))
         _say(
             f"imported {report.projects_created} projects and {report.robots_created} robots "

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tokenserver.domain.harbor_import import LEGACY_ACCESS
+from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.models import LEGACY_PREFIX, Principal, PrincipalKind, Robot
 from tokenserver.domain.permissions import Access, Permission
 from tokenserver.domain.secrets import Secret

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokenserver.domain.delegation import excess
-from tokenserver.domain.harbor_import import LEGACY_ACCESS
+from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.models import (
     NEVER,
     SECONDS_PER_DAY,

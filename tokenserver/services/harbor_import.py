@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tokenserver.domain.harbor_import import ImportPlan, PlannedEntry
+from tokenserver.domain.harbor_export import ImportPlan, PlannedEntry
 from tokenserver.domain.models import Principal, Project
 from tokenserver.domain.permissions import ALL_PROJECTS, SYSTEM_NAMESPACE, Permission
 from tokenserver.services.access import AccessService
@@ -20,7 +20,7 @@ class ImportReport:
     robots_existing: int
 
 
-class ImportService:
+class HarborImportService:
     def __init__(self, store: Store, access: AccessService, audit: AuditService) -> None:
         self._store = store
         self._access = access
