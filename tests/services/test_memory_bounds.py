@@ -21,7 +21,7 @@ from tokenserver.domain.secrets import Secret
 from tokenserver.errors import Unauthorized
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.ports import RobotChanges
-from tokenserver.services.tokens import TokenRequest, TokenService
+from tokenserver.services.tokens import Grant, TokenRequest, TokenService
 from tokenserver.storage.sqlite import SqliteStore
 
 
@@ -56,7 +56,7 @@ def medium(i: int) -> list[str]:
 async def ask(setup: Setup, values: list[str], *, robot: bool) -> None:
     await setup.tokens.request(
         TokenRequest(
-            grant="basic" if robot else "anonymous",
+            grant=Grant.BASIC if robot else Grant.ANONYMOUS,
             scopes=values,
             service="registry",
             address="127.0.0.1",

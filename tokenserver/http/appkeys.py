@@ -30,5 +30,5 @@ CLIENT = web.RequestKey("client", str)
 # A trusted proxy says the client came over HTTPS (set only behind trusted proxies).
 FORWARDED_HTTPS = web.RequestKey("forwarded_https", bool)
 REQUEST_ID = web.RequestKey("request_id", str)
-# The token request's grant type, a label of the token metrics.
+# The token request's grant type (a `Grant`, or "unknown"), a label of the token metrics.
 GRANT = web.RequestKey("grant", str)

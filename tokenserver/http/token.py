@@ -11,7 +11,9 @@ from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
 from tokenserver.http.appkeys import CLIENT, GRANT, TOKENS
 from tokenserver.http.input import form_fields
-from tokenserver.services.tokens import IssuedToken, TokenRequest
+from tokenserver.services.tokens import Grant, IssuedToken, TokenRequest
+
+_OAUTH_GRANTS = {grant.value: grant for grant in (Grant.PASSWORD, Grant.REFRESH_TOKEN)}
 
 
 def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
@@ -40,11 +42,12 @@ def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
 async def token(request: web.Request) -> web.Response:
     """GET /service/token (REFERENCE.md §1)."""
     query = request.query
-    request[GRANT] = "basic" if "Authorization" in request.headers else "anonymous"
+    grant = Grant.BASIC if "Authorization" in request.headers else Grant.ANONYMOUS
+    request[GRANT] = grant
     credentials = parse_basic(request.headers.get("Authorization"))
     issued = await request.app[TOKENS].request(
         TokenRequest(
-            grant=request[GRANT],
+            grant=grant,
             credentials=credentials,
             scopes=query.getall("scope", []),
             service=query.get("service"),
@@ -65,16 +68,16 @@ async def oauth_token(request: web.Request) -> web.Response:
     def field(name: str) -> str | None:
         return form.get(name)
 
-    grant = field("grant_type")
-    request[GRANT] = grant if grant in ("password", "refresh_token") else "unknown"
+    grant = _OAUTH_GRANTS.get(field("grant_type") or "")
+    request[GRANT] = grant if grant is not None else "unknown"
     credentials = None
     refresh = None
-    if grant == "password":
+    if grant is Grant.PASSWORD:
         username, password = field("username"), field("password")
         if not username or not password:
             raise Unauthorized("the password grant needs username and password")
         credentials = Credentials(username, Secret(password))
-    elif grant == "refresh_token":
+    elif grant is Grant.REFRESH_TOKEN:
         token = field("refresh_token")
         if not token:
             raise Unauthorized("the refresh_token grant needs refresh_token")
