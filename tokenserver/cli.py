@@ -36,7 +36,12 @@ from tokenserver.domain.harbor_json import (
     robot_json,
 )
 from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
-from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
+from tokenserver.domain.permissions import (
+    PROJECT_ROBOT_ACCESS,
+    Access,
+    RequestedPermission,
+    parse_access,
+)
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import ConfigError, StorageError, TokenServerError
@@ -329,7 +334,7 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
     spec = RobotSpec(
         name=args.name,
         level=Level.PROJECT,
-        permissions=(Permission(args.project, tuple(_permissions(args.permission))),),
+        permissions=(RequestedPermission(args.project, tuple(_permissions(args.permission))),),
         duration=args.duration,
         description=args.description,
     )

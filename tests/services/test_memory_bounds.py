@@ -15,7 +15,7 @@ from tokenserver.config import Settings
 from tokenserver.domain import names, scopes
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import LOCAL, AuditEntry, Robot
-from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.permissions import Access, Effect, Permission, PermissionKind
 from tokenserver.domain.scopes import Scope
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import Unauthorized
@@ -160,7 +160,7 @@ async def test_attack_writes_leave_copies_of_a_large_robot_in_the_grant_memo(
     a quarter of a megabyte). Only the current copy may stay alive."""
     runtime = setup.runtime
     entries = tuple(
-        Permission(f"z{i}", (Access("repository", "pull", Effect.DENY),), "project")
+        Permission(f"z{i}", (Access("repository", "pull", Effect.DENY),), PermissionKind.PROJECT)
         for i in range(600)
     )
     robot = await runtime.store.find_robot("p", "ci")

@@ -26,7 +26,7 @@ from tokenserver.domain.permissions import (
     SYSTEM_PERMISSIONS,
     Access,
     Effect,
-    Permission,
+    RequestedPermission,
 )
 from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest, PreconditionFailed
@@ -298,7 +298,7 @@ async def change_password(request: web.Request) -> web.Response:
 # ---- robots --------------------------------------------------------------------------------
 
 
-def _permissions(value: Any) -> tuple[Permission, ...]:
+def _permissions(value: Any) -> tuple[RequestedPermission, ...]:
     if not isinstance(value, list):
         raise BadRequest("robot: 'permissions' must be an array")
     result = []
@@ -325,7 +325,7 @@ def _permissions(value: Any) -> tuple[Permission, ...]:
             if effect not in ("allow", "deny"):
                 raise BadRequest('access: \'effect\' must be "allow" or "deny"')
             access.append(Access(a["resource"], a["action"], Effect(effect)))
-        result.append(Permission(entry["namespace"], tuple(access), entry["kind"]))
+        result.append(RequestedPermission(entry["namespace"], tuple(access), entry["kind"]))
     return tuple(result)
 
 

@@ -24,6 +24,8 @@ from tokenserver.domain.permissions import (
     Access,
     Effect,
     Permission,
+    PermissionKind,
+    RequestedPermission,
     check_access,
 )
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
@@ -51,7 +53,7 @@ class RobotSpec:
 
     name: str
     level: Level
-    permissions: tuple[Permission, ...]
+    permissions: tuple[RequestedPermission, ...]
     duration: int
     description: str = ""
     disable: bool = False
@@ -80,14 +82,14 @@ class RobotService:
     # ---- validation and authorization ------------------------------------------------------
 
     async def _resolve(
-        self, level: Level, permissions: Sequence[Permission]
+        self, level: Level, permissions: Sequence[RequestedPermission]
     ) -> tuple[tuple[Permission, ...], Project | None]:
         """Validate the permissions for `level`, pin project namespaces to project ids, and
         return them with the robot's project (None for a system robot)."""
         if level is Level.PROJECT:
             if (
                 len(permissions) != 1
-                or permissions[0].kind != "project"
+                or permissions[0].kind != PermissionKind.PROJECT
                 or permissions[0].namespace == ALL_PROJECTS
             ):
                 raise BadRequest(
@@ -96,20 +98,24 @@ class RobotService:
                 )
             entry = permissions[0]
             project = await self._projects.resolve(entry.namespace, is_name=True)
-            access = check_access("project", entry.access)
-            return (Permission(project.name, access, "project", project.id),), project
+            access = check_access(PermissionKind.PROJECT, entry.access)
+            return (Permission(project.name, access, PermissionKind.PROJECT, project.id),), project
         resolved: list[Permission] = []
         for entry in permissions:
-            if entry.kind == "system":
+            if entry.kind == PermissionKind.SYSTEM:
                 if entry.namespace != SYSTEM_NAMESPACE:
                     raise BadRequest("bad request permission: system entries use namespace '/'")
                 resolved.append(
-                    Permission(SYSTEM_NAMESPACE, check_access("system", entry.access), "system")
+                    Permission(
+                        SYSTEM_NAMESPACE,
+                        check_access(PermissionKind.SYSTEM, entry.access),
+                        PermissionKind.SYSTEM,
+                    )
                 )
-            elif entry.kind == "project":
-                access = check_access("project", entry.access)
+            elif entry.kind == PermissionKind.PROJECT:
+                access = check_access(PermissionKind.PROJECT, entry.access)
                 if entry.namespace == ALL_PROJECTS:
-                    resolved.append(Permission(ALL_PROJECTS, access, "project"))
+                    resolved.append(Permission(ALL_PROJECTS, access, PermissionKind.PROJECT))
                     continue
                 try:
                     project = await self._projects.resolve(entry.namespace, is_name=True)
@@ -119,12 +125,14 @@ class RobotService:
                         # GET shows after a project is deleted) applies to any project of
                         # that name created later.
                         check_name("project", entry.namespace)
-                        resolved.append(Permission(entry.namespace, access, "project"))
+                        resolved.append(Permission(entry.namespace, access, PermissionKind.PROJECT))
                         continue
                     raise BadRequest(
                         f"bad request permission: project {entry.namespace!r} not found"
                     ) from None
-                resolved.append(Permission(project.name, access, "project", project.id))
+                resolved.append(
+                    Permission(project.name, access, PermissionKind.PROJECT, project.id)
+                )
             else:
                 raise BadRequest(f"bad request permission: unknown kind {entry.kind!r}")
         if not resolved:
@@ -151,7 +159,9 @@ class RobotService:
         if not robot.legacy:
             return robot.permissions
         access = tuple(Access(r, a) for r, a in sorted(LEGACY_ACCESS))
-        return (Permission(robot.project_name or "", access, "project", robot.project_id),)
+        return (
+            Permission(robot.project_name or "", access, PermissionKind.PROJECT, robot.project_id),
+        )
 
     @staticmethod
     def _require_within(
