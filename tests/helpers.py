@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tokenserver.domain.models import LOCAL, Level, Robot
-from tokenserver.domain.permissions import Permission, parse_access
+from tokenserver.domain.permissions import RequestedPermission, parse_access
 from tokenserver.domain.secrets import KdfCost, Secret
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
@@ -110,7 +110,7 @@ async def make_robot(
     spec = RobotSpec(
         name=name,
         level=Level.PROJECT,
-        permissions=(Permission(project, tuple(parse_access(p) for p in permissions)),),
+        permissions=(RequestedPermission(project, tuple(parse_access(p) for p in permissions)),),
         duration=duration,
         description=description,
     )

@@ -26,7 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from tokenserver.config import Settings, load_settings, render_config
-from tokenserver.domain.harbor import (
+from tokenserver.domain.harbor_export import plan_import
+from tokenserver.domain.harbor_json import (
     audit_json,
     iso_time,
     project_json,
@@ -34,9 +35,13 @@ from tokenserver.domain.harbor import (
     robot_export_json,
     robot_json,
 )
-from tokenserver.domain.harbor_import import plan_import
 from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
-from tokenserver.domain.permissions import PROJECT_ROBOT_ACCESS, Access, Permission, parse_access
+from tokenserver.domain.permissions import (
+    PROJECT_ROBOT_ACCESS,
+    Access,
+    RequestedPermission,
+    parse_access,
+)
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import ConfigError, StorageError, TokenServerError
@@ -329,7 +334,7 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
     spec = RobotSpec(
         name=args.name,
         level=Level.PROJECT,
-        permissions=(Permission(args.project, tuple(_permissions(args.permission))),),
+        permissions=(RequestedPermission(args.project, tuple(_permissions(args.permission))),),
         duration=args.duration,
         description=args.description,
     )
@@ -477,7 +482,7 @@ def cmd_import_harbor(args: argparse.Namespace) -> int:
     plan = plan_import(data)
 
     async def action(rt: Runtime) -> int:
-        report = await rt.migration.run(LOCAL, plan, rt.projects.now())
+        report = await rt.harbor_import.run(LOCAL, plan, rt.projects.now())
         _out(dataclasses.asdict(report))
         _say(
             f"imported {report.projects_created} projects and {report.robots_created} robots "

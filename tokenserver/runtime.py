@@ -13,9 +13,9 @@ from tokenserver.keys import load_signing_key
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
+from tokenserver.services.harbor_import import HarborImportService
 from tokenserver.services.keyring import KeyringService
 from tokenserver.services.legacy import LegacyAuthenticator, load_legacy_key
-from tokenserver.services.migration import ImportService
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.robots import RobotService
@@ -42,7 +42,7 @@ class Runtime:
     projects: ProjectService
     robots: RobotService
     refresh: RefreshTokenService
-    migration: ImportService
+    harbor_import: HarborImportService
     users: UserService
     members: MemberService
     sessions: SessionService
@@ -168,7 +168,7 @@ async def open_runtime(
             projects=projects,
             robots=robots,
             refresh=refresh,
-            migration=ImportService(store, access, audit),
+            harbor_import=HarborImportService(store, access, audit),
             users=users,
             members=MemberService(store, access, audit, projects),
             sessions=SessionService(

@@ -456,7 +456,7 @@ def test_refresh_tokens_are_listed_and_revoked_from_the_cli(config: Path) -> Non
 
     async def issue(client_id: str) -> str:
         async with open_runtime(settings, sign=False) as rt:
-            robot = await rt.robots.find("p+ci")
+            robot = await rt.robots.resolve("p+ci")
             principal = Principal(PrincipalKind.ROBOT, "robot$p+ci", robot=robot)
             return (await rt.refresh.issue(principal, client_id)).reveal()
 

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from tests.helpers import make_robot
 from tokenserver.config import Settings
 from tokenserver.domain.models import LOCAL
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.runtime import Runtime
 
 

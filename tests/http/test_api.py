@@ -14,10 +14,10 @@ from aiohttp import ClientResponse
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
 from tests.http.openapi_check import check_response
-from tokenserver.domain.harbor import iso_time
+from tokenserver.domain.harbor_json import iso_time
 from tokenserver.domain.models import LOCAL
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 
 API = "/api/v2.0"
 ADMIN_PASSWORD = "Adm1nPassword"

@@ -17,8 +17,8 @@ from tests.http.conftest import AiohttpClient, Server, basic
 from tests.http.test_observability import metric
 from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, verify_secret
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.services import verifier as verifier_module
 
 TOKEN = "/service/token"

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, basic
 from tests.postgres import PostgresServer
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 
 API = "/api/v2.0"
 TOKEN = "/service/token"

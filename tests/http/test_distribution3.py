@@ -21,8 +21,8 @@ from cryptography import x509
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server
 from tokenserver.domain.models import LOCAL
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.keys import jwk_thumbprint
 
 

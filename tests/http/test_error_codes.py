@@ -24,9 +24,9 @@ from tokenserver.errors import (
     TooManyRequests,
     declare,
 )
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
-from tokenserver.http.errors import REALM, error_middleware
+from tokenserver.http.appkeys import REALM, RUNTIME
+from tokenserver.http.errors import error_middleware
 
 API = "/api/v2.0"
 ADMIN_PASSWORD = "Adm1nPassword"

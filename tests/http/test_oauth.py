@@ -14,8 +14,8 @@ from tests.helpers import FakeClock
 from tests.http.conftest import AiohttpClient, RobotCredentials, Server, basic
 from tests.http.openapi_check import check_response
 from tokenserver.domain.models import LOCAL
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 
 TOKEN = "/service/token"
 API = "/api/v2.0"

@@ -17,8 +17,8 @@ from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
 from tokenserver.config import load_settings
 from tokenserver.errors import ConfigError
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.http.observability import AccessLogger
 from tokenserver.http.proxies import FORWARDED, X_FORWARDED_FOR, parse_node, resolve
 

@@ -17,8 +17,8 @@ from tests.http.conftest import AiohttpClient, basic
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
 from tokenserver.domain.models import LOCAL
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.runtime import Runtime
 from tokenserver.services.keyring import KEY_POLL_SECONDS
 

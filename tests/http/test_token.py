@@ -15,8 +15,8 @@ from cryptography import x509
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, Server, basic
 from tokenserver.domain.models import LOCAL
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.keys import libtrust_kid
 from tokenserver.runtime import open_runtime
 

@@ -15,13 +15,13 @@ from tokenserver.config import Settings
 from tokenserver.domain import names, scopes
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import LOCAL, AuditEntry, Robot
-from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.permissions import Access, Effect, Permission, PermissionKind
 from tokenserver.domain.scopes import Scope
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import Unauthorized
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.ports import RobotChanges
-from tokenserver.services.tokens import TokenRequest, TokenService
+from tokenserver.services.tokens import Grant, TokenRequest, TokenService
 from tokenserver.storage.sqlite import SqliteStore
 
 
@@ -56,7 +56,7 @@ def medium(i: int) -> list[str]:
 async def ask(setup: Setup, values: list[str], *, robot: bool) -> None:
     await setup.tokens.request(
         TokenRequest(
-            grant="basic" if robot else "anonymous",
+            grant=Grant.BASIC if robot else Grant.ANONYMOUS,
             scopes=values,
             service="registry",
             address="127.0.0.1",
@@ -160,7 +160,7 @@ async def test_attack_writes_leave_copies_of_a_large_robot_in_the_grant_memo(
     a quarter of a megabyte). Only the current copy may stay alive."""
     runtime = setup.runtime
     entries = tuple(
-        Permission(f"z{i}", (Access("repository", "pull", Effect.DENY),), "project")
+        Permission(f"z{i}", (Access("repository", "pull", Effect.DENY),), PermissionKind.PROJECT)
         for i in range(600)
     )
     robot = await runtime.store.find_robot("p", "ci")

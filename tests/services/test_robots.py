@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import make_robot
 from tokenserver.config import Settings
 from tokenserver.domain.models import LOCAL, Level, Robot
-from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.permissions import Access, Effect, RequestedPermission
 from tokenserver.errors import BadRequest, Conflict, ProjectNotFound, RobotNotFound
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.ports import NewRobot
@@ -168,7 +168,7 @@ async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
 PULL = Access("repository", "pull")
 
 
-def _system_robot(name: str, *entries: Permission) -> RobotSpec:
+def _system_robot(name: str, *entries: RequestedPermission) -> RobotSpec:
     return RobotSpec(name=name, level=Level.SYSTEM, permissions=entries, duration=-1)
 
 
@@ -182,12 +182,14 @@ async def test_attack_project_deletion_overwrites_a_concurrent_permission_change
     robot, _ = await rt.robots.create(
         LOCAL,
         _system_robot(
-            "r", Permission("gone", (PULL,), "project"), Permission("*", (PULL,), "project")
+            "r",
+            RequestedPermission("gone", (PULL,), "project"),
+            RequestedPermission("*", (PULL,), "project"),
         ),
     )
     changed = (
-        Permission("*", (PULL,), "project"),
-        Permission("p1", (Access("repository", "pull", Effect.DENY),), "project"),
+        RequestedPermission("*", (PULL,), "project"),
+        RequestedPermission("p1", (Access("repository", "pull", Effect.DENY),), "project"),
     )
     listed = rt.store.list_robots
 
@@ -198,7 +200,7 @@ async def test_attack_project_deletion_overwrites_a_concurrent_permission_change
 
     monkeypatch.setattr(rt.store, "list_robots", list_then_change)
     await rt.projects.delete(LOCAL, "gone")
-    after = await rt.robots.find(str(robot.id))
+    after = await rt.robots.resolve(str(robot.id))
     assert [(p.namespace, p.access) for p in after.permissions] == [
         (p.namespace, p.access) for p in changed
     ]
@@ -222,10 +224,12 @@ async def test_attack_robot_written_after_its_project_was_deleted_shows_an_unenf
         LOCAL,
         _system_robot(
             "ghost",
-            Permission("racq", (PULL, Access("repository", "delete", Effect.DENY)), "project"),
+            RequestedPermission(
+                "racq", (PULL, Access("repository", "delete", Effect.DENY)), "project"
+            ),
         ),
     )
-    shown = await rt.robots.find(str(robot.id))
+    shown = await rt.robots.resolve(str(robot.id))
     assert [(p.namespace, p.access) for p in shown.permissions] == [
         ("racq", (Access("repository", "delete", Effect.DENY),))
     ]

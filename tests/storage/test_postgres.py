@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, basic
 from tests.postgres import PostgresServer
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.storage.postgres import SCHEMA_VERSION, PostgresStore, safe_url
 from tokenserver.storage.sql import StorageError
 

@@ -12,6 +12,7 @@ from tokenserver.domain.permissions import (
     Access,
     Effect,
     Permission,
+    PermissionKind,
     after_project_deleted,
 )
 
@@ -27,15 +28,15 @@ def every(*access: Access) -> Permission:
 
 
 def pinned(name: str, project_id: int, *access: Access) -> Permission:
-    return Permission(name, access, "project", project_id)
+    return Permission(name, access, PermissionKind.PROJECT, project_id)
 
 
 def named(name: str, *access: Access) -> Permission:
-    return Permission(name, access, "project")
+    return Permission(name, access, PermissionKind.PROJECT)
 
 
 def in_system(*access: Access) -> Permission:
-    return Permission("/", access, "system")
+    return Permission("/", access, PermissionKind.SYSTEM)
 
 
 # (entry, project id, project name) -> the access that applies there

@@ -6,6 +6,7 @@ from tokenserver.domain.permissions import (
     PROJECT_ROBOT_ACCESS,
     Access,
     Effect,
+    PermissionKind,
     check_access,
     grant_actions,
     parse_access,
@@ -67,25 +68,29 @@ def test_grant_is_requested_intersect_permitted(
 
 def test_check_access_needs_one_and_drops_repeats() -> None:
     with pytest.raises(BadRequest, match="at least one"):
-        check_access("project", [])
+        check_access(PermissionKind.PROJECT, [])
     pull = Access("repository", "pull")
-    assert check_access("project", [pull, pull]) == (pull,)
+    assert check_access(PermissionKind.PROJECT, [pull, pull]) == (pull,)
 
 
 @pytest.mark.parametrize(
     ("kind", "access"),
     [
-        ("project", Access("catalog", "read")),
-        ("project", Access("repository", "admin")),
-        ("system", Access("repository", "pull")),
-        ("system", Access("nonsense", "read")),
+        (PermissionKind.PROJECT, Access("catalog", "read")),
+        (PermissionKind.PROJECT, Access("repository", "admin")),
+        (PermissionKind.SYSTEM, Access("repository", "pull")),
+        (PermissionKind.SYSTEM, Access("nonsense", "read")),
     ],
 )
-def test_check_access_refuses_what_the_kind_cannot_hold(kind: str, access: Access) -> None:
+def test_check_access_refuses_what_the_kind_cannot_hold(
+    kind: PermissionKind, access: Access
+) -> None:
     with pytest.raises(BadRequest, match="bad request permission"):
         check_access(kind, [access])
 
 
 def test_check_access_accepts_harbor_pairs() -> None:
-    assert check_access("system", [Access("catalog", "read")])
-    assert check_access("project", [Access("robot", "create"), Access("tag", "delete")])
+    assert check_access(PermissionKind.SYSTEM, [Access("catalog", "read")])
+    assert check_access(
+        PermissionKind.PROJECT, [Access("robot", "create"), Access("tag", "delete")]
+    )

@@ -15,7 +15,7 @@ from tokenserver.domain.models import (
     Robot,
     User,
 )
-from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.permissions import Access, Effect, Permission, PermissionKind
 from tokenserver.domain.policy import NOTHING, project_grants, system_grants, token_actions
 from tokenserver.domain.roles import Role
 from tokenserver.domain.scopes import Scope
@@ -39,15 +39,15 @@ def deny(text: str) -> Access:
 
 def on(project: Project, *access: Access) -> Permission:
     """A project-kind entry granted on `project` (pinned to its id, as stored)."""
-    return Permission(project.name, access, "project", project.id)
+    return Permission(project.name, access, PermissionKind.PROJECT, project.id)
 
 
 def on_every_project(*access: Access) -> Permission:
-    return Permission("*", access, "project")
+    return Permission("*", access, PermissionKind.PROJECT)
 
 
 def on_system(*access: Access) -> Permission:
-    return Permission("/", access, "system")
+    return Permission("/", access, PermissionKind.SYSTEM)
 
 
 def robot(*permissions: Permission) -> Principal:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tokenserver.domain.permissions import ALL_PROJECTS, Grants, Permission
+from tokenserver.domain.permissions import ALL_PROJECTS, Grants, Permission, PermissionKind
 
 Pair = tuple[str, str]
 
@@ -44,7 +44,9 @@ def project_effective(
 
 
 def system_effective(permissions: Iterable[Permission]) -> frozenset[Pair]:
-    return _effective(Grants.of(a for p in permissions if p.kind == "system" for a in p.access))
+    return _effective(
+        Grants.of(a for p in permissions if p.kind == PermissionKind.SYSTEM for a in p.access)
+    )
 
 
 def _project_cases(
@@ -60,7 +62,7 @@ def _project_cases(
     pinned: dict[int, str] = {}
     names: set[str] = set()
     for p in permissions:
-        if p.kind != "project" or p.namespace == ALL_PROJECTS:
+        if p.kind != PermissionKind.PROJECT or p.namespace == ALL_PROJECTS:
             continue
         names.add(p.namespace)
         if p.project_id is not None:

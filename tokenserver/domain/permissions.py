@@ -19,6 +19,13 @@ class Effect(StrEnum):
     DENY = "deny"
 
 
+class PermissionKind(StrEnum):
+    """A project-kind entry names a project (or `*`); a system-kind entry uses namespace `/`."""
+
+    PROJECT = "project"
+    SYSTEM = "system"
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
     """One `{"resource", "action", "effect"}` entry of a Harbor permission."""
@@ -46,7 +53,7 @@ class Permission:
 
     namespace: str
     access: tuple[Access, ...]
-    kind: str = "project"
+    kind: PermissionKind = PermissionKind.PROJECT
     project_id: int | None = None
 
     def access_on(self, project_id: int | None, project_name: str | None) -> tuple[Access, ...]:
@@ -57,7 +64,7 @@ class Permission:
         same name: an allow stays pinned to the project it was granted on, so the new project
         does not inherit it; a deny keeps applying to every project of that name.
         """
-        if self.kind != "project":
+        if self.kind != PermissionKind.PROJECT:
             return ()
         if self.namespace == ALL_PROJECTS or (
             self.project_id is not None and self.project_id == project_id
@@ -66,6 +73,17 @@ class Permission:
         if self.namespace == project_name:
             return tuple(a for a in self.access if a.effect is Effect.DENY)
         return ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedPermission:
+    """A permission entry as a caller wrote it: `kind` not checked yet (an unknown kind is
+    refused where the rest of the robot is checked), the namespace a project name. The robot
+    service resolves it into a Permission."""
+
+    namespace: str
+    access: tuple[Access, ...]
+    kind: str = PermissionKind.PROJECT
 
 
 def after_project_deleted(
@@ -77,12 +95,12 @@ def after_project_deleted(
     then what is enforced."""
     kept: list[Permission] = []
     for p in permissions:
-        if p.kind != "project" or p.project_id != project_id:
+        if p.kind != PermissionKind.PROJECT or p.project_id != project_id:
             kept.append(p)
             continue
         denies = tuple(a for a in p.access if a.effect is Effect.DENY)
         if denies:
-            kept.append(Permission(p.namespace, denies, "project"))
+            kept.append(Permission(p.namespace, denies, PermissionKind.PROJECT))
     return tuple(kept)
 
 
@@ -181,9 +199,9 @@ def parse_access(text: str) -> Access:
     return Access(resource, action)
 
 
-def check_access(kind: str, access: Iterable[Access]) -> tuple[Access, ...]:
+def check_access(kind: PermissionKind, access: Iterable[Access]) -> tuple[Access, ...]:
     """Validate one entry's access list for `kind` and return it without repeats."""
-    table = PROJECT_PERMISSIONS if kind == "project" else SYSTEM_PERMISSIONS
+    table = PROJECT_PERMISSIONS if kind == PermissionKind.PROJECT else SYSTEM_PERMISSIONS
     seen: dict[tuple[str, str, Effect], Access] = {}
     for entry in access:
         if (entry.resource, entry.action) not in table:

@@ -4,7 +4,7 @@ a scope is answered with. Pure: the services load the facts (robot, role, projec
 from __future__ import annotations
 
 from tokenserver.domain.models import Principal, Project
-from tokenserver.domain.permissions import Grants
+from tokenserver.domain.permissions import Grants, PermissionKind
 from tokenserver.domain.roles import (
     ADMIN_PROJECT_GRANTS,
     ADMIN_SYSTEM_GRANTS,
@@ -37,7 +37,10 @@ def system_grants(principal: Principal) -> Grants:
         return ADMIN_SYSTEM_GRANTS
     if principal.robot is not None:
         return Grants.of(
-            a for p in principal.robot.permissions if p.kind == "system" for a in p.access
+            a
+            for p in principal.robot.permissions
+            if p.kind == PermissionKind.SYSTEM
+            for a in p.access
         )
     return NOTHING
 

@@ -10,8 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tokenserver.domain.credentials import parse_basic
-from tokenserver.domain.harbor import (
+from tokenserver.domain.harbor_json import (
     PROJECT_METADATA_KEYS,
     audit_json,
     member_json,
@@ -21,17 +20,18 @@ from tokenserver.domain.harbor import (
     robot_json,
     user_json,
 )
-from tokenserver.domain.models import ANONYMOUS, Level, Principal, PrincipalKind, Robot
+from tokenserver.domain.models import Level, Robot
 from tokenserver.domain.permissions import (
     PROJECT_PERMISSIONS,
     SYSTEM_PERMISSIONS,
     Access,
     Effect,
-    Permission,
+    RequestedPermission,
 )
 from tokenserver.domain.roles import Role
-from tokenserver.domain.secrets import Secret
-from tokenserver.errors import BadRequest, PreconditionFailed, Unauthorized
+from tokenserver.errors import BadRequest, PreconditionFailed
+from tokenserver.http.appkeys import CLIENT, RUNTIME
+from tokenserver.http.callers import actor, authenticated
 from tokenserver.http.input import (
     fields,
     int_param,
@@ -41,13 +41,10 @@ from tokenserver.http.input import (
     path_id,
 )
 from tokenserver.http.openapi import document
-from tokenserver.http.proxies import CLIENT
 from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
-from tokenserver.services.sessions import check_csrf
 
 API = "/api/v2.0"
-RUNTIME = web.AppKey("runtime", Runtime)
 
 _PROJECT_IGNORED = ("storage_limit", "registry_id", "cve_allowlist")
 _ROBOT_READ_ONLY = (
@@ -64,38 +61,6 @@ _ROBOT_READ_ONLY = (
 
 def rt(request: web.Request) -> Runtime:
     return request.app[RUNTIME]
-
-
-SESSION_COOKIE = "sid"
-CSRF_HEADER = "X-Harbor-CSRF-Token"
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-async def actor(request: web.Request) -> Principal:
-    """The caller: a user or robot from Basic credentials, a user from the web page's session
-    cookie, or anonymous without either. A change made with the cookie must carry the
-    session's CSRF token in X-Harbor-CSRF-Token (403 otherwise)."""
-    credentials = parse_basic(request.headers.get("Authorization"))
-    if credentials is not None:
-        return await rt(request).authenticator.authenticate(credentials, request[CLIENT])
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return ANONYMOUS
-    session = Secret(cookie)
-    principal = await rt(request).sessions.authenticate(session)
-    if request.method not in _SAFE_METHODS:
-        check_csrf(session, request.headers.get(CSRF_HEADER))
-    return principal
-
-
-async def authenticated(request: web.Request) -> Principal:
-    """The caller, who must not be anonymous (401). Every change needs an account: asked
-    first, before the body or the path is read, an anonymous caller learns nothing (neither
-    whether a project exists nor what a body lacks)."""
-    principal = await actor(request)
-    if principal.kind is PrincipalKind.ANONYMOUS:
-        raise Unauthorized("authentication required")
-    return principal
 
 
 def is_name(request: web.Request) -> bool | None:
@@ -333,7 +298,7 @@ async def change_password(request: web.Request) -> web.Response:
 # ---- robots --------------------------------------------------------------------------------
 
 
-def _permissions(value: Any) -> tuple[Permission, ...]:
+def _permissions(value: Any) -> tuple[RequestedPermission, ...]:
     if not isinstance(value, list):
         raise BadRequest("robot: 'permissions' must be an array")
     result = []
@@ -360,7 +325,7 @@ def _permissions(value: Any) -> tuple[Permission, ...]:
             if effect not in ("allow", "deny"):
                 raise BadRequest('access: \'effect\' must be "allow" or "deny"')
             access.append(Access(a["resource"], a["action"], Effect(effect)))
-        result.append(Permission(entry["namespace"], tuple(access), entry["kind"]))
+        result.append(RequestedPermission(entry["namespace"], tuple(access), entry["kind"]))
     return tuple(result)
 
 

@@ -15,10 +15,9 @@ from tokenserver.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from tokenserver.http.appkeys import REALM
 
 log = logging.getLogger("tokenserver.http")
-
-REALM = web.AppKey("realm", str)
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:

@@ -20,11 +20,10 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from tokenserver.domain.text import escape, printable, quote
-from tokenserver.http.proxies import CLIENT, FORWARDED_HTTPS, PROXIES, resolve
+from tokenserver.http.appkeys import CLIENT, FORWARDED_HTTPS, GRANT, METRICS, PROXIES, REQUEST_ID
+from tokenserver.http.proxies import resolve
 from tokenserver.runtime import Runtime
 
-REQUEST_ID = web.RequestKey("request_id", str)
-GRANT = web.RequestKey("grant", str)
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -116,9 +115,15 @@ class Metrics:
         self.tokens.count(grant, _OUTCOMES.get(status, "error"), seconds)
 
 
-METRICS = web.AppKey("metrics", Metrics)
-
 _OUTCOMES = {200: "issued", 400: "bad_request", 401: "denied", 429: "throttled"}
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics, in Prometheus' text format."""
+    return web.Response(
+        body=request.app[METRICS].render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
 
 
 # Request ids: this process's random prefix and a counter, unique without a random draw each.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tokenserver import __version__
-from tokenserver.domain.harbor import PROJECT_METADATA_KEYS
+from tokenserver.domain.harbor_json import PROJECT_METADATA_KEYS
 
 _ref = "#/components/schemas/"
 

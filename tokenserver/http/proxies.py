@@ -19,7 +19,6 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from aiohttp import web
 from multidict import MultiMapping
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -29,12 +28,6 @@ X_FORWARDED_FOR = "x-forwarded-for"
 FORWARDED = "forwarded"
 HEADERS = (X_FORWARDED_FOR, FORWARDED)
 
-# The client's address, resolved once per request by the observe middleware: lockouts, logs
-# and handlers use it, never request.remote.
-CLIENT = web.RequestKey("client", str)
-# A trusted proxy says the client came over HTTPS (set only behind trusted proxies).
-FORWARDED_HTTPS = web.RequestKey("forwarded_https", bool)
-
 
 @dataclass(frozen=True, slots=True)
 class ProxySettings:
@@ -43,8 +36,6 @@ class ProxySettings:
     trusted: tuple[IPNetwork, ...] = ()
     header: str = X_FORWARDED_FOR
 
-
-PROXIES = web.AppKey("proxies", ProxySettings)
 
 _MAX_NODE_LENGTH = 64  # "[" + the longest IPv6 text (45) + "]:65535", with room to spare
 

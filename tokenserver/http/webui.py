@@ -10,9 +10,10 @@ from aiohttp import web
 from tokenserver.domain.models import Principal
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
-from tokenserver.http.api import CSRF_HEADER, SESSION_COOKIE, rt
+from tokenserver.http.api import rt
+from tokenserver.http.appkeys import CLIENT, FORWARDED_HTTPS
+from tokenserver.http.callers import CSRF_HEADER, SESSION_COOKIE
 from tokenserver.http.input import json_object
-from tokenserver.http.proxies import CLIENT, FORWARDED_HTTPS
 from tokenserver.services.sessions import csrf_token
 
 STATIC = Path(__file__).parent / "static"

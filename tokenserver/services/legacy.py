@@ -14,9 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tokenserver.domain.harbor_import import LEGACY_ACCESS
+from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.models import LEGACY_PREFIX, Principal, PrincipalKind, Robot
-from tokenserver.domain.permissions import Access, Permission
+from tokenserver.domain.permissions import Access, Permission, PermissionKind
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import ConfigError, Unauthorized
 from tokenserver.services.ports import Store
@@ -51,7 +51,9 @@ def legacy_principal(robot: Robot, access: Sequence[Access], valid_until: int | 
     the stored policies), ending at the JWT's `exp` (`valid_until`, None: never). The login and
     a refresh token issued at that login build the same principal."""
     assert robot.project_name is not None
-    permission = Permission(robot.project_name, tuple(access), "project", robot.project_id)
+    permission = Permission(
+        robot.project_name, tuple(access), PermissionKind.PROJECT, robot.project_id
+    )
     return Principal(
         PrincipalKind.ROBOT,
         robot.full_name(LEGACY_PREFIX),

@@ -1,4 +1,7 @@
-"""Storage contracts the services depend on. Adapters live in `tokenserver.storage`."""
+"""Storage contracts the services depend on. Adapters live in `tokenserver.storage`.
+
+Names say what happens when nothing matches: `find_*` returns None; the services' `get` (with
+authorization) and `resolve` (without) raise the matching `*NotFound`."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokenserver.domain.delegation import excess
-from tokenserver.domain.harbor_import import LEGACY_ACCESS
+from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.models import (
     NEVER,
     SECONDS_PER_DAY,
@@ -24,6 +24,8 @@ from tokenserver.domain.permissions import (
     Access,
     Effect,
     Permission,
+    PermissionKind,
+    RequestedPermission,
     check_access,
 )
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
@@ -51,7 +53,7 @@ class RobotSpec:
 
     name: str
     level: Level
-    permissions: tuple[Permission, ...]
+    permissions: tuple[RequestedPermission, ...]
     duration: int
     description: str = ""
     disable: bool = False
@@ -80,14 +82,14 @@ class RobotService:
     # ---- validation and authorization ------------------------------------------------------
 
     async def _resolve(
-        self, level: Level, permissions: Sequence[Permission]
+        self, level: Level, permissions: Sequence[RequestedPermission]
     ) -> tuple[tuple[Permission, ...], Project | None]:
         """Validate the permissions for `level`, pin project namespaces to project ids, and
         return them with the robot's project (None for a system robot)."""
         if level is Level.PROJECT:
             if (
                 len(permissions) != 1
-                or permissions[0].kind != "project"
+                or permissions[0].kind != PermissionKind.PROJECT
                 or permissions[0].namespace == ALL_PROJECTS
             ):
                 raise BadRequest(
@@ -96,20 +98,24 @@ class RobotService:
                 )
             entry = permissions[0]
             project = await self._projects.resolve(entry.namespace, is_name=True)
-            access = check_access("project", entry.access)
-            return (Permission(project.name, access, "project", project.id),), project
+            access = check_access(PermissionKind.PROJECT, entry.access)
+            return (Permission(project.name, access, PermissionKind.PROJECT, project.id),), project
         resolved: list[Permission] = []
         for entry in permissions:
-            if entry.kind == "system":
+            if entry.kind == PermissionKind.SYSTEM:
                 if entry.namespace != SYSTEM_NAMESPACE:
                     raise BadRequest("bad request permission: system entries use namespace '/'")
                 resolved.append(
-                    Permission(SYSTEM_NAMESPACE, check_access("system", entry.access), "system")
+                    Permission(
+                        SYSTEM_NAMESPACE,
+                        check_access(PermissionKind.SYSTEM, entry.access),
+                        PermissionKind.SYSTEM,
+                    )
                 )
-            elif entry.kind == "project":
-                access = check_access("project", entry.access)
+            elif entry.kind == PermissionKind.PROJECT:
+                access = check_access(PermissionKind.PROJECT, entry.access)
                 if entry.namespace == ALL_PROJECTS:
-                    resolved.append(Permission(ALL_PROJECTS, access, "project"))
+                    resolved.append(Permission(ALL_PROJECTS, access, PermissionKind.PROJECT))
                     continue
                 try:
                     project = await self._projects.resolve(entry.namespace, is_name=True)
@@ -119,12 +125,14 @@ class RobotService:
                         # GET shows after a project is deleted) applies to any project of
                         # that name created later.
                         check_name("project", entry.namespace)
-                        resolved.append(Permission(entry.namespace, access, "project"))
+                        resolved.append(Permission(entry.namespace, access, PermissionKind.PROJECT))
                         continue
                     raise BadRequest(
                         f"bad request permission: project {entry.namespace!r} not found"
                     ) from None
-                resolved.append(Permission(project.name, access, "project", project.id))
+                resolved.append(
+                    Permission(project.name, access, PermissionKind.PROJECT, project.id)
+                )
             else:
                 raise BadRequest(f"bad request permission: unknown kind {entry.kind!r}")
         if not resolved:
@@ -151,7 +159,9 @@ class RobotService:
         if not robot.legacy:
             return robot.permissions
         access = tuple(Access(r, a) for r, a in sorted(LEGACY_ACCESS))
-        return (Permission(robot.project_name or "", access, "project", robot.project_id),)
+        return (
+            Permission(robot.project_name or "", access, PermissionKind.PROJECT, robot.project_id),
+        )
 
     @staticmethod
     def _require_within(
@@ -235,7 +245,7 @@ class RobotService:
             await self._settle_pins(robot)
             return robot, secret
 
-    async def find(self, ref: str) -> Robot:
+    async def resolve(self, ref: str) -> Robot:
         """A robot by id, full name, `<project>+<name>` or system robot name, without
         authorization (the CLI's operator holds the database). Raises RobotNotFound."""
         robot: Robot | None = None
@@ -250,7 +260,7 @@ class RobotService:
         return self._usage.merged(robot)
 
     async def get(self, actor: Principal, ref: str) -> Robot:
-        robot = await self.find(ref)
+        robot = await self.resolve(ref)
         await self._require(actor, robot.project_id, "read", ref)
         return robot
 
@@ -271,14 +281,14 @@ class RobotService:
         """Harbor's PUT: replace description, duration (expiry recomputed from creation),
         disable and permissions. Name and level cannot change."""
         async with self._audit.operation(actor, "update", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "update", self._held(robot))
             if robot.legacy:
                 # Harbor's page disables and enables a legacy robot with a PUT of the robot
                 # as it is but for `disable`: allow exactly that.
                 await self._legacy_put(robot, spec)
-                return await self.find(str(robot.id))
+                return await self.resolve(str(robot.id))
             if spec.name not in (robot.name, robot.full_name(self.prefix)):
                 raise BadRequest("the name of a robot cannot be changed")
             if spec.level is not robot.level:
@@ -303,27 +313,27 @@ class RobotService:
                 ),
             )
             await self._settle_pins(robot)
-            return await self.find(str(robot.id))
+            return await self.resolve(str(robot.id))
 
     async def set_disabled(self, actor: Principal, ref: str, disabled: bool) -> Robot:
         async with self._audit.operation(actor, "disable" if disabled else "enable", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "disable or enable", self._held(robot))
             await self._change(robot, RobotChanges(disabled=disabled))
-            return await self.find(str(robot.id))
+            return await self.resolve(str(robot.id))
 
     async def revocable(self, actor: Principal, ref: str) -> Robot:
         """The robot, if `actor` may revoke its refresh tokens (robot update)."""
         async with self._audit.operation(actor, "revoke-refresh-tokens", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "revoke refresh tokens of", self._held(robot))
             return robot
 
     async def delete(self, actor: Principal, ref: str) -> Robot:
         async with self._audit.operation(actor, "delete", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "delete", ref)
             self._require_within(actor, "delete", self._held(robot))
             if not await self._store.delete_robot(robot.id):
@@ -342,7 +352,7 @@ class RobotService:
         otherwise generate one and return it. The old secret stops working on the next
         request. `restart_expiry` also restarts the expiry period from now."""
         async with self._audit.operation(actor, "refresh", "robot", ref):
-            robot = await self.find(ref)
+            robot = await self.resolve(ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._refuse_legacy(robot)
             secret = generate_secret() if manual is None else check_manual_secret(manual)

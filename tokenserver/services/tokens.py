@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.memo import ENTRY_BYTES, Memo
@@ -78,11 +79,20 @@ class IssuedToken:
         return " ".join(format_scope(s) for s in self.access if s.actions)
 
 
+class Grant(StrEnum):
+    """How a token request authenticates: the `grant` of the logs and of the token metrics."""
+
+    BASIC = "basic"  # GET with Basic credentials
+    ANONYMOUS = "anonymous"  # GET without
+    PASSWORD = "password"  # noqa: S105 (a grant type, not a password); POST, OAuth2
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 (a grant type); POST, OAuth2
+
+
 @dataclass(slots=True)
 class TokenRequest:
     """One token request, GET or POST, as the HTTP layer read it."""
 
-    grant: str  # "basic" (GET), "password", "refresh_token" or "anonymous"
+    grant: Grant
     scopes: Sequence[str]
     service: str | None
     address: str

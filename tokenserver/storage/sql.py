@@ -24,7 +24,7 @@ from tokenserver.domain.models import (
     User,
     WebSession,
 )
-from tokenserver.domain.permissions import Access, Effect, Permission
+from tokenserver.domain.permissions import Access, Effect, Permission, PermissionKind
 from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
@@ -72,7 +72,7 @@ def _permissions_from_json(text: str) -> tuple[Permission, ...]:
     return tuple(
         Permission(
             namespace=p["namespace"],
-            kind=p["kind"],
+            kind=PermissionKind(p["kind"]),
             project_id=p.get("project_id"),
             access=tuple(Access(r, a, Effect(e)) for r, a, e in p["access"]),
         )

@@ -16,6 +16,7 @@ from tokenserver.domain.permissions import (
     SYSTEM_NAMESPACE,
     Access,
     Effect,
+    PermissionKind,
     check_access,
 )
 from tokenserver.domain.secrets import harbor_hash
@@ -47,7 +48,7 @@ class PlannedEntry:
     """A permission entry before project ids are known: `harbor_project_id` for a named
     project, None for `*` and for system entries."""
 
-    kind: str
+    kind: PermissionKind
     harbor_project_id: int | None
     access: tuple[Access, ...]
 
@@ -131,7 +132,7 @@ def _policies(data: Mapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
 
 
 def _entries(policies: list[dict[str, Any]], where: str, legacy: bool) -> tuple[PlannedEntry, ...]:
-    grouped: dict[tuple[str, int | None], list[Access]] = {}
+    grouped: dict[tuple[PermissionKind, int | None], list[Access]] = {}
     for policy in policies:
         scope = _text(policy, "scope", where)
         effect = _text(policy, "effect", where, "allow") or "allow"
@@ -141,11 +142,11 @@ def _entries(policies: list[dict[str, Any]], where: str, legacy: bool) -> tuple[
             _text(policy, "resource", where), _text(policy, "action", where), Effect(effect)
         )
         if scope in ("/system", SYSTEM_NAMESPACE):
-            key: tuple[str, int | None] = ("system", None)
+            key: tuple[PermissionKind, int | None] = (PermissionKind.SYSTEM, None)
         elif scope == f"/project/{ALL_PROJECTS}":
-            key = ("project", None)
+            key = (PermissionKind.PROJECT, None)
         elif scope.startswith("/project/") and scope[9:].isdigit():
-            key = ("project", int(scope[9:]))
+            key = (PermissionKind.PROJECT, int(scope[9:]))
         else:
             raise BadRequest(f"{where}: unsupported permission scope {scope!r}")
         grouped.setdefault(key, []).append(entry)
@@ -238,7 +239,7 @@ def plan_import(data: Any) -> ImportPlan:
             and not legacy
             and (
                 len(entries) != 1
-                or entries[0].kind != "project"
+                or entries[0].kind != PermissionKind.PROJECT
                 or entries[0].harbor_project_id != project_id
             )
         ):

@@ -20,12 +20,12 @@ from tests.harbor_export import HARBOR_SECRET, export, legacy_token
 from tests.helpers import FakeClock
 from tests.http.conftest import AiohttpClient, Server, basic
 from tests.postgres import PostgresServer
-from tokenserver.domain.harbor_import import plan_import
+from tokenserver.domain.harbor_export import plan_import
 from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, verify_secret
 from tokenserver.errors import BadRequest
-from tokenserver.http.api import RUNTIME
 from tokenserver.http.app import create_app
+from tokenserver.http.appkeys import RUNTIME
 from tokenserver.services import verifier as verifier_module
 from tokenserver.services.ports import RobotChanges
 
@@ -41,13 +41,13 @@ def harbor_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    """The `migrated` server's token-path time (pyjwt checks a legacy JWT's exp at login
+    """The `imported` server's token-path time (pyjwt checks a legacy JWT's exp at login
     against the real time, from which this clock starts)."""
     return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def migrated(
+async def imported(
     request: pytest.FixtureRequest,
     make_settings: MakeSettings,
     aiohttp_client: AiohttpClient,
@@ -68,7 +68,7 @@ async def migrated(
     app = create_app(settings, clock=clock)
     server = Server(await aiohttp_client(app), app[RUNTIME], settings)
     await server.runtime.users.ensure_admin("Adm1nPassword")
-    report = await server.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
+    report = await server.runtime.harbor_import.run(LOCAL, plan_import(export()), int(time.time()))
     assert (report.projects_created, report.robots_created) == (2, 5)
     return server
 
@@ -104,45 +104,47 @@ async def dump(server: Server) -> list[Any]:
         ]
 
 
-async def test_imported_robots_keep_their_secrets_and_permissions(migrated: Server) -> None:
+async def test_imported_robots_keep_their_secrets_and_permissions(imported: Server) -> None:
     ci = basic("robot$lib+ci", HARBOR_SECRET)
-    assert await grants(migrated, ci, "repository:lib/app:push,pull") == [["push", "pull"]]
+    assert await grants(imported, ci, "repository:lib/app:push,pull") == [["push", "pull"]]
     fleet = basic("robot$fleet", HARBOR_SECRET)
-    assert await grants(migrated, fleet, "repository:lib/app:pull,push", "registry:catalog:*") == [
+    assert await grants(imported, fleet, "repository:lib/app:pull,push", "registry:catalog:*") == [
         ["pull"],
         ["*"],
     ]
-    wrong = await migrated.client.get(TOKEN, headers=basic("robot$lib+ci", "Wr0ngSecret"))
+    wrong = await imported.client.get(TOKEN, headers=basic("robot$lib+ci", "Wr0ngSecret"))
     assert await status(wrong) == 401
     for name in ("robot$lib+off", "robot$lib+gone"):
         assert (
-            await status(await migrated.client.get(TOKEN, headers=basic(name, HARBOR_SECRET)))
+            await status(await imported.client.get(TOKEN, headers=basic(name, HARBOR_SECRET)))
             == 401
         )
-    web = await migrated.runtime.projects.get(LOCAL, "web")
+    web = await imported.runtime.projects.get(LOCAL, "web")
     assert web.public
     with pytest.raises(Exception, match="not found"):
-        await migrated.runtime.projects.get(LOCAL, "old")
+        await imported.runtime.projects.get(LOCAL, "old")
 
 
-async def test_harbor_pbkdf2_is_replaced_on_first_login(migrated: Server) -> None:
-    before = await migrated.runtime.robots.find("lib+ci")
+async def test_harbor_pbkdf2_is_replaced_on_first_login(imported: Server) -> None:
+    before = await imported.runtime.robots.resolve("lib+ci")
     assert before.secret_hash.startswith("harbor-pbkdf2$")
     ci = basic("robot$lib+ci", HARBOR_SECRET)
-    assert await status(await migrated.client.get(TOKEN, headers=ci)) == 200
-    after = await migrated.runtime.robots.find("lib+ci")
+    assert await status(await imported.client.get(TOKEN, headers=ci)) == 200
+    after = await imported.runtime.robots.resolve("lib+ci")
     assert after.secret_hash.startswith("scrypt$")
     assert HARBOR_SECRET not in after.secret_hash
-    migrated.runtime.verifier._cache.clear()  # prove the new hash verifies on its own
-    assert await status(await migrated.client.get(TOKEN, headers=ci)) == 200
+    imported.runtime.verifier._cache.clear()  # prove the new hash verifies on its own
+    assert await status(await imported.client.get(TOKEN, headers=ci)) == 200
 
 
-async def test_import_is_idempotent(migrated: Server) -> None:
-    before = await dump(migrated)
-    report = await migrated.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
+async def test_import_is_idempotent(imported: Server) -> None:
+    before = await dump(imported)
+    report = await imported.runtime.harbor_import.run(
+        LOCAL, plan_import(export()), int(time.time())
+    )
     assert (report.projects_created, report.robots_created) == (0, 0)
     assert (report.projects_existing, report.robots_existing) == (2, 5)
-    assert await dump(migrated) == before
+    assert await dump(imported) == before
 
 
 @pytest.mark.parametrize(
@@ -171,15 +173,15 @@ async def test_a_bad_row_aborts_the_import_and_writes_nothing(
 
 
 async def test_a_failing_write_rolls_everything_back(
-    migrated: Server, monkeypatch: pytest.MonkeyPatch
+    imported: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = await dump(migrated)
+    before = await dump(imported)
     data = export()
     data["project"].append({"project_id": 10, "name": "fresh", "public": "false"})
     for row in data["robot"]:
         row["name"] = row["name"].replace("lib+", "lib+v2-").replace("fleet", "fleet-v2")
         row["name"] = row["name"].replace("robot$legacy", "robot$legacy-v2")
-    store = migrated.runtime.store
+    store = imported.runtime.store
     real = store.create_robot
     calls = 0
 
@@ -192,9 +194,9 @@ async def test_a_failing_write_rolls_everything_back(
 
     monkeypatch.setattr(store, "create_robot", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        await migrated.runtime.migration.run(LOCAL, plan_import(data), int(time.time()))
+        await imported.runtime.harbor_import.run(LOCAL, plan_import(data), int(time.time()))
     assert calls == 3
-    assert await dump(migrated) == before
+    assert await dump(imported) == before
 
 
 def test_duplicate_rows_are_refused() -> None:
@@ -207,7 +209,7 @@ def test_duplicate_rows_are_refused() -> None:
 
 
 async def test_legacy_robot_logs_in_with_a_harbor_minted_jwt(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey
+    imported: Server, harbor_key: rsa.RSAPrivateKey
 ) -> None:
     token = legacy_token(
         harbor_key,
@@ -222,10 +224,10 @@ async def test_legacy_robot_logs_in_with_a_harbor_minted_jwt(
     )
     auth = basic("robot$legacy", token)
     assert await grants(
-        migrated, auth, "repository:lib/app:push,pull,delete", "repository:web/app:push,pull",
+        imported, auth, "repository:lib/app:push,pull,delete", "repository:web/app:push,pull",
         "helm-chart:lib/chart:read",
     ) == [["push", "pull"], ["pull"], ["read"]]  # fmt: skip
-    r = await migrated.client.get(TOKEN, params={"scope": "repository:lib/app:pull"}, headers=auth)
+    r = await imported.client.get(TOKEN, params={"scope": "repository:lib/app:pull"}, headers=auth)
     claims = jwt.decode((await r.json())["token"], options={"verify_signature": False})
     assert claims["sub"] == "robot$legacy"
 
@@ -234,7 +236,7 @@ async def test_legacy_robot_logs_in_with_a_harbor_minted_jwt(
     "case", ["expired", "other-key", "wrong-id", "wrong-project", "unknown-name", "tampered"]
 )
 async def test_bad_legacy_tokens_are_refused(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey, case: str
+    imported: Server, harbor_key: rsa.RSAPrivateKey, case: str
 ) -> None:
     name = "robot$legacy"
     if case == "expired":
@@ -252,23 +254,23 @@ async def test_bad_legacy_tokens_are_refused(
     else:
         header, payload, signature = legacy_token(harbor_key).split(".")
         token = f"{header}.{payload}x.{signature}"
-    r = await migrated.client.get(TOKEN, headers=basic(name, token))
+    r = await imported.client.get(TOKEN, headers=basic(name, token))
     assert await status(r) == 401
 
 
 async def test_a_legacy_token_without_exp_never_expires(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey
+    imported: Server, harbor_key: rsa.RSAPrivateKey
 ) -> None:
     auth = basic("robot$legacy", legacy_token(harbor_key, expires_in=None))
-    assert await grants(migrated, auth, "repository:lib/app:pull") == [["pull"]]
+    assert await grants(imported, auth, "repository:lib/app:pull") == [["pull"]]
 
 
 async def test_legacy_robots_are_listed_not_editable_and_can_be_disabled(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey
+    imported: Server, harbor_key: rsa.RSAPrivateKey
 ) -> None:
     admin = basic("admin", "Adm1nPassword")
-    lib = await migrated.runtime.projects.get(LOCAL, "lib")
-    r = await migrated.client.get(
+    lib = await imported.runtime.projects.get(LOCAL, "lib")
+    r = await imported.client.get(
         f"/api/v2.0/robots?q=Level=project,ProjectID={lib.id}", headers=admin
     )
     listed = {x["name"]: x for x in await r.json()}
@@ -283,27 +285,27 @@ async def test_legacy_robots_are_listed_not_editable_and_can_be_disabled(
         {"permissions": []},
     ]
     for change in changes:
-        r = await migrated.client.put(path, json={**legacy, **change}, headers=admin)
+        r = await imported.client.put(path, json={**legacy, **change}, headers=admin)
         assert r.status == 403, change
         assert (await r.json())["errors"][0]["message"] == "editing of legacy robot is not allowed"
-    r = await migrated.client.patch(path, json={}, headers=admin)
+    r = await imported.client.patch(path, json={}, headers=admin)
     assert r.status == 403
     # As Harbor's page does: PUT the robot as it is but for `disable`.
     auth = basic("robot$legacy", legacy_token(harbor_key))
-    assert await status(await migrated.client.put(path, json={**legacy, "disable": True},
+    assert await status(await imported.client.put(path, json={**legacy, "disable": True},
                                                   headers=admin)) == 200  # fmt: skip
-    assert await status(await migrated.client.get(TOKEN, headers=auth)) == 401
-    assert await status(await migrated.client.put(path, json={**legacy, "disable": False},
+    assert await status(await imported.client.get(TOKEN, headers=auth)) == 401
+    assert await status(await imported.client.put(path, json={**legacy, "disable": False},
                                                   headers=admin)) == 200  # fmt: skip
-    assert await status(await migrated.client.get(TOKEN, headers=auth)) == 200
-    assert await status(await migrated.client.delete(path, headers=admin)) == 200
-    assert await status(await migrated.client.get(TOKEN, headers=auth)) == 401
+    assert await status(await imported.client.get(TOKEN, headers=auth)) == 200
+    assert await status(await imported.client.delete(path, headers=admin)) == 200
+    assert await status(await imported.client.get(TOKEN, headers=auth)) == 401
 
 
 async def test_without_a_legacy_key_legacy_tokens_are_refused(
     server: Server, harbor_key: rsa.RSAPrivateKey
 ) -> None:
-    await server.runtime.migration.run(LOCAL, plan_import(export()), int(time.time()))
+    await server.runtime.harbor_import.run(LOCAL, plan_import(export()), int(time.time()))
     auth = basic("robot$legacy", legacy_token(harbor_key))
     assert await status(await server.client.get(TOKEN, headers=auth)) == 401
 
@@ -355,74 +357,74 @@ async def refresh_grants(server: Server, token: str, *scopes: str) -> list[list[
     ],
 )
 async def test_attack_legacy_refresh_token_serves_the_stored_policies_not_the_jwt(
-    migrated: Server,
+    imported: Server,
     harbor_key: rsa.RSAPrivateKey,
     access: list[tuple[str, str]] | None,
     granted: list[list[str]],
 ) -> None:
     auth = basic("robot$legacy", legacy_token(harbor_key, access=access))
-    assert await grants(migrated, auth, *SCOPES) == granted
-    token = await docker_login(migrated, auth)
+    assert await grants(imported, auth, *SCOPES) == granted
+    token = await docker_login(imported, auth)
     for _ in range(2):
-        assert await refresh_grants(migrated, token, *SCOPES) == granted
+        assert await refresh_grants(imported, token, *SCOPES) == granted
     # The stored record is what the JWT granted, and not a secret.
-    (stored,) = await migrated.runtime.store.list_refresh_tokens(
-        robot_id=(await migrated.runtime.store.find_legacy_robot("legacy")).id  # type: ignore[union-attr]
+    (stored,) = await imported.runtime.store.list_refresh_tokens(
+        robot_id=(await imported.runtime.store.find_legacy_robot("legacy")).id  # type: ignore[union-attr]
     )
     assert stored.legacy_access is not None
     assert token not in repr(stored)
 
 
 async def test_attack_legacy_refresh_token_outlives_the_jwt(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey, clock: FakeClock
+    imported: Server, harbor_key: rsa.RSAPrivateKey, clock: FakeClock
 ) -> None:
     auth = basic("robot$legacy", legacy_token(harbor_key, expires_in=600))
-    token = await docker_login(migrated, auth)
+    token = await docker_login(imported, auth)
     started = clock.now
     clock.now = started + 590
-    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    assert await refresh_grants(imported, token, "repository:lib/app:pull") == [["pull"]]
     clock.now = started + 601  # the JWT's exp has passed
-    r = await refresh(migrated, token, "repository:lib/app:pull")
+    r = await refresh(imported, token, "repository:lib/app:pull")
     assert r.status == 401
     assert (await r.json())["errors"][0]["message"] == "invalid refresh token"
     # A JWT without exp never expires, nor does its refresh token (but for the idle limit).
     forever = await docker_login(
-        migrated, basic("robot$legacy", legacy_token(harbor_key, expires_in=None))
+        imported, basic("robot$legacy", legacy_token(harbor_key, expires_in=None))
     )
     clock.now = started + 80 * 86400
-    assert await refresh_grants(migrated, forever, "repository:lib/app:pull") == [["pull"]]
+    assert await refresh_grants(imported, forever, "repository:lib/app:pull") == [["pull"]]
 
 
 async def test_legacy_refresh_tokens_end_with_the_robot(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey
+    imported: Server, harbor_key: rsa.RSAPrivateKey
 ) -> None:
-    token = await docker_login(migrated, basic("robot$legacy", legacy_token(harbor_key)))
-    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
-    robot = await migrated.runtime.store.find_legacy_robot("legacy")
+    token = await docker_login(imported, basic("robot$legacy", legacy_token(harbor_key)))
+    assert await refresh_grants(imported, token, "repository:lib/app:pull") == [["pull"]]
+    robot = await imported.runtime.store.find_legacy_robot("legacy")
     assert robot is not None
-    await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(disabled=True))
-    assert (await refresh(migrated, token, "repository:lib/app:pull")).status == 401
-    await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(disabled=False))
-    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    await imported.runtime.store.update_robot(robot.id, 1, RobotChanges(disabled=True))
+    assert (await refresh(imported, token, "repository:lib/app:pull")).status == 401
+    await imported.runtime.store.update_robot(robot.id, 1, RobotChanges(disabled=False))
+    assert await refresh_grants(imported, token, "repository:lib/app:pull") == [["pull"]]
     # A legacy robot's end is its JWT's exp, at login and so at refresh: not the stored row's.
-    await migrated.runtime.store.update_robot(robot.id, 1, RobotChanges(expires_at=1))
+    await imported.runtime.store.update_robot(robot.id, 1, RobotChanges(expires_at=1))
     assert await grants(
-        migrated, basic("robot$legacy", legacy_token(harbor_key)), "repository:lib/app:pull"
+        imported, basic("robot$legacy", legacy_token(harbor_key)), "repository:lib/app:pull"
     ) == [["pull"]]
-    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
-    await migrated.runtime.store.delete_robot(robot.id)
-    assert (await refresh(migrated, token, "repository:lib/app:pull")).status == 401
+    assert await refresh_grants(imported, token, "repository:lib/app:pull") == [["pull"]]
+    await imported.runtime.store.delete_robot(robot.id)
+    assert (await refresh(imported, token, "repository:lib/app:pull")).status == 401
 
 
 async def test_legacy_refresh_tokens_stop_when_legacy_logins_are_turned_off(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey, aiohttp_client: AiohttpClient
+    imported: Server, harbor_key: rsa.RSAPrivateKey, aiohttp_client: AiohttpClient
 ) -> None:
-    token = await docker_login(migrated, basic("robot$legacy", legacy_token(harbor_key)))
-    settings = dataclasses.replace(migrated.settings, legacy_key=None)
+    token = await docker_login(imported, basic("robot$legacy", legacy_token(harbor_key)))
+    settings = dataclasses.replace(imported.settings, legacy_key=None)
     app = create_app(settings)
     off = Server(await aiohttp_client(app), app[RUNTIME], settings)
     assert (await refresh(off, token, "repository:lib/app:pull")).status == 401
-    assert await refresh_grants(migrated, token, "repository:lib/app:pull") == [["pull"]]
+    assert await refresh_grants(imported, token, "repository:lib/app:pull") == [["pull"]]
 
 
 # ---- the account decides how a password is checked, never its shape -------------------------
@@ -432,7 +434,7 @@ JWT_SHAPED = ("Aa1.Bb2.Cc3", "eyJhbGciOiJSUzI1NiJ9.eyJpZCI6MjMsInBpZCI6N30.Q2xp3
 
 @pytest.mark.parametrize("secret", JWT_SHAPED)
 async def test_attack_manual_secret_shaped_like_a_jwt_never_logs_in(
-    migrated: Server, secret: str
+    imported: Server, secret: str
 ) -> None:
     admin = basic("admin", "Adm1nPassword")
     # Created with it (a system robot: robot$<name>, the legacy prefix)...
@@ -441,28 +443,28 @@ async def test_attack_manual_secret_shaped_like_a_jwt_never_logs_in(
         "permissions": [{"kind": "project", "namespace": "lib",
                          "access": [{"resource": "repository", "action": "pull"}]}],
     }  # fmt: skip
-    r = await migrated.client.post("/api/v2.0/robots", json=body, headers=admin)
+    r = await imported.client.post("/api/v2.0/robots", json=body, headers=admin)
     assert r.status == 201, await r.text()
-    assert await grants(migrated, basic("robot$mirror", secret), "repository:lib/app:pull") == [
+    assert await grants(imported, basic("robot$mirror", secret), "repository:lib/app:pull") == [
         ["pull"]
     ]
     # ... or set on a project robot with PATCH.
-    ci = await migrated.runtime.store.find_robot("lib", "ci")
+    ci = await imported.runtime.store.find_robot("lib", "ci")
     assert ci is not None
-    r = await migrated.client.patch(
+    r = await imported.client.patch(
         f"/api/v2.0/robots/{ci.id}", json={"secret": secret}, headers=admin
     )
     assert r.status == 200, await r.text()
     auth = basic("robot$lib+ci", secret)
-    assert await grants(migrated, auth, "repository:lib/app:push") == [["push"]]
-    r = await migrated.client.post(
+    assert await grants(imported, auth, "repository:lib/app:push") == [["push"]]
+    r = await imported.client.post(
         TOKEN, data={"grant_type": "password", "username": "robot$lib+ci", "password": secret}
     )
     assert r.status == 200, await r.text()
 
 
 async def test_a_system_robot_named_like_a_legacy_robot_keeps_both_apart(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey
+    imported: Server, harbor_key: rsa.RSAPrivateKey
 ) -> None:
     # robot$legacy is both the legacy robot and (prefix robot$) a system robot named legacy.
     admin = basic("admin", "Adm1nPassword")
@@ -471,28 +473,28 @@ async def test_a_system_robot_named_like_a_legacy_robot_keeps_both_apart(
         "permissions": [{"kind": "project", "namespace": "web",
                          "access": [{"resource": "repository", "action": "push"}]}],
     }  # fmt: skip
-    r = await migrated.client.post("/api/v2.0/robots", json=body, headers=admin)
+    r = await imported.client.post("/api/v2.0/robots", json=body, headers=admin)
     assert r.status == 201, await r.text()
     system = basic("robot$legacy", JWT_SHAPED[1])
     jwt_auth = basic("robot$legacy", legacy_token(harbor_key))
-    assert await grants(migrated, system, "repository:web/app:push", "repository:lib/app:push") == [
+    assert await grants(imported, system, "repository:web/app:push", "repository:lib/app:push") == [
         ["push"],
         [],
     ]
     assert await grants(
-        migrated, jwt_auth, "repository:web/app:push", "repository:lib/app:push"
+        imported, jwt_auth, "repository:web/app:push", "repository:lib/app:push"
     ) == [
         [],
         ["push"],
     ]
     # The legacy robot's JWT is no password of any other account.
     for name in ("robot$lib+ci", "robot$fleet", "admin"):
-        r = await migrated.client.get(TOKEN, headers=basic(name, legacy_token(harbor_key)))
+        r = await imported.client.get(TOKEN, headers=basic(name, legacy_token(harbor_key)))
         assert await status(r) == 401, name
 
 
 async def test_a_wrong_password_for_a_legacy_robot_costs_the_kdf_work(
-    migrated: Server, harbor_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+    imported: Server, harbor_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
     real = verify_secret
@@ -509,6 +511,6 @@ async def test_a_wrong_password_for_a_legacy_robot_costs_the_kdf_work(
         ("robot$nobody", "Wr0ngSecret"),  # unknown
         ("robot$nobody", legacy_token(harbor_key)),
     ]:
-        r = await migrated.client.get(TOKEN, headers=basic(username, password))
+        r = await imported.client.get(TOKEN, headers=basic(username, password))
         assert await status(r) == 401
     assert calls == ["scrypt"] * 4

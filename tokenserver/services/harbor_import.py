@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tokenserver.domain.harbor_import import ImportPlan, PlannedEntry
+from tokenserver.domain.harbor_export import ImportPlan, PlannedEntry
 from tokenserver.domain.models import Principal, Project
-from tokenserver.domain.permissions import ALL_PROJECTS, SYSTEM_NAMESPACE, Permission
+from tokenserver.domain.permissions import (
+    ALL_PROJECTS,
+    SYSTEM_NAMESPACE,
+    Permission,
+    PermissionKind,
+)
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import NewRobot, Store
@@ -20,7 +25,7 @@ class ImportReport:
     robots_existing: int
 
 
-class ImportService:
+class HarborImportService:
     def __init__(self, store: Store, access: AccessService, audit: AuditService) -> None:
         self._store = store
         self._access = access
@@ -47,12 +52,12 @@ class ImportService:
             ours[row.harbor_id] = project
 
         def permission(entry: PlannedEntry) -> Permission:
-            if entry.kind == "system":
-                return Permission(SYSTEM_NAMESPACE, entry.access, "system")
+            if entry.kind == PermissionKind.SYSTEM:
+                return Permission(SYSTEM_NAMESPACE, entry.access, PermissionKind.SYSTEM)
             if entry.harbor_project_id is None:
-                return Permission(ALL_PROJECTS, entry.access, "project")
+                return Permission(ALL_PROJECTS, entry.access, PermissionKind.PROJECT)
             project = ours[entry.harbor_project_id]
-            return Permission(project.name, entry.access, "project", project.id)
+            return Permission(project.name, entry.access, PermissionKind.PROJECT, project.id)
 
         created_robots = 0
         for robot in plan.robots:

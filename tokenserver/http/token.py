@@ -1,0 +1,102 @@
+"""The token endpoint: GET /service/token (Docker's token flow) and POST (OAuth2)."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from tokenserver.domain.credentials import Credentials, parse_basic
+from tokenserver.domain.secrets import Secret
+from tokenserver.errors import BadRequest, Unauthorized
+from tokenserver.http.appkeys import CLIENT, GRANT, TOKENS
+from tokenserver.http.input import form_fields
+from tokenserver.http.observability import NO_STORE
+from tokenserver.services.tokens import Grant, IssuedToken, TokenRequest
+
+_OAUTH_GRANTS = {grant.value: grant for grant in (Grant.PASSWORD, Grant.REFRESH_TOKEN)}
+
+
+def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
+    """GET answers `token` too, POST (OAuth2) `scope`; both the rest.
+
+    Built by hand: json.dumps escaped the JWT (two copies in a GET answer) character by
+    character, a visible share of a warm request (scripts/bench). The JWT (base64url and dots)
+    and issued_at (digits and -:TZ) need no escaping by construction; the refresh token and the
+    scope go through json.dumps.
+    """
+    token = issued.token
+    head = '{"scope": ' + json.dumps(issued.scope) if oauth else '{"token": "' + token + '"'
+    refresh = (
+        ""
+        if issued.refresh_token is None
+        else ', "refresh_token": ' + json.dumps(issued.refresh_token.reveal())
+    )
+    body = (
+        f'{head}, "access_token": "{token}", "expires_in": {issued.expires_in}, '
+        f'"issued_at": "{issued.issued_at}"{refresh}}}'
+    )
+    # NOTE: `observe` would add NO_STORE, as to every answer; given here, in the constructor,
+    # it costs less on the hottest path (scripts/bench).
+    return web.Response(body=body.encode(), content_type="application/json", headers=NO_STORE)
+
+
+async def token(request: web.Request) -> web.Response:
+    """GET /service/token (REFERENCE.md §1)."""
+    query = request.query
+    grant = Grant.BASIC if "Authorization" in request.headers else Grant.ANONYMOUS
+    request[GRANT] = grant
+    credentials = parse_basic(request.headers.get("Authorization"))
+    issued = await request.app[TOKENS].request(
+        TokenRequest(
+            grant=grant,
+            credentials=credentials,
+            scopes=query.getall("scope", []),
+            service=query.get("service"),
+            address=request[CLIENT],
+            client_id=query.get("client_id", ""),
+            offline=query.get("offline_token", "").lower() == "true",
+        )
+    )
+    return _token_response(issued, oauth=False)
+
+
+async def oauth_token(request: web.Request) -> web.Response:
+    """POST /service/token: OAuth2 password and refresh_token grants (REFERENCE.md §2)."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("expected an application/x-www-form-urlencoded form")
+    form = await form_fields(request)
+
+    def field(name: str) -> str | None:
+        return form.get(name)
+
+    grant = _OAUTH_GRANTS.get(field("grant_type") or "")
+    request[GRANT] = grant if grant is not None else "unknown"
+    credentials = None
+    refresh = None
+    if grant is Grant.PASSWORD:
+        username, password = field("username"), field("password")
+        if not username or not password:
+            raise Unauthorized("the password grant needs username and password")
+        credentials = Credentials(username, Secret(password))
+    elif grant is Grant.REFRESH_TOKEN:
+        token = field("refresh_token")
+        if not token:
+            raise Unauthorized("the refresh_token grant needs refresh_token")
+        refresh = Secret(token)
+    else:
+        raise BadRequest("grant_type must be password or refresh_token")
+    scopes = form.getall("scope", [])
+    issued = await request.app[TOKENS].request(
+        TokenRequest(
+            grant=grant,
+            credentials=credentials,
+            refresh_token=refresh,
+            scopes=scopes,
+            service=field("service"),
+            address=request[CLIENT],
+            client_id=field("client_id") or "",
+            offline=field("access_type") == "offline",
+        )
+    )
+    return _token_response(issued, oauth=True)
