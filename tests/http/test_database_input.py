@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, basic
+from tests.http.test_unencodable_input import robot_body
 from tests.postgres import PostgresServer
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
@@ -67,16 +68,7 @@ async def test_unstorable_input_is_a_clear_answer(
 
 
 async def test_a_nul_in_a_robot_description_is_refused(client: Client) -> None:
-    body = {
-        "name": "ci",
-        "level": "project",
-        "duration": -1,
-        "description": "a\u0000b",
-        "permissions": [
-            {"kind": "project", "namespace": "p",
-             "access": [{"resource": "repository", "action": "pull"}]}
-        ],
-    }  # fmt: skip
+    body = robot_body(description="a\u0000b")
     r = await client.post(f"{API}/robots", json=body, headers=ADMIN)
     assert r.status == 400, await r.text()
     body["description"] = "fine"

@@ -18,7 +18,7 @@ import hmac
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tokenserver.errors import BadRequest
 
@@ -42,11 +42,11 @@ class KdfCost:
     log2_n: int
     r: int
     p: int
+    # How the hashes made at this cost begin; built once, as every token request asks.
+    prefix: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def prefix(self) -> str:
-        """How the hashes made at this cost begin."""
-        return f"scrypt${self.log2_n}${self.r}${self.p}$"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", f"scrypt${self.log2_n}${self.r}${self.p}$")
 
 
 # What every deployment hashes with; not a configuration key.

@@ -53,6 +53,10 @@ class _Score:
     at: float
     locked_until: float = 0.0
 
+    def decayed(self, now: float) -> float:
+        """The score as it stands at `now` (halved every HALF_LIFE seconds)."""
+        return self.value * math.pow(0.5, (now - self.at) / HALF_LIFE)
+
 
 @dataclass(frozen=True, slots=True)
 class Admission:
@@ -152,7 +156,7 @@ class Throttle:
             if not running or fingerprint in running:
                 continue  # alone, `check` has decided; a repeat shares the running check
             score = self._scores.get(key)
-            value = 0.0 if score is None else score.value * 0.5 ** ((now - score.at) / HALF_LIFE)
+            value = 0.0 if score is None else score.decayed(now)
             if round(value) + len(running) >= threshold:
                 # NOTE: the running checks end within a KDF run or two; then `check` decides.
                 raise TooManyRequests("too many authentications at once; try again later", 1)
@@ -198,7 +202,7 @@ class Throttle:
         score = self._scores.get(key)
         if score is None:
             score = _Score(0.0, now)
-        score.value = score.value * 0.5 ** ((now - score.at) / HALF_LIFE) + 1
+        score.value = score.decayed(now) + 1
         score.at = now
         # NOTE: failures seconds apart have decayed a little; round so that the threshold-th
         # failure in quick succession still locks.

@@ -20,6 +20,7 @@ from tokenserver.domain.secrets import (
     Secret,
     dummy_hash,
     hash_secret,
+    needs_rehash,
     verify_secret,
 )
 
@@ -58,7 +59,6 @@ class SecretVerifier:
         kdf_cost: KdfCost = DEFAULT_KDF_COST,
     ) -> None:
         self.kdf_cost = kdf_cost
-        self._prefix = kdf_cost.prefix  # built once: every token request asks
         self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_ttl = cache_ttl
@@ -89,8 +89,7 @@ class SecretVerifier:
 
     def needs_rehash(self, stored: str) -> bool:
         """True for a stored hash that `hash` would not have made (imported from Harbor)."""
-        # NOTE: `needs_rehash` inlined, with the prefix built once (the warm token path).
-        return not stored.startswith(self._prefix)
+        return needs_rehash(stored, self.kdf_cost)
 
     async def verify(
         self, secret: Secret, stored: str, on_miss: Callable[[], None] | None = None
