@@ -216,7 +216,7 @@ def start_stack(
         env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD, **stack.env},
     )
     assert init.returncode == 0, init.stderr
-    # The old Harbor's token key, for legacy robot$ accounts (REFERENCE.md §4).
+    # The old Harbor's token key, for legacy robot$ accounts.
     (directory / "harbor-token.pem").write_bytes(
         stack.harbor_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

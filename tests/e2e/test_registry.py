@@ -343,7 +343,7 @@ def test_helm_registry_login_push_pull(stack: Stack, major: int) -> None:
     assert result.returncode == 0, result.stderr
     assert pulled.read_bytes() == package.read_bytes()
     # helm 3 logs in with GET offline_token and pushes with the refresh token it got; helm 4
-    # logs in with the OAuth2 POST password grant (REFERENCE.md §2).
+    # logs in with the OAuth2 POST password grant.
     grant = "refresh_token" if major == 3 else "password"
     assert f"token issued grant={grant} account='{robot.name}'" in stack.server_log()
 

@@ -1,4 +1,4 @@
-"""GET /service/token, rule by rule (REFERENCE.md §1 and §3)."""
+"""GET /service/token, rule by rule."""
 
 from __future__ import annotations
 

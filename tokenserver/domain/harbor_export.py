@@ -22,7 +22,7 @@ from tokenserver.domain.permissions import (
 from tokenserver.domain.secrets import harbor_hash
 from tokenserver.errors import BadRequest, TokenServerError
 
-# Legacy robots' JWTs may carry only these (REFERENCE.md §4).
+# Legacy robots' JWTs may carry only these.
 LEGACY_ACCESS = frozenset(
     {
         ("repository", "pull"),

@@ -1,4 +1,4 @@
-"""Name rules for projects, robots and repositories (REFERENCE.md §4, distribution's grammar)."""
+"""Name rules for projects, robots and repositories (Harbor's, and distribution's grammar)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Permissions (Harbor's RBAC vocabulary) and how they become token actions (REFERENCE.md §4).
+"""Permissions (Harbor's RBAC vocabulary) and how they become token actions.
 
 A permission entry is `{"kind", "namespace", "access": [{"resource", "action", "effect"}]}`.
 Project-kind entries name a project (or `*`, every project, including ones created later);

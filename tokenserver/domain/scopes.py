@@ -1,4 +1,4 @@
-"""Token scopes: `type[(class)]:name:action[,action...]` (REFERENCE.md §1)."""
+"""Token scopes: `type[(class)]:name:action[,action...]`."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
 
 
 async def token(request: web.Request) -> web.Response:
-    """GET /service/token (REFERENCE.md §1)."""
+    """GET /service/token: distribution's token protocol, as docker, skopeo and podman use it."""
     query = request.query
     grant = Grant.BASIC if "Authorization" in request.headers else Grant.ANONYMOUS
     request[GRANT] = grant
@@ -62,7 +62,7 @@ async def token(request: web.Request) -> web.Response:
 
 
 async def oauth_token(request: web.Request) -> web.Response:
-    """POST /service/token: OAuth2 password and refresh_token grants (REFERENCE.md §2)."""
+    """POST /service/token: OAuth2 password and refresh_token grants."""
     if request.content_type != "application/x-www-form-urlencoded":
         raise BadRequest("expected an application/x-www-form-urlencoded form")
     form = await form_fields(request)

@@ -1,5 +1,5 @@
 """Legacy (pre-Harbor 2.2) robots: `robot$<name>` whose password is an RS256 JWT that the old
-Harbor signed with its token key (REFERENCE.md §4). Permissions and expiry come from the JWT;
+Harbor signed with its token key. Permissions and expiry come from the JWT;
 the stored robot must exist, match the JWT's ids and be enabled."""
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ class TokenRequest:
 
 
 class TokenSigner:
-    """Signs registry tokens with a key loaded once (REFERENCE.md §3)."""
+    """Signs registry tokens with a key loaded once."""
 
     def __init__(
         self,
