@@ -28,6 +28,13 @@ def _walkthrough_blocks() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section, re.S)
 
 
+def _api_example() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("\n## Management API")
+    block: str = re.findall(r"```sh\n(.*?)```", readme[start:], re.S)[0]
+    return block
+
+
 def test_the_readme_walkthrough_runs_as_written(tmp_path: Path, dockerd: str) -> None:
     blocks = _walkthrough_blocks()
     # The set-up and registry, then the two alternatives of step 3 (docker; podman and skopeo).
@@ -98,6 +105,21 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path, dockerd: str) ->
             cwd=work, capture_output=True, text=True, env=env, timeout=600, check=False,
         )  # fmt: skip
         assert done.returncode == 0, f"{done.stderr[-4000:]}\n{log.read_text()[-4000:]}"
+
+        # Then the Management API's example, with the admin's password where it says so: its
+        # names must not collide with the walkthrough's.
+        example = re.sub(
+            r"ADMIN_PASSWORD='[^']*'", f"ADMIN_PASSWORD='{ADMIN_PASSWORD}'", _api_example()
+        )
+        example = example.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+        api = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + example],
+            cwd=work, capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert api.returncode == 0, api.stderr
+        # POST /projects answers 201 with no body; a 409 would print its error envelope.
+        (robot,) = (json.loads(line) for line in api.stdout.splitlines() if line.strip())
+        assert robot["name"] == "robot$team+deploy" and robot["secret"], api.stdout
     finally:
         server.terminate()
         server.wait(timeout=20)
