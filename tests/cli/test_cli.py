@@ -395,8 +395,8 @@ def test_audit_lists_operations_newest_first(config: Path) -> None:
         :4
     ] == [
         ("delete", "robot", "p+nope", "failure: NOT_FOUND"),
-        ("disable", "robot", "p+ci", "success"),
-        ("create", "robot", "ci", "success"),
+        ("disable", "robot", "robot$p+ci", "success"),
+        ("create", "robot", "robot$p+ci", "success"),
         ("create", "project", "p", "success"),
     ]
     assert all(e["username"] == "local-admin" for e in entries[:4])
