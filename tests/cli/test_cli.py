@@ -307,7 +307,7 @@ def test_robot_create_refusals(config: Path) -> None:
     assert cli(config, *base, "CI", "--permission", "repository:pull").returncode == 1
     assert (
         cli(config, *base, "ci", "--permission", "repository:pull", "--duration", "0").returncode
-        == 1
+        == 2
     )
     no_project = cli(
         config,
