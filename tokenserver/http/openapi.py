@@ -8,6 +8,7 @@ from typing import Any
 
 from tokenserver import __version__
 from tokenserver.domain.harbor_json import PROJECT_METADATA_KEYS
+from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER
 
 _ref = "#/components/schemas/"
 
@@ -238,7 +239,12 @@ SCHEMAS: dict[str, Any] = {
             "description": _STR,
             "level": {"enum": ["project", "system"]},
             "disable": _BOOL,
-            "duration": {"type": "integer", "description": "days, -1 for never"},
+            "duration": {
+                "type": "integer",
+                "minimum": NEVER,
+                "maximum": MAX_DURATION_DAYS,
+                "description": f"days (1 to {MAX_DURATION_DAYS}), -1 for never",
+            },
             "secret": _STR,
             "permissions": {"type": "array", "items": _schema("RobotPermission")},
         },
