@@ -54,7 +54,6 @@ from tokenserver.http.observability import (
 from tokenserver.keys import (
     generate_private_key,
     load_private_key,
-    load_signing_key,
     make_certificate,
     write_certificate,
     write_new_file,
@@ -119,8 +118,23 @@ def registry_block(settings: Settings) -> str:
     )
 
 
+def _init_configured_key(settings: Settings) -> None:
+    if not settings.signing_key.exists():
+        write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
+        _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
+    if not settings.certificate.exists():
+        private_key = load_private_key(settings.signing_key)
+        write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
+        _say(f"wrote certificate {settings.certificate}")
+
+
 async def _init_database(settings: Settings) -> None:
     async with open_runtime(settings, sign=False) as runtime:
+        if not await runtime.keyring.keys():
+            # Once the keyring has entries it decides which key signs; a retired configured
+            # key may even have been destroyed: nothing to create then.
+            _init_configured_key(settings)
+        await runtime.keyring.signing_key()  # what `serve` will sign with: refuse it now
         password = os.environ.get(ADMIN_PASSWORD_ENV)
         generated = await runtime.users.ensure_admin(password)
         if generated is not None:
@@ -155,14 +169,6 @@ def cmd_init(args: argparse.Namespace) -> int:
         write_new_file(path, text.encode(), 0o644)
         _say(f"wrote {path}")
     settings = _settings(args, path)
-    if not settings.signing_key.exists():
-        write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
-        _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
-    if not settings.certificate.exists():
-        private_key = load_private_key(settings.signing_key)
-        write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
-        _say(f"wrote certificate {settings.certificate}")
-    load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     asyncio.run(_init_database(settings))
     _say(f"database {database_name(settings)} ready")
     _say("registry config.yml:")
@@ -431,8 +437,9 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
             rt.settings.signing_key)}])  # fmt: skip
     else:
         _out([
-            {"id": r.id, "state": r.state.value, "kid": rt.keyring.load(r).kid,
-             "key": r.key_path, "retired_at": r.retired_at}
+            {"id": r.id, "state": r.state.value, "kid": rt.keyring.kid(r),
+             "key": r.key_path, "retired_at": r.retired_at,
+             "published": rt.keyring.is_published(r)}
             for r in records
         ])  # fmt: skip
     return EXIT_OK
@@ -456,9 +463,11 @@ async def keys_activate(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
-    await rt.keyring.retire(LOCAL, args.id)
-    _say(f"key {args.id} retired; 'keys bundle' and 'keys jwks' leave it out once "
-         f"{rt.keyring.retention} s have passed")  # fmt: skip
+    until = await rt.keyring.retire(LOCAL, args.id)
+    rule = rt.keyring.retention
+    _say(f"key {args.id} retired; 'keys bundle' and 'keys jwks' leave it out once {rule.seconds} "
+         f"s have passed (token.lifetime {rule.lifetime} s + {rule.leeway} s leeway), at "
+         f"{iso_time(until)}; write them again then and restart the registry")  # fmt: skip
     return EXIT_OK
 
 

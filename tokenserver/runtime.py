@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from tokenserver.config import Settings
 from tokenserver.errors import ConfigError
-from tokenserver.keys import load_signing_key
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
@@ -80,8 +79,6 @@ async def open_runtime(
     it, management commands do not). `clock` is the token path's time (authentication,
     refresh tokens, signing): tests move it instead of sleeping. Raises ConfigError or
     StorageError."""
-    if sign:  # fail on an unusable configured key before anything else
-        load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     store = await open_store(settings)
     verifier = SecretVerifier(
         cache_size=settings.verify_cache_size,
@@ -96,7 +93,10 @@ async def open_runtime(
         signer = None
         if sign:
             signer = TokenSigner(
-                keyring.load(await keyring.active()),
+                # NOTE: the keyring's active key once it has entries; the configured pair is
+                # not checked then (after a rotation, the bundle left in token.certificate no
+                # longer holds the configured key's certificate).
+                await keyring.signing_key(),
                 issuer=settings.issuer,
                 service=settings.service,
                 lifetime=settings.lifetime,
