@@ -277,7 +277,7 @@ def test_an_empty_keyring_still_checks_the_configured_pair(config: Path, command
     )
 
     async def serve() -> None:
-        async with TestClient(TestServer(create_app(settings_of(config)))):
+        async with TestServer(create_app(settings_of(config))):
             pass
 
     with pytest.raises(ConfigError, match="does not match the signing key"):
