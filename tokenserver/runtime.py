@@ -154,7 +154,14 @@ async def open_runtime(
         tokens = None
         if signer is not None:
             tokens = TokenService(
-                store, authenticator, refresh, access, signer, service=settings.service, clock=clock
+                store,
+                authenticator,
+                refresh,
+                access,
+                signer,
+                service=settings.service,
+                name_prefix=settings.name_prefix,
+                clock=clock,
             )
         yield Runtime(
             settings=settings,

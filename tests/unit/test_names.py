@@ -12,6 +12,7 @@ from tokenserver.domain.names import (
     parse_robot_name,
     project_of,
     reads_as_robot_name,
+    shell_expanded_robot_name,
 )
 from tokenserver.errors import BadRequest
 
@@ -150,3 +151,32 @@ def test_reads_as_robot_name(prefix: str, username: str, robot: bool) -> None:
             check_not_robot_name(prefix, username)
     else:
         assert check_not_robot_name(prefix, username) == username
+
+
+@pytest.mark.parametrize(
+    ("prefix", "username", "mangled"),
+    [
+        ("robot$", "robot+ci", True),  # robot$demo+ci: $demo expanded to nothing
+        ("robot$", "robot-web+ci", True),  # robot$demo-web+ci: the variable stops at '-'
+        ("robot$", "robot.x+ci.y", True),
+        ("robot$", "robot+", True),
+        ("robot$", "robot$demo+ci", False),  # quoted: a robot's name
+        ("robot$", "robot$ci", False),
+        ("robot$", "robot", False),  # a system robot's `robot$ci` too, but also a user's name
+        ("robot$", "robots", False),
+        ("robot$", "robots+ci", False),  # the variable would have taken the 's'
+        ("robot$", "robot_x+ci", False),
+        ("robot$", "alice", False),
+        ("robot$", "demo+ci", False),  # PROJECT+NAME, as the CLI takes it
+        ("robot$", "Robot+ci", False),  # names are never case-folded
+        ("bot-", "bot+ci", False),  # a shell leaves this prefix alone
+        ("my$bot$", "my+ci", True),
+        ("$", "+ci", True),  # the whole prefix was `$...`
+        ("$", "demo+ci", False),
+    ],
+)
+def test_shell_expanded_robot_name(prefix: str, username: str, mangled: bool) -> None:
+    hint = shell_expanded_robot_name(prefix, username)
+    assert (hint is not None) is mangled
+    if hint is not None:
+        assert f"{prefix}PROJECT+NAME" in hint and "quote" in hint

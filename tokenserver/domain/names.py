@@ -115,3 +115,29 @@ def check_not_robot_name(prefix: str, username: str) -> str:
             f"prefix {prefix!r} (robots.name_prefix); choose a name that does not"
         )
     return username
+
+
+def shell_expanded_robot_name(prefix: str, username: str) -> str | None:
+    """A hint when `username` reads as a project robot's full name that a shell mangled:
+    unquoted (or in double quotes), `robot$demo+ci` reaches us as `robot+ci`, `$demo` being
+    expanded as an unset variable. None when it does not look so.
+
+    Such a name starts with the prefix's part before its `$` but not with the prefix; the
+    variable took every letter, digit and `_` after the `$`, so what follows is `+NAME` or the
+    rest of the project (`-web+ci` from `robot$demo-web+ci`). It holds the `+` of a project
+    robot's name, which no user's name may hold (`check_username`)."""
+    head, dollar, _ = prefix.partition("$")
+    rest = username[len(head) :]
+    if (
+        not dollar
+        or not username.startswith(head)
+        or username.startswith(prefix)
+        or "+" not in rest
+        or rest[0].isalnum()
+        or rest[0] == "_"
+    ):
+        return None
+    return (
+        f"the name looks like a robot account's whose '$...' a shell expanded (unquoted, "
+        f"{prefix}PROJECT+NAME arrives as {head}+NAME): quote it in single quotes"
+    )
