@@ -54,7 +54,7 @@ from tokenserver.domain.models import (
     Level,
     duration_error,
 )
-from tokenserver.domain.names import shell_expanded
+from tokenserver.domain.names import quote_hint, shell_expanded
 from tokenserver.domain.permissions import (
     PROJECT_ROBOT_ACCESS,
     Access,
@@ -79,7 +79,6 @@ from tokenserver.http.observability import (
 from tokenserver.keys import (
     generate_private_key,
     load_private_key,
-    load_signing_key,
     make_certificate,
     write_certificate,
     write_new_file,
@@ -197,8 +196,23 @@ def registry_block(settings: Settings) -> str:
     )
 
 
+def _init_configured_key(settings: Settings) -> None:
+    if not settings.signing_key.exists():
+        write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
+        _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
+    if not settings.certificate.exists():
+        private_key = load_private_key(settings.signing_key)
+        write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
+        _say(f"wrote certificate {settings.certificate}")
+
+
 async def _init_database(settings: Settings, password: str | None) -> None:
     async with open_runtime(settings, sign=False, create_database=True) as runtime:
+        if not await runtime.keyring.keys():
+            # Once the keyring has entries it decides which key signs; a retired configured
+            # key may even have been destroyed: nothing to create then.
+            _init_configured_key(settings)
+        await runtime.keyring.signing_key()  # what `serve` will sign with: refuse it now
         if await runtime.users.admin_exists():
             _say(f"the system admin '{ADMIN}' exists")
             if password is not None:
@@ -258,14 +272,6 @@ def cmd_init(args: argparse.Namespace) -> int:
     if text is not None:
         write_new_file(path, text.encode(), 0o644)
         _say(f"wrote {path}")
-    if not settings.signing_key.exists():
-        write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
-        _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
-    if not settings.certificate.exists():
-        private_key = load_private_key(settings.signing_key)
-        write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
-        _say(f"wrote certificate {settings.certificate}")
-    load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     asyncio.run(_init_database(settings, password))
     _say(f"database {database_name(settings)} ready")
     _say("registry config.yml:")
@@ -470,12 +476,7 @@ def _on_robot(action: Action) -> Command:
             prefix = rt.robots.prefix
             if not shell_expanded(prefix, args.robot):
                 raise
-            head = prefix.partition("$")[0]
-            typed = f"{head}$...{args.robot[len(head) :]}"
-            raise RobotNotFound(
-                f"{e.message}; a shell expands '$' in an unquoted name, so {typed!r} arrives "
-                f"as {args.robot!r}: put robot names in single quotes"
-            ) from None
+            raise RobotNotFound(f"{e.message}; {quote_hint(prefix, args.robot)}") from None
 
     return _on_runtime(hinted)
 
@@ -677,8 +678,9 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
             rt.settings.signing_key)}])  # fmt: skip
     else:
         _out([
-            {"id": r.id, "state": r.state.value, "kid": rt.keyring.load(r).kid,
-             "key": r.key_path, "retired_at": r.retired_at}
+            {"id": r.id, "state": r.state.value, "kid": rt.keyring.kid(r),
+             "key": r.key_path, "retired_at": r.retired_at,
+             "published": rt.keyring.is_published(r)}
             for r in records
         ])  # fmt: skip
     return EXIT_OK
@@ -704,9 +706,11 @@ async def keys_activate(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
-    await rt.keyring.retire(LOCAL, args.id)
-    _say(f"key {args.id} retired; 'keys bundle' and 'keys jwks' leave it out once "
-         f"{rt.keyring.retention} s have passed")  # fmt: skip
+    until = await rt.keyring.retire(LOCAL, args.id)
+    rule = rt.keyring.retention
+    _say(f"key {args.id} retired; 'keys bundle' and 'keys jwks' leave it out once {rule.seconds} "
+         f"s have passed (token.lifetime {rule.lifetime} s + {rule.leeway} s leeway), at "
+         f"{iso_time(until)}; write them again then and restart the registry")  # fmt: skip
     return EXIT_OK
 
 

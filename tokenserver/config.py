@@ -280,14 +280,16 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "signing_key",
         "keys/token.key",
         _text(),
-        "Private signing key (PEM, mode 0600); relative paths are relative to this file.",
+        "Private signing key (PEM, mode 0600); relative paths are relative to this file.\n"
+        "It signs until the first 'tokenserver keys add'; then the keyring decides.",
     ),
     (
         "token",
         "certificate",
         "keys/token.crt",
         _text(),
-        "Certificate of the signing key: the registry's auth.token.rootcertbundle.",
+        "Certificate of the signing key: the registry's auth.token.rootcertbundle. After the\n"
+        "first 'tokenserver keys add', 'keys bundle' writes every trusted certificate here.",
     ),
     (
         "robots",

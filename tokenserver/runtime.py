@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from tokenserver.config import Settings
 from tokenserver.errors import ConfigError
-from tokenserver.keys import load_signing_key
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
@@ -86,8 +85,6 @@ async def open_runtime(
     it, management commands do not). `clock` is the token path's time (authentication,
     refresh tokens, signing): tests move it instead of sleeping. `create_database`: see
     `open_store`. Raises ConfigError or StorageError."""
-    if sign:  # fail on an unusable configured key before anything else
-        load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
     store = await open_store(settings, create_database=create_database)
     verifier = SecretVerifier(
         cache_size=settings.verify_cache_size,
@@ -102,7 +99,10 @@ async def open_runtime(
         signer = None
         if sign:
             signer = TokenSigner(
-                keyring.load(await keyring.active()),
+                # NOTE: the keyring's active key once it has entries; the configured pair is
+                # not checked then (after a rotation, the bundle left in token.certificate no
+                # longer holds the configured key's certificate).
+                await keyring.signing_key(),
                 issuer=settings.issuer,
                 service=settings.service,
                 lifetime=settings.lifetime,
@@ -160,7 +160,14 @@ async def open_runtime(
         tokens = None
         if signer is not None:
             tokens = TokenService(
-                store, authenticator, refresh, access, signer, service=settings.service, clock=clock
+                store,
+                authenticator,
+                refresh,
+                access,
+                signer,
+                service=settings.service,
+                name_prefix=settings.name_prefix,
+                clock=clock,
             )
         yield Runtime(
             settings=settings,

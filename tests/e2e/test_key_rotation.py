@@ -1,6 +1,8 @@
 """Key rotation without downtime against the real registry: tokens signed before and after
 a rotation are all accepted while both certificates are in the bundle; a retired key's tokens
-are refused once the bundle leaves it out."""
+are refused once the bundle leaves it out; and the server restarts after the rotation (the
+bundle left in `token.certificate` no longer holds the first key's certificate) and serves a
+push and a pull."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from base64 import b64encode
 import jwt
 import pytest
 
-from tests.e2e.clients import Skopeo
+from tests.e2e.clients import Skopeo, layout_digest
 from tests.e2e.conftest import Stack, start_stack, stop_stack
 from tests.e2e.oci import write_image
 
@@ -97,5 +99,25 @@ def test_rotation_keeps_every_live_token_valid(
         stack.restart_registry()
         assert not registry_accepts(stack, before)
         assert registry_accepts(stack, token(stack, robot.name, robot.secret))
+
+        # The next reboot: the server stops, then `init` and `serve` as scripts/run does.
+        server = stack.processes[0]
+        server.terminate()
+        server.wait(timeout=10)
+        init = stack.cli("init")
+        assert init.returncode == 0, init.stderr
+        assert [k["state"] for k in json.loads(keys(stack, "list"))] == ["retired", "active"]
+        port = int(stack.api_base.split(":")[-1].split("/")[0])
+        stack.processes[0] = stack.serve(port, "tokenserver-restarted.log")
+        restarted = token(stack, robot.name, robot.secret)
+        assert jwt.get_unverified_header(restarted)["kid"] == added["kid"]
+        assert registry_accepts(stack, restarted)
+        digest = write_image(layout, "after the restart")
+        pushed = skopeo.push(layout, "rot/app:v3")
+        assert pushed.returncode == 0, pushed.stderr
+        pulled = stack.new_dir("pulled")
+        result = skopeo.pull("rot/app:v3", pulled)
+        assert result.returncode == 0, result.stderr
+        assert layout_digest(pulled) == digest
     finally:
         stop_stack(stack)

@@ -113,6 +113,41 @@ def test_robot_of_one_project_cannot_touch_another(stack: Stack) -> None:
     assert a.push(layout, "e2e-a/app:v1").returncode == 0
 
 
+def test_a_push_to_a_project_nobody_created_is_explained_in_the_server_log(
+    stack: Stack,
+) -> None:
+    """The registry and the client say only that access was denied; the token log line says
+    the project does not exist."""
+    stack.project("e2e-hint")
+    robot = stack.robot("e2e-hint", "ci", PULL, PUSH)
+    skopeo = Skopeo(stack, robot)
+    assert skopeo.login().returncode == 0
+    layout = stack.new_dir("image")
+    write_image(layout, "no such project")
+    assert skopeo.push(layout, "e2e-nope/app:v1").returncode != 0
+    assert re.search(
+        rf"token issued grant=basic account='{re.escape(robot.name)}' .*"
+        r"scopes='repository:e2e-nope/app:pull,push' granted='repository:e2e-nope/app:' "
+        r"reason='project e2e-nope does not exist'",
+        stack.server_log(),
+    ), stack.server_log()[-3000:]
+
+
+def test_a_robot_name_a_shell_expanded_gets_a_hint_in_the_server_log(stack: Stack) -> None:
+    """`skopeo login -u robot$e2e-shell+ci` unquoted sends `robot-shell+ci`."""
+    stack.project("e2e-shell")
+    robot = stack.robot("e2e-shell", "ci", PULL)
+    mangled = Robot("robot-shell+ci", robot.secret, robot.id)
+    assert Skopeo(stack, mangled).login().returncode != 0
+    line = next(
+        line
+        for line in stack.server_log().splitlines()
+        if "token denied grant=basic account='robot-shell+ci'" in line
+    )
+    assert "arrives as \\'robot-shell+ci\\': put robot names in single quotes'" in line
+    assert robot.secret not in stack.server_log()
+
+
 def test_disabled_expired_and_deleted_robots_are_refused(stack: Stack) -> None:
     stack.project("e2e-state")
     disabled = stack.robot("e2e-state", "disabled", PULL)

@@ -4,6 +4,7 @@ token lifetime plus the registry's leeway after its retirement, then leaves both
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -11,7 +12,8 @@ from cryptography import x509
 from tests.conftest import MakeSettings
 from tests.helpers import FakeClock
 from tokenserver.domain.models import LOCAL, KeyState
-from tokenserver.keys import libtrust_kid
+from tokenserver.errors import ConfigError
+from tokenserver.keys import generate_private_key, libtrust_kid, make_certificate, write_certificate
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.keyring import RETIRED_KEY_LEEWAY, KeyringService
 
@@ -43,8 +45,9 @@ async def test_a_retired_key_is_published_for_one_lifetime_plus_the_leeway(rt: R
     await service.activate(LOCAL, added.id)
     old = next(r for r in await service.keys() if r.state is KeyState.PUBLISHED)
     new_kid = service.load(added).kid
-    await service.retire(LOCAL, old.id)
-    assert service.retention == LIFETIME + RETIRED_KEY_LEEWAY == LIFETIME + 60
+    until = await service.retire(LOCAL, old.id)
+    assert service.retention.seconds == LIFETIME + RETIRED_KEY_LEEWAY == LIFETIME + 60
+    assert until == 1_000_000 + LIFETIME + 60
 
     for elapsed in (0, 1, LIFETIME, LIFETIME + RETIRED_KEY_LEEWAY - 1):
         clock.now = 1_000_000 + elapsed
@@ -80,3 +83,45 @@ async def test_jwks_kids_follow_the_kid_format(make_settings: MakeSettings) -> N
         service = keyring(rt, FakeClock())
         (jwk,) = (await service.jwks())["keys"]
         assert jwk["kid"] == service.load(None).thumbprint
+
+
+async def test_the_configured_key_enters_the_keyring_with_a_certificate_of_its_own(
+    rt: Runtime,
+) -> None:
+    """`token.certificate` is where `keys bundle` writes: an entry pointing at it would lose
+    its certificate once the bundle leaves the key out."""
+    service = keyring(rt, FakeClock(3_000_000))
+    configured = service.load(None)
+    await service.add(LOCAL)
+    first = (await service.keys())[0]
+    assert first.key_path == str(rt.settings.signing_key)
+    assert Path(first.cert_path) != rt.settings.certificate
+    assert Path(first.cert_path).parent == rt.settings.signing_key.parent
+    assert service.load(first).certificate_der == configured.certificate_der
+
+
+async def test_the_keyring_decides_which_key_signs_once_it_has_entries(rt: Runtime) -> None:
+    clock = FakeClock(4_000_000)
+    service = keyring(rt, clock)
+    added = await service.add(LOCAL)
+    await service.activate(LOCAL, added.id)
+    await service.retire(LOCAL, 1)
+    clock.now += service.retention.seconds
+    rt.settings.certificate.write_bytes(await service.bundle())  # `keys bundle`
+    assert (await service.signing_key()).kid == service.load(added).kid
+    with pytest.raises(ConfigError, match="does not match the signing key"):
+        service.load(None)  # what start-up used to insist on
+
+
+async def test_an_unusable_configured_key_is_refused_while_the_keyring_is_empty(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    service = keyring(rt, FakeClock())
+    other = generate_private_key("ES256")
+    write_certificate(tmp_path / "other.crt", make_certificate(other, "x"))
+    rt.settings.certificate.write_bytes((tmp_path / "other.crt").read_bytes())
+    with pytest.raises(ConfigError, match="does not match the signing key"):
+        await service.signing_key()
+    with pytest.raises(ConfigError, match="does not match the signing key"):
+        await service.add(LOCAL)
+    assert await service.keys() == []

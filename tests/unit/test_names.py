@@ -11,6 +11,7 @@ from tokenserver.domain.names import (
     is_repository_name,
     parse_robot_name,
     project_of,
+    quote_hint,
     reads_as_robot_name,
     shell_expanded,
 )
@@ -154,19 +155,31 @@ def test_reads_as_robot_name(prefix: str, username: str, robot: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("prefix", "ref", "expanded"),
+    ("prefix", "name", "expanded"),
     [
-        ("robot$", "robot+ci", True),  # robot$demo+ci, $demo unset
-        ("robot$", "robot-x+ci", True),  # robot$demo-x+ci
-        ("robot$", "robot.x+ci", True),
-        ("robot$", "robot", True),  # robot$fleet
-        ("robot$", "robot$demo+ci", False),  # typed in quotes
+        ("robot$", "robot+ci", True),  # robot$demo+ci: $demo expanded to nothing
+        ("robot$", "robot-web+ci", True),  # robot$demo-web+ci: the variable stops at '-'
+        ("robot$", "robot.x+ci.y", True),
+        ("robot$", "robot+", True),
+        ("robot$", "robot", True),  # the system robot robot$fleet (the token log asks for a +)
+        ("robot$", "robot$demo+ci", False),  # quoted: a robot's name
+        ("robot$", "robot$ci", False),
+        ("robot$", "robots", False),
+        ("robot$", "robots+ci", False),  # the variable would have taken the 's'
         ("robot$", "robotics+ci", False),  # a project named robotics
-        ("robot$", "demo+ci", False),
+        ("robot$", "robot_x+ci", False),
+        ("robot$", "alice", False),
+        ("robot$", "demo+ci", False),  # PROJECT+NAME, as the CLI takes it
         ("robot$", "9", False),
-        ("bot-", "bot+ci", False),  # no '$' in the prefix: nothing for a shell to expand
-        ("$", "+ci", True),
+        ("robot$", "Robot+ci", False),  # names are never case-folded
+        ("bot-", "bot+ci", False),  # a shell leaves this prefix alone
+        ("my$bot$", "my+ci", True),
+        ("$", "+ci", True),  # the whole prefix was `$...`
+        ("$", "demo+ci", False),
     ],
 )
-def test_shell_expanded_names(prefix: str, ref: str, expanded: bool) -> None:
-    assert shell_expanded(prefix, ref) is expanded
+def test_shell_expanded_names(prefix: str, name: str, expanded: bool) -> None:
+    assert shell_expanded(prefix, name) is expanded
+    if expanded:
+        hint = quote_hint(prefix, name)
+        assert f"arrives as {name!r}" in hint and "single quotes" in hint

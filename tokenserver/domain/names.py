@@ -117,14 +117,25 @@ def check_not_robot_name(prefix: str, username: str) -> str:
     return username
 
 
-def shell_expanded(prefix: str, ref: str) -> bool:
-    """True if `ref`, a robot name that was not found, reads as a robot name typed unquoted
-    in a shell: `robot$demo+ci` arrives as `robot+ci` (or `robot-x+ci` for `robot$demo-x+ci`,
-    `robot` for `robot$fleet`) once the shell has replaced the unset `$demo` with nothing.
-    Only for a prefix holding `$`; the part before it must open `ref`, the rest of the prefix
-    must be gone, and what follows must be where a variable's name would end."""
+def shell_expanded(prefix: str, name: str) -> bool:
+    """True if `name` reads as a robot name a shell changed: unquoted (or in double quotes),
+    `robot$demo+ci` arrives as `robot+ci` once the shell has replaced the unset `$demo` with
+    nothing (`robot-x+ci` for `robot$demo-x+ci`, `robot` for the system robot `robot$fleet`).
+
+    Only for a prefix holding `$`: the part before it opens `name`, the prefix itself does not,
+    and the variable took every letter, digit and `_` after the `$`, so what follows is the end
+    or another character (`robots+ci` is a project named `robots`)."""
     head, dollar, _ = prefix.partition("$")
-    if not dollar or ref.startswith(prefix) or not ref.startswith(head):
+    if not dollar or name.startswith(prefix) or not name.startswith(head):
         return False
-    rest = ref[len(head) :]
-    return rest == "" or rest[0] in "+.-"
+    rest = name[len(head) :]
+    return rest == "" or not (rest[0].isalnum() or rest[0] == "_")
+
+
+def quote_hint(prefix: str, name: str) -> str:
+    """What to tell whoever sent `name`, for which `shell_expanded` holds."""
+    head = prefix.partition("$")[0]
+    return (
+        f"a shell expands '$' in an unquoted name, so {head}$...{name[len(head) :]!r} arrives "
+        f"as {name!r}: put robot names in single quotes"
+    )

@@ -5,16 +5,22 @@
    restart the registry so that it trusts the new key.
 3. `keys activate ID`: signing switches; running servers notice within KEY_POLL_SECONDS.
    Tokens signed by the previous key stay valid: its certificate is still in the bundle.
-4. `keys retire ID`: a retired key stays published (in the bundle and the JWKS) for one token
-   lifetime plus RETIRED_KEY_LEEWAY after retirement, then both leave it out.
+4. `keys retire ID`: a retired key stays published (in the bundle and the JWKS) until
+   `published_until`, then both leave it out.
 
-Until the first `keys add`, the keyring is empty and the configured `token.signing_key` signs.
+Until the first `keys add`, the keyring is empty and the configured `token.signing_key` signs,
+with its certificate in `token.certificate`. From then on the keyring is the source of truth:
+each entry has a certificate file of its own (the configured key's is copied), the active entry
+signs, and `token.certificate` is only where `keys bundle` writes the bundle by default. So a
+bundle that no longer holds the configured key's certificate (once it is retired) does not stop
+a restart.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -22,10 +28,12 @@ from cryptography.hazmat.primitives import serialization
 
 from tokenserver.config import Settings
 from tokenserver.domain.models import KeyRecord, KeyState, Principal
-from tokenserver.errors import BadRequest, NotFound
+from tokenserver.errors import BadRequest, ConfigError, NotFound
 from tokenserver.keys import (
     SigningKey,
     generate_private_key,
+    libtrust_kid,
+    load_private_key,
     load_signing_key,
     make_certificate,
     write_certificate,
@@ -39,6 +47,23 @@ KEY_POLL_SECONDS = 2.0
 # NOTE: distribution accepts a token up to 60 s past its `exp` (its token.Leeway), so a token
 # signed just before the key was replaced stays valid that much longer than the lifetime.
 RETIRED_KEY_LEEWAY = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long a retired key stays published, and why: a token it signed may be presented
+    for `lifetime` seconds, and the registry accepts it `leeway` seconds past its `exp`."""
+
+    lifetime: int
+    leeway: int = RETIRED_KEY_LEEWAY
+
+    @property
+    def seconds(self) -> int:
+        return self.lifetime + self.leeway
+
+    def until(self, retired_at: int) -> int:
+        """When a key retired at `retired_at` leaves the bundle and the JWKS."""
+        return retired_at + self.seconds
 
 
 class KeyringService:
@@ -73,13 +98,19 @@ class KeyringService:
         async with self._audit.operation(actor, "create", "signing-key", "new"):
             self._access.require_system(actor, "configuration", "update")
             now = int(self._clock())
-            if not await self._store.list_keys():
-                # The configured key becomes the keyring's first, active entry.
-                s = self._settings
-                await self._store.add_key(
-                    str(s.signing_key), str(s.certificate), KeyState.ACTIVE, now
-                )
             directory = self._settings.signing_key.parent
+            if not await self._store.list_keys():
+                # The configured key becomes the keyring's first, active entry, with a copy of
+                # its certificate: `token.certificate` is where `keys bundle` writes, so it
+                # will not hold this certificate once the key is retired.
+                configured = self.load(None)
+                certificate = directory / f"token-{now}-1.crt"
+                write_certificate(
+                    certificate, x509.load_der_x509_certificate(configured.certificate_der)
+                )
+                await self._store.add_key(
+                    str(self._settings.signing_key), str(certificate), KeyState.ACTIVE, now
+                )
             stem = f"token-{now}-{len(await self._store.list_keys()) + 1}"
             key = generate_private_key(algorithm or self._settings.algorithm)
             write_private_key(directory / f"{stem}.key", key)
@@ -93,17 +124,40 @@ class KeyringService:
                 now,
             )
 
+    async def signing_key(self) -> SigningKey:
+        """The key that signs: the active entry, or the configured one while the keyring is
+        empty (then checked against `token.algorithm`). Raises ConfigError if its files cannot
+        be used. The configured pair is not looked at once the keyring has entries."""
+        return self.load(await self.active())
+
+    def kid(self, record: KeyRecord) -> str | None:
+        """An entry's libtrust key ID, from its private key alone (older versions recorded
+        `token.certificate` as the configured key's certificate: it may have left that
+        file). None for a key no longer published whose file is gone (destroying a retired
+        key is good practice); ConfigError for a key still published that cannot be read."""
+        try:
+            return libtrust_kid(load_private_key(Path(record.key_path)).public_key())
+        except ConfigError:
+            if self.is_published(record):
+                raise
+            return None
+
     @property
-    def retention(self) -> int:
-        """Seconds a retired key stays published after its retirement: a token it signed
-        may be presented that long."""
-        return self._settings.lifetime + RETIRED_KEY_LEEWAY
+    def retention(self) -> Retention:
+        """How long a retired key stays published after its retirement: the one rule that
+        `bundle`, `jwks` and the message of `keys retire` follow."""
+        return Retention(self._settings.lifetime)
+
+    def published_until(self, record: KeyRecord) -> int | None:
+        """When the registry may stop trusting this key: None while it is not retired."""
+        if record.state is not KeyState.RETIRED:
+            return None
+        return self.retention.until(record.retired_at or 0)
 
     def is_published(self, record: KeyRecord) -> bool:
         """Whether the registry must still trust this key now."""
-        if record.state is not KeyState.RETIRED:
-            return True
-        return (record.retired_at or 0) + self.retention > self._clock()
+        until = self.published_until(record)
+        return until is None or until > self._clock()
 
     async def published(self) -> list[SigningKey]:
         """Every key the registry must trust now, by id: the configured key while the keyring
@@ -140,7 +194,8 @@ class KeyringService:
             if not await self._store.activate_key(key_id):
                 raise BadRequest(f"key {key_id} is retired")
 
-    async def retire(self, actor: Principal, key_id: int) -> None:
+    async def retire(self, actor: Principal, key_id: int) -> int:
+        """Retire a key that no longer signs; returns `published_until` for it."""
         async with self._audit.operation(actor, "retire", "signing-key", str(key_id)):
             self._access.require_system(actor, "configuration", "update")
             record = next((k for k in await self._store.list_keys() if k.id == key_id), None)
@@ -148,5 +203,7 @@ class KeyringService:
                 raise NotFound(f"key {key_id} not found")
             if record.state is KeyState.ACTIVE:
                 raise BadRequest(f"key {key_id} is signing: activate another key first")
-            if not await self._store.retire_key(key_id, int(self._clock())):
+            now = int(self._clock())
+            if not await self._store.retire_key(key_id, now):
                 raise BadRequest(f"key {key_id} is already retired")
+            return self.retention.until(now)

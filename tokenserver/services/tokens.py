@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from tokenserver.domain.credentials import Credentials
-from tokenserver.domain.memo import ENTRY_BYTES, Memo
+from tokenserver.domain.memo import ENTRY_BYTES, STR_BYTES, Memo
 from tokenserver.domain.models import ANONYMOUS, Principal, Robot
-from tokenserver.domain.names import project_of
+from tokenserver.domain.names import project_of, quote_hint, shell_expanded
 from tokenserver.domain.permissions import Grants, grant_actions
 from tokenserver.domain.policy import NOTHING, token_actions
 from tokenserver.domain.scopes import Scope, format_scope, parse_scopes, scopes_bytes
@@ -184,6 +184,14 @@ def _formatted(scopes: Sequence[Scope]) -> str:
     return " ".join(format_scope(s) for s in scopes)
 
 
+def _missing_reason(projects: Sequence[str]) -> str:
+    """Why a push to a project nobody created gets no actions: the registry says only
+    "denied", so the operator's log says which project is missing."""
+    if len(projects) == 1:
+        return f"project {projects[0]} does not exist"
+    return f"projects {', '.join(projects)} do not exist"
+
+
 class TokenService:
     def __init__(
         self,
@@ -194,8 +202,10 @@ class TokenService:
         signer: TokenSigner,
         *,
         service: str,
+        name_prefix: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._name_prefix = name_prefix
         self._store = store
         self._authenticator = authenticator
         self._refresh = refresh
@@ -204,7 +214,8 @@ class TokenService:
         self._service = service
         self._clock = clock
         self._grant_memo: Memo[
-            tuple[int, tuple[Scope, ...]], tuple[weakref.ref[Robot], tuple[Scope, ...]]
+            tuple[int, tuple[Scope, ...]],
+            tuple[weakref.ref[Robot], tuple[Scope, ...], tuple[str, ...]],
         ] = Memo(
             max_entries=_MEMO_ENTRIES,
             max_bytes=_MEMO_BYTES,
@@ -238,36 +249,51 @@ class TokenService:
             else:
                 raise Unauthorized("authentication required")
             account = principal.name
-            granted = await self._grant(principal, scopes)
+            granted, missing = await self._grant(principal, scopes)
             issued = self._signer.sign(account, granted, self._clock(), refresh)
         except TokenServerError as e:
             # NOTE: the account, the scopes and the reason hold the caller's text: quoted and
             # escaped, so that one request stays one line (the client is the socket's peer).
             if log.isEnabledFor(logging.INFO):
+                # NOTE: a user may be called `robot`, but no user's name holds a `+`.
+                hint = (
+                    quote_hint(self._name_prefix, account)
+                    if isinstance(e, Unauthorized)
+                    and "+" in account
+                    and shell_expanded(self._name_prefix, account)
+                    else None
+                )
                 log.info(
-                    "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s",
+                    "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s%s",
                     req.grant,
                     quote(account),
                     req.address,
                     quote(_formatted(scopes) or " ".join(req.scopes)[:200]),
                     e.status,
                     quote(e.message),
+                    "" if hint is None else " hint=" + quote(hint),
                 )
             raise
         if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
             log.info(
-                "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s",
+                "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s",
                 req.grant,
                 quote(account),
                 req.address,
                 quote(_formatted(scopes)),
                 quote(_formatted(granted)),
                 " refresh_token=yes" if refresh is not None else "",
+                # NOTE: only here, never in the answer: whether a project exists is not
+                # for a caller who may not see it.
+                " reason=" + quote(_missing_reason(missing)) if missing else "",
             )
         return issued
 
-    async def _grant(self, principal: Principal, scopes: Sequence[Scope]) -> list[Scope]:
+    async def _grant(
+        self, principal: Principal, scopes: Sequence[Scope]
+    ) -> tuple[list[Scope], tuple[str, ...]]:
         """Deny by default: an unknown type or resource gets no actions, never an error.
+        Returns the grant and the projects asked for that do not exist (for the log).
 
         A robot's answer is remembered with the Robot object it was computed for. The store
         hands out the same object only while the database is unchanged (SQLite's read cache),
@@ -285,18 +311,24 @@ class TokenService:
         key = (id(robot), tuple(scopes))
         found = self._grant_memo.get(key)
         if found is not None and found[0]() is robot:
-            return list(found[1])
-        granted = await self._compute_grant(principal, scopes)
+            return list(found[1]), found[2]
+        granted, missing = await self._compute_grant(principal, scopes)
         self._grant_memo.put(
             key,
-            (weakref.ref(robot), tuple(granted)),
-            ENTRY_BYTES + scopes_bytes(key[1]) + scopes_bytes(granted),
+            (weakref.ref(robot), tuple(granted), missing),
+            ENTRY_BYTES
+            + scopes_bytes(key[1])
+            + scopes_bytes(granted)
+            + sum(STR_BYTES + len(name) for name in missing),
         )
-        return granted
+        return granted, missing
 
-    async def _compute_grant(self, principal: Principal, scopes: Sequence[Scope]) -> list[Scope]:
+    async def _compute_grant(
+        self, principal: Principal, scopes: Sequence[Scope]
+    ) -> tuple[list[Scope], tuple[str, ...]]:
         system = self._access.system_grants(principal)
         by_project: dict[str, Grants] = {}
+        missing: tuple[str, ...] = ()  # rare: no list made for it per request
         granted = []
         for scope in scopes:
             project_grants = NOTHING
@@ -308,6 +340,8 @@ class TokenService:
                         own if own is not None and own.name == name
                         else await self._store.find_project(name)
                     )  # fmt: skip
+                    if project is None:
+                        missing += (name,)
                     by_project[name] = (
                         NOTHING
                         if project is None
@@ -316,4 +350,4 @@ class TokenService:
                 project_grants = by_project[name]
             permitted = token_actions(scope, project_grants, system)
             granted.append(Scope(scope.type, scope.name, grant_actions(scope.actions, permitted)))
-        return granted
+        return granted, missing
