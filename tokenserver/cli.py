@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import getpass
@@ -549,6 +550,23 @@ class _ExportFile:
         return EXIT_OK
 
 
+def _replace_file(target: Path, data: bytes, where: str) -> None:
+    """Write `data` to `target` whole or not at all (a reader never sees half a bundle), or
+    raise UsageError naming `where` (the flag or key) and the path, leaving nothing behind."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_fd(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(partial, target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise UsageError(f"{where} {target}: cannot write it: {e.strerror}") from None
+
+
 def _write_fd(fd: int, data: bytes) -> None:
     """Write all of `data` to `fd` and sync it: the file then holds the only copy of a
     secret."""
@@ -691,9 +709,7 @@ async def keys_bundle(rt: Runtime, args: argparse.Namespace) -> int:
         check_output_path(args.output, "--output", overwrite=True)
     target = Path(args.output) if args.output else rt.settings.certificate
     bundle = await rt.keyring.bundle()
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(bundle)
-    os.replace(partial, target)
+    _replace_file(target, bundle, "--output" if args.output else "token.certificate")
     _say(f"wrote {bundle.count(b'BEGIN CERTIFICATE')} certificate(s) to {target}; "
          "restart the registry to load them")  # fmt: skip
     return EXIT_OK
@@ -719,7 +735,7 @@ async def keys_jwks(rt: Runtime, args: argparse.Namespace) -> int:
         check_output_path(args.output, "--output", overwrite=True)
     text = json.dumps(await rt.keyring.jwks(), indent=2) + "\n"
     if args.output:
-        Path(args.output).write_text(text)
+        _replace_file(Path(args.output), text.encode(), "--output")
         _say(f"wrote {args.output}: set the registry's auth.token.jwks to it")
     else:
         print(text, end="", flush=True)

@@ -220,6 +220,33 @@ def test_keys_output_paths_are_checked(
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.parametrize("command", ["jwks", "bundle"])
+def test_keys_output_that_cannot_be_written_is_a_usage_error(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A path that passes the checks but cannot be written after all (a full disk, /proc as
+    root): one message naming the flag and the path, no traceback, nothing half written."""
+    target = tmp_path / "published"
+    target.write_text("before\n")
+
+    def disk_full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli_module, "_write_fd", disk_full)
+    result = call_cli(config, "keys", command, "--output", str(target))
+    refused(result, 2, f"--output {target}: cannot write it", "No space left")
+    assert target.read_text() == "before\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("published")) == [
+        "published"
+    ]
+
+
+@pytest.mark.parametrize("command", ["jwks", "bundle"])
+def test_keys_output_into_proc_is_a_usage_error(config: Path, command: str) -> None:
+    result = call_cli(config, "keys", command, "--output", "/proc/tokenserver-keys")
+    refused(result, 2, "--output /proc/tokenserver-keys")
+
+
 # ---- item 9: durations are bounded -----------------------------------------------------------
 
 

@@ -135,7 +135,8 @@ def shell_expanded(prefix: str, name: str) -> bool:
 def quote_hint(prefix: str, name: str) -> str:
     """What to tell whoever sent `name`, for which `shell_expanded` holds."""
     head = prefix.partition("$")[0]
+    typed = f"{head}$...{name[len(head) :]}"
     return (
-        f"a shell expands '$' in an unquoted name, so {head}$...{name[len(head) :]!r} arrives "
-        f"as {name!r}: put robot names in single quotes"
+        f"a shell expands '$' in an unquoted name, so {typed!r} arrives as {name!r}: put robot "
+        "names in single quotes"
     )
