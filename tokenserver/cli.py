@@ -87,7 +87,7 @@ from tokenserver.keys import (
 )
 from tokenserver.runtime import Runtime, database_name, open_runtime
 from tokenserver.services.robots import RobotSpec
-from tokenserver.services.users import ADMIN, check_password
+from tokenserver.services.users import ADMIN, check_admin_prefix, check_password
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIG = "tokenserver.toml"
@@ -271,6 +271,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         except BadRequest as e:
             raise ConfigError(ADMIN_PASSWORD_ENV, e.message) from None
     if text is not None:
+        check_admin_prefix(settings.name_prefix)  # a new server will create the admin
         write_new_file(path, text.encode(), 0o644)
         _say(f"wrote {path}")
     asyncio.run(_init_database(settings, password))

@@ -198,6 +198,7 @@ def test_init_refuses_a_prefix_that_makes_admin_a_robot(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "robots.name_prefix" in result.stderr and "'admin'" in result.stderr
     assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before writing the config, keys, database
 
 
 @pytest.mark.parametrize(

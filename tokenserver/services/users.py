@@ -43,6 +43,17 @@ def _check_field(name: str, value: str) -> str:
     return value
 
 
+def check_admin_prefix(prefix: str) -> None:
+    """Raise ConfigError if the system admin's name reads as a robot's under `prefix`: the
+    admin could then never log in."""
+    if reads_as_robot_name(prefix, ADMIN):
+        raise ConfigError(
+            "robots.name_prefix",
+            f"the system admin's name {ADMIN!r} reads as a robot account's name under the "
+            f"prefix {prefix!r}; choose another prefix",
+        )
+
+
 class UserService:
     def __init__(
         self,
@@ -101,12 +112,7 @@ class UserService:
         Raises ConfigError if `admin` reads as a robot's name under the configured prefix."""
         if await self._store.find_user(ADMIN) is not None:
             return None
-        if reads_as_robot_name(self._prefix, ADMIN):
-            raise ConfigError(
-                "robots.name_prefix",
-                f"the system admin's name {ADMIN!r} reads as a robot account's name under the "
-                f"prefix {self._prefix!r}; choose another prefix",
-            )
+        check_admin_prefix(self._prefix)
         secret = generate_secret() if password is None else check_password(password)
         await self._store.create_user(
             NewUser(ADMIN, "", "system admin", "", await self._verifier.hash(secret), True),
