@@ -35,16 +35,23 @@ from tokenserver.domain.harbor_json import (
     robot_export_json,
     robot_json,
 )
-from tokenserver.domain.models import LOCAL, MAX_AUDIT_FIELD, Level
+from tokenserver.domain.models import (
+    LOCAL,
+    MAX_AUDIT_FIELD,
+    MAX_DURATION_DAYS,
+    Level,
+    duration_error,
+)
+from tokenserver.domain.names import shell_expanded
 from tokenserver.domain.permissions import (
     PROJECT_ROBOT_ACCESS,
     Access,
     RequestedPermission,
     parse_access,
 )
-from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
+from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
 from tokenserver.domain.text import printable, truncate
-from tokenserver.errors import ConfigError, StorageError, TokenServerError
+from tokenserver.errors import ConfigError, RobotNotFound, StorageError, TokenServerError
 from tokenserver.http.observability import (
     AccessLogger,
     JsonFormatter,
@@ -70,6 +77,28 @@ DEFAULT_DURATION_DAYS = 30
 
 class UsageError(Exception):
     """Bad usage found after argument parsing (exit status 2)."""
+
+
+def check_output_path(text: str, flag: str, *, overwrite: bool = False) -> Path:
+    """The file `flag` names, if a command can create it (with `overwrite`, also replace
+    it): not a directory, in a directory that exists and that this process may write in.
+    Raises UsageError naming the flag and the path. Never creates a directory: a mistyped
+    path is refused rather than made. Call it before the command changes anything."""
+    where = f"{flag} {text}"
+    path = Path(text)
+    if text.endswith(os.sep) or os.path.isdir(path):
+        raise UsageError(f"{where}: names a directory; give a file name")
+    if os.path.lexists(path) and not overwrite:
+        raise UsageError(f"{where}: exists; refusing to overwrite it")
+    parent = path.parent
+    if not os.path.isdir(parent):
+        existing = next(p for p in (parent, *parent.parents) if os.path.lexists(p))
+        if existing == parent or not os.path.isdir(existing):
+            raise UsageError(f"{where}: {existing} is not a directory")
+        raise UsageError(f"{where}: directory {parent} does not exist (create it first)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: cannot create files in {parent}")
+    return path
 
 
 def _out(data: Any) -> None:
@@ -290,6 +319,28 @@ def _on_runtime(action: Action) -> Command:
     return command
 
 
+def _on_robot(action: Action) -> Command:
+    """`_on_runtime` for a command naming a robot (`args.robot`): when it is not found and
+    reads as a name the shell changed (`robot$demo+ci` unquoted arrives as `robot+ci`),
+    the error says so."""
+
+    async def hinted(rt: Runtime, args: argparse.Namespace) -> int:
+        try:
+            return await action(rt, args)
+        except RobotNotFound as e:
+            prefix = rt.robots.prefix
+            if not shell_expanded(prefix, args.robot):
+                raise
+            head = prefix.partition("$")[0]
+            typed = f"{head}$...{args.robot[len(head) :]}"
+            raise RobotNotFound(
+                f"{e.message}; a shell expands '$' in an unquoted name, so {typed!r} arrives "
+                f"as {args.robot!r}: put robot names in single quotes"
+            ) from None
+
+    return _on_runtime(hinted)
+
+
 async def project_create(rt: Runtime, args: argparse.Namespace) -> int:
     project = await rt.projects.create(LOCAL, args.name, public=args.public)
     _say(f"created project {project.name} ({'public' if project.public else 'private'})")
@@ -317,11 +368,54 @@ def _permissions(values: Sequence[str]) -> list[Access]:
     return [parse_access(p) for value in values for p in value.split(",") if p.strip()]
 
 
-def _write_export(path: str, data: dict[str, Any]) -> None:
-    try:
-        write_new_file(Path(path), (json.dumps(data, indent=2) + "\n").encode(), 0o600)
-    except FileExistsError:
-        raise UsageError(f"{path} exists; refusing to overwrite it") from None
+@dataclasses.dataclass(frozen=True)
+class _ExportFile:
+    """The `--export` file, created (empty, mode 0600) before the robot or secret it is for,
+    so that a path the secret cannot be written to is refused before anything changes."""
+
+    text: str
+    path: Path
+    fd: int
+
+    @classmethod
+    def reserve(cls, text: str) -> _ExportFile:
+        path = check_output_path(text, "--export")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise UsageError(f"--export {text}: cannot create it: {e.strerror}") from None
+        return cls(text, path, fd)
+
+    def release(self) -> None:
+        """Remove the file: nothing (or not all) was written to it."""
+        os.close(self.fd)
+        self.path.unlink(missing_ok=True)
+
+    def write(self, data: dict[str, Any], done: str) -> int:
+        """Write the export JSON `data` (`done`: what the command did, for the messages).
+        If that fails, the secret exists nowhere else: print it on stdout, say so, exit 2."""
+        try:
+            _write_fd(self.fd, (json.dumps(data, indent=2) + "\n").encode())
+        except OSError as e:
+            self.release()
+            _say(
+                f"tokenserver: {done}, but cannot write --export {self.text}: {e.strerror}; "
+                "the export JSON with the secret is on stdout instead (shown only once)"
+            )
+            _out(data)
+            return EXIT_USAGE
+        os.close(self.fd)
+        _say(f"{done}; secret written to {self.text}")
+        return EXIT_OK
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` and sync it: the file then holds the only copy of a
+    secret."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
 
 
 def _read_secret(value: str) -> str:
@@ -329,8 +423,6 @@ def _read_secret(value: str) -> str:
 
 
 async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
-    if args.export and Path(args.export).exists():
-        raise UsageError(f"{args.export} exists; refusing to overwrite it")
     spec = RobotSpec(
         name=args.name,
         level=Level.PROJECT,
@@ -338,15 +430,19 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
         duration=args.duration,
         description=args.description,
     )
-    robot, secret = await rt.robots.create(LOCAL, spec)
+    export_file = None if args.export is None else _ExportFile.reserve(args.export)
+    try:
+        robot, secret = await rt.robots.create(LOCAL, spec)
+    except BaseException:
+        if export_file is not None:
+            export_file.release()
+        raise
     prefix = rt.robots.prefix
     export = robot_export_json(robot, prefix, secret)
-    if args.export:
-        _write_export(args.export, export)
-        _say(f"created {robot.full_name(prefix)}; secret written to {args.export}")
-    else:
-        _say(f"created {robot.full_name(prefix)}; the secret is shown only once")
-        _out(export)
+    if export_file is not None:
+        return export_file.write(export, f"created {robot.full_name(prefix)}")
+    _say(f"created {robot.full_name(prefix)}; the secret is shown only once")
+    _out(export)
     return EXIT_OK
 
 
@@ -405,6 +501,17 @@ async def robot_revoke_refresh_tokens(rt: Runtime, args: argparse.Namespace) -> 
 
 async def robot_refresh_secret(rt: Runtime, args: argparse.Namespace) -> int:
     manual = None if args.secret is None else _read_secret(args.secret)
+    if args.export is not None:
+        robot = await rt.robots.get(LOCAL, args.robot)
+        export_file = _ExportFile.reserve(args.export)
+        try:
+            generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
+        except BaseException:
+            export_file.release()
+            raise
+        secret = generated if generated is not None else Secret(manual or "")
+        export = robot_export_json(robot, rt.robots.prefix, secret)
+        return export_file.write(export, f"refreshed the secret of {export['name']}")
     generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
     if generated is None:
         _say("secret set")
@@ -439,6 +546,8 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def keys_bundle(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_path(args.output, "--output", overwrite=True)
     target = Path(args.output) if args.output else rt.settings.certificate
     bundle = await rt.keyring.bundle()
     partial = target.with_name(target.name + ".partial")
@@ -463,6 +572,8 @@ async def keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def keys_jwks(rt: Runtime, args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_path(args.output, "--output", overwrite=True)
     text = json.dumps(await rt.keyring.jwks(), indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text)
@@ -526,9 +637,15 @@ def _positive(text: str) -> int:
 
 def _duration(text: str) -> int:
     try:
-        return int(text)
+        days = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days or -1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number of days (1 to {MAX_DURATION_DAYS}) or -1, got {text!r}"
+        ) from None
+    error = duration_error(days)
+    if error is not None:
+        raise argparse.ArgumentTypeError(error)
+    return days
 
 
 class _Commands:
@@ -629,26 +746,29 @@ def build_parser() -> argparse.ArgumentParser:
         ("enable", "enable a robot", robot_enable),
         ("delete", "delete a robot", robot_delete),
     ):
-        r = robot.command(name, text, _on_runtime(action))
+        r = robot.command(name, text, _on_robot(action))
         r.add_argument("robot", help="id, full name, or PROJECT+NAME")
-    r = robot.command(
-        "refresh-secret", "replace a robot's secret", _on_runtime(robot_refresh_secret)
-    )
+    r = robot.command("refresh-secret", "replace a robot's secret", _on_robot(robot_refresh_secret))
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument(
         "--secret", help="set this secret instead of a random one ('-' reads it from stdin)"
     )
+    r.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write the export JSON with the new secret here (mode 0600) instead of stdout",
+    )
     r = robot.command(
         "refresh-tokens",
         "list a robot's refresh tokens (ids, clients)",
-        _on_runtime(robot_refresh_tokens),
+        _on_robot(robot_refresh_tokens),
     )
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--json", action="store_true", help="print JSON")
     r = robot.command(
         "revoke-refresh-tokens",
         "revoke a robot's refresh tokens",
-        _on_runtime(robot_revoke_refresh_tokens),
+        _on_robot(robot_revoke_refresh_tokens),
     )
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")

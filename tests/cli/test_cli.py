@@ -307,7 +307,7 @@ def test_robot_create_refusals(config: Path) -> None:
     assert cli(config, *base, "CI", "--permission", "repository:pull").returncode == 1
     assert (
         cli(config, *base, "ci", "--permission", "repository:pull", "--duration", "0").returncode
-        == 1
+        == 2
     )
     no_project = cli(
         config,
@@ -395,8 +395,8 @@ def test_audit_lists_operations_newest_first(config: Path) -> None:
         :4
     ] == [
         ("delete", "robot", "p+nope", "failure: NOT_FOUND"),
-        ("disable", "robot", "p+ci", "success"),
-        ("create", "robot", "ci", "success"),
+        ("disable", "robot", "robot$p+ci", "success"),
+        ("create", "robot", "robot$p+ci", "success"),
         ("create", "project", "p", "success"),
     ]
     assert all(e["username"] == "local-admin" for e in entries[:4])

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -416,6 +417,302 @@ def test_dialogs_work_from_the_keyboard(page: Page, web_stack: Stack) -> None:
     expect(page.get_by_role("menuitem", name="Disable")).to_be_focused()
     page.keyboard.press("Enter")
     expect(row(page, "robot$keys+kb")).to_contain_text("Disabled")
+
+
+# ---- Edit, Disable and Enable keep what they do not change ---------------------------------
+
+
+def allow(resource: str, action: str) -> dict[str, str]:
+    return {"resource": resource, "action": action, "effect": "allow"}
+
+
+def deny(resource: str, action: str) -> dict[str, str]:
+    return {"resource": resource, "action": action, "effect": "deny"}
+
+
+def on(namespace: str, *access: dict[str, str], kind: str = "project") -> dict[str, Any]:
+    return {"kind": kind, "namespace": namespace, "access": list(access)}
+
+
+def api_robot(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a robot through the API (the page cannot make every kind: denies, system
+    entries) and return it as GET shows it."""
+    status, _, created = stack.api("POST", "/robots", body)
+    assert status == 201, created
+    assert isinstance(created, dict)
+    stack.remember(created["secret"])
+    return shown(stack, created["id"])
+
+
+def shown(stack: Stack, robot_id: int) -> dict[str, Any]:
+    status, _, robot = stack.api("GET", f"/robots/{robot_id}")
+    assert status == 200 and isinstance(robot, dict), robot
+    return robot
+
+
+def logged_in(page: Page) -> None:
+    log_in(page)
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+
+
+def project_id(stack: Stack, name: str) -> int:
+    status, _, project = stack.api("GET", f"/projects/{name}")
+    assert status == 200 and isinstance(project, dict), project
+    return int(project["project_id"])
+
+
+def open_robots(page: Page, stack: Stack, robot: dict[str, Any]) -> None:
+    """The robot's list (its project's tab, or System Robot Accounts), searched down to it."""
+    if robot["level"] == "project":
+        name = robot["permissions"][0]["namespace"]
+        page.goto(f"/#/projects/{project_id(stack, name)}/robots")
+        heading = page.get_by_role("heading", name=name, level=1)
+    else:
+        page.goto("/#/system-robots")
+        heading = page.get_by_role("heading", name="System Robot Accounts", level=1)
+    # The list shown before has a search box of the same name: wait for this one.
+    expect(heading).to_be_visible()
+    short = robot["name"].removeprefix("robot$").split("+")[-1]
+    page.get_by_label("Search robot accounts by name").fill(short)
+    expect(row(page, robot["name"])).to_be_visible()
+    expect(page.locator("#page-info")).to_have_text("1 - 1 of 1 items")
+
+
+def unchanged_but(before: dict[str, Any], after: dict[str, Any], **changed: Any) -> None:
+    """`after` is `before` but for `changed` (and the update time)."""
+    skip = {"update_time", "last_used_at"}
+    expected = {k: v for k, v in before.items() if k not in skip} | changed
+    assert {k: v for k, v in after.items() if k not in skip} == expected
+
+
+def every_kind_of_robot(stack: Stack, tag: str) -> list[dict[str, Any]]:
+    """A project robot; system robots with different permissions per project, with a
+    system-level entry, with denies (one on a project that does not exist), with a project
+    in two entries, with `*`."""
+    a, b = stack.project(f"{tag}-a"), stack.project(f"{tag}-b")
+    return [
+        api_robot(stack, {
+            "name": f"{tag}-proj", "level": "project", "duration": 30,
+            "description": "project robot",
+            "permissions": [on(a, allow("tag", "create"), allow("repository", "push"),
+                               allow("repository", "pull"))],
+        }),
+        api_robot(stack, {
+            "name": f"{tag}-mixed", "level": "system", "duration": -1,
+            "description": "pull everywhere, push on one",
+            "permissions": [on("*", allow("repository", "pull")),
+                            on(a, allow("repository", "push"), allow("repository", "pull")),
+                            on(b, allow("artifact", "delete"))],
+        }),
+        api_robot(stack, {
+            "name": f"{tag}-sys", "level": "system", "duration": 7,
+            "description": "system level",
+            "permissions": [on("/", allow("catalog", "read"), allow("audit-log", "list"),
+                               kind="system"),
+                            on(b, allow("repository", "pull"))],
+        }),
+        api_robot(stack, {
+            "name": f"{tag}-deny", "level": "system", "duration": -1,
+            "description": "denies",
+            "permissions": [on("*", allow("repository", "pull"), allow("repository", "push")),
+                            on(a, deny("repository", "push"), allow("tag", "create")),
+                            on(b, deny("repository", "pull")),
+                            on(f"{tag}-gone", deny("repository", "pull"))],
+        }),
+        api_robot(stack, {
+            "name": f"{tag}-projdeny", "level": "project", "duration": -1,
+            "description": "project robot with a deny",
+            "permissions": [on(b, allow("repository", "pull"), deny("repository", "push"))],
+        }),
+        api_robot(stack, {
+            "name": f"{tag}-twice", "level": "system", "duration": -1,
+            "description": "one project in two entries",
+            "permissions": [on(b, allow("repository", "pull")),
+                            on("/", allow("catalog", "read"), kind="system"),
+                            on(b, allow("tag", "create"))],
+        }),
+        api_robot(stack, {
+            "name": f"{tag}-star", "level": "system", "duration": -1,
+            "description": "every project",
+            "permissions": [on("*", allow("repository", "pull"))],
+        }),
+    ]  # fmt: skip
+
+
+def test_edit_keeps_the_permissions_of_every_kind_of_robot(page: Page, web_stack: Stack) -> None:
+    robots = every_kind_of_robot(web_stack, "keep")
+    logged_in(page)
+    for before in robots:
+        open_robots(page, web_stack, before)
+        act(page, before["name"], "Edit")
+        edit = page.get_by_role("dialog", name=f"Edit {before['name']}")
+        edit.get_by_label("Description (optional)").fill(f"{before['description']}, edited")
+        edit.get_by_role("button", name="Save").click()
+        expect(edit).to_have_count(0)
+        expect(row(page, before["name"])).to_contain_text("edited")
+        after = shown(web_stack, before["id"])
+        unchanged_but(before, after, description=f"{before['description']}, edited")
+
+
+def test_edit_changes_only_the_entry_changed(page: Page, web_stack: Stack) -> None:
+    robots = {r["name"]: r for r in every_kind_of_robot(web_stack, "one")}
+    logged_in(page)
+
+    # One project entry of several gains push: the others stay as they were.
+    before = robots["robot$one-mixed"]
+    open_robots(page, web_stack, before)
+    act(page, before["name"], "Edit")
+    edit = page.get_by_role("dialog", name=f"Edit {before['name']}")
+    entry = edit.get_by_role("group", name="Permissions on project one-b")
+    expect(entry.get_by_label("delete artifact", exact=True)).to_be_checked()
+    expect(entry.get_by_label("push repository", exact=True)).not_to_be_checked()
+    entry.get_by_label("push repository", exact=True).check()
+    edit.get_by_role("button", name="Save").click()
+    expect(edit).to_have_count(0)
+    star, a, b = before["permissions"]
+    b = on("one-b", *b["access"], allow("repository", "push"))
+    unchanged_but(before, shown(web_stack, before["id"]), permissions=[star, a, b])
+
+    # The system-level entry offers the system permissions: one more, the project entry kept.
+    before = robots["robot$one-sys"]
+    open_robots(page, web_stack, before)
+    act(page, before["name"], "Edit")
+    edit = page.get_by_role("dialog", name=f"Edit {before['name']}")
+    system = edit.get_by_role("group", name="System permissions")
+    expect(system.get_by_label("read catalog", exact=True)).to_be_checked()
+    expect(system.get_by_label("pull repository", exact=True)).to_have_count(0)
+    system.get_by_label("list project", exact=True).check()
+    edit.get_by_role("button", name="Save").click()
+    expect(edit).to_have_count(0)
+    root, b = before["permissions"]
+    root = on("/", *root["access"], allow("project", "list"), kind="system")
+    unchanged_but(before, shown(web_stack, before["id"]), permissions=[root, b])
+
+    # An entry with a deny loses an allow: the deny stays, and so do the other entries.
+    before = robots["robot$one-deny"]
+    open_robots(page, web_stack, before)
+    act(page, before["name"], "Edit")
+    edit = page.get_by_role("dialog", name=f"Edit {before['name']}")
+    entry = edit.get_by_role("group", name="Permissions on project one-a")
+    expect(entry).to_contain_text("deny push repository")
+    screenshot(page, "10-edit-system-robot")
+    entry.get_by_label("create tag", exact=True).uncheck()
+    edit.get_by_role("button", name="Save").click()
+    expect(edit).to_have_count(0)
+    star, a, b, gone = before["permissions"]
+    a = on("one-a", deny("repository", "push"))
+    unchanged_but(before, shown(web_stack, before["id"]), permissions=[star, a, b, gone])
+
+    # The project chooser: one project entry removed, another added with its own permissions.
+    before = robots["robot$one-star"]
+    open_robots(page, web_stack, before)
+    act(page, before["name"], "Edit")
+    edit = page.get_by_role("dialog", name=f"Edit {before['name']}")
+    projects = edit.get_by_role("group", name="Projects", exact=True)
+    expect(projects.get_by_label("All projects, including future ones")).to_be_checked()
+    projects.get_by_label("one-a", exact=True).check()
+    edit.get_by_role("button", name="Save").click()
+    expect(edit.get_by_role("alert")).to_contain_text("project one-a")
+    edit.get_by_role("group", name="Permissions on project one-a").get_by_label(
+        "push repository", exact=True
+    ).check()
+    projects.get_by_label("All projects, including future ones").uncheck()
+    edit.get_by_role("button", name="Save").click()
+    expect(edit).to_have_count(0)
+    unchanged_but(
+        before,
+        shown(web_stack, before["id"]),
+        permissions=[on("one-a", allow("repository", "push"))],
+    )
+
+    # A project robot: one permission more, its deny kept.
+    before = robots["robot$one-b+one-projdeny"]
+    open_robots(page, web_stack, before)
+    act(page, before["name"], "Edit")
+    edit = page.get_by_role("dialog", name=f"Edit {before['name']}")
+    expect(edit.get_by_label("pull repository", exact=True)).to_be_checked()
+    edit.get_by_label("create tag", exact=True).check()
+    edit.get_by_role("button", name="Save").click()
+    expect(edit).to_have_count(0)
+    (only,) = before["permissions"]
+    only = on("one-b", *only["access"], allow("tag", "create"))
+    unchanged_but(before, shown(web_stack, before["id"]), permissions=[only])
+
+
+def test_disable_and_enable_keep_the_permissions(page: Page, web_stack: Stack) -> None:
+    robots = every_kind_of_robot(web_stack, "toggle")
+    logged_in(page)
+    for before in robots:
+        open_robots(page, web_stack, before)
+        act(page, before["name"], "Disable")
+        expect(row(page, before["name"])).to_contain_text("Disabled")
+        unchanged_but(before, shown(web_stack, before["id"]), disable=True)
+        act(page, before["name"], "Enable")
+        expect(row(page, before["name"])).to_contain_text("Enabled")
+        unchanged_but(before, shown(web_stack, before["id"]))
+
+
+def test_edit_and_disable_start_from_the_robot_as_it_is_now(page: Page, web_stack: Stack) -> None:
+    """A change made elsewhere after the list was shown (a new project and an entry on it
+    among them) is not undone by the page."""
+    web_stack.project("fresh")
+    robot = api_robot(web_stack, {
+        "name": "fresh-bot", "level": "system", "duration": -1,
+        "permissions": [on("fresh", allow("repository", "pull"))],
+    })  # fmt: skip
+    logged_in(page)
+    open_robots(page, web_stack, robot)
+    web_stack.project("fresh-late")
+    meanwhile = [
+        on("fresh", allow("repository", "pull"), allow("repository", "push")),
+        on("fresh-late", allow("repository", "pull")),
+    ]
+    body = {"name": "fresh-bot", "level": "system", "duration": -1, "permissions": meanwhile}
+    assert web_stack.api("PUT", f"/robots/{robot['id']}", body)[0] == 200
+    act(page, robot["name"], "Disable")
+    expect(row(page, robot["name"])).to_contain_text("Disabled")
+    assert shown(web_stack, robot["id"])["permissions"] == meanwhile
+
+    body["permissions"] = meanwhile = [
+        on("fresh", allow("tag", "create")),
+        on("fresh-late", allow("repository", "pull")),
+    ]
+    body["disable"] = True
+    assert web_stack.api("PUT", f"/robots/{robot['id']}", body)[0] == 200
+    act(page, robot["name"], "Edit")
+    edit = page.get_by_role("dialog", name=f"Edit {robot['name']}")
+    fresh = edit.get_by_role("group", name="Permissions on project fresh", exact=True)
+    expect(fresh.get_by_label("create tag", exact=True)).to_be_checked()
+    late = edit.get_by_role("group", name="Permissions on project fresh-late")
+    expect(late.get_by_label("pull repository", exact=True)).to_be_checked()
+    edit.get_by_label("Description (optional)").fill("seen fresh")
+    edit.get_by_role("button", name="Save").click()
+    expect(edit).to_have_count(0)
+    assert shown(web_stack, robot["id"])["permissions"] == meanwhile
+
+
+def test_the_expiration_is_bounded_on_the_page(page: Page, web_stack: Stack) -> None:
+    web_stack.project("bounded")
+    logged_in(page)
+    page.goto(f"/#/projects/{project_id(web_stack, 'bounded')}/robots")
+    page.get_by_role("button", name="New Robot Account").click()
+    dialog = page.get_by_role("dialog", name="New Robot Account")
+    days = dialog.get_by_label("Expiration time (days)")
+    assert days.get_attribute("max") == "36500" and days.get_attribute("min") == "1"
+    dialog.get_by_label("Name", exact=True).fill("forever")
+    dialog.get_by_label("pull repository", exact=True).check()
+    for typed in ("36501", "99999999", "1.5", "0"):
+        days.fill(typed)
+        dialog.get_by_role("button", name="Add").click()
+        expect(dialog.get_by_role("alert")).to_contain_text("36500")
+    query = f"/robots?q=Level=project,ProjectID={project_id(web_stack, 'bounded')}"
+    assert web_stack.api("GET", query)[2] == []
+    days.fill("36500")
+    dialog.get_by_role("button", name="Add").click()
+    created = page.get_by_role("dialog", name="Robot account created")
+    web_stack.remember(created.locator("#secret-value").inner_text().strip())
+    created.get_by_role("button", name="Close").click()
+    expect(row(page, "robot$bounded+forever")).to_be_visible()
 
 
 def test_no_secret_or_session_reaches_a_log_or_the_database(page: Page, web_stack: Stack) -> None:

@@ -867,10 +867,10 @@ async def test_audit_log_records_operations_without_secrets(api: Api) -> None:
     entries = await r.json()
     seen = [(e["operation"], e["resource_type"], e["resource"], e["outcome"]) for e in entries]
     assert seen[:5] == [
-        ("delete", "robot", str(export["id"]), "success"),
-        ("create", "robot", "ci", "failure: CONFLICT"),
-        ("refresh", "robot", str(export["id"]), "success"),
-        ("create", "robot", "ci", "success"),
+        ("delete", "robot", "robot$p+ci", "success"),
+        ("create", "robot", "robot$p+ci", "failure: CONFLICT"),
+        ("refresh", "robot", "robot$p+ci", "success"),
+        ("create", "robot", "robot$p+ci", "success"),
         ("create", "project", "p", "success"),
     ]
     assert all(e["username"] == "admin" for e in entries[:5])

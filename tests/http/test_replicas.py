@@ -138,7 +138,7 @@ async def test_refresh_tokens_audit_and_web_sessions_are_shared(replicas: Replic
 
     r = await replicas.b.get(f"{API}/audit-logs?page_size=50", headers=ADMIN)
     operations = [(e["operation"], e["resource"]) for e in await r.json()]
-    assert ("create", "ci") in operations  # the robot, created through A
+    assert ("create", "robot$p+ci") in operations  # the robot, created through A
 
     login = await replicas.a.post("/c/login", json={"principal": "admin", "password": PASSWORD})
     assert login.status == 200, await login.text()

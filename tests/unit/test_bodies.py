@@ -29,7 +29,7 @@ from tokenserver.domain.harbor_schema import (
     ROLE_UPDATE,
     SECRET_REFRESH,
 )
-from tokenserver.domain.models import Level
+from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
 from tokenserver.domain.permissions import Effect
 from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest
@@ -265,6 +265,16 @@ def test_every_response_field_is_required_and_every_request_says_what_it_require
     assert schemas["RobotPermissionReq"]["properties"]["kind"]["enum"] == ["project", "system"]
     assert schemas["AccessReq"]["properties"]["effect"]["enum"] == ["allow", "deny", None]
     assert schemas["ProjectMember"]["properties"]["role_id"]["enum"] == [1, 2, 3, 4, 5]
+
+
+def test_a_duration_is_bounded_when_a_robot_is_created() -> None:
+    # A robot stored before durations were bounded still shows its own, and a PUT may send
+    # it back unchanged (tests/http/test_robot_expiry.py).
+    schemas = DOC["components"]["schemas"]
+    duration = schemas["RobotCreate"]["properties"]["duration"]
+    assert (duration["minimum"], duration["maximum"]) == (NEVER, MAX_DURATION_DAYS)
+    assert "maximum" not in schemas["RobotUpdate"]["properties"]["duration"]
+    assert "maximum" not in schemas["Robot"]["properties"]["duration"]
 
 
 def test_every_request_body_in_the_document_is_a_declaration_tested_here() -> None:

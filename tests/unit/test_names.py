@@ -12,6 +12,7 @@ from tokenserver.domain.names import (
     parse_robot_name,
     project_of,
     reads_as_robot_name,
+    shell_expanded,
 )
 from tokenserver.errors import BadRequest
 
@@ -150,3 +151,22 @@ def test_reads_as_robot_name(prefix: str, username: str, robot: bool) -> None:
             check_not_robot_name(prefix, username)
     else:
         assert check_not_robot_name(prefix, username) == username
+
+
+@pytest.mark.parametrize(
+    ("prefix", "ref", "expanded"),
+    [
+        ("robot$", "robot+ci", True),  # robot$demo+ci, $demo unset
+        ("robot$", "robot-x+ci", True),  # robot$demo-x+ci
+        ("robot$", "robot.x+ci", True),
+        ("robot$", "robot", True),  # robot$fleet
+        ("robot$", "robot$demo+ci", False),  # typed in quotes
+        ("robot$", "robotics+ci", False),  # a project named robotics
+        ("robot$", "demo+ci", False),
+        ("robot$", "9", False),
+        ("bot-", "bot+ci", False),  # no '$' in the prefix: nothing for a shell to expand
+        ("$", "+ci", True),
+    ],
+)
+def test_shell_expanded_names(prefix: str, ref: str, expanded: bool) -> None:
+    assert shell_expanded(prefix, ref) is expanded

@@ -212,17 +212,21 @@ class Body:
         required: Iterable[str] = (),
         ignored: Iterable[str] = (),
         without: Iterable[str] = (),
+        replacing: Iterable[Field] = (),
         also: Iterable[Field] = (),
         where: str | None = None,
     ) -> Body:
         """Another body from this one's fields: some made required, some ignored (a
-        response's read-only fields in a request that echoes it), some left out, others added."""
+        response's read-only fields in a request that echoes it), some left out, some
+        replaced in place by another declaration, others added at the end."""
         required, ignored, without = set(required), set(ignored), set(without)
-        unknown = (required | ignored | without) - self._by_name.keys()
+        replaced = {f.name: f for f in replacing}
+        unknown = (required | ignored | without | replaced.keys()) - self._by_name.keys()
         if unknown:
             raise ValueError(f"body {self.name or self.where}: no fields {sorted(unknown)}")
 
         def derived(f: Field) -> Field:
+            f = replaced.get(f.name, f)
             if f.name in required:
                 return replace(f, required=True)
             if f.name in ignored:

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenserver.domain.models import LEGACY_PREFIX, NEVER, SECONDS_PER_DAY, Level
+from tokenserver.domain.harbor_json import MAX_TIME
+from tokenserver.domain.models import (
+    LEGACY_PREFIX,
+    NEVER,
+    SECONDS_PER_DAY,
+    Level,
+    duration_error,
+)
 from tokenserver.domain.names import NAME_PATTERN
 from tokenserver.domain.permissions import (
     ALL_PROJECTS,
@@ -218,13 +225,16 @@ def plan_import(data: Any) -> ImportPlan:
             raise BadRequest(f"{where}: invalid robot name {name!r}")
         creation = _time(row.get("creation_time", 0), where)
         expires = _int(row, "expiresat", where, NEVER)
+        if expires != NEVER and not 0 <= expires <= MAX_TIME:
+            raise BadRequest(f"{where}: 'expiresat' {expires} is not a time before year 10000")
         duration = row.get("duration")
         if not isinstance(duration, int) or isinstance(duration, bool) or duration == 0:
             duration = (
                 NEVER if expires == NEVER else max(1, round((expires - creation) / SECONDS_PER_DAY))
             )
-        if duration < NEVER:
-            raise BadRequest(f"{where}: invalid duration {duration}")
+        error = duration_error(duration)
+        if error is not None:
+            raise BadRequest(f"{where}: {error}")
         key = (legacy, None if legacy else project_id, name)
         if key in seen:
             raise BadRequest(f"{where}: duplicate robot {raw_name!r}")

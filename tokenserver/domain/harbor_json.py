@@ -34,12 +34,18 @@ from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import truncate
 
+# The times a date can show (years 1 to 9999).
+MIN_TIME, MAX_TIME = -62135596800, 253402300799
+
 
 def iso_time(unix: float) -> str:
-    """Harbor's date-time format: RFC 3339, UTC, milliseconds."""
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{int(unix * 1000) % 1000:03d}Z"
-    )
+    """Harbor's date-time format: RFC 3339, UTC, milliseconds. A time past the years a date
+    can show is shown as the last (or first) one: stored data from before durations were
+    bounded may hold one, and a listing must not fail on it."""
+    unix = min(max(unix, MIN_TIME), MAX_TIME)
+    # NOTE: isoformat, not strftime's %Y, which writes year 1 as "1".
+    moment = datetime.fromtimestamp(unix, UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="seconds") + "." + (f"{int(unix * 1000) % 1000:03d}Z")
 
 
 def permission_json(permission: Permission) -> dict[str, Any]:

@@ -5,7 +5,7 @@ responses with them, and the OpenAPI document's schemas are generated from them.
 from __future__ import annotations
 
 from tokenserver.domain.bodies import Array, Body, Field
-from tokenserver.domain.models import Level
+from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
 from tokenserver.domain.names import NAME_MAX_LENGTH
 from tokenserver.domain.permissions import Effect, PermissionKind
 from tokenserver.domain.roles import Role
@@ -171,6 +171,14 @@ ROBOT_CREATE = ROBOT.derive(
     "RobotCreate",
     required=_ROBOT_REQUIRED,
     without=[f.name for f in ROBOT.fields if f.name not in _ROBOT_WRITABLE],
+    replacing=[
+        Field(
+            "duration",
+            int,
+            rules={"minimum": NEVER, "maximum": MAX_DURATION_DAYS},
+            description=f"days (1 to {MAX_DURATION_DAYS}), -1 for never",
+        )
+    ],
     also=[Field("secret", str, description="tokenserver: a chosen secret instead of one made")],
     where="robot",
 )
@@ -180,6 +188,18 @@ ROBOT_UPDATE = ROBOT.derive(
     "RobotUpdate",
     required=_ROBOT_REQUIRED,
     ignored=[f.name for f in ROBOT.fields if f.name not in _ROBOT_WRITABLE],
+    # NOTE: not bounded here: the duration a robot has kept since before durations were
+    # bounded may be sent back as it is (a PUT that only disables it).
+    replacing=[
+        Field(
+            "duration",
+            int,
+            description=(
+                f"days: a new one 1 to {MAX_DURATION_DAYS}, or -1 for never; "
+                "the robot's own keeps its expiry"
+            ),
+        )
+    ],
     also=[Field("secret", str, ignored=True)],
     where="robot",
 )

@@ -13,7 +13,9 @@ from tokenserver.errors import BadRequest
 NEVER = -1
 # Legacy robots were always named robot$<name>, whatever the configured prefix is now.
 LEGACY_PREFIX = "robot$"
-MAX_DURATION_DAYS = 2**31 - 1
+# A hundred years: longer is "never" (-1) in all but name, and an expiry far enough out
+# cannot be shown as a date (`robot list` failed on year 275817).
+MAX_DURATION_DAYS = 36500
 SECONDS_PER_DAY = 86400
 
 
@@ -207,15 +209,35 @@ ANONYMOUS = Principal(PrincipalKind.ANONYMOUS, "")
 LOCAL = Principal(PrincipalKind.LOCAL, "local-admin")
 
 
+def duration_error(duration: int) -> str | None:
+    """Why `duration` (days) is not a robot's duration, naming the bound; None if it is one:
+    -1 for never, otherwise 1 .. MAX_DURATION_DAYS."""
+    if duration == NEVER or 1 <= duration <= MAX_DURATION_DAYS:
+        return None
+    return (
+        f"duration {duration} is out of range: use -1 (never expires) or 1 to "
+        f"{MAX_DURATION_DAYS} days"
+    )
+
+
 def check_duration(duration: int) -> int:
-    """Harbor's `duration` in days: -1 for never, otherwise 1 .. 2^31-1."""
-    if duration != NEVER and not 1 <= duration <= MAX_DURATION_DAYS:
-        raise BadRequest(
-            f"invalid duration {duration}: use -1 (never expires) or 1..{MAX_DURATION_DAYS} days"
-        )
+    """`duration` if it is a robot's duration (`duration_error`); BadRequest otherwise."""
+    error = duration_error(duration)
+    if error is not None:
+        raise BadRequest(error)
     return duration
 
 
-def expires_at(creation_time: int, duration: int) -> int:
-    """Unix seconds when a robot expires, -1 for never. Always counted from creation."""
-    return NEVER if duration == NEVER else creation_time + duration * SECONDS_PER_DAY
+def expires_at(start: int, duration: int) -> int:
+    """Unix seconds when a robot expires, -1 for never: `duration` days after the start of
+    its expiry period (its creation, or the last time its expiry was restarted)."""
+    return NEVER if duration == NEVER else start + duration * SECONDS_PER_DAY
+
+
+def period_start(robot: Robot) -> int:
+    """When the robot's current expiry period began: its creation, or the last
+    `restart_expiry`. Derived, not stored: an expiry is always that start plus the duration
+    (a period cannot start before the robot existed)."""
+    if robot.duration == NEVER or robot.expires_at == NEVER:
+        return robot.creation_time
+    return max(robot.creation_time, robot.expires_at - robot.duration * SECONDS_PER_DAY)

@@ -115,3 +115,16 @@ def check_not_robot_name(prefix: str, username: str) -> str:
             f"prefix {prefix!r} (robots.name_prefix); choose a name that does not"
         )
     return username
+
+
+def shell_expanded(prefix: str, ref: str) -> bool:
+    """True if `ref`, a robot name that was not found, reads as a robot name typed unquoted
+    in a shell: `robot$demo+ci` arrives as `robot+ci` (or `robot-x+ci` for `robot$demo-x+ci`,
+    `robot` for `robot$fleet`) once the shell has replaced the unset `$demo` with nothing.
+    Only for a prefix holding `$`; the part before it must open `ref`, the rest of the prefix
+    must be gone, and what follows must be where a variable's name would end."""
+    head, dollar, _ = prefix.partition("$")
+    if not dollar or ref.startswith(prefix) or not ref.startswith(head):
+        return False
+    rest = ref[len(head) :]
+    return rest == "" or rest[0] in "+.-"

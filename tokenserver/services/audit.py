@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, Principal, PrincipalKind
 from tokenserver.domain.text import escape, truncate
@@ -20,6 +21,14 @@ def _bounded(text: str) -> str:
     return truncate(escape(text), MAX_AUDIT_FIELD)
 
 
+@dataclass(slots=True)
+class AuditedOperation:
+    """The operation being recorded. The block may name its `resource` better once it knows
+    it (a robot the caller named by id or short name, by its full name)."""
+
+    resource: str
+
+
 class AuditService:
     def __init__(
         self, store: Store, access: AccessService, clock: Callable[[], float] = time.time
@@ -31,22 +40,26 @@ class AuditService:
     @asynccontextmanager
     async def operation(
         self, actor: Principal, operation: str, resource_type: str, resource: str
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[AuditedOperation]:
         """Record the operation run in the block: `success`, or `failure: <CODE>` when it
-        raises a TokenServerError (which is re-raised).
+        raises a TokenServerError (which is re-raised), on the resource as the block last
+        named it (`resource` until it says otherwise).
 
         An anonymous caller's attempt is not recorded: it can only fail (every operation needs
         an account), and recording it would let anyone write to the database without limit.
         The access log still has the request."""
+        entry = AuditedOperation(resource)
         if actor.kind is PrincipalKind.ANONYMOUS:
-            yield
+            yield entry
             return
         try:
-            yield
+            yield entry
         except TokenServerError as e:
-            await self._record(actor, operation, resource_type, resource, f"failure: {e.code}")
+            await self._record(
+                actor, operation, resource_type, entry.resource, f"failure: {e.code}"
+            )
             raise
-        await self._record(actor, operation, resource_type, resource, "success")
+        await self._record(actor, operation, resource_type, entry.resource, "success")
 
     async def _record(
         self, actor: Principal, operation: str, resource_type: str, resource: str, outcome: str

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from tokenserver.domain.models import SECONDS_PER_DAY, Principal, PrincipalKind, RefreshToken
 from tokenserver.domain.secrets import Secret, token_digest
-from tokenserver.errors import NotFound, Unauthorized
+from tokenserver.errors import Unauthorized
 from tokenserver.services.legacy import legacy_principal
 from tokenserver.services.ports import Store
 from tokenserver.services.robots import RobotService
@@ -142,8 +142,4 @@ class RefreshTokenService:
 
     async def revoke(self, actor: Principal, robot_ref: str, token_id: int | None = None) -> int:
         """Revoke one of a robot's refresh tokens, or all of them; the number revoked."""
-        robot = await self._robots.revocable(actor, robot_ref)
-        revoked = await self._store.delete_refresh_tokens(robot_id=robot.id, token_id=token_id)
-        if token_id is not None and revoked == 0:
-            raise NotFound(f"refresh token {token_id} not found")
-        return revoked
+        return await self._robots.revoke_refresh_tokens(actor, robot_ref, token_id)

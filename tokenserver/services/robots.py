@@ -9,13 +9,13 @@ from tokenserver.domain.delegation import excess
 from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.models import (
     NEVER,
-    SECONDS_PER_DAY,
     Level,
     Principal,
     Project,
     Robot,
     check_duration,
     expires_at,
+    period_start,
 )
 from tokenserver.domain.names import check_name
 from tokenserver.domain.permissions import (
@@ -32,12 +32,13 @@ from tokenserver.domain.secrets import Secret, check_manual_secret, generate_sec
 from tokenserver.errors import (
     BadRequest,
     Forbidden,
+    NotFound,
     ProjectNotFound,
     RobotNotFound,
     TokenServerError,
 )
 from tokenserver.services.access import AccessService
-from tokenserver.services.audit import AuditService
+from tokenserver.services.audit import AuditedOperation, AuditService
 from tokenserver.services.ports import NewRobot, RobotChanges, Store
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.usage import UsageTracker
@@ -201,6 +202,22 @@ class RobotService:
         if robot.level is Level.SYSTEM:
             await self._projects.forget_deleted_projects(robot.id)
 
+    def _spec_full_name(self, spec: RobotSpec) -> str:
+        """The full name a robot made from `spec` has, as the audit log names it (even when
+        the robot is refused); the bare name when the spec does not say its project."""
+        if spec.level is Level.SYSTEM:
+            return f"{self.prefix}{spec.name}"
+        if len(spec.permissions) == 1:
+            return f"{self.prefix}{spec.permissions[0].namespace}+{spec.name}"
+        return spec.name
+
+    async def _resolve_audited(self, entry: AuditedOperation, ref: str) -> Robot:
+        """`resolve`, naming the robot in the audit entry by its full name, however the
+        caller named it (id, short name, `<project>+<name>`)."""
+        robot = await self.resolve(ref)
+        entry.resource = robot.full_name(self.prefix)
+        return robot
+
     @staticmethod
     def _check_description(description: str) -> None:
         if len(description) > MAX_DESCRIPTION_LENGTH:
@@ -217,7 +234,9 @@ class RobotService:
         Raises BadRequest (name, permissions, duration, description, secret), Forbidden,
         ProjectNotFound and Conflict (name taken).
         """
-        async with self._audit.operation(actor, "create", "robot", spec.name):
+        async with self._audit.operation(
+            actor, "create", "robot", self._spec_full_name(spec)
+        ) as entry:
             check_name("robot", spec.name)
             check_duration(spec.duration)
             self._check_description(spec.description)
@@ -242,6 +261,7 @@ class RobotService:
                     disabled=spec.disable,
                 )
             )
+            entry.resource = robot.full_name(self.prefix)
             await self._settle_pins(robot)
             return robot, secret
 
@@ -278,10 +298,11 @@ class RobotService:
         return [self._usage.merged(r) for r in robots]
 
     async def update(self, actor: Principal, ref: str, spec: RobotSpec) -> Robot:
-        """Harbor's PUT: replace description, duration (expiry recomputed from creation),
-        disable and permissions. Name and level cannot change."""
-        async with self._audit.operation(actor, "update", "robot", ref):
-            robot = await self.resolve(ref)
+        """Harbor's PUT: replace description, duration, disable and permissions. Name and
+        level cannot change. The same duration keeps the expiry; another one counts from the
+        start of the current period (creation, or the last restart_expiry)."""
+        async with self._audit.operation(actor, "update", "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "update", self._held(robot))
             if robot.legacy:
@@ -293,14 +314,20 @@ class RobotService:
                 raise BadRequest("the name of a robot cannot be changed")
             if spec.level is not robot.level:
                 raise BadRequest("the level of a robot cannot be changed")
-            check_duration(spec.duration)
+            if spec.duration == robot.duration:
+                # NOTE: Harbor recomputes the expiry from creation on every PUT, and the page's
+                # Edit, Disable and Enable all PUT the whole robot: that undid restart_expiry
+                # and could expire a robot at once. A duration left as it is keeps the expiry
+                # (and passes even if stored before durations were bounded).
+                expiry = robot.expires_at
+            else:
+                expiry = expires_at(period_start(robot), check_duration(spec.duration))
             self._check_description(spec.description)
             permissions, project = await self._resolve(spec.level, spec.permissions)
             if project is not None and project.id != robot.project_id:
                 raise BadRequest(
                     "bad request permission: a project robot's permission must name its project"
                 )
-            expiry = expires_at(robot.creation_time, spec.duration)
             self._require_within(actor, "update", permissions, expires=expiry)
             await self._change(
                 robot,
@@ -316,24 +343,32 @@ class RobotService:
             return await self.resolve(str(robot.id))
 
     async def set_disabled(self, actor: Principal, ref: str, disabled: bool) -> Robot:
-        async with self._audit.operation(actor, "disable" if disabled else "enable", "robot", ref):
-            robot = await self.resolve(ref)
+        operation = "disable" if disabled else "enable"
+        async with self._audit.operation(actor, operation, "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "disable or enable", self._held(robot))
             await self._change(robot, RobotChanges(disabled=disabled))
             return await self.resolve(str(robot.id))
 
-    async def revocable(self, actor: Principal, ref: str) -> Robot:
-        """The robot, if `actor` may revoke its refresh tokens (robot update)."""
-        async with self._audit.operation(actor, "revoke-refresh-tokens", "robot", ref):
-            robot = await self.resolve(ref)
+    async def revoke_refresh_tokens(
+        self, actor: Principal, ref: str, token_id: int | None = None
+    ) -> int:
+        """Revoke one of the robot's refresh tokens (`token_id`), or all of them; the number
+        revoked. Needs robot update. Raises NotFound for a `token_id` the robot does not
+        hold."""
+        async with self._audit.operation(actor, "revoke-refresh-tokens", "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "revoke refresh tokens of", self._held(robot))
-            return robot
+            revoked = await self._store.delete_refresh_tokens(robot_id=robot.id, token_id=token_id)
+            if token_id is not None and revoked == 0:
+                raise NotFound(f"refresh token {token_id} not found")
+            return revoked
 
     async def delete(self, actor: Principal, ref: str) -> Robot:
-        async with self._audit.operation(actor, "delete", "robot", ref):
-            robot = await self.resolve(ref)
+        async with self._audit.operation(actor, "delete", "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "delete", ref)
             self._require_within(actor, "delete", self._held(robot))
             if not await self._store.delete_robot(robot.id):
@@ -351,14 +386,14 @@ class RobotService:
         """Replace the secret. With `manual`, set it (Harbor's rule) and return None;
         otherwise generate one and return it. The old secret stops working on the next
         request. `restart_expiry` also restarts the expiry period from now."""
-        async with self._audit.operation(actor, "refresh", "robot", ref):
-            robot = await self.resolve(ref)
+        async with self._audit.operation(actor, "refresh", "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._refuse_legacy(robot)
             secret = generate_secret() if manual is None else check_manual_secret(manual)
             expiry = None
             if restart_expiry and robot.duration != NEVER:
-                expiry = self._projects.now() + robot.duration * SECONDS_PER_DAY
+                expiry = expires_at(self._projects.now(), robot.duration)
             # The secret hands the robot's power to whoever asked: the same rule as create.
             self._require_within(
                 actor,

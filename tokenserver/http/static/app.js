@@ -187,15 +187,18 @@ function secretDialog(title, robot, secret) {
 
 // ---- robot form (new and edit) ----------------------------------------------------------
 
-async function projectPermissions() {
+async function grantable() {
   if (!state.permissions) state.permissions = (await api("GET", "/permissions")).data;
   return state.permissions;
 }
 
+// The server's bound on `duration` (100 years): a later expiry is no expiry, say Never Expired.
+const MAX_DAYS = 36500;
+
 function expirationFields(robot) {
   const never = robot ? robot.duration === -1 : false;
   const days = h("input", {
-    type: "number", id: "robot-days", min: "1", max: "36500",
+    type: "number", id: "robot-days", min: "1", max: String(MAX_DAYS), step: "1",
     value: robot && robot.duration > 0 ? String(robot.duration) : "30", disabled: never,
   });
   const neverBox = h("input", { type: "checkbox", id: "robot-never", checked: never });
@@ -206,57 +209,187 @@ function expirationFields(robot) {
       h("label", { class: "inline" }, neverBox, "Never Expired")),
     duration: () => {
       if (neverBox.checked) return -1;
+      // The save button does not submit the form, so the browser's own min/max check never runs.
       const value = Number(days.value);
-      if (!Number.isInteger(value) || value < 1) throw new Error("The expiration time must be a whole number of days, at least 1 (or Never Expired).");
+      if (days.value.trim() === "" || !Number.isInteger(value) || value < 1 || value > MAX_DAYS) {
+        throw new Error(`The expiration time must be a whole number of days from 1 to ${MAX_DAYS} (or Never Expired).`);
+      }
       return value;
     },
   };
 }
 
-function permissionBoxes(available, granted, prefix) {
-  const chosen = new Set(granted.map((a) => `${a.resource}:${a.action}`));
-  const boxes = available.map((a) => {
-    const key = `${a.resource}:${a.action}`;
+const accessKey = (a) => `${a.resource}:${a.action}`;
+
+function namespaceLabel(permission) {
+  if (permission.kind === "system") return "System";
+  return permission.namespace === "*" ? "All projects" : `Project ${permission.namespace}`;
+}
+
+function entryName(permission) {
+  if (permission.kind === "system") return "the system permissions";
+  return permission.namespace === "*" ? "all projects" : `project ${permission.namespace}`;
+}
+
+function entryLegend(permission) {
+  if (permission.kind === "system") return "System permissions";
+  return permission.namespace === "*" ? "Permissions on all projects" : `Permissions on project ${permission.namespace}`;
+}
+
+let entryCount = 0;
+
+// One permission entry ({kind, namespace, access}) as checkboxes of the permissions its kind
+// offers. What the page cannot show as a checkbox (a deny, a permission it does not list) is
+// kept as it is, and the entry keeps its order: an edit that changes nothing sends back
+// exactly what it was given.
+function entryEditor(permission, available, { legend, canAllow = true, note = null }) {
+  const offered = new Set(canAllow ? available.map(accessKey) : []);
+  const boxed = (a) => a.effect !== "deny" && offered.has(accessKey(a));
+  const had = new Set(permission.access.filter(boxed).map(accessKey));
+  const kept = permission.access.filter((a) => !boxed(a));
+  const prefix = `perm-${entryCount++}`;
+  const boxes = canAllow ? available.map((a) => {
+    const key = accessKey(a);
     const id = `${prefix}-${key.replace(/[^a-z0-9]/gi, "-")}`;
     return h("label", { class: "inline", for: id },
-      h("input", { type: "checkbox", id, value: key, checked: chosen.has(key) }),
+      h("input", { type: "checkbox", id, value: key, checked: had.has(key) }),
       `${a.action} ${a.resource}`);
-  });
-  const fieldset = h("fieldset", { class: "perms", "aria-label": "Permission(s)" }, boxes);
+  }) : [];
+  const element = h("fieldset", { class: "entry" },
+    h("legend", {}, legend),
+    note ? h("p", { class: "muted" }, note) : null,
+    boxes.length ? h("div", { class: "perms" }, boxes) : null,
+    kept.length ? h("div", { class: "kept" },
+      h("span", { class: "muted" }, "Kept as they are:"),
+      h("ul", {}, kept.map((a) => h("li", {}, `${a.effect === "deny" ? "deny" : "allow"} ${a.action} ${a.resource}`)))) : null);
   return {
-    element: h("div", {}, h("label", {}, "Permission(s)"), fieldset),
-    access: () => [...fieldset.querySelectorAll("input:checked")].map((box) => {
-      const [resource, action] = box.value.split(":");
-      return { resource, action, effect: "allow" };
-    }),
+    element,
+    permission,
+    access: () => {
+      const checked = new Set([...element.querySelectorAll("input:checked")].map((box) => box.value));
+      const access = permission.access.filter((a) => !boxed(a) || checked.has(accessKey(a)));
+      for (const a of available) {
+        const key = accessKey(a);
+        if (checked.has(key) && !had.has(key)) access.push({ resource: a.resource, action: a.action, effect: "allow" });
+      }
+      return access;
+    },
   };
 }
 
-async function robotDialog({ title, robot, projectChoice, submit }) {
-  const available = (await projectPermissions()).project;
+function entryValue(editor, what) {
+  const access = editor.access();
+  if (!access.length) throw new Error(`Select at least one permission${what ? ` for ${what}` : ""}.`);
+  return { kind: editor.permission.kind, namespace: editor.permission.namespace, access };
+}
+
+function chooserBox(value, label, checked) {
+  return h("label", { class: "inline" },
+    h("input", { type: "checkbox", value, class: "project-choice", checked }), label);
+}
+
+// The projects a system robot's entries name: all (`*`, including future ones) or some.
+function projectChooser(names, chosen, extra) {
+  const all = chooserBox("*", "All projects, including future ones", chosen.has("*"));
+  const list = h("div", { class: "perms" }, names.map((name) => chooserBox(name, name, chosen.has(name))), extra);
+  return {
+    element: h("fieldset", { class: "entry" }, h("legend", {}, "Projects"), all, list),
+    all: all.querySelector("input"),
+    boxes: () => [...list.querySelectorAll("input")],
+  };
+}
+
+// A new robot: one set of permissions, for its project or for each chosen project.
+function newRobotPermissions(available, { project, projects }) {
+  const editor = entryEditor({ kind: "project", namespace: project || "", access: [] }, available.project, { legend: "Permission(s)" });
+  if (!projects) return { element: editor.element, value: () => [entryValue(editor)] };
+  const chooser = projectChooser(projects.map((p) => p.name), new Set(), []);
+  chooser.all.addEventListener("change", () => chooser.boxes().forEach((b) => { b.disabled = chooser.all.checked; }));
+  return {
+    element: h("div", {}, chooser.element, editor.element),
+    value: () => {
+      const entry = entryValue(editor);
+      const names = chooser.all.checked ? ["*"] : chooser.boxes().filter((b) => b.checked).map((b) => b.value);
+      if (!names.length) throw new Error("Select at least one project, or all projects.");
+      return names.map((namespace) => ({ ...entry, namespace }));
+    },
+  };
+}
+
+// An existing robot: every entry keeps its own permissions. A system robot's entries can be
+// added and removed with the project chooser (and the system entry with its own box); a
+// removed entry comes back as it was if chosen again before saving.
+function editRobotPermissions(robot, available, projects) {
+  const known = new Set((projects || []).map((p) => p.name));
+  const entries = [];
+  const holder = h("div", {});
+  const add = (permission) => {
+    const system = permission.kind === "system";
+    const exists = system || permission.namespace === "*" || known.has(permission.namespace) || !projects;
+    const editor = entryEditor(permission, system ? available.system : available.project, {
+      legend: projects ? entryLegend(permission) : "Permission(s)",
+      canAllow: exists,
+      note: exists ? null : `There is no project ${permission.namespace} (any more): this entry is kept as it is; its denies apply to a project of that name created later.`,
+    });
+    const entry = { editor, key: system ? "/" : permission.namespace, removed: false };
+    entries.push(entry);
+    holder.append(editor.element);
+    return entry;
+  };
+  robot.permissions.forEach(add);
+  const value = () => {
+    const chosen = entries.filter((e) => !e.removed);
+    if (!chosen.length) throw new Error(projects ? "Select at least one project, all projects or system permissions." : "Select at least one permission.");
+    return chosen.map((e) => entryValue(e.editor, projects ? entryName(e.editor.permission) : ""));
+  };
+  if (!projects) return { element: holder, value };
+
+  const choose = (key, permission, checked) => {
+    const same = entries.filter((e) => e.key === key);
+    if (checked && !same.length) same.push(add(permission()));
+    for (const e of same) {
+      e.removed = !checked;
+      e.editor.element.hidden = !checked;
+    }
+  };
+  const present = new Set(entries.filter((e) => e.key !== "/").map((e) => e.key));
+  const missing = [...present].filter((name) => name !== "*" && !known.has(name));
+  const chooser = projectChooser([...known], present,
+    missing.map((name) => chooserBox(name, `${name} (no such project)`, true)));
+  for (const box of [chooser.all, ...chooser.boxes()]) {
+    box.addEventListener("change", () => choose(box.value, () => ({ kind: "project", namespace: box.value, access: [] }), box.checked));
+  }
+  const systemBox = h("input", { type: "checkbox", id: "system-entry", checked: entries.some((e) => e.key === "/") });
+  systemBox.addEventListener("change", () => choose("/", () => ({ kind: "system", namespace: "/", access: [] }), systemBox.checked));
+  return {
+    element: h("div", {},
+      chooser.element,
+      h("label", { class: "inline" }, systemBox, "System permissions (outside any project)"),
+      holder),
+    value,
+  };
+}
+
+async function robotDialog({ title, robot, permissions, submit }) {
   const name = h("input", { type: "text", id: "robot-name", required: true, value: robot ? shortName(robot) : "", disabled: !!robot, autocomplete: "off" });
   const description = h("textarea", { id: "robot-description", rows: "2" }, robot ? robot.description : "");
   const expiration = expirationFields(robot);
-  const granted = robot && robot.permissions.length ? robot.permissions[0].access : [];
-  const permissions = permissionBoxes(available, granted, "perm");
   const body = h("form", { onsubmit: (e) => e.preventDefault() },
     h("label", { for: "robot-name" }, "Name"), name,
     h("label", { for: "robot-description" }, "Description (optional)"), description,
     expiration.element,
-    projectChoice ? projectChoice.element : null,
     permissions.element);
   const save = h("button", { type: "button", class: "primary" }, robot ? "Save" : "Add");
   const box = dialog(title, body, [save]);
   box.querySelector(".actions").prepend(cancelButton(box));
   save.addEventListener("click", () => submitting(box, save, async () => {
     if (!name.value.trim()) throw new Error("A name is required.");
-    const access = permissions.access();
-    if (!access.length) throw new Error("Select at least one permission.");
+    const chosen = permissions.value();
     await submit(box, {
       name: name.value.trim(),
       description: description.value,
       duration: expiration.duration(),
-      access,
+      permissions: chosen,
     });
   }));
   name.focus();
@@ -275,7 +408,7 @@ function robotTable(robots, selected, onSelect) {
     const permissions = h("details", { class: "permissions" },
       h("summary", {}, `${access.length} Permission(s)`),
       robot.permissions.map((p) => h("div", {},
-        robot.level === "system" ? h("div", { class: "muted" }, p.namespace === "*" ? "All projects" : p.namespace === "/" ? "System" : `Project ${p.namespace}`) : null,
+        robot.level === "system" ? h("div", { class: "muted" }, namespaceLabel(p)) : null,
         h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
     return h("tr", { "data-robot": robot.name },
       h("td", {}, box),
@@ -325,6 +458,12 @@ function actionMenu(getRobot, handlers) {
     if (e.key === "ArrowUp") { e.preventDefault(); items[(index - 1 + items.length) % items.length]?.focus(); }
   });
   return { element: h("div", { class: "menu" }, button, list), button };
+}
+
+// Edit, Disable and Enable start from the robot as it is now, not as the list showed it: a
+// PUT replaces every field, so a change made elsewhere meanwhile would be undone.
+async function now(robot) {
+  return (await api("GET", `/robots/${robot.id}`)).data;
 }
 
 function robotBody(robot, changes) {
@@ -402,20 +541,25 @@ async function robotsView({ title, query, canCreate, create, heading }) {
   };
   const fail = (e) => showAlert(e.message);
   const menu = actionMenu(current, {
-    Edit: (robot) => robotDialog({
-      title: `Edit ${robot.name}`,
-      robot,
-      submit: async (box, form) => {
-        const permissions = robot.permissions.map((p) => ({ ...p, access: form.access }));
-        await api("PUT", `/robots/${robot.id}`, robotBody(robot, {
-          description: form.description, duration: form.duration, permissions,
-        }));
-        box.close();
-        await reload();
-      },
-    }).catch(fail),
-    Disable: (robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true })).then(reload).catch(fail),
-    Enable: (robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false })).then(reload).catch(fail),
+    Edit: (listed) => (async () => {
+      const robot = await now(listed);
+      const projects = robot.level === "system" ? await allProjects() : null;
+      const permissions = editRobotPermissions(robot, await grantable(), projects);
+      await robotDialog({
+        title: `Edit ${robot.name}`,
+        robot,
+        permissions,
+        submit: async (box, form) => {
+          await api("PUT", `/robots/${robot.id}`, robotBody(robot, {
+            description: form.description, duration: form.duration, permissions: form.permissions,
+          }));
+          box.close();
+          await reload();
+        },
+      });
+    })().catch(fail),
+    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload).catch(fail),
+    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload).catch(fail),
     Delete: (robot) => confirmDialog("Delete Robot Account", `Delete ${robot.name}? Anything using its secret stops working.`, "Delete", async () => {
       await api("DELETE", `/robots/${robot.id}`);
       selected = null;
@@ -544,15 +688,16 @@ async function projectView(id) {
     heading,
     query: () => `Level=project,ProjectID=${project.project_id}`,
     canCreate: true,
-    create: (reload) => robotDialog({
+    create: async (reload) => robotDialog({
       title: "New Robot Account",
+      permissions: newRobotPermissions(await grantable(), { project: project.name }),
       submit: async (box, form) => {
         const { data } = await api("POST", "/robots", {
           name: form.name,
           description: form.description,
           duration: form.duration,
           level: "project",
-          permissions: [{ kind: "project", namespace: project.name, access: form.access }],
+          permissions: form.permissions,
         });
         box.close();
         await reload();
@@ -572,41 +717,27 @@ async function allProjects() {
 }
 
 async function systemRobotsView() {
-  const projects = await allProjects();
   await robotsView({
     title: "New System Robot Account",
     heading: h("h1", {}, "System Robot Accounts"),
     query: () => "Level=system",
     canCreate: true,
-    create: (reload) => {
-      const all = h("input", { type: "checkbox", id: "all-projects" });
-      const boxes = projects.map((p) => h("label", { class: "inline" },
-        h("input", { type: "checkbox", value: p.name, class: "project-choice" }), p.name));
-      const list = h("fieldset", { class: "perms", "aria-label": "Projects" }, boxes);
-      all.addEventListener("change", () => list.querySelectorAll("input").forEach((b) => { b.disabled = all.checked; }));
-      const projectChoice = {
-        element: h("div", {}, h("label", {}, "Projects"),
-          h("label", { class: "inline" }, all, "All projects, including future ones"), list),
-      };
-      return robotDialog({
-        title: "New System Robot Account",
-        projectChoice,
-        submit: async (box, form) => {
-          const names = all.checked ? ["*"] : [...list.querySelectorAll("input:checked")].map((b) => b.value);
-          if (!names.length) throw new Error("Select at least one project, or all projects.");
-          const { data } = await api("POST", "/robots", {
-            name: form.name,
-            description: form.description,
-            duration: form.duration,
-            level: "system",
-            permissions: names.map((namespace) => ({ kind: "project", namespace, access: form.access })),
-          });
-          box.close();
-          await reload();
-          secretDialog("Robot account created", data, data.secret);
-        },
-      });
-    },
+    create: async (reload) => robotDialog({
+      title: "New System Robot Account",
+      permissions: newRobotPermissions(await grantable(), { projects: await allProjects() }),
+      submit: async (box, form) => {
+        const { data } = await api("POST", "/robots", {
+          name: form.name,
+          description: form.description,
+          duration: form.duration,
+          level: "system",
+          permissions: form.permissions,
+        });
+        box.close();
+        await reload();
+        secretDialog("Robot account created", data, data.secret);
+      },
+    }),
   });
 }
 
