@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
+import getpass
+import importlib.metadata
 import ipaddress
 import json
 import logging
 import os
+import shlex
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -25,7 +30,14 @@ from typing import Any
 
 from aiohttp import web
 
-from tokenserver.config import Settings, load_settings, render_config
+from tokenserver.config import (
+    ADMIN_PASSWORD_ENV,
+    CONFIG_ENV,
+    Settings,
+    load_settings,
+    parse_settings,
+    render_config,
+)
 from tokenserver.domain.harbor_export import plan_import
 from tokenserver.domain.harbor_json import (
     audit_json,
@@ -51,7 +63,13 @@ from tokenserver.domain.permissions import (
 )
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
 from tokenserver.domain.text import printable, truncate
-from tokenserver.errors import ConfigError, RobotNotFound, StorageError, TokenServerError
+from tokenserver.errors import (
+    BadRequest,
+    ConfigError,
+    RobotNotFound,
+    StorageError,
+    TokenServerError,
+)
 from tokenserver.http.observability import (
     AccessLogger,
     JsonFormatter,
@@ -69,9 +87,10 @@ from tokenserver.keys import (
 )
 from tokenserver.runtime import Runtime, database_name, open_runtime
 from tokenserver.services.robots import RobotSpec
+from tokenserver.services.users import ADMIN, check_password
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-ADMIN_PASSWORD_ENV = "TOKENSERVER_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
+DEFAULT_CONFIG = "tokenserver.toml"
 DEFAULT_DURATION_DAYS = 30
 
 
@@ -116,14 +135,44 @@ def _row(*cells: str) -> None:
     print("\t".join(printable(c) for c in cells), flush=True)
 
 
-def _settings(args: argparse.Namespace, path: Path | None = None) -> Settings:
-    """The configuration (`--config` unless `path`), hashing at the cost `main` was given."""
-    settings = load_settings(Path(args.config) if path is None else path)
+def _settings(args: argparse.Namespace) -> Settings:
+    """The configuration of the config file chosen (see `_choose_config`), hashing at the
+    cost `main` was given. Raises UsageError when the file does not exist, saying where its
+    name came from."""
+    path = Path(args.config)
+    if not path.exists():
+        shown = os.path.abspath(path)
+        if args.config_source == "--config":
+            hint = f"create it with: tokenserver init --config {shlex.quote(args.config)}"
+        elif args.config_source == CONFIG_ENV:
+            shown += f" (from {CONFIG_ENV})"
+            hint = f"create it with 'tokenserver init', or correct {CONFIG_ENV}"
+        else:
+            shown += f" (the default: neither --config nor {CONFIG_ENV} is given)"
+            hint = "run 'tokenserver init' to create it, or give --config FILE"
+        raise UsageError(f"config file {shown} does not exist; {hint}")
+    return _with_cost(args, load_settings(path))
+
+
+def _with_cost(args: argparse.Namespace, settings: Settings) -> Settings:
     return dataclasses.replace(settings, kdf_cost=getattr(args, "kdf_cost", DEFAULT_KDF_COST))
 
 
-def _default_config() -> str:
-    return os.environ.get("TOKENSERVER_CONFIG") or "tokenserver.toml"
+def _choose_config(given: Sequence[str]) -> tuple[str, str]:
+    """The config file and where its name came from: `--config` (given before or after the
+    command words; twice with different files is a usage error), else $TOKENSERVER_CONFIG,
+    else ./tokenserver.toml. An explicit --config wins over the variable, and says so."""
+    from_env = os.environ.get(CONFIG_ENV, "")
+    if given:
+        files = dict.fromkeys(os.path.realpath(name) for name in given)
+        if len(files) > 1:
+            raise UsageError(f"--config names different files: {', '.join(given)}; give one")
+        if from_env and os.path.realpath(from_env) not in files:
+            _say(f"tokenserver: --config {given[-1]} overrides {CONFIG_ENV}={from_env}")
+        return given[-1], "--config"
+    if from_env:
+        return from_env, CONFIG_ENV
+    return DEFAULT_CONFIG, "default"
 
 
 # ---- init, serve, registry-config ----------------------------------------------------------
@@ -148,16 +197,33 @@ def registry_block(settings: Settings) -> str:
     )
 
 
-async def _init_database(settings: Settings) -> None:
-    async with open_runtime(settings, sign=False) as runtime:
-        password = os.environ.get(ADMIN_PASSWORD_ENV)
+async def _init_database(settings: Settings, password: str | None) -> None:
+    async with open_runtime(settings, sign=False, create_database=True) as runtime:
+        if await runtime.users.admin_exists():
+            _say(f"the system admin '{ADMIN}' exists")
+            if password is not None:
+                _say(
+                    f"  ({ADMIN_PASSWORD_ENV} is not used: it is the password of an admin init "
+                    f"creates; change a password with 'tokenserver user set-password {ADMIN}')"
+                )
+            return
         generated = await runtime.users.ensure_admin(password)
         if generated is not None:
-            _say(f"created the system admin 'admin' with password: {generated.reveal()}")
-            _say("  (shown only once; change it with PUT /api/v2.0/users/{id}/password)")
-        elif password is not None:
-            # ensure_admin returned: admin exists, created now with the password or before.
-            _say("the system admin 'admin' exists")
+            _say(f"created the system admin '{ADMIN}' with password: {generated.reveal()}")
+            _say(f"  (shown only once; change it with 'tokenserver user set-password {ADMIN}')")
+        else:
+            _say(f"created the system admin '{ADMIN}' with the password in {ADMIN_PASSWORD_ENV}")
+
+
+# init's options, by the config key each sets (--listen sets two).
+_INIT_OPTIONS = {
+    "server.host": "--listen",
+    "server.port": "--listen",
+    "server.realm": "--realm",
+    "token.service": "--service",
+    "token.issuer": "--issuer",
+    "token.algorithm": "--algorithm",
+}
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -165,25 +231,33 @@ def cmd_init(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.listen:
         overrides["server.host"], overrides["server.port"] = _split_listen(args.listen)
-    for option, key in (
-        ("realm", "server.realm"),
-        ("service", "token.service"),
-        ("issuer", "token.issuer"),
-        ("algorithm", "token.algorithm"),
-    ):
-        if getattr(args, option):
-            overrides[key] = getattr(args, option)
+    for key, option in _INIT_OPTIONS.items():
+        value = getattr(args, option.removeprefix("--"))
+        if option != "--listen" and value:
+            overrides[key] = value
+    # Everything is checked before anything is written: the options, the configuration with
+    # the environment's overrides, the admin's password.
+    text = None
     if path.exists():
         if overrides:
             _say(f"{path} exists and is kept; options that would change it are ignored")
+        settings = _settings(args)
     else:
         try:
             text = render_config(overrides)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+        except ConfigError as e:
+            reason = str(e).removeprefix(f"{e.key}: ")
+            raise UsageError(f"{_INIT_OPTIONS[e.key]} ({e.key}): {reason}") from None
+        settings = _with_cost(args, parse_settings(text.encode(), path))
+    password = os.environ.get(ADMIN_PASSWORD_ENV)
+    if password is not None:
+        try:
+            check_password(password)
+        except BadRequest as e:
+            raise ConfigError(ADMIN_PASSWORD_ENV, e.message) from None
+    if text is not None:
         write_new_file(path, text.encode(), 0o644)
         _say(f"wrote {path}")
-    settings = _settings(args, path)
     if not settings.signing_key.exists():
         write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
         _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
@@ -192,7 +266,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
         _say(f"wrote certificate {settings.certificate}")
     load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
-    asyncio.run(_init_database(settings))
+    asyncio.run(_init_database(settings, password))
     _say(f"database {database_name(settings)} ready")
     _say("registry config.yml:")
     print(registry_block(settings), end="", flush=True)
@@ -200,7 +274,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_config(args: argparse.Namespace) -> int:
-    print(registry_block(load_settings(Path(args.config))), end="", flush=True)
+    print(registry_block(_settings(args)), end="", flush=True)
     return EXIT_OK
 
 
@@ -226,12 +300,23 @@ def _is_loopback(host: str) -> bool:
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_certificate is None or settings.tls_key is None:
         return None
+    for key, path in (
+        ("server.tls_certificate", settings.tls_certificate),
+        ("server.tls_key", settings.tls_key),
+    ):
+        try:
+            path.open("rb").close()
+        except OSError as e:
+            raise ConfigError(key, f"cannot read {path}: {e.strerror}") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(settings.tls_certificate, settings.tls_key)
     except (OSError, ssl.SSLError) as e:
-        raise ConfigError("server.tls_certificate", f"cannot load the TLS pair: {e}") from None
+        raise ConfigError(
+            "server.tls_certificate",
+            f"cannot load the TLS pair {settings.tls_certificate} and {settings.tls_key}: {e}",
+        ) from None
     return context
 
 
@@ -256,25 +341,77 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if args.workers > 1 and not args.worker:
         return _supervise(args)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        ssl_context=context,
-        # NOTE: with --workers, each worker binds the same port; the kernel spreads
-        # connections over them (SO_REUSEPORT). They share the database.
-        reuse_port=args.worker,
-        print=None,
-        access_log=logging.getLogger("tokenserver.access"),
-        access_log_class=AccessLogger,
-    )
+    # NOTE: with --workers, each worker binds the same port; the kernel spreads connections
+    # over them (SO_REUSEPORT). They share the database.
+    app = create_app(settings, create_database=False)
+    asyncio.run(_serve(app, settings, context, reuse_port=args.worker))
     return EXIT_OK
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _serve(
+    app: web.Application, settings: Settings, context: ssl.SSLContext | None, *, reuse_port: bool
+) -> None:
+    """Serve `app` until SIGINT or SIGTERM. Says where it serves once it listens there;
+    raises ConfigError naming the address when it cannot listen (in use, not local...)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        runner = web.AppRunner(
+            app, access_log=logging.getLogger("tokenserver.access"), access_log_class=AccessLogger
+        )
+        await runner.setup()
+        try:
+            await _listen(runner, settings, context, reuse_port)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+async def _listen(
+    runner: web.AppRunner, settings: Settings, context: ssl.SSLContext | None, reuse_port: bool
+) -> None:
+    address = _address(settings.host, settings.port)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, ssl_context=context, reuse_port=reuse_port
+    )
+    try:
+        await site.start()
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            reason = "the address is in use (is another server listening there?)"
+        elif isinstance(e, socket.gaierror) or not e.errno:
+            reason = e.strerror or str(e)
+        else:
+            reason = os.strerror(e.errno)
+        host_at_fault = isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL
+        key = "server.host" if host_at_fault else "server.port"
+        raise ConfigError(key, f"cannot listen on {address}: {reason}") from None
+    logging.getLogger("tokenserver").info(
+        "serving on %s, realm %s, service %s, issuer %s, %s",
+        address,
+        settings.realm,
+        settings.service,
+        settings.issuer,
+        settings.algorithm,
+    )
 
 
 def _supervise(args: argparse.Namespace) -> int:
     """Run `--workers N` worker processes; stop them all when one stops or on a signal."""
     command = [sys.executable, "-m", "tokenserver", "serve", "--config", args.config, "--worker"]
-    workers = [subprocess.Popen(command) for _ in range(args.workers)]
+    # The workers are given the file chosen; the variable would only repeat what was said.
+    environ = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    workers = [subprocess.Popen(command, env=environ) for _ in range(args.workers)]
     log = logging.getLogger("tokenserver")
     log.info("started %d workers: %s", len(workers), " ".join(str(w.pid) for w in workers))
 
@@ -304,7 +441,9 @@ def _run(args: argparse.Namespace, action: Callable[[Runtime], Awaitable[int]]) 
     settings = _settings(args)
 
     async def main() -> int:
-        async with open_runtime(settings, sign=False) as runtime:
+        # Only init creates a database: run with a wrong configuration, a command would put
+        # its changes in a new, empty one that no server reads.
+        async with open_runtime(settings, sign=False, create_database=False) as runtime:
             return await action(runtime)
 
     return asyncio.run(main())
@@ -626,6 +765,42 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    """The password `user set-password` sets: a line of stdin with `--password -`, else asked
+    twice on the terminal. Never an argument: `ps` and shell history would show it."""
+    if args.password is not None:
+        if args.password != "-":  # noqa: S105 (stdin, not a password)
+            raise UsageError(
+                "--password takes only '-' (read the password from stdin): a password on the "
+                "command line is visible to other users in ps and stays in shell history"
+            )
+        return _read_secret("-")
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no terminal to ask for the password on: give it on stdin with --password -"
+        )
+    try:
+        first = getpass.getpass(f"new password for {args.name!r}: ")
+        again = getpass.getpass("the same again: ")
+    except EOFError:
+        raise UsageError("no password given; nothing changed") from None
+    if first != again:
+        raise UsageError("the two passwords differ; nothing changed")
+    return first
+
+
+def cmd_user_set_password(args: argparse.Namespace) -> int:
+    password = _new_password(args)
+
+    async def action(rt: Runtime) -> int:
+        user = await rt.users.set_password(LOCAL, args.name, password)
+        _say(f"password of {printable(repr(user.username))} set; the user's web sessions and "
+             "refresh tokens have ended")  # fmt: skip
+        return EXIT_OK
+
+    return _run(args, action)
+
+
 def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -646,6 +821,36 @@ def _duration(text: str) -> int:
     if error is not None:
         raise argparse.ArgumentTypeError(error)
     return days
+
+
+class _ConfigOption(argparse.Action):
+    """`--config FILE`, before or after the command words. Every value given is kept in
+    `given`: a subcommand's parser would otherwise put its default over a value given before
+    the command (`tokenserver --config X init` used to ignore X)."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, *, given: list[str], **kwargs: Any
+    ) -> None:
+        super().__init__(option_strings, argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+        self.given = given
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if not values:
+            parser.error("--config needs a file name")
+        self.given.append(str(values))
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tokenserver")
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown: not installed)"
 
 
 class _Commands:
@@ -671,17 +876,23 @@ class _Commands:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    given: list[str] = []
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config",
-        default=_default_config(),
-        help="config file (default: $TOKENSERVER_CONFIG, else ./tokenserver.toml)",
+        action=_ConfigOption,
+        given=given,
+        metavar="FILE",
+        help=f"config file, before or after the command (default: ${CONFIG_ENV}, else "
+        f"./{DEFAULT_CONFIG}; --config wins over ${CONFIG_ENV}, and says so)",
     )
     parser = argparse.ArgumentParser(
         prog="tokenserver",
         description="Token service for OCI/Docker registries with Harbor-style robot accounts.",
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.set_defaults(config_given=given)
     commands = _Commands(
         parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common
     )
@@ -805,6 +1016,19 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--page", type=_positive, default=1)
     audit.add_argument("--page-size", type=_positive, default=50)
     audit.add_argument("--json", action="store_true", help="print Harbor's audit-log JSON")
+
+    user = commands.group("user", "manage users (of the API and the web page)")
+    u = user.command(
+        "set-password",
+        "set a user's password, the old one unknown (e.g. a lost admin password)",
+        cmd_user_set_password,
+    )
+    u.add_argument("name", help=f"the user's name, such as {ADMIN}")
+    u.add_argument(
+        "--password",
+        metavar="-",
+        help="read the password from stdin (default: ask for it twice on the terminal)",
+    )
     return parser
 
 
@@ -814,6 +1038,10 @@ def main(argv: Sequence[str] | None = None, *, kdf_cost: KdfCost = DEFAULT_KDF_C
     parser = build_parser()
     args = parser.parse_args(argv)
     args.kdf_cost = kdf_cost
+    try:
+        args.config, args.config_source = _choose_config(args.config_given)
+    except UsageError as e:
+        parser.error(str(e))
     handler: Command | None = getattr(args, "handler", None)
     if handler is None:  # declared without a handler: an error, never another command
         words = [args.command, getattr(args, f"{args.command}_command", None)]

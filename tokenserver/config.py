@@ -3,6 +3,7 @@ validated at start with a message naming the dotted key."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -13,9 +14,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
+from tokenserver.domain.text import escape
 from tokenserver.errors import ConfigError
 
 ENV_PREFIX = "TOKENSERVER_"
+# Every TOKENSERVER_ variable that is not a config key (TOKENSERVER_<SECTION>_<KEY>): any other
+# is refused, as an unknown key in the file is, so that a misspelt override cannot pass silently.
+CONFIG_ENV = "TOKENSERVER_CONFIG"
+ADMIN_PASSWORD_ENV = "TOKENSERVER_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
+OTHER_VARIABLES: Mapping[str, str] = {
+    CONFIG_ENV: "the config file, when --config is not given",
+    ADMIN_PASSWORD_ENV: "the password 'tokenserver init' gives the system admin it creates",
+}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALGORITHMS = ("ES256", "RS256")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -100,7 +110,8 @@ def _text(*, allow_empty: bool = False, forbidden: str = "") -> Callable[[Any], 
         if not value and not allow_empty:
             raise ValueError("must not be empty")
         if any(c in value for c in forbidden) or any(c.isspace() for c in value):
-            raise ValueError(f"must not contain whitespace or any of {forbidden!r}")
+            also = f" or any of {forbidden!r}" if forbidden else ""
+            raise ValueError(f"must not contain whitespace{also}, got {value!r}")
         return value
 
     return check
@@ -390,14 +401,63 @@ def env_name(section: str, key: str) -> str:
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, override from the environment and validate; raise ConfigError naming the key."""
-    environ = os.environ if environ is None else environ
     try:
         with path.open("rb") as f:
-            document = tomllib.load(f)
+            data = f.read()
     except FileNotFoundError:
-        raise ConfigError("", f"config file {path} not found (run 'tokenserver init')") from None
+        raise ConfigError("", f"config file {path} not found") from None
     except OSError as e:
         raise ConfigError("", f"cannot read config file {path}: {e.strerror}") from None
+    return parse_settings(data, path, environ)
+
+
+def environment_variables() -> list[str]:
+    """Every TOKENSERVER_ variable tokenserver reads: the config keys', then OTHER_VARIABLES."""
+    return [env_name(s, k) for s, k, *_ in _SCHEMA] + list(OTHER_VARIABLES)
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Raise ConfigError naming every TOKENSERVER_ variable (in any case: the names are
+    case-sensitive) that is neither a config key nor one of OTHER_VARIABLES, with the name
+    probably meant."""
+    known = environment_variables()
+    unknown = sorted(
+        name for name in environ if name.upper().startswith(ENV_PREFIX) and name not in known
+    )
+    if not unknown:
+        return
+    named = []
+    for name in unknown:
+        meant = _meant(name[len(ENV_PREFIX) :].upper(), [k[len(ENV_PREFIX) :] for k in known])
+        # NOTE: a variable's name can hold any character but '=': escaped, like a log field.
+        named.append(
+            f"{escape(name)} (did you mean {ENV_PREFIX}{meant}?)" if meant else escape(name)
+        )
+    raise ConfigError(
+        "",
+        f"unknown environment variable{'s' if len(unknown) > 1 else ''} {', '.join(named)}: "
+        f"the {ENV_PREFIX} variables are the config keys, {ENV_PREFIX}<SECTION>_<KEY>, and "
+        f"{', '.join(OTHER_VARIABLES)}",
+    )
+
+
+def _meant(word: str, words: list[str]) -> str | None:
+    """The one of `words` probably meant by `word` (after the common prefix, which would make
+    any two names look alike): a close spelling, else the only one `word` ends (PORT:
+    SERVER_PORT)."""
+    close = difflib.get_close_matches(word, words, n=1)
+    if close:
+        return close[0]
+    ending = [w for w in words if w.endswith(f"_{word}")]
+    return ending[0] if len(ending) == 1 else None
+
+
+def parse_settings(data: bytes, path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """`load_settings` of a config file's content `data`, as if read from `path`."""
+    environ = os.environ if environ is None else environ
+    check_environment(environ)
+    try:
+        document = tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError("", f"{path} is not valid TOML: {e}") from None
 
@@ -484,18 +544,24 @@ def _toml_value(value: Any) -> str:
 
 
 def render_config(overrides: Mapping[str, Any] | None = None) -> str:
-    """A complete, commented config file: defaults, with `overrides` by dotted key."""
+    """A complete, commented config file: defaults, with `overrides` by dotted key. Raises
+    ConfigError naming the key of an invalid override."""
     overrides = overrides or {}
     lines = [
         "# tokenserver configuration. Every key may be overridden by an environment variable",
-        "# TOKENSERVER_<SECTION>_<KEY>, e.g. TOKENSERVER_TOKEN_LIFETIME=600.",
+        "# TOKENSERVER_<SECTION>_<KEY>, e.g. TOKENSERVER_TOKEN_LIFETIME=600. Any other variable",
+        "# named TOKENSERVER_... is refused, so that a misspelt one cannot pass silently, except",
+        f"# {', '.join(OTHER_VARIABLES)}.",
     ]
     current = ""
     for section, key, default, check, comment in _SCHEMA:
         if section != current:
             lines += ["", f"[{section}]"]
             current = section
-        value = check(overrides.get(f"{section}.{key}", default))
+        try:
+            value = check(overrides.get(f"{section}.{key}", default))
+        except ValueError as e:
+            raise ConfigError(f"{section}.{key}", str(e)) from None
         lines += [f"# {line}" for line in comment.splitlines()]
         lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

@@ -51,16 +51,18 @@ class Runtime:
     signer: TokenSigner | None
 
 
-async def open_store(settings: Settings) -> SqlStore:
-    """The configured database: PostgreSQL for a `database.url`, else the SQLite file."""
+async def open_store(settings: Settings, *, create_database: bool = True) -> SqlStore:
+    """The configured database: PostgreSQL for a `database.url`, else the SQLite file. One
+    that does not exist (a missing file, a PostgreSQL database without the schema) is created
+    only if `create_database`, else StorageError: only `tokenserver init` creates one."""
     if settings.database_url:
         # NOTE: imported here, so that SQLite deployments never load asyncpg.
         from tokenserver.storage.postgres import PostgresStore
 
         return await PostgresStore.open(
-            settings.database_url, pool_size=settings.database_pool_size
+            settings.database_url, pool_size=settings.database_pool_size, create=create_database
         )
-    return await SqliteStore.open(settings.database)
+    return await SqliteStore.open(settings.database, create=create_database)
 
 
 def database_name(settings: Settings) -> str:
@@ -74,15 +76,19 @@ def database_name(settings: Settings) -> str:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, sign: bool, clock: Callable[[], float] = time.time
+    settings: Settings,
+    *,
+    sign: bool,
+    clock: Callable[[], float] = time.time,
+    create_database: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Open storage and build the services; `sign` loads the signing key (the server needs
     it, management commands do not). `clock` is the token path's time (authentication,
-    refresh tokens, signing): tests move it instead of sleeping. Raises ConfigError or
-    StorageError."""
+    refresh tokens, signing): tests move it instead of sleeping. `create_database`: see
+    `open_store`. Raises ConfigError or StorageError."""
     if sign:  # fail on an unusable configured key before anything else
         load_signing_key(settings.signing_key, settings.certificate, settings.algorithm)
-    store = await open_store(settings)
+    store = await open_store(settings, create_database=create_database)
     verifier = SecretVerifier(
         cache_size=settings.verify_cache_size,
         cache_ttl=settings.verify_cache_ttl,

@@ -6,6 +6,7 @@ tests of the installed command run in a process of their own, as a user runs the
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import stat
 import subprocess
@@ -112,6 +113,15 @@ def test_the_installed_command_answers_help() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "robot" in result.stdout
+
+
+def test_version_prints_the_installed_package_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"tokenserver {importlib.metadata.version('tokenserver')}\n"
 
 
 def test_the_installed_command_hashes_at_the_production_cost(tmp_path: Path) -> None:
@@ -428,8 +438,8 @@ def test_init_creates_the_admin_once(tmp_path: Path) -> None:
     weak = tmp_path / "weak" / "tokenserver.toml"
     weak.parent.mkdir()
     refused = cli(weak, "init", env={"TOKENSERVER_ADMIN_PASSWORD": "weak"})
-    assert refused.returncode == 1
-    assert "password must be 8-128" in refused.stderr
+    assert refused.returncode == 2
+    assert "TOKENSERVER_ADMIN_PASSWORD: the password must be 8-128" in refused.stderr
 
 
 def test_refresh_tokens_are_listed_and_revoked_from_the_cli(config: Path) -> None:

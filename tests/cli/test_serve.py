@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 import socket
 import ssl
 import subprocess
@@ -15,12 +16,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.helpers import call_cli, clean_env, free_port, run_cli
+from tokenserver.config import env_name
 
 
 def tls_pair(directory: Path) -> None:
@@ -169,3 +172,93 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
         assert (
             not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         )
+
+
+def test_a_busy_port_is_named_and_exits_2(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """It used to log "serving on ..." and then die with a 23-line traceback, exit 1."""
+    caplog.set_level(logging.INFO)
+    config = tmp_path / "tokenserver.toml"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert call_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
+        result = call_cli(config, "serve")
+    assert result.returncode == 2
+    assert (
+        f"tokenserver: server.port: cannot listen on 127.0.0.1:{port}: the address is in use"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert not [r for r in caplog.records if "serving on" in r.getMessage()]
+
+
+def test_an_address_not_of_this_host_names_the_host(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    port = free_port()
+    assert call_cli(config, "init", "--listen", f"192.0.2.1:{port}").returncode == 0
+    env = {"TOKENSERVER_SERVER_ALLOW_PLAIN_HTTP": "true"}
+    result = call_cli(config, "serve", env=env)
+    assert result.returncode == 2
+    assert f"tokenserver: server.host: cannot listen on 192.0.2.1:{port}: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serving_is_logged_once_listening(tmp_path: Path) -> None:
+    """When "serving on" is logged, a connection is accepted at once (no retry loop)."""
+    config = tmp_path / "tokenserver.toml"
+    port = free_port()
+    assert call_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenserver", "serve", "--config", str(config)],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert f"serving on 127.0.0.1:{port}, realm http://127.0.0.1:{port}/service/token" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert "serving on" not in err  # once
+
+
+def test_a_missing_tls_file_is_named_with_its_key_and_path(tmp_path: Path) -> None:
+    """It used to say "cannot load the TLS pair: [Errno 2] No such file or directory"."""
+    config = tmp_path / "tokenserver.toml"
+    assert call_cli(config, "init").returncode == 0
+    tls_pair(tmp_path)
+    for key, env in (
+        ("server.tls_key", {"TOKENSERVER_SERVER_TLS_CERTIFICATE": "tls.crt"}),
+        ("server.tls_certificate", {"TOKENSERVER_SERVER_TLS_KEY": "tls.key"}),
+    ):
+        variable = env_name(*key.split("."))
+        missing = {**env, variable: "missing.pem"}
+        result = call_cli(config, "serve", env=missing)
+        assert result.returncode == 2
+        assert (
+            f"tokenserver: {key}: cannot read {tmp_path / 'missing.pem'}: No such file"
+            in result.stderr
+        )
+
+
+def test_a_tls_pair_that_does_not_load_names_both_files(tmp_path: Path) -> None:
+    config = tmp_path / "tokenserver.toml"
+    assert call_cli(config, "init").returncode == 0
+    tls_pair(tmp_path)
+    env = {
+        "TOKENSERVER_SERVER_TLS_CERTIFICATE": "tls.crt",
+        "TOKENSERVER_SERVER_TLS_KEY": "keys/token.key",  # another key: not the pair
+    }
+    result = call_cli(config, "serve", env=env)
+    assert result.returncode == 2
+    assert (
+        f"cannot load the TLS pair {tmp_path / 'tls.crt'} and {tmp_path / 'keys' / 'token.key'}"
+        in result.stderr
+    )

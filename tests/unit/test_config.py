@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenserver.config import load_settings, render_config
+from tokenserver.config import environment_variables, load_settings, render_config
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.errors import ConfigError
 
@@ -140,6 +140,66 @@ def test_attack_the_kdf_cost_cannot_be_lowered_by_configuration(
     variable cannot make secrets cheap to guess. Only code (tests) can build other settings."""
     with pytest.raises(ConfigError, match="unknown key"):
         load_settings(_write(tmp_path, f"[{section}]\nkdf_cost = 1\n"), environ={})
-    env = {f"TOKENSERVER_{section.upper()}_KDF_COST": "1", "TOKENSERVER_KDF_COST": "1"}
-    settings = load_settings(_write(tmp_path, ""), environ=env)
+    for name in (f"TOKENSERVER_{section.upper()}_KDF_COST", "TOKENSERVER_KDF_COST"):
+        with pytest.raises(ConfigError, match=f"unknown environment variable {name}"):
+            load_settings(_write(tmp_path, ""), environ={name: "1"})
+    settings = load_settings(_write(tmp_path, ""), environ={})
     assert settings.kdf_cost == DEFAULT_KDF_COST == KdfCost(log2_n=14, r=8, p=5)
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("TOKENSERVER_TOKEN_LIFTIME", "TOKENSERVER_TOKEN_LIFETIME"),
+        ("TOKENSERVER_LIFETIME", "TOKENSERVER_TOKEN_LIFETIME"),
+        ("TOKENSERVER_PORT", "TOKENSERVER_SERVER_PORT"),
+        ("TOKENSERVER_ADMIN_PASWORD", "TOKENSERVER_ADMIN_PASSWORD"),
+        ("TOKENSERVER_DATABASE_URI", "TOKENSERVER_DATABASE_URL"),
+        # Names are case-sensitive: this one would be ignored.
+        ("tokenserver_token_lifetime", "TOKENSERVER_TOKEN_LIFETIME"),
+        ("TokenServer_Log_Level", "TOKENSERVER_LOG_LEVEL"),
+    ],
+)
+def test_an_unknown_variable_is_refused_with_the_name_meant(
+    tmp_path: Path, name: str, meant: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_write(tmp_path, ""), environ={name: "600", "HOME": "/root"})
+    assert f"unknown environment variable {name} (did you mean {meant}?)" in str(refused.value)
+
+
+def test_every_unknown_variable_is_named_at_once(tmp_path: Path) -> None:
+    env = {"TOKENSERVER_B_XYZZY": "1", "TOKENSERVER_A_QWERTY": "2", "TOKENSERVERX": "3"}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_write(tmp_path, ""), environ=env)
+    message = str(refused.value)
+    assert "unknown environment variables TOKENSERVER_A_QWERTY, TOKENSERVER_B_XYZZY: " in message
+    assert "TOKENSERVERX" not in message  # not the prefix: someone else's variable
+    assert "TOKENSERVER_CONFIG, TOKENSERVER_ADMIN_PASSWORD" in message
+
+
+def test_attack_an_unknown_variables_name_cannot_write_to_the_terminal(tmp_path: Path) -> None:
+    name = "TOKENSERVER_X\x1b]0;owned\x07\u202e"
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_write(tmp_path, ""), environ={name: "1"})
+    message = str(refused.value)
+    assert message.isprintable()
+    assert "TOKENSERVER_X\\x1b]0;owned\\x07\\u202e" in message
+
+
+def test_every_key_and_the_other_variables_are_accepted(tmp_path: Path) -> None:
+    """Each key's variable passes the name check (its value may still be refused)."""
+    path = _write(tmp_path, "")
+    for name in environment_variables():
+        try:
+            load_settings(path, environ={name: "x"})
+        except ConfigError as e:
+            assert "unknown environment variable" not in str(e), name
+    assert {"TOKENSERVER_CONFIG", "TOKENSERVER_ADMIN_PASSWORD", "TOKENSERVER_DATABASE_URL"} <= set(
+        environment_variables()
+    )
+
+
+def test_render_config_names_the_key_of_a_bad_value() -> None:
+    with pytest.raises(ConfigError, match=r"^server\.realm: must be an http"):
+        render_config({"server.realm": "example.com/token"})

@@ -56,27 +56,27 @@ async def _follow_keyring(runtime: Runtime) -> None:
             log.exception("could not follow the keyring")
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """The server; `clock` is the token path's time (see `open_runtime`)."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    create_database: bool = True,
+) -> web.Application:
+    """The server; `clock` is the token path's time, `create_database` whether a missing
+    database is created (see `open_runtime`). It logs nothing at start: `tokenserver serve`
+    says where it serves once it listens there."""
     app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY_BYTES)
     app[METRICS] = Metrics(lambda: app.get(RUNTIME))
     app[REALM] = settings.realm
     app[PROXIES] = ProxySettings(settings.trusted_proxies, settings.forwarded_header)
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_runtime(settings, sign=True, clock=clock) as runtime:
+        async with open_runtime(
+            settings, sign=True, clock=clock, create_database=create_database
+        ) as runtime:
             assert runtime.tokens is not None
             app[RUNTIME] = runtime
             app[TOKENS] = runtime.tokens
-            logging.getLogger("tokenserver").info(
-                "serving on %s:%d, realm %s, service %s, issuer %s, %s",
-                settings.host,
-                settings.port,
-                settings.realm,
-                settings.service,
-                settings.issuer,
-                settings.algorithm,
-            )
             tasks = [
                 asyncio.create_task(_flush_usage(runtime)),
                 asyncio.create_task(_follow_keyring(runtime)),

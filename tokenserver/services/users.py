@@ -114,6 +114,10 @@ class UserService:
         )
         return secret if password is None else None
 
+    async def admin_exists(self) -> bool:
+        """Whether the system admin `admin` exists."""
+        return await self._store.find_user(ADMIN) is not None
+
     async def named_like_robots(self) -> list[str]:
         """Users whose names read as robot names under the configured prefix, by id. Creation
         refuses such names, so these were created under another prefix."""
@@ -150,12 +154,32 @@ class UserService:
                 raise UserNotFound(f"user {user_id} not found")
             if own and not actor.sysadmin:
                 await self._check_old_password(user, old, address)
-            secret = check_password(new)
-            await self._store.update_user_password(
-                user.id, await self._verifier.hash(secret), self._projects.now()
-            )
-            await self._store.delete_refresh_tokens(user_id=user.id)
-            await self._store.delete_sessions(user_id=user.id)  # web logins end too
+            await self._replace_password(user, check_password(new))
+
+    async def set_password(self, actor: Principal, username: str, new: str) -> User:
+        """System admins set a user's password by name, without the old one: how the command
+        line recovers a lost password. As a change does, it ends the user's refresh tokens
+        and web sessions. Raises Forbidden, UserNotFound, BadRequest (the password rule)."""
+        async with self._audit.operation(actor, "update", "user", f"{username}/password"):
+            self._access.require_system(actor, "user", "update")
+            user = None
+            try:
+                check_username(username)
+            except BadRequest:
+                pass  # no user has this name, which could hold what a database cannot store
+            else:
+                user = await self._store.find_user(username)
+            if user is None:
+                raise UserNotFound(f"user {username!r} not found")
+            await self._replace_password(user, check_password(new))
+            return user
+
+    async def _replace_password(self, user: User, secret: Secret) -> None:
+        await self._store.update_user_password(
+            user.id, await self._verifier.hash(secret), self._projects.now()
+        )
+        await self._store.delete_refresh_tokens(user_id=user.id)
+        await self._store.delete_sessions(user_id=user.id)  # web logins end too
 
     async def _check_old_password(self, user: User, old: str | None, address: str) -> None:
         """Raise Forbidden unless `old` is the user's password.

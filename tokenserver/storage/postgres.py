@@ -199,8 +199,10 @@ class PostgresStore(SqlStore):
         )
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
-        """Connect and bring the schema up to date. Raises StorageError (no password in it)."""
+    async def open(cls, url: str, *, pool_size: int = 10, create: bool = True) -> PostgresStore:
+        """Connect and bring the schema up to date; a database without tokenserver's schema
+        gets it only if `create` (see `SqliteStore.open`). Raises StorageError (no password
+        in it)."""
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -218,16 +220,24 @@ class PostgresStore(SqlStore):
             raise StorageError(f"cannot connect to {safe_url(url)}: {reason}") from None
         store = cls(pool, url)
         try:
-            await store._migrate()
+            await store._migrate(create)
         except BaseException:
             await pool.close()
             raise
         return store
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, create: bool) -> None:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                if (
+                    not create
+                    and await conn.fetchval("SELECT to_regclass('tokenserver_schema')") is None
+                ):
+                    raise StorageError(
+                        f"no tokenserver database at {self._url}; run 'tokenserver init' with "
+                        "this database.url"
+                    )
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS tokenserver_schema "
                     "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"

@@ -211,6 +211,10 @@ class _ReadCache:
             self._probe.close()
 
 
+def _no_database(path: Path) -> str:
+    return f"no database at {path}; run 'tokenserver init' or set database.url"
+
+
 class SqliteStore(SqlStore):
     """Implements `Store`. Open with `await SqliteStore.open(path)`."""
 
@@ -238,35 +242,46 @@ class SqliteStore(SqlStore):
         return value
 
     @classmethod
-    async def open(cls, path: Path, cache_size: int = 10_000) -> SqliteStore:
-        """Open (creating with mode 0600 if missing) and bring the schema up to date.
+    async def open(
+        cls, path: Path, cache_size: int = 10_000, *, create: bool = True
+    ) -> SqliteStore:
+        """Open and bring the schema up to date. A missing database is created (mode 0600)
+        only if `create`; else a missing file, or one holding no tokenserver schema, raises
+        StorageError (only `tokenserver init` creates a database: a command run with the
+        wrong configuration must not start an empty one beside the real one).
 
         `cache_size` rows (robots, projects, users, members) are kept for the token path while
         the database is unchanged (see `_ReadCache`); 0 turns that off.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        elif not path.exists():
+            raise StorageError(_no_database(path))
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as e:
             raise StorageError(f"cannot open database {path}: {e}") from None
         store = cls(db)
         try:
-            await store._migrate(path)
+            await store._migrate(path, create)
             store._cache = _ReadCache(path, cache_size)
         except BaseException:
             await db.close()
             raise
         return store
 
-    async def _migrate(self, path: Path) -> None:
+    async def _migrate(self, path: Path, create: bool) -> None:
         try:
-            await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA busy_timeout=5000")
             await self._db.execute("PRAGMA foreign_keys=ON")
             rows = await self._db.execute_fetchall("PRAGMA user_version")
             version = next(iter(rows))[0]
+            if version == 0 and not create:
+                # NOTE: checked before journal_mode=WAL, which would write to an empty file.
+                raise StorageError(_no_database(path))
+            await self._db.execute_fetchall("PRAGMA journal_mode=WAL")  # a row to read
             if version > SCHEMA_VERSION:
                 raise StorageError(
                     f"database {path} has schema version {version}, newer than this "
