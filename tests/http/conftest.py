@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import sqlite3
 from base64 import b64encode
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -10,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.helpers import make_robot
+from tests.http.openapi_check import check_served
 from tokenserver.config import Settings
 from tokenserver.domain.models import LOCAL
 from tokenserver.http.app import create_app
@@ -57,8 +59,17 @@ class Server:
 AiohttpClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
-@pytest.fixture
-async def server(settings: Settings, aiohttp_client: AiohttpClient) -> Server:
+@asynccontextmanager
+async def serving(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[Server]:
+    """A server on `settings` whose every answer on the management API, and every request
+    body it accepts there, must match the OpenAPI document (checked when it ends)."""
     app = create_app(settings)
-    client = await aiohttp_client(app)
-    return Server(client, app[RUNTIME], settings)
+    failures = check_served(app)
+    yield Server(await aiohttp_client(app), app[RUNTIME], settings)
+    assert not failures, "the OpenAPI document refuses what was served:\n" + "\n".join(failures)
+
+
+@pytest.fixture
+async def server(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[Server]:
+    async with serving(settings, aiohttp_client) as server:
+        yield server

@@ -600,6 +600,83 @@ async def test_put_replaces_permissions_disable_and_duration(api: Api) -> None:
     assert "cannot be changed" in await error(r, 400, "BAD_REQUEST")
 
 
+async def test_put_takes_the_writable_fields_alone_as_documented(api: Api) -> None:
+    # The document asked PUT for the robot's read-only fields (id, editable, creation_time...)
+    # as if it were GET's answer; the server never needed them. The server fixture checks
+    # every accepted body against the document.
+    await api.project("p")
+    export = await api.robot(project_robot("p", "ci", "repository:push"))
+    body = project_robot("p", "ci", "repository:pull", duration=30)
+    assert (await api.call("PUT", f"/robots/{export['id']}", api.admin, body)).status == 200
+    (entry,) = await api.token_access(creds(export), "repository:p/app:pull,push")
+    assert entry["actions"] == ["pull"]
+
+
+async def test_optional_fields_sent_as_null_are_absent_as_documented(api: Api) -> None:
+    # Harbor's Go server reads null as absent, and so does tokenserver; the document says so.
+    await api.user("gina")
+    r = await api.call(
+        "POST",
+        "/projects",
+        api.admin,
+        {"project_name": "p", "public": None, "metadata": None, "registry_id": None},
+    )
+    assert r.status == 201
+    project = await (await api.call("GET", "/projects/p", api.admin)).json()
+    assert project["metadata"] == {"public": "false"}
+    r = await api.call("PUT", "/projects/p", api.admin, {"metadata": {"public": None}})
+    assert r.status == 200
+    body = project_robot("p", "ci", "repository:pull") | {
+        "description": None,
+        "disable": None,
+        "secret": None,
+    }
+    body["permissions"][0]["access"][0]["effect"] = None
+    export = await api.robot(body)
+    robot = await (await api.call("GET", f"/robots/{export['id']}", api.admin)).json()
+    assert (robot["description"], robot["disable"]) == ("", False)
+    assert robot["permissions"][0]["access"][0]["effect"] == "allow"
+    r = await api.call(
+        "PATCH", f"/robots/{export['id']}", api.admin, {"secret": None, "restart_expiry": None}
+    )
+    assert r.status == 200 and (await r.json())["secret"]
+    r = await api.call(
+        "POST",
+        "/projects/p/members",
+        api.admin,
+        {"role_id": 3, "member_user": {"username": "gina", "user_id": None}, "member_group": None},
+    )
+    assert r.status == 201
+    r = await api.call(
+        "PUT", "/users/1/password", api.admin, {"old_password": None, "new_password": "Adm1nChosen"}
+    )
+    assert r.status == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/projects/p/members", {"role_id": 9, "member_user": {"username": "x"}},
+         "member: 'role_id' must be 1, 2, 3, 4 or 5"),
+        ("/projects/p/members", {"role_id": 2, "member_group": {"id": 1}},
+         "member: groups are not supported; use member_user"),
+        ("/projects/p/members", {"role_id": 2, "member_user": {"user_id": "7"}},
+         "member_user: 'user_id' must be an integer"),
+        ("/projects/p/members", {"member_user": {"username": "x"}},
+         "member: missing field 'role_id'"),
+        ("/users", {"username": "u", "password": "Passw0rdPassw0rd", "email": 5},
+         "user: 'email' must be a string"),
+        ("/robots", project_robot("p", "ci", "repository:pull") | {"level": "galaxy"},
+         "robot: 'level' must be \"project\" or \"system\""),
+    ],
+)  # fmt: skip
+async def test_bad_bodies_are_told_which_field_is_wrong(
+    api: Api, path: str, body: Any, message: str
+) -> None:
+    await api.project("p")
+    assert await error(await api.call("POST", path, api.admin, body), 400, "BAD_REQUEST") == message
+
+
 async def test_patch_refreshes_the_secret(api: Api) -> None:
     await api.project("p")
     export = await api.robot(project_robot("p", "ci", "repository:pull", duration=1))

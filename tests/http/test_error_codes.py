@@ -5,7 +5,7 @@ the OpenAPI document lists the 429 and 503 every operation can answer."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import ClientResponse, web, web_exceptions, web_response
 
 from tests.conftest import MakeSettings
-from tests.http.conftest import AiohttpClient, Server, basic
+from tests.http.conftest import AiohttpClient, Server, basic, serving
 from tests.http.openapi_check import DOC, check_response
 from tokenserver import errors
 from tokenserver.errors import (
@@ -24,8 +24,7 @@ from tokenserver.errors import (
     TooManyRequests,
     declare,
 )
-from tokenserver.http.app import create_app
-from tokenserver.http.appkeys import REALM, RUNTIME
+from tokenserver.http.appkeys import REALM
 from tokenserver.http.errors import error_middleware
 
 API = "/api/v2.0"
@@ -204,12 +203,13 @@ def test_every_operation_documents_lockout_and_outage(
 
 
 @pytest.fixture
-async def strict(make_settings: MakeSettings, aiohttp_client: AiohttpClient) -> Server:
+async def strict(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient
+) -> AsyncIterator[Server]:
     settings = make_settings(security__lockout_threshold=3)
-    app = create_app(settings)
-    server = Server(await aiohttp_client(app), app[RUNTIME], settings)
-    await server.runtime.users.ensure_admin(ADMIN_PASSWORD)
-    return server
+    async with serving(settings, aiohttp_client) as server:
+        await server.runtime.users.ensure_admin(ADMIN_PASSWORD)
+        yield server
 
 
 async def call(server: Server, method: str, path: str, **kwargs: Any) -> ClientResponse:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tests.conftest import MakeSettings
 from tests.hostile import with_hostile_value
 from tests.http.conftest import AiohttpClient, basic
+from tests.http.openapi_check import check_request
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
 from tokenserver.domain.models import LOCAL
@@ -281,6 +282,11 @@ def test_every_operation_with_a_body_has_a_valid_one_here() -> None:
         if isinstance(operation, dict) and "requestBody" in operation
     }
     assert documented == set(VALID_BODIES)
+
+
+@pytest.mark.parametrize(("method", "template"), list(VALID_BODIES))
+def test_every_valid_body_here_matches_the_document(method: str, template: str) -> None:
+    check_request(method, API + template, VALID_BODIES[method, template])
 
 
 def test_attack_generated_bodies_with_lone_surrogates_and_huge_integers_never_500(

@@ -1,10 +1,25 @@
-"""Harbor v2.0's JSON shapes of our models (robot, robot export, project)."""
+"""Harbor v2.0's JSON shapes of our models (robot, robot export, project...), each made
+through its declaration in harbor_schema.py, so that no answer drifts from the document."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenserver.domain.harbor_schema import (
+    ACCESS,
+    AUDIT_LOG,
+    MEMBER,
+    PERMISSION_TABLE,
+    PROJECT,
+    PROJECT_METADATA_RESP,
+    REFRESH_TOKEN,
+    RESOURCE_ACTION,
+    ROBOT,
+    ROBOT_CREATED,
+    ROBOT_PERMISSION,
+    USER,
+)
 from tokenserver.domain.models import (
     MAX_AUDIT_FIELD,
     AuditEntry,
@@ -14,26 +29,10 @@ from tokenserver.domain.models import (
     Robot,
     User,
 )
-from tokenserver.domain.permissions import Permission
+from tokenserver.domain.permissions import PROJECT_PERMISSIONS, SYSTEM_PERMISSIONS, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import truncate
-
-# Project metadata keys Harbor defines; tokenserver uses only `public` and accepts the others
-# so that existing clients (Terraform's provider sends several) work unchanged.
-PROJECT_METADATA_KEYS = (
-    "public",
-    "enable_content_trust",
-    "enable_content_trust_cosign",
-    "prevent_vul",
-    "severity",
-    "auto_scan",
-    "auto_sbom_generation",
-    "reuse_sys_cve_allowlist",
-    "retention_id",
-    "proxy_speed_kb",
-)
-
 
 # The times a date can show (years 1 to 9999).
 MIN_TIME, MAX_TIME = -62135596800, 253402300799
@@ -50,104 +49,114 @@ def iso_time(unix: float) -> str:
 
 
 def permission_json(permission: Permission) -> dict[str, Any]:
-    return {
-        "kind": permission.kind,
-        "namespace": permission.namespace,
-        "access": [
-            {"resource": a.resource, "action": a.action, "effect": a.effect.value}
+    return ROBOT_PERMISSION.shape(
+        kind=permission.kind,
+        namespace=permission.namespace,
+        access=[
+            ACCESS.shape(resource=a.resource, action=a.action, effect=a.effect.value)
             for a in permission.access
         ],
-    }
+    )
 
 
 def robot_json(robot: Robot, prefix: str) -> dict[str, Any]:
-    return {
-        "id": robot.id,
-        "name": robot.full_name(prefix),
-        "description": robot.description,
-        "expires_at": robot.expires_at,
-        "duration": robot.duration,
-        "level": robot.level,
-        "disable": robot.disabled,
-        "editable": not robot.legacy,
-        # tokenserver: a legacy (pre-Harbor 2.2) robot, which logs in with a JWT.
-        "legacy": robot.legacy,
-        "creation_time": iso_time(robot.creation_time),
-        "update_time": iso_time(robot.update_time),
-        "permissions": [permission_json(p) for p in robot.permissions],
-        # tokenserver: when the robot last authenticated (null: never).
-        "last_used_at": None if robot.last_used_at is None else iso_time(robot.last_used_at),
-    }
+    return ROBOT.shape(
+        id=robot.id,
+        name=robot.full_name(prefix),
+        description=robot.description,
+        expires_at=robot.expires_at,
+        duration=robot.duration,
+        level=robot.level,
+        disable=robot.disabled,
+        editable=not robot.legacy,
+        legacy=robot.legacy,
+        creation_time=iso_time(robot.creation_time),
+        update_time=iso_time(robot.update_time),
+        permissions=[permission_json(p) for p in robot.permissions],
+        last_used_at=None if robot.last_used_at is None else iso_time(robot.last_used_at),
+    )
 
 
 def robot_export_json(robot: Robot, prefix: str, secret: Secret) -> dict[str, Any]:
     """What Harbor returns on creation and its UI's "Export to File" saves."""
-    return {
-        "id": robot.id,
-        "name": robot.full_name(prefix),
-        "secret": secret.reveal(),
-        "creation_time": iso_time(robot.creation_time),
-        "expires_at": robot.expires_at,
-    }
+    return ROBOT_CREATED.shape(
+        id=robot.id,
+        name=robot.full_name(prefix),
+        secret=secret.reveal(),
+        creation_time=iso_time(robot.creation_time),
+        expires_at=robot.expires_at,
+    )
 
 
 def project_json(project: Project, role: Role | None = None) -> dict[str, Any]:
-    return {
-        "project_id": project.id,
-        "name": project.name,
-        "owner_id": project.owner_id,
-        "owner_name": project.owner_name,
-        "registry_id": None,
-        "deleted": False,
-        "togglable": True,
-        "repo_count": 0,
-        "current_user_role_id": int(role) if role else 0,
-        "current_user_role_ids": [int(role)] if role else [],
-        "metadata": {"public": "true" if project.public else "false"},
-        "creation_time": iso_time(project.creation_time),
-        "update_time": iso_time(project.update_time),
-    }
+    return PROJECT.shape(
+        project_id=project.id,
+        name=project.name,
+        owner_id=project.owner_id,
+        owner_name=project.owner_name,
+        registry_id=None,
+        deleted=False,
+        togglable=True,
+        repo_count=0,
+        current_user_role_id=int(role) if role else 0,
+        current_user_role_ids=[int(role)] if role else [],
+        metadata=PROJECT_METADATA_RESP.shape(public="true" if project.public else "false"),
+        creation_time=iso_time(project.creation_time),
+        update_time=iso_time(project.update_time),
+    )
 
 
 def user_json(user: User) -> dict[str, Any]:
-    return {
-        "user_id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "realname": user.realname,
-        "comment": user.comment,
-        "sysadmin_flag": user.sysadmin,
-        "admin_role_in_auth": False,
-        "creation_time": iso_time(user.creation_time),
-        "update_time": iso_time(user.update_time),
-    }
+    return USER.shape(
+        user_id=user.id,
+        username=user.username,
+        email=user.email,
+        realname=user.realname,
+        comment=user.comment,
+        sysadmin_flag=user.sysadmin,
+        admin_role_in_auth=False,
+        creation_time=iso_time(user.creation_time),
+        update_time=iso_time(user.update_time),
+    )
 
 
 def member_json(member: Member) -> dict[str, Any]:
-    return {
-        "id": member.id,
-        "project_id": member.project_id,
-        "entity_name": member.username,
-        "role_name": member.role.harbor_name,
-        "role_id": int(member.role),
-        "entity_id": member.user_id,
-        "entity_type": "u",
-    }
+    return MEMBER.shape(
+        id=member.id,
+        project_id=member.project_id,
+        entity_name=member.username,
+        role_name=member.role.harbor_name,
+        role_id=int(member.role),
+        entity_id=member.user_id,
+        entity_type="u",
+    )
 
 
 def audit_json(entry: AuditEntry) -> dict[str, Any]:
     # NOTE: entries written before fields were bounded may hold a whole request body.
-    return {
-        "id": entry.id,
-        "username": truncate(entry.operator, MAX_AUDIT_FIELD),
-        "resource": truncate(entry.resource, MAX_AUDIT_FIELD),
-        "resource_type": entry.resource_type,
-        "operation": entry.operation,
-        "op_time": iso_time(entry.op_time),
-        "outcome": entry.outcome,
-    }
+    return AUDIT_LOG.shape(
+        id=entry.id,
+        username=truncate(entry.operator, MAX_AUDIT_FIELD),
+        resource=truncate(entry.resource, MAX_AUDIT_FIELD),
+        resource_type=entry.resource_type,
+        operation=entry.operation,
+        op_time=iso_time(entry.op_time),
+        outcome=entry.outcome,
+    )
 
 
 def refresh_token_json(token: RefreshToken) -> dict[str, Any]:
     """A refresh token as listed: never the token itself, which is not stored."""
-    return {"id": token.id, "client_id": token.client_id, "created_at": iso_time(token.created_at)}
+    return REFRESH_TOKEN.shape(
+        id=token.id, client_id=token.client_id, created_at=iso_time(token.created_at)
+    )
+
+
+def permission_table_json() -> dict[str, Any]:
+    """The permissions a robot may be granted, by kind (Harbor 2.12's /permissions)."""
+    return PERMISSION_TABLE.shape(
+        **{
+            kind: [RESOURCE_ACTION.shape(resource=r, action=a) for r, a in sorted(table)]
+            for kind, table in (("system", SYSTEM_PERMISSIONS), ("project", PROJECT_PERMISSIONS))
+        }
+    )

@@ -11,29 +11,36 @@ from typing import Any
 from aiohttp import web
 
 from tokenserver.domain.harbor_json import (
-    PROJECT_METADATA_KEYS,
     audit_json,
     member_json,
+    permission_table_json,
     project_json,
     refresh_token_json,
     robot_export_json,
     robot_json,
     user_json,
 )
+from tokenserver.domain.harbor_schema import (
+    MEMBER_CREATE,
+    PASSWORD_CHANGE,
+    PROJECT_CREATE,
+    PROJECT_UPDATE,
+    ROBOT_CREATE,
+    ROBOT_UPDATE,
+    ROLE_UPDATE,
+    SECRET_REFRESH,
+    USER_CREATE,
+)
 from tokenserver.domain.models import Level, Robot
 from tokenserver.domain.permissions import (
-    PROJECT_PERMISSIONS,
-    SYSTEM_PERMISSIONS,
     Access,
     Effect,
     RequestedPermission,
 )
-from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest, PreconditionFailed
 from tokenserver.http.appkeys import CLIENT, RUNTIME
 from tokenserver.http.callers import actor, authenticated
 from tokenserver.http.input import (
-    fields,
     int_param,
     json_object,
     page_of,
@@ -45,18 +52,6 @@ from tokenserver.runtime import Runtime
 from tokenserver.services.robots import RobotSpec
 
 API = "/api/v2.0"
-
-_PROJECT_IGNORED = ("storage_limit", "registry_id", "cve_allowlist")
-_ROBOT_READ_ONLY = (
-    "id",
-    "editable",
-    "expires_at",
-    "creation_time",
-    "update_time",
-    "secret",
-    "last_used_at",
-    "legacy",
-)
 
 
 def rt(request: web.Request) -> Runtime:
@@ -87,28 +82,20 @@ def ok() -> web.Response:
 # ---- projects ------------------------------------------------------------------------------
 
 
-def _project_public(data: dict[str, Any]) -> bool | None:
-    body = fields(
-        data,
-        "project",
-        {"project_name": str, "public": bool, "metadata": dict},
-        ignored=_PROJECT_IGNORED,
-    )
+def _project_public(body: dict[str, Any]) -> bool | None:
+    """Whether a parsed project body makes the project public (None: it does not say)."""
     public: bool | None = body.get("public")
-    if "metadata" in body:
-        metadata = fields(body["metadata"], "metadata", {k: str for k in PROJECT_METADATA_KEYS})
-        if "public" in metadata:
-            public = _bool_text(metadata["public"], "metadata.public")
+    metadata = body.get("metadata", {})
+    if "public" in metadata:
+        public = _bool_text(metadata["public"], "metadata.public")
     return public
 
 
 async def create_project(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    data = await json_object(request)
-    public = _project_public(data)
-    if not isinstance(data.get("project_name"), str):
-        raise BadRequest("project: missing field 'project_name'")
-    project = await rt(request).projects.create(principal, data["project_name"], bool(public))
+    body = PROJECT_CREATE.parse(await json_object(request))
+    public = _project_public(body)
+    project = await rt(request).projects.create(principal, body["project_name"], bool(public))
     return created(f"{API}/projects/{project.id}")
 
 
@@ -144,7 +131,7 @@ async def get_project(request: web.Request) -> web.Response:
 
 async def update_project(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    public = _project_public(await json_object(request))
+    public = _project_public(PROJECT_UPDATE.parse(await json_object(request)))
     service = rt(request).projects
     ref = request.match_info["project"]
     if public is None:
@@ -163,13 +150,6 @@ async def delete_project(request: web.Request) -> web.Response:
 # ---- members -------------------------------------------------------------------------------
 
 
-def _role(value: Any) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise BadRequest(f"role_id must be one of {[int(r) for r in Role]}") from None
-
-
 async def list_members(request: web.Request) -> web.Response:
     principal = await actor(request)
     members = await rt(request).members.list(
@@ -184,20 +164,13 @@ async def list_members(request: web.Request) -> web.Response:
 
 async def add_member(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    data = fields(
-        await json_object(request),
-        "member",
-        {"role_id": int, "member_user": dict, "member_group": dict},
-        required=["role_id"],
-    )
-    if "member_group" in data:
-        raise BadRequest("member: groups are not supported; use member_user")
-    user = fields(data.get("member_user", {}), "member_user", {"user_id": int, "username": str})
+    data = MEMBER_CREATE.parse(await json_object(request))
+    user = data.get("member_user", {})
     ref = request.match_info["project"]
     member = await rt(request).members.add(
         principal,
         ref,
-        _role(data["role_id"]),
+        data["role_id"],
         username=user.get("username"),
         user_id=user.get("user_id"),
         is_name=is_name(request),
@@ -215,12 +188,12 @@ async def get_member(request: web.Request) -> web.Response:
 
 async def update_member(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    data = fields(await json_object(request), "role", {"role_id": int}, required=["role_id"])
+    data = ROLE_UPDATE.parse(await json_object(request))
     await rt(request).members.update(
         principal,
         request.match_info["project"],
         path_id(request, "mid"),
-        _role(data["role_id"]),
+        data["role_id"],
         is_name(request),
     )
     return ok()
@@ -246,12 +219,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 async def create_user(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    data = fields(
-        await json_object(request),
-        "user",
-        {"username": str, "password": str, "email": str, "realname": str, "comment": str},
-        required=["username", "password"],
-    )
+    data = USER_CREATE.parse(await json_object(request))
     user = await rt(request).users.create(
         principal,
         data["username"],
@@ -279,12 +247,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 async def change_password(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    data = fields(
-        await json_object(request),
-        "password",
-        {"old_password": str, "new_password": str},
-        required=["new_password"],
-    )
+    data = PASSWORD_CHANGE.parse(await json_object(request))
     await rt(request).users.change_password(
         principal,
         path_id(request, "user_id"),
@@ -298,64 +261,26 @@ async def change_password(request: web.Request) -> web.Response:
 # ---- robots --------------------------------------------------------------------------------
 
 
-def _permissions(value: Any) -> tuple[RequestedPermission, ...]:
-    if not isinstance(value, list):
-        raise BadRequest("robot: 'permissions' must be an array")
-    result = []
-    for item in value:
-        if not isinstance(item, dict):
-            raise BadRequest("robot: each permission must be an object")
-        entry = fields(
-            item,
-            "permission",
-            {"kind": str, "namespace": str, "access": list},
-            required=["kind", "namespace", "access"],
-        )
-        access = []
-        for raw in entry["access"]:
-            if not isinstance(raw, dict):
-                raise BadRequest("permission: each access must be an object")
-            a = fields(
-                raw,
-                "access",
-                {"resource": str, "action": str, "effect": str},
-                required=["resource", "action"],
-            )
-            effect = a.get("effect", "allow")
-            if effect not in ("allow", "deny"):
-                raise BadRequest('access: \'effect\' must be "allow" or "deny"')
-            access.append(Access(a["resource"], a["action"], Effect(effect)))
-        result.append(RequestedPermission(entry["namespace"], tuple(access), entry["kind"]))
-    return tuple(result)
+def _permission(entry: dict[str, Any]) -> RequestedPermission:
+    access = tuple(
+        Access(a["resource"], a["action"], a.get("effect", Effect.ALLOW)) for a in entry["access"]
+    )
+    return RequestedPermission(entry["namespace"], access, entry["kind"])
 
 
-def _level(value: Any) -> Level:
+def _level(value: str) -> Level:
     try:
         return Level(value)
     except ValueError:
         raise BadRequest('robot: \'level\' must be "project" or "system"') from None
 
 
-def _robot_spec(data: dict[str, Any], *, for_update: bool) -> RobotSpec:
-    body = fields(
-        data,
-        "robot",
-        {
-            "name": str,
-            "description": str,
-            "level": str,
-            "disable": bool,
-            "duration": int,
-            "permissions": list,
-            **({} if for_update else {"secret": str}),
-        },
-        required=["name", "level", "duration", "permissions"],
-        ignored=_ROBOT_READ_ONLY if for_update else (),
-    )
+def _robot_spec(body: dict[str, Any]) -> RobotSpec:
+    """A parsed robot body (ROBOT_CREATE or ROBOT_UPDATE) as the service takes it."""
     return RobotSpec(
         name=body["name"],
-        level=_level(body["level"]),
-        permissions=_permissions(body["permissions"]),
+        level=body["level"],
+        permissions=tuple(_permission(p) for p in body["permissions"]),
         duration=body["duration"],
         description=body.get("description", ""),
         disable=body.get("disable", False),
@@ -422,7 +347,7 @@ async def list_robots(request: web.Request) -> web.Response:
 
 async def create_robot(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    spec = _robot_spec(await json_object(request), for_update=False)
+    spec = _robot_spec(ROBOT_CREATE.parse(await json_object(request)))
     robot, secret = await rt(request).robots.create(principal, spec)
     prefix = rt(request).settings.name_prefix
     return created(f"{API}/robots/{robot.id}", robot_export_json(robot, prefix, secret))
@@ -436,16 +361,14 @@ async def get_robot(request: web.Request) -> web.Response:
 
 async def update_robot(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    spec = _robot_spec(await json_object(request), for_update=True)
+    spec = _robot_spec(ROBOT_UPDATE.parse(await json_object(request)))
     await rt(request).robots.update(principal, str(path_id(request, "robot_id")), spec)
     return ok()
 
 
 async def refresh_robot_secret(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    data = fields(
-        await json_object(request), "robot secret", {"secret": str, "restart_expiry": bool}
-    )
+    data = SECRET_REFRESH.parse(await json_object(request))
     secret = await rt(request).robots.refresh_secret(
         principal,
         str(path_id(request, "robot_id")),
@@ -496,12 +419,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def list_permissions(request: web.Request) -> web.Response:
     await authenticated(request)
-    return web.json_response(
-        {
-            kind: [{"resource": r, "action": a} for r, a in sorted(table)]
-            for kind, table in (("system", SYSTEM_PERMISSIONS), ("project", PROJECT_PERMISSIONS))
-        }
-    )
+    return web.json_response(permission_table_json())
 
 
 def add_routes(app: web.Application) -> None:

@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tokenserver.domain.harbor_schema import ERROR, ERRORS
 from tokenserver.domain.text import escape
 from tokenserver.errors import (
     FRAMEWORK_ERRORS,
@@ -21,7 +22,8 @@ log = logging.getLogger("tokenserver.http")
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"errors": [{"code": code, "message": message}]}, status=status)
+    body = ERRORS.shape(errors=[ERROR.shape(code=code, message=message)])
+    return web.json_response(body, status=status)
 
 
 @web.middleware

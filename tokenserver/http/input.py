@@ -1,4 +1,5 @@
-"""Request input read without trusting it: JSON bodies and forms checked field by field,
+"""Request input read without trusting it: JSON bodies and forms decoded and checked for
+what no database can hold (their fields are checked by their declarations, domain/bodies.py),
 query parameters parsed, every problem a 400 that says what is wrong.
 
 Whatever a body holds, what comes out of here can be stored: no string holds a lone
@@ -8,7 +9,6 @@ is past 64 bits (the databases' integers)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -22,14 +22,6 @@ MAX_BODY_BYTES = 64 * 1024
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
-
-_TYPE_NAMES = {
-    bool: "a boolean",
-    int: "an integer",
-    str: "a string",
-    dict: "an object",
-    list: "an array",
-}
 
 
 def check_text(text: str, where: str) -> str:
@@ -100,35 +92,6 @@ async def form_fields(request: web.Request) -> MultiDictProxy[str]:
             raise BadRequest(f"form field {name!r} must be text")
         fields.add(check_text(name, "a form field name"), check_text(value, f"form field {name!r}"))
     return MultiDictProxy(fields)
-
-
-def fields(
-    data: Mapping[str, Any],
-    where: str,
-    types: Mapping[str, type],
-    *,
-    required: Iterable[str] = (),
-    ignored: Iterable[str] = (),
-) -> dict[str, Any]:
-    """Check `data` against `types`; return the known fields present. Unknown fields are
-    refused, except `ignored` ones (read-only or not implemented fields real clients send)."""
-    skip = set(ignored)
-    for key in data:
-        if key not in types and key not in skip:
-            raise BadRequest(f"{where}: unknown field {key!r}")
-    for key in required:
-        if data.get(key) is None:
-            raise BadRequest(f"{where}: missing field {key!r}")
-    result: dict[str, Any] = {}
-    for key, kind in types.items():
-        value = data.get(key)
-        if value is None:
-            continue
-        # NOTE: bool is a subclass of int in Python; JSON true is not an integer.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise BadRequest(f"{where}: {key!r} must be {_TYPE_NAMES[kind]}")
-        result[key] = value
-    return result
 
 
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -1,20 +1,71 @@
 """The OpenAPI 3.1 document of exactly what tokenserver implements, served at
-`/api/v2.0/openapi.json`. Field names and types follow Harbor's swagger; the tests validate
-every response they receive against it."""
+`/api/v2.0/openapi.json`: the operations written here, the bodies' schemas generated from
+their declarations (domain/harbor_schema.py). Field names and types follow Harbor's swagger;
+the tests validate the requests they send and the responses they receive against it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tokenserver import __version__
-from tokenserver.domain.harbor_json import PROJECT_METADATA_KEYS
-from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER
+from tokenserver.domain.bodies import Body
+from tokenserver.domain.harbor_schema import (
+    AUDIT_LOG,
+    ERRORS,
+    MEMBER,
+    MEMBER_CREATE,
+    PASSWORD_CHANGE,
+    PERMISSION_TABLE,
+    PROJECT,
+    PROJECT_CREATE,
+    PROJECT_UPDATE,
+    REFRESH_TOKEN,
+    ROBOT,
+    ROBOT_CREATE,
+    ROBOT_CREATED,
+    ROBOT_UPDATE,
+    ROLE_UPDATE,
+    SECRET,
+    SECRET_REFRESH,
+    USER,
+    USER_CREATE,
+)
 
-_ref = "#/components/schemas/"
+
+class _Components:
+    """The document's `components.schemas`: each body's schema under its component name,
+    added when an operation first refers to it."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+        self._owners: dict[str, tuple[Body, bool]] = {}
+
+    def ref(self, body: Body, request: bool) -> dict[str, Any]:
+        name = body.component_name(request)
+        if name is None:
+            return body.schema(request=request, ref=self.ref)
+        owner = self._owners.get(name)
+        if owner is None:
+            self._owners[name] = (body, request)
+            self.schemas[name] = body.schema(request=request, ref=self.ref)
+        elif owner != (body, request) and self.schemas[name] != body.schema(
+            request=request, ref=self.ref
+        ):
+            # A body whose request and response forms differ needs a request_name.
+            raise ValueError(f"two different schemas named {name}")
+        return {"$ref": "#/components/schemas/" + name}
 
 
-def _schema(name: str) -> dict[str, Any]:
-    return {"$ref": _ref + name}
+_COMPONENTS = _Components()
+
+
+def _request(body: Body) -> dict[str, Any]:
+    schema = _COMPONENTS.ref(body, request=True)
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _response(body: Body) -> dict[str, Any]:
+    return _COMPONENTS.ref(body, request=False)
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -41,7 +92,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     authenticates (401), each may authenticate with Basic credentials and so be locked out
     (429), each reads the database (503)."""
     responses = {
-        str(s): _json(_schema("Errors"), _ERROR_NAMES[s])
+        str(s): _json(_response(ERRORS), _ERROR_NAMES[s])
         for s in (*statuses, 401, 413, 429, 500, 503)
     }
     responses["429"]["headers"] = _RETRY_AFTER
@@ -66,8 +117,8 @@ _PROJECT_PARAMS = [
 ]
 
 
-def _paged(item: str) -> dict[str, Any]:
-    response = _json({"type": "array", "items": _schema(item)})
+def _paged(item: Body) -> dict[str, Any]:
+    response = _json({"type": "array", "items": _response(item)})
     response["headers"] = _PAGED
     return response
 
@@ -82,261 +133,10 @@ def _created(body: dict[str, Any] | None = None) -> dict[str, Any]:
     return response
 
 
-def _body(name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": _schema(name)}}}
-
-
 _OK = {"description": "OK"}
-_TIME = {"type": "string", "format": "date-time"}
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
-
-SCHEMAS: dict[str, Any] = {
-    "Errors": {
-        "type": "object",
-        "required": ["errors"],
-        "properties": {
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": _STR, "message": _STR},
-                    "additionalProperties": False,
-                },
-            }
-        },
-        "additionalProperties": False,
-    },
-    "ProjectMetadata": {
-        "type": "object",
-        "properties": {k: _STR for k in PROJECT_METADATA_KEYS},
-        "additionalProperties": False,
-    },
-    "ProjectReq": {
-        "type": "object",
-        "properties": {
-            "project_name": {"type": "string", "maxLength": 255},
-            "public": _BOOL,
-            "metadata": _schema("ProjectMetadata"),
-            "storage_limit": {"type": ["integer", "null"]},
-            "registry_id": {"type": ["integer", "null"]},
-            "cve_allowlist": {"type": ["object", "null"]},
-        },
-        "additionalProperties": False,
-    },
-    "Project": {
-        "type": "object",
-        "required": ["project_id", "name", "metadata", "creation_time", "update_time"],
-        "properties": {
-            "project_id": _INT,
-            "name": _STR,
-            "owner_id": {"type": ["integer", "null"]},
-            "owner_name": _STR,
-            "registry_id": {"type": ["integer", "null"]},
-            "deleted": _BOOL,
-            "togglable": _BOOL,
-            "repo_count": _INT,
-            "current_user_role_id": _INT,
-            "current_user_role_ids": {"type": "array", "items": _INT},
-            "metadata": {"type": "object", "properties": {"public": {"enum": ["true", "false"]}}},
-            "creation_time": _TIME,
-            "update_time": _TIME,
-        },
-        "additionalProperties": False,
-    },
-    "UserCreationReq": {
-        "type": "object",
-        "required": ["username", "password"],
-        "properties": {
-            "username": _STR,
-            "password": _STR,
-            "email": _STR,
-            "realname": _STR,
-            "comment": _STR,
-        },
-        "additionalProperties": False,
-    },
-    "UserResp": {
-        "type": "object",
-        "required": ["user_id", "username", "sysadmin_flag"],
-        "properties": {
-            "user_id": _INT,
-            "username": _STR,
-            "email": _STR,
-            "realname": _STR,
-            "comment": _STR,
-            "sysadmin_flag": _BOOL,
-            "admin_role_in_auth": _BOOL,
-            "creation_time": _TIME,
-            "update_time": _TIME,
-        },
-        "additionalProperties": False,
-    },
-    "PasswordReq": {
-        "type": "object",
-        "required": ["new_password"],
-        "properties": {"old_password": _STR, "new_password": _STR},
-        "additionalProperties": False,
-    },
-    "ProjectMember": {
-        "type": "object",
-        "required": ["role_id"],
-        "properties": {
-            "role_id": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
-            "member_user": {
-                "type": "object",
-                "properties": {"user_id": _INT, "username": _STR},
-                "additionalProperties": False,
-            },
-        },
-        "additionalProperties": False,
-    },
-    "RoleRequest": {
-        "type": "object",
-        "required": ["role_id"],
-        "properties": {"role_id": {"type": "integer", "enum": [1, 2, 3, 4, 5]}},
-        "additionalProperties": False,
-    },
-    "ProjectMemberEntity": {
-        "type": "object",
-        "required": ["id", "project_id", "entity_name", "role_name", "role_id", "entity_id"],
-        "properties": {
-            "id": _INT,
-            "project_id": _INT,
-            "entity_name": _STR,
-            "role_name": {
-                "enum": ["projectAdmin", "developer", "guest", "maintainer", "limitedGuest"]
-            },
-            "role_id": _INT,
-            "entity_id": _INT,
-            "entity_type": {"enum": ["u"]},
-        },
-        "additionalProperties": False,
-    },
-    "Access": {
-        "type": "object",
-        "required": ["resource", "action"],
-        "properties": {"resource": _STR, "action": _STR, "effect": {"enum": ["allow", "deny"]}},
-        "additionalProperties": False,
-    },
-    "RobotPermission": {
-        "type": "object",
-        "required": ["kind", "namespace", "access"],
-        "properties": {
-            "kind": {"enum": ["project", "system"]},
-            "namespace": _STR,
-            "access": {"type": "array", "items": _schema("Access")},
-        },
-        "additionalProperties": False,
-    },
-    "RobotCreate": {
-        "type": "object",
-        "required": ["name", "level", "duration", "permissions"],
-        "properties": {
-            "name": _STR,
-            "description": _STR,
-            "level": {"enum": ["project", "system"]},
-            "disable": _BOOL,
-            "duration": {
-                "type": "integer",
-                "minimum": NEVER,
-                "maximum": MAX_DURATION_DAYS,
-                "description": f"days (1 to {MAX_DURATION_DAYS}), -1 for never",
-            },
-            "secret": _STR,
-            "permissions": {"type": "array", "items": _schema("RobotPermission")},
-        },
-        "additionalProperties": False,
-    },
-    "Robot": {
-        "type": "object",
-        "required": [
-            "id",
-            "name",
-            "description",
-            "expires_at",
-            "duration",
-            "level",
-            "disable",
-            "editable",
-            "creation_time",
-            "update_time",
-            "permissions",
-        ],
-        "properties": {
-            "id": _INT,
-            "name": _STR,
-            "description": _STR,
-            "expires_at": {"type": "integer", "description": "Unix seconds, -1 for never"},
-            "duration": _INT,
-            "level": {"enum": ["project", "system"]},
-            "disable": _BOOL,
-            "editable": _BOOL,
-            "legacy": _BOOL,
-            "secret": _STR,
-            "creation_time": _TIME,
-            "update_time": _TIME,
-            "permissions": {"type": "array", "items": _schema("RobotPermission")},
-            "last_used_at": {
-                "type": ["string", "null"],
-                "format": "date-time",
-                "description": "tokenserver: when the robot last authenticated",
-            },
-        },
-        "additionalProperties": False,
-    },
-    "RobotCreated": {
-        "type": "object",
-        "required": ["id", "name", "secret", "creation_time", "expires_at"],
-        "properties": {
-            "id": _INT,
-            "name": _STR,
-            "secret": _STR,
-            "creation_time": _TIME,
-            "expires_at": _INT,
-        },
-        "additionalProperties": False,
-    },
-    "RobotSecReq": {
-        "type": "object",
-        "properties": {
-            "secret": _STR,
-            "restart_expiry": {
-                "type": "boolean",
-                "description": "tokenserver: also restart the expiry period from now",
-            },
-        },
-        "additionalProperties": False,
-    },
-    "RobotSec": {
-        "type": "object",
-        "required": ["secret"],
-        "properties": {"secret": _STR},
-        "additionalProperties": False,
-    },
-    "RefreshToken": {
-        "type": "object",
-        "required": ["id", "client_id", "created_at"],
-        "properties": {"id": _INT, "client_id": _STR, "created_at": _TIME},
-        "additionalProperties": False,
-    },
-    "AuditLog": {
-        "type": "object",
-        "required": ["id", "username", "resource", "resource_type", "operation", "op_time"],
-        "properties": {
-            "id": _INT,
-            "username": _STR,
-            "resource": _STR,
-            "resource_type": _STR,
-            "operation": _STR,
-            "op_time": _TIME,
-            "outcome": _STR,
-        },
-        "additionalProperties": False,
-    },
-}
 
 _ROBOT_ID = [{"name": "robot_id", "in": "path", "required": True, "schema": _INT}]
 _MEMBER_ID = [{"name": "mid", "in": "path", "required": True, "schema": _INT}]
@@ -351,11 +151,11 @@ PATHS: dict[str, Any] = {
                 {"name": "public", "in": "query", "schema": _BOOL},
                 *_PAGE_PARAMS,
             ],
-            "responses": {"200": _paged("Project"), **_errors(400)},
+            "responses": {"200": _paged(PROJECT), **_errors(400)},
         },
         "post": {
             "summary": "Create a project",
-            "requestBody": _body("ProjectReq"),
+            "requestBody": _request(PROJECT_CREATE),
             "responses": {"201": _created(), **_errors(400, 403, 409)},
         },
         "head": {
@@ -377,11 +177,11 @@ PATHS: dict[str, Any] = {
         "parameters": _PROJECT_PARAMS,
         "get": {
             "summary": "Get a project",
-            "responses": {"200": _json(_schema("Project")), **_errors(400, 403, 404)},
+            "responses": {"200": _json(_response(PROJECT)), **_errors(400, 403, 404)},
         },
         "put": {
             "summary": "Update a project (public)",
-            "requestBody": _body("ProjectReq"),
+            "requestBody": _request(PROJECT_UPDATE),
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
         "delete": {
@@ -395,13 +195,13 @@ PATHS: dict[str, Any] = {
             "summary": "List project members",
             "parameters": [{"name": "entityname", "in": "query", "schema": _STR}, *_PAGE_PARAMS],
             "responses": {
-                "200": _paged("ProjectMemberEntity"),
+                "200": _paged(MEMBER),
                 **_errors(400, 403, 404),
             },
         },
         "post": {
             "summary": "Add a user to the project",
-            "requestBody": _body("ProjectMember"),
+            "requestBody": _request(MEMBER_CREATE),
             "responses": {"201": _created(), **_errors(400, 403, 404, 409)},
         },
     },
@@ -410,13 +210,13 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Get a project member",
             "responses": {
-                "200": _json(_schema("ProjectMemberEntity")),
+                "200": _json(_response(MEMBER)),
                 **_errors(400, 403, 404),
             },
         },
         "put": {
             "summary": "Change a member's role",
-            "requestBody": _body("RoleRequest"),
+            "requestBody": _request(ROLE_UPDATE),
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
         "delete": {
@@ -428,11 +228,11 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "List users (system admin)",
             "parameters": [{"name": "username", "in": "query", "schema": _STR}, *_PAGE_PARAMS],
-            "responses": {"200": _paged("UserResp"), **_errors(400, 403)},
+            "responses": {"200": _paged(USER), **_errors(400, 403)},
         },
         "post": {
             "summary": "Create a user (system admin)",
-            "requestBody": _body("UserCreationReq"),
+            "requestBody": _request(USER_CREATE),
             "responses": {"201": _created(), **_errors(400, 403, 409)},
         },
     },
@@ -440,26 +240,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "The permissions a robot may be granted, by kind (Harbor 2.12)",
             "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "required": ["system", "project"],
-                        "properties": {
-                            kind: {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["resource", "action"],
-                                    "properties": {
-                                        "resource": {"type": "string"},
-                                        "action": {"type": "string"},
-                                    },
-                                },
-                            }
-                            for kind in ("system", "project")
-                        },
-                    }
-                ),
+                "200": _json(_response(PERMISSION_TABLE)),
                 **_errors(),
             },
         }
@@ -467,21 +248,21 @@ PATHS: dict[str, Any] = {
     "/users/current": {
         "get": {
             "summary": "The authenticated user (412 for robots)",
-            "responses": {"200": _json(_schema("UserResp")), **_errors(412)},
+            "responses": {"200": _json(_response(USER)), **_errors(412)},
         }
     },
     "/users/{user_id}": {
         "parameters": _USER_ID,
         "get": {
             "summary": "Get a user (self or system admin)",
-            "responses": {"200": _json(_schema("UserResp")), **_errors(400, 403, 404)},
+            "responses": {"200": _json(_response(USER)), **_errors(400, 403, 404)},
         },
     },
     "/users/{user_id}/password": {
         "parameters": _USER_ID,
         "put": {
             "summary": "Change a password (own, with the old one; any, as system admin)",
-            "requestBody": _body("PasswordReq"),
+            "requestBody": _request(PASSWORD_CHANGE),
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
     },
@@ -493,13 +274,13 @@ PATHS: dict[str, Any] = {
                 {"name": "sort", "in": "query", "schema": _STR},
                 *_PAGE_PARAMS,
             ],
-            "responses": {"200": _paged("Robot"), **_errors(400, 403, 404)},
+            "responses": {"200": _paged(ROBOT), **_errors(400, 403, 404)},
         },
         "post": {
             "summary": "Create a robot; the response holds its secret, shown only once",
-            "requestBody": _body("RobotCreate"),
+            "requestBody": _request(ROBOT_CREATE),
             "responses": {
-                "201": _created(_schema("RobotCreated")),
+                "201": _created(_response(ROBOT_CREATED)),
                 **_errors(400, 403, 404, 409),
             },
         },
@@ -508,17 +289,17 @@ PATHS: dict[str, Any] = {
         "parameters": _ROBOT_ID,
         "get": {
             "summary": "Get a robot",
-            "responses": {"200": _json(_schema("Robot")), **_errors(400, 403, 404)},
+            "responses": {"200": _json(_response(ROBOT)), **_errors(400, 403, 404)},
         },
         "put": {
             "summary": "Replace a robot (name and level cannot change)",
-            "requestBody": _body("Robot"),
+            "requestBody": _request(ROBOT_UPDATE),
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
         "patch": {
             "summary": "Refresh the secret: generated (returned once) or the one given",
-            "requestBody": _body("RobotSecReq"),
-            "responses": {"200": _json(_schema("RobotSec")), **_errors(400, 403, 404)},
+            "requestBody": _request(SECRET_REFRESH),
+            "responses": {"200": _json(_response(SECRET)), **_errors(400, 403, 404)},
         },
         "delete": {
             "summary": "Delete a robot",
@@ -530,7 +311,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "tokenserver: list a robot's refresh tokens (never the tokens)",
             "responses": {
-                "200": _json({"type": "array", "items": _schema("RefreshToken")}),
+                "200": _json({"type": "array", "items": _response(REFRESH_TOKEN)}),
                 **_errors(400, 403, 404),
             },
         },
@@ -553,7 +334,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "The audit log, newest first (system admin)",
             "parameters": _PAGE_PARAMS,
-            "responses": {"200": _paged("AuditLog"), **_errors(400, 403)},
+            "responses": {"200": _paged(AUDIT_LOG), **_errors(400, 403)},
         }
     },
 }
@@ -568,7 +349,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api/v2.0"}],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": _COMPONENTS.schemas,
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
         },
         "security": [{"basic": []}, {}],

@@ -1,0 +1,249 @@
+"""Every JSON body of the management API, request and response, declared once (Harbor v2.0's
+field names and types). The handlers parse requests with them, domain/harbor_json.py shapes
+responses with them, and the OpenAPI document's schemas are generated from them."""
+
+from __future__ import annotations
+
+from tokenserver.domain.bodies import Array, Body, Field
+from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
+from tokenserver.domain.names import NAME_MAX_LENGTH
+from tokenserver.domain.permissions import Effect, PermissionKind
+from tokenserver.domain.roles import Role
+
+TIME = "date-time"
+
+# Project metadata keys Harbor defines; tokenserver uses only `public` and accepts the others
+# so that existing clients (Terraform's provider sends several) work unchanged.
+PROJECT_METADATA_KEYS = (
+    "public",
+    "enable_content_trust",
+    "enable_content_trust_cosign",
+    "prevent_vul",
+    "severity",
+    "auto_scan",
+    "auto_sbom_generation",
+    "reuse_sys_cve_allowlist",
+    "retention_id",
+    "proxy_speed_kb",
+)
+
+# ---- errors ----------------------------------------------------------------------------------
+
+ERROR = Body(None, Field("code", str), Field("message", str))
+ERRORS = Body("Errors", Field("errors", Array(ERROR)))
+
+# ---- projects --------------------------------------------------------------------------------
+
+PROJECT_METADATA = Body(
+    "ProjectMetadata", *(Field(key, str) for key in PROJECT_METADATA_KEYS), where="metadata"
+)
+# NOTE: `metadata.public` is text ("true"/"false", any case): the handler reads it.
+PROJECT_UPDATE = Body(
+    "ProjectUpdate",
+    Field("project_name", str, rules={"maxLength": NAME_MAX_LENGTH}),
+    Field("public", bool),
+    Field("metadata", PROJECT_METADATA),
+    Field("storage_limit", int, ignored=True),
+    Field("registry_id", int, ignored=True),
+    Field("cve_allowlist", dict, ignored=True),
+    where="project",
+)
+PROJECT_CREATE = PROJECT_UPDATE.derive("ProjectReq", required=["project_name"])
+
+PROJECT_METADATA_RESP = Body(None, Field("public", str, choices=("true", "false")))
+PROJECT = Body(
+    "Project",
+    Field("project_id", int),
+    Field("name", str),
+    Field("owner_id", int, nullable=True),
+    Field("owner_name", str),
+    Field("registry_id", int, nullable=True),
+    Field("deleted", bool),
+    Field("togglable", bool),
+    Field("repo_count", int),
+    Field("current_user_role_id", int),
+    Field("current_user_role_ids", Array(int)),
+    Field("metadata", PROJECT_METADATA_RESP),
+    Field("creation_time", str, format=TIME),
+    Field("update_time", str, format=TIME),
+)
+
+# ---- members ---------------------------------------------------------------------------------
+
+MEMBER_CREATE = Body(
+    "ProjectMember",
+    Field("role_id", int, required=True, choices=Role),
+    Field(
+        "member_user",
+        Body(None, Field("user_id", int), Field("username", str), where="member_user"),
+    ),
+    where="member",
+    unsupported={"member_group": "groups are not supported; use member_user"},
+)
+ROLE_UPDATE = Body("RoleRequest", MEMBER_CREATE.field("role_id"), where="role")
+
+MEMBER = Body(
+    "ProjectMemberEntity",
+    Field("id", int),
+    Field("project_id", int),
+    Field("entity_name", str),
+    Field("role_name", str, choices=tuple(r.harbor_name for r in Role)),
+    Field("role_id", int, choices=Role),
+    Field("entity_id", int),
+    Field("entity_type", str, choices=("u",)),
+)
+
+# ---- users -----------------------------------------------------------------------------------
+
+USER_CREATE = Body(
+    "UserCreationReq",
+    Field("username", str, required=True),
+    Field("password", str, required=True),
+    Field("email", str),
+    Field("realname", str),
+    Field("comment", str),
+    where="user",
+)
+PASSWORD_CHANGE = Body(
+    "PasswordReq",
+    Field("old_password", str),
+    Field("new_password", str, required=True),
+    where="password",
+)
+USER = Body(
+    "UserResp",
+    Field("user_id", int),
+    Field("username", str),
+    Field("email", str),
+    Field("realname", str),
+    Field("comment", str),
+    Field("sysadmin_flag", bool),
+    Field("admin_role_in_auth", bool),
+    Field("creation_time", str, format=TIME),
+    Field("update_time", str, format=TIME),
+)
+
+# ---- robots ----------------------------------------------------------------------------------
+
+ACCESS = Body(
+    "Access",
+    Field("resource", str, required=True),
+    Field("action", str, required=True),
+    Field("effect", str, choices=Effect),
+    where="access",
+    request_name="AccessReq",
+)
+ROBOT_PERMISSION = Body(
+    "RobotPermission",
+    # NOTE: a kind outside the set is refused (and audited) where the robot is checked.
+    Field("kind", str, required=True, rules={"enum": [k.value for k in PermissionKind]}),
+    Field("namespace", str, required=True),
+    Field("access", Array(ACCESS), required=True),
+    where="permission",
+    request_name="RobotPermissionReq",
+)
+
+ROBOT = Body(
+    "Robot",
+    Field("id", int),
+    Field("name", str),
+    Field("description", str),
+    Field("expires_at", int, description="Unix seconds, -1 for never"),
+    Field("duration", int, description="days, -1 for never"),
+    Field("level", str, choices=Level),
+    Field("disable", bool),
+    Field("editable", bool),
+    Field("legacy", bool, description="tokenserver: a legacy (pre-Harbor 2.2) robot"),
+    Field("creation_time", str, format=TIME),
+    Field("update_time", str, format=TIME),
+    Field("permissions", Array(ROBOT_PERMISSION)),
+    Field(
+        "last_used_at",
+        str,
+        nullable=True,
+        format=TIME,
+        description="tokenserver: when the robot last authenticated (null: never)",
+    ),
+)
+_ROBOT_WRITABLE = ("name", "description", "level", "disable", "duration", "permissions")
+_ROBOT_REQUIRED = ("name", "level", "duration", "permissions")
+ROBOT_CREATE = ROBOT.derive(
+    "RobotCreate",
+    required=_ROBOT_REQUIRED,
+    without=[f.name for f in ROBOT.fields if f.name not in _ROBOT_WRITABLE],
+    replacing=[
+        Field(
+            "duration",
+            int,
+            rules={"minimum": NEVER, "maximum": MAX_DURATION_DAYS},
+            description=f"days (1 to {MAX_DURATION_DAYS}), -1 for never",
+        )
+    ],
+    also=[Field("secret", str, description="tokenserver: a chosen secret instead of one made")],
+    where="robot",
+)
+# PUT takes the robot as GET shows it (Terraform sends it back whole): read-only fields are
+# accepted and ignored.
+ROBOT_UPDATE = ROBOT.derive(
+    "RobotUpdate",
+    required=_ROBOT_REQUIRED,
+    ignored=[f.name for f in ROBOT.fields if f.name not in _ROBOT_WRITABLE],
+    # NOTE: not bounded here: the duration a robot has kept since before durations were
+    # bounded may be sent back as it is (a PUT that only disables it).
+    replacing=[
+        Field(
+            "duration",
+            int,
+            description=(
+                f"days: a new one 1 to {MAX_DURATION_DAYS}, or -1 for never; "
+                "the robot's own keeps its expiry"
+            ),
+        )
+    ],
+    also=[Field("secret", str, ignored=True)],
+    where="robot",
+)
+ROBOT_CREATED = Body(
+    "RobotCreated",
+    Field("id", int),
+    Field("name", str),
+    Field("secret", str),
+    Field("creation_time", str, format=TIME),
+    Field("expires_at", int),
+)
+SECRET_REFRESH = Body(
+    "RobotSecReq",
+    Field("secret", str),
+    Field(
+        "restart_expiry",
+        bool,
+        description="tokenserver: also restart the expiry period from now",
+    ),
+    where="robot secret",
+)
+SECRET = Body("RobotSec", Field("secret", str))
+REFRESH_TOKEN = Body(
+    "RefreshToken",
+    Field("id", int),
+    Field("client_id", str),
+    Field("created_at", str, format=TIME),
+)
+
+# ---- permissions, audit log ------------------------------------------------------------------
+
+RESOURCE_ACTION = Body(None, Field("resource", str), Field("action", str))
+PERMISSION_TABLE = Body(
+    None,
+    Field("system", Array(RESOURCE_ACTION)),
+    Field("project", Array(RESOURCE_ACTION)),
+)
+AUDIT_LOG = Body(
+    "AuditLog",
+    Field("id", int),
+    Field("username", str),
+    Field("resource", str),
+    Field("resource_type", str),
+    Field("operation", str),
+    Field("op_time", str, format=TIME),
+    Field("outcome", str),
+)
