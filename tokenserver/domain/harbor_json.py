@@ -18,6 +18,7 @@ from tokenserver.domain.harbor_schema import (
     ROBOT,
     ROBOT_CREATED,
     ROBOT_PERMISSION,
+    SECRET,
     USER,
 )
 from tokenserver.domain.models import (
@@ -86,6 +87,11 @@ def robot_export_json(robot: Robot, prefix: str, secret: Secret) -> dict[str, An
         creation_time=iso_time(robot.creation_time),
         expires_at=robot.expires_at,
     )
+
+
+def secret_json(secret: Secret | None) -> dict[str, Any]:
+    """A refreshed secret: the one generated, or nothing for one the caller chose."""
+    return SECRET.shape(secret=secret.reveal() if secret else "")
 
 
 def project_json(project: Project, role: Role | None = None) -> dict[str, Any]:

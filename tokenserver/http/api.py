@@ -18,6 +18,7 @@ from tokenserver.domain.harbor_json import (
     refresh_token_json,
     robot_export_json,
     robot_json,
+    secret_json,
     user_json,
 )
 from tokenserver.domain.harbor_schema import (
@@ -96,6 +97,9 @@ async def create_project(request: web.Request) -> web.Response:
     body = PROJECT_CREATE.parse(await json_object(request))
     public = _project_public(body)
     project = await rt(request).projects.create(principal, body["project_name"], bool(public))
+    # NOTE: harborapi's create_project asks for the name (its callers read the Location back).
+    if request.headers.get("X-Resource-Name-In-Location", "").lower() == "true":
+        return created(f"{API}/projects/{project.name}")
     return created(f"{API}/projects/{project.id}")
 
 
@@ -258,6 +262,13 @@ async def change_password(request: web.Request) -> web.Response:
     return ok()
 
 
+async def set_cli_secret(request: web.Request) -> web.Response:
+    await authenticated(request)
+    # NOTE: Harbor's answer when it does not log in through OIDC: a CLI secret is an OIDC
+    # user's password for the registry, and tokenserver has no OIDC login.
+    raise PreconditionFailed("unable to update CLI secret under authmode: db_auth")
+
+
 # ---- robots --------------------------------------------------------------------------------
 
 
@@ -375,7 +386,7 @@ async def refresh_robot_secret(request: web.Request) -> web.Response:
         data.get("secret"),
         restart_expiry=data.get("restart_expiry", False),
     )
-    return web.json_response({"secret": secret.reveal() if secret else ""})
+    return web.json_response(secret_json(secret))
 
 
 async def delete_robot(request: web.Request) -> web.Response:
@@ -442,6 +453,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{API}/permissions", list_permissions, allow_head=False)
     r.add_get(f"{API}/users/{{user_id}}", get_user, allow_head=False)
     r.add_put(f"{API}/users/{{user_id}}/password", change_password)
+    r.add_put(f"{API}/users/{{user_id}}/cli_secret", set_cli_secret)
     r.add_get(f"{API}/robots", list_robots, allow_head=False)
     r.add_post(f"{API}/robots", create_robot)
     r.add_get(f"{API}/robots/{{robot_id}}", get_robot, allow_head=False)
