@@ -3,7 +3,9 @@ validated at start with a message naming the dotted key.
 
 A key is declared once, as a field of its section's dataclass (`TokenSettings.lifetime` is
 token.lifetime, read as `settings.token.lifetime`) with its default, validator and comment;
-loading, the environment variables' names and the written config derive from that."""
+loading, the environment variables' names and the written config derive from that. To add
+a key, add the field, then write config/tokenserver.example.toml anew: it is `render_config()`
+(tests/unit/test_config.py holds them equal) — and list the key in the README's table."""
 
 from __future__ import annotations
 
