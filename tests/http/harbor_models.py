@@ -15,6 +15,7 @@ it, as strictly as the libraries allow and a little more:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -143,6 +144,12 @@ def strict_problems(value: Any, kind: str, where: str = "$") -> list[str]:
     return problems
 
 
+@functools.cache
+def _adapter(kind: str) -> TypeAdapter[Any]:
+    """harborapi's model for harbor_client's type name (built once: building is slow)."""
+    return TypeAdapter(_pydantic_type(kind))
+
+
 def _pydantic_type(kind: str) -> Any:
     if match := _LIST.fullmatch(kind):
         return list[_pydantic_type(match[1])]  # type: ignore[misc]
@@ -180,18 +187,22 @@ class _Raw:
     data: bytes
 
 
-def parse_as_harbor(body: bytes, kind: str) -> list[str]:
-    """Every problem Harbor's models find in `body` as a `kind` (empty: none)."""
+def parse_as_harbor(body: bytes, kind: str, *, deserialize: bool = True) -> list[str]:
+    """Every problem Harbor's models find in `body` as a `kind` (empty: none). Without
+    `deserialize`, harbor_client's own deserializer is not run (it takes milliseconds an
+    answer: it builds a configuration object for every model it makes); its types are
+    still checked, strictly."""
     problems: list[str] = []
-    try:
-        parsed = _CLIENT.deserialize(_Raw(body), kind)
-    except Exception as e:  # what the client would raise to its caller
-        return [f"harbor_client cannot read it as {kind}: {e!r}"]
-    if parsed is None:
-        problems.append(f"harbor_client read no {kind}")
+    if deserialize:
+        try:
+            parsed = _CLIENT.deserialize(_Raw(body), kind)
+        except Exception as e:  # what the client would raise to its caller
+            return [f"harbor_client cannot read it as {kind}: {e!r}"]
+        if parsed is None:
+            problems.append(f"harbor_client read no {kind}")
     problems += strict_problems(json.loads(body), kind)
     try:
-        model = TypeAdapter(_pydantic_type(kind)).validate_json(body, strict=True)
+        model = _adapter(kind).validate_json(body, strict=True)
     except Exception as e:
         problems.append(f"harborapi's {kind} refuses it: {e}")
     else:
@@ -199,12 +210,14 @@ def parse_as_harbor(body: bytes, kind: str) -> list[str]:
     return problems
 
 
-def check_answer(method: str, path: str, status: int, body: bytes) -> list[str]:
+def check_answer(
+    method: str, path: str, status: int, body: bytes, *, deserialize: bool = True
+) -> list[str]:
     """The problems Harbor's models find in one answer of the management API."""
     if method == "HEAD":
         return []
     if status >= 400:
-        problems = parse_as_harbor(body, "Errors")
+        problems = parse_as_harbor(body, "Errors", deserialize=deserialize)
         errors = json.loads(body).get("errors") if not problems else None
         if not problems and not (
             errors and all(e.get("code") and e.get("message") for e in errors)
@@ -217,7 +230,7 @@ def check_answer(method: str, path: str, status: int, body: bytes) -> list[str]:
     kind = HARBOR_OPERATIONS[op]
     if kind is None:
         return [] if body == b"" else [f"Harbor's client expects no body, got {body[:100]!r}"]
-    return parse_as_harbor(body, kind)
+    return parse_as_harbor(body, kind, deserialize=deserialize)
 
 
 @dataclass
@@ -229,10 +242,10 @@ class HarborModelCheck:
     answered: set[Operation] = field(default_factory=set)
 
 
-def check_harbor_models(app: web.Application) -> HarborModelCheck:
-    """Make `app` parse each answer of its management API with Harbor's models. Problems go
-    to the returned record's `failures`, for the test to assert on (raised inside the server
-    they would only be a 500)."""
+def check_harbor_models(app: web.Application, *, deserialize: bool = True) -> HarborModelCheck:
+    """Make `app` parse each answer of its management API with Harbor's models (see
+    `parse_as_harbor` for `deserialize`). Problems go to the returned record's `failures`,
+    for the test to assert on (raised inside the server they would only be a 500)."""
     seen = HarborModelCheck()
 
     @web.middleware
@@ -245,7 +258,13 @@ def check_harbor_models(app: web.Application) -> HarborModelCheck:
             seen.failures.append(f"{request.method} {request.path}: unexpected body {body!r}")
             return response
         try:
-            problems = check_answer(request.method, request.path, response.status, body or b"")
+            problems = check_answer(
+                request.method,
+                request.path,
+                response.status,
+                body or b"",
+                deserialize=deserialize,
+            )
         except Exception as e:  # a body that is not JSON at all
             problems = [repr(e)]
         seen.failures += [
