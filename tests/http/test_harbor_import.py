@@ -171,6 +171,13 @@ async def test_a_bad_row_aborts_the_import_and_writes_nothing(
         plan_import(export([bad]))
 
 
+@pytest.mark.parametrize("other", [{}, {"projects": [], "robots": []}, {"users": [{"id": 1}]}])
+async def test_json_that_is_no_export_is_refused(other: dict[str, Any]) -> None:
+    """An empty object or another tool's JSON imported nothing and said so as a success."""
+    with pytest.raises(BadRequest, match="neither a 'project' nor a 'robot' table"):
+        plan_import(other)
+
+
 async def test_a_failing_write_rolls_everything_back(
     imported: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
