@@ -234,23 +234,6 @@ async def test_members_have_one_role_per_project(store: Store) -> None:
     assert await store.find_member(p.id, alice.id) is None
 
 
-async def test_a_users_memberships_are_listed_by_project(store: Store) -> None:
-    p = await store.create_project("p", False, None, 1)
-    q = await store.create_project("q", False, None, 1)
-    alice = await store.create_user(new_user("alice"), 1)
-    bob = await store.create_user(new_user("bob"), 1)
-    await store.add_member(q.id, alice.id, Role.PROJECT_ADMIN, 2)
-    await store.add_member(p.id, alice.id, Role.GUEST, 2)
-    await store.add_member(p.id, bob.id, Role.DEVELOPER, 2)
-    assert [(m.project_id, m.role) for m in await store.list_memberships(alice.id)] == [
-        (p.id, Role.GUEST),
-        (q.id, Role.PROJECT_ADMIN),
-    ]
-    await store.delete_project(q.id)
-    assert [m.project_id for m in await store.list_memberships(alice.id)] == [p.id]
-    assert await store.list_memberships(9999) == []
-
-
 # ---- refresh tokens and sessions -----------------------------------------------------------
 
 

@@ -422,7 +422,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def list_permissions(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    kinds = await rt(request).robots.grantable_kinds(principal)
+    kinds = rt(request).robots.grantable_kinds(principal)
     return web.json_response(permission_table_json(kinds))
 
 

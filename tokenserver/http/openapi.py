@@ -240,11 +240,11 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": (
                 "Harbor's robot permission provider lists: system and project for a system "
-                "admin, project for a project admin"
+                "admin, project for anyone else"
             ),
             "responses": {
                 "200": _json(_response(PERMISSION_TABLE)),
-                **_errors(403),
+                **_errors(),
             },
         }
     },

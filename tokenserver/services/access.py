@@ -5,7 +5,6 @@ from __future__ import annotations
 from tokenserver.domain.models import Principal, PrincipalKind, Project
 from tokenserver.domain.permissions import Grants
 from tokenserver.domain.policy import project_grants, system_grants
-from tokenserver.domain.roles import Role
 from tokenserver.errors import Forbidden, Unauthorized
 from tokenserver.services.ports import Store
 
@@ -38,13 +37,6 @@ class AccessService:
         `project`."""
         if not (await self.project_grants(principal, project)).can(resource, action):
             raise denied(principal, f"{action} {resource} in project {project.name!r}")
-
-    async def administers_a_project(self, principal: Principal) -> bool:
-        """Whether `principal` is a user who is projectAdmin of some project."""
-        if principal.user is None:
-            return False
-        memberships = await self._store.list_memberships(principal.user.id)
-        return any(m.role is Role.PROJECT_ADMIN for m in memberships)
 
     def require_system(self, principal: Principal, resource: str, action: str) -> None:
         if not self.system_grants(principal).can(resource, action):

@@ -165,10 +165,6 @@ class Store(Protocol):
 
     async def list_members(self, project_id: int, name_contains: str = "") -> list[Member]: ...
 
-    async def list_memberships(self, user_id: int) -> list[Member]:
-        """The user's memberships in every project, by project id."""
-        ...
-
     async def update_member(
         self, project_id: int, member_id: int, role: Role, now: int
     ) -> bool: ...

@@ -297,15 +297,18 @@ class RobotService:
             robots = await self._store.list_robots(project.id, name_contains)
         return [self._usage.merged(r) for r in robots]
 
-    async def grantable_kinds(self, actor: Principal) -> tuple[PermissionKind, ...]:
-        """The kinds whose grantable permissions `actor` may read, as Harbor's
-        `GET /permissions` decides: system and project for a system admin, project for a
-        user who is projectAdmin somewhere. Raises Forbidden for anyone else, robots too."""
+    @staticmethod
+    def grantable_kinds(actor: Principal) -> tuple[PermissionKind, ...]:
+        """The kinds whose grantable permissions `actor` is shown (`GET /permissions`): system
+        and project for a system admin, project for anyone else.
+
+        NOTE: Harbor shows a project admin the project list and refuses (403) whoever
+        administers no project, robots too. The list is no secret, and the page's robot
+        dialogs need it for every user who opens them: anyone authenticated sees it here.
+        """
         if actor.sysadmin:
             return (PermissionKind.SYSTEM, PermissionKind.PROJECT)
-        if await self._access.administers_a_project(actor):
-            return (PermissionKind.PROJECT,)
-        raise Forbidden("only admins (system and project) can access permissions")
+        return (PermissionKind.PROJECT,)
 
     async def update(self, actor: Principal, ref: str, spec: RobotSpec) -> Robot:
         """Harbor's PUT: replace description, duration, disable and permissions. Name and

@@ -442,9 +442,6 @@ class SqlStore:
             (project_id, name_contains),
         )
 
-    async def list_memberships(self, user_id: int) -> list[Member]:
-        return await self._members("m.user_id = ? ORDER BY m.project_id", (user_id,))
-
     async def update_member(self, project_id: int, member_id: int, role: Role, now: int) -> bool:
         changed = await self._execute(
             "UPDATE member SET role = ?, update_time = ? WHERE project_id = ? AND id = ?",
