@@ -1,7 +1,7 @@
 """Robots as Harbor's own clients drive them: a PUT without `duration` (Harbor's system-robot
 test, harborapi's update_robot), a PATCH with an empty secret (harborapi's
 refresh_robot_secret), every permission of Harbor's robot permission provider (its page's
-"Select all") and `GET /permissions` as Harbor answers it."""
+"Select all") and `GET /permissions` listing them as Harbor does."""
 
 from __future__ import annotations
 
