@@ -493,7 +493,6 @@ async def test_robots_are_created_listed_updated_refreshed_and_deleted(
 
 
 @calls("update_robot")
-@lands(1, "h-robots16")
 async def test_a_robot_put_without_a_duration_keeps_its_own(harbor: Harbor) -> None:
     await harbor.project("team")
     robot_id, _ = await harbor.robot("team", "ci", "repository:pull", duration=30)
@@ -513,7 +512,6 @@ async def test_a_robot_put_without_a_duration_keeps_its_own(harbor: Harbor) -> N
 
 
 @calls("refresh_robot_secret")
-@lands(2, "h-robots16")
 async def test_an_empty_secret_refreshes_to_a_generated_one(harbor: Harbor) -> None:
     await harbor.project("team")
     robot_id, _ = await harbor.robot("team", "ci", "repository:pull")
@@ -526,7 +524,6 @@ async def test_an_empty_secret_refreshes_to_a_generated_one(harbor: Harbor) -> N
 
 
 @calls("get_permissions", "create_robot")
-@lands(4, "h-robots16")
 async def test_select_all_of_harbors_permission_lists_makes_a_robot(harbor: Harbor) -> None:
     offered = await harbor.admin.get_permissions()
     system = {(p.resource, p.action) for p in offered.system or []}
