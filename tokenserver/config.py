@@ -67,6 +67,8 @@ class Settings:
     # Peers whose forwarding headers are believed (server.trusted_proxies); empty: none.
     trusted_proxies: tuple[Network, ...] = ()
     forwarded_header: str = "x-forwarded-for"
+    # Who may create projects (security.project_creation_restriction): Harbor's setting.
+    project_creation_restriction: str = "everyone"
     # The cost of new secret hashes. NOTE: deliberately no config key (no file, no environment
     # variable): a deployment always hashes at DEFAULT_KDF_COST. Tests that are not about
     # hashing build Settings with a cheap cost, which is most of the suite's time otherwise.
@@ -362,6 +364,15 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "Longest Retry-After: past the threshold the wait doubles with every failure up to it.",
     ),
     (
+        "security",
+        "project_creation_restriction",
+        "everyone",
+        _choice("everyone", "adminonly"),
+        "Who may create projects, as Harbor's setting of that name: everyone (any user, who\n"
+        "becomes its projectAdmin, and any system robot) or adminonly (system admins, and\n"
+        "system robots granted project:create). Project robots never may.",
+    ),
+    (
         "web",
         "enabled",
         True,
@@ -520,6 +531,7 @@ def parse_settings(data: bytes, path: Path, environ: Mapping[str, str] | None = 
         lockout_threshold=values["security.lockout_threshold"],
         lockout_address_threshold=values["security.lockout_address_threshold"],
         lockout_max_seconds=values["security.lockout_max_seconds"],
+        project_creation_restriction=values["security.project_creation_restriction"],
         kid_format=values["token.kid_format"],
         x5c=values["token.x5c"],
         refresh_token_idle_days=values["token.refresh_token_idle_days"],

@@ -109,7 +109,12 @@ async def open_runtime(
                 kid_format=settings.kid_format,
                 x5c=settings.x5c,
             )
-        projects = ProjectService(store, access, audit)
+        projects = ProjectService(
+            store,
+            access,
+            audit,
+            only_admins_create=settings.project_creation_restriction == "adminonly",
+        )
         legacy = (
             LegacyAuthenticator(store, usage, load_legacy_key(settings.legacy_key))
             if sign and settings.legacy_key is not None
