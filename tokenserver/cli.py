@@ -156,7 +156,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _with_cost(args: argparse.Namespace, settings: Settings) -> Settings:
-    return dataclasses.replace(settings, kdf_cost=getattr(args, "kdf_cost", DEFAULT_KDF_COST))
+    return settings.replace(kdf_cost=getattr(args, "kdf_cost", DEFAULT_KDF_COST))
 
 
 def _choose_config(given: Sequence[str]) -> tuple[str, str]:
@@ -191,21 +191,25 @@ def registry_block(settings: Settings) -> str:
     return (
         "auth:\n"
         "  token:\n"
-        f"    realm: {json.dumps(settings.realm)}\n"
-        f"    service: {json.dumps(settings.service)}\n"
-        f"    issuer: {json.dumps(settings.issuer)}\n"
-        f"    rootcertbundle: {json.dumps(str(settings.certificate))}\n"
+        f"    realm: {json.dumps(settings.server.realm)}\n"
+        f"    service: {json.dumps(settings.token.service)}\n"
+        f"    issuer: {json.dumps(settings.token.issuer)}\n"
+        f"    rootcertbundle: {json.dumps(str(settings.token.certificate))}\n"
     )
 
 
 def _init_configured_key(settings: Settings) -> None:
-    if not settings.signing_key.exists():
-        write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
-        _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
-    if not settings.certificate.exists():
-        private_key = load_private_key(settings.signing_key)
-        write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
-        _say(f"wrote certificate {settings.certificate}")
+    if not settings.token.signing_key.exists():
+        write_private_key(
+            settings.token.signing_key, generate_private_key(settings.token.algorithm)
+        )
+        _say(f"generated {settings.token.algorithm} signing key {settings.token.signing_key}")
+    if not settings.token.certificate.exists():
+        private_key = load_private_key(settings.token.signing_key)
+        write_certificate(
+            settings.token.certificate, make_certificate(private_key, settings.token.issuer)
+        )
+        _say(f"wrote certificate {settings.token.certificate}")
 
 
 async def _init_database(settings: Settings, password: str | None) -> None:
@@ -272,7 +276,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         except BadRequest as e:
             raise ConfigError(ADMIN_PASSWORD_ENV, e.message) from None
     if text is not None:
-        check_admin_prefix(settings.name_prefix)  # a new server will create the admin
+        check_admin_prefix(settings.robots.name_prefix)  # a new server will create the admin
         write_new_file(path, text.encode(), 0o644)
         _say(f"wrote {path}")
     asyncio.run(_init_database(settings, password))
@@ -307,11 +311,11 @@ def _is_loopback(host: str) -> bool:
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if settings.tls_certificate is None or settings.tls_key is None:
+    if settings.server.tls_certificate is None or settings.server.tls_key is None:
         return None
     for key, path in (
-        ("server.tls_certificate", settings.tls_certificate),
-        ("server.tls_key", settings.tls_key),
+        ("server.tls_certificate", settings.server.tls_certificate),
+        ("server.tls_key", settings.server.tls_key),
     ):
         try:
             path.open("rb").close()
@@ -320,11 +324,12 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(settings.tls_certificate, settings.tls_key)
+        context.load_cert_chain(settings.server.tls_certificate, settings.server.tls_key)
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(
             "server.tls_certificate",
-            f"cannot load the TLS pair {settings.tls_certificate} and {settings.tls_key}: {e}",
+            f"cannot load the TLS pair {settings.server.tls_certificate} and "
+            f"{settings.server.tls_key}: {e}",
         ) from None
     return context
 
@@ -333,20 +338,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tokenserver.http.app import create_app
 
     settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
     context = _tls_context(settings)
-    if context is None and not _is_loopback(settings.host):
-        if not settings.allow_plain_http:
+    if context is None and not _is_loopback(settings.server.host):
+        if not settings.server.allow_plain_http:
             raise ConfigError(
                 "server.allow_plain_http",
-                f"refusing plain HTTP on {settings.host}: secrets would cross the network in "
-                "clear; configure server.tls_certificate and server.tls_key, or set "
+                f"refusing plain HTTP on {settings.server.host}: secrets would cross the network "
+                "in clear; configure server.tls_certificate and server.tls_key, or set "
                 "allow_plain_http = true behind a TLS-terminating proxy",
             )
         logging.getLogger("tokenserver").warning(
             "serving plain HTTP on non-loopback address %s: credentials travel in clear unless "
             "a proxy terminates TLS in front",
-            settings.host,
+            settings.server.host,
         )
     if args.workers > 1 and not args.worker:
         return _supervise(args)
@@ -389,9 +394,13 @@ async def _serve(
 async def _listen(
     runner: web.AppRunner, settings: Settings, context: ssl.SSLContext | None, reuse_port: bool
 ) -> None:
-    address = _address(settings.host, settings.port)
+    address = _address(settings.server.host, settings.server.port)
     site = web.TCPSite(
-        runner, settings.host, settings.port, ssl_context=context, reuse_port=reuse_port
+        runner,
+        settings.server.host,
+        settings.server.port,
+        ssl_context=context,
+        reuse_port=reuse_port,
     )
     try:
         await site.start()
@@ -408,10 +417,10 @@ async def _listen(
     logging.getLogger("tokenserver").info(
         "serving on %s, realm %s, service %s, issuer %s, %s",
         address,
-        settings.realm,
-        settings.service,
-        settings.issuer,
-        settings.algorithm,
+        settings.server.realm,
+        settings.token.service,
+        settings.token.issuer,
+        settings.token.algorithm,
     )
 
 
@@ -695,7 +704,7 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
     if not records:
         key = rt.keyring.load(None)
         _out([{"id": None, "state": "active", "kid": key.kid, "key": str(
-            rt.settings.signing_key)}])  # fmt: skip
+            rt.settings.token.signing_key)}])  # fmt: skip
     else:
         _out([
             {"id": r.id, "state": r.state.value, "kid": rt.keyring.kid(r),
@@ -709,7 +718,7 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
 async def keys_bundle(rt: Runtime, args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, "--output", overwrite=True)
-    target = Path(args.output) if args.output else rt.settings.certificate
+    target = Path(args.output) if args.output else rt.settings.token.certificate
     bundle = await rt.keyring.bundle()
     _replace_file(target, bundle, "--output" if args.output else "token.certificate")
     _say(f"wrote {bundle.count(b'BEGIN CERTIFICATE')} certificate(s) to {target}; "

@@ -11,7 +11,6 @@ import json
 import stat
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +52,9 @@ def test_init_creates_everything_and_prints_the_registry_block(config: Path) -> 
     directory = config.parent
     settings = load_settings(config, environ={})
     assert stat.S_IMODE((directory / "keys" / "token.key").stat().st_mode) == 0o600
-    assert stat.S_IMODE(settings.database.stat().st_mode) == 0o600
-    assert settings.signing_key == directory / "keys" / "token.key"
-    key = serialization.load_pem_private_key(settings.signing_key.read_bytes(), None)
+    assert stat.S_IMODE(settings.database.path.stat().st_mode) == 0o600
+    assert settings.token.signing_key == directory / "keys" / "token.key"
+    key = serialization.load_pem_private_key(settings.token.signing_key.read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     block = cli(config, "registry-config").stdout
     assert block == (
@@ -170,7 +169,7 @@ def test_serve_with_a_mismatched_key_exits_2(config: Path) -> None:
 async def _create_users(config: Path, *names: str) -> None:
     from tokenserver.runtime import open_runtime
 
-    settings = replace(load_settings(config, environ={}), kdf_cost=FAST_KDF_COST)
+    settings = load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
     async with open_runtime(settings, sign=False) as runtime:
         for name in names:
             await runtime.users.create(LOCAL, name, "Passw0rdX")
@@ -259,7 +258,7 @@ def test_robot_lifecycle(config: Path) -> None:
 
     # The secret is stored only as a salted hash.
     settings = load_settings(config, environ={})
-    assert export["secret"].encode() not in settings.database.read_bytes()
+    assert export["secret"].encode() not in settings.database.path.read_bytes()
 
     ok(cli(config, "robot", "disable", "p+ci"))
     assert ok(cli(config, "robot", "show", "p+ci"))["disable"] is True
@@ -301,7 +300,7 @@ def test_manual_secret_is_what_gets_stored(config: Path) -> None:
     import sqlite3
 
     settings = load_settings(config, environ={})
-    with sqlite3.connect(settings.database) as db:
+    with sqlite3.connect(settings.database.path) as db:
         (stored,) = db.execute("SELECT secret_hash FROM robot").fetchone()
     assert verify_secret("Manu4lSecret", stored)
     assert "Manu4lSecret" not in stored

@@ -70,7 +70,7 @@ def test_config_before_the_command_is_the_one_init_writes(tmp_path: Path, cwd: P
     result = tokenserver("--config", str(config), "init", "--service", "reg")
     assert result.returncode == 0, result.stderr
     assert config.exists()
-    assert load_settings(config, environ={}).service == "reg"
+    assert load_settings(config, environ={}).token.service == "reg"
     assert (tmp_path / "etc" / "tokenserver.db").exists()
     assert list(cwd.iterdir()) == []
 

@@ -845,7 +845,7 @@ async def test_non_repository_scopes_are_answered_from_permissions(api: Api) -> 
 async def test_two_admins_creating_the_same_robot_at_once(api: Api) -> None:
     await api.project("p")
     other_admin = await api.user("root2")
-    with sqlite3.connect(api.server.settings.database) as db:
+    with sqlite3.connect(api.server.settings.database.path) as db:
         db.execute("UPDATE users SET sysadmin = 1 WHERE username = 'root2'")
     body = project_robot("p", "race", "repository:pull")
     responses = await asyncio.gather(

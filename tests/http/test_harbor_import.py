@@ -3,7 +3,6 @@ nothing) and legacy robot$ accounts logging in with Harbor-minted JWTs."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 import time
 from typing import Any
@@ -88,8 +87,8 @@ async def status(response: ClientResponse) -> int:
 async def dump(server: Server) -> list[Any]:
     """Every stored project, robot, user and member, read past tokenserver."""
     tables = ("project", "robot", "users", "member")
-    if server.settings.database_url:
-        connection = await asyncpg.connect(server.settings.database_url)
+    if server.settings.database.url:
+        connection = await asyncpg.connect(server.settings.database.url)
         try:
             return [
                 [tuple(r) for r in await connection.fetch(f"SELECT * FROM {t} ORDER BY id")]  # noqa: S608
@@ -97,7 +96,7 @@ async def dump(server: Server) -> list[Any]:
             ]
         finally:
             await connection.close()
-    with sqlite3.connect(server.settings.database) as db:
+    with sqlite3.connect(server.settings.database.path) as db:
         return [
             db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608
             for table in tables
@@ -420,7 +419,7 @@ async def test_legacy_refresh_tokens_stop_when_legacy_logins_are_turned_off(
     imported: Server, harbor_key: rsa.RSAPrivateKey, aiohttp_client: AiohttpClient
 ) -> None:
     token = await docker_login(imported, basic("robot$legacy", legacy_token(harbor_key)))
-    settings = dataclasses.replace(imported.settings, legacy_key=None)
+    settings = imported.settings.replace(legacy__verification_key=None)
     app = create_app(settings)
     off = Server(await aiohttp_client(app), app[RUNTIME], settings)
     assert (await refresh(off, token, "repository:lib/app:pull")).status == 401

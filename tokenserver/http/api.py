@@ -419,7 +419,7 @@ async def list_robots(request: web.Request) -> web.Response:
         robots = [r for r in robots if r.name == name]
     robots = _sorted(robots, request.query.get("sort", ""))
     page, headers = page_of(request, robots)
-    prefix = rt(request).settings.name_prefix
+    prefix = rt(request).settings.robots.name_prefix
     return web.json_response([robot_json(r, prefix) for r in page], headers=headers)
 
 
@@ -427,14 +427,14 @@ async def create_robot(request: web.Request) -> web.Response:
     principal = await authenticated(request)
     spec = _robot_spec(ROBOT_CREATE.parse(await json_object(request)))
     robot, secret = await rt(request).robots.create(principal, spec)
-    prefix = rt(request).settings.name_prefix
+    prefix = rt(request).settings.robots.name_prefix
     return created(f"{API}/robots/{robot.id}", robot_export_json(robot, prefix, secret))
 
 
 async def get_robot(request: web.Request) -> web.Response:
     principal = await actor(request)
     robot = await rt(request).robots.get(principal, str(path_id(request, "robot_id")))
-    return web.json_response(robot_json(robot, rt(request).settings.name_prefix))
+    return web.json_response(robot_json(robot, rt(request).settings.robots.name_prefix))
 
 
 async def update_robot(request: web.Request) -> web.Response:

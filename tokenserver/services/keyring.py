@@ -90,7 +90,7 @@ class KeyringService:
     def load(self, record: KeyRecord | None) -> SigningKey:
         """The signing key of a keyring entry, or the configured one for None."""
         if record is None:
-            s = self._settings
+            s = self._settings.token
             return load_signing_key(s.signing_key, s.certificate, s.algorithm)
         return load_signing_key(Path(record.key_path), Path(record.cert_path))
 
@@ -98,7 +98,7 @@ class KeyringService:
         async with self._audit.operation(actor, "create", "signing-key", "new"):
             self._access.require_system(actor, "configuration", "update")
             now = int(self._clock())
-            directory = self._settings.signing_key.parent
+            directory = self._settings.token.signing_key.parent
             if not await self._store.list_keys():
                 # The configured key becomes the keyring's first, active entry, with a copy of
                 # its certificate: `token.certificate` is where `keys bundle` writes, so it
@@ -109,13 +109,13 @@ class KeyringService:
                     certificate, x509.load_der_x509_certificate(configured.certificate_der)
                 )
                 await self._store.add_key(
-                    str(self._settings.signing_key), str(certificate), KeyState.ACTIVE, now
+                    str(self._settings.token.signing_key), str(certificate), KeyState.ACTIVE, now
                 )
             stem = f"token-{now}-{len(await self._store.list_keys()) + 1}"
-            key = generate_private_key(algorithm or self._settings.algorithm)
+            key = generate_private_key(algorithm or self._settings.token.algorithm)
             write_private_key(directory / f"{stem}.key", key)
             write_certificate(
-                directory / f"{stem}.crt", make_certificate(key, self._settings.issuer)
+                directory / f"{stem}.crt", make_certificate(key, self._settings.token.issuer)
             )
             return await self._store.add_key(
                 str(directory / f"{stem}.key"),
@@ -146,7 +146,7 @@ class KeyringService:
     def retention(self) -> Retention:
         """How long a retired key stays published after its retirement: the one rule that
         `bundle`, `jwks` and the message of `keys retire` follow."""
-        return Retention(self._settings.lifetime)
+        return Retention(self._settings.token.lifetime)
 
     def published_until(self, record: KeyRecord) -> int | None:
         """When the registry may stop trusting this key: None while it is not retired."""
@@ -179,7 +179,7 @@ class KeyringService:
     async def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWKS (distribution 3.x's `auth.token.jwks`): the keys of `published()`, each
         with the `kid` the tokens carry."""
-        thumbprint = self._settings.kid_format == "thumbprint"
+        thumbprint = self._settings.token.kid_format == "thumbprint"
         return {
             "keys": [k.jwk(k.thumbprint if thumbprint else k.kid) for k in await self.published()]
         }
