@@ -253,7 +253,7 @@ def user(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProce
 
 
 def users(config: Path) -> dict[str, bool]:
-    with sqlite3.connect(load_settings(config, environ={}).database) as db:
+    with sqlite3.connect(load_settings(config, environ={}).database.path) as db:
         return dict(db.execute("SELECT username, sysadmin = 1 FROM users ORDER BY id").fetchall())
 
 
@@ -361,7 +361,7 @@ def test_set_sysadmin_promotes_demotes_and_keeps_the_last_one(config: Path) -> N
 
 
 def test_user_delete_removes_the_user_and_what_it_held(config: Path) -> None:
-    settings = replace(load_settings(config, environ={}), kdf_cost=FAST_KDF_COST)
+    settings = load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
     assert user(config, "create", "bob", "--password", "-", stdin=BOB).returncode == 0
 
     async def before() -> Secret:
