@@ -503,7 +503,8 @@ async def project_create(rt: Runtime, args: argparse.Namespace) -> int:
 async def project_list(rt: Runtime, args: argparse.Namespace) -> int:
     projects = await rt.projects.list(LOCAL)
     if args.json:
-        _out([project_json(p) for p in projects])
+        metadata = await rt.projects.metadata(projects)
+        _out([project_json(p, metadata=metadata.get(p.id)) for p in projects])
     else:
         for p in projects:
             _row(str(p.id), p.name, "public" if p.public else "private")
