@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from tokenserver.config import (
     ADMIN_PASSWORD_ENV,
@@ -53,6 +54,7 @@ from tokenserver.domain.models import (
     LOCAL,
     MAX_AUDIT_FIELD,
     MAX_DURATION_DAYS,
+    KeyRecord,
     Level,
     duration_error,
 )
@@ -80,6 +82,7 @@ from tokenserver.http.observability import (
 )
 from tokenserver.keys import (
     generate_private_key,
+    load_certificates,
     load_private_key,
     make_certificate,
     write_certificate,
@@ -91,6 +94,7 @@ from tokenserver.services.robots import RobotSpec
 from tokenserver.services.users import ADMIN, check_admin_prefix, check_password
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command SIGPIPE stopped
 DEFAULT_CONFIG = "tokenserver.toml"
 DEFAULT_DURATION_DAYS = 30
 
@@ -150,7 +154,10 @@ def _settings(args: argparse.Namespace) -> Settings:
             hint = f"create it with 'tokenserver init', or correct {CONFIG_ENV}"
         else:
             shown += f" (the default: neither --config nor {CONFIG_ENV} is given)"
-            hint = "run 'tokenserver init' to create it, or give --config FILE"
+            hint = (
+                f"give the server's config file with --config FILE or {CONFIG_ENV}, or run "
+                "'tokenserver init' to create a new server here"
+            )
         raise UsageError(f"config file {shown} does not exist; {hint}")
     return _with_cost(args, load_settings(path))
 
@@ -384,8 +391,10 @@ async def _serve(
         try:
             await _listen(runner, settings, context, reuse_port)
             await stop.wait()
+            logging.getLogger("tokenserver").info("stopping: finishing requests in flight")
         finally:
             await runner.cleanup()
+        logging.getLogger("tokenserver").info("stopped")
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
@@ -709,7 +718,7 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
     else:
         _out([
             {"id": r.id, "state": r.state.value, "kid": rt.keyring.kid(r),
-             "key": r.key_path, "retired_at": r.retired_at,
+             "key": str(rt.keyring.path(r.key_path)), "retired_at": r.retired_at,
              "published": rt.keyring.is_published(r)}
             for r in records
         ])  # fmt: skip
@@ -727,7 +736,29 @@ async def keys_bundle(rt: Runtime, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _require_in_bundle(rt: Runtime, record: KeyRecord | None) -> None:
+    """Refuse to activate a key whose certificate is not in the bundle the registry loads
+    (`token.certificate`): every token it signed would be refused until the registry has it."""
+    if record is None:
+        return  # the keyring says it does not exist
+    bundle = rt.settings.token.certificate
+    signing = rt.keyring.load(record)
+    try:
+        trusted = [c.public_bytes(serialization.Encoding.DER) for c in load_certificates(bundle)]
+    except ConfigError:
+        trusted = []
+    if signing.certificate_der not in trusted:
+        raise UsageError(
+            f"key {record.id} is not in the bundle {bundle} (token.certificate), so the "
+            "registry would refuse every token it signs: run 'tokenserver keys bundle' and "
+            "restart the registry first (with a JWKS, 'tokenserver keys jwks' and reload it), "
+            "then activate; --force activates it anyway"
+        )
+
+
 async def keys_activate(rt: Runtime, args: argparse.Namespace) -> int:
+    if not args.force:
+        _require_in_bundle(rt, next((r for r in await rt.keyring.keys() if r.id == args.id), None))
     await rt.keyring.activate(LOCAL, args.id)
     _say(f"key {args.id} signs from now on (running servers switch within seconds)")
     return EXIT_OK
@@ -1079,6 +1110,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         k = keys.command(name, text, _on_runtime(action))
         k.add_argument("id", type=_positive)
+        if name == "activate":
+            k.add_argument(
+                "--force",
+                action="store_true",
+                help="activate even if token.certificate (the bundle) lacks the key",
+            )
     k = keys.command(
         "jwks", "print (or write) the JWKS file distribution 3.x reads", _on_runtime(keys_jwks)
     )
@@ -1154,3 +1191,10 @@ def main(argv: Sequence[str] | None = None, *, kdf_cost: KdfCost = DEFAULT_KDF_C
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our output went away (`| head`): stop quietly, as other commands do.
+        # NOTE: stdout is pointed at /dev/null so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE

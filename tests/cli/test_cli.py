@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.helpers import FAST_KDF_COST, call_cli, run_cli
+from tests.helpers import FAST_KDF_COST, call_cli, clean_env, run_cli
 from tokenserver.cli import main
 from tokenserver.config import load_settings
 from tokenserver.domain.models import LOCAL
@@ -112,6 +112,23 @@ def test_the_installed_command_answers_help() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "robot" in result.stdout
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback(config: Path) -> None:
+    """`tokenserver registry-config | head -1`: the reader goes away before the command writes;
+    it stops quietly with the status a shell gives a command SIGPIPE stopped."""
+    command = Path(sys.executable).parent / "tokenserver"
+    process = subprocess.Popen(
+        [command, "registry-config", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the interpreter has even started: every write fails
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""
 
 
 def test_version_prints_the_installed_package_version(

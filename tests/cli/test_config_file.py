@@ -186,7 +186,10 @@ def test_missing_default_config_suggests_init(cwd: Path) -> None:
     result = tokenserver("robot", "list", "--project", "p")
     assert result.returncode == 2
     assert f"config file {cwd / 'tokenserver.toml'} (the default" in result.stderr
-    assert "run 'tokenserver init' to create it, or give --config FILE" in result.stderr
+    assert (
+        "give the server's config file with --config FILE or TOKENSERVER_CONFIG, or run "
+        "'tokenserver init' to create a new server here" in result.stderr
+    )
 
 
 def test_attack_the_suggested_init_command_survives_odd_file_names(tmp_path: Path) -> None:

@@ -82,7 +82,8 @@ def test_commands_refuse_a_missing_database_and_create_none(
     result = run(config, *argv(words, config.parent), stdin="N3wPassword\n")
     assert result.returncode == 2, result.stderr
     assert (
-        f"tokenserver: no database at {database}; run 'tokenserver init' or set database.url"
+        f"tokenserver: no database at {database}; set database.url (TOKENSERVER_DATABASE_URL) "
+        "if this server's database is elsewhere, or run 'tokenserver init' to create a new server"
         in result.stderr
     )
     assert "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ import asyncio
 import datetime
 import json
 import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -230,6 +231,7 @@ def test_retire_announces_the_window_bundle_and_jwks_follow(config: Path) -> Non
     that long, then both leave it out."""
     (old,) = json.loads(run(config, "keys", "list")[0])
     added = json.loads(run(config, "keys", "add")[0])
+    keys(config, "bundle")
     keys(config, "activate", str(added["id"]))
     before = int(time.time())
     message = keys(config, "retire", "1")
@@ -294,3 +296,43 @@ def test_an_empty_keyring_checks_the_configured_algorithm(config: Path) -> None:
     assert result.stderr == (
         "tokenserver: token.signing_key: RS256 needs an RSA key of at least 2048 bits\n"
     )
+
+
+def test_attack_activating_a_key_the_registry_does_not_trust_yet(config: Path) -> None:
+    """`keys add` then `keys activate` without `keys bundle` (and a registry restart) between
+    them: every token the new key signed would be refused by the registry."""
+    added = json.loads(run(config, "keys", "add")[0])
+    result = call_cli(config, "keys", "activate", str(added["id"]))
+    assert result.returncode == 2, result.stderr
+    assert f"key {added['id']} is not in the bundle" in result.stderr
+    assert "tokenserver keys bundle" in result.stderr and "--force" in result.stderr
+    assert [k["state"] for k in json.loads(run(config, "keys", "list")[0])] == [
+        "active",
+        "published",
+    ]
+    run(config, "keys", "activate", str(added["id"]), "--force")  # the operator knows better
+    assert json.loads(run(config, "keys", "list")[0])[1]["state"] == "active"
+
+
+def test_a_rotated_server_moved_elsewhere_finds_its_keys(
+    config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The keyring records its files relative to the config file: a server copied or restored
+    elsewhere (config, keys/ and database together) signs with its own files."""
+    rotate(config)
+    moved = tmp_path_factory.mktemp("moved")
+    shutil.copytree(config.parent, moved, dirs_exist_ok=True)
+    shutil.rmtree(config.parent / "keys")  # the old place is gone
+    listed = json.loads(run(moved / config.name, "keys", "list")[0])
+    assert all(str(moved) in k["key"] for k in listed), listed
+    run(moved / config.name, "keys", "bundle")
+    run(moved / config.name, "init")  # what a restart does first: the active key loads
+
+
+def test_a_missing_keyring_file_is_named_as_the_keyrings(config: Path) -> None:
+    rotate(config)
+    (active,) = [k for k in json.loads(run(config, "keys", "list")[0]) if k["state"] == "active"]
+    Path(active["key"]).unlink()
+    result = call_cli(config, "init")
+    assert result.returncode == 2
+    assert f"keyring key {active['id']}: {active['key']} not found" in result.stderr

@@ -688,7 +688,7 @@ async def test_patch_refreshes_the_secret(api: Api) -> None:
     assert (await api.client.get(TOKEN, headers=creds(export))).status == 401
     assert (await api.client.get(TOKEN, headers=basic(export["name"], new))).status == 200
     r = await api.call("PATCH", path, api.admin, {"secret": "Manu4lSecret"})
-    assert await r.json() == {"secret": ""}
+    assert await r.json() == {}  # Harbor leaves out the empty secret
     ok = await api.client.get(TOKEN, headers=basic(export["name"], "Manu4lSecret"))
     assert ok.status == 200
     r = await api.call("PATCH", path, api.admin, {"secret": "weak"})

@@ -171,6 +171,13 @@ async def test_a_bad_row_aborts_the_import_and_writes_nothing(
         plan_import(export([bad]))
 
 
+@pytest.mark.parametrize("other", [{}, {"projects": [], "robots": []}, {"users": [{"id": 1}]}])
+async def test_json_that_is_no_export_is_refused(other: dict[str, Any]) -> None:
+    """An empty object or another tool's JSON imported nothing and said so as a success."""
+    with pytest.raises(BadRequest, match="neither a 'project' nor a 'robot' table"):
+        plan_import(other)
+
+
 async def test_a_failing_write_rolls_everything_back(
     imported: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,6 +306,23 @@ async def test_legacy_robots_are_listed_not_editable_and_can_be_disabled(
     assert await status(await imported.client.get(TOKEN, headers=auth)) == 200
     assert await status(await imported.client.delete(path, headers=admin)) == 200
     assert await status(await imported.client.get(TOKEN, headers=auth)) == 401
+
+
+async def test_a_legacy_robot_is_disabled_by_a_put_without_duration(
+    imported: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    # Harbor keeps the duration a PUT leaves out: the robot as it is but for `disable`.
+    admin = basic("admin", "Adm1nPassword")
+    (legacy,) = [r for r in await imported.runtime.robots.list(LOCAL, "lib") if r.legacy]
+    path = f"/api/v2.0/robots/{legacy.id}"
+    robot = await (await imported.client.get(path, headers=admin)).json()
+    del robot["duration"]
+    auth = basic("robot$legacy", legacy_token(harbor_key))
+    r = await imported.client.put(path, json=robot | {"disable": True}, headers=admin)
+    assert r.status == 200, await r.text()
+    assert await status(await imported.client.get(TOKEN, headers=auth)) == 401
+    r = await imported.client.put(path, json=robot | {"description": "new"}, headers=admin)
+    assert r.status == 403
 
 
 async def test_without_a_legacy_key_legacy_tokens_are_refused(

@@ -317,3 +317,39 @@ async def test_a_robots_permissions_are_its_own(api: Api) -> None:
     assert pairs(await r.json()) == {("repository", "pull"), ("tag", "create")}
     r = await api.call("GET", "/users/current/permissions?scope=/system", robot)
     assert await r.json() == []
+
+
+async def test_a_robot_granted_user_management_cannot_remove_the_last_system_admin(
+    api: Api,
+) -> None:
+    """A system robot holding Harbor's system `user` permissions manages users as an admin
+    would: it may demote and delete, but never the last system admin (nor `admin`)."""
+    carol = await api.user("carol")
+    carol_id, admin_id = await user_id(api, carol), await user_id(api, api.admin)
+    body = {
+        "name": "people",
+        "level": "system",
+        "duration": -1,
+        "permissions": [
+            {
+                "kind": "system",
+                "namespace": "/",
+                "access": [
+                    {"resource": "user", "action": "update"},
+                    {"resource": "user", "action": "delete"},
+                ],
+            }
+        ],
+    }
+    robot = creds(await api.robot(body))
+    r = await api.call("PUT", f"/users/{carol_id}/sysadmin", robot, {"sysadmin_flag": True})
+    assert r.status == 200, await r.text()
+    r = await api.call("PUT", f"/users/{admin_id}/sysadmin", robot, {"sysadmin_flag": False})
+    assert r.status == 200
+    r = await api.call("DELETE", f"/users/{carol_id}", robot)
+    assert "last system admin" in await error(r, 403, "FORBIDDEN")
+    r = await api.call("PUT", f"/users/{carol_id}/sysadmin", robot, {"sysadmin_flag": False})
+    assert "last system admin" in await error(r, 403, "FORBIDDEN")
+    r = await api.call("DELETE", f"/users/{admin_id}", robot)
+    assert "'admin' cannot be deleted" in await error(r, 403, "FORBIDDEN")
+    assert (await (await api.call("GET", "/users/current", carol)).json())["sysadmin_flag"]

@@ -94,9 +94,10 @@ async def test_the_configured_key_enters_the_keyring_with_a_certificate_of_its_o
     configured = service.load(None)
     await service.add(LOCAL)
     first = (await service.keys())[0]
-    assert first.key_path == str(rt.settings.token.signing_key)
-    assert Path(first.cert_path) != rt.settings.token.certificate
-    assert Path(first.cert_path).parent == rt.settings.token.signing_key.parent
+    assert first.key_path == "keys/token.key"  # relative to the config file
+    assert service.path(first.key_path) == rt.settings.token.signing_key
+    assert service.path(first.cert_path) != rt.settings.token.certificate
+    assert service.path(first.cert_path).parent == rt.settings.token.signing_key.parent
     assert service.load(first).certificate_der == configured.certificate_der
 
 

@@ -21,6 +21,7 @@ from tokenserver.domain.harbor_json import (
     refresh_token_json,
     robot_export_json,
     robot_json,
+    secret_json,
     user_json,
     user_search_json,
 )
@@ -359,7 +360,7 @@ def _robot_spec(body: dict[str, Any]) -> RobotSpec:
         name=body["name"],
         level=body["level"],
         permissions=tuple(_permission(p) for p in body["permissions"]),
-        duration=body["duration"],
+        duration=body.get("duration"),
         description=body.get("description", ""),
         disable=body.get("disable", False),
         secret=body.get("secret"),
@@ -450,10 +451,12 @@ async def refresh_robot_secret(request: web.Request) -> web.Response:
     secret = await rt(request).robots.refresh_secret(
         principal,
         str(path_id(request, "robot_id")),
-        data.get("secret"),
+        # NOTE: Harbor makes a secret for an empty one, which harborapi's
+        # refresh_robot_secret sends to ask for that.
+        data.get("secret") or None,
         restart_expiry=data.get("restart_expiry", False),
     )
-    return web.json_response({"secret": secret.reveal() if secret else ""})
+    return web.json_response(secret_json(secret))
 
 
 async def delete_robot(request: web.Request) -> web.Response:
@@ -496,8 +499,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def list_permissions(request: web.Request) -> web.Response:
-    await authenticated(request)
-    return web.json_response(permission_table_json())
+    principal = await authenticated(request)
+    kinds = rt(request).robots.grantable_kinds(principal)
+    return web.json_response(permission_table_json(kinds))
 
 
 def add_routes(app: web.Application) -> None:
