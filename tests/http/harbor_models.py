@@ -76,6 +76,19 @@ def _extensions() -> frozenset[tuple[str, str]]:
 
 EXTENSIONS = _extensions()
 
+# Fields Harbor's current swagger defines that the client libraries (harbor-api-client 2.12,
+# harborapi 0.26) predate, and their types: Harbor's, not extensions.
+NEWER_THAN_THE_CLIENTS: dict[tuple[str, str], str] = {
+    ("ProjectMetadata", key): "str"
+    for key in (
+        "max_upstream_conn",
+        "proxy_cache_filter_kind",
+        "proxy_cache_filter_pattern",
+        "proxy_cache_local_on_not_found",
+        "proxy_referrer_api",
+    )
+}
+
 
 def harbor_operation(method: str, path: str) -> Operation | None:
     """The Harbor operation a concrete request path (under /api/v2.0) is, or None. A literal
@@ -139,6 +152,8 @@ def strict_problems(value: Any, kind: str, where: str = "$") -> list[str]:
     for key, item in value.items():
         if key in by_key:
             problems += strict_problems(item, model.swagger_types[by_key[key]], f"{where}.{key}")
+        elif (kind, key) in NEWER_THAN_THE_CLIENTS:
+            problems += strict_problems(item, NEWER_THAN_THE_CLIENTS[kind, key], f"{where}.{key}")
         elif (kind, key) not in EXTENSIONS:
             problems.append(f"{where}: {key!r} is not a field of Harbor's {kind}")
     return problems
@@ -170,7 +185,7 @@ def _extras(parsed: Any, where: str = "$") -> list[str]:
     problems = [
         f"{where}: {key!r} is not a field of harborapi's {name}"
         for key in parsed.model_extra or {}
-        if (name, key) not in EXTENSIONS
+        if (name, key) not in EXTENSIONS and (name, key) not in NEWER_THAN_THE_CLIENTS
     ]
     for key in type(parsed).model_fields:
         problems += _extras(getattr(parsed, key), f"{where}.{key}")

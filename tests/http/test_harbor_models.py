@@ -95,6 +95,9 @@ _USER = {"user_id": 1, "username": "u", "sysadmin_flag": False, "admin_role_in_a
             "$.permissions[0].access[0].resource: 1 is not str",
         ),
         ({"legacy": False, "cve": 1}, "Robot", "'cve' is not a field of Harbor's Robot"),
+        # Newer than the clients, still Harbor's, still typed.
+        ({"metadata": {"proxy_referrer_api": True}}, "Project", "proxy_referrer_api: True is not"),
+        ({"metadata": {"proxy_referrer_api": "true"}}, "Project", None),
         ([], "UserResp", "not a UserResp object"),
         ({"errors": [{"code": "X"}]}, "Errors", None),
     ],

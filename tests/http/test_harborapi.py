@@ -210,7 +210,6 @@ async def test_users_are_created_listed_read_and_change_their_password(harbor: H
     "set_user_admin",
     "delete_user",
 )
-@lands(8, "h-users")
 async def test_users_are_searched_updated_made_admin_and_deleted(harbor: Harbor) -> None:
     dana_id, _ = await harbor.user("dana")
     await harbor.user("daniel")
@@ -234,7 +233,6 @@ async def test_users_are_searched_updated_made_admin_and_deleted(harbor: Harbor)
 
 
 @calls("get_current_user_permissions")
-@lands(8, "h-users")
 async def test_a_user_reads_its_own_permissions(harbor: Harbor) -> None:
     _, dana = await harbor.user("dana")
     team = await harbor.project("team")
@@ -359,7 +357,6 @@ async def test_a_group_member_is_refused_in_harbors_error_shape(harbor: Harbor) 
 
 
 @calls("get_project_summary", "get_project_deletable")
-@lands(9, "h-users")
 async def test_a_project_summary_and_whether_it_may_be_deleted(harbor: Harbor) -> None:
     await harbor.user("dana")
     await harbor.project("team")
@@ -372,7 +369,6 @@ async def test_a_project_summary_and_whether_it_may_be_deleted(harbor: Harbor) -
 
 
 @calls("update_project")
-@lands(9, "h-users")
 async def test_every_project_metadata_key_harbor_defines_is_kept(harbor: Harbor) -> None:
     await harbor.project("team")
     metadata = ProjectMetadata(
@@ -386,16 +382,30 @@ async def test_every_project_metadata_key_harbor_defines_is_kept(harbor: Harbor)
 
 
 @calls("create_project")
-@lands(6, "h-users")
-async def test_any_authenticated_caller_creates_projects_by_default(harbor: Harbor) -> None:
-    # project_creation_restriction defaults to everyone, as in Harbor: a robot without
-    # project:create too.
+async def test_any_user_or_system_robot_creates_projects_by_default(harbor: Harbor) -> None:
+    # project_creation_restriction defaults to everyone, as in Harbor: a system robot without
+    # project:create too; a project robot never (Harbor: only system level robots).
     await harbor.project("team")
-    _, robot = await harbor.robot("team", "ci", "repository:pull")
+    created = await harbor.admin.create_robot(
+        RobotCreate(
+            name="sys",
+            level="system",
+            duration=-1,
+            permissions=[project_permission("*", "repository:pull")],
+        )
+    )
+    assert created.name and created.secret
+    system_robot = harbor.client(created.name, created.secret)
+    location = await system_robot.create_project(ProjectReq(project_name="robots"))
+    assert location == f"{API}/projects/robots"
     _, dana = await harbor.user("dana")
-    assert await robot.create_project(ProjectReq(project_name="robots")) == f"{API}/projects/robots"
     await dana.create_project(ProjectReq(project_name="danas"))
     assert await harbor.admin.project_exists("robots")
+    assert await harbor.admin.project_exists("danas")
+    _, project_robot = await harbor.robot("team", "ci", "repository:pull")
+    await refused(
+        project_robot.create_project(ProjectReq(project_name="nope")), StatusError, "FORBIDDEN"
+    )
 
 
 @calls(

@@ -131,11 +131,21 @@ UPDATE refresh_token SET last_used_at = extract(epoch FROM now())::bigint;
 DELETE FROM refresh_token WHERE robot_id IN (SELECT id FROM robot WHERE legacy_id IS NOT NULL);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# v4: a project keeps Harbor's metadata keys besides `public` (a JSON object of strings); users
+# can be deleted, and their memberships (and the projects they own) are found by user.
+_SCHEMA_V4 = """
+ALTER TABLE project ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX member_user ON member (user_id);
+CREATE INDEX project_owner ON project (owner_id);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Replicas starting together upgrade the schema one at a time (any constant; ours).
 _MIGRATION_LOCK = 0x746F6B656E
+# Changes that may leave no system admin run one at a time (see `_sysadmins_serialized`).
+_SYSADMINS_LOCK = _MIGRATION_LOCK + 1
 
 # What a pool raises when the database is unreachable, shutting down or gone mid-query (a
 # connection lost mid-protocol shows as InternalClientError).
@@ -189,6 +199,7 @@ class PostgresStore(SqlStore):
 
     _CONTAINS = "strpos({column}, ?) > 0"
     _GREATEST = "GREATEST"
+    _JSON_MERGE = "({column}::jsonb || ?::jsonb)::text"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
@@ -271,6 +282,15 @@ class PostgresStore(SqlStore):
                 yield
             finally:
                 self._transaction.reset(token)
+
+    @asynccontextmanager
+    async def _sysadmins_serialized(self) -> AsyncIterator[None]:
+        # NOTE: under READ COMMITTED, two demotions of the last two admins would each see the
+        # other still there; a transaction-scoped lock taken first makes each statement's
+        # snapshot include what the one before committed.
+        async with self.transaction():
+            await self._execute("SELECT pg_advisory_xact_lock(?)", (_SYSADMINS_LOCK,))
+            yield
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

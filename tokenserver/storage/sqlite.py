@@ -131,7 +131,15 @@ UPDATE refresh_token SET last_used_at = CAST(strftime('%s', 'now') AS INTEGER);
 DELETE FROM refresh_token WHERE robot_id IN (SELECT id FROM robot WHERE legacy_id IS NOT NULL);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# v4: a project keeps Harbor's metadata keys besides `public` (a JSON object of strings); users
+# can be deleted, and their memberships (and the projects they own) are found by user.
+_SCHEMA_V4 = """
+ALTER TABLE project ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX member_user ON member (user_id);
+CREATE INDEX project_owner ON project (owner_id);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
