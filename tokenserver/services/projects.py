@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from tokenserver.domain.harbor_query import PROJECT_KEYS
 from tokenserver.domain.models import Principal, PrincipalKind, Project
 from tokenserver.domain.names import check_name
 from tokenserver.domain.permissions import after_project_deleted
+from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest, ProjectNotFound
 from tokenserver.services.access import AccessService, denied
@@ -35,7 +37,7 @@ class ProjectService:
         """Any user may create a project (Harbor's default) and becomes its projectAdmin; a
         robot needs the system permission `project:create`. Raises BadRequest for an invalid
         name, Conflict if it exists."""
-        async with self._audit.operation(actor, "create", "project", name):
+        async with self._audit.operation(actor, "create", "project", name) as entry:
             if actor.kind is PrincipalKind.ANONYMOUS or (
                 actor.robot is not None
                 and not self._access.system_grants(actor).can("project", "create")
@@ -45,6 +47,7 @@ class ProjectService:
             owner = actor.user.id if actor.user is not None else None
             now = self.now()
             project = await self._store.create_project(name, public, owner, now)
+            entry.project_id = project.id
             if actor.user is not None:
                 await self._store.add_member(project.id, actor.user.id, Role.PROJECT_ADMIN, now)
             return project
@@ -75,9 +78,14 @@ class ProjectService:
         return member.role if member is not None else None
 
     async def list(
-        self, actor: Principal, name_contains: str = "", public: bool | None = None
+        self,
+        actor: Principal,
+        name_contains: str = "",
+        public: bool | None = None,
+        query: Query = EVERYTHING,
     ) -> list[Project]:
-        """The projects `actor` may read, by name."""
+        """The projects `actor` may read that meet `query` (PROJECT_KEYS), in its order
+        (none: by name)."""
         visible = []
         for project in await self._store.list_projects(name_contains):
             if public is not None and project.public != public:
@@ -86,7 +94,7 @@ class ProjectService:
                 "project", "read"
             ):
                 visible.append(project)
-        return visible
+        return PROJECT_KEYS.select(query, visible)
 
     async def exists(self, name: str) -> bool:
         return await self._store.find_project(name) is not None
@@ -94,16 +102,18 @@ class ProjectService:
     async def set_public(
         self, actor: Principal, ref: str, public: bool, is_name: bool | None = None
     ) -> Project:
-        async with self._audit.operation(actor, "update", "project", ref):
+        async with self._audit.operation(actor, "update", "project", ref) as entry:
             project = await self.resolve(ref, is_name)
+            entry.project_id = project.id
             await self._access.require(actor, project, "project", "update")
             await self._store.update_project(project.id, public, self.now())
             return await self.resolve(str(project.id), is_name=False)
 
     async def delete(self, actor: Principal, ref: str, is_name: bool | None = None) -> None:
         """Delete the project, its robots and its members. Raises ProjectNotFound."""
-        async with self._audit.operation(actor, "delete", "project", ref):
+        async with self._audit.operation(actor, "delete", "project", ref) as entry:
             project = await self.resolve(ref, is_name)
+            entry.project_id = project.id
             await self._access.require(actor, project, "project", "delete")
             if not await self._store.delete_project(project.id):
                 raise ProjectNotFound(f"project {ref!r} not found")
