@@ -414,6 +414,15 @@ async def test_audit_queries_scope_order_and_page(store: Store) -> None:
     assert await audited(store, member_id=alice.id) == []
 
 
+async def test_audit_queries_as_long_as_a_request_can_carry(store: Store) -> None:
+    await audit_log(store)
+    many = " ".join(str(i) for i in range(1, 3000))
+    assert await audited(store, f"id=({' '.join(['2'] * 3000)})") == ["robot$first+ci"]
+    assert await audited(store, f"id=({many})") == []
+    assert len(await audited(store, f"id={{{many}}}")) == 5
+    assert len(await audited(store, sort=",".join(["id", "-op_time"] * 1500))) == 5
+
+
 async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
     with pytest.raises(RuntimeError):
         async with store.transaction():

@@ -392,7 +392,13 @@ def queries(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=400, deadline=None)
-@given(q=st.one_of(queries(), st.text(max_size=40)), sort=st.text(max_size=20))
+@given(
+    q=st.one_of(queries(), st.text(max_size=40)),
+    sort=st.one_of(
+        st.lists(st.tuples(st.sampled_from(["", "-"]), _KEY_NAMES).map("".join)).map(",".join),
+        st.text(max_size=20),
+    ),
+)
 def test_any_query_is_a_selection_or_a_400(q: str, sort: str) -> None:
     items: list[tuple[Keys[Any], list[Any]]] = [
         (USER_KEYS, USERS),

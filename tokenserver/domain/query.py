@@ -347,12 +347,13 @@ class Keys(Generic[T]):
         terms = parse_q(q)
         terms.update(also or {})
         conditions = tuple(self._condition(k, t) for k, t in terms.items())
-        order = []
+        order: dict[str, Order] = {}
         for spelling, descending in parse_sort(sort):
             key = self.key(spelling)
-            if key is not None and key.sortable:
-                order.append(Order(key, descending))
-        return Query(conditions, tuple(order) or self.default_order)
+            # NOTE: a key again orders nothing more (and SQL limits the terms of ORDER BY).
+            if key is not None and key.sortable and key.name not in order:
+                order[key.name] = Order(key, descending)
+        return Query(conditions, tuple(order.values()) or self.default_order)
 
     def _by_name(self, name: str) -> Key:
         key = self.key(name)

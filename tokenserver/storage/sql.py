@@ -655,9 +655,13 @@ class SqlStore:
             if not values:
                 return "1 = 0", []
             return f"{column} IN ({','.join('?' * len(values))})", values
-        if not values:  # an empty all-of list: every entry
-            return "1 = 1", []
-        return " AND ".join(f"{column} = ?" for _ in values), values
+        # All of: equal to each value, so to the one value there is (none: every entry; two
+        # different: none). One comparison, however long the list (SQLite's expressions
+        # nest at most 1000 deep).
+        distinct = list(dict.fromkeys(values))
+        if len(distinct) > 1:
+            return "1 = 0", []
+        return (f"{column} = ?", distinct) if distinct else ("1 = 1", [])
 
     def _audit_where(self, query: Query, scope: AuditScope) -> tuple[str, list[object]]:
         clauses: list[str] = ["1 = 1"]
