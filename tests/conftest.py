@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +64,10 @@ def write_settings(
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "tokenserver.toml"
     path.write_text(render_config({k.replace("__", "."): v for k, v in overrides.items()}))
-    settings = replace(load_settings(path, environ={}), kdf_cost=kdf_cost)
-    key = generate_private_key(settings.algorithm)
-    write_private_key(settings.signing_key, key)
-    write_certificate(settings.certificate, make_certificate(key, settings.issuer))
+    settings = load_settings(path, environ={}).replace(kdf_cost=kdf_cost)
+    key = generate_private_key(settings.token.algorithm)
+    write_private_key(settings.token.signing_key, key)
+    write_certificate(settings.token.certificate, make_certificate(key, settings.token.issuer))
     return settings
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from tokenserver.config import (
     ADMIN_PASSWORD_ENV,
@@ -52,6 +53,7 @@ from tokenserver.domain.models import (
     LOCAL,
     MAX_AUDIT_FIELD,
     MAX_DURATION_DAYS,
+    KeyRecord,
     Level,
     duration_error,
 )
@@ -79,6 +81,7 @@ from tokenserver.http.observability import (
 )
 from tokenserver.keys import (
     generate_private_key,
+    load_certificates,
     load_private_key,
     make_certificate,
     write_certificate,
@@ -90,6 +93,7 @@ from tokenserver.services.robots import RobotSpec
 from tokenserver.services.users import ADMIN, check_admin_prefix, check_password
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command SIGPIPE stopped
 DEFAULT_CONFIG = "tokenserver.toml"
 DEFAULT_DURATION_DAYS = 30
 
@@ -149,13 +153,16 @@ def _settings(args: argparse.Namespace) -> Settings:
             hint = f"create it with 'tokenserver init', or correct {CONFIG_ENV}"
         else:
             shown += f" (the default: neither --config nor {CONFIG_ENV} is given)"
-            hint = "run 'tokenserver init' to create it, or give --config FILE"
+            hint = (
+                f"give the server's config file with --config FILE or {CONFIG_ENV}, or run "
+                "'tokenserver init' to create a new server here"
+            )
         raise UsageError(f"config file {shown} does not exist; {hint}")
     return _with_cost(args, load_settings(path))
 
 
 def _with_cost(args: argparse.Namespace, settings: Settings) -> Settings:
-    return dataclasses.replace(settings, kdf_cost=getattr(args, "kdf_cost", DEFAULT_KDF_COST))
+    return settings.replace(kdf_cost=getattr(args, "kdf_cost", DEFAULT_KDF_COST))
 
 
 def _choose_config(given: Sequence[str]) -> tuple[str, str]:
@@ -190,21 +197,25 @@ def registry_block(settings: Settings) -> str:
     return (
         "auth:\n"
         "  token:\n"
-        f"    realm: {json.dumps(settings.realm)}\n"
-        f"    service: {json.dumps(settings.service)}\n"
-        f"    issuer: {json.dumps(settings.issuer)}\n"
-        f"    rootcertbundle: {json.dumps(str(settings.certificate))}\n"
+        f"    realm: {json.dumps(settings.server.realm)}\n"
+        f"    service: {json.dumps(settings.token.service)}\n"
+        f"    issuer: {json.dumps(settings.token.issuer)}\n"
+        f"    rootcertbundle: {json.dumps(str(settings.token.certificate))}\n"
     )
 
 
 def _init_configured_key(settings: Settings) -> None:
-    if not settings.signing_key.exists():
-        write_private_key(settings.signing_key, generate_private_key(settings.algorithm))
-        _say(f"generated {settings.algorithm} signing key {settings.signing_key}")
-    if not settings.certificate.exists():
-        private_key = load_private_key(settings.signing_key)
-        write_certificate(settings.certificate, make_certificate(private_key, settings.issuer))
-        _say(f"wrote certificate {settings.certificate}")
+    if not settings.token.signing_key.exists():
+        write_private_key(
+            settings.token.signing_key, generate_private_key(settings.token.algorithm)
+        )
+        _say(f"generated {settings.token.algorithm} signing key {settings.token.signing_key}")
+    if not settings.token.certificate.exists():
+        private_key = load_private_key(settings.token.signing_key)
+        write_certificate(
+            settings.token.certificate, make_certificate(private_key, settings.token.issuer)
+        )
+        _say(f"wrote certificate {settings.token.certificate}")
 
 
 async def _init_database(settings: Settings, password: str | None) -> None:
@@ -271,7 +282,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         except BadRequest as e:
             raise ConfigError(ADMIN_PASSWORD_ENV, e.message) from None
     if text is not None:
-        check_admin_prefix(settings.name_prefix)  # a new server will create the admin
+        check_admin_prefix(settings.robots.name_prefix)  # a new server will create the admin
         write_new_file(path, text.encode(), 0o644)
         _say(f"wrote {path}")
     asyncio.run(_init_database(settings, password))
@@ -306,11 +317,11 @@ def _is_loopback(host: str) -> bool:
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if settings.tls_certificate is None or settings.tls_key is None:
+    if settings.server.tls_certificate is None or settings.server.tls_key is None:
         return None
     for key, path in (
-        ("server.tls_certificate", settings.tls_certificate),
-        ("server.tls_key", settings.tls_key),
+        ("server.tls_certificate", settings.server.tls_certificate),
+        ("server.tls_key", settings.server.tls_key),
     ):
         try:
             path.open("rb").close()
@@ -319,11 +330,12 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(settings.tls_certificate, settings.tls_key)
+        context.load_cert_chain(settings.server.tls_certificate, settings.server.tls_key)
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(
             "server.tls_certificate",
-            f"cannot load the TLS pair {settings.tls_certificate} and {settings.tls_key}: {e}",
+            f"cannot load the TLS pair {settings.server.tls_certificate} and "
+            f"{settings.server.tls_key}: {e}",
         ) from None
     return context
 
@@ -332,20 +344,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tokenserver.http.app import create_app
 
     settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
     context = _tls_context(settings)
-    if context is None and not _is_loopback(settings.host):
-        if not settings.allow_plain_http:
+    if context is None and not _is_loopback(settings.server.host):
+        if not settings.server.allow_plain_http:
             raise ConfigError(
                 "server.allow_plain_http",
-                f"refusing plain HTTP on {settings.host}: secrets would cross the network in "
-                "clear; configure server.tls_certificate and server.tls_key, or set "
+                f"refusing plain HTTP on {settings.server.host}: secrets would cross the network "
+                "in clear; configure server.tls_certificate and server.tls_key, or set "
                 "allow_plain_http = true behind a TLS-terminating proxy",
             )
         logging.getLogger("tokenserver").warning(
             "serving plain HTTP on non-loopback address %s: credentials travel in clear unless "
             "a proxy terminates TLS in front",
-            settings.host,
+            settings.server.host,
         )
     if args.workers > 1 and not args.worker:
         return _supervise(args)
@@ -378,8 +390,10 @@ async def _serve(
         try:
             await _listen(runner, settings, context, reuse_port)
             await stop.wait()
+            logging.getLogger("tokenserver").info("stopping: finishing requests in flight")
         finally:
             await runner.cleanup()
+        logging.getLogger("tokenserver").info("stopped")
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
@@ -388,9 +402,13 @@ async def _serve(
 async def _listen(
     runner: web.AppRunner, settings: Settings, context: ssl.SSLContext | None, reuse_port: bool
 ) -> None:
-    address = _address(settings.host, settings.port)
+    address = _address(settings.server.host, settings.server.port)
     site = web.TCPSite(
-        runner, settings.host, settings.port, ssl_context=context, reuse_port=reuse_port
+        runner,
+        settings.server.host,
+        settings.server.port,
+        ssl_context=context,
+        reuse_port=reuse_port,
     )
     try:
         await site.start()
@@ -407,10 +425,10 @@ async def _listen(
     logging.getLogger("tokenserver").info(
         "serving on %s, realm %s, service %s, issuer %s, %s",
         address,
-        settings.realm,
-        settings.service,
-        settings.issuer,
-        settings.algorithm,
+        settings.server.realm,
+        settings.token.service,
+        settings.token.issuer,
+        settings.token.algorithm,
     )
 
 
@@ -694,11 +712,11 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
     if not records:
         key = rt.keyring.load(None)
         _out([{"id": None, "state": "active", "kid": key.kid, "key": str(
-            rt.settings.signing_key)}])  # fmt: skip
+            rt.settings.token.signing_key)}])  # fmt: skip
     else:
         _out([
             {"id": r.id, "state": r.state.value, "kid": rt.keyring.kid(r),
-             "key": r.key_path, "retired_at": r.retired_at,
+             "key": str(rt.keyring.path(r.key_path)), "retired_at": r.retired_at,
              "published": rt.keyring.is_published(r)}
             for r in records
         ])  # fmt: skip
@@ -708,7 +726,7 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
 async def keys_bundle(rt: Runtime, args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, "--output", overwrite=True)
-    target = Path(args.output) if args.output else rt.settings.certificate
+    target = Path(args.output) if args.output else rt.settings.token.certificate
     bundle = await rt.keyring.bundle()
     _replace_file(target, bundle, "--output" if args.output else "token.certificate")
     _say(f"wrote {bundle.count(b'BEGIN CERTIFICATE')} certificate(s) to {target}; "
@@ -716,7 +734,29 @@ async def keys_bundle(rt: Runtime, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _require_in_bundle(rt: Runtime, record: KeyRecord | None) -> None:
+    """Refuse to activate a key whose certificate is not in the bundle the registry loads
+    (`token.certificate`): every token it signed would be refused until the registry has it."""
+    if record is None:
+        return  # the keyring says it does not exist
+    bundle = rt.settings.token.certificate
+    signing = rt.keyring.load(record)
+    try:
+        trusted = [c.public_bytes(serialization.Encoding.DER) for c in load_certificates(bundle)]
+    except ConfigError:
+        trusted = []
+    if signing.certificate_der not in trusted:
+        raise UsageError(
+            f"key {record.id} is not in the bundle {bundle} (token.certificate), so the "
+            "registry would refuse every token it signs: run 'tokenserver keys bundle' and "
+            "restart the registry first (with a JWKS, 'tokenserver keys jwks' and reload it), "
+            "then activate; --force activates it anyway"
+        )
+
+
 async def keys_activate(rt: Runtime, args: argparse.Namespace) -> int:
+    if not args.force:
+        _require_in_bundle(rt, next((r for r in await rt.keyring.keys() if r.id == args.id), None))
     await rt.keyring.activate(LOCAL, args.id)
     _say(f"key {args.id} signs from now on (running servers switch within seconds)")
     return EXIT_OK
@@ -1021,6 +1061,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         k = keys.command(name, text, _on_runtime(action))
         k.add_argument("id", type=_positive)
+        if name == "activate":
+            k.add_argument(
+                "--force",
+                action="store_true",
+                help="activate even if token.certificate (the bundle) lacks the key",
+            )
     k = keys.command(
         "jwks", "print (or write) the JWKS file distribution 3.x reads", _on_runtime(keys_jwks)
     )
@@ -1077,3 +1123,10 @@ def main(argv: Sequence[str] | None = None, *, kdf_cost: KdfCost = DEFAULT_KDF_C
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our output went away (`| head`): stop quietly, as other commands do.
+        # NOTE: stdout is pointed at /dev/null so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE

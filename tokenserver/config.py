@@ -1,16 +1,23 @@
 """Settings: one TOML file, `TOKENSERVER_<SECTION>_<KEY>` environment overrides, every key
-validated at start with a message naming the dotted key."""
+validated at start with a message naming the dotted key.
+
+A key is declared once, as a field of its section's dataclass (`TokenSettings.lifetime` is
+token.lifetime, read as `settings.token.lifetime`) with its default, validator and comment;
+loading, the environment variables' names and the written config derive from that. To add
+a key, add the field, then write config/tokenserver.example.toml anew: it is `render_config()`
+(tests/unit/test_config.py holds them equal) — and list the key in the README's table."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
@@ -29,48 +36,6 @@ OTHER_VARIABLES: Mapping[str, str] = {
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ALGORITHMS = ("ES256", "RS256")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    config_path: Path
-    host: str
-    port: int
-    realm: str
-    service: str
-    issuer: str
-    lifetime: int
-    algorithm: str
-    signing_key: Path
-    certificate: Path
-    name_prefix: str
-    database: Path
-    verify_cache_size: int
-    verify_cache_ttl: int
-    log_level: str
-    legacy_key: Path | None
-    lockout_threshold: int = 10
-    lockout_address_threshold: int = 100
-    lockout_max_seconds: int = 900
-    log_format: str = "text"
-    tls_certificate: Path | None = None
-    tls_key: Path | None = None
-    allow_plain_http: bool = False
-    kid_format: str = "libtrust"
-    x5c: bool = False
-    web_enabled: bool = True
-    session_lifetime: int = 28800
-    # A PostgreSQL URL (database.url); empty: the SQLite file `database`.
-    database_url: str = ""
-    database_pool_size: int = 10
-    refresh_token_idle_days: int = 90
-    # Peers whose forwarding headers are believed (server.trusted_proxies); empty: none.
-    trusted_proxies: tuple[Network, ...] = ()
-    forwarded_header: str = "x-forwarded-for"
-    # The cost of new secret hashes. NOTE: deliberately no config key (no file, no environment
-    # variable): a deployment always hashes at DEFAULT_KDF_COST. Tests that are not about
-    # hashing build Settings with a cheap cost, which is most of the suite's time otherwise.
-    kdf_cost: KdfCost = DEFAULT_KDF_COST
 
 
 # ---- validators: each returns the value or raises ValueError with the reason -------------
@@ -171,39 +136,64 @@ def _url(value: Any) -> str:
     return text
 
 
-# (section, key, default, validator, comment) — the order of the written config file.
-_SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
-    ("server", "host", "127.0.0.1", _text(), "Address to listen on."),
-    ("server", "port", 8080, _int(1, 65535), "TCP port to listen on."),
-    (
-        "server",
-        "realm",
+# ---- the declaration: one frozen dataclass per config section, one field per key ----------
+# A field's metadata holds the key's default (as written in the file), its validator and its
+# comment: the schema, the environment variables, render_config and the example config all
+# derive from these classes. Sections and keys are declared in the order of the written file.
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A config key: `default` as written in the file, `check` returns the value or raises
+    ValueError with the reason, `comment` heads it in the written file. A `path` key names a
+    file relative to the config file's directory, resolved to an absolute Path (empty: None)."""
+
+    default: Any
+    check: Callable[[Any], Any]
+    comment: str
+    path: bool = False
+
+
+class _Section:
+    """The base of each config section's dataclass: an attribute of Settings of such a type
+    is a section, its name the section's."""
+
+    __slots__ = ()
+
+
+def _key(default: Any, check: Callable[[Any], Any], comment: str, *, path: bool = False) -> Any:
+    return field(metadata={Key: Key(default, check, comment, path)})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings(_Section):
+    host: str = _key("127.0.0.1", _text(), "Address to listen on.")
+    port: int = _key(8080, _int(1, 65535), "TCP port to listen on.")
+    # Never empty once loaded: the default is derived from host, port and TLS.
+    realm: str = _key(
         "",
         _url,
         "Public URL of the token endpoint, as clients reach it; the registry sends clients here.\n"
         'Empty means "http://<host>:<port>/service/token".',
-    ),
-    (
-        "server",
-        "tls_certificate",
+    )
+    tls_certificate: Path | None = _key(
         "",
         _text(allow_empty=True),
         "Serve HTTPS with this certificate chain (PEM) and tls_key; relative to this file.\n"
         "Empty serves plain HTTP.",
-    ),
-    ("server", "tls_key", "", _text(allow_empty=True), "The TLS private key (PEM)."),
-    (
-        "server",
-        "allow_plain_http",
+        path=True,
+    )
+    tls_key: Path | None = _key(
+        "", _text(allow_empty=True), "The TLS private key (PEM).", path=True
+    )
+    allow_plain_http: bool = _key(
         False,
         _boolean,
         "Plain HTTP on an address other than loopback sends secrets in clear: it is refused\n"
         "unless this is true (behind a TLS-terminating proxy), and then logged as a warning.",
-    ),
-    (
-        "server",
-        "trusted_proxies",
-        [],
+    )
+    trusted_proxies: tuple[Network, ...] = _key(
+        (),
         _networks,
         'Reverse proxies in front of tokenserver, as CIDRs (e.g. ["127.0.0.1/32", "10.0.0.0/24"];\n'
         "as an environment variable, separated by commas). When the TCP peer is one of them,\n"
@@ -211,189 +201,217 @@ _SCHEMA: tuple[tuple[str, str, Any, Callable[[Any], Any], str], ...] = (
         "lockouts and logs use it, and X-Forwarded-Proto: https (Forwarded: proto=https) makes\n"
         "the web session cookie Secure. From any other peer these headers are ignored.\n"
         "Empty: no proxy is trusted.",
-    ),
-    (
-        "server",
-        "forwarded_header",
+    )
+    forwarded_header: str = _key(
         "x-forwarded-for",
         _choice("x-forwarded-for", "forwarded"),
         "The header your proxies set: x-forwarded-for (with X-Forwarded-Proto; nginx's\n"
         "$proxy_add_x_forwarded_for) or forwarded (RFC 7239). Only that one is read: a proxy\n"
         "passes the other on from the client unchanged.",
-    ),
-    (
-        "token",
-        "service",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings(_Section):
+    service: str = _key(
         "registry",
         _text(),
         "Audience of the tokens: must equal the registry's auth.token.service.",
-    ),
-    (
-        "token",
-        "issuer",
+    )
+    issuer: str = _key(
         "tokenserver",
         _text(),
         "Issuer of the tokens: must equal the registry's auth.token.issuer.",
-    ),
-    (
-        "token",
-        "lifetime",
-        1800,
-        _int(60, 86400),
-        "Token lifetime in seconds (60 .. 86400).",
-    ),
-    (
-        "token",
-        "algorithm",
+    )
+    lifetime: int = _key(1800, _int(60, 86400), "Token lifetime in seconds (60 .. 86400).")
+    algorithm: str = _key(
         "ES256",
         _choice(*ALGORITHMS),
         "Signing algorithm: ES256 (P-256, fast) or RS256 (RSA-2048).",
-    ),
-    (
-        "token",
-        "kid_format",
+    )
+    kid_format: str = _key(
         "libtrust",
         _choice("libtrust", "thumbprint"),
         'The JWT header\'s kid: "libtrust" (distribution 2.x matches it against its\n'
         'rootcertbundle) or "thumbprint" (RFC 7638, what distribution 3.x matches against the\n'
         "bundle or a JWKS file; see 'tokenserver keys jwks').",
-    ),
-    (
-        "token",
-        "x5c",
+    )
+    x5c: bool = _key(
         False,
         _boolean,
         "Also send the certificate in an x5c header. Both 2.8 and 3.x try x5c first, so x5c\n"
         "with either kid works for both; it adds about 500 bytes to every token.",
-    ),
-    (
-        "token",
-        "refresh_token_idle_days",
+    )
+    refresh_token_idle_days: int = _key(
         90,
         _int(1, 36500),
         "A refresh token (what docker login keeps instead of the password) unused for this\n"
         "many days stops working (1 .. 36500). Uses are recorded at most once an hour, so it\n"
         "may last up to an hour longer.",
-    ),
-    (
-        "token",
-        "signing_key",
+    )
+    signing_key: Path = _key(
         "keys/token.key",
         _text(),
         "Private signing key (PEM, mode 0600); relative paths are relative to this file.\n"
         "It signs until the first 'tokenserver keys add'; then the keyring decides.",
-    ),
-    (
-        "token",
-        "certificate",
+        path=True,
+    )
+    certificate: Path = _key(
         "keys/token.crt",
         _text(),
         "Certificate of the signing key: the registry's auth.token.rootcertbundle. After the\n"
         "first 'tokenserver keys add', 'keys bundle' writes every trusted certificate here.",
-    ),
-    (
-        "robots",
-        "name_prefix",
+        path=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsSettings(_Section):
+    name_prefix: str = _key(
         "robot$",
         _text(forbidden=":+/"),
         "Prefix of every robot's full name, <prefix><project>+<name>. Not stored: changing it\n"
         "renames every robot. No user's name may read as a robot's under it: such users are\n"
         "refused at creation and, if created under another prefix, reported at start.",
-    ),
-    (
-        "database",
-        "path",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings(_Section):
+    path: Path = _key(
         "tokenserver.db",
         _text(),
         "SQLite database file; relative paths are relative to this file.",
-    ),
-    (
-        "database",
-        "url",
+        path=True,
+    )
+    # Once loaded, a PostgreSQL URL or empty: a sqlite:/// URL has become `path`.
+    url: str = _key(
         "",
         _database_url,
         "Database URL, overriding path: sqlite:///relative/file.db, sqlite:////absolute/file.db,\n"
         "or postgresql://user:password@host:port/dbname (asyncpg; libpq parameters such as\n"
         "?sslmode=verify-full work) to run several replicas on one PostgreSQL. Prefer the\n"
         "TOKENSERVER_DATABASE_URL environment variable to a password in this file.",
-    ),
-    (
-        "database",
-        "pool_size",
-        10,
-        _int(1, 1000),
-        "PostgreSQL only: most connections each server process opens.",
-    ),
-    (
-        "security",
-        "verify_cache_size",
+    )
+    pool_size: int = _key(
+        10, _int(1, 1000), "PostgreSQL only: most connections each server process opens."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings(_Section):
+    verify_cache_size: int = _key(
         10000,
         _int(0, 10_000_000),
         "Successful secret verifications kept in memory (0 disables the cache).",
-    ),
-    (
-        "security",
-        "verify_cache_ttl",
+    )
+    verify_cache_ttl: int = _key(
         300,
         _int(0, 86400),
         "Seconds a cached verification is trusted. A changed secret, a disabled, expired or\n"
         "deleted robot is refused at once whatever this says.",
-    ),
-    (
-        "security",
-        "lockout_threshold",
+    )
+    lockout_threshold: int = _key(
         10,
         _int(1, 1_000_000),
         "Failed authentications of one account from one address before 429 (scores halve\n"
         "every 5 minutes; identical retries within 5 s count once).",
-    ),
-    (
-        "security",
-        "lockout_address_threshold",
+    )
+    lockout_address_threshold: int = _key(
         100,
         _int(1, 1_000_000),
         "Failed authentications from one address, whatever the account, before 429.",
-    ),
-    (
-        "security",
-        "lockout_max_seconds",
+    )
+    lockout_max_seconds: int = _key(
         900,
         _int(1, 86400),
         "Longest Retry-After: past the threshold the wait doubles with every failure up to it.",
-    ),
-    (
-        "web",
-        "enabled",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings(_Section):
+    enabled: bool = _key(
         True,
         _boolean,
         "Serve the Robot Accounts web page at / (it uses only the /api/v2.0 endpoints).",
-    ),
-    (
-        "web",
-        "session_lifetime",
+    )
+    session_lifetime: int = _key(
         28800,
         _int(60, 30 * 86400),
         "Seconds a web login lasts (an HttpOnly, SameSite=Strict cookie); a password change\n"
         "ends the user's sessions at once.",
-    ),
-    ("log", "level", "info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error."),
-    (
-        "log",
-        "format",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings(_Section):
+    level: str = _key("info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error.")
+    format: str = _key(
         "text",
         _choice("text", "json"),
         "Log lines as text, or as one JSON object per line. Every request is logged by\n"
         "tokenserver.access with its request id (X-Request-Id, echoed in the response).",
-    ),
-    (
-        "legacy",
-        "verification_key",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LegacySettings(_Section):
+    verification_key: Path | None = _key(
         "",
         _text(allow_empty=True),
         "Legacy (pre-Harbor 2.2) robot$<name> accounts log in with a JWT signed by the old\n"
         "Harbor's token key: the PEM public key or certificate of that key, relative to this\n"
         "file. Empty disables legacy robots.",
-    ),
+        path=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The loaded configuration: one attribute per config section (`settings.token.lifetime`
+    is the key token.lifetime), with paths absolute and the realm resolved."""
+
+    config_path: Path
+    server: ServerSettings
+    token: TokenSettings
+    robots: RobotsSettings
+    database: DatabaseSettings
+    security: SecuritySettings
+    web: WebSettings
+    log: LogSettings
+    legacy: LegacySettings
+    # The cost of new secret hashes. NOTE: deliberately no config key (no file, no environment
+    # variable): a deployment always hashes at DEFAULT_KDF_COST. Tests that are not about
+    # hashing build Settings with a cheap cost, which is most of the suite's time otherwise.
+    kdf_cost: KdfCost = DEFAULT_KDF_COST
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes`: attributes (kdf_cost=...) or loaded config values by key,
+        `.` spelt `__` (token__lifetime=600, legacy__verification_key=None)."""
+        top: dict[str, Any] = {}
+        sections: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            section, dotted, key = name.partition("__")
+            if dotted:
+                sections.setdefault(section, {})[key] = value
+            else:
+                top[name] = value
+        for section, values in sections.items():
+            top[section] = dataclasses.replace(getattr(self, section), **values)
+        return dataclasses.replace(self, **top)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    name: kind
+    for name, kind in get_type_hints(Settings).items()
+    if isinstance(kind, type) and issubclass(kind, _Section)
+}
+# (section, key, declaration): the order of the written config file.
+_SCHEMA: tuple[tuple[str, str, Key], ...] = tuple(
+    (section, f.name, f.metadata[Key])
+    for section, kind in _SECTIONS.items()
+    for f in dataclasses.fields(kind)
 )
 
 
@@ -415,7 +433,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 def environment_variables() -> list[str]:
     """Every TOKENSERVER_ variable tokenserver reads: the config keys', then OTHER_VARIABLES."""
-    return [env_name(s, k) for s, k, *_ in _SCHEMA] + list(OTHER_VARIABLES)
+    return [env_name(s, k) for s, k, _ in _SCHEMA] + list(OTHER_VARIABLES)
 
 
 def check_environment(environ: Mapping[str, str]) -> None:
@@ -463,7 +481,7 @@ def parse_settings(data: bytes, path: Path, environ: Mapping[str, str] | None = 
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError("", f"{path} is not valid TOML: {e}") from None
 
-    known = {(s, k) for s, k, *_ in _SCHEMA}
+    known = {(s, k) for s, k, _ in _SCHEMA}
     for section, table in document.items():
         if not isinstance(table, dict):
             raise ConfigError(section, "expected a [section] table")
@@ -471,63 +489,36 @@ def parse_settings(data: bytes, path: Path, environ: Mapping[str, str] | None = 
             if (section, key) not in known:
                 raise ConfigError(f"{section}.{key}", "unknown key")
 
-    values: dict[str, Any] = {}
-    for section, key, default, check, _ in _SCHEMA:
+    values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+    for section, key, declared in _SCHEMA:
         dotted = f"{section}.{key}"
-        raw = document.get(section, {}).get(key, default)
+        raw = document.get(section, {}).get(key, declared.default)
         source = dotted
         if env_name(section, key) in environ:
             raw = environ[env_name(section, key)]
             source = f"{dotted} (from {env_name(section, key)})"
         try:
-            values[dotted] = check(raw)
+            values[section][key] = declared.check(raw)
         except ValueError as e:
             raise ConfigError(source, str(e)) from None
 
-    base = path.resolve().parent
-    url = values["database.url"]
-    database_path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
-    host, port = values["server.host"], values["server.port"]
-    tls_cert, tls_key = values["server.tls_certificate"], values["server.tls_key"]
-    if bool(tls_cert) != bool(tls_key):
+    # Values that depend on others or on the file's place, resolved here and only here.
+    server, database = values["server"], values["database"]
+    if bool(server["tls_certificate"]) != bool(server["tls_key"]):
         raise ConfigError("server.tls_key", "set both tls_certificate and tls_key, or neither")
-    scheme = "https" if tls_cert else "http"
-    realm = values["server.realm"] or f"{scheme}://{_url_host(host)}:{port}/service/token"
+    if not server["realm"]:
+        scheme = "https" if server["tls_certificate"] else "http"
+        server["realm"] = f"{scheme}://{_url_host(server['host'])}:{server['port']}/service/token"
+    if database["url"].startswith("sqlite:///"):
+        database["path"], database["url"] = database["url"].removeprefix("sqlite:///"), ""
+    base = path.resolve().parent
+    for section, key, declared in _SCHEMA:
+        if declared.path:
+            name = values[section][key]
+            values[section][key] = base / name if name else None
     return Settings(
         config_path=path.resolve(),
-        host=host,
-        port=port,
-        realm=realm,
-        service=values["token.service"],
-        issuer=values["token.issuer"],
-        lifetime=values["token.lifetime"],
-        algorithm=values["token.algorithm"],
-        signing_key=base / values["token.signing_key"],
-        certificate=base / values["token.certificate"],
-        name_prefix=values["robots.name_prefix"],
-        database=base / (database_path or values["database.path"]),
-        database_url="" if database_path else url,
-        database_pool_size=values["database.pool_size"],
-        verify_cache_size=values["security.verify_cache_size"],
-        verify_cache_ttl=values["security.verify_cache_ttl"],
-        log_level=values["log.level"],
-        log_format=values["log.format"],
-        tls_certificate=base / tls_cert if tls_cert else None,
-        tls_key=base / tls_key if tls_key else None,
-        allow_plain_http=values["server.allow_plain_http"],
-        trusted_proxies=values["server.trusted_proxies"],
-        forwarded_header=values["server.forwarded_header"],
-        lockout_threshold=values["security.lockout_threshold"],
-        lockout_address_threshold=values["security.lockout_address_threshold"],
-        lockout_max_seconds=values["security.lockout_max_seconds"],
-        kid_format=values["token.kid_format"],
-        x5c=values["token.x5c"],
-        refresh_token_idle_days=values["token.refresh_token_idle_days"],
-        web_enabled=values["web.enabled"],
-        session_lifetime=values["web.session_lifetime"],
-        legacy_key=base / values["legacy.verification_key"]
-        if values["legacy.verification_key"]
-        else None,
+        **{section: kind(**values[section]) for section, kind in _SECTIONS.items()},
     )
 
 
@@ -556,14 +547,14 @@ def render_config(overrides: Mapping[str, Any] | None = None) -> str:
         f"# {', '.join(OTHER_VARIABLES)}.",
     ]
     current = ""
-    for section, key, default, check, comment in _SCHEMA:
+    for section, key, declared in _SCHEMA:
         if section != current:
             lines += ["", f"[{section}]"]
             current = section
         try:
-            value = check(overrides.get(f"{section}.{key}", default))
+            value = declared.check(overrides.get(f"{section}.{key}", declared.default))
         except ValueError as e:
             raise ConfigError(f"{section}.{key}", str(e)) from None
-        lines += [f"# {line}" for line in comment.splitlines()]
+        lines += [f"# {line}" for line in declared.comment.splitlines()]
         lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

@@ -54,23 +54,23 @@ async def open_store(settings: Settings, *, create_database: bool = True) -> Sql
     """The configured database: PostgreSQL for a `database.url`, else the SQLite file. One
     that does not exist (a missing file, a PostgreSQL database without the schema) is created
     only if `create_database`, else StorageError: only `tokenserver init` creates one."""
-    if settings.database_url:
+    if settings.database.url:
         # NOTE: imported here, so that SQLite deployments never load asyncpg.
         from tokenserver.storage.postgres import PostgresStore
 
         return await PostgresStore.open(
-            settings.database_url, pool_size=settings.database_pool_size, create=create_database
+            settings.database.url, pool_size=settings.database.pool_size, create=create_database
         )
-    return await SqliteStore.open(settings.database, create=create_database)
+    return await SqliteStore.open(settings.database.path, create=create_database)
 
 
 def database_name(settings: Settings) -> str:
     """The database for messages: the file, or the URL without its password."""
-    if settings.database_url:
+    if settings.database.url:
         from tokenserver.storage.postgres import safe_url
 
-        return safe_url(settings.database_url)
-    return str(settings.database)
+        return safe_url(settings.database.url)
+    return str(settings.database.path)
 
 
 @asynccontextmanager
@@ -87,8 +87,8 @@ async def open_runtime(
     `open_store`. Raises ConfigError or StorageError."""
     store = await open_store(settings, create_database=create_database)
     verifier = SecretVerifier(
-        cache_size=settings.verify_cache_size,
-        cache_ttl=settings.verify_cache_ttl,
+        cache_size=settings.security.verify_cache_size,
+        cache_ttl=settings.security.verify_cache_ttl,
         kdf_cost=settings.kdf_cost,
     )
     try:
@@ -103,35 +103,43 @@ async def open_runtime(
                 # not checked then (after a rotation, the bundle left in token.certificate no
                 # longer holds the configured key's certificate).
                 await keyring.signing_key(),
-                issuer=settings.issuer,
-                service=settings.service,
-                lifetime=settings.lifetime,
-                kid_format=settings.kid_format,
-                x5c=settings.x5c,
+                issuer=settings.token.issuer,
+                service=settings.token.service,
+                lifetime=settings.token.lifetime,
+                kid_format=settings.token.kid_format,
+                x5c=settings.token.x5c,
             )
         projects = ProjectService(store, access, audit)
         legacy = (
-            LegacyAuthenticator(store, usage, load_legacy_key(settings.legacy_key))
-            if sign and settings.legacy_key is not None
+            LegacyAuthenticator(store, usage, load_legacy_key(settings.legacy.verification_key))
+            if sign and settings.legacy.verification_key is not None
             else None
         )
         throttle = Throttle(
-            pair_threshold=settings.lockout_threshold,
-            address_threshold=settings.lockout_address_threshold,
-            max_seconds=settings.lockout_max_seconds,
+            pair_threshold=settings.security.lockout_threshold,
+            address_threshold=settings.security.lockout_address_threshold,
+            max_seconds=settings.security.lockout_max_seconds,
         )
         authenticator = Authenticator(
-            store, verifier, usage, settings.name_prefix, clock, legacy=legacy, throttle=throttle
+            store,
+            verifier,
+            usage,
+            settings.robots.name_prefix,
+            clock,
+            legacy=legacy,
+            throttle=throttle,
         )
-        robots = RobotService(store, access, audit, projects, verifier, usage, settings.name_prefix)
+        robots = RobotService(
+            store, access, audit, projects, verifier, usage, settings.robots.name_prefix
+        )
         refresh = RefreshTokenService(
             store,
             robots,
             usage,
-            settings.name_prefix,
+            settings.robots.name_prefix,
             clock,
             throttle=throttle,
-            idle_days=settings.refresh_token_idle_days,
+            idle_days=settings.token.refresh_token_idle_days,
             legacy=legacy is not None,
         )
         users = UserService(
@@ -140,7 +148,7 @@ async def open_runtime(
             audit,
             projects,
             verifier,
-            name_prefix=settings.name_prefix,
+            name_prefix=settings.robots.name_prefix,
             throttle=throttle,
         )
         clashing = await users.named_like_robots()
@@ -152,9 +160,9 @@ async def open_runtime(
             more = f" and {len(clashing) - 20} more" if len(clashing) > 20 else ""
             raise ConfigError(
                 "robots.name_prefix",
-                f"under the prefix {settings.name_prefix!r}, these users' names read as robot "
-                f"account names, so robots would answer for them: {shown}{more}. Choose a prefix "
-                "under which no user's name reads as a robot's (such as the one they were "
+                f"under the prefix {settings.robots.name_prefix!r}, these users' names read as "
+                f"robot account names, so robots would answer for them: {shown}{more}. Choose a "
+                "prefix under which no user's name reads as a robot's (such as the one they were "
                 "created under)",
             )
         tokens = None
@@ -165,8 +173,8 @@ async def open_runtime(
                 refresh,
                 access,
                 signer,
-                service=settings.service,
-                name_prefix=settings.name_prefix,
+                service=settings.token.service,
+                name_prefix=settings.robots.name_prefix,
                 clock=clock,
             )
         yield Runtime(
@@ -187,8 +195,8 @@ async def open_runtime(
             sessions=SessionService(
                 store,
                 authenticator,
-                name_prefix=settings.name_prefix,
-                lifetime=settings.session_lifetime,
+                name_prefix=settings.robots.name_prefix,
+                lifetime=settings.web.session_lifetime,
             ),
             tokens=tokens,
             keyring=keyring,

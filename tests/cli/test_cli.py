@@ -11,7 +11,6 @@ import json
 import stat
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.helpers import FAST_KDF_COST, call_cli, run_cli
+from tests.helpers import FAST_KDF_COST, call_cli, clean_env, run_cli
 from tokenserver.cli import main
 from tokenserver.config import load_settings
 from tokenserver.domain.models import LOCAL
@@ -53,9 +52,9 @@ def test_init_creates_everything_and_prints_the_registry_block(config: Path) -> 
     directory = config.parent
     settings = load_settings(config, environ={})
     assert stat.S_IMODE((directory / "keys" / "token.key").stat().st_mode) == 0o600
-    assert stat.S_IMODE(settings.database.stat().st_mode) == 0o600
-    assert settings.signing_key == directory / "keys" / "token.key"
-    key = serialization.load_pem_private_key(settings.signing_key.read_bytes(), None)
+    assert stat.S_IMODE(settings.database.path.stat().st_mode) == 0o600
+    assert settings.token.signing_key == directory / "keys" / "token.key"
+    key = serialization.load_pem_private_key(settings.token.signing_key.read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     block = cli(config, "registry-config").stdout
     assert block == (
@@ -115,6 +114,23 @@ def test_the_installed_command_answers_help() -> None:
     assert "robot" in result.stdout
 
 
+def test_output_cut_short_by_its_reader_is_no_traceback(config: Path) -> None:
+    """`tokenserver registry-config | head -1`: the reader goes away before the command writes;
+    it stops quietly with the status a shell gives a command SIGPIPE stopped."""
+    command = Path(sys.executable).parent / "tokenserver"
+    process = subprocess.Popen(
+        [command, "registry-config", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the interpreter has even started: every write fails
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""
+
+
 def test_version_prints_the_installed_package_version(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -170,7 +186,7 @@ def test_serve_with_a_mismatched_key_exits_2(config: Path) -> None:
 async def _create_users(config: Path, *names: str) -> None:
     from tokenserver.runtime import open_runtime
 
-    settings = replace(load_settings(config, environ={}), kdf_cost=FAST_KDF_COST)
+    settings = load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
     async with open_runtime(settings, sign=False) as runtime:
         for name in names:
             await runtime.users.create(LOCAL, name, "Passw0rdX")
@@ -259,7 +275,7 @@ def test_robot_lifecycle(config: Path) -> None:
 
     # The secret is stored only as a salted hash.
     settings = load_settings(config, environ={})
-    assert export["secret"].encode() not in settings.database.read_bytes()
+    assert export["secret"].encode() not in settings.database.path.read_bytes()
 
     ok(cli(config, "robot", "disable", "p+ci"))
     assert ok(cli(config, "robot", "show", "p+ci"))["disable"] is True
@@ -301,7 +317,7 @@ def test_manual_secret_is_what_gets_stored(config: Path) -> None:
     import sqlite3
 
     settings = load_settings(config, environ={})
-    with sqlite3.connect(settings.database) as db:
+    with sqlite3.connect(settings.database.path) as db:
         (stored,) = db.execute("SELECT secret_hash FROM robot").fetchone()
     assert verify_secret("Manu4lSecret", stored)
     assert "Manu4lSecret" not in stored

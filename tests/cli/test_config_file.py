@@ -70,7 +70,7 @@ def test_config_before_the_command_is_the_one_init_writes(tmp_path: Path, cwd: P
     result = tokenserver("--config", str(config), "init", "--service", "reg")
     assert result.returncode == 0, result.stderr
     assert config.exists()
-    assert load_settings(config, environ={}).service == "reg"
+    assert load_settings(config, environ={}).token.service == "reg"
     assert (tmp_path / "etc" / "tokenserver.db").exists()
     assert list(cwd.iterdir()) == []
 
@@ -186,7 +186,10 @@ def test_missing_default_config_suggests_init(cwd: Path) -> None:
     result = tokenserver("robot", "list", "--project", "p")
     assert result.returncode == 2
     assert f"config file {cwd / 'tokenserver.toml'} (the default" in result.stderr
-    assert "run 'tokenserver init' to create it, or give --config FILE" in result.stderr
+    assert (
+        "give the server's config file with --config FILE or TOKENSERVER_CONFIG, or run "
+        "'tokenserver init' to create a new server here" in result.stderr
+    )
 
 
 def test_attack_the_suggested_init_command_survives_odd_file_names(tmp_path: Path) -> None:

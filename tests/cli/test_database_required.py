@@ -70,7 +70,7 @@ def test_every_command_that_opens_the_database_is_checked_here() -> None:
 def test_commands_refuse_a_missing_database_and_create_none(
     config: Path, words: tuple[str, ...]
 ) -> None:
-    database = load_settings(config, environ={}).database
+    database = load_settings(config, environ={}).database.path
     database.unlink()
     # A server that wrongly started would run until stopped: in a process of its own, which
     # the timeout of run_cli ends.
@@ -78,7 +78,8 @@ def test_commands_refuse_a_missing_database_and_create_none(
     result = run(config, *argv(words, config.parent), stdin="N3wPassword\n")
     assert result.returncode == 2, result.stderr
     assert (
-        f"tokenserver: no database at {database}; run 'tokenserver init' or set database.url"
+        f"tokenserver: no database at {database}; set database.url (TOKENSERVER_DATABASE_URL) "
+        "if this server's database is elsewhere, or run 'tokenserver init' to create a new server"
         in result.stderr
     )
     assert "Traceback" not in result.stderr
@@ -100,7 +101,7 @@ def test_a_database_in_another_directory_is_not_created_with_its_directory(
 def test_attack_an_empty_file_is_no_database(config: Path) -> None:
     """`touch tokenserver.db` (or another program's empty file) gets no schema but from
     init, and is left as it was."""
-    database = load_settings(config, environ={}).database
+    database = load_settings(config, environ={}).database.path
     database.unlink()
     database.touch()
     result = call_cli(config, "project", "create", "p")
@@ -112,7 +113,7 @@ def test_attack_an_empty_file_is_no_database(config: Path) -> None:
 
 
 def test_attack_another_programs_database_is_not_taken_over(config: Path) -> None:
-    database = load_settings(config, environ={}).database
+    database = load_settings(config, environ={}).database.path
     database.unlink()
     with sqlite3.connect(database) as db:
         db.execute("CREATE TABLE notes (body TEXT)")
@@ -125,7 +126,7 @@ def test_attack_another_programs_database_is_not_taken_over(config: Path) -> Non
 
 
 def test_init_still_creates_and_the_commands_then_work(config: Path) -> None:
-    database = load_settings(config, environ={}).database
+    database = load_settings(config, environ={}).database.path
     database.unlink()
     assert call_cli(config, "init").returncode == 0
     assert database.exists()

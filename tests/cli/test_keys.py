@@ -13,9 +13,9 @@ import asyncio
 import datetime
 import json
 import re
+import shutil
 import sqlite3
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,12 @@ def config(tmp_path: Path) -> Path:
     run(path, "init")
     text = path.read_text()
     path.write_text(re.sub(r"(?m)^lifetime = \d+$", f"lifetime = {LIFETIME}", text, count=1))
-    assert load_settings(path, environ={}).lifetime == LIFETIME
+    assert load_settings(path, environ={}).token.lifetime == LIFETIME
     return path
 
 
 def settings_of(config: Path) -> Settings:
-    return replace(load_settings(config, environ={}), kdf_cost=FAST_KDF_COST)
+    return load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
 
 
 def bundle_keys(path: Path) -> list[PublicKey]:
@@ -115,7 +115,11 @@ def verify_with_bundle(token: str, bundle: Path, settings: Settings) -> dict[str
     header = jwt.get_unverified_header(token)
     key = next(k for k in bundle_keys(bundle) if libtrust_kid(k) == header["kid"])
     claims: dict[str, Any] = jwt.decode(
-        token, key, algorithms=[header["alg"]], audience=settings.service, issuer=settings.issuer
+        token,
+        key,
+        algorithms=[header["alg"]],
+        audience=settings.token.service,
+        issuer=settings.token.issuer,
     )
     return claims
 
@@ -134,7 +138,7 @@ def serve_and_verify(config: Path) -> str:
         async with TestClient(TestServer(create_app(settings))) as client:
             response = await client.get(
                 "/service/token",
-                params={"service": settings.service, "scope": "repository:rot/app:pull,push"},
+                params={"service": settings.token.service, "scope": "repository:rot/app:pull,push"},
                 headers=basic(export["name"], export["secret"]),
             )
             assert response.status == 200, await response.text()
@@ -142,7 +146,7 @@ def serve_and_verify(config: Path) -> str:
             return token
 
     token = asyncio.run(request())
-    claims = verify_with_bundle(token, settings.certificate, settings)
+    claims = verify_with_bundle(token, settings.token.certificate, settings)
     assert claims["access"] == [
         {"type": "repository", "name": "rot/app", "actions": ["pull", "push"]}
     ]
@@ -155,7 +159,7 @@ def test_a_finished_rotation_leaves_a_server_that_restarts(config: Path) -> None
     certificate; it used to be `token.certificate`, which `serve`, `init` and `keys list`
     checked against `token.signing_key`: all three exited 2."""
     old, new = rotate(config)
-    certificate = settings_of(config).certificate
+    certificate = settings_of(config).token.certificate
     assert bundle_kids(certificate) == [old, new]
     retired_ago(config, WINDOW + 1)
     keys(config, "bundle")
@@ -176,7 +180,7 @@ def test_rotation_on_a_keyring_started_by_an_older_version(config: Path) -> None
     certificate: the file `keys bundle` overwrites. Once that key is retired and out of the
     bundle, nothing needs its certificate any more."""
     old, new = rotate(config)
-    certificate = settings_of(config).certificate
+    certificate = settings_of(config).token.certificate
     with sqlite3.connect(config.parent / "tokenserver.db") as db:
         db.execute("UPDATE signing_key SET cert_path = ? WHERE id = 1", (str(certificate),))
     assert published(config) == ([old, new], [old, new])  # still in the old bundle
@@ -192,7 +196,7 @@ def test_the_keyring_rebuilds_the_bundle_without_the_file_it_overwrites(config: 
     """The configured key keeps a certificate of its own once it is in the keyring: the
     bundle at `token.certificate` is an output, and a lost one is written again whole."""
     old, new = rotate(config)
-    certificate = settings_of(config).certificate
+    certificate = settings_of(config).token.certificate
     certificate.unlink()
     keys(config, "bundle")
     assert bundle_kids(certificate) == [old, new]
@@ -203,12 +207,12 @@ def test_a_retired_key_whose_file_was_destroyed_is_still_listed(config: Path) ->
     a kid instead of failing, and the server still starts."""
     _, new = rotate(config)
     retired_ago(config, WINDOW + 1)
-    settings_of(config).signing_key.unlink()
+    settings_of(config).token.signing_key.unlink()
     listed = json.loads(run(config, "keys", "list")[0])
     assert [(k["id"], k["kid"]) for k in listed] == [(1, None), (2, new)]
     keys(config, "bundle")
     run(config, "init")  # does not generate a new configured key in its place
-    assert not settings_of(config).signing_key.exists()
+    assert not settings_of(config).token.signing_key.exists()
     assert serve_and_verify(config) == new
 
 
@@ -227,6 +231,7 @@ def test_retire_announces_the_window_bundle_and_jwks_follow(config: Path) -> Non
     that long, then both leave it out."""
     (old,) = json.loads(run(config, "keys", "list")[0])
     added = json.loads(run(config, "keys", "add")[0])
+    keys(config, "bundle")
     keys(config, "activate", str(added["id"]))
     before = int(time.time())
     message = keys(config, "retire", "1")
@@ -267,7 +272,7 @@ def test_an_empty_keyring_still_checks_the_configured_pair(config: Path, command
     """Before the first `keys add` the configured key signs: a certificate of another key
     is refused at once, naming the file, and nothing is added to the keyring."""
     other = generate_private_key("ES256")
-    certificate = settings_of(config).certificate
+    certificate = settings_of(config).token.certificate
     certificate.unlink()
     write_certificate(certificate, make_certificate(other, "other"))
     result = call_cli(config, *command)
@@ -291,3 +296,43 @@ def test_an_empty_keyring_checks_the_configured_algorithm(config: Path) -> None:
     assert result.stderr == (
         "tokenserver: token.signing_key: RS256 needs an RSA key of at least 2048 bits\n"
     )
+
+
+def test_attack_activating_a_key_the_registry_does_not_trust_yet(config: Path) -> None:
+    """`keys add` then `keys activate` without `keys bundle` (and a registry restart) between
+    them: every token the new key signed would be refused by the registry."""
+    added = json.loads(run(config, "keys", "add")[0])
+    result = call_cli(config, "keys", "activate", str(added["id"]))
+    assert result.returncode == 2, result.stderr
+    assert f"key {added['id']} is not in the bundle" in result.stderr
+    assert "tokenserver keys bundle" in result.stderr and "--force" in result.stderr
+    assert [k["state"] for k in json.loads(run(config, "keys", "list")[0])] == [
+        "active",
+        "published",
+    ]
+    run(config, "keys", "activate", str(added["id"]), "--force")  # the operator knows better
+    assert json.loads(run(config, "keys", "list")[0])[1]["state"] == "active"
+
+
+def test_a_rotated_server_moved_elsewhere_finds_its_keys(
+    config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The keyring records its files relative to the config file: a server copied or restored
+    elsewhere (config, keys/ and database together) signs with its own files."""
+    rotate(config)
+    moved = tmp_path_factory.mktemp("moved")
+    shutil.copytree(config.parent, moved, dirs_exist_ok=True)
+    shutil.rmtree(config.parent / "keys")  # the old place is gone
+    listed = json.loads(run(moved / config.name, "keys", "list")[0])
+    assert all(str(moved) in k["key"] for k in listed), listed
+    run(moved / config.name, "keys", "bundle")
+    run(moved / config.name, "init")  # what a restart does first: the active key loads
+
+
+def test_a_missing_keyring_file_is_named_as_the_keyrings(config: Path) -> None:
+    rotate(config)
+    (active,) = [k for k in json.loads(run(config, "keys", "list")[0]) if k["state"] == "active"]
+    Path(active["key"]).unlink()
+    result = call_cli(config, "init")
+    assert result.returncode == 2
+    assert f"keyring key {active['id']}: {active['key']} not found" in result.stderr

@@ -200,7 +200,7 @@ def test_attack_audit_table_with_rows_written_before_the_fix(tmp_path: Path) -> 
     """Rows already in a database (written raw, unbounded) are shown escaped and cut."""
     config = tmp_path / "tokenserver.toml"
     assert call_cli(config, "init").returncode == 0
-    with sqlite3.connect(load_settings(config, environ={}).database) as db:
+    with sqlite3.connect(load_settings(config, environ={}).database.path) as db:
         db.execute(
             "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, "
             "outcome) VALUES (1, 'anonymous', 'create', 'project', ?, 'failure: UNAUTHORIZED')",

@@ -55,7 +55,7 @@ def robots(config: Path) -> list[str]:
 
 
 def stored_hash(config: Path, name: str) -> str:
-    with sqlite3.connect(load_settings(config, environ={}).database) as db:
+    with sqlite3.connect(load_settings(config, environ={}).database.path) as db:
         (found,) = db.execute("SELECT secret_hash FROM robot WHERE name = ?", (name,)).fetchone()
     return str(found)
 
@@ -267,7 +267,7 @@ def test_the_longest_duration_is_listed(config: Path) -> None:
 def test_a_stored_duration_past_the_bound_is_listed_and_can_be_disabled(config: Path) -> None:
     # What an earlier release accepted (`--duration 99999999`): an expiry in year 275817.
     created = ok(call_cli(config, *CREATE))
-    with sqlite3.connect(load_settings(config, environ={}).database) as db:
+    with sqlite3.connect(load_settings(config, environ={}).database.path) as db:
         db.execute(
             "UPDATE robot SET duration = 99999999, expires_at = creation_time + 99999999 * 86400"
         )

@@ -227,6 +227,7 @@ def test_serving_is_logged_once_listening(tmp_path: Path) -> None:
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert "serving on" not in err  # once
+    assert err.rstrip().endswith("INFO tokenserver stopped"), err  # a stop is logged too
 
 
 def test_a_missing_tls_file_is_named_with_its_key_and_path(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import io
 import sqlite3
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,14 @@ def config(tmp_path: Path) -> Path:
 
 
 def stored_hash(config: Path, username: str = "admin") -> str:
-    with sqlite3.connect(load_settings(config, environ={}).database) as db:
+    with sqlite3.connect(load_settings(config, environ={}).database.path) as db:
         row = db.execute("SELECT password_hash FROM users WHERE username = ?", (username,))
         stored: str = row.fetchone()[0]
     return stored
 
 
 def audit(config: Path) -> list[tuple[str, str, str, str, str]]:
-    with sqlite3.connect(load_settings(config, environ={}).database) as db:
+    with sqlite3.connect(load_settings(config, environ={}).database.path) as db:
         rows = db.execute(
             "SELECT operator, operation, resource_type, resource, outcome FROM audit_log "
             "ORDER BY id DESC"
@@ -72,7 +71,7 @@ def test_set_password_from_stdin_replaces_a_lost_admin_password(config: Path) ->
 def test_set_password_ends_the_users_sessions_and_refresh_tokens(config: Path) -> None:
     """As a password change through the API does: whoever held the lost password (or a
     session opened with it) is out."""
-    settings = replace(load_settings(config, environ={}), kdf_cost=FAST_KDF_COST)
+    settings = load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
 
     async def before() -> Secret:
         async with open_runtime(settings, sign=False) as rt:
@@ -181,7 +180,7 @@ def test_attack_unknown_or_impossible_user_names_are_not_found(config: Path, nam
 
 
 def test_set_password_for_another_user(config: Path) -> None:
-    settings = replace(load_settings(config, environ={}), kdf_cost=FAST_KDF_COST)
+    settings = load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
 
     async def create() -> None:
         from tokenserver.domain.models import LOCAL

@@ -13,7 +13,7 @@ import pytest
 
 from tokenserver.cli import build_parser
 from tokenserver.config import render_config
-from tokenserver.domain.permissions import PROJECT_PERMISSIONS
+from tokenserver.domain.permissions import PROJECT_PERMISSIONS, SYSTEM_PERMISSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -75,8 +75,13 @@ def test_every_config_key_is_in_the_configuration_table() -> None:
     assert not missing, f"config keys missing from the README's Configuration table: {missing}"
 
 
-def test_the_permission_table_lists_exactly_what_a_project_robot_may_hold() -> None:
-    block = README.split("<!-- project-permissions -->")[1].split("<!-- /project-permissions -->")[
+@pytest.mark.parametrize(
+    ("kind", "table"), [("project", PROJECT_PERMISSIONS), ("system", SYSTEM_PERMISSIONS)]
+)
+def test_the_permission_tables_list_exactly_what_a_robot_may_hold(
+    kind: str, table: frozenset[tuple[str, str]]
+) -> None:
+    block = README.split(f"<!-- {kind}-permissions -->")[1].split(f"<!-- /{kind}-permissions -->")[
         0
     ]
     listed = {
@@ -84,7 +89,7 @@ def test_the_permission_table_lists_exactly_what_a_project_robot_may_hold() -> N
         for resource, actions in re.findall(r"^\| `([a-z-]+)` \| ([a-z, ]+) \|$", block, re.M)
         for action in actions.split(",")
     }
-    assert listed == set(PROJECT_PERMISSIONS)
+    assert listed == set(table)
 
 
 def test_nothing_points_outside_the_repository() -> None:

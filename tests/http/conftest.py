@@ -52,7 +52,7 @@ class Server:
 
     def expire(self, robot_id: int) -> None:
         """Move a robot's expiry into the past, as another process (the CLI) would see it."""
-        with sqlite3.connect(self.settings.database) as db:
+        with sqlite3.connect(self.settings.database.path) as db:
             db.execute("UPDATE robot SET expires_at = 1 WHERE id = ?", (robot_id,))
 
 

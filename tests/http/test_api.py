@@ -691,7 +691,7 @@ async def test_patch_refreshes_the_secret(api: Api) -> None:
     assert (await api.client.get(TOKEN, headers=creds(export))).status == 401
     assert (await api.client.get(TOKEN, headers=basic(export["name"], new))).status == 200
     r = await api.call("PATCH", path, api.admin, {"secret": "Manu4lSecret"})
-    assert await r.json() == {"secret": ""}
+    assert await r.json() == {}  # Harbor leaves out the empty secret
     ok = await api.client.get(TOKEN, headers=basic(export["name"], "Manu4lSecret"))
     assert ok.status == 200
     r = await api.call("PATCH", path, api.admin, {"secret": "weak"})
@@ -848,7 +848,7 @@ async def test_non_repository_scopes_are_answered_from_permissions(api: Api) -> 
 async def test_two_admins_creating_the_same_robot_at_once(api: Api) -> None:
     await api.project("p")
     other_admin = await api.user("root2")
-    with sqlite3.connect(api.server.settings.database) as db:
+    with sqlite3.connect(api.server.settings.database.path) as db:
         db.execute("UPDATE users SET sysadmin = 1 WHERE username = 'root2'")
     body = project_robot("p", "race", "repository:pull")
     responses = await asyncio.gather(

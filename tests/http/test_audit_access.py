@@ -182,7 +182,7 @@ async def test_attack_a_project_made_again_under_the_same_name_shows_none_of_the
 async def test_entries_from_before_the_upgrade_belong_to_no_project(world: World) -> None:
     """Entries written before schema 5 name no project: only holders of audit-log:list
     read them (their text cannot tell the project apart from a later one of that name)."""
-    with sqlite3.connect(world.api.server.settings.database) as db:
+    with sqlite3.connect(world.api.server.settings.database.path) as db:
         db.execute("UPDATE audit_log SET project_id = NULL WHERE resource = 'p1/alice'")
     assert "p1/alice" not in await world.resources("/projects/p1/logs", "alice")
     assert "p1/alice" not in await world.resources("/audit-logs", "alice")

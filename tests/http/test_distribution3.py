@@ -56,8 +56,8 @@ def verify_like_distribution3(
         token,
         key,
         algorithms=[header["alg"]],
-        audience=settings.service,
-        issuer=settings.issuer,
+        audience=settings.token.service,
+        issuer=settings.token.issuer,
         leeway=60,
     )
     return claims
@@ -76,7 +76,7 @@ async def issue(
 
 
 def bundle_of(settings: Any) -> list[x509.Certificate]:
-    return x509.load_pem_x509_certificates(settings.certificate.read_bytes())
+    return x509.load_pem_x509_certificates(settings.token.certificate.read_bytes())
 
 
 @pytest.mark.parametrize("algorithm", ["ES256", "RS256"])

@@ -3,7 +3,6 @@ nothing) and legacy robot$ accounts logging in with Harbor-minted JWTs."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 import time
 from typing import Any
@@ -88,8 +87,8 @@ async def status(response: ClientResponse) -> int:
 async def dump(server: Server) -> list[Any]:
     """Every stored project, robot, user and member, read past tokenserver."""
     tables = ("project", "robot", "users", "member")
-    if server.settings.database_url:
-        connection = await asyncpg.connect(server.settings.database_url)
+    if server.settings.database.url:
+        connection = await asyncpg.connect(server.settings.database.url)
         try:
             return [
                 [tuple(r) for r in await connection.fetch(f"SELECT * FROM {t} ORDER BY id")]  # noqa: S608
@@ -97,7 +96,7 @@ async def dump(server: Server) -> list[Any]:
             ]
         finally:
             await connection.close()
-    with sqlite3.connect(server.settings.database) as db:
+    with sqlite3.connect(server.settings.database.path) as db:
         return [
             db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608
             for table in tables
@@ -170,6 +169,13 @@ async def test_a_bad_row_aborts_the_import_and_writes_nothing(
 ) -> None:
     with pytest.raises(BadRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
         plan_import(export([bad]))
+
+
+@pytest.mark.parametrize("other", [{}, {"projects": [], "robots": []}, {"users": [{"id": 1}]}])
+async def test_json_that_is_no_export_is_refused(other: dict[str, Any]) -> None:
+    """An empty object or another tool's JSON imported nothing and said so as a success."""
+    with pytest.raises(BadRequest, match="neither a 'project' nor a 'robot' table"):
+        plan_import(other)
 
 
 async def test_a_failing_write_rolls_everything_back(
@@ -302,6 +308,23 @@ async def test_legacy_robots_are_listed_not_editable_and_can_be_disabled(
     assert await status(await imported.client.get(TOKEN, headers=auth)) == 401
 
 
+async def test_a_legacy_robot_is_disabled_by_a_put_without_duration(
+    imported: Server, harbor_key: rsa.RSAPrivateKey
+) -> None:
+    # Harbor keeps the duration a PUT leaves out: the robot as it is but for `disable`.
+    admin = basic("admin", "Adm1nPassword")
+    (legacy,) = [r for r in await imported.runtime.robots.list(LOCAL, "lib") if r.legacy]
+    path = f"/api/v2.0/robots/{legacy.id}"
+    robot = await (await imported.client.get(path, headers=admin)).json()
+    del robot["duration"]
+    auth = basic("robot$legacy", legacy_token(harbor_key))
+    r = await imported.client.put(path, json=robot | {"disable": True}, headers=admin)
+    assert r.status == 200, await r.text()
+    assert await status(await imported.client.get(TOKEN, headers=auth)) == 401
+    r = await imported.client.put(path, json=robot | {"description": "new"}, headers=admin)
+    assert r.status == 403
+
+
 async def test_without_a_legacy_key_legacy_tokens_are_refused(
     server: Server, harbor_key: rsa.RSAPrivateKey
 ) -> None:
@@ -420,7 +443,7 @@ async def test_legacy_refresh_tokens_stop_when_legacy_logins_are_turned_off(
     imported: Server, harbor_key: rsa.RSAPrivateKey, aiohttp_client: AiohttpClient
 ) -> None:
     token = await docker_login(imported, basic("robot$legacy", legacy_token(harbor_key)))
-    settings = dataclasses.replace(imported.settings, legacy_key=None)
+    settings = imported.settings.replace(legacy__verification_key=None)
     app = create_app(settings)
     off = Server(await aiohttp_client(app), app[RUNTIME], settings)
     assert (await refresh(off, token, "repository:lib/app:pull")).status == 401

@@ -96,7 +96,7 @@ async def test_offline_password_grant_then_refresh_grant_returns_the_same_token(
     robot = await server.robot("p", "ci", "repository:push")
     token = await refresh_token(server, robot)
     assert token.startswith("tsr_")
-    assert token.encode() not in server.settings.database.read_bytes()
+    assert token.encode() not in server.settings.database.path.read_bytes()
     for _ in range(2):
         body = await ok_json(
             await post(

@@ -178,7 +178,11 @@ def test_parse_node(text: str, expected: str | None) -> None:
 
 def test_trusted_proxies_are_validated_naming_the_key(make_settings: MakeSettings) -> None:
     settings = make_settings(server__trusted_proxies=["127.0.0.1", "10.0.0.0/8", "::1"])
-    assert [str(n) for n in settings.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert [str(n) for n in settings.server.trusted_proxies] == [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "::1/128",
+    ]
     path = settings.config_path
     text = path.read_text()
     assert 'trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]' in text
@@ -205,13 +209,17 @@ def test_trusted_proxies_from_the_environment(make_settings: MakeSettings) -> No
             "TOKENSERVER_SERVER_FORWARDED_HEADER": "forwarded",
         },
     )
-    assert [str(n) for n in settings.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "fd00::/8"]
-    assert settings.forwarded_header == "forwarded"
+    assert [str(n) for n in settings.server.trusted_proxies] == [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "fd00::/8",
+    ]
+    assert settings.server.forwarded_header == "forwarded"
     with pytest.raises(ConfigError, match=r"TOKENSERVER_SERVER_TRUSTED_PROXIES.*not a CIDR"):
         load_settings(path, environ={"TOKENSERVER_SERVER_TRUSTED_PROXIES": "10.0.0.0/33"})
     with pytest.raises(ConfigError, match=r"server\.forwarded_header"):
         load_settings(path, environ={"TOKENSERVER_SERVER_FORWARDED_HEADER": "x-real-ip"})
-    assert load_settings(path, environ={}).trusted_proxies == ()
+    assert load_settings(path, environ={}).server.trusted_proxies == ()
 
 
 # ---- over HTTP (the test client connects from 127.0.0.1) --------------------------------

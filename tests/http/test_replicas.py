@@ -153,7 +153,7 @@ async def test_lockouts_are_counted_per_replica(replicas: Replicas) -> None:
     """Documented: each replica keeps its own failure scores (README, "Replicas"). A client
     locked out on A still gets plain answers from B; B locks it out after its own threshold."""
     robot = await replicas.robot()
-    threshold = replicas.settings.lockout_threshold
+    threshold = replicas.settings.security.lockout_threshold
     statuses = [
         (
             await replicas.a.get(TOKEN, params=SCOPE, headers=basic(robot["name"], f"wrong{i}"))

@@ -321,7 +321,7 @@ async def test_attack_robot_makes_itself_never_expire(api: Api) -> None:
     # Restarting its own expiry with a refreshed secret would also outlive the robot it is
     # (here a day from its end, as another process would see it).
     soon = int(time.time()) + 86400
-    with sqlite3.connect(api.server.settings.database) as db:
+    with sqlite3.connect(api.server.settings.database.path) as db:
         db.execute("UPDATE robot SET expires_at = ? WHERE id = ?", (soon, me["id"]))
     await asyncio.sleep(0)  # another process's write reaches the server in a later turn
     r = await api.call("PATCH", f"/robots/{me['id']}", login(me), {"restart_expiry": True})

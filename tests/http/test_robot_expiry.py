@@ -28,7 +28,7 @@ async def api(server: Server) -> Api:
 
 def backdate(server: Server, robot_id: int, days: int) -> None:
     """Make the robot as if created `days` ago, its expiry counted from then."""
-    with sqlite3.connect(server.settings.database) as db:
+    with sqlite3.connect(server.settings.database.path) as db:
         db.execute(
             "UPDATE robot SET creation_time = creation_time - :s, update_time = update_time - :s,"
             " expires_at = CASE WHEN expires_at = -1 THEN -1 ELSE expires_at - :s END"
@@ -157,7 +157,7 @@ async def test_a_stored_duration_past_the_bound_is_listed_and_can_be_disabled(ap
     # What an earlier release accepted: an expiry in year 275817.
     await api.project("p")
     created = await api.robot(project_robot("p", "ci", "repository:pull", duration=30))
-    with sqlite3.connect(api.server.settings.database) as db:
+    with sqlite3.connect(api.server.settings.database.path) as db:
         db.execute(
             "UPDATE robot SET duration = 99999999, expires_at = creation_time + 99999999 * 86400"
         )

@@ -24,16 +24,18 @@ TOKEN = "/service/token"
 
 
 def public_key(server: Server) -> Any:
-    return x509.load_pem_x509_certificate(server.settings.certificate.read_bytes()).public_key()
+    return x509.load_pem_x509_certificate(
+        server.settings.token.certificate.read_bytes()
+    ).public_key()
 
 
 def claims(server: Server, token: str) -> dict[str, Any]:
     decoded: dict[str, Any] = jwt.decode(
         token,
         public_key(server),
-        algorithms=[server.settings.algorithm],
-        audience=server.settings.service,
-        issuer=server.settings.issuer,
+        algorithms=[server.settings.token.algorithm],
+        audience=server.settings.token.service,
+        issuer=server.settings.token.issuer,
     )
     return decoded
 
@@ -403,7 +405,7 @@ async def test_a_change_by_another_process_counts_on_the_very_next_token(server:
 
     for _ in range(3):  # warm
         assert await actions(robot.headers, scope) == ["pull"]
-    with sqlite3.connect(server.settings.database) as db:
+    with sqlite3.connect(server.settings.database.path) as db:
         stored = db.execute("SELECT permissions FROM robot WHERE id = ?", (robot.id,)).fetchone()
         db.execute(
             "UPDATE robot SET permissions = ? WHERE id = ?",
@@ -413,10 +415,10 @@ async def test_a_change_by_another_process_counts_on_the_very_next_token(server:
     # Another robot's view of a project turns with the project's visibility.
     elsewhere = {"service": "registry", "scope": "repository:p/app:pull"}
     assert await actions(other.headers, elsewhere) == []
-    with sqlite3.connect(server.settings.database) as db:
+    with sqlite3.connect(server.settings.database.path) as db:
         db.execute("UPDATE project SET public = 1 WHERE name = 'p'")
     assert await actions(other.headers, elsewhere) == ["pull"]
-    with sqlite3.connect(server.settings.database) as db:
+    with sqlite3.connect(server.settings.database.path) as db:
         db.execute("UPDATE robot SET disabled = 1 WHERE id = ?", (robot.id,))
     response = await server.client.get(TOKEN, params=scope, headers=robot.headers)
     assert response.status == 401

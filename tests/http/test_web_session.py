@@ -74,7 +74,7 @@ async def test_logout_ends_the_session(admin: Server) -> None:
 
 async def test_an_expired_or_forged_session_is_refused(admin: Server) -> None:
     await log_in(admin)
-    with sqlite3.connect(admin.settings.database) as db:
+    with sqlite3.connect(admin.settings.database.path) as db:
         db.execute("UPDATE web_session SET expires_at = 1")
     r = await admin.client.get("/api/v2.0/users/current")
     assert r.status == 401
@@ -108,7 +108,7 @@ async def test_robots_cannot_log_in_and_nothing_is_stored(admin: Server) -> None
     assert "Set-Cookie" not in r.headers
     r = await admin.client.post("/c/login", json={"principal": "admin", "password": "wrong"})
     assert r.status == 401
-    with sqlite3.connect(admin.settings.database) as db:
+    with sqlite3.connect(admin.settings.database.path) as db:
         assert db.execute("SELECT count(*) FROM web_session").fetchone()[0] == 0
 
 
@@ -132,7 +132,7 @@ async def test_bad_login_requests_get_clear_errors(
 async def test_the_session_token_is_stored_only_hashed(admin: Server) -> None:
     await log_in(admin)
     cookie = admin.client.session.cookie_jar.filter_cookies(admin.client.make_url("/"))["sid"]
-    dump = "\n".join(sqlite3.connect(admin.settings.database).iterdump())
+    dump = "\n".join(sqlite3.connect(admin.settings.database.path).iterdump())
     assert cookie.value not in dump and len(cookie.value) >= 40
 
 
@@ -178,7 +178,7 @@ async def test_attack_logins_add_sessions_without_bound(admin: Server) -> None:
     for _ in range(KEEP_PER_USER + 10):
         r = await admin.client.post("/c/login", json={"principal": "admin", "password": PASSWORD})
         assert r.status == 200
-    with sqlite3.connect(admin.settings.database) as db:
+    with sqlite3.connect(admin.settings.database.path) as db:
         assert db.execute("SELECT count(*) FROM web_session").fetchone()[0] == KEEP_PER_USER
     # The client's newest session (its cookie) still works.
     assert (await admin.client.get("/c/session")).status == 200

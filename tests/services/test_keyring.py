@@ -94,9 +94,10 @@ async def test_the_configured_key_enters_the_keyring_with_a_certificate_of_its_o
     configured = service.load(None)
     await service.add(LOCAL)
     first = (await service.keys())[0]
-    assert first.key_path == str(rt.settings.signing_key)
-    assert Path(first.cert_path) != rt.settings.certificate
-    assert Path(first.cert_path).parent == rt.settings.signing_key.parent
+    assert first.key_path == "keys/token.key"  # relative to the config file
+    assert service.path(first.key_path) == rt.settings.token.signing_key
+    assert service.path(first.cert_path) != rt.settings.token.certificate
+    assert service.path(first.cert_path).parent == rt.settings.token.signing_key.parent
     assert service.load(first).certificate_der == configured.certificate_der
 
 
@@ -107,7 +108,7 @@ async def test_the_keyring_decides_which_key_signs_once_it_has_entries(rt: Runti
     await service.activate(LOCAL, added.id)
     await service.retire(LOCAL, 1)
     clock.now += service.retention.seconds
-    rt.settings.certificate.write_bytes(await service.bundle())  # `keys bundle`
+    rt.settings.token.certificate.write_bytes(await service.bundle())  # `keys bundle`
     assert (await service.signing_key()).kid == service.load(added).kid
     with pytest.raises(ConfigError, match="does not match the signing key"):
         service.load(None)  # what start-up used to insist on
@@ -119,7 +120,7 @@ async def test_an_unusable_configured_key_is_refused_while_the_keyring_is_empty(
     service = keyring(rt, FakeClock())
     other = generate_private_key("ES256")
     write_certificate(tmp_path / "other.crt", make_certificate(other, "x"))
-    rt.settings.certificate.write_bytes((tmp_path / "other.crt").read_bytes())
+    rt.settings.token.certificate.write_bytes((tmp_path / "other.crt").read_bytes())
     with pytest.raises(ConfigError, match="does not match the signing key"):
         await service.signing_key()
     with pytest.raises(ConfigError, match="does not match the signing key"):

@@ -13,7 +13,7 @@ from tokenserver.storage.sqlite import SqliteStore
 
 
 async def _store_with_robot(settings: Settings, cache_size: int = 100) -> SqliteStore:
-    store = await SqliteStore.open(settings.database, cache_size=cache_size)
+    store = await SqliteStore.open(settings.database.path, cache_size=cache_size)
     project = await store.create_project("p", False, None, 0)
     await store.create_robot(
         NewRobot(
@@ -54,7 +54,7 @@ async def test_another_process_write_is_seen_at_once(settings: Settings) -> None
         # Another process (the CLI, another worker) writes through its own connection. Its
         # news reaches this process through I/O (a request that arrives after the commit), so
         # in a later turn of the event loop: the version is read once per turn.
-        with sqlite3.connect(settings.database) as other:
+        with sqlite3.connect(settings.database.path) as other:
             other.execute("UPDATE robot SET disabled = 1, secret_hash = 'h3'")
             other.execute("UPDATE project SET public = 1")
         await asyncio.sleep(0)
@@ -62,7 +62,7 @@ async def test_another_process_write_is_seen_at_once(settings: Settings) -> None
         assert robot is not None and robot.disabled and robot.secret_hash == "h3"
         project = await store.find_project("p")
         assert project is not None and project.public
-        with sqlite3.connect(settings.database) as other:
+        with sqlite3.connect(settings.database.path) as other:
             other.execute("DELETE FROM robot")
         await asyncio.sleep(0)
         assert await store.find_robot("p", "ci") is None
@@ -76,7 +76,7 @@ async def test_work_started_after_a_commit_sees_it_even_in_a_busy_turn(settings:
     store = await _store_with_robot(settings)
     try:
         assert (await store.find_robot("p", "ci")) is not None  # reads the version this turn
-        with sqlite3.connect(settings.database) as other:
+        with sqlite3.connect(settings.database.path) as other:
             other.execute("UPDATE robot SET disabled = 1")
         later = asyncio.create_task(store.find_robot("p", "ci"))
         robot = await later
@@ -108,7 +108,7 @@ async def test_cache_is_bounded_and_can_be_off(settings: Settings) -> None:
         assert first == again and first is not again  # read afresh every time
     finally:
         await store.close()
-    store = await SqliteStore.open(settings.database, cache_size=2)
+    store = await SqliteStore.open(settings.database.path, cache_size=2)
     try:
         for name in ("a", "b", "c"):
             await store.create_project(name, False, None, 0)
@@ -128,11 +128,11 @@ async def test_revoked_refresh_token_and_deleted_robot_by_id(settings: Settings)
         await store.add_refresh_token("hash", "docker", 0, robot_id=robot.id, keep=5)
         assert await store.find_refresh_token("hash") is not None
         assert await store.find_robot_by_id(robot.id) is not None
-        with sqlite3.connect(settings.database) as other:
+        with sqlite3.connect(settings.database.path) as other:
             other.execute("DELETE FROM refresh_token")
         await asyncio.sleep(0)
         assert await store.find_refresh_token("hash") is None
-        with sqlite3.connect(settings.database) as other:
+        with sqlite3.connect(settings.database.path) as other:
             other.execute("DELETE FROM robot")
         await asyncio.sleep(0)
         assert await store.find_robot_by_id(robot.id) is None

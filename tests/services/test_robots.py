@@ -86,7 +86,7 @@ async def test_failed_refresh_keeps_the_old_secret(rt: Runtime) -> None:
 
 
 async def test_database_is_wal_and_versioned(rt: Runtime, settings: Settings) -> None:
-    with sqlite3.connect(settings.database) as db:
+    with sqlite3.connect(settings.database.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 

@@ -30,7 +30,7 @@ PULL = (Access("repository", "pull"),)
 async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
     opened: SqlStore
     if request.param == "sqlite":
-        opened = await SqliteStore.open(settings.database)
+        opened = await SqliteStore.open(settings.database.path)
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
         opened = await PostgresStore.open(server.new_database())

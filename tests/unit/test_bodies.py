@@ -260,7 +260,8 @@ def test_every_response_field_is_required_and_every_request_says_what_it_require
     assert schemas["RobotCreate"]["required"] == ["name", "duration", "level", "permissions"]
     assert schemas["ProjectReq"]["required"] == ["project_name"]
     assert "required" not in schemas["ProjectUpdate"]
-    assert schemas["RobotUpdate"]["required"] == ["name", "duration", "level", "permissions"]
+    # Harbor keeps the robot's duration when a PUT has none.
+    assert schemas["RobotUpdate"]["required"] == ["name", "level", "permissions"]
     assert schemas["Robot"]["properties"]["level"]["enum"] == ["project", "system"]
     assert schemas["RobotPermissionReq"]["properties"]["kind"]["enum"] == ["project", "system"]
     assert schemas["AccessReq"]["properties"]["effect"]["enum"] == ["allow", "deny", None]

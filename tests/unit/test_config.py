@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -23,28 +25,28 @@ def test_example_config_is_the_default_config() -> None:
 
 def test_defaults(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, ""), environ={})
-    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
-    assert settings.realm == "http://127.0.0.1:8080/service/token"
-    assert settings.lifetime == 1800
-    assert settings.algorithm == "ES256"
-    assert settings.name_prefix == "robot$"
-    assert settings.database == tmp_path / "tokenserver.db"
-    assert settings.signing_key == tmp_path / "keys" / "token.key"
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
+    assert settings.server.realm == "http://127.0.0.1:8080/service/token"
+    assert settings.token.lifetime == 1800
+    assert settings.token.algorithm == "ES256"
+    assert settings.robots.name_prefix == "robot$"
+    assert settings.database.path == tmp_path / "tokenserver.db"
+    assert settings.token.signing_key == tmp_path / "keys" / "token.key"
 
 
 def test_every_key_of_the_rendered_config_loads(tmp_path: Path) -> None:
     text = render_config({"server.port": 9000, "token.algorithm": "RS256"})
     settings = load_settings(_write(tmp_path, text), environ={})
-    assert settings.port == 9000
-    assert settings.algorithm == "RS256"
+    assert settings.server.port == 9000
+    assert settings.token.algorithm == "RS256"
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "[token]\nlifetime = 600\n")
     env = {"TOKENSERVER_TOKEN_LIFETIME": "900", "TOKENSERVER_ROBOTS_NAME_PREFIX": "bot_"}
     settings = load_settings(path, environ=env)
-    assert settings.lifetime == 900
-    assert settings.name_prefix == "bot_"
+    assert settings.token.lifetime == 900
+    assert settings.robots.name_prefix == "bot_"
 
 
 @pytest.mark.parametrize(
@@ -86,11 +88,11 @@ def test_invalid_values_name_the_key(
 
 
 def test_refresh_token_idle_days_default_and_override(tmp_path: Path) -> None:
-    assert load_settings(_write(tmp_path, ""), environ={}).refresh_token_idle_days == 90
+    assert load_settings(_write(tmp_path, ""), environ={}).token.refresh_token_idle_days == 90
     path = _write(tmp_path, "[token]\nrefresh_token_idle_days = 30\n")
-    assert load_settings(path, environ={}).refresh_token_idle_days == 30
+    assert load_settings(path, environ={}).token.refresh_token_idle_days == 30
     env = {"TOKENSERVER_TOKEN_REFRESH_TOKEN_IDLE_DAYS": "1"}
-    assert load_settings(path, environ=env).refresh_token_idle_days == 1
+    assert load_settings(path, environ=env).token.refresh_token_idle_days == 1
 
 
 def test_missing_and_broken_files(tmp_path: Path) -> None:
@@ -116,13 +118,13 @@ def test_json_log_lines() -> None:
 def test_database_url_selects_the_database(tmp_path: Path) -> None:
     config = _write(tmp_path, '[database]\nurl = "sqlite:///data/ts.db"\n')
     settings = load_settings(config, environ={})
-    assert (settings.database, settings.database_url) == (tmp_path / "data" / "ts.db", "")
+    assert (settings.database.path, settings.database.url) == (tmp_path / "data" / "ts.db", "")
     absolute = load_settings(config, environ={"TOKENSERVER_DATABASE_URL": "sqlite:////srv/t.db"})
-    assert (absolute.database, absolute.database_url) == (Path("/srv/t.db"), "")
+    assert (absolute.database.path, absolute.database.url) == (Path("/srv/t.db"), "")
     url = "postgresql://ts:Pa55word@db.example:5432/tokens?sslmode=verify-full"
     postgres = load_settings(config, environ={"TOKENSERVER_DATABASE_URL": url})
-    assert (postgres.database_url, postgres.database_pool_size) == (url, 10)
-    assert load_settings(_write(tmp_path, ""), environ={}).database_url == ""
+    assert (postgres.database.url, postgres.database.pool_size) == (url, 10)
+    assert load_settings(_write(tmp_path, ""), environ={}).database.url == ""
 
 
 @pytest.mark.parametrize("url", ["mysql://u:Pa55word@h/db", "sqlite:///", "Pa55word"])
@@ -203,3 +205,74 @@ def test_every_key_and_the_other_variables_are_accepted(tmp_path: Path) -> None:
 def test_render_config_names_the_key_of_a_bad_value() -> None:
     with pytest.raises(ConfigError, match=r"^server\.realm: must be an http"):
         render_config({"server.realm": "example.com/token"})
+
+
+def test_settings_are_grouped_by_section_under_the_keys_own_names(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, ""), environ={})
+    written = {
+        (section, key) for section, keys in tomllib.loads(render_config()).items() for key in keys
+    }
+    read = {
+        (section.name, key.name)
+        for section in dataclasses.fields(settings)
+        if dataclasses.is_dataclass(getattr(settings, section.name)) and section.name != "kdf_cost"
+        for key in dataclasses.fields(getattr(settings, section.name))
+    }
+    assert read == written
+
+
+@pytest.mark.parametrize(
+    ("dotted", "written", "read"),
+    [
+        ("token.lifetime", 600, 600),
+        ("token.refresh_token_idle_days", 7, 7),
+        ("robots.name_prefix", "bot_", "bot_"),
+        ("database.pool_size", 3, 3),
+        ("database.url", "postgresql://db/ts", "postgresql://db/ts"),
+        ("security.lockout_threshold", 3, 3),
+        ("security.verify_cache_ttl", 0, 0),
+        ("web.enabled", False, False),
+        ("web.session_lifetime", 600, 600),
+        ("log.level", "debug", "debug"),
+        ("log.format", "json", "json"),
+        ("server.forwarded_header", "forwarded", "forwarded"),
+        ("server.allow_plain_http", True, True),
+    ],
+)
+def test_a_key_is_read_under_its_dotted_name(
+    tmp_path: Path, dotted: str, written: object, read: object
+) -> None:
+    settings = load_settings(_write(tmp_path, render_config({dotted: written})), environ={})
+    section, key = dotted.split(".")
+    assert getattr(getattr(settings, section), key) == read
+
+
+def test_file_keys_are_absolute_paths_beside_the_config_file(tmp_path: Path) -> None:
+    text = render_config(
+        {
+            "database.path": "data/ts.db",
+            "legacy.verification_key": "old/harbor.pem",
+            "server.tls_certificate": "tls/cert.pem",
+            "server.tls_key": "/etc/tls/key.pem",
+        }
+    )
+    settings = load_settings(_write(tmp_path, text), environ={})
+    assert settings.database.path == tmp_path / "data" / "ts.db"
+    assert settings.legacy.verification_key == tmp_path / "old" / "harbor.pem"
+    assert settings.server.tls_certificate == tmp_path / "tls" / "cert.pem"
+    assert settings.server.tls_key == Path("/etc/tls/key.pem")
+    assert settings.server.realm == "https://127.0.0.1:8080/service/token"
+    defaults = load_settings(_write(tmp_path, ""), environ={})
+    assert (defaults.legacy.verification_key, defaults.server.tls_certificate) == (None, None)
+
+
+def test_replace_changes_keys_by_section_and_keeps_the_rest(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, ""), environ={})
+    cheap = KdfCost(log2_n=4, r=1, p=1)
+    changed = settings.replace(kdf_cost=cheap, token__lifetime=60, legacy__verification_key=None)
+    assert (changed.kdf_cost, changed.token.lifetime) == (cheap, 60)
+    assert changed.token.issuer == settings.token.issuer == "tokenserver"
+    assert changed.server == settings.server
+    assert (settings.kdf_cost, settings.token.lifetime) == (DEFAULT_KDF_COST, 1800)
+    with pytest.raises(TypeError):
+        settings.replace(token__lifetme=60)

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from tokenserver.domain.delegation import excess, project_effective, system_effective
 from tokenserver.domain.permissions import (
+    PROJECT_PERMISSIONS,
+    SYSTEM_PERMISSIONS,
     Access,
     Effect,
     Permission,
@@ -115,9 +117,20 @@ def test_after_project_deleted_keeps_denies_by_name_and_drops_allows() -> None:
 
 # ---- property: within means within on every concrete project --------------------------------
 
-_ACCESS = st.sampled_from(
+_EFFECTS = st.sampled_from(Effect)
+_REPOSITORY = st.sampled_from(
     [PULL, PUSH, DELETE, NO_PULL, NO_PUSH, Access("repository", "delete", Effect.DENY)]
 )
+# Every permission a robot may hold, Harbor's "Select all" included; a handful of them so that
+# a child and its parent often share some.
+_PROJECT_PAIRS = st.sampled_from(
+    [*sorted(PROJECT_PERMISSIONS)[:3], ("sbom", "read"), ("member", "create"), ("robot", "create")]
+) | st.sampled_from(sorted(PROJECT_PERMISSIONS))
+_SYSTEM_PAIRS = st.sampled_from(
+    [("catalog", "read"), ("user", "update"), ("robot", "create")]
+) | st.sampled_from(sorted(SYSTEM_PERMISSIONS))
+_ACCESS = _REPOSITORY | st.builds(lambda p, e: Access(p[0], p[1], e), _PROJECT_PAIRS, _EFFECTS)
+_SYSTEM_ACCESS = st.builds(lambda p, e: Access(p[0], p[1], e), _SYSTEM_PAIRS, _EFFECTS)
 _PROJECTS = [("a", 1), ("b", 2), ("a", 3)]  # "a" deleted (1) and created again (3)
 
 
@@ -128,7 +141,7 @@ def _entry(draw: st.DrawFn) -> Permission:
     if kind == "all":
         return every(*access)
     if kind == "system":
-        return in_system(*draw(st.lists(st.sampled_from([Access("catalog", "read")]), min_size=1)))
+        return in_system(*draw(st.lists(_SYSTEM_ACCESS, min_size=1, max_size=4)))
     name, project_id = draw(st.sampled_from(_PROJECTS))
     if kind == "named":
         return named(name, *[a for a in access if a.effect is Effect.DENY] or [NO_PULL])

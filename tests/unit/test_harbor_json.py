@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tokenserver.domain.harbor_json import iso_time
+from tokenserver.domain.harbor_json import iso_time, permission_table_json, secret_json
+from tokenserver.domain.permissions import HARBOR_PROJECT_PERMISSIONS, PermissionKind
+from tokenserver.domain.secrets import Secret
 
 
 @pytest.mark.parametrize(
@@ -22,3 +24,17 @@ from tokenserver.domain.harbor_json import iso_time
 )
 def test_iso_time(unix: float, shown: str) -> None:
     assert iso_time(unix) == shown
+
+
+def test_the_permission_table_leaves_out_a_kind_not_shown() -> None:
+    both = permission_table_json([PermissionKind.SYSTEM, PermissionKind.PROJECT])
+    assert list(both) == ["system", "project"]
+    assert [(p["resource"], p["action"]) for p in both["project"]] == list(
+        HARBOR_PROJECT_PERMISSIONS
+    )
+    assert permission_table_json([PermissionKind.PROJECT]) == {"project": both["project"]}
+
+
+def test_a_secret_given_is_answered_with_an_empty_object() -> None:
+    assert secret_json(None) == {}
+    assert secret_json(Secret("Gener4tedSecret")) == {"secret": "Gener4tedSecret"}

@@ -3,7 +3,11 @@ from __future__ import annotations
 import pytest
 
 from tokenserver.domain.permissions import (
+    HARBOR_PROJECT_PERMISSIONS,
+    HARBOR_SYSTEM_PERMISSIONS,
+    PROJECT_PERMISSIONS,
     PROJECT_ROBOT_ACCESS,
+    SYSTEM_PERMISSIONS,
     Access,
     Effect,
     PermissionKind,
@@ -94,3 +98,37 @@ def test_check_access_accepts_harbor_pairs() -> None:
     assert check_access(
         PermissionKind.PROJECT, [Access("robot", "create"), Access("tag", "delete")]
     )
+
+
+def test_harbors_lists_are_its_70_and_70_each_once_and_all_accepted() -> None:
+    for harbor, accepted in (
+        (HARBOR_PROJECT_PERMISSIONS, PROJECT_PERMISSIONS),
+        (HARBOR_SYSTEM_PERMISSIONS, SYSTEM_PERMISSIONS),
+    ):
+        assert len(harbor) == len(set(harbor)) == 70
+        assert set(harbor) <= accepted
+    # What earlier Harbor accepted, and Harbor 2.13 no longer lists, is accepted still.
+    assert PROJECT_PERMISSIONS - set(HARBOR_PROJECT_PERMISSIONS) == {
+        ("helm-chart", "read"),
+        ("helm-chart-version", "create"),
+        ("helm-chart-version", "read"),
+        ("helm-chart-version", "delete"),
+        ("robot", "update"),
+    }
+    assert SYSTEM_PERMISSIONS - set(HARBOR_SYSTEM_PERMISSIONS) == {
+        ("robot", "update"),
+        ("export-cve", "create"),
+        ("export-cve", "read"),
+    }
+
+
+@pytest.mark.parametrize(
+    "table", [PROJECT_PERMISSIONS, SYSTEM_PERMISSIONS], ids=["project", "system"]
+)
+def test_only_repository_and_artifact_permissions_mean_registry_actions(
+    table: frozenset[tuple[str, str]],
+) -> None:
+    meaningful = {("repository", "pull"), ("repository", "push"), ("repository", "delete"),
+                  ("artifact", "delete")}  # fmt: skip
+    rest = [Access(r, a) for r, a in sorted(table - meaningful)]
+    assert repository_actions(rest) == frozenset()

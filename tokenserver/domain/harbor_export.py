@@ -176,6 +176,9 @@ def plan_import(data: Any) -> ImportPlan:
     the first bad row."""
     if not isinstance(data, dict):
         raise BadRequest("the export must be a JSON object with project and robot arrays")
+    if "project" not in data and "robot" not in data:
+        # NOTE: an empty object (or another tool's JSON) would "import" nothing, successfully.
+        raise BadRequest("the export holds neither a 'project' nor a 'robot' table")
     projects: dict[int, ProjectRow] = {}
     for i, row in enumerate(_rows(data, "project")):
         where = f"project row {i}"

@@ -3,6 +3,7 @@ through its declaration in harbor_schema.py, so that no answer drifts from the d
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from tokenserver.domain.harbor_schema import (
     ROBOT,
     ROBOT_CREATED,
     ROBOT_PERMISSION,
+    SECRET,
     USER,
 )
 from tokenserver.domain.models import (
@@ -30,7 +32,12 @@ from tokenserver.domain.models import (
     Robot,
     User,
 )
-from tokenserver.domain.permissions import PROJECT_PERMISSIONS, SYSTEM_PERMISSIONS, Permission
+from tokenserver.domain.permissions import (
+    HARBOR_PROJECT_PERMISSIONS,
+    HARBOR_SYSTEM_PERMISSIONS,
+    Permission,
+    PermissionKind,
+)
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import truncate
@@ -169,11 +176,23 @@ def refresh_token_json(token: RefreshToken) -> dict[str, Any]:
     )
 
 
-def permission_table_json() -> dict[str, Any]:
-    """The permissions a robot may be granted, by kind (Harbor 2.12's /permissions)."""
+def permission_table_json(kinds: Iterable[PermissionKind]) -> dict[str, Any]:
+    """Harbor's `GET /permissions`: its robot permission provider's lists of `kinds`, in its
+    order; a kind not given is left out."""
+    tables = {
+        PermissionKind.SYSTEM: HARBOR_SYSTEM_PERMISSIONS,
+        PermissionKind.PROJECT: HARBOR_PROJECT_PERMISSIONS,
+    }
     return PERMISSION_TABLE.shape(
         **{
-            kind: [RESOURCE_ACTION.shape(resource=r, action=a) for r, a in sorted(table)]
-            for kind, table in (("system", SYSTEM_PERMISSIONS), ("project", PROJECT_PERMISSIONS))
+            kind.value: [RESOURCE_ACTION.shape(resource=r, action=a) for r, a in tables[kind]]
+            if kind in kinds
+            else []
+            for kind in tables
         }
     )
+
+
+def secret_json(secret: Secret | None) -> dict[str, Any]:
+    """Harbor's answer to a secret refresh: the secret it made, or `{}` for one given."""
+    return SECRET.shape(secret=secret.reveal() if secret is not None else "")

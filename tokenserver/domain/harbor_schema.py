@@ -183,10 +183,10 @@ ROBOT_CREATE = ROBOT.derive(
     where="robot",
 )
 # PUT takes the robot as GET shows it (Terraform sends it back whole): read-only fields are
-# accepted and ignored.
+# accepted and ignored. Without `duration` the robot keeps its own, as in Harbor.
 ROBOT_UPDATE = ROBOT.derive(
     "RobotUpdate",
-    required=_ROBOT_REQUIRED,
+    required=tuple(f for f in _ROBOT_REQUIRED if f != "duration"),
     ignored=[f.name for f in ROBOT.fields if f.name not in _ROBOT_WRITABLE],
     # NOTE: not bounded here: the duration a robot has kept since before durations were
     # bounded may be sent back as it is (a PUT that only disables it).
@@ -196,7 +196,7 @@ ROBOT_UPDATE = ROBOT.derive(
             int,
             description=(
                 f"days: a new one 1 to {MAX_DURATION_DAYS}, or -1 for never; "
-                "the robot's own keeps its expiry"
+                "the robot's own (or none) keeps its duration and expiry"
             ),
         )
     ],
@@ -221,7 +221,8 @@ SECRET_REFRESH = Body(
     ),
     where="robot secret",
 )
-SECRET = Body("RobotSec", Field("secret", str))
+# Harbor leaves `secret` out when it is empty: the answer to a secret given is `{}`.
+SECRET = Body("RobotSec", Field("secret", str, omit_empty=True))
 REFRESH_TOKEN = Body(
     "RefreshToken",
     Field("id", int),
@@ -232,10 +233,11 @@ REFRESH_TOKEN = Body(
 # ---- permissions, audit log ------------------------------------------------------------------
 
 RESOURCE_ACTION = Body(None, Field("resource", str), Field("action", str))
+# Harbor leaves out `system` for a caller who may not see it (a project admin).
 PERMISSION_TABLE = Body(
     None,
-    Field("system", Array(RESOURCE_ACTION)),
-    Field("project", Array(RESOURCE_ACTION)),
+    Field("system", Array(RESOURCE_ACTION), omit_empty=True),
+    Field("project", Array(RESOURCE_ACTION), omit_empty=True),
 )
 AUDIT_LOG = Body(
     "AuditLog",

@@ -7,7 +7,7 @@ system-kind entries use namespace `/`. A deny wins over any allow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -104,62 +104,72 @@ def after_project_deleted(
     return tuple(kept)
 
 
-def _table(spec: Mapping[str, str]) -> frozenset[tuple[str, str]]:
-    return frozenset((r, a) for r, actions in spec.items() for a in actions.split())
+def _pairs(*spec: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((r, a) for r, actions in spec for a in actions.split())
 
 
-_CRUD = "create read list update delete"
-
-# What Harbor's robot permission provider accepts for project-kind entries, plus the helm
-# permissions of Harbor before 2.8 (its documented project robot set) and robot management
-# (Harbor 2.12).
-PROJECT_PERMISSIONS = _table(
-    {
-        "log": "list",
-        "project": "read update delete",
-        "metadata": _CRUD,
-        "repository": "read update delete list pull push",
-        "artifact": "read create list delete",
-        "scan": "create read stop",
-        "tag": "create list delete",
-        "accessory": "list",
-        "artifact-addition": "read",
-        "artifact-label": "create delete",
-        "scanner": "create read",
-        "preheat-policy": _CRUD,
-        "immutable-tag": "create delete list update",
-        "notification-policy": _CRUD,
-        "tag-retention": _CRUD,
-        "label": _CRUD,
-        "quota": "read",
-        "helm-chart": "read",
-        "helm-chart-version": "create read delete",
-        "robot": _CRUD,
-    }
+# Harbor's robot permission provider (`rbac.GetPermissionProvider()`, src/common/rbac/const.go),
+# in its order, the same in Harbor 2.13 to 2.15: what its API accepts in a robot, what its
+# `GET /permissions` lists and what its page's "Select all" sends.
+HARBOR_SYSTEM_PERMISSIONS = _pairs(
+    ("audit-log", "list"),
+    ("preheat-instance", "read create delete list update"),
+    ("project", "list create"),
+    ("replication-policy", "read create delete list update"),
+    ("replication", "read create list"),
+    ("replication-adapter", "list"),
+    ("registry", "read create delete list update"),
+    ("scan-all", "read update stop create"),
+    ("system-volumes", "read"),
+    ("garbage-collection", "read create list update stop"),
+    ("purge-audit", "read create list update stop"),
+    ("jobservice-monitor", "list stop"),
+    ("scanner", "read create delete list update"),
+    ("label", "read create delete update"),
+    ("security-hub", "read list"),
+    ("catalog", "read"),
+    ("quota", "read list"),
+    ("robot", "create read list delete"),
+    ("user", "create read update list delete"),
+    ("ldap-user", "create list"),
+    ("quota", "update"),
+    ("user-group", "create read update list delete"),
+)
+HARBOR_PROJECT_PERMISSIONS = _pairs(
+    ("log", "list"),
+    ("project", "read delete update"),
+    ("metadata", "read create delete list update"),
+    ("repository", "read update delete list pull push"),
+    ("artifact", "read create list delete"),
+    ("scan", "create read stop"),
+    ("sbom", "create stop read"),
+    ("tag", "create list delete"),
+    ("accessory", "list"),
+    ("artifact-addition", "read"),
+    ("artifact-label", "create delete"),
+    ("scanner", "create read"),
+    ("preheat-policy", "read create delete list update"),
+    ("immutable-tag", "create delete list update"),
+    ("notification-policy", "read create delete list update"),
+    ("tag-retention", "read create delete list update"),
+    ("label", "read create delete list update"),
+    ("quota", "read"),
+    ("robot", "create read list delete"),
+    ("export-cve", "create read"),
+    ("member", "create read update list delete"),
 )
 
-# What Harbor's robot permission provider accepts for system-kind entries (namespace "/").
-SYSTEM_PERMISSIONS = _table(
-    {
-        "audit-log": "list",
-        "preheat-instance": _CRUD,
-        "project": "list create",
-        "replication-policy": _CRUD,
-        "replication": "read create list",
-        "replication-adapter": "list",
-        "registry": _CRUD,
-        "scan-all": "read update stop create",
-        "system-volumes": "read",
-        "garbage-collection": "read create list update stop",
-        "purge-audit": "read create list update stop",
-        "jobservice-monitor": "list stop",
-        "scanner": _CRUD,
-        "label": "read create delete update",
-        "security-hub": "read list",
-        "catalog": "read",
-        "quota": "read list",
-        "robot": _CRUD,
-    }
+# What robots may hold: Harbor's current lists, and what was accepted before, so that robots,
+# exports and scripts keep working: the helm permissions of Harbor before 2.8 (its documented
+# project robot set), `robot:update` (what a robot needs to PUT or PATCH robots, which
+# Harbor's lists leave out) and Harbor 2.12's system `export-cve` (a project one since 2.13).
+PROJECT_PERMISSIONS = frozenset(HARBOR_PROJECT_PERMISSIONS) | frozenset(
+    _pairs(
+        ("helm-chart", "read"), ("helm-chart-version", "create read delete"), ("robot", "update")
+    )
+)
+SYSTEM_PERMISSIONS = frozenset(HARBOR_SYSTEM_PERMISSIONS) | frozenset(
+    _pairs(("robot", "update"), ("export-cve", "create read"))
 )
 
 # Harbor's documented project robot permissions (the CLI's help lists these first).

@@ -19,6 +19,7 @@ from tokenserver.domain.harbor_json import (
     refresh_token_json,
     robot_export_json,
     robot_json,
+    secret_json,
     user_json,
 )
 from tokenserver.domain.harbor_query import (
@@ -310,7 +311,7 @@ def _robot_spec(body: dict[str, Any]) -> RobotSpec:
         name=body["name"],
         level=body["level"],
         permissions=tuple(_permission(p) for p in body["permissions"]),
-        duration=body["duration"],
+        duration=body.get("duration"),
         description=body.get("description", ""),
         disable=body.get("disable", False),
         secret=body.get("secret"),
@@ -324,7 +325,7 @@ async def list_robots(request: web.Request) -> web.Response:
         principal, None if project_id is None else str(project_id), query=query
     )
     page, headers = page_of(request, robots)
-    prefix = rt(request).settings.name_prefix
+    prefix = rt(request).settings.robots.name_prefix
     return web.json_response([robot_json(r, prefix) for r in page], headers=headers)
 
 
@@ -332,14 +333,14 @@ async def create_robot(request: web.Request) -> web.Response:
     principal = await authenticated(request)
     spec = _robot_spec(ROBOT_CREATE.parse(await json_object(request)))
     robot, secret = await rt(request).robots.create(principal, spec)
-    prefix = rt(request).settings.name_prefix
+    prefix = rt(request).settings.robots.name_prefix
     return created(f"{API}/robots/{robot.id}", robot_export_json(robot, prefix, secret))
 
 
 async def get_robot(request: web.Request) -> web.Response:
     principal = await actor(request)
     robot = await rt(request).robots.get(principal, str(path_id(request, "robot_id")))
-    return web.json_response(robot_json(robot, rt(request).settings.name_prefix))
+    return web.json_response(robot_json(robot, rt(request).settings.robots.name_prefix))
 
 
 async def update_robot(request: web.Request) -> web.Response:
@@ -355,10 +356,12 @@ async def refresh_robot_secret(request: web.Request) -> web.Response:
     secret = await rt(request).robots.refresh_secret(
         principal,
         str(path_id(request, "robot_id")),
-        data.get("secret"),
+        # NOTE: Harbor makes a secret for an empty one, which harborapi's
+        # refresh_robot_secret sends to ask for that.
+        data.get("secret") or None,
         restart_expiry=data.get("restart_expiry", False),
     )
-    return web.json_response({"secret": secret.reveal() if secret else ""})
+    return web.json_response(secret_json(secret))
 
 
 async def delete_robot(request: web.Request) -> web.Response:
@@ -421,8 +424,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def list_permissions(request: web.Request) -> web.Response:
-    await authenticated(request)
-    return web.json_response(permission_table_json())
+    principal = await authenticated(request)
+    kinds = rt(request).robots.grantable_kinds(principal)
+    return web.json_response(permission_table_json(kinds))
 
 
 def add_routes(app: web.Application) -> None:

@@ -67,8 +67,8 @@ def create_app(
     says where it serves once it listens there."""
     app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY_BYTES)
     app[METRICS] = Metrics(lambda: app.get(RUNTIME))
-    app[REALM] = settings.realm
-    app[PROXIES] = ProxySettings(settings.trusted_proxies, settings.forwarded_header)
+    app[REALM] = settings.server.realm
+    app[PROXIES] = ProxySettings(settings.server.trusted_proxies, settings.server.forwarded_header)
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(
@@ -99,6 +99,6 @@ def create_app(
     app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)
     add_routes(app)
-    if settings.web_enabled:
+    if settings.web.enabled:
         add_web_routes(app)
     return app

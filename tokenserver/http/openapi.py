@@ -291,7 +291,10 @@ PATHS: dict[str, Any] = {
     },
     "/permissions": {
         "get": {
-            "summary": "The permissions a robot may be granted, by kind (Harbor 2.12)",
+            "summary": (
+                "Harbor's robot permission provider lists: system and project for a system "
+                "admin, project for anyone else"
+            ),
             "responses": {
                 "200": _json(_response(PERMISSION_TABLE)),
                 **_errors(),
@@ -354,7 +357,10 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
         "patch": {
-            "summary": "Refresh the secret: generated (returned once) or the one given",
+            "summary": (
+                "Refresh the secret: generated and returned once (no secret, or an empty one), "
+                "or the one given (answer {})"
+            ),
             "requestBody": _request(SECRET_REFRESH),
             "responses": {"200": _json(_response(SECRET)), **_errors(400, 403, 404)},
         },

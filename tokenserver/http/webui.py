@@ -63,7 +63,7 @@ def _session_json(request: web.Request, principal: Principal, session: Secret) -
         "user_id": principal.user.id,
         "sysadmin": principal.sysadmin,
         "csrf_token": csrf_token(session),
-        "name_prefix": rt(request).settings.name_prefix,
+        "name_prefix": rt(request).settings.robots.name_prefix,
     }
 
 
@@ -88,7 +88,7 @@ async def login(request: web.Request) -> web.Response:
     response.set_cookie(
         SESSION_COOKIE,
         session.reveal(),
-        max_age=runtime.settings.session_lifetime,
+        max_age=runtime.settings.web.session_lifetime,
         path="/",
         httponly=True,
         samesite="Strict",

@@ -88,17 +88,30 @@ class KeyringService:
         return next((k for k in await self._store.list_keys() if k.state is KeyState.ACTIVE), None)
 
     def load(self, record: KeyRecord | None) -> SigningKey:
-        """The signing key of a keyring entry, or the configured one for None."""
+        """The signing key of a keyring entry, or the configured one for None. Raises
+        ConfigError naming the entry and its file."""
         if record is None:
-            s = self._settings
+            s = self._settings.token
             return load_signing_key(s.signing_key, s.certificate, s.algorithm)
-        return load_signing_key(Path(record.key_path), Path(record.cert_path))
+        try:
+            return load_signing_key(self.path(record.key_path), self.path(record.cert_path))
+        except ConfigError as e:
+            raise ConfigError(f"keyring key {record.id}", e.reason) from None
+
+    def path(self, stored: str) -> Path:
+        """A keyring file's path as stored: relative to the config file's directory (so a
+        server moved or restored elsewhere, keys/ with it, finds its keys), or absolute."""
+        return self._settings.config_path.parent / stored
+
+    def _stored(self, path: Path) -> str:
+        base = self._settings.config_path.parent
+        return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
     async def add(self, actor: Principal, algorithm: str | None = None) -> KeyRecord:
         async with self._audit.operation(actor, "create", "signing-key", "new"):
             self._access.require_system(actor, "configuration", "update")
             now = int(self._clock())
-            directory = self._settings.signing_key.parent
+            directory = self._settings.token.signing_key.parent
             if not await self._store.list_keys():
                 # The configured key becomes the keyring's first, active entry, with a copy of
                 # its certificate: `token.certificate` is where `keys bundle` writes, so it
@@ -109,17 +122,20 @@ class KeyringService:
                     certificate, x509.load_der_x509_certificate(configured.certificate_der)
                 )
                 await self._store.add_key(
-                    str(self._settings.signing_key), str(certificate), KeyState.ACTIVE, now
+                    self._stored(self._settings.token.signing_key),
+                    self._stored(certificate),
+                    KeyState.ACTIVE,
+                    now,
                 )
             stem = f"token-{now}-{len(await self._store.list_keys()) + 1}"
-            key = generate_private_key(algorithm or self._settings.algorithm)
+            key = generate_private_key(algorithm or self._settings.token.algorithm)
             write_private_key(directory / f"{stem}.key", key)
             write_certificate(
-                directory / f"{stem}.crt", make_certificate(key, self._settings.issuer)
+                directory / f"{stem}.crt", make_certificate(key, self._settings.token.issuer)
             )
             return await self._store.add_key(
-                str(directory / f"{stem}.key"),
-                str(directory / f"{stem}.crt"),
+                self._stored(directory / f"{stem}.key"),
+                self._stored(directory / f"{stem}.crt"),
                 KeyState.PUBLISHED,
                 now,
             )
@@ -136,7 +152,7 @@ class KeyringService:
         file). None for a key no longer published whose file is gone (destroying a retired
         key is good practice); ConfigError for a key still published that cannot be read."""
         try:
-            return libtrust_kid(load_private_key(Path(record.key_path)).public_key())
+            return libtrust_kid(load_private_key(self.path(record.key_path)).public_key())
         except ConfigError:
             if self.is_published(record):
                 raise
@@ -146,7 +162,7 @@ class KeyringService:
     def retention(self) -> Retention:
         """How long a retired key stays published after its retirement: the one rule that
         `bundle`, `jwks` and the message of `keys retire` follow."""
-        return Retention(self._settings.lifetime)
+        return Retention(self._settings.token.lifetime)
 
     def published_until(self, record: KeyRecord) -> int | None:
         """When the registry may stop trusting this key: None while it is not retired."""
@@ -179,7 +195,7 @@ class KeyringService:
     async def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWKS (distribution 3.x's `auth.token.jwks`): the keys of `published()`, each
         with the `kid` the tokens carry."""
-        thumbprint = self._settings.kid_format == "thumbprint"
+        thumbprint = self._settings.token.kid_format == "thumbprint"
         return {
             "keys": [k.jwk(k.thumbprint if thumbprint else k.kid) for k in await self.published()]
         }

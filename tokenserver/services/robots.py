@@ -52,12 +52,12 @@ MAX_DESCRIPTION_LENGTH = 1024
 @dataclass(frozen=True, slots=True)
 class RobotSpec:
     """What a caller asks a robot to be (create and PUT). Permission namespaces are names;
-    the service resolves them."""
+    the service resolves them. `duration` None: a PUT keeps the robot's (create needs one)."""
 
     name: str
     level: Level
     permissions: tuple[RequestedPermission, ...]
-    duration: int
+    duration: int | None
     description: str = ""
     disable: bool = False
     secret: str | None = None
@@ -241,15 +241,15 @@ class RobotService:
             actor, "create", "robot", self._spec_full_name(spec)
         ) as entry:
             check_name("robot", spec.name)
-            check_duration(spec.duration)
+            if spec.duration is None:
+                raise BadRequest("robot: missing field 'duration'")
+            duration = check_duration(spec.duration)
             self._check_description(spec.description)
             permissions, project = await self._resolve(spec.level, spec.permissions)
             entry.project_id = project.id if project else None
             await self._require(actor, project.id if project else None, "create", spec.name)
             now = self._projects.now()
-            self._require_within(
-                actor, "create", permissions, expires=expires_at(now, spec.duration)
-            )
+            self._require_within(actor, "create", permissions, expires=expires_at(now, duration))
             secret = generate_secret() if spec.secret is None else check_manual_secret(spec.secret)
             robot = await self._store.create_robot(
                 NewRobot(
@@ -258,8 +258,8 @@ class RobotService:
                     level=spec.level,
                     description=spec.description,
                     secret_hash=await self._verifier.hash(secret),
-                    duration=spec.duration,
-                    expires_at=expires_at(now, spec.duration),
+                    duration=duration,
+                    expires_at=expires_at(now, duration),
                     creation_time=now,
                     permissions=permissions,
                     disabled=spec.disable,
@@ -306,10 +306,24 @@ class RobotService:
             robots = await self._store.list_robots(project.id, name_contains)
         return ROBOT_KEYS.select(query, [self._usage.merged(r) for r in robots])
 
+    @staticmethod
+    def grantable_kinds(actor: Principal) -> tuple[PermissionKind, ...]:
+        """The kinds whose grantable permissions `actor` is shown (`GET /permissions`): system
+        and project for a system admin, project for anyone else.
+
+        NOTE: Harbor shows a project admin the project list and refuses (403) whoever
+        administers no project, robots too. The list is no secret, and the page's robot
+        dialogs need it for every user who opens them: anyone authenticated sees it here.
+        """
+        if actor.sysadmin:
+            return (PermissionKind.SYSTEM, PermissionKind.PROJECT)
+        return (PermissionKind.PROJECT,)
+
     async def update(self, actor: Principal, ref: str, spec: RobotSpec) -> Robot:
         """Harbor's PUT: replace description, duration, disable and permissions. Name and
-        level cannot change. The same duration keeps the expiry; another one counts from the
-        start of the current period (creation, or the last restart_expiry)."""
+        level cannot change. No duration, or the same one, keeps the duration and the expiry;
+        another one counts from the start of the current period (creation, or the last
+        restart_expiry)."""
         async with self._audit.operation(actor, "update", "robot", ref) as entry:
             robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
@@ -323,14 +337,16 @@ class RobotService:
                 raise BadRequest("the name of a robot cannot be changed")
             if spec.level is not robot.level:
                 raise BadRequest("the level of a robot cannot be changed")
-            if spec.duration == robot.duration:
+            # Harbor keeps the robot's duration when a PUT has none.
+            duration = robot.duration if spec.duration is None else spec.duration
+            if duration == robot.duration:
                 # NOTE: Harbor recomputes the expiry from creation on every PUT, and the page's
                 # Edit, Disable and Enable all PUT the whole robot: that undid restart_expiry
                 # and could expire a robot at once. A duration left as it is keeps the expiry
                 # (and passes even if stored before durations were bounded).
                 expiry = robot.expires_at
             else:
-                expiry = expires_at(period_start(robot), check_duration(spec.duration))
+                expiry = expires_at(period_start(robot), check_duration(duration))
             self._check_description(spec.description)
             permissions, project = await self._resolve(spec.level, spec.permissions)
             if project is not None and project.id != robot.project_id:
@@ -342,7 +358,7 @@ class RobotService:
                 robot,
                 RobotChanges(
                     description=spec.description,
-                    duration=spec.duration,
+                    duration=duration,
                     expires_at=expiry,
                     disabled=spec.disable,
                     permissions=permissions,
@@ -424,7 +440,7 @@ class RobotService:
         if (
             spec.name not in (robot.name, robot.full_name(self.prefix))
             or spec.description != robot.description
-            or spec.duration != robot.duration
+            or spec.duration not in (None, robot.duration)
             or permissions != robot.permissions
         ):
             self._refuse_legacy(robot)

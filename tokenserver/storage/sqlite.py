@@ -231,7 +231,12 @@ class _ReadCache:
 
 
 def _no_database(path: Path) -> str:
-    return f"no database at {path}; run 'tokenserver init' or set database.url"
+    # NOTE: the likelier mistake comes first: a server on PostgreSQL whose URL was not set in
+    # this shell (`init` would make a second, empty server).
+    return (
+        f"no database at {path}; set database.url (TOKENSERVER_DATABASE_URL) if this server's "
+        "database is elsewhere, or run 'tokenserver init' to create a new server"
+    )
 
 
 class SqliteStore(SqlStore):
