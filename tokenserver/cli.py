@@ -48,6 +48,7 @@ from tokenserver.domain.harbor_json import (
     refresh_token_json,
     robot_export_json,
     robot_json,
+    user_json,
 )
 from tokenserver.domain.models import (
     LOCAL,
@@ -511,7 +512,8 @@ async def project_create(rt: Runtime, args: argparse.Namespace) -> int:
 async def project_list(rt: Runtime, args: argparse.Namespace) -> int:
     projects = await rt.projects.list(LOCAL)
     if args.json:
-        _out([project_json(p) for p in projects])
+        metadata = await rt.projects.metadata(projects)
+        _out([project_json(p, metadata=metadata.get(p.id)) for p in projects])
     else:
         for p in projects:
             _row(str(p.id), p.name, "public" if p.public else "private")
@@ -862,6 +864,53 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def cmd_user_create(args: argparse.Namespace) -> int:
+    password = _new_password(args)
+
+    async def action(rt: Runtime) -> int:
+        user = await rt.users.create(
+            LOCAL,
+            args.name,
+            password,
+            email=args.email,
+            realname=args.realname,
+            comment=args.comment,
+            sysadmin=args.sysadmin,
+        )
+        role = "system admin" if user.sysadmin else "user"
+        _say(f"created {role} {printable(repr(user.username))}")
+        _out(user_json(user))
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+async def user_list(rt: Runtime, args: argparse.Namespace) -> int:
+    users = await rt.users.list(LOCAL)
+    if args.json:
+        _out([user_json(u) for u in users])
+    else:
+        for u in users:
+            _row(str(u.id), u.username, "sysadmin" if u.sysadmin else "-", u.email)
+    return EXIT_OK
+
+
+async def user_set_sysadmin(rt: Runtime, args: argparse.Namespace) -> int:
+    user = await rt.users.set_sysadmin(LOCAL, args.name, args.flag == "true")
+    now = "now" if user.sysadmin else "no longer"
+    _say(f"{printable(repr(user.username))} is {now} a system admin")
+    return EXIT_OK
+
+
+async def user_delete(rt: Runtime, args: argparse.Namespace) -> int:
+    user = await rt.users.delete(LOCAL, args.name)
+    _say(
+        f"deleted user {printable(repr(user.username))} with its project memberships; its web "
+        "sessions and refresh tokens have ended"
+    )
+    return EXIT_OK
+
+
 def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -1085,17 +1134,36 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print Harbor's audit-log JSON")
 
     user = commands.group("user", "manage users (of the API and the web page)")
+    from_stdin = "read the password from stdin (default: ask for it twice on the terminal)"
+    u = user.command("create", "create a user; the password is asked for", cmd_user_create)
+    u.add_argument("name", help="the new user's name")
+    u.add_argument("--password", metavar="-", help=from_stdin)
+    u.add_argument("--email", default="")
+    u.add_argument("--realname", default="")
+    u.add_argument("--comment", default="")
+    u.add_argument("--sysadmin", action="store_true", help="make the user a system admin")
+    u = user.command("list", "list users", _on_runtime(user_list))
+    u.add_argument("--json", action="store_true", help="print Harbor's user JSON")
     u = user.command(
         "set-password",
         "set a user's password, the old one unknown (e.g. a lost admin password)",
         cmd_user_set_password,
     )
     u.add_argument("name", help=f"the user's name, such as {ADMIN}")
-    u.add_argument(
-        "--password",
-        metavar="-",
-        help="read the password from stdin (default: ask for it twice on the terminal)",
+    u.add_argument("--password", metavar="-", help=from_stdin)
+    u = user.command(
+        "set-sysadmin",
+        "make a user a system admin (true) or not (false)",
+        _on_runtime(user_set_sysadmin),
     )
+    u.add_argument("name")
+    u.add_argument("flag", choices=("true", "false"))
+    u = user.command(
+        "delete",
+        "delete a user, its memberships, web sessions and refresh tokens",
+        _on_runtime(user_delete),
+    )
+    u.add_argument("name")
     return parser
 
 

@@ -327,6 +327,13 @@ class SecuritySettings(_Section):
         _int(1, 86400),
         "Longest Retry-After: past the threshold the wait doubles with every failure up to it.",
     )
+    project_creation_restriction: str = _key(
+        "everyone",
+        _choice("everyone", "adminonly"),
+        "Who may create projects, as Harbor's setting of that name: everyone (any user, who\n"
+        "becomes its projectAdmin, and any system robot) or adminonly (system admins, and\n"
+        "system robots granted project:create). Project robots never may.",
+    )
 
 
 @dataclass(frozen=True, slots=True)

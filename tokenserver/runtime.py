@@ -109,7 +109,12 @@ async def open_runtime(
                 kid_format=settings.token.kid_format,
                 x5c=settings.token.x5c,
             )
-        projects = ProjectService(store, access, audit)
+        projects = ProjectService(
+            store,
+            access,
+            audit,
+            only_admins_create=settings.security.project_creation_restriction == "adminonly",
+        )
         legacy = (
             LegacyAuthenticator(store, usage, load_legacy_key(settings.legacy.verification_key))
             if sign and settings.legacy.verification_key is not None

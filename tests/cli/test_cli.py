@@ -243,6 +243,21 @@ def test_projects(config: Path) -> None:
     assert [p["name"] for p in ok(cli(config, "project", "list", "--json"))] == ["api"]
 
 
+def test_project_list_shows_the_metadata_a_project_keeps(config: Path) -> None:
+    ok(cli(config, "project", "create", "web"))
+    settings = load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
+
+    async def set_metadata() -> None:
+        from tokenserver.runtime import open_runtime
+
+        async with open_runtime(settings, sign=False) as rt:
+            await rt.projects.update(LOCAL, "web", metadata={"auto_scan": "true"})
+
+    asyncio.run(set_metadata())
+    (web,) = ok(cli(config, "project", "list", "--json"))
+    assert web["metadata"] == {"public": "false", "auto_scan": "true"}
+
+
 def test_robot_lifecycle(config: Path) -> None:
     ok(cli(config, "project", "create", "p"))
     export = ok(

@@ -39,7 +39,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("keys", "jwks"): (),
     ("import-harbor", "{export}"): (),
     ("audit",): (),
+    ("user", "create"): ("bob", "--password", "-"),
+    ("user", "list"): (),
     ("user", "set-password"): ("admin", "--password", "-"),
+    ("user", "set-sysadmin"): ("admin", "true"),
+    ("user", "delete"): ("bob",),
 }
 # The commands that need no database.
 WITHOUT_DATABASE = {("init",), ("registry-config",)}

@@ -1,12 +1,14 @@
-"""`tokenserver user set-password`: a lost password (the admin's included) is set again from
-the command line, which acts as the system administrator; and what `init` says about the
-admin it creates, or refuses to create."""
+"""`tokenserver user ...`: a lost password (the admin's included) is set again from the
+command line, which acts as the system administrator; users are created, listed, made system
+admins and deleted there too; and what `init` says about the admin it creates, or refuses to
+create."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 import io
+import json
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import pytest
 from tests.helpers import FAST_KDF_COST, call_cli
 from tokenserver import cli
 from tokenserver.config import load_settings
+from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret, verify_secret
 from tokenserver.errors import Unauthorized
 from tokenserver.runtime import open_runtime
@@ -238,3 +241,178 @@ def test_init_refuses_a_weak_admin_password_before_writing_anything(
     assert result.returncode == 2
     assert "tokenserver: TOKENSERVER_ADMIN_PASSWORD: the password must be 8-128" in result.stderr
     assert not directory.exists()
+
+
+# ---- create, list, set-sysadmin, delete --------------------------------------------------------
+
+BOB = "B0bPassword"
+
+
+def user(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return call_cli(config, "user", *args, stdin=stdin)
+
+
+def users(config: Path) -> dict[str, bool]:
+    with sqlite3.connect(load_settings(config, environ={}).database.path) as db:
+        return dict(db.execute("SELECT username, sysadmin = 1 FROM users ORDER BY id").fetchall())
+
+
+def test_user_create_reads_the_password_from_stdin_and_prints_the_user(config: Path) -> None:
+    result = user(
+        config,
+        "create",
+        "bob",
+        "--password",
+        "-",
+        "--email",
+        "bob@example.com",
+        "--realname",
+        "Bob B",
+        stdin=f"{BOB}\n",
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["username"], shown["email"], shown["realname"]) == (
+        "bob",
+        "bob@example.com",
+        "Bob B",
+    )
+    assert shown["sysadmin_flag"] is False
+    assert "created user 'bob'" in result.stderr
+    assert BOB not in result.stdout + result.stderr
+    assert verify_secret(BOB, stored_hash(config, "bob"))
+    assert audit(config)[0] == ("local-admin", "create", "user", "bob", "success")
+    assert BOB not in repr(audit(config))
+    again = user(config, "create", "bob", "--password", "-", stdin=BOB)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_user_create_asks_twice_on_a_terminal_and_makes_system_admins(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter([BOB, BOB])
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    argv = ["user", "create", "carol", "--sysadmin", "--config", str(config)]
+    assert cli.main(argv, kdf_cost=FAST_KDF_COST) == 0
+    assert users(config) == {"admin": True, "carol": True}
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "status", "message"),
+    [
+        (("--password", BOB), "", 2, "--password takes only '-'"),
+        ((), BOB, 2, "give it on stdin with --password -"),
+        (("--password", "-"), "weak", 1, "the password must be 8-128"),
+        (("--password", "-", "--comment", "x" * 300), BOB, 1, "comment longer than 255"),
+    ],
+)
+def test_attack_user_create_refuses_what_it_must(
+    config: Path, args: tuple[str, ...], stdin: str, status: int, message: str
+) -> None:
+    result = user(config, "create", "dave", *args, stdin=stdin)
+    assert result.returncode == status
+    assert message in result.stderr
+    assert BOB not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert users(config) == {"admin": True}
+
+
+def test_user_create_refuses_a_name_that_reads_as_a_robot(config: Path) -> None:
+    result = user(config, "create", "robot$ci", "--password", "-", stdin=BOB)
+    assert result.returncode == 1
+    assert users(config) == {"admin": True}
+
+
+def test_user_list_shows_every_user(config: Path) -> None:
+    assert user(config, "create", "bob", "--password", "-", stdin=BOB).returncode == 0
+    result = user(config, "list")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(r[1], r[2]) for r in rows] == [("admin", "sysadmin"), ("bob", "-")]
+    listed = json.loads(user(config, "list", "--json").stdout)
+    assert [u["username"] for u in listed] == ["admin", "bob"]
+    assert "password" not in json.dumps(listed)
+
+
+def test_set_sysadmin_promotes_demotes_and_keeps_the_last_one(config: Path) -> None:
+    assert user(config, "create", "bob", "--password", "-", stdin=BOB).returncode == 0
+    result = user(config, "set-sysadmin", "bob", "true")
+    assert result.returncode == 0, result.stderr
+    assert "'bob' is now a system admin" in result.stderr
+    assert audit(config)[0] == ("local-admin", "update", "user", "bob/sysadmin", "success")
+    assert user(config, "set-sysadmin", "admin", "false").returncode == 0
+    assert users(config) == {"admin": False, "bob": True}
+    result = user(config, "set-sysadmin", "bob", "false")
+    assert result.returncode == 1
+    assert "'bob' is the last system admin" in result.stderr
+    assert users(config) == {"admin": False, "bob": True}
+    assert user(config, "set-sysadmin", "admin", "true").returncode == 0
+    result = user(config, "set-sysadmin", "bob", "false")
+    assert result.returncode == 0 and "'bob' is no longer a system admin" in result.stderr
+    assert user(config, "set-sysadmin", "nobody", "true").returncode == 1
+    bad = user(config, "set-sysadmin", "bob", "yes")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_user_delete_removes_the_user_and_what_it_held(config: Path) -> None:
+    settings = load_settings(config, environ={}).replace(kdf_cost=FAST_KDF_COST)
+    assert user(config, "create", "bob", "--password", "-", stdin=BOB).returncode == 0
+
+    async def before() -> Secret:
+        from tokenserver.domain.models import LOCAL
+
+        async with open_runtime(settings, sign=False) as rt:
+            await rt.projects.create(LOCAL, "team")
+            await rt.members.add(LOCAL, "team", Role.DEVELOPER, username="bob")
+            session, bob = await rt.sessions.login("bob", Secret(BOB), "127.0.0.1")
+            assert bob.user is not None
+            await rt.store.add_refresh_token("digest", "docker", 1, user_id=bob.user.id, keep=5)
+            return session
+
+    session = asyncio.run(before())
+    result = user(config, "delete", "bob")
+    assert result.returncode == 0, result.stderr
+    assert "deleted user 'bob'" in result.stderr
+    assert audit(config)[0] == ("local-admin", "delete", "user", "bob", "success")
+    assert users(config) == {"admin": True}
+
+    async def after() -> None:
+        async with open_runtime(settings, sign=False) as rt:
+            with pytest.raises(Unauthorized):
+                await rt.sessions.authenticate(session)
+            assert await rt.store.find_refresh_token("digest") is None
+            team = await rt.store.find_project("team")
+            assert team is not None and await rt.store.list_members(team.id) == []
+
+    asyncio.run(after())
+    again = user(config, "delete", "bob")
+    assert again.returncode == 1 and "not found" in again.stderr
+
+
+def test_user_delete_refuses_admin_and_the_last_system_admin(config: Path) -> None:
+    result = user(config, "delete", "admin")
+    assert result.returncode == 1 and "'admin' cannot be deleted" in result.stderr
+    assert (
+        user(config, "create", "carol", "--sysadmin", "--password", "-", stdin=BOB).returncode == 0
+    )
+    assert user(config, "set-sysadmin", "admin", "false").returncode == 0
+    result = user(config, "delete", "carol")
+    assert result.returncode == 1
+    assert "'carol' is the last system admin and cannot be deleted" in result.stderr
+    assert audit(config)[0] == ("local-admin", "delete", "user", "carol", "failure: FORBIDDEN")
+    assert users(config) == {"admin": False, "carol": True}
+
+
+@pytest.mark.parametrize("name", ["nobody", "\udcff\x1b[2J", "x" * 10_000])
+def test_attack_deleting_unknown_or_impossible_names(config: Path, name: str) -> None:
+    result = user(config, "delete", name)
+    assert result.returncode == 1
+    assert "not found" in result.stderr
+    assert "\x1b" not in result.stderr and "Traceback" not in result.stderr
+    assert users(config) == {"admin": True}

@@ -268,6 +268,8 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
                          "realname": "U", "comment": "c"},
     ("PUT", "/users/{user_id}/password"):
         {"old_password": "Fuzz3dPassword", "new_password": "Fuzz3dPassword"},
+    ("PUT", "/users/{user_id}"): {"email": "u@x.org", "realname": "U", "comment": "c"},
+    ("PUT", "/users/{user_id}/sysadmin"): {"sysadmin_flag": False},
     ("POST", "/robots"): robot_body(name="r1", description="d"),
     ("PUT", "/robots/{robot_id}"): robot_body(description="d2"),
     ("PATCH", "/robots/{robot_id}"): {"secret": "S3cretSecret1", "restart_expiry": False},

@@ -122,6 +122,10 @@ async def test_a_database_of_the_first_released_schema_is_upgraded(tmp_path: Pat
         project = await store.find_project("old")
         assert project is not None
         assert project.public
+        # Schema 4: a project keeps metadata (none yet).
+        assert await store.project_metadata([project.id]) == {project.id: {}}
+        assert await store.update_project(project.id, None, 2, {"auto_scan": "true"})
+        assert await store.project_metadata([project.id]) == {project.id: {"auto_scan": "true"}}
     finally:
         await store.close()
     with sqlite3.connect(path) as db:

@@ -13,7 +13,7 @@ from tests.http.conftest import AiohttpClient, basic
 from tests.postgres import PostgresServer
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
-from tokenserver.services.ports import AuditScope
+from tokenserver.services.ports import AuditScope, UserChange
 from tokenserver.storage.postgres import SCHEMA_VERSION, PostgresStore, safe_url
 from tokenserver.storage.sql import StorageError
 
@@ -47,6 +47,11 @@ async def test_a_database_of_the_first_released_schema_is_upgraded(
         assert user is not None
         await store.add_session("h" * 64, user.id, 10, 20)  # a table of version 2
         assert (await store.find_session("h" * 64, 15)) is not None
+        # Version 4: a project keeps metadata (none yet); a user can be deleted.
+        assert await store.project_metadata([project.id]) == {project.id: {}}
+        assert await store.update_project(project.id, None, 2, {"auto_scan": "true"})
+        assert await store.project_metadata([project.id]) == {project.id: {"auto_scan": "true"}}
+        assert await store.delete_user(user.id) is UserChange.DONE
     finally:
         await store.close()
     versions = postgres.sql("SELECT version FROM tokenserver_schema ORDER BY version", name)

@@ -6,6 +6,7 @@ server, tests/postgres.py): both pass the same tests unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,14 @@ from tokenserver.domain.models import AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.errors import Conflict
-from tokenserver.services.ports import AuditScope, NewRobot, NewUser, RobotChanges, Store
+from tokenserver.services.ports import (
+    AuditScope,
+    NewRobot,
+    NewUser,
+    RobotChanges,
+    Store,
+    UserChange,
+)
 from tokenserver.storage.postgres import PostgresStore
 from tokenserver.storage.sql import SqlStore
 from tokenserver.storage.sqlite import SqliteStore
@@ -56,8 +64,8 @@ def new_robot(name: str, project_id: int | None, **extra: object) -> NewRobot:
     return NewRobot(**fields)  # type: ignore[arg-type]
 
 
-def new_user(name: str) -> NewUser:
-    return NewUser(name, f"{name}@example.com", name, "", f"pw-{name}", False)
+def new_user(name: str, sysadmin: bool = False) -> NewUser:
+    return NewUser(name, f"{name}@example.com", name, "", f"pw-{name}", sysadmin)
 
 
 # ---- projects ----------------------------------------------------------------------------
@@ -96,6 +104,40 @@ async def test_deleting_a_project_deletes_its_robots_and_members(store: Store) -
     assert await store.find_robot_by_id(robot.id) is None
     assert await store.find_member(project.id, user.id) is None
     assert await store.find_user("alice") is not None
+
+
+async def test_projects_keep_their_metadata_and_updates_merge_it(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1, {"auto_scan": "true"})
+    q = await store.create_project("q", True, None, 1)
+    assert await store.project_metadata([p.id, q.id, 9999]) == {
+        p.id: {"auto_scan": "true"},
+        q.id: {},
+    }
+    assert await store.project_metadata([]) == {}
+    assert await store.update_project(p.id, None, 5, {"severity": "high", "x": "é\u2028"})
+    found = await store.find_project_by_id(p.id)
+    assert found is not None and not found.public and found.update_time == 5
+    assert (await store.project_metadata([p.id]))[p.id] == {
+        "auto_scan": "true",
+        "severity": "high",
+        "x": "é\u2028",
+    }
+    assert await store.update_project(p.id, True, 6, {"auto_scan": "false"})
+    found = await store.find_project_by_id(p.id)
+    assert found is not None and found.public
+    assert (await store.project_metadata([p.id]))[p.id]["auto_scan"] == "false"
+    assert await store.update_project(q.id, False, 7)  # metadata untouched
+    assert (await store.project_metadata([q.id]))[q.id] == {}
+    assert not await store.update_project(9999, None, 8, {"auto_scan": "true"})
+
+
+async def test_concurrent_metadata_updates_of_different_keys_all_count(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    results = await asyncio.gather(
+        *(store.update_project(p.id, None, 2, {f"k{i}": str(i)}) for i in range(12))
+    )
+    assert all(results)
+    assert (await store.project_metadata([p.id]))[p.id] == {f"k{i}": str(i) for i in range(12)}
 
 
 # ---- robots ------------------------------------------------------------------------------
@@ -215,6 +257,80 @@ async def test_users_are_created_found_listed_and_their_passwords_changed(store:
     found = await store.find_user("alice")
     assert found is not None and found.password_hash == "pw-2"
     assert not await store.update_user_password(9999, "x", 8)
+
+
+async def test_user_profiles_are_replaced(store: Store) -> None:
+    alice = await store.create_user(new_user("alice"), 5)
+    assert await store.update_user_profile(alice.id, "a@example.org", "Alice A", "ops", 9)
+    found = await store.find_user_by_id(alice.id)
+    assert found is not None
+    assert (found.email, found.realname, found.comment) == ("a@example.org", "Alice A", "ops")
+    assert found.update_time == 9 and found.password_hash == alice.password_hash
+    assert not await store.update_user_profile(9999, "", "", "", 9)
+
+
+async def test_deleting_a_user_takes_its_memberships_sessions_and_tokens(store: Store) -> None:
+    alice = await store.create_user(new_user("alice"), 1)
+    bob = await store.create_user(new_user("bob"), 1)
+    owned = await store.create_project("owned", False, alice.id, 1)
+    await store.add_member(owned.id, alice.id, Role.PROJECT_ADMIN, 1)
+    await store.add_member(owned.id, bob.id, Role.GUEST, 1)
+    await store.add_session("sa", alice.id, 1, 100)
+    await store.add_session("sb", bob.id, 1, 100)
+    await store.add_refresh_token("ta", "docker", 1, user_id=alice.id, keep=5)
+    await store.add_refresh_token("tb", "docker", 1, user_id=bob.id, keep=5)
+    assert await store.delete_user(alice.id) is UserChange.DONE
+    assert await store.find_user("alice") is None
+    assert await store.find_user_by_id(alice.id) is None
+    assert await store.find_member(owned.id, alice.id) is None
+    assert await store.find_session("sa", 50) is None
+    assert await store.find_refresh_token("ta") is None
+    project = await store.find_project_by_id(owned.id)
+    assert project is not None and project.owner_id is None and project.owner_name == ""
+    # bob keeps everything
+    assert await store.find_member(owned.id, bob.id) is not None
+    assert await store.find_session("sb", 50) is not None
+    assert await store.find_refresh_token("tb") is not None
+    assert await store.delete_user(alice.id) is UserChange.MISSING
+    again = await store.create_user(new_user("alice"), 2)
+    assert again.id not in (alice.id, bob.id)  # ids are never reused
+
+
+async def test_the_last_system_admin_is_neither_deleted_nor_demoted(store: Store) -> None:
+    root = await store.create_user(new_user("root", sysadmin=True), 1)
+    other = await store.create_user(new_user("other", sysadmin=True), 1)
+    plain = await store.create_user(new_user("plain"), 1)
+    assert await store.set_user_sysadmin(other.id, False, 2) is UserChange.DONE
+    assert await store.set_user_sysadmin(root.id, False, 3) is UserChange.LAST_SYSADMIN
+    assert await store.delete_user(root.id) is UserChange.LAST_SYSADMIN
+    found = await store.find_user_by_id(root.id)
+    assert found is not None and found.sysadmin and found.update_time == 1
+    assert await store.set_user_sysadmin(plain.id, False, 4) is UserChange.DONE  # no admin
+    assert await store.delete_user(plain.id) is UserChange.DONE
+    assert await store.set_user_sysadmin(other.id, True, 5) is UserChange.DONE
+    found = await store.find_user_by_id(other.id)
+    assert found is not None and found.sysadmin and found.update_time == 5
+    assert await store.delete_user(root.id) is UserChange.DONE
+    assert await store.set_user_sysadmin(9999, True, 6) is UserChange.MISSING
+    assert await store.set_user_sysadmin(9999, False, 6) is UserChange.MISSING
+
+
+async def test_removals_at_once_leave_one_system_admin(store: Store) -> None:
+    """Each removal checks that another admin remains; run at once (several connections on
+    PostgreSQL), two of them must not each count on the other's admin."""
+    for round_ in range(10):
+        for i in range(7):
+            await store.create_user(new_user(f"a{round_}-{i}", sysadmin=True), 1)
+        admins = [u for u in await store.list_users() if u.sysadmin]
+        results = await asyncio.gather(
+            *(
+                store.delete_user(a.id) if i % 2 else store.set_user_sysadmin(a.id, False, 2)
+                for i, a in enumerate(admins)
+            )
+        )
+        assert results.count(UserChange.LAST_SYSADMIN) == 1, round_
+        assert results.count(UserChange.DONE) == len(admins) - 1
+        assert sum(u.sysadmin for u in await store.list_users()) == 1
 
 
 async def test_members_have_one_role_per_project(store: Store) -> None:

@@ -3,7 +3,7 @@ through its declaration in harbor_schema.py, so that no answer drifts from the d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +12,12 @@ from tokenserver.domain.harbor_schema import (
     AUDIT_LOG,
     AUDIT_LOG_EXT,
     MEMBER,
+    PERMISSION,
     PERMISSION_TABLE,
     PROJECT,
+    PROJECT_DELETABLE,
     PROJECT_METADATA_RESP,
+    PROJECT_SUMMARY,
     REFRESH_TOKEN,
     RESOURCE_ACTION,
     ROBOT,
@@ -22,6 +25,7 @@ from tokenserver.domain.harbor_schema import (
     ROBOT_PERMISSION,
     SECRET,
     USER,
+    USER_SEARCH_ITEM,
 )
 from tokenserver.domain.models import (
     MAX_AUDIT_FIELD,
@@ -38,6 +42,7 @@ from tokenserver.domain.permissions import (
     Permission,
     PermissionKind,
 )
+from tokenserver.domain.project_metadata import KEPT_METADATA_KEYS, shown_severity
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import truncate
@@ -96,7 +101,18 @@ def robot_export_json(robot: Robot, prefix: str, secret: Secret) -> dict[str, An
     )
 
 
-def project_json(project: Project, role: Role | None = None) -> dict[str, Any]:
+def project_metadata_json(project: Project, metadata: Mapping[str, str]) -> dict[str, Any]:
+    """`public`, and the other keys the project keeps (`severity` as Harbor shows it)."""
+    kept = {key: metadata.get(key) for key in KEPT_METADATA_KEYS}
+    if kept["severity"] is not None:
+        kept["severity"] = shown_severity(kept["severity"])
+    return PROJECT_METADATA_RESP.shape(public="true" if project.public else "false", **kept)
+
+
+def project_json(
+    project: Project, role: Role | None = None, metadata: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A project as Harbor shows it, with its kept `metadata` (None: `public` only)."""
     return PROJECT.shape(
         project_id=project.id,
         name=project.name,
@@ -108,10 +124,28 @@ def project_json(project: Project, role: Role | None = None) -> dict[str, Any]:
         repo_count=0,
         current_user_role_id=int(role) if role else 0,
         current_user_role_ids=[int(role)] if role else [],
-        metadata=PROJECT_METADATA_RESP.shape(public="true" if project.public else "false"),
+        metadata=project_metadata_json(project, metadata or {}),
         creation_time=iso_time(project.creation_time),
         update_time=iso_time(project.update_time),
     )
+
+
+def project_summary_json(members: Mapping[Role, int] | None) -> dict[str, Any]:
+    """Harbor's ProjectSummary: no repositories here; member counts by role, left out for a
+    caller who may not list members (None) and where 0, as Harbor does."""
+    counts = members or {}
+    return PROJECT_SUMMARY.shape(
+        repo_count=0,
+        project_admin_count=counts.get(Role.PROJECT_ADMIN, 0),
+        maintainer_count=counts.get(Role.MAINTAINER, 0),
+        developer_count=counts.get(Role.DEVELOPER, 0),
+        guest_count=counts.get(Role.GUEST, 0),
+        limited_guest_count=counts.get(Role.LIMITED_GUEST, 0),
+    )
+
+
+def project_deletable_json(reason: str) -> dict[str, Any]:
+    return PROJECT_DELETABLE.shape(deletable=not reason, message=reason)
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -126,6 +160,15 @@ def user_json(user: User) -> dict[str, Any]:
         creation_time=iso_time(user.creation_time),
         update_time=iso_time(user.update_time),
     )
+
+
+def user_search_json(user: User) -> dict[str, Any]:
+    return USER_SEARCH_ITEM.shape(user_id=user.id, username=user.username)
+
+
+def permission_json_item(resource: str, action: str) -> dict[str, Any]:
+    """One entry of /users/current/permissions."""
+    return PERMISSION.shape(resource=resource, action=action)
 
 
 def member_json(member: Member) -> dict[str, Any]:

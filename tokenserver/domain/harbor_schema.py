@@ -8,24 +8,13 @@ from tokenserver.domain.bodies import Array, Body, Field
 from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
 from tokenserver.domain.names import NAME_MAX_LENGTH
 from tokenserver.domain.permissions import Effect, PermissionKind
+from tokenserver.domain.project_metadata import KEPT_METADATA_KEYS
+
+# NOTE: declared with the rules on them; re-exported for code that imports it from here.
+from tokenserver.domain.project_metadata import PROJECT_METADATA_KEYS as PROJECT_METADATA_KEYS
 from tokenserver.domain.roles import Role
 
 TIME = "date-time"
-
-# Project metadata keys Harbor defines; tokenserver uses only `public` and accepts the others
-# so that existing clients (Terraform's provider sends several) work unchanged.
-PROJECT_METADATA_KEYS = (
-    "public",
-    "enable_content_trust",
-    "enable_content_trust_cosign",
-    "prevent_vul",
-    "severity",
-    "auto_scan",
-    "auto_sbom_generation",
-    "reuse_sys_cve_allowlist",
-    "retention_id",
-    "proxy_speed_kb",
-)
 
 # ---- errors ----------------------------------------------------------------------------------
 
@@ -50,7 +39,12 @@ PROJECT_UPDATE = Body(
 )
 PROJECT_CREATE = PROJECT_UPDATE.derive("ProjectReq", required=["project_name"])
 
-PROJECT_METADATA_RESP = Body(None, Field("public", str, choices=("true", "false")))
+# NOTE: a key the project does not keep is left out, as Harbor leaves out its unset ones.
+PROJECT_METADATA_RESP = Body(
+    None,
+    Field("public", str, choices=("true", "false")),
+    *(Field(key, str, omit_empty=True) for key in KEPT_METADATA_KEYS),
+)
 PROJECT = Body(
     "Project",
     Field("project_id", int),
@@ -66,6 +60,22 @@ PROJECT = Body(
     Field("metadata", PROJECT_METADATA_RESP),
     Field("creation_time", str, format=TIME),
     Field("update_time", str, format=TIME),
+)
+
+PROJECT_SUMMARY = Body(
+    "ProjectSummary",
+    Field("repo_count", int, description="always 0: tokenserver does not see the registry"),
+    # NOTE: as in Harbor, the counts are there only for a caller who may list the members,
+    # and a count of 0 is left out.
+    *(
+        Field(f"{role}_count", int, omit_empty=True)
+        for role in ("project_admin", "maintainer", "developer", "guest", "limited_guest")
+    ),
+)
+PROJECT_DELETABLE = Body(
+    "ProjectDeletable",
+    Field("deletable", bool),
+    Field("message", str, omit_empty=True, description="why it cannot be deleted"),
 )
 
 # ---- members ---------------------------------------------------------------------------------
@@ -110,6 +120,18 @@ PASSWORD_CHANGE = Body(
     Field("new_password", str, required=True),
     where="password",
 )
+USER_PROFILE = Body(
+    "UserProfile",
+    Field("email", str),
+    Field("realname", str),
+    Field("comment", str),
+    where="profile",
+)
+USER_SYSADMIN = Body(
+    "UserSysAdminFlag", Field("sysadmin_flag", bool, required=True), where="sysadmin_flag"
+)
+USER_SEARCH_ITEM = Body("UserSearchRespItem", Field("user_id", int), Field("username", str))
+PERMISSION = Body("Permission", Field("resource", str), Field("action", str))
 USER = Body(
     "UserResp",
     Field("user_id", int),

@@ -3,6 +3,9 @@ a scope is answered with. Pure: the services load the facts (robot, role, projec
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from tokenserver.domain.models import Principal, Project
 from tokenserver.domain.permissions import Grants, PermissionKind
 from tokenserver.domain.roles import (
@@ -64,3 +67,51 @@ def token_actions(scope: Scope, project: Grants, system: Grants) -> frozenset[st
             else (frozenset())
         )
     return project.actions_on(scope.type)
+
+
+# Harbor's RBAC namespaces: `/project/<id>` (the regular expression Harbor parses it with) and
+# anything that starts with `/system`.
+_PROJECT_SCOPE = re.compile(r"/project/([^/]*)/?")
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+SYSTEM_SCOPE = "/system"
+# What Harbor calls a project's own resource (the project itself): our `project`.
+_SELF = "project"
+
+
+def scope_namespace(scope: str) -> int | str | None:
+    """The namespace a permission scope names, as Harbor parses it: a project id for
+    `/project/<id>[/...]`, SYSTEM_SCOPE for a scope that starts with it, None for any other
+    (which lists nothing)."""
+    project = _PROJECT_SCOPE.match(scope)
+    if project is not None:
+        text = project.group(1)
+        if _GO_INT.fullmatch(text) and -(2**63) <= int(text) < 2**63:
+            return int(text)
+        return None
+    return SYSTEM_SCOPE if scope.startswith(SYSTEM_SCOPE) else None
+
+
+def listed_permissions(
+    grants: Grants,
+    candidates: Iterable[tuple[str, str]],
+    namespace: int | str,
+    scope: str,
+    relative: bool,
+) -> list[tuple[str, str]]:
+    """The (resource, action) pairs of `candidates` that `grants` allow, as Harbor's
+    /users/current/permissions lists them: each resource a path in the namespace
+    (`/project/1/repository`, the project itself `/project/1`, `/system/catalog`), or with
+    `relative` that path after `scope` (`repository`, `.`), leaving out what does not lie
+    under `scope`."""
+    base = SYSTEM_SCOPE if namespace == SYSTEM_SCOPE else f"/project/{namespace}"
+    listed = []
+    for resource, action in sorted(candidates):
+        if not grants.can(resource, action):
+            continue
+        path = base if resource == _SELF and base != SYSTEM_SCOPE else f"{base}/{resource}"
+        if relative:
+            if not path.startswith(scope):
+                continue
+            path = path.removeprefix(scope).removeprefix("/") or "."
+        listed.append((path, action))
+    return listed

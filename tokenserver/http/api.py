@@ -14,13 +14,17 @@ from tokenserver.domain.harbor_json import (
     audit_ext_json,
     audit_json,
     member_json,
+    permission_json_item,
     permission_table_json,
+    project_deletable_json,
     project_json,
+    project_summary_json,
     refresh_token_json,
     robot_export_json,
     robot_json,
     secret_json,
     user_json,
+    user_search_json,
 )
 from tokenserver.domain.harbor_query import (
     AUDIT_EXT_KEYS,
@@ -40,6 +44,8 @@ from tokenserver.domain.harbor_schema import (
     ROLE_UPDATE,
     SECRET_REFRESH,
     USER_CREATE,
+    USER_PROFILE,
+    USER_SYSADMIN,
 )
 from tokenserver.domain.models import AuditEntry
 from tokenserver.domain.permissions import (
@@ -108,7 +114,9 @@ async def create_project(request: web.Request) -> web.Response:
     principal = await authenticated(request)
     body = PROJECT_CREATE.parse(await json_object(request))
     public = _project_public(body)
-    project = await rt(request).projects.create(principal, body["project_name"], bool(public))
+    project = await rt(request).projects.create(
+        principal, body["project_name"], bool(public), body.get("metadata")
+    )
     return created(f"{API}/projects/{project.id}")
 
 
@@ -149,7 +157,8 @@ async def list_projects(request: web.Request) -> web.Response:
     )
     page, headers = page_of(request, projects)
     service = rt(request).projects
-    body = [project_json(p, await service.role_of(principal, p)) for p in page]
+    metadata = await service.metadata(page)
+    body = [project_json(p, await service.role_of(principal, p), metadata.get(p.id)) for p in page]
     return web.json_response(body, headers=headers)
 
 
@@ -157,19 +166,39 @@ async def get_project(request: web.Request) -> web.Response:
     principal = await actor(request)
     service = rt(request).projects
     project = await service.get(principal, request.match_info["project"], is_name(request))
-    return web.json_response(project_json(project, await service.role_of(principal, project)))
+    metadata = (await service.metadata([project])).get(project.id)
+    return web.json_response(
+        project_json(project, await service.role_of(principal, project), metadata)
+    )
 
 
 async def update_project(request: web.Request) -> web.Response:
     principal = await authenticated(request)
-    public = _project_public(PROJECT_UPDATE.parse(await json_object(request)))
-    service = rt(request).projects
-    ref = request.match_info["project"]
-    if public is None:
-        await service.get(principal, ref, is_name(request))  # nothing to change; still 404/403
-    else:
-        await service.set_public(principal, ref, public, is_name(request))
+    body = PROJECT_UPDATE.parse(await json_object(request))
+    await rt(request).projects.update(
+        principal,
+        request.match_info["project"],
+        public=_project_public(body),
+        metadata=body.get("metadata"),
+        is_name=is_name(request),
+    )
     return ok()
+
+
+async def project_summary(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    members = await rt(request).projects.summary(
+        principal, request.match_info["project"], is_name(request)
+    )
+    return web.json_response(project_summary_json(members))
+
+
+async def project_deletable(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    reason = await rt(request).projects.deletable(
+        principal, request.match_info["project"], is_name(request)
+    )
+    return web.json_response(project_deletable_json(reason))
 
 
 async def delete_project(request: web.Request) -> web.Response:
@@ -280,6 +309,55 @@ async def get_user(request: web.Request) -> web.Response:
     principal = await actor(request)
     user = await rt(request).users.get(principal, path_id(request, "user_id"))
     return web.json_response(user_json(user))
+
+
+async def search_users(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    username = request.query.get("username", "")
+    if not username:
+        raise BadRequest("query parameter 'username' is required")
+    users = await rt(request).users.search(principal, username)
+    page, headers = page_of(request, users)
+    return web.json_response([user_search_json(u) for u in page], headers=headers)
+
+
+async def current_permissions(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    relative = request.query.get("relative")
+    listed = await rt(request).access.permissions_in(
+        principal,
+        request.query.get("scope", ""),
+        relative is not None and _bool_text(relative, "query parameter 'relative'"),
+    )
+    return web.json_response([permission_json_item(r, a) for r, a in listed])
+
+
+async def update_user_profile(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    data = USER_PROFILE.parse(await json_object(request))
+    await rt(request).users.update_profile(
+        principal,
+        path_id(request, "user_id"),
+        email=data.get("email", ""),
+        realname=data.get("realname", ""),
+        comment=data.get("comment", ""),
+    )
+    return ok()
+
+
+async def set_user_sysadmin(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    data = USER_SYSADMIN.parse(await json_object(request))
+    await rt(request).users.set_sysadmin(
+        principal, path_id(request, "user_id"), data["sysadmin_flag"]
+    )
+    return ok()
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    await rt(request).users.delete(principal, path_id(request, "user_id"))
+    return ok()
 
 
 async def change_password(request: web.Request) -> web.Response:
@@ -438,6 +516,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{API}/projects/{{project}}", get_project, allow_head=False)
     r.add_put(f"{API}/projects/{{project}}", update_project)
     r.add_delete(f"{API}/projects/{{project}}", delete_project)
+    r.add_get(f"{API}/projects/{{project}}/summary", project_summary, allow_head=False)
+    r.add_get(f"{API}/projects/{{project}}/_deletable", project_deletable, allow_head=False)
     r.add_get(f"{API}/projects/{{project}}/members", list_members, allow_head=False)
     r.add_post(f"{API}/projects/{{project}}/members", add_member)
     r.add_get(f"{API}/projects/{{project}}/members/{{mid}}", get_member, allow_head=False)
@@ -445,10 +525,16 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(f"{API}/projects/{{project}}/members/{{mid}}", delete_member)
     r.add_get(f"{API}/users", list_users, allow_head=False)
     r.add_post(f"{API}/users", create_user)
+    # NOTE: the fixed paths before `/users/{user_id}`, which would take them as ids.
     r.add_get(f"{API}/users/current", current_user, allow_head=False)
+    r.add_get(f"{API}/users/current/permissions", current_permissions, allow_head=False)
+    r.add_get(f"{API}/users/search", search_users, allow_head=False)
     r.add_get(f"{API}/permissions", list_permissions, allow_head=False)
     r.add_get(f"{API}/users/{{user_id}}", get_user, allow_head=False)
+    r.add_put(f"{API}/users/{{user_id}}", update_user_profile)
+    r.add_delete(f"{API}/users/{{user_id}}", delete_user)
     r.add_put(f"{API}/users/{{user_id}}/password", change_password)
+    r.add_put(f"{API}/users/{{user_id}}/sysadmin", set_user_sysadmin)
     r.add_get(f"{API}/robots", list_robots, allow_head=False)
     r.add_post(f"{API}/robots", create_robot)
     r.add_get(f"{API}/robots/{{robot_id}}", get_robot, allow_head=False)

@@ -23,9 +23,12 @@ from tokenserver.domain.harbor_schema import (
     MEMBER,
     MEMBER_CREATE,
     PASSWORD_CHANGE,
+    PERMISSION,
     PERMISSION_TABLE,
     PROJECT,
     PROJECT_CREATE,
+    PROJECT_DELETABLE,
+    PROJECT_SUMMARY,
     PROJECT_UPDATE,
     REFRESH_TOKEN,
     ROBOT,
@@ -37,6 +40,9 @@ from tokenserver.domain.harbor_schema import (
     SECRET_REFRESH,
     USER,
     USER_CREATE,
+    USER_PROFILE,
+    USER_SEARCH_ITEM,
+    USER_SYSADMIN,
 )
 from tokenserver.domain.query import Keys
 
@@ -197,7 +203,7 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _paged(PROJECT), **_errors(400)},
         },
         "post": {
-            "summary": "Create a project",
+            "summary": "Create a project (who may: security.project_creation_restriction)",
             "requestBody": _request(PROJECT_CREATE),
             "responses": {"201": _created(), **_errors(400, 403, 409)},
         },
@@ -223,13 +229,27 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json(_response(PROJECT)), **_errors(400, 403, 404)},
         },
         "put": {
-            "summary": "Update a project (public)",
+            "summary": "Update a project: public, and the metadata keys given (others kept)",
             "requestBody": _request(PROJECT_UPDATE),
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
         "delete": {
             "summary": "Delete a project, its robots and members",
             "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+    },
+    "/projects/{project_name_or_id}/summary": {
+        "parameters": _PROJECT_PARAMS,
+        "get": {
+            "summary": "Member counts by role (for a caller who may list members)",
+            "responses": {"200": _json(_response(PROJECT_SUMMARY)), **_errors(400, 403, 404)},
+        },
+    },
+    "/projects/{project_name_or_id}/_deletable": {
+        "parameters": _PROJECT_PARAMS,
+        "get": {
+            "summary": "Whether the project can be deleted (for a caller who may delete it)",
+            "responses": {"200": _json(_response(PROJECT_DELETABLE)), **_errors(400, 403, 404)},
         },
     },
     "/projects/{project_name_or_id}/members": {
@@ -307,11 +327,52 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json(_response(USER)), **_errors(412)},
         }
     },
+    "/users/current/permissions": {
+        "get": {
+            "summary": "What the caller may do in a scope: /project/<id> or /system",
+            "parameters": [
+                {"name": "scope", "in": "query", "schema": _STR},
+                {"name": "relative", "in": "query", "schema": _BOOL},
+            ],
+            "responses": {
+                "200": _json({"type": "array", "items": _response(PERMISSION)}),
+                **_errors(400),
+            },
+        }
+    },
+    "/users/search": {
+        "get": {
+            "summary": "Users whose name contains `username` (any authenticated caller)",
+            "parameters": [
+                {"name": "username", "in": "query", "required": True, "schema": _STR},
+                *_PAGE_PARAMS,
+            ],
+            "responses": {"200": _paged(USER_SEARCH_ITEM), **_errors(400)},
+        }
+    },
     "/users/{user_id}": {
         "parameters": _USER_ID,
         "get": {
             "summary": "Get a user (self or system admin)",
             "responses": {"200": _json(_response(USER)), **_errors(400, 403, 404)},
+        },
+        "put": {
+            "summary": "Replace a user's email, realname and comment (self or system admin)",
+            "requestBody": _request(USER_PROFILE),
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+        "delete": {
+            "summary": "Delete a user, its memberships, sessions and refresh tokens "
+            "(system admin; not oneself, admin or the last system admin)",
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+    },
+    "/users/{user_id}/sysadmin": {
+        "parameters": _USER_ID,
+        "put": {
+            "summary": "Make a user a system admin or not (system admin; the last one stays)",
+            "requestBody": _request(USER_SYSADMIN),
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
     },
     "/users/{user_id}/password": {

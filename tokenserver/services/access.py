@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from tokenserver.domain.models import Principal, PrincipalKind, Project
 from tokenserver.domain.permissions import Grants
-from tokenserver.domain.policy import project_grants, system_grants
+from tokenserver.domain.policy import (
+    NOTHING,
+    SYSTEM_SCOPE,
+    listed_permissions,
+    project_grants,
+    scope_namespace,
+    system_grants,
+)
+from tokenserver.domain.roles import ADMIN_PROJECT_GRANTS, ADMIN_SYSTEM_GRANTS
 from tokenserver.errors import Forbidden, Unauthorized
 from tokenserver.services.ports import Store
 
@@ -41,3 +49,25 @@ class AccessService:
     def require_system(self, principal: Principal, resource: str, action: str) -> None:
         if not self.system_grants(principal).can(resource, action):
             raise denied(principal, f"{action} {resource}")
+
+    async def permissions_in(
+        self, principal: Principal, scope: str, relative: bool = False
+    ) -> list[tuple[str, str]]:
+        """What `principal` may do in the namespace `scope` names (`/project/<id>`,
+        `/system`), as (resource, action) pairs in Harbor's form (see `listed_permissions`);
+        nothing for a scope that names no namespace. In a project that does not exist, a
+        system admin may do everything and anyone else nothing, as in Harbor."""
+        namespace = scope_namespace(scope)
+        if namespace is None:
+            return []
+        if namespace == SYSTEM_SCOPE:
+            grants, candidates = self.system_grants(principal), ADMIN_SYSTEM_GRANTS.allowed
+        else:
+            assert isinstance(namespace, int)
+            project = await self._store.find_project_by_id(namespace) if namespace > 0 else None
+            candidates = ADMIN_PROJECT_GRANTS.allowed
+            if project is not None:
+                grants = await self.project_grants(principal, project)
+            else:
+                grants = ADMIN_PROJECT_GRANTS if principal.sysadmin else NOTHING
+        return listed_permissions(grants, candidates, namespace, scope, relative)

@@ -5,8 +5,10 @@ authorization) and `resolve` (without) raise the matching `*NotFound`."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
 from tokenserver.domain.models import (
@@ -75,6 +77,14 @@ class NewUser:
     sysadmin: bool
 
 
+class UserChange(Enum):
+    """How a change that could leave no system admin ended."""
+
+    DONE = "done"
+    MISSING = "missing"  # no such user
+    LAST_SYSADMIN = "last sysadmin"  # refused: the user is the only system admin left
+
+
 class Store(Protocol):
     # ---- projects -------------------------------------------------------------------------
     def transaction(self) -> AbstractAsyncContextManager[None]:
@@ -85,9 +95,15 @@ class Store(Protocol):
         ...
 
     async def create_project(
-        self, name: str, public: bool, owner_id: int | None, now: int
+        self,
+        name: str,
+        public: bool,
+        owner_id: int | None,
+        now: int,
+        metadata: Mapping[str, str] | None = None,
     ) -> Project:
-        """Insert a project. Raises Conflict if the name is taken."""
+        """Insert a project with its `metadata` (Harbor's keys other than `public`). Raises
+        Conflict if the name is taken."""
         ...
 
     async def find_project(self, name: str) -> Project | None: ...
@@ -98,8 +114,19 @@ class Store(Protocol):
         """Projects whose name contains `name_contains`, by name."""
         ...
 
-    async def update_project(self, project_id: int, public: bool, now: int) -> bool:
-        """False if the project does not exist."""
+    async def update_project(
+        self,
+        project_id: int,
+        public: bool | None,
+        now: int,
+        metadata: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Set `public` (None: keep it) and the given `metadata` keys (the others are kept), in
+        one statement. False if the project does not exist."""
+        ...
+
+    async def project_metadata(self, project_ids: Collection[int]) -> dict[int, dict[str, str]]:
+        """The metadata of each project of `project_ids` that exists, by id."""
         ...
 
     async def delete_project(self, project_id: int) -> bool:
@@ -165,6 +192,23 @@ class Store(Protocol):
         ...
 
     async def update_user_password(self, user_id: int, password_hash: str, now: int) -> bool: ...
+
+    async def update_user_profile(
+        self, user_id: int, email: str, realname: str, comment: str, now: int
+    ) -> bool:
+        """False if the user does not exist."""
+        ...
+
+    async def set_user_sysadmin(self, user_id: int, sysadmin: bool, now: int) -> UserChange:
+        """Make the user a system admin or not; a demotion that would leave no system admin
+        is refused (LAST_SYSADMIN), also when several run at once, on any replica."""
+        ...
+
+    async def delete_user(self, user_id: int) -> UserChange:
+        """Delete the user, with its memberships, refresh tokens and web sessions, in one
+        statement (projects it owns keep no owner). Refused (LAST_SYSADMIN) if it is the only
+        system admin left, also when several run at once, on any replica."""
+        ...
 
     # ---- members --------------------------------------------------------------------------
     async def add_member(self, project_id: int, user_id: int, role: Role, now: int) -> Member:

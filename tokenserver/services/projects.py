@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 
 from tokenserver.domain.harbor_query import PROJECT_KEYS
-from tokenserver.domain.models import Principal, PrincipalKind, Project
+from tokenserver.domain.models import Level, Principal, PrincipalKind, Project, User
 from tokenserver.domain.names import check_name
 from tokenserver.domain.permissions import after_project_deleted
+from tokenserver.domain.project_metadata import metadata_to_keep
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
-from tokenserver.errors import BadRequest, ProjectNotFound
+from tokenserver.errors import BadRequest, Forbidden, ProjectNotFound
 from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import Store
@@ -24,33 +26,65 @@ class ProjectService:
         access: AccessService,
         audit: AuditService,
         clock: Callable[[], float] = time.time,
+        *,
+        only_admins_create: bool = False,
     ) -> None:
+        """`only_admins_create`: Harbor's project_creation_restriction `adminonly` (else
+        `everyone`)."""
         self._store = store
         self._access = access
         self._audit = audit
         self._clock = clock
+        self._only_admins_create = only_admins_create
 
     def now(self) -> int:
         return int(self._clock())
 
-    async def create(self, actor: Principal, name: str, public: bool = False) -> Project:
-        """Any user may create a project (Harbor's default) and becomes its projectAdmin; a
-        robot needs the system permission `project:create`. Raises BadRequest for an invalid
-        name, Conflict if it exists."""
+    async def create(
+        self,
+        actor: Principal,
+        name: str,
+        public: bool = False,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Project:
+        """Create a project with Harbor's `metadata` keys (`public` aside). Who may, as in
+        Harbor: any user and any system robot, or with `only_admins_create` only those holding
+        the system permission `project:create` (system admins, and system robots granted it);
+        never a project robot. The owner becomes its projectAdmin: a user creating it, or for a
+        robot (which gets no membership) the first system admin. Raises Unauthorized,
+        Forbidden, BadRequest (name, metadata), Conflict (it exists)."""
         async with self._audit.operation(actor, "create", "project", name) as entry:
-            if actor.kind is PrincipalKind.ANONYMOUS or (
-                actor.robot is not None
-                and not self._access.system_grants(actor).can("project", "create")
-            ):
-                raise denied(actor, "create projects")
+            self._check_creator(actor)
             check_name("project", name)
-            owner = actor.user.id if actor.user is not None else None
+            kept = metadata_to_keep(metadata or {}, creating=True)
+            owner = await self._owner(actor)
             now = self.now()
-            project = await self._store.create_project(name, public, owner, now)
+            project = await self._store.create_project(
+                name, public, owner.id if owner else None, now, kept
+            )
             entry.project_id = project.id
-            if actor.user is not None:
-                await self._store.add_member(project.id, actor.user.id, Role.PROJECT_ADMIN, now)
+            if owner is not None:
+                await self._store.add_member(project.id, owner.id, Role.PROJECT_ADMIN, now)
             return project
+
+    def _check_creator(self, actor: Principal) -> None:
+        if actor.kind is PrincipalKind.ANONYMOUS:
+            raise denied(actor, "create projects")
+        if actor.robot is not None and actor.robot.level is not Level.SYSTEM:
+            raise Forbidden("only system level robots can create projects")
+        if self._only_admins_create and not self._access.system_grants(actor).can(
+            "project", "create"
+        ):
+            raise Forbidden("only system admins can create projects")
+
+    async def _owner(self, actor: Principal) -> User | None:
+        """Who owns a project `actor` creates: the user; for a robot, the first system admin
+        (Harbor's choice); nobody for the command line."""
+        if actor.user is not None:
+            return actor.user
+        if actor.robot is None:
+            return None
+        return next((u for u in await self._store.list_users() if u.sysadmin), None)
 
     async def resolve(self, ref: str, is_name: bool | None = None) -> Project:
         """A project by name or id: digits are an id unless `is_name` (Harbor's
@@ -99,15 +133,53 @@ class ProjectService:
     async def exists(self, name: str) -> bool:
         return await self._store.find_project(name) is not None
 
-    async def set_public(
-        self, actor: Principal, ref: str, public: bool, is_name: bool | None = None
+    async def metadata(self, projects: Sequence[Project]) -> dict[int, dict[str, str]]:
+        """The metadata kept for each of `projects` (Harbor's keys other than `public`)."""
+        return await self._store.project_metadata([p.id for p in projects])
+
+    async def update(
+        self,
+        actor: Principal,
+        ref: str,
+        *,
+        public: bool | None = None,
+        metadata: Mapping[str, str] | None = None,
+        is_name: bool | None = None,
     ) -> Project:
+        """Set `public` (None: keep it) and the given metadata keys, keeping the others (as
+        Harbor's PUT does). Raises ProjectNotFound, Forbidden, BadRequest (metadata)."""
         async with self._audit.operation(actor, "update", "project", ref) as entry:
             project = await self.resolve(ref, is_name)
             entry.project_id = project.id
             await self._access.require(actor, project, "project", "update")
-            await self._store.update_project(project.id, public, self.now())
+            kept = metadata_to_keep(metadata or {}, creating=False)
+            if public is None and not kept:
+                return project  # nothing to change
+            if not await self._store.update_project(project.id, public, self.now(), kept):
+                raise ProjectNotFound(f"project {ref!r} not found")
             return await self.resolve(str(project.id), is_name=False)
+
+    async def summary(
+        self, actor: Principal, ref: str, is_name: bool | None = None
+    ) -> Counter[Role] | None:
+        """The project's members counted by role, or None for a caller who may read the
+        project but not list its members (Harbor then leaves the counts out). Raises
+        ProjectNotFound, Unauthorized, Forbidden."""
+        project = await self.resolve(ref, is_name)
+        grants = await self._access.project_grants(actor, project)
+        if not grants.can("project", "read"):
+            raise denied(actor, f"read project in project {project.name!r}")
+        if not grants.can("member", "list"):
+            return None
+        return Counter(m.role for m in await self._store.list_members(project.id))
+
+    async def deletable(self, actor: Principal, ref: str, is_name: bool | None = None) -> str:
+        """Why the project cannot be deleted, "" if it can, for a caller who may delete it.
+        Harbor refuses to delete a project holding repositories; tokenserver does not see
+        the registry's, so nothing stops a deletion. Raises ProjectNotFound, Forbidden."""
+        project = await self.resolve(ref, is_name)
+        await self._access.require(actor, project, "project", "delete")
+        return ""
 
     async def delete(self, actor: Principal, ref: str, is_name: bool | None = None) -> None:
         """Delete the project, its robots and its members. Raises ProjectNotFound."""

@@ -6,15 +6,15 @@ import re
 from collections.abc import Callable
 
 from tokenserver.domain.harbor_query import USER_KEYS
-from tokenserver.domain.models import Member, Principal, User
+from tokenserver.domain.models import Member, Principal, PrincipalKind, User
 from tokenserver.domain.names import check_not_robot_name, check_username, reads_as_robot_name
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret, generate_secret
 from tokenserver.errors import BadRequest, ConfigError, Forbidden, MemberNotFound, UserNotFound
-from tokenserver.services.access import AccessService
+from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
-from tokenserver.services.ports import NewUser, Store
+from tokenserver.services.ports import NewUser, Store, UserChange
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.verifier import SecretVerifier
@@ -42,6 +42,9 @@ def check_password(password: str) -> Secret:
 def _check_field(name: str, value: str) -> str:
     if len(value) > MAX_FIELD_LENGTH:
         raise BadRequest(f"{name} longer than {MAX_FIELD_LENGTH} characters")
+    if "\x00" in value:
+        # NOTE: PostgreSQL cannot store one and SQLite can: refused on both alike.
+        raise BadRequest(f"{name} must not contain a NUL character")
     return value
 
 
@@ -134,6 +137,13 @@ class UserService:
         candidates = await self._store.list_users(self._prefix)
         return [u.username for u in candidates if reads_as_robot_name(self._prefix, u.username)]
 
+    async def search(self, actor: Principal, username_contains: str) -> list[User]:
+        """Users whose name contains `username_contains`, by id, for any authenticated
+        caller (Harbor's /users/search, which member pickers use). Raises Unauthorized."""
+        if actor.kind is PrincipalKind.ANONYMOUS:
+            raise denied(actor, "search users")
+        return await self._store.list_users(username_contains)
+
     async def list(
         self, actor: Principal, username_contains: str = "", query: Query = EVERYTHING
     ) -> list[User]:
@@ -148,6 +158,73 @@ class UserService:
         if user is None:
             raise UserNotFound(f"user {user_id} not found")
         return user
+
+    async def _find(self, ref: int | str) -> User:
+        """A user by id, or by name (the command line's). Raises UserNotFound."""
+        user = None
+        if isinstance(ref, int):
+            user = await self._store.find_user_by_id(ref)
+        else:
+            try:
+                check_username(ref)
+            except BadRequest:
+                pass  # no user has this name, which could hold what a database cannot store
+            else:
+                user = await self._store.find_user(ref)
+        if user is None:
+            raise UserNotFound(f"user {ref!r} not found")
+        return user
+
+    async def update_profile(
+        self, actor: Principal, user_id: int, email: str, realname: str, comment: str
+    ) -> User:
+        """Replace the user's email, realname and comment (an absent one becomes empty, as in
+        Harbor). Users change their own; system admins anyone's. Raises Forbidden,
+        BadRequest, UserNotFound."""
+        async with self._audit.operation(actor, "update", "user", f"{user_id}/profile") as op:
+            if actor.user is None or actor.user.id != user_id:
+                self._access.require_system(actor, "user", "update")
+            for name, value in (("email", email), ("realname", realname), ("comment", comment)):
+                _check_field(name, value)
+            user = await self._find(user_id)
+            op.resource = f"{user.username}/profile"
+            if not await self._store.update_user_profile(
+                user.id, email, realname, comment, self._projects.now()
+            ):
+                raise UserNotFound(f"user {user_id} not found")
+            return await self._find(user.id)
+
+    async def set_sysadmin(self, actor: Principal, ref: int | str, sysadmin: bool) -> User:
+        """Make a user (by id, or by name) a system admin or not; system admins only. The
+        last system admin stays one. Raises Forbidden, UserNotFound."""
+        async with self._audit.operation(actor, "update", "user", f"{ref}/sysadmin") as op:
+            self._access.require_system(actor, "user", "update")
+            user = await self._find(ref)
+            op.resource = f"{user.username}/sysadmin"
+            change = await self._store.set_user_sysadmin(user.id, sysadmin, self._projects.now())
+            self._check_change(change, user, "stop being a system admin")
+            return await self._find(user.id)
+
+    async def delete(self, actor: Principal, ref: int | str) -> User:
+        """Delete a user (by id, or by name) with its memberships, refresh tokens and web
+        sessions, which stop working at once; system admins only. As in Harbor, nobody
+        deletes themselves or the system admin `admin`; nor the last system admin. Raises
+        Forbidden, UserNotFound."""
+        async with self._audit.operation(actor, "delete", "user", str(ref)) as op:
+            self._access.require_system(actor, "user", "delete")
+            user = await self._find(ref)
+            op.resource = user.username
+            if user.username == ADMIN or (actor.user is not None and actor.user.id == user.id):
+                raise Forbidden(f"user {user.username!r} cannot be deleted")
+            self._check_change(await self._store.delete_user(user.id), user, "be deleted")
+            return user
+
+    @staticmethod
+    def _check_change(change: UserChange, user: User, what: str) -> None:
+        if change is UserChange.MISSING:
+            raise UserNotFound(f"user {user.username!r} not found")
+        if change is UserChange.LAST_SYSADMIN:
+            raise Forbidden(f"user {user.username!r} is the last system admin and cannot {what}")
 
     async def change_password(
         self, actor: Principal, user_id: int, old: str | None, new: str, address: str = ""
@@ -173,15 +250,7 @@ class UserService:
         and web sessions. Raises Forbidden, UserNotFound, BadRequest (the password rule)."""
         async with self._audit.operation(actor, "update", "user", f"{username}/password"):
             self._access.require_system(actor, "user", "update")
-            user = None
-            try:
-                check_username(username)
-            except BadRequest:
-                pass  # no user has this name, which could hold what a database cannot store
-            else:
-                user = await self._store.find_user(username)
-            if user is None:
-                raise UserNotFound(f"user {username!r} not found")
+            user = await self._find(username)
             await self._replace_password(user, check_password(new))
             return user
 

@@ -131,8 +131,13 @@ UPDATE refresh_token SET last_used_at = extract(epoch FROM now())::bigint;
 DELETE FROM refresh_token WHERE robot_id IN (SELECT id FROM robot WHERE legacy_id IS NOT NULL);
 """
 
-# v4: reserved (no change).
-_SCHEMA_V4 = "SELECT 1"
+# v4: a project keeps Harbor's metadata keys besides `public` (a JSON object of strings); users
+# can be deleted, and their memberships (and the projects they own) are found by user.
+_SCHEMA_V4 = """
+ALTER TABLE project ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX member_user ON member (user_id);
+CREATE INDEX project_owner ON project (owner_id);
+"""
 
 # v5: an audit entry names the project it concerned (NULL: a system operation, and every
 # entry written before: their resource text cannot tell a project apart from a later one of
@@ -155,6 +160,8 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 # Replicas starting together upgrade the schema one at a time (any constant; ours).
 _MIGRATION_LOCK = 0x746F6B656E
+# Changes that may leave no system admin run one at a time (see `_sysadmins_serialized`).
+_SYSADMINS_LOCK = _MIGRATION_LOCK + 1
 
 # What a pool raises when the database is unreachable, shutting down or gone mid-query (a
 # connection lost mid-protocol shows as InternalClientError).
@@ -211,6 +218,7 @@ class PostgresStore(SqlStore):
     _FOLDED_CONTAINS = 'strpos(lower({column} COLLATE "C"), lower(CAST(? AS TEXT) COLLATE "C")) > 0'
     _BYTEWISE = ' COLLATE "C"'
     _GREATEST = "GREATEST"
+    _JSON_MERGE = "({column}::jsonb || ?::jsonb)::text"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
@@ -293,6 +301,15 @@ class PostgresStore(SqlStore):
                 yield
             finally:
                 self._transaction.reset(token)
+
+    @asynccontextmanager
+    async def _sysadmins_serialized(self) -> AsyncIterator[None]:
+        # NOTE: under READ COMMITTED, two demotions of the last two admins would each see the
+        # other still there; a transaction-scoped lock taken first makes each statement's
+        # snapshot include what the one before committed.
+        async with self.transaction():
+            await self._execute("SELECT pg_advisory_xact_lock(?)", (_SYSADMINS_LOCK,))
+            yield
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

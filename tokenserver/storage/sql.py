@@ -8,8 +8,16 @@ few spellings that differ between databases (`_CONTAINS`, `_GREATEST`).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from tokenserver.domain.models import (
@@ -30,7 +38,7 @@ from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
 from tokenserver.errors import StorageError as StorageError
-from tokenserver.services.ports import AuditScope, NewRobot, NewUser, RobotChanges
+from tokenserver.services.ports import AuditScope, NewRobot, NewUser, RobotChanges, UserChange
 
 _PROJECT_COLUMNS = (
     "p.id, p.name, p.public, p.creation_time, p.update_time, p.owner_id, coalesce(u.username, '')"
@@ -64,7 +72,20 @@ _REFRESH_COLUMNS = (
     "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access"
 )
 
+# Whether a system admin other than the user `?` exists.
+_ANOTHER_SYSADMIN = (
+    "EXISTS (SELECT 1 FROM users other WHERE other.sysadmin = TRUE AND other.id <> ?)"
+)
+
 _T = TypeVar("_T")
+
+
+def _metadata_to_json(metadata: Mapping[str, str] | None) -> str:
+    return json.dumps(dict(metadata or {}), separators=(",", ":"), sort_keys=True)
+
+
+def _metadata_from_json(text: str) -> dict[str, str]:
+    return {str(k): str(v) for k, v in json.loads(text).items()}
 
 
 def _permissions_to_json(permissions: tuple[Permission, ...]) -> str:
@@ -178,6 +199,8 @@ class SqlStore:
     # How text compares by code point (SQLite's default BINARY collation does).
     _BYTEWISE = ""
     _GREATEST = "max"
+    # The JSON object in the text column with the parameter's keys set (a JSON object too).
+    _JSON_MERGE = "json_patch({column}, ?)"
 
     # ---- what an adapter provides ---------------------------------------------------------
 
@@ -216,6 +239,15 @@ class SqlStore:
     async def close(self) -> None:
         raise NotImplementedError
 
+    @asynccontextmanager
+    async def _sysadmins_serialized(self) -> AsyncIterator[None]:
+        """Run the block's statements one block at a time across every process sharing the
+        database, each statement seeing what the blocks before committed: a change that may
+        leave no system admin checks the others in its statement, and two such changes at
+        once must not both see the other's admin still there. SQLite runs every writing
+        statement under the database's one write lock already."""
+        yield
+
     async def ping(self) -> None:
         """Raise if the database does not answer."""
         await self._rows("SELECT 1")
@@ -226,12 +258,17 @@ class SqlStore:
     # ---- projects -------------------------------------------------------------------------
 
     async def create_project(
-        self, name: str, public: bool, owner_id: int | None, now: int
+        self,
+        name: str,
+        public: bool,
+        owner_id: int | None,
+        now: int,
+        metadata: Mapping[str, str] | None = None,
     ) -> Project:
         project_id = await self._insert(
-            "INSERT INTO project (name, public, owner_id, creation_time, update_time) "
-            "VALUES (?,?,?,?,?)",
-            (name, public, owner_id, now, now),
+            "INSERT INTO project (name, public, owner_id, creation_time, update_time, metadata) "
+            "VALUES (?,?,?,?,?,?)",
+            (name, public, owner_id, now, now, _metadata_to_json(metadata)),
             f"project {name!r} already exists",
         )
         created = await self.find_project_by_id(project_id)
@@ -254,14 +291,32 @@ class SqlStore:
     async def list_projects(self, name_contains: str = "") -> list[Project]:
         return await self._projects(f"{self._contains('p.name')} ORDER BY p.name", (name_contains,))
 
-    async def update_project(self, project_id: int, public: bool, now: int) -> bool:
-        return (
-            await self._execute(
-                "UPDATE project SET public = ?, update_time = ? WHERE id = ?",
-                (public, now, project_id),
-            )
-            > 0
+    async def update_project(
+        self,
+        project_id: int,
+        public: bool | None,
+        now: int,
+        metadata: Mapping[str, str] | None = None,
+    ) -> bool:
+        # NOTE: the keys are merged in the statement, so that two updates setting different
+        # keys at once both count (as Harbor's per-key rows do).
+        merged = self._JSON_MERGE.format(column="metadata")
+        changed = await self._execute(
+            f"UPDATE project SET public = coalesce(?, public), metadata = {merged}, "  # noqa: S608
+            "update_time = ? WHERE id = ?",
+            (public, _metadata_to_json(metadata), now, project_id),
         )
+        return changed > 0
+
+    async def project_metadata(self, project_ids: Collection[int]) -> dict[int, dict[str, str]]:
+        ids = sorted(set(project_ids))
+        if not ids:
+            return {}
+        rows = await self._rows(
+            f"SELECT id, metadata FROM project WHERE id IN ({','.join('?' * len(ids))})",  # noqa: S608
+            ids,
+        )
+        return {row[0]: _metadata_from_json(row[1]) for row in rows}
 
     async def delete_project(self, project_id: int) -> bool:
         return await self._execute("DELETE FROM project WHERE id = ?", (project_id,)) > 0
@@ -422,6 +477,38 @@ class SqlStore:
             (password_hash, now, user_id),
         )
         return changed > 0
+
+    async def update_user_profile(
+        self, user_id: int, email: str, realname: str, comment: str, now: int
+    ) -> bool:
+        changed = await self._execute(
+            "UPDATE users SET email = ?, realname = ?, comment = ?, update_time = ? WHERE id = ?",
+            (email, realname, comment, now, user_id),
+        )
+        return changed > 0
+
+    async def set_user_sysadmin(self, user_id: int, sysadmin: bool, now: int) -> UserChange:
+        async with self._sysadmins_serialized():
+            changed = await self._execute(
+                "UPDATE users SET sysadmin = ?, update_time = ? WHERE id = ? AND "  # noqa: S608
+                f"(? OR sysadmin = FALSE OR {_ANOTHER_SYSADMIN})",
+                (sysadmin, now, user_id, sysadmin, user_id),
+            )
+            return await self._user_change(changed, user_id)
+
+    async def delete_user(self, user_id: int) -> UserChange:
+        async with self._sysadmins_serialized():
+            changed = await self._execute(
+                f"DELETE FROM users WHERE id = ? AND (sysadmin = FALSE OR {_ANOTHER_SYSADMIN})",  # noqa: S608
+                (user_id, user_id),
+            )
+            return await self._user_change(changed, user_id)
+
+    async def _user_change(self, changed: int, user_id: int) -> UserChange:
+        if changed:
+            return UserChange.DONE
+        rows = await self._rows("SELECT 1 FROM users WHERE id = ?", (user_id,))
+        return UserChange.LAST_SYSADMIN if rows else UserChange.MISSING
 
     # ---- members --------------------------------------------------------------------------
 

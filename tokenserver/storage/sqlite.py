@@ -131,8 +131,13 @@ UPDATE refresh_token SET last_used_at = CAST(strftime('%s', 'now') AS INTEGER);
 DELETE FROM refresh_token WHERE robot_id IN (SELECT id FROM robot WHERE legacy_id IS NOT NULL);
 """
 
-# v4: reserved (no change).
-_SCHEMA_V4 = ""
+# v4: a project keeps Harbor's metadata keys besides `public` (a JSON object of strings); users
+# can be deleted, and their memberships (and the projects they own) are found by user.
+_SCHEMA_V4 = """
+ALTER TABLE project ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX member_user ON member (user_id);
+CREATE INDEX project_owner ON project (owner_id);
+"""
 
 # v5: an audit entry names the project it concerned (NULL: a system operation, and every
 # entry written before: their resource text cannot tell a project apart from a later one of
