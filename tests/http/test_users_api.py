@@ -353,3 +353,19 @@ async def test_a_robot_granted_user_management_cannot_remove_the_last_system_adm
     r = await api.call("DELETE", f"/users/{admin_id}", robot)
     assert "'admin' cannot be deleted" in await error(r, 403, "FORBIDDEN")
     assert (await (await api.call("GET", "/users/current", carol)).json())["sysadmin_flag"]
+
+
+async def test_a_password_change_is_audited_under_the_users_name(api: Api) -> None:
+    """The API recorded `7/password` where `tokenserver user set-password` records
+    `carol/password`: one user, two names in the audit log."""
+    carol = await api.user("carol")
+    carol_id = await user_id(api, carol)
+    body = {"new_password": "N3wPassword"}
+    r = await api.call("PUT", f"/users/{carol_id}/password", api.admin, json=body)
+    assert r.status == 200, await r.text()
+    r = await api.call("PUT", "/users/999999/password", api.admin, json=body)
+    await error(r, 404, "NOT_FOUND")
+    entries = [e for e in await audit(api) if e[3].endswith("/password")]
+    assert ("admin", "update", "user", "carol/password", "success") in entries
+    assert ("admin", "update", "user", "999999/password", "failure: NOT_FOUND") in entries
+    assert not any(e[3] == f"{carol_id}/password" for e in entries)

@@ -233,13 +233,14 @@ class UserService:
         anyone's. A wrong old password is a failed authentication of the user from `address`
         (the client), behind the same throttle as the token endpoint. Raises Forbidden,
         BadRequest, UserNotFound, TooManyRequests."""
-        async with self._audit.operation(actor, "update", "user", f"{user_id}/password"):
+        async with self._audit.operation(actor, "update", "user", f"{user_id}/password") as op:
             own = actor.user is not None and actor.user.id == user_id
             if not own:
                 self._access.require_system(actor, "user", "update")
             user = await self._store.find_user_by_id(user_id)
             if user is None:
                 raise UserNotFound(f"user {user_id} not found")
+            op.resource = f"{user.username}/password"  # as `user set-password` records it
             if own and not actor.sysadmin:
                 await self._check_old_password(user, old, address)
             await self._replace_password(user, check_password(new))
