@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import call_cli
 from tokenserver import cli
 
 
@@ -30,7 +30,7 @@ def subcommands(
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "tokenserver.toml"
-    result = run_cli(path, "init")
+    result = call_cli(path, "init")
     assert result.returncode == 0, result.stderr
     return path
 
@@ -53,7 +53,7 @@ def test_every_subcommand_declares_its_own_handler() -> None:
 def test_unknown_or_missing_commands_exit_2_with_a_message(
     config: Path, args: tuple[str, ...]
 ) -> None:
-    result = run_cli(config, *args)
+    result = call_cli(config, *args)
     assert result.returncode == 2
     assert "usage: tokenserver" in result.stderr
     assert ("invalid choice" in result.stderr) or ("required" in result.stderr)
@@ -81,5 +81,5 @@ def test_attack_subcommand_without_a_handler_runs_another_command(
     captured = capsys.readouterr()
     assert "keys rotate-all: no such command" in captured.err
     assert captured.out == ""
-    listed = run_cli(config, "keys", "list")
+    listed = call_cli(config, "keys", "list")
     assert [k["state"] for k in json.loads(listed.stdout)] == ["active"]

@@ -15,7 +15,7 @@ from tokenserver.domain.models import LOCAL, Level, Robot
 from tokenserver.domain.permissions import Access, Effect, RequestedPermission
 from tokenserver.errors import BadRequest, Conflict, ProjectNotFound, RobotNotFound
 from tokenserver.runtime import Runtime, open_runtime
-from tokenserver.services.ports import NewRobot
+from tokenserver.services.ports import AuditScope, NewRobot
 from tokenserver.services.robots import RobotSpec
 from tokenserver.storage.sqlite import SCHEMA_VERSION, SqliteStore, StorageError
 
@@ -167,6 +167,30 @@ async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
         assert kept.legacy_access is None and kept.expires_at is None
     finally:
         await store.close()
+
+
+async def test_audit_entries_from_before_schema_5_belong_to_no_project(tmp_path: Path) -> None:
+    # Their resource text cannot tell the project apart from a later one of the same name:
+    # only holders of audit-log:list read them.
+    path = tmp_path / "v1.db"
+    root = Path(__file__).resolve().parents[1]
+    with sqlite3.connect(path) as db:
+        db.executescript((root / "data" / "schema-v1.sql").read_text() + _V1_AUDIT)
+        db.execute("PRAGMA user_version=1")
+    store = await SqliteStore.open(path)
+    try:
+        entries, total = await store.list_audit(0, 10)
+        assert total == 1 and (entries[0].resource, entries[0].project_id) == ("lib", None)
+        assert await store.list_audit(0, 10, scope=AuditScope(project_id=1)) == ([], 0)
+    finally:
+        await store.close()
+
+
+_V1_AUDIT = """
+INSERT INTO project (id, name, public, creation_time, update_time) VALUES (1, 'lib', 0, 1, 1);
+INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, outcome)
+VALUES (1, 'admin', 'create', 'project', 'lib', 'success');
+"""
 
 
 PULL = Access("repository", "pull")

@@ -13,7 +13,7 @@ from tests.http.conftest import AiohttpClient, basic
 from tests.postgres import PostgresServer
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
-from tokenserver.services.ports import UserChange
+from tokenserver.services.ports import AuditScope, UserChange
 from tokenserver.storage.postgres import SCHEMA_VERSION, PostgresStore, safe_url
 from tokenserver.storage.sql import StorageError
 
@@ -88,6 +88,32 @@ async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
         assert kept is not None and kept.created_at == 1
         assert kept.last_used_at >= before
         assert kept.legacy_access is None and kept.expires_at is None
+    finally:
+        await store.close()
+
+
+async def test_audit_entries_from_before_schema_5_belong_to_no_project(
+    postgres: PostgresServer,
+) -> None:
+    # As on SQLite (tests/services/test_robots.py).
+    url = postgres.new_database()
+    name = database_name(url)
+    postgres.sql((DATA / "pg-schema-v1.sql").read_text(), name)
+    postgres.sql(
+        "CREATE TABLE tokenserver_schema (version INTEGER PRIMARY KEY, "
+        "applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); "
+        "INSERT INTO tokenserver_schema (version) VALUES (1); "
+        "INSERT INTO project (id, name, public, creation_time, update_time) "
+        "VALUES (1, 'lib', false, 1, 1); "
+        "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, outcome) "
+        "VALUES (1, 'admin', 'create', 'project', 'lib', 'success')",
+        name,
+    )
+    store = await PostgresStore.open(url)
+    try:
+        entries, total = await store.list_audit(0, 10)
+        assert total == 1 and (entries[0].resource, entries[0].project_id) == ("lib", None)
+        assert await store.list_audit(0, 10, scope=AuditScope(project_id=1)) == ([], 0)
     finally:
         await store.close()
 

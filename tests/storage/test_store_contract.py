@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
+from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
 from tokenserver.domain.models import AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.errors import Conflict
-from tokenserver.services.ports import NewRobot, NewUser, RobotChanges, Store, UserChange
+from tokenserver.services.ports import (
+    AuditScope,
+    NewRobot,
+    NewUser,
+    RobotChanges,
+    Store,
+    UserChange,
+)
 from tokenserver.storage.postgres import PostgresStore
 from tokenserver.storage.sql import SqlStore
 from tokenserver.storage.sqlite import SqliteStore
@@ -432,6 +441,102 @@ async def test_audit_pages_are_newest_first(store: Store) -> None:
         await store.add_audit(AuditEntry(i, "admin", "create", "project", f"p{i}", "success"))
     page, total = await store.list_audit(1, 2)
     assert total == 5 and [e.resource for e in page] == ["p3", "p2"]
+
+
+async def audit_log(store: Store) -> tuple[int, int]:
+    """Five entries, two projects' and one of none; the projects' ids."""
+    first = (await store.create_project("first", False, None, 1)).id
+    second = (await store.create_project("second", False, None, 1)).id
+    for entry in [
+        AuditEntry(100, "admin", "create", "project", "first", "success", project_id=first),
+        AuditEntry(200, "Alice", "create", "robot", "robot$first+ci", "success", 0, first),
+        AuditEntry(300, "bob", "delete", "robot", "robot$second+x_y", "failure: FORBIDDEN", 0,
+                   second),
+        AuditEntry(400, "admin", "create", "user", "50%off", "success"),
+        AuditEntry(500, "zoë", "update", "member", "second/3", "success", project_id=second),
+    ]:  # fmt: skip
+        await store.add_audit(entry)
+    return first, second
+
+
+async def audited(store: Store, q: str = "", sort: str = "", **scope: Any) -> list[str]:
+    entries, total = await store.list_audit(
+        0, 100, AUDIT_EXT_KEYS.query(q, sort), AuditScope(**scope)
+    )
+    assert total == len(entries)
+    return [e.resource for e in entries]
+
+
+@pytest.mark.parametrize(
+    ("q", "resources"),
+    [
+        ("", ["second/3", "50%off", "robot$second+x_y", "robot$first+ci", "first"]),
+        ("username=admin", ["50%off", "first"]),
+        ("username=ADMIN", []),
+        ("username=~ALI", ["robot$first+ci"]),
+        ("username=~zo", ["second/3"]),
+        ("username=~ë", ["second/3"]),
+        ("username=~Ë", []),  # only ASCII letters fold, on both databases
+        ("resource=~%", ["50%off"]),  # no LIKE: % and _ are themselves
+        ("resource=~_", ["robot$second+x_y"]),
+        ("resource=~%25", ["50%off"]),
+        ("op_time=[200~400]", ["50%off", "robot$second+x_y", "robot$first+ci"]),
+        ("op_time=[~200]", ["robot$first+ci", "first"]),
+        ("op_time=[1970-01-01T00:08:20~]", ["second/3"]),
+        ("op_time=300", ["robot$second+x_y"]),
+        ("operation={update delete}", ["second/3", "robot$second+x_y"]),
+        ("operation={}", []),
+        ("operation=(create create),resource_type=robot", ["robot$first+ci"]),
+        ("operation=(create delete)", []),
+        ("operation=()", ["second/3", "50%off", "robot$second+x_y", "robot$first+ci", "first"]),
+        ("resource=[a~s]", ["robot$second+x_y", "robot$first+ci", "first"]),
+        ("id=[2~3]", ["robot$second+x_y", "robot$first+ci"]),
+        ("op_result=false", ["robot$second+x_y"]),
+        ("op_result={true}", ["second/3", "50%off", "robot$first+ci", "first"]),
+        ("op_desc=~robot: robot$second", ["robot$second+x_y"]),
+        ("op_desc=create user: 50%off", ["50%off"]),
+        ("username=a\x00", []),  # PostgreSQL cannot hold a NUL: nothing, as on SQLite
+        ("resource=~\x00", []),
+    ],
+)
+async def test_audit_queries_filter_in_the_database(
+    store: Store, q: str, resources: list[str]
+) -> None:
+    await audit_log(store)
+    assert await audited(store, q) == resources
+
+
+async def test_audit_queries_scope_order_and_page(store: Store) -> None:
+    first, second = await audit_log(store)
+    assert await audited(store, f"project_id={first}") == ["robot$first+ci", "first"]
+    assert await audited(store, project_id=second) == ["second/3", "robot$second+x_y"]
+    # A condition never widens the scope.
+    assert await audited(store, f"project_id={first}", project_id=second) == []
+    # Code point order on both databases (PostgreSQL's default collation would not say so).
+    assert await audited(store, sort="username,-op_time") == [
+        "robot$first+ci", "50%off", "first", "robot$second+x_y", "second/3"
+    ]  # fmt: skip
+    assert (await audited(store, sort="project_id,op_time"))[0] == "50%off"  # NULL first
+    assert (await audited(store, sort="-project_id"))[-1] == "50%off"
+    page, total = await store.list_audit(1, 2, AUDIT_EXT_KEYS.query("op_result=true"))
+    assert total == 4 and [e.resource for e in page] == ["50%off", "robot$first+ci"]
+    assert page[0].project_id is None and page[1].project_id == first
+    # Members see their projects' entries, for the roles given.
+    alice = await store.create_user(new_user("alice"), 1)
+    await store.add_member(first, alice.id, Role.GUEST, 1)
+    await store.add_member(second, alice.id, Role.LIMITED_GUEST, 1)
+    roles = (Role.GUEST, Role.DEVELOPER)
+    assert await audited(store, member_id=alice.id, roles=roles) == ["robot$first+ci", "first"]
+    assert await audited(store, member_id=alice.id) == []
+
+
+async def test_audit_queries_as_long_as_a_request_can_carry(store: Store) -> None:
+    await audit_log(store)
+    many = " ".join(str(i) for i in range(1, 3000))
+    assert await audited(store, f"id=({' '.join(['2'] * 3000)})") == ["robot$first+ci"]
+    assert await audited(store, f"id=({many})") == []
+    assert len(await audited(store, f"id={{{many}}}")) == 5
+    assert len(await audited(store, sort=",".join(["id", "-op_time"] * 1500))) == 5
 
 
 async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from tokenserver.domain.harbor_schema import (
     ACCESS,
     AUDIT_LOG,
+    AUDIT_LOG_EXT,
     MEMBER,
     PERMISSION,
     PERMISSION_TABLE,
@@ -192,6 +193,22 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
         operation=entry.operation,
         op_time=iso_time(entry.op_time),
         outcome=entry.outcome,
+    )
+
+
+def audit_ext_json(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as Harbor's AuditLogExt: its description as Harbor words its own
+    ("create robot: robot$p+ci"), its outcome a boolean."""
+    resource = truncate(entry.resource, MAX_AUDIT_FIELD)
+    return AUDIT_LOG_EXT.shape(
+        id=entry.id,
+        username=truncate(entry.operator, MAX_AUDIT_FIELD),
+        resource=resource,
+        resource_type=entry.resource_type,
+        operation=entry.operation,
+        operation_description=f"{entry.operation} {entry.resource_type}: {resource}",
+        operation_result=entry.outcome == "success",
+        op_time=iso_time(entry.op_time),
     )
 
 

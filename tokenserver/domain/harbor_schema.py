@@ -278,3 +278,14 @@ AUDIT_LOG = Body(
     Field("op_time", str, format=TIME),
     Field("outcome", str, description="tokenserver: success, or failure: CODE"),
 )
+AUDIT_LOG_EXT = Body(
+    "AuditLogExt",
+    Field("id", int),
+    Field("username", str),
+    Field("resource", str),
+    Field("resource_type", str),
+    Field("operation", str),
+    Field("operation_description", str),
+    Field("operation_result", bool, description="true: it succeeded"),
+    Field("op_time", str, format=TIME),
+)

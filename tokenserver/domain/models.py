@@ -165,7 +165,10 @@ MAX_AUDIT_FIELD = 256
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One management operation: who did what to which resource, and how it ended."""
+    """One management operation: who did what to which resource, and how it ended.
+    `project_id` is the project the operation concerned, once it was known (None: a system
+    operation, or one that failed before its project was found): that project's members see
+    the entry."""
 
     op_time: int
     operator: str
@@ -174,6 +177,7 @@ class AuditEntry:
     resource: str
     outcome: str
     id: int = 0
+    project_id: int | None = None
 
 
 class PrincipalKind(StrEnum):

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from tokenserver.domain.harbor_json import (
+    audit_ext_json,
     audit_json,
     member_json,
     permission_json_item,
@@ -25,6 +26,14 @@ from tokenserver.domain.harbor_json import (
     user_json,
     user_search_json,
 )
+from tokenserver.domain.harbor_query import (
+    AUDIT_EXT_KEYS,
+    AUDIT_KEYS,
+    PROJECT_KEYS,
+    ROBOT_KEYS,
+    USER_KEYS,
+    robot_scope,
+)
 from tokenserver.domain.harbor_schema import (
     MEMBER_CREATE,
     PASSWORD_CHANGE,
@@ -38,16 +47,19 @@ from tokenserver.domain.harbor_schema import (
     USER_PROFILE,
     USER_SYSADMIN,
 )
-from tokenserver.domain.models import Level, Robot
+from tokenserver.domain.models import AuditEntry
 from tokenserver.domain.permissions import (
     Access,
     Effect,
     RequestedPermission,
 )
+from tokenserver.domain.query import Keys, Query, Term, exact, fuzzy
 from tokenserver.errors import BadRequest, PreconditionFailed
 from tokenserver.http.appkeys import CLIENT, RUNTIME
 from tokenserver.http.callers import actor, authenticated
 from tokenserver.http.input import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     int_param,
     json_object,
     page_of,
@@ -120,13 +132,31 @@ async def head_project(request: web.Request) -> web.Response:
     return web.Response(status=200 if exists else 404)
 
 
+def _list_query(request: web.Request, keys: Keys[Any], **also: Term | None) -> Query:
+    """The request's `q` and `sort` for a list of `keys`, with the list's own parameters
+    (`also`; None: not given), which replace `q`'s term under the same key, as in Harbor."""
+    given = {key: term for key, term in also.items() if term is not None}
+    return keys.query(request.query.get("q", ""), request.query.get("sort", ""), given)
+
+
+def _param(request: web.Request, name: str, term: Callable[[str], Term]) -> Term | None:
+    value = request.query.get(name, "")
+    return term(value) if value else None
+
+
 async def list_projects(request: web.Request) -> web.Response:
     principal = await actor(request)
     public = request.query.get("public")
+    query = _list_query(
+        request,
+        PROJECT_KEYS,
+        name=_param(request, "name", fuzzy),
+        owner=_param(request, "owner", exact),
+    )
     projects = await rt(request).projects.list(
         principal,
-        request.query.get("name", ""),
-        None if public is None else _bool_text(public, "query parameter 'public'"),
+        public=None if public is None else _bool_text(public, "query parameter 'public'"),
+        query=query,
     )
     page, headers = page_of(request, projects)
     service = rt(request).projects
@@ -245,7 +275,13 @@ async def delete_member(request: web.Request) -> web.Response:
 
 async def list_users(request: web.Request) -> web.Response:
     principal = await actor(request)
-    users = await rt(request).users.list(principal, request.query.get("username", ""))
+    query = _list_query(
+        request,
+        USER_KEYS,
+        username=_param(request, "username", fuzzy),
+        email=_param(request, "email", fuzzy),
+    )
+    users = await rt(request).users.list(principal, query=query)
     page, headers = page_of(request, users)
     return web.json_response([user_json(u) for u in page], headers=headers)
 
@@ -357,13 +393,6 @@ def _permission(entry: dict[str, Any]) -> RequestedPermission:
     return RequestedPermission(entry["namespace"], access, entry["kind"])
 
 
-def _level(value: str) -> Level:
-    try:
-        return Level(value)
-    except ValueError:
-        raise BadRequest('robot: \'level\' must be "project" or "system"') from None
-
-
 def _robot_spec(body: dict[str, Any]) -> RobotSpec:
     """A parsed robot body (ROBOT_CREATE or ROBOT_UPDATE) as the service takes it."""
     return RobotSpec(
@@ -377,58 +406,12 @@ def _robot_spec(body: dict[str, Any]) -> RobotSpec:
     )
 
 
-_SORT_KEYS: dict[str, Callable[[Robot], Any]] = {
-    "id": lambda r: r.id,
-    "name": lambda r: r.name,
-    "creation_time": lambda r: r.creation_time,
-    "update_time": lambda r: r.update_time,
-    "expires_at": lambda r: r.expires_at,
-    "duration": lambda r: r.duration,
-}
-
-
-def _sorted(robots: list[Robot], sort: str) -> list[Robot]:
-    """Harbor's `sort=field[,-field...]`; a leading `-` sorts descending."""
-    result = list(robots)
-    for spec in reversed([s.strip() for s in sort.split(",") if s.strip()]):
-        key = _SORT_KEYS.get(spec.lstrip("-"))
-        if key is None:
-            raise BadRequest(f"cannot sort by {spec!r}; use one of {', '.join(_SORT_KEYS)}")
-        result.sort(key=key, reverse=spec.startswith("-"))
-    return result
-
-
-def _robot_query(q: str) -> tuple[int | None, str, bool]:
-    """Harbor's `q=Level=project,ProjectID=N,name=~x`: the project id (None for system
-    robots, the default), the name and whether it is fuzzy."""
-    terms: dict[str, str] = {}
-    for part in q.split(",") if q else []:
-        key, eq, value = part.partition("=")
-        if not eq or key.strip() not in ("Level", "ProjectID", "name"):
-            raise BadRequest(
-                f"unsupported query term {part!r}: use Level=, ProjectID= and name=[~]"
-            )
-        terms[key.strip()] = value.strip()
-    level = _level(terms.get("Level", "system"))
-    project_id = None
-    if level is Level.PROJECT:
-        text = terms.get("ProjectID", "")
-        if not (text.isascii() and text.isdigit()):
-            raise BadRequest("q=Level=project needs ProjectID=<project id>")
-        project_id = int(text)
-    name = terms.get("name", "")
-    return project_id, name.removeprefix("~"), name.startswith("~")
-
-
 async def list_robots(request: web.Request) -> web.Response:
     principal = await actor(request)
-    project_id, name, fuzzy = _robot_query(request.query.get("q", ""))
+    project_id, query = robot_scope(_list_query(request, ROBOT_KEYS))
     robots = await rt(request).robots.list(
-        principal, None if project_id is None else str(project_id), name
+        principal, None if project_id is None else str(project_id), query=query
     )
-    if not fuzzy and name:
-        robots = [r for r in robots if r.name == name]
-    robots = _sorted(robots, request.query.get("sort", ""))
     page, headers = page_of(request, robots)
     prefix = rt(request).settings.robots.name_prefix
     return web.json_response([robot_json(r, prefix) for r in page], headers=headers)
@@ -491,14 +474,34 @@ async def revoke_refresh_tokens(request: web.Request) -> web.Response:
 # ---- audit log -----------------------------------------------------------------------------
 
 
-async def list_audit_logs(request: web.Request) -> web.Response:
-    principal = await actor(request)
+async def _audit_page(
+    request: web.Request, keys: Keys[Any], shape: Callable[[AuditEntry], dict[str, Any]]
+) -> web.Response:
+    """A page of the audit log as Harbor's audit lists answer: the whole log's entries the
+    caller may read, or with `{project_name}` in the path, that project's."""
+    principal = await authenticated(request)
+    query = _list_query(request, keys)
     page = int_param(request, "page", 1, 1, 1_000_000)
-    size = int_param(request, "page_size", 10, 1, 100)
-    entries, total = await rt(request).audit.list(principal, (page - 1) * size, size)
+    size = int_param(request, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    audit = rt(request).audit
+    project = request.match_info.get("project_name")
+    if project is None:
+        entries, total = await audit.list(principal, (page - 1) * size, size, query)
+    else:
+        entries, total = await audit.list_project(
+            principal, project, (page - 1) * size, size, query
+        )
     return web.json_response(
-        [audit_json(e) for e in entries], headers=paging_headers(request, page, size, total)
+        [shape(e) for e in entries], headers=paging_headers(request, page, size, total)
     )
+
+
+async def list_audit_logs(request: web.Request) -> web.Response:
+    return await _audit_page(request, AUDIT_KEYS, audit_json)
+
+
+async def list_audit_log_exts(request: web.Request) -> web.Response:
+    return await _audit_page(request, AUDIT_EXT_KEYS, audit_ext_json)
 
 
 _OPENAPI = document()
@@ -553,3 +556,8 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens", revoke_refresh_tokens)
     r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens/{{token_id}}", revoke_refresh_tokens)
     r.add_get(f"{API}/audit-logs", list_audit_logs, allow_head=False)
+    r.add_get(f"{API}/auditlog-exts", list_audit_log_exts, allow_head=False)
+    r.add_get(f"{API}/projects/{{project_name}}/logs", list_audit_logs, allow_head=False)
+    r.add_get(
+        f"{API}/projects/{{project_name}}/auditlog-exts", list_audit_log_exts, allow_head=False
+    )

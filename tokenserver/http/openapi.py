@@ -9,8 +9,16 @@ from typing import Any
 
 from tokenserver import __version__
 from tokenserver.domain.bodies import Body
+from tokenserver.domain.harbor_query import (
+    AUDIT_EXT_KEYS,
+    AUDIT_KEYS,
+    PROJECT_KEYS,
+    ROBOT_KEYS,
+    USER_KEYS,
+)
 from tokenserver.domain.harbor_schema import (
     AUDIT_LOG,
+    AUDIT_LOG_EXT,
     ERRORS,
     MEMBER,
     MEMBER_CREATE,
@@ -36,6 +44,7 @@ from tokenserver.domain.harbor_schema import (
     USER_SEARCH_ITEM,
     USER_SYSADMIN,
 )
+from tokenserver.domain.query import Keys
 
 
 class _Components:
@@ -117,6 +126,37 @@ _PAGE_PARAMS = [
         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
     },
 ]
+_Q_SYNTAX = (
+    "Harbor's query: terms joined by commas, each `k=v` (exact), `k=~v` (contains; ASCII "
+    "letters in any case), `k=[min~max]` (a range; one side may be empty), `k={v1 v2}` (any "
+    "of), `k=(v1 v2)` (all of). Times are `2006-01-02T15:04:05` (UTC), a date or Unix "
+    "seconds. An unknown key, an operator a key does not take or a malformed term is a 400."
+)
+
+
+def _query_params(keys: Keys[Any], note: str = "") -> list[dict[str, Any]]:
+    """The `q` and `sort` parameters of a list of `keys`, documented from them."""
+    sortable = [k.name for k in keys.keys if k.sortable]
+    default = ", ".join(("-" if o.descending else "") + o.key.name for o in keys.default_order)
+    return [
+        {
+            "name": "q",
+            "in": "query",
+            "schema": _STR,
+            "description": f"{_Q_SYNTAX} Keys: {', '.join(k.name for k in keys.keys)}.{note}",
+        },
+        {
+            "name": "sort",
+            "in": "query",
+            "schema": _STR,
+            "description": (
+                f"Keys joined by commas, `-` before one for descending: {', '.join(sortable)}. "
+                f"Unknown keys are skipped. Default: {default}."
+            ),
+        },
+    ]
+
+
 _PROJECT_PARAMS = [
     {"name": "project_name_or_id", "in": "path", "required": True, "schema": {"type": "string"}},
     {"name": "X-Is-Resource-Name", "in": "header", "schema": {"type": "boolean"}},
@@ -144,6 +184,7 @@ _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
 
+_PROJECT_NAME = [{"name": "project_name", "in": "path", "required": True, "schema": _STR}]
 _ROBOT_ID = [{"name": "robot_id", "in": "path", "required": True, "schema": _INT}]
 _MEMBER_ID = [{"name": "mid", "in": "path", "required": True, "schema": _INT}]
 _USER_ID = [{"name": "user_id", "in": "path", "required": True, "schema": _INT}]
@@ -153,7 +194,9 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "List the projects the caller may read",
             "parameters": [
-                {"name": "name", "in": "query", "schema": _STR},
+                *_query_params(PROJECT_KEYS),
+                {"name": "name", "in": "query", "schema": _STR, "description": "q=name=~..."},
+                {"name": "owner", "in": "query", "schema": _STR, "description": "q=owner=..."},
                 {"name": "public", "in": "query", "schema": _BOOL},
                 *_PAGE_PARAMS,
             ],
@@ -255,7 +298,17 @@ PATHS: dict[str, Any] = {
     "/users": {
         "get": {
             "summary": "List users (system admin)",
-            "parameters": [{"name": "username", "in": "query", "schema": _STR}, *_PAGE_PARAMS],
+            "parameters": [
+                *_query_params(USER_KEYS),
+                {
+                    "name": "username",
+                    "in": "query",
+                    "schema": _STR,
+                    "description": "q=username=~...",
+                },
+                {"name": "email", "in": "query", "schema": _STR, "description": "q=email=~..."},
+                *_PAGE_PARAMS,
+            ],
             "responses": {"200": _paged(USER), **_errors(400, 403)},
         },
         "post": {
@@ -349,8 +402,12 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "List robots: q=Level=system (default) or Level=project,ProjectID=N",
             "parameters": [
-                {"name": "q", "in": "query", "schema": _STR},
-                {"name": "sort", "in": "query", "schema": _STR},
+                *_query_params(
+                    ROBOT_KEYS,
+                    " `Level=project` needs `ProjectID=N` (that project's robots); no Level, or "
+                    "`Level=system`, lists system robots. `name` is Harbor's stored name "
+                    "(`<project>+<name>`); an exact name may also be the short name.",
+                ),
                 *_PAGE_PARAMS,
             ],
             "responses": {"200": _paged(ROBOT), **_errors(400, 403, 404)},
@@ -414,10 +471,38 @@ PATHS: dict[str, Any] = {
     },
     "/audit-logs": {
         "get": {
-            "summary": "The audit log, newest first (system admin)",
-            "parameters": _PAGE_PARAMS,
-            "responses": {"200": _paged(AUDIT_LOG), **_errors(400, 403)},
+            "summary": (
+                "The audit log: every entry with audit-log:list (system admins); for other "
+                "users, the entries of their projects where their role may list the log; "
+                "none for other robots"
+            ),
+            "parameters": [*_query_params(AUDIT_KEYS), *_PAGE_PARAMS],
+            "responses": {"200": _paged(AUDIT_LOG), **_errors(400)},
         }
+    },
+    "/auditlog-exts": {
+        "get": {
+            "summary": "The audit log as Harbor's AuditLogExt, to the same readers",
+            "parameters": [*_query_params(AUDIT_EXT_KEYS), *_PAGE_PARAMS],
+            "responses": {"200": _paged(AUDIT_LOG_EXT), **_errors(400)},
+        }
+    },
+    "/projects/{project_name}/logs": {
+        "parameters": _PROJECT_NAME,
+        "get": {
+            "summary": "A project's audit log (log:list in the project: any member but a "
+            "limitedGuest, a robot granted it)",
+            "parameters": [*_query_params(AUDIT_KEYS), *_PAGE_PARAMS],
+            "responses": {"200": _paged(AUDIT_LOG), **_errors(400, 403, 404)},
+        },
+    },
+    "/projects/{project_name}/auditlog-exts": {
+        "parameters": _PROJECT_NAME,
+        "get": {
+            "summary": "A project's audit log as Harbor's AuditLogExt (log:list)",
+            "parameters": [*_query_params(AUDIT_EXT_KEYS), *_PAGE_PARAMS],
+            "responses": {"200": _paged(AUDIT_LOG_EXT), **_errors(400, 403, 404)},
+        },
     },
 }
 

@@ -9,10 +9,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, Principal, PrincipalKind
+from tokenserver.domain.query import EVERYTHING, Query
+from tokenserver.domain.roles import ROLE_GRANTS, Role
 from tokenserver.domain.text import escape, truncate
-from tokenserver.errors import TokenServerError
-from tokenserver.services.access import AccessService
-from tokenserver.services.ports import Store
+from tokenserver.errors import ProjectNotFound, TokenServerError
+from tokenserver.services.access import AccessService, denied
+from tokenserver.services.ports import AuditScope, Store
+
+# The project roles whose members may read their project's log (Harbor: all but
+# limitedGuest).
+LOG_READERS = tuple(role for role in Role if ROLE_GRANTS[role].can("log", "list"))
+
+AuditPage = tuple[list[AuditEntry], int]
+"""A page of entries and how many there are in all."""
 
 
 def _bounded(text: str) -> str:
@@ -24,9 +33,12 @@ def _bounded(text: str) -> str:
 @dataclass(slots=True)
 class AuditedOperation:
     """The operation being recorded. The block may name its `resource` better once it knows
-    it (a robot the caller named by id or short name, by its full name)."""
+    it (a robot the caller named by id or short name, by its full name), and says which
+    project it concerns (`project_id`) once it has found it: that project's members may read
+    the entry."""
 
     resource: str
+    project_id: int | None = None
 
 
 class AuditService:
@@ -55,14 +67,17 @@ class AuditService:
         try:
             yield entry
         except TokenServerError as e:
-            await self._record(
-                actor, operation, resource_type, entry.resource, f"failure: {e.code}"
-            )
+            await self._record(actor, operation, resource_type, entry, f"failure: {e.code}")
             raise
-        await self._record(actor, operation, resource_type, entry.resource, "success")
+        await self._record(actor, operation, resource_type, entry, "success")
 
     async def _record(
-        self, actor: Principal, operation: str, resource_type: str, resource: str, outcome: str
+        self,
+        actor: Principal,
+        operation: str,
+        resource_type: str,
+        entry: AuditedOperation,
+        outcome: str,
     ) -> None:
         await self._store.add_audit(
             AuditEntry(
@@ -70,12 +85,36 @@ class AuditService:
                 _bounded(actor.operator),
                 operation,
                 resource_type,
-                _bounded(resource),
+                _bounded(entry.resource),
                 _bounded(outcome),
+                project_id=entry.project_id,
             )
         )
 
-    async def list(self, actor: Principal, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
-        """A page of entries, newest first, and the total. Needs `audit-log:list`."""
-        self._access.require_system(actor, "audit-log", "list")
-        return await self._store.list_audit(offset, limit)
+    async def list(
+        self, actor: Principal, offset: int, limit: int, query: Query = EVERYTHING
+    ) -> AuditPage:
+        """A page of the entries `actor` may read that meet `query`, and their total, as
+        Harbor's GET /audit-logs: with `audit-log:list`, every entry; a user without it, the
+        entries of the projects where the user's role may list the log; anyone else,
+        nothing (an empty page, not a denial)."""
+        if actor.kind is PrincipalKind.ANONYMOUS:
+            raise denied(actor, "list the audit log")
+        if self._access.system_grants(actor).can("audit-log", "list"):
+            scope = AuditScope()
+        elif actor.user is not None:
+            scope = AuditScope(member_id=actor.user.id, roles=LOG_READERS)
+        else:
+            return [], 0
+        return await self._store.list_audit(offset, limit, query, scope)
+
+    async def list_project(
+        self, actor: Principal, project_name: str, offset: int, limit: int, query: Query
+    ) -> AuditPage:
+        """A page of project `project_name`'s entries that meet `query`, and their total.
+        Needs `log:list` in the project. Raises ProjectNotFound, Unauthorized, Forbidden."""
+        project = await self._store.find_project(project_name)
+        if project is None:
+            raise ProjectNotFound(f"project {project_name!r} not found")
+        await self._access.require(actor, project, "log", "list")
+        return await self._store.list_audit(offset, limit, query, AuditScope(project_id=project.id))

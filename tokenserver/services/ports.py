@@ -24,6 +24,7 @@ from tokenserver.domain.models import (
     WebSession,
 )
 from tokenserver.domain.permissions import Access, Permission
+from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
 
 
@@ -53,6 +54,17 @@ class RobotChanges:
     disabled: bool | None = None
     secret_hash: str | None = None
     permissions: tuple[Permission, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditScope:
+    """Which audit entries a list may show: every entry (the default), those of one project
+    (`project_id`), or those of the projects where user `member_id` is a member in one of
+    `roles`. Entries of no project are shown only to the first."""
+
+    project_id: int | None = None
+    member_id: int | None = None
+    roles: tuple[Role, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +306,16 @@ class Store(Protocol):
     # ---- audit log ------------------------------------------------------------------------
     async def add_audit(self, entry: AuditEntry) -> None: ...
 
-    async def list_audit(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
-        """A page of entries, newest first, and the total count."""
+    async def list_audit(
+        self,
+        offset: int,
+        limit: int,
+        query: Query = EVERYTHING,
+        scope: AuditScope = AuditScope(),
+    ) -> tuple[list[AuditEntry], int]:
+        """A page of the entries in `scope` meeting `query`'s conditions (keys of
+        AUDIT_EXT_KEYS), in its order (none: newest first), and how many there are in all.
+        Filtered, counted and paged in the database."""
         ...
 
     async def ping(self) -> None:

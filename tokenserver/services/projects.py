@@ -6,10 +6,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
+from tokenserver.domain.harbor_query import PROJECT_KEYS
 from tokenserver.domain.models import Level, Principal, PrincipalKind, Project, User
 from tokenserver.domain.names import check_name
 from tokenserver.domain.permissions import after_project_deleted
 from tokenserver.domain.project_metadata import metadata_to_keep
+from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest, Forbidden, ProjectNotFound
 from tokenserver.services.access import AccessService, denied
@@ -51,7 +53,7 @@ class ProjectService:
         never a project robot. The owner becomes its projectAdmin: a user creating it, or for a
         robot (which gets no membership) the first system admin. Raises Unauthorized,
         Forbidden, BadRequest (name, metadata), Conflict (it exists)."""
-        async with self._audit.operation(actor, "create", "project", name):
+        async with self._audit.operation(actor, "create", "project", name) as entry:
             self._check_creator(actor)
             check_name("project", name)
             kept = metadata_to_keep(metadata or {}, creating=True)
@@ -60,6 +62,7 @@ class ProjectService:
             project = await self._store.create_project(
                 name, public, owner.id if owner else None, now, kept
             )
+            entry.project_id = project.id
             if owner is not None:
                 await self._store.add_member(project.id, owner.id, Role.PROJECT_ADMIN, now)
             return project
@@ -109,9 +112,14 @@ class ProjectService:
         return member.role if member is not None else None
 
     async def list(
-        self, actor: Principal, name_contains: str = "", public: bool | None = None
+        self,
+        actor: Principal,
+        name_contains: str = "",
+        public: bool | None = None,
+        query: Query = EVERYTHING,
     ) -> list[Project]:
-        """The projects `actor` may read, by name."""
+        """The projects `actor` may read that meet `query` (PROJECT_KEYS), in its order
+        (none: by name)."""
         visible = []
         for project in await self._store.list_projects(name_contains):
             if public is not None and project.public != public:
@@ -120,7 +128,7 @@ class ProjectService:
                 "project", "read"
             ):
                 visible.append(project)
-        return visible
+        return PROJECT_KEYS.select(query, visible)
 
     async def exists(self, name: str) -> bool:
         return await self._store.find_project(name) is not None
@@ -140,8 +148,9 @@ class ProjectService:
     ) -> Project:
         """Set `public` (None: keep it) and the given metadata keys, keeping the others (as
         Harbor's PUT does). Raises ProjectNotFound, Forbidden, BadRequest (metadata)."""
-        async with self._audit.operation(actor, "update", "project", ref):
+        async with self._audit.operation(actor, "update", "project", ref) as entry:
             project = await self.resolve(ref, is_name)
+            entry.project_id = project.id
             await self._access.require(actor, project, "project", "update")
             kept = metadata_to_keep(metadata or {}, creating=False)
             if public is None and not kept:
@@ -174,8 +183,9 @@ class ProjectService:
 
     async def delete(self, actor: Principal, ref: str, is_name: bool | None = None) -> None:
         """Delete the project, its robots and its members. Raises ProjectNotFound."""
-        async with self._audit.operation(actor, "delete", "project", ref):
+        async with self._audit.operation(actor, "delete", "project", ref) as entry:
             project = await self.resolve(ref, is_name)
+            entry.project_id = project.id
             await self._access.require(actor, project, "project", "delete")
             if not await self._store.delete_project(project.id):
                 raise ProjectNotFound(f"project {ref!r} not found")

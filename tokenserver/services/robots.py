@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tokenserver.domain.delegation import excess
 from tokenserver.domain.harbor_export import LEGACY_ACCESS
+from tokenserver.domain.harbor_query import ROBOT_KEYS
 from tokenserver.domain.models import (
     NEVER,
     Level,
@@ -28,6 +29,7 @@ from tokenserver.domain.permissions import (
     RequestedPermission,
     check_access,
 )
+from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
 from tokenserver.errors import (
     BadRequest,
@@ -216,6 +218,7 @@ class RobotService:
         caller named it (id, short name, `<project>+<name>`)."""
         robot = await self.resolve(ref)
         entry.resource = robot.full_name(self.prefix)
+        entry.project_id = robot.project_id
         return robot
 
     @staticmethod
@@ -243,6 +246,7 @@ class RobotService:
             duration = check_duration(spec.duration)
             self._check_description(spec.description)
             permissions, project = await self._resolve(spec.level, spec.permissions)
+            entry.project_id = project.id if project else None
             await self._require(actor, project.id if project else None, "create", spec.name)
             now = self._projects.now()
             self._require_within(actor, "create", permissions, expires=expires_at(now, duration))
@@ -285,9 +289,14 @@ class RobotService:
         return robot
 
     async def list(
-        self, actor: Principal, project_ref: str | None, name_contains: str = ""
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        name_contains: str = "",
+        query: Query = EVERYTHING,
     ) -> list[Robot]:
-        """A project's robots, or the system robots when `project_ref` is None."""
+        """A project's robots, or the system robots when `project_ref` is None, that meet
+        `query` (ROBOT_KEYS), in its order (none: by id)."""
         if project_ref is None:
             self._access.require_system(actor, "robot", "list")
             robots = await self._store.list_robots(None, name_contains)
@@ -295,7 +304,7 @@ class RobotService:
             project = await self._projects.resolve(project_ref)
             await self._access.require(actor, project, "robot", "list")
             robots = await self._store.list_robots(project.id, name_contains)
-        return [self._usage.merged(r) for r in robots]
+        return ROBOT_KEYS.select(query, [self._usage.merged(r) for r in robots])
 
     @staticmethod
     def grantable_kinds(actor: Principal) -> tuple[PermissionKind, ...]:

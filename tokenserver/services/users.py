@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from tokenserver.domain.harbor_query import USER_KEYS
 from tokenserver.domain.models import Member, Principal, PrincipalKind, User
 from tokenserver.domain.names import check_not_robot_name, check_username, reads_as_robot_name
+from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret, generate_secret
 from tokenserver.errors import BadRequest, ConfigError, Forbidden, MemberNotFound, UserNotFound
@@ -142,9 +144,12 @@ class UserService:
             raise denied(actor, "search users")
         return await self._store.list_users(username_contains)
 
-    async def list(self, actor: Principal, username_contains: str = "") -> list[User]:
+    async def list(
+        self, actor: Principal, username_contains: str = "", query: Query = EVERYTHING
+    ) -> list[User]:
+        """The users meeting `query` (USER_KEYS), in its order. Needs `user:list`."""
         self._access.require_system(actor, "user", "list")
-        return await self._store.list_users(username_contains)
+        return USER_KEYS.select(query, await self._store.list_users(username_contains))
 
     async def get(self, actor: Principal, user_id: int) -> User:
         if actor.user is None or actor.user.id != user_id:
@@ -319,8 +324,11 @@ class MemberService:
     ) -> Member:
         """Raises BadRequest (no user given), UserNotFound, Conflict (already a member)."""
         who = username if username is not None else str(user_id)
-        async with self._audit.operation(actor, "create", "member", f"{project_ref}/{who}"):
+        async with self._audit.operation(
+            actor, "create", "member", f"{project_ref}/{who}"
+        ) as entry:
             project = await self._projects.resolve(project_ref, is_name)
+            entry.project_id = project.id
             await self._access.require(actor, project, "member", "create")
             if username is not None:
                 user = await self._store.find_user(username)
@@ -340,8 +348,11 @@ class MemberService:
         role: Role,
         is_name: bool | None = None,
     ) -> None:
-        async with self._audit.operation(actor, "update", "member", f"{project_ref}/{member_id}"):
+        async with self._audit.operation(
+            actor, "update", "member", f"{project_ref}/{member_id}"
+        ) as entry:
             project = await self._projects.resolve(project_ref, is_name)
+            entry.project_id = project.id
             await self._access.require(actor, project, "member", "update")
             if not await self._store.update_member(
                 project.id, member_id, role, self._projects.now()
@@ -351,8 +362,11 @@ class MemberService:
     async def delete(
         self, actor: Principal, project_ref: str, member_id: int, is_name: bool | None = None
     ) -> None:
-        async with self._audit.operation(actor, "delete", "member", f"{project_ref}/{member_id}"):
+        async with self._audit.operation(
+            actor, "delete", "member", f"{project_ref}/{member_id}"
+        ) as entry:
             project = await self._projects.resolve(project_ref, is_name)
+            entry.project_id = project.id
             await self._access.require(actor, project, "member", "delete")
             if not await self._store.delete_member(project.id, member_id):
                 raise MemberNotFound(f"member {member_id} not found")

@@ -139,7 +139,23 @@ CREATE INDEX member_user ON member (user_id);
 CREATE INDEX project_owner ON project (owner_id);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+# v5: an audit entry names the project it concerned (NULL: a system operation, and every
+# entry written before: their resource text cannot tell a project apart from a later one of
+# the same name), so that project members can read their project's log. Lists filter and
+# sort in the database: by project and by time.
+_SCHEMA_V5 = """
+ALTER TABLE audit_log ADD COLUMN project_id BIGINT;
+CREATE INDEX audit_log_project ON audit_log (project_id, op_time, id);
+CREATE INDEX audit_log_time ON audit_log (op_time, id);
+"""
+
+MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1,
+    2: _SCHEMA_V2,
+    3: _SCHEMA_V3,
+    4: _SCHEMA_V4,
+    5: _SCHEMA_V5,
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Replicas starting together upgrade the schema one at a time (any constant; ours).
@@ -198,6 +214,9 @@ class PostgresStore(SqlStore):
     """Implements `Store`. Open with `await PostgresStore.open(url)`."""
 
     _CONTAINS = "strpos({column}, ?) > 0"
+    # NOTE: lower() under the "C" collation folds only ASCII, as SQLite's does.
+    _FOLDED_CONTAINS = 'strpos(lower({column} COLLATE "C"), lower(CAST(? AS TEXT) COLLATE "C")) > 0'
+    _BYTEWISE = ' COLLATE "C"'
     _GREATEST = "GREATEST"
     _JSON_MERGE = "({column}::jsonb || ?::jsonb)::text"
 

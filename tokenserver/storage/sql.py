@@ -33,11 +33,12 @@ from tokenserver.domain.models import (
     WebSession,
 )
 from tokenserver.domain.permissions import Access, Effect, Permission, PermissionKind
+from tokenserver.domain.query import EVERYTHING, Condition, Kind, Op, Query
 from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
 from tokenserver.errors import StorageError as StorageError
-from tokenserver.services.ports import NewRobot, NewUser, RobotChanges, UserChange
+from tokenserver.services.ports import AuditScope, NewRobot, NewUser, RobotChanges, UserChange
 
 _PROJECT_COLUMNS = (
     "p.id, p.name, p.public, p.creation_time, p.update_time, p.owner_id, coalesce(u.username, '')"
@@ -54,6 +55,19 @@ _USER_COLUMNS = (
 )
 _MEMBER_COLUMNS = "m.id, m.project_id, m.user_id, u.username, m.role"
 _MEMBER_FROM = "member m JOIN users u ON u.id = m.user_id"
+_AUDIT_COLUMNS = "op_time, operator, operation, resource_type, resource, outcome, id, project_id"
+# The SQL of each audit query key (domain/harbor_query.py: AUDIT_EXT_KEYS).
+_AUDIT_EXPRESSIONS = {
+    "id": "id",
+    "project_id": "project_id",
+    "operation": "operation",
+    "resource_type": "resource_type",
+    "resource": "resource",
+    "username": "operator",
+    "op_time": "op_time",
+    "op_desc": "(operation || ' ' || resource_type || ': ' || resource)",
+    "op_result": "(outcome = 'success')",
+}
 _REFRESH_COLUMNS = (
     "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access"
 )
@@ -180,6 +194,10 @@ class SqlStore:
 
     # `instr`/`strpos`: true when the column contains the parameter (no LIKE escaping).
     _CONTAINS = "instr({column}, ?) > 0"
+    # The same, ASCII letters in any case (SQLite's lower() folds only ASCII).
+    _FOLDED_CONTAINS = "instr(lower({column}), lower(?)) > 0"
+    # How text compares by code point (SQLite's default BINARY collation does).
+    _BYTEWISE = ""
     _GREATEST = "max"
     # The JSON object in the text column with the parameter's keys set (a JSON object too).
     _JSON_MERGE = "json_patch({column}, ?)"
@@ -694,7 +712,7 @@ class SqlStore:
     async def add_audit(self, entry: AuditEntry) -> None:
         await self._insert(
             "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, "
-            "outcome) VALUES (?,?,?,?,?,?)",
+            "outcome, project_id) VALUES (?,?,?,?,?,?,?)",
             (
                 entry.op_time,
                 entry.operator,
@@ -702,15 +720,84 @@ class SqlStore:
                 entry.resource_type,
                 entry.resource,
                 entry.outcome,
+                entry.project_id,
             ),
             "audit entry already stored",
         )
 
-    async def list_audit(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+    def _audit_condition(self, condition: Condition) -> tuple[str, list[object]]:
+        """One condition of an audit query as SQL and its arguments."""
+        expression = _AUDIT_EXPRESSIONS[condition.key.name]
+        # Text compares by code point on both databases, as the in-memory lists do.
+        column = expression + (self._BYTEWISE if condition.key.kind is Kind.TEXT else "")
+        values: list[object] = list(condition.values)
+        op = condition.op
+        if op is Op.CONTAINS:
+            return self._FOLDED_CONTAINS.format(column=expression), values
+        if op is Op.RANGE:
+            bounds = [(">=", values[0]), ("<=", values[1])]
+            kept = [(sign, v) for sign, v in bounds if v is not None]
+            return " AND ".join(f"{column} {sign} ?" for sign, _ in kept), [v for _, v in kept]
+        if op is Op.ANY:
+            if not values:
+                return "1 = 0", []
+            return f"{column} IN ({','.join('?' * len(values))})", values
+        # All of: equal to each value, so to the one value there is (none: every entry; two
+        # different: none). One comparison, however long the list (SQLite's expressions
+        # nest at most 1000 deep).
+        distinct = list(dict.fromkeys(values))
+        if len(distinct) > 1:
+            return "1 = 0", []
+        return (f"{column} = ?", distinct) if distinct else ("1 = 1", [])
+
+    def _audit_where(self, query: Query, scope: AuditScope) -> tuple[str, list[object]]:
+        clauses: list[str] = ["1 = 1"]
+        args: list[object] = []
+        if scope.project_id is not None:
+            clauses.append("project_id = ?")
+            args.append(scope.project_id)
+        if scope.member_id is not None:
+            roles = ",".join("?" * len(scope.roles)) or "NULL"
+            clauses.append(
+                "project_id IN (SELECT project_id FROM member "  # noqa: S608
+                f"WHERE user_id = ? AND role IN ({roles}))"
+            )
+            args.extend([scope.member_id, *(int(r) for r in scope.roles)])
+        for condition in query.conditions:
+            clause, values = self._audit_condition(condition)
+            clauses.append(f"({clause})")
+            args.extend(values)
+        return " AND ".join(clauses), args
+
+    def _audit_order(self, query: Query) -> str:
+        terms = []
+        for order in query.order:
+            expression = _AUDIT_EXPRESSIONS[order.key.name]
+            if order.key.kind is Kind.TEXT:
+                expression += self._BYTEWISE
+            # NULL first ascending and last descending on both databases, as SQLite does.
+            terms.append(
+                f"{expression} DESC NULLS LAST"
+                if order.descending
+                else f"{expression} ASC NULLS FIRST"
+            )
+        # Ties (entries of the same second) in the direction of the first key.
+        first = query.order[0].descending if query.order else True
+        return ", ".join([*terms, "id DESC" if first else "id ASC"])
+
+    async def list_audit(
+        self,
+        offset: int,
+        limit: int,
+        query: Query = EVERYTHING,
+        scope: AuditScope = AuditScope(),  # noqa: B008 (frozen)
+    ) -> tuple[list[AuditEntry], int]:
+        where, args = self._audit_where(query, scope)
         rows = await self._rows(
-            "SELECT op_time, operator, operation, resource_type, resource, outcome, id "
-            "FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?",
-            (limit, offset),
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {where} "  # noqa: S608
+            f"ORDER BY {self._audit_order(query)} LIMIT ? OFFSET ?",
+            (*args, limit, offset),
         )
-        total = (await self._rows("SELECT count(*) FROM audit_log"))[0][0]
-        return [AuditEntry(*r) for r in rows], total
+        # NOTE: PostgreSQL finds nothing where a value cannot be stored (a NUL): no count row.
+        counted = await self._rows(f"SELECT count(*) FROM audit_log WHERE {where}", args)  # noqa: S608
+        return [AuditEntry(*r) for r in rows], counted[0][0] if counted else 0

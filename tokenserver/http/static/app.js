@@ -526,7 +526,8 @@ async function robotsView({ title, query, canCreate, create, heading }) {
   const searchBox = h("input", { type: "search", id: "robot-search", placeholder: "Search by name", "aria-label": "Search robot accounts by name" });
   const current = () => robots.find((r) => r.id === selected) || null;
   const reload = async () => {
-    const q = query() + (search ? `,name=~${search}` : "");
+    // The server unescapes q once more, as Harbor does: the search text is escaped twice.
+    const q = query() + (search ? `,name=~${encodeURIComponent(search)}` : "");
     const { data, total } = await api("GET", `/robots?q=${encodeURIComponent(q)}&page=${page}&page_size=${PAGE_SIZE}&sort=name`);
     robots = data;
     if (!current()) selected = null;
