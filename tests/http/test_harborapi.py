@@ -4,9 +4,7 @@ users, projects, members, robots and audit logs (issue 16).
 The calls are read from harborapi's own source (`_calls_in_scope`); each test says which it
 makes (`@calls`), and `test_every_call_in_scope_is_made_here` holds the two lists equal. A call
 either works as against Harbor, or is out of scope and gets Harbor's error shape (which
-harborapi turns into its typed exception with the error's code and message), or belongs to an
-item of issue 16 that another branch builds: written against the behaviour the issue
-specifies, and marked xfail(strict) until it lands.
+harborapi turns into its typed exception with the error's code and message).
 """
 
 from __future__ import annotations
@@ -84,12 +82,6 @@ def calls(*names: str) -> Callable[[F], F]:
         return test
 
     return register
-
-
-def lands(item: int, branch: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        strict=True, reason=f"issue 16 item {item}: lands with branch {branch}"
-    )
 
 
 class Harbor:
@@ -606,7 +598,6 @@ async def test_an_admin_reads_the_audit_log_and_the_permission_lists(harbor: Har
 
 
 @calls("get_audit_logs", "get_project_logs")
-@lands(5, "h-query")
 async def test_audit_logs_for_callers_without_the_system_permission(harbor: Harbor) -> None:
     await harbor.project("team")
     _, robot = await harbor.robot("team", "ci", "repository:pull")
@@ -618,7 +609,6 @@ async def test_audit_logs_for_callers_without_the_system_permission(harbor: Harb
 
 
 @calls("get_users", "get_projects", "get_robots", "get_audit_logs")
-@lands(7, "h-query")
 async def test_harbors_query_language_filters_every_list(harbor: Harbor) -> None:
     for name in ("dana", "daniel", "eve"):
         await harbor.user(name)
