@@ -14,6 +14,7 @@ import pytest
 from tokenserver.cli import build_parser
 from tokenserver.config import render_config
 from tokenserver.domain.permissions import PROJECT_PERMISSIONS, SYSTEM_PERMISSIONS
+from tokenserver.http.openapi import document
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -127,3 +128,16 @@ def test_files_init_and_exports_write_are_never_committed(written: str) -> None:
         ["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q", written], check=False
     )
     assert result.returncode == 0, f"{written} would be committable"
+
+
+def test_the_endpoint_table_lists_exactly_the_served_documents_paths() -> None:
+    block = README.split("<!-- endpoints -->")[1].split("<!-- /endpoints -->")[0]
+    listed = {}
+    for row in block.strip().splitlines()[2:]:
+        path, methods = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        listed[path.strip("`")] = sorted(m.strip() for m in methods.split(","))
+    served = {
+        path: sorted(m.upper() for m in item if m != "parameters")
+        for path, item in document()["paths"].items()
+    }
+    assert listed == served

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.helpers import make_robot
+from tests.http.harbor_models import check_harbor_models
 from tests.http.openapi_check import check_served
 from tokenserver.config import Settings
 from tokenserver.domain.models import LOCAL
@@ -62,11 +63,18 @@ AiohttpClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]
 @asynccontextmanager
 async def serving(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[Server]:
     """A server on `settings` whose every answer on the management API, and every request
-    body it accepts there, must match the OpenAPI document (checked when it ends)."""
+    body it accepts there, must match the OpenAPI document, and whose every answer Harbor's
+    own models must read (checked when it ends)."""
     app = create_app(settings)
     failures = check_served(app)
+    # NOTE: harbor_client's own deserializer runs in tests/http/test_harbor_models.py; here
+    # its types and harborapi's models check every answer, at a fraction of the cost.
+    harbor = check_harbor_models(app, deserialize=False)
     yield Server(await aiohttp_client(app), app[RUNTIME], settings)
     assert not failures, "the OpenAPI document refuses what was served:\n" + "\n".join(failures)
+    assert not harbor.failures, "Harbor's models refuse what was served:\n" + "\n".join(
+        harbor.failures
+    )
 
 
 @pytest.fixture

@@ -1,6 +1,12 @@
 """Every JSON body of the management API, request and response, declared once (Harbor v2.0's
 field names and types). The handlers parse requests with them, domain/harbor_json.py shapes
-responses with them, and the OpenAPI document's schemas are generated from them."""
+responses with them, and the OpenAPI document's schemas are generated from them.
+
+A response field is `omit_empty` where Harbor's answer leaves it out when empty: its server's
+models are generated from its swagger with Go's `omitempty` on every field that is not marked
+`x-omitempty: false` (clients tell "no comment" by the key's absence: Harbor's own tests
+assert None). Fields that are never empty here are left required, which Harbor's document
+allows. A field Harbor does not define is described "tokenserver: ..."."""
 
 from __future__ import annotations
 
@@ -49,14 +55,15 @@ PROJECT = Body(
     "Project",
     Field("project_id", int),
     Field("name", str),
-    Field("owner_id", int, nullable=True),
-    Field("owner_name", str),
-    Field("registry_id", int, nullable=True),
-    Field("deleted", bool),
-    Field("togglable", bool),
-    Field("repo_count", int),
-    Field("current_user_role_id", int),
-    Field("current_user_role_ids", Array(int)),
+    # NOTE: no owner (a project made at the command line) is no owner_id, not null.
+    Field("owner_id", int, omit_empty=True),
+    Field("owner_name", str, omit_empty=True),
+    Field("registry_id", int, omit_empty=True),
+    Field("deleted", bool, omit_empty=True),
+    Field("togglable", bool, omit_empty=True),
+    Field("repo_count", int),  # x-omitempty: false
+    Field("current_user_role_id", int, omit_empty=True),
+    Field("current_user_role_ids", Array(int), omit_empty=True),
     Field("metadata", PROJECT_METADATA_RESP),
     Field("creation_time", str, format=TIME),
     Field("update_time", str, format=TIME),
@@ -136,10 +143,10 @@ USER = Body(
     "UserResp",
     Field("user_id", int),
     Field("username", str),
-    Field("email", str),
-    Field("realname", str),
-    Field("comment", str),
-    Field("sysadmin_flag", bool),
+    Field("email", str, omit_empty=True),
+    Field("realname", str, omit_empty=True),
+    Field("comment", str, omit_empty=True),
+    Field("sysadmin_flag", bool),  # x-omitempty: false, as admin_role_in_auth
     Field("admin_role_in_auth", bool),
     Field("creation_time", str, format=TIME),
     Field("update_time", str, format=TIME),
@@ -169,16 +176,16 @@ ROBOT = Body(
     "Robot",
     Field("id", int),
     Field("name", str),
-    Field("description", str),
+    Field("description", str, omit_empty=True),
     Field("expires_at", int, description="Unix seconds, -1 for never"),
     Field("duration", int, description="days, -1 for never"),
     Field("level", str, choices=Level),
-    Field("disable", bool),
+    Field("disable", bool),  # x-omitempty: false, as editable
     Field("editable", bool),
     Field("legacy", bool, description="tokenserver: a legacy (pre-Harbor 2.2) robot"),
     Field("creation_time", str, format=TIME),
     Field("update_time", str, format=TIME),
-    Field("permissions", Array(ROBOT_PERMISSION)),
+    Field("permissions", Array(ROBOT_PERMISSION), omit_empty=True),
     Field(
         "last_used_at",
         str,
@@ -264,12 +271,12 @@ PERMISSION_TABLE = Body(
 AUDIT_LOG = Body(
     "AuditLog",
     Field("id", int),
-    Field("username", str),
-    Field("resource", str),
+    Field("username", str, omit_empty=True),
+    Field("resource", str, omit_empty=True),
     Field("resource_type", str),
     Field("operation", str),
     Field("op_time", str, format=TIME),
-    Field("outcome", str),
+    Field("outcome", str, description="tokenserver: success, or failure: CODE"),
 )
 AUDIT_LOG_EXT = Body(
     "AuditLogExt",

@@ -117,6 +117,9 @@ async def create_project(request: web.Request) -> web.Response:
     project = await rt(request).projects.create(
         principal, body["project_name"], bool(public), body.get("metadata")
     )
+    # NOTE: harborapi's create_project asks for the name (its callers read the Location back).
+    if request.headers.get("X-Resource-Name-In-Location", "").lower() == "true":
+        return created(f"{API}/projects/{project.name}")
     return created(f"{API}/projects/{project.id}")
 
 
@@ -373,6 +376,13 @@ async def change_password(request: web.Request) -> web.Response:
     return ok()
 
 
+async def set_cli_secret(request: web.Request) -> web.Response:
+    await authenticated(request)
+    # NOTE: Harbor's answer when it does not log in through OIDC: a CLI secret is an OIDC
+    # user's password for the registry, and tokenserver has no OIDC login.
+    raise PreconditionFailed("unable to update CLI secret under authmode: db_auth")
+
+
 # ---- robots --------------------------------------------------------------------------------
 
 
@@ -535,6 +545,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(f"{API}/users/{{user_id}}", delete_user)
     r.add_put(f"{API}/users/{{user_id}}/password", change_password)
     r.add_put(f"{API}/users/{{user_id}}/sysadmin", set_user_sysadmin)
+    r.add_put(f"{API}/users/{{user_id}}/cli_secret", set_cli_secret)
     r.add_get(f"{API}/robots", list_robots, allow_head=False)
     r.add_post(f"{API}/robots", create_robot)
     r.add_get(f"{API}/robots/{{robot_id}}", get_robot, allow_head=False)

@@ -204,6 +204,14 @@ PATHS: dict[str, Any] = {
         },
         "post": {
             "summary": "Create a project (who may: security.project_creation_restriction)",
+            "parameters": [
+                {
+                    "name": "X-Resource-Name-In-Location",
+                    "in": "header",
+                    "schema": _BOOL,
+                    "description": "the Location names the project instead of its id",
+                }
+            ],
             "requestBody": _request(PROJECT_CREATE),
             "responses": {"201": _created(), **_errors(400, 403, 409)},
         },
@@ -381,6 +389,13 @@ PATHS: dict[str, Any] = {
             "summary": "Change a password (own, with the old one; any, as system admin)",
             "requestBody": _request(PASSWORD_CHANGE),
             "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+    },
+    "/users/{user_id}/cli_secret": {
+        "parameters": _USER_ID,
+        "put": {
+            "summary": "Refused (412), as by Harbor without OIDC: a CLI secret is an OIDC user's",
+            "responses": _errors(412),
         },
     },
     "/robots": {

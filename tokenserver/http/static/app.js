@@ -336,7 +336,7 @@ function editRobotPermissions(robot, available, projects) {
     holder.append(editor.element);
     return entry;
   };
-  robot.permissions.forEach(add);
+  (robot.permissions || []).forEach(add); // an empty list is left out, as Harbor does
   const value = () => {
     const chosen = entries.filter((e) => !e.removed);
     if (!chosen.length) throw new Error(projects ? "Select at least one project, all projects or system permissions." : "Select at least one permission.");
@@ -404,10 +404,11 @@ function robotTable(robots, selected, onSelect) {
       type: "checkbox", id, "aria-label": `Select ${robot.name}`, checked: selected === robot.id,
       onchange: (e) => onSelect(e.target.checked ? robot.id : null),
     });
-    const access = robot.permissions.flatMap((p) => p.access.map((a) => ({ ...a, namespace: p.namespace })));
+    const held = robot.permissions || []; // an empty list is left out, as Harbor does
+    const access = held.flatMap((p) => p.access.map((a) => ({ ...a, namespace: p.namespace })));
     const permissions = h("details", { class: "permissions" },
       h("summary", {}, `${access.length} Permission(s)`),
-      robot.permissions.map((p) => h("div", {},
+      held.map((p) => h("div", {},
         robot.level === "system" ? h("div", { class: "muted" }, namespaceLabel(p)) : null,
         h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
     return h("tr", { "data-robot": robot.name },
