@@ -90,19 +90,23 @@ NEWER_THAN_THE_CLIENTS: dict[tuple[str, str], str] = {
 }
 
 
+# Each operation's path as a pattern, compiled once: every answer of every HTTP test is
+# looked up here.
+_PATTERNS = [
+    (op, re.compile(re.escape(op[1]).replace(re.escape("{}"), "[^/]+")), op[1].count("{}"))
+    for op in HARBOR_OPERATIONS
+]
+
+
+@functools.lru_cache(maxsize=4096)
 def harbor_operation(method: str, path: str) -> Operation | None:
     """The Harbor operation a concrete request path (under /api/v2.0) is, or None. A literal
     segment wins over a parameter (`/users/current` is not `/users/{user_id}`)."""
     local = path.split("?", 1)[0].removeprefix(API).rstrip("/")
     best: tuple[int, Operation] | None = None
-    for op in HARBOR_OPERATIONS:
-        if op[0] != method:
-            continue
-        pattern = re.escape(op[1]).replace(re.escape("{}"), "[^/]+")
-        if re.fullmatch(pattern, local):
-            parameters = op[1].count("{}")
-            if best is None or parameters < best[0]:
-                best = (parameters, op)
+    for op, pattern, parameters in _PATTERNS:
+        if op[0] == method and (best is None or parameters < best[0]) and pattern.fullmatch(local):
+            best = (parameters, op)
     return None if best is None else best[1]
 
 

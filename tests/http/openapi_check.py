@@ -20,10 +20,18 @@ def find_operation(method: str, path: str) -> tuple[str, dict[str, Any] | None] 
     """The documented template of a concrete request path and its operation for `method`
     (None: the method is not documented there); None if the path is not documented."""
     local = path.split("?", 1)[0].removeprefix(API)
-    for template, item in DOC["paths"].items():
-        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), local):
+    for template, pattern, item in _PATHS:
+        if pattern.fullmatch(local):
             return template, item.get(method.lower())
     return None
+
+
+# Each documented path as a pattern, compiled once: every request of every HTTP test is
+# looked up here.
+_PATHS = [
+    (template, re.compile(re.sub(r"\{[^}]+\}", "[^/]+", template)), item)
+    for template, item in DOC["paths"].items()
+]
 
 
 def operation(method: str, path: str) -> tuple[str, dict[str, Any]]:
