@@ -347,6 +347,23 @@ def test_a_failed_robot_action_is_never_recorded_as_a_success(config: Path) -> N
     assert not any(outcome == "success" for op, _, outcome in audit(config) if op != "create")
 
 
+@pytest.mark.parametrize(
+    "secret", ["Abcdefgh1\0", "Abc\0defgh1", "Abcdefgh1\x7f", "Abcdefgh1\x1b[2J"]
+)
+def test_attack_a_chosen_secret_with_a_control_character_is_refused(
+    config: Path, secret: str
+) -> None:
+    """`Abcdefgh1\\0` was taken, and then `Abcdefgh1` logged in too: scrypt's HMAC pads its key
+    with zero bytes."""
+    ok(call_cli(config, *CREATE))
+    before = stored_hash(config, "ci")
+    result = call_cli(config, "robot", "refresh-secret", "p+ci", "--secret", "-", stdin=secret)
+    message = refused(result, 1, "the secret must not contain control characters")
+    assert "Abcdefgh" not in message and "\x1b" not in message
+    assert stored_hash(config, "ci") == before
+    assert audit(config)[0] == ("refresh", "robot$p+ci", "failure: BAD_REQUEST")
+
+
 # ---- item 11: a name the shell changed -------------------------------------------------------
 
 

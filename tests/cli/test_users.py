@@ -416,3 +416,39 @@ def test_attack_deleting_unknown_or_impossible_names(config: Path, name: str) ->
     assert "not found" in result.stderr
     assert "\x1b" not in result.stderr and "Traceback" not in result.stderr
     assert users(config) == {"admin": True}
+
+
+@pytest.mark.parametrize(
+    "password", ["Passw0rd1\0zz", "Passw0rd1\0", "Pass\x1b[2Jw0rd1", "Passw0rd1\x85"]
+)
+def test_attack_a_password_with_a_control_character_is_refused(config: Path, password: str) -> None:
+    """`user create --password -` took `Passw0rd1\\0zz`; no password holds a control character
+    (C0, DEL, C1), and the message names the rule, never the password."""
+    for command in (("create", "dave"), ("set-password", "admin")):
+        result = user(config, *command, "--password", "-", stdin=f"{password}\n")
+        assert result.returncode == 1, result.stderr
+        assert "the password must not contain control characters" in result.stderr
+        assert "Passw0rd1" not in result.stderr and "Traceback" not in result.stderr
+        assert audit(config)[0][4] == "failure: BAD_REQUEST"
+    assert users(config) == {"admin": True}
+    assert verify_secret(OLD, stored_hash(config))
+    if "\0" not in password:  # an environment variable cannot hold a NUL
+        directory = config.parent / "other"
+        env = {"TOKENSERVER_ADMIN_PASSWORD": password}
+        result = call_cli(directory / "tokenserver.toml", "init", env=env)
+        assert result.returncode == 2
+        assert "TOKENSERVER_ADMIN_PASSWORD: the password must not contain" in result.stderr
+        assert not directory.exists()
+
+
+def test_the_local_admin_still_manages_other_system_admins(config: Path) -> None:
+    """Only a system admin acts on a system admin: the command line is one."""
+    assert (
+        user(config, "create", "carol", "--sysadmin", "--password", "-", stdin=BOB).returncode == 0
+    )
+    assert set_password(config, "carol", "--password", "-", stdin=NEW).returncode == 0
+    assert verify_secret(NEW, stored_hash(config, "carol"))
+    assert user(config, "set-sysadmin", "admin", "false").returncode == 0
+    assert user(config, "set-sysadmin", "admin", "true").returncode == 0
+    assert user(config, "delete", "carol").returncode == 0
+    assert users(config) == {"admin": True}

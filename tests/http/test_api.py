@@ -973,3 +973,21 @@ async def test_attack_anonymous_changes_tell_what_exists(
     telling what exists without an account: every change asks for one first."""
     r = await api.call(method, path, None, body)
     await error(r, 401, "UNAUTHORIZED")
+
+
+async def test_attack_anonymous_callers_learn_nothing_of_what_exists(api: Api) -> None:
+    """Without credentials a private project answered 401 and a missing one 404 (summary,
+    _deletable, the project, its members), and so did robots by id: existence leaked."""
+    await api.project("secret")
+    robot = await api.robot(project_robot("secret", "ci", "repository:pull"))
+    for path in ("/projects/{}/summary", "/projects/{}/_deletable", "/projects/{}",
+                 "/projects/{}/members"):  # fmt: skip
+        answers = [await api.call("GET", path.format(p)) for p in ("secret", "missing")]
+        for r in answers:
+            assert (await error(r, 401, "UNAUTHORIZED")) == "authentication required"
+    for robot_id in (robot["id"], 999_999):
+        await error(await api.call("GET", f"/robots/{robot_id}"), 401, "UNAUTHORIZED")
+    # With credentials, what is missing is still a 404; a public project still answers anyone.
+    await error(await api.call("GET", "/projects/missing", api.admin), 404, "NOT_FOUND")
+    await api.project("open", public=True)
+    assert (await api.call("GET", "/projects/open")).status == 200

@@ -99,7 +99,12 @@ def token_server_errors() -> Iterator[type[TokenServerError]]:
         pending.extend(cls.__subclasses__())
 
 
-async def raising(aiohttp_client: AiohttpClient, error: Exception) -> ClientResponse:
+async def raising(
+    aiohttp_client: AiohttpClient, error: Exception, *, anonymous: bool = False
+) -> ClientResponse:
+    """What the error middleware answers when a handler raises `error`, to a caller with
+    credentials (not checked here) or, with `anonymous`, without."""
+
     async def handler(request: web.Request) -> web.Response:
         raise error
 
@@ -107,7 +112,7 @@ async def raising(aiohttp_client: AiohttpClient, error: Exception) -> ClientResp
     app[REALM] = "http://test/service/token"
     app.router.add_get("/", handler)
     client = await aiohttp_client(app)
-    return await client.get("/")
+    return await client.get("/", headers={} if anonymous else {"Authorization": "Basic eDp5"})
 
 
 async def envelope(response: ClientResponse) -> tuple[int, str, str]:
@@ -145,6 +150,16 @@ async def test_each_error_class_answers_its_declared_code_and_status(
     assert ERROR_CODES[code] is cls.error
     assert (status, code) == (cls.error.status, cls.error.code)
     assert message == error.message
+
+
+async def test_attack_anonymous_callers_cannot_tell_missing_from_private(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """A private project (or a robot, a user) answers an anonymous caller 401; a missing one
+    answered 404, so anyone could list what exists."""
+    response = await raising(aiohttp_client, errors.ProjectNotFound("no"), anonymous=True)
+    assert await envelope(response) == (401, "UNAUTHORIZED", "authentication required")
+    assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
 
 
 def test_storage_errors_are_the_declared_503() -> None:

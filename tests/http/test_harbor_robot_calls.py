@@ -175,13 +175,49 @@ async def test_an_empty_secret_asks_for_a_generated_one(api: Api) -> None:
     assert (await get(api, export["id"]))["expires_at"] >= export["expires_at"]
 
 
-@pytest.mark.parametrize("secret", [" ", "\t", "short1A", "x" * 129])
-async def test_a_blank_or_weak_secret_is_not_taken_for_an_empty_one(api: Api, secret: str) -> None:
+@pytest.mark.parametrize(
+    ("secret", "rule"),
+    [
+        (" ", "must be 8-128"),
+        ("\t", "must not contain control characters"),
+        ("short1A", "must be 8-128"),
+        ("x" * 129, "must be 8-128"),
+    ],
+)
+async def test_a_blank_or_weak_secret_is_not_taken_for_an_empty_one(
+    api: Api, secret: str, rule: str
+) -> None:
     await api.project("p")
     export = await api.robot(project_robot("p", "ci", "repository:pull"))
     r = await api.call("PATCH", f"/robots/{export['id']}", api.admin, {"secret": secret})
-    assert "the secret must be 8-128" in await error(r, 400, "BAD_REQUEST")
+    assert f"the secret {rule}" in await error(r, 400, "BAD_REQUEST")
     assert await token_status(api, creds(export)) == 200
+
+
+# C0, DEL, C1 (refused by the ASCII rule before), a trailing NUL and one inside.
+CONTROL_SECRETS = ["Abcdefgh1\u0000", "Abcd\u0000efgh1", "Abcdefgh1\t", "Abcdefgh1\u007f"]
+CONTROL_SECRETS += ["Abcdefgh1\u0085", "Abc\rdefgh1", "Abcdefgh1\u001b[2J"]
+
+
+@pytest.mark.parametrize("secret", CONTROL_SECRETS)
+async def test_attack_a_secret_with_a_control_character_is_refused(api: Api, secret: str) -> None:
+    """`Abcdefgh1\\0` was taken, and then `Abcdefgh1` logged in too (scrypt's HMAC pads its key
+    with zero bytes): a chosen secret holds no control character, on update or creation."""
+    project_id = await api.project("p")
+    export = await api.robot(project_robot("p", "ci", "repository:pull"))
+    r = await api.call("PATCH", f"/robots/{export['id']}", api.admin, {"secret": secret})
+    message = await error(r, 400, "BAD_REQUEST")
+    assert "the secret must not contain control characters" in message
+    assert secret not in message and "Abcd" not in message
+    assert await token_status(api, creds(export)) == 200
+    for twin in (secret, secret.replace("\u0000", "")):
+        assert await token_status(api, basic(export["name"], twin)) == 401
+    body = project_robot("p", "cd", "repository:pull") | {"secret": secret}
+    r = await api.call("POST", "/robots", api.admin, body)
+    assert "must not contain control characters" in await error(r, 400, "BAD_REQUEST")
+    query = f"/robots?q=Level=project,ProjectID={project_id}"
+    robots = await (await api.call("GET", query, api.admin)).json()
+    assert [r["name"] for r in robots] == [export["name"]]
 
 
 async def test_attack_an_empty_secret_is_no_way_round_the_delegation_rule(api: Api) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.http.conftest import basic
 from tests.http.test_api import TOKEN, Api, api, creds, error, project_robot
 from tokenserver.domain.models import LOCAL
@@ -363,14 +365,9 @@ async def test_a_robots_permissions_are_its_own(api: Api) -> None:
     assert await r.json() == []
 
 
-async def test_a_robot_granted_user_management_cannot_remove_the_last_system_admin(
-    api: Api,
-) -> None:
-    """A system robot holding Harbor's system `user` permissions manages users as an admin
-    would: it may demote and delete, but never the last system admin (nor `admin`)."""
-    carol = await api.user("carol")
-    carol_id, admin_id = await user_id(api, carol), await user_id(api, api.admin)
-    body = {
+def user_manager(*actions: str) -> dict[str, Any]:
+    """A system robot holding Harbor's system `user` permissions `actions`."""
+    return {
         "name": "people",
         "level": "system",
         "duration": -1,
@@ -378,25 +375,120 @@ async def test_a_robot_granted_user_management_cannot_remove_the_last_system_adm
             {
                 "kind": "system",
                 "namespace": "/",
-                "access": [
-                    {"resource": "user", "action": "update"},
-                    {"resource": "user", "action": "delete"},
-                ],
+                "access": [{"resource": "user", "action": a} for a in actions],
             }
         ],
     }
-    robot = creds(await api.robot(body))
-    r = await api.call("PUT", f"/users/{carol_id}/sysadmin", robot, {"sysadmin_flag": True})
+
+
+async def test_attack_a_robot_with_user_update_cannot_make_or_unmake_system_admins(
+    api: Api,
+) -> None:
+    """A robot holding system `user:update` made any user a system admin and demoted `admin`:
+    only a system admin changes who is one (stricter than Harbor)."""
+    carol = await api.user("carol")
+    carol_id, admin_id = await user_id(api, carol), await user_id(api, api.admin)
+    robot = creds(await api.robot(user_manager("update", "delete", "create", "list", "read")))
+    for target, flag in ((carol_id, True), (admin_id, False), (admin_id, True), (carol_id, False)):
+        r = await api.call("PUT", f"/users/{target}/sysadmin", robot, {"sysadmin_flag": flag})
+        assert "not a system admin" in await error(r, 403, "FORBIDDEN")
+    assert not (await (await api.call("GET", "/users/current", carol)).json())["sysadmin_flag"]
+    assert (await (await api.call("GET", "/users/current", api.admin)).json())["sysadmin_flag"]
+    assert ("robot$people", "update", "user", "carol/sysadmin", "failure: FORBIDDEN") in (
+        await audit(api)
+    )
+    assert ("robot$people", "update", "user", "admin/sysadmin", "failure: FORBIDDEN") in (
+        await audit(api)
+    )
+    # A system admin still does it (and Harbor's `admin` is one of them).
+    r = await api.call("PUT", f"/users/{carol_id}/sysadmin", api.admin, {"sysadmin_flag": True})
     assert r.status == 200, await r.text()
-    r = await api.call("PUT", f"/users/{admin_id}/sysadmin", robot, {"sysadmin_flag": False})
+
+
+async def test_attack_a_robot_with_user_update_cannot_take_over_a_system_admin(
+    api: Api,
+) -> None:
+    """A robot holding system `user:update` set `admin`'s password without the old one (and
+    so owned the account), rewrote its profile and deleted other system admins."""
+    bob = await api.user("bob")
+    bob_id, admin_id = await user_id(api, bob), await user_id(api, api.admin)
+    r = await api.call("PUT", f"/users/{bob_id}/sysadmin", api.admin, {"sysadmin_flag": True})
     assert r.status == 200
-    r = await api.call("DELETE", f"/users/{carol_id}", robot)
-    assert "last system admin" in await error(r, 403, "FORBIDDEN")
-    r = await api.call("PUT", f"/users/{carol_id}/sysadmin", robot, {"sysadmin_flag": False})
-    assert "last system admin" in await error(r, 403, "FORBIDDEN")
-    r = await api.call("DELETE", f"/users/{admin_id}", robot)
+    robot = creds(await api.robot(user_manager("update", "delete")))
+    for target in (admin_id, bob_id):
+        body = {"new_password": "T4kenOverNow"}
+        r = await api.call("PUT", f"/users/{target}/password", robot, body)
+        assert "not a system admin" in await error(r, 403, "FORBIDDEN")
+        # The old password, which the robot might have guessed, changes nothing.
+        body["old_password"] = "Us3rPassword"
+        r = await api.call("PUT", f"/users/{target}/password", robot, body)
+        await error(r, 403, "FORBIDDEN")
+        r = await api.call("PUT", f"/users/{target}", robot, {"email": "evil@example.com"})
+        assert "not a system admin" in await error(r, 403, "FORBIDDEN")
+    r = await api.call("DELETE", f"/users/{bob_id}", robot)
+    assert "may not delete the system admin 'bob'" in await error(r, 403, "FORBIDDEN")
+    # Nothing changed: both log in with their passwords, with their profiles and their rank.
+    for who in (api.admin, bob):
+        me = await (await api.call("GET", "/users/current", who)).json()
+        assert me["sysadmin_flag"] and "email" not in me
+    taken = basic("admin", "T4kenOverNow")
+    await error(await api.call("GET", "/users/current", taken), 401, "UNAUTHORIZED")
+    log = await audit(api)
+    for resource in ("admin/password", "admin/profile", "bob/password", "bob/profile", "bob"):
+        operation = "delete" if resource == "bob" else "update"
+        assert ("robot$people", operation, "user", resource, "failure: FORBIDDEN") in log
+    assert not any(e[0] == "robot$people" and e[4] == "success" for e in log)
+
+
+async def test_a_robot_with_user_permissions_still_manages_ordinary_users(api: Api) -> None:
+    """As in Harbor, such a robot sets an ordinary user's password without the old one,
+    replaces its profile and deletes it; it may not demote the last system admin either."""
+    carol = await api.user("carol")
+    dave = await api.user("dave")
+    carol_id, dave_id = await user_id(api, carol), await user_id(api, dave)
+    robot = creds(await api.robot(user_manager("update", "delete")))
+    r = await api.call("PUT", f"/users/{carol_id}/password", robot, {"new_password": "N3wPassword"})
+    assert r.status == 200, await r.text()
+    assert (await api.call("GET", "/users/current", basic("carol", "N3wPassword"))).status == 200
+    await error(await api.call("GET", "/users/current", carol), 401, "UNAUTHORIZED")
+    r = await api.call("PUT", f"/users/{carol_id}", robot, {"realname": "Carol C"})
+    assert r.status == 200, await r.text()
+    assert (await (await api.call("GET", f"/users/{carol_id}", api.admin)).json())[
+        "realname"
+    ] == "Carol C"
+    assert (await api.call("DELETE", f"/users/{dave_id}", robot)).status == 200
+    await error(await api.call("GET", "/users/current", dave), 401, "UNAUTHORIZED")
+    r = await api.call("DELETE", f"/users/{await user_id(api, api.admin)}", robot)
     assert "'admin' cannot be deleted" in await error(r, 403, "FORBIDDEN")
-    assert (await (await api.call("GET", "/users/current", carol)).json())["sysadmin_flag"]
+    log = await audit(api)
+    assert ("robot$people", "update", "user", "carol/password", "success") in log
+    assert ("robot$people", "delete", "user", "dave", "success") in log
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["Passw0rd1\u0000zz", "Passw0rd1\u0000", "Passw0rd1\n", "Pass\u007fw0rd1", "Passw0rd1\u009b"],
+)
+async def test_attack_a_password_with_a_control_character_is_refused(
+    api: Api, password: str
+) -> None:
+    """`Passw0rd1\\0zz` was taken as a password; its NUL could not be typed at a login form,
+    and a trailing NUL made a shorter twin that logged in as well."""
+    r = await api.call("POST", "/users", api.admin, {"username": "eve", "password": password})
+    message = await error(r, 400, "BAD_REQUEST")
+    assert "the password must not contain control characters" in message
+    assert "Passw0rd1" not in message
+    carol = await api.user("carol")
+    carol_id = await user_id(api, carol)
+    for caller, body in (
+        (carol, {"old_password": "Us3rPassword", "new_password": password}),
+        (api.admin, {"new_password": password}),
+    ):
+        r = await api.call("PUT", f"/users/{carol_id}/password", caller, body)
+        assert "must not contain control characters" in await error(r, 400, "BAD_REQUEST")
+    assert (await api.call("GET", "/users/current", carol)).status == 200
+    users = await (await api.call("GET", "/users", api.admin)).json()
+    assert [u["username"] for u in users] == ["admin", "carol"]
 
 
 async def test_a_password_change_is_audited_under_the_users_name(api: Api) -> None:

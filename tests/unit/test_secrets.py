@@ -16,6 +16,7 @@ from tokenserver.domain.secrets import (
     verify_secret,
 )
 from tokenserver.errors import BadRequest
+from tokenserver.services.users import check_password
 
 
 def test_generated_secrets_meet_the_rule_and_differ() -> None:
@@ -38,6 +39,32 @@ def test_manual_secret_refused_with_harbors_message(value: str) -> None:
     with pytest.raises(BadRequest) as info:
         check_manual_secret(value)
     assert info.value.message == MANUAL_SECRET_RULE
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Abcdefg1\x00",
+        "Abc\x00defg1",
+        "Abcdefg1\x1f",
+        "Abcdefg1\x7f",
+        "Abcdefg1\x9f",
+        "Abcdefg1\ud800",
+    ],
+)
+def test_attack_control_characters_are_refused_in_secrets_and_passwords(value: str) -> None:
+    """A NUL made a shorter twin of the secret (scrypt's HMAC pads its key with zeros)."""
+    with pytest.raises(BadRequest) as info:
+        check_manual_secret(value)
+    assert info.value.message.startswith("the secret must not contain control characters")
+    with pytest.raises(BadRequest) as info:
+        check_password(value.replace("A", "Ä"))
+    assert info.value.message.startswith("the password must not contain control characters")
+    assert value not in info.value.message
+
+
+def test_printable_non_ascii_passwords_stay_accepted() -> None:
+    assert check_password("Pässw0rd\u00a0\u20ac").reveal() == "Pässw0rd\u00a0\u20ac"
 
 
 def test_secret_repr_hides_the_value() -> None:

@@ -1,4 +1,4 @@
-"""Robot secrets: generation, the manual-secret rule, and the salted KDF.
+"""Robot secrets and user passwords: generation, the rules for chosen ones, and the salted KDF.
 
 KDF choice: scrypt (N=2^14, r=8, p=5; OWASP's equivalent of N=2^17, p=1 at 16 MiB of memory a
 verification instead of 128 MiB). The hash string records its parameters, so they can be raised
@@ -27,6 +27,22 @@ _ALPHABET = string.ascii_letters + string.digits
 
 # A message, not a password.
 MANUAL_SECRET_RULE = "the secret must be 8-128, inclusively, characters long with at least 1 uppercase letter, 1 lowercase letter and 1 number"  # noqa: E501, S105
+
+# NOTE: scrypt keys HMAC with the secret, and HMAC pads a key with zero bytes: `Abcdefgh1\0`
+# and `Abcdefgh1` hash alike, so a secret ending in NUL has a shorter twin that logs in too.
+# No control character (C0, DEL, C1) or lone surrogate belongs in a secret a person types.
+_UNTYPABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_no_control_characters(value: str, what: str) -> None:
+    """Raise BadRequest, naming the rule but never `value`, if the chosen secret or password
+    `value` holds a control character (C0, DEL, C1) or a lone surrogate. `what` names it
+    ("secret", "password"). Every secret or password a caller chooses passes here."""
+    if _UNTYPABLE.search(value):
+        raise BadRequest(
+            f"the {what} must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
+        )
+
 
 SCRYPT_LOG2_N = 14
 SCRYPT_R = 8
@@ -87,7 +103,9 @@ def generate_secret() -> Secret:
 
 
 def check_manual_secret(value: str) -> Secret:
-    """Harbor's rule for a secret chosen by the user; raise BadRequest when it is broken."""
+    """Harbor's rule for a secret chosen by the user, without control characters; raise
+    BadRequest when it is broken."""
+    check_no_control_characters(value, "secret")
     if not 8 <= len(value) <= 128 or not value.isascii() or not _complex_enough(value):
         raise BadRequest(MANUAL_SECRET_RULE)
     return Secret(value)

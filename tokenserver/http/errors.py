@@ -12,11 +12,13 @@ from tokenserver.domain.text import escape
 from tokenserver.errors import (
     FRAMEWORK_ERRORS,
     UNKNOWN,
+    NotFound,
     TokenServerError,
     TooManyRequests,
     Unauthorized,
 )
 from tokenserver.http.appkeys import REALM
+from tokenserver.http.callers import SESSION_COOKIE
 
 log = logging.getLogger("tokenserver.http")
 
@@ -26,17 +28,33 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response(body, status=status)
 
 
+def _unauthorized(request: web.Request, error: Unauthorized) -> web.Response:
+    response = error_response(error.status, error.code, error.message)
+    # NOTE: not for the web page's own requests: a Basic challenge makes the browser open
+    # its login prompt (headless: wait forever) instead of handing the 401 to the page.
+    if request.headers.get("X-Requested-With") != "XMLHttpRequest":
+        response.headers["WWW-Authenticate"] = f'Basic realm="{request.app[REALM]}"'
+    return response
+
+
+def _anonymous(request: web.Request) -> bool:
+    """The request carries no credentials at all (neither Basic nor the session cookie)."""
+    return "Authorization" not in request.headers and not request.cookies.get(SESSION_COOKIE)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except Unauthorized as e:
-        response = error_response(e.status, e.code, e.message)
-        # NOTE: not for the web page's own requests: a Basic challenge makes the browser open
-        # its login prompt (headless: wait forever) instead of handing the 401 to the page.
-        if request.headers.get("X-Requested-With") != "XMLHttpRequest":
-            response.headers["WWW-Authenticate"] = f'Basic realm="{request.app[REALM]}"'
-        return response
+        return _unauthorized(request, e)
+    except NotFound as e:
+        # An anonymous caller may read public projects, but whether a private project, a
+        # robot or a user exists is not for it to learn: what it cannot see asks for
+        # credentials, as what exists and is private does (with the same message).
+        if _anonymous(request):
+            return _unauthorized(request, Unauthorized("authentication required"))
+        return error_response(e.status, e.code, e.message)
     except TooManyRequests as e:
         response = error_response(e.status, e.code, e.message)
         response.headers["Retry-After"] = str(e.retry_after)

@@ -18,9 +18,10 @@ from tokenserver.services.ports import Store
 
 
 def denied(principal: Principal, what: str) -> Exception:
-    """401 for an anonymous caller (it should authenticate), 403 for anyone else."""
+    """401 for an anonymous caller (it should authenticate), 403 for anyone else. The 401
+    names nothing: it is what an anonymous caller gets for what does not exist, too."""
     if principal.kind is PrincipalKind.ANONYMOUS:
-        return Unauthorized(f"authentication required to {what}")
+        return Unauthorized("authentication required")
     return Forbidden(f"{principal.operator} is not allowed to {what}")
 
 

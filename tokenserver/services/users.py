@@ -11,7 +11,7 @@ from tokenserver.domain.models import Member, Principal, PrincipalKind, Project,
 from tokenserver.domain.names import check_not_robot_name, check_username, reads_as_robot_name
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
-from tokenserver.domain.secrets import Secret, generate_secret
+from tokenserver.domain.secrets import Secret, check_no_control_characters, generate_secret
 from tokenserver.errors import BadRequest, ConfigError, Forbidden, MemberNotFound, UserNotFound
 from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
@@ -30,6 +30,9 @@ MAX_FIELD_LENGTH = 255
 
 
 def check_password(password: str) -> Secret:
+    """The password rule (Harbor's, without control characters); raise BadRequest when it is
+    broken."""
+    check_no_control_characters(password, "password")
     if not (
         8 <= len(password) <= 128
         and re.search(r"[A-Z]", password)
@@ -47,6 +50,20 @@ def _check_field(name: str, value: str) -> str:
         # NOTE: PostgreSQL cannot store one and SQLite can: refused on both alike.
         raise BadRequest(f"{name} must not contain a NUL character")
     return value
+
+
+def _require_sysadmin_over(actor: Principal, user: User, what: str) -> None:
+    """Raise Forbidden if `user` is a system admin and `actor` is not one.
+
+    NOTE: stricter than Harbor on purpose. A robot holding system `user:update` (or
+    `user:delete`) manages ordinary users, but a system admin's password, profile or account
+    would be a way to become more than the robot holds: only a system admin (a user who is one,
+    or the command line's local admin) acts on another."""
+    if user.sysadmin and not actor.sysadmin:
+        raise Forbidden(
+            f"{actor.operator} is not a system admin and may not {what} the system admin "
+            f"{user.username!r}"
+        )
 
 
 def check_admin_prefix(prefix: str) -> None:
@@ -91,10 +108,13 @@ class UserService:
         comment: str = "",
         sysadmin: bool = False,
     ) -> User:
-        """System admins only. Raises BadRequest (name, including one that reads as a
-        robot's name under the prefix; password), Conflict (taken)."""
+        """System admins only (a robot holding `user:create` too, but only a system admin
+        creates one). Raises BadRequest (name, including one that reads as a robot's name under
+        the prefix; password), Conflict (taken), Forbidden."""
         async with self._audit.operation(actor, "create", "user", username):
             self._access.require_system(actor, "user", "create")
+            if sysadmin and not actor.sysadmin:
+                raise Forbidden(f"{actor.operator} is not a system admin and may not create one")
             check_username(username)
             check_not_robot_name(self._prefix, username)
             secret = check_password(password)
@@ -180,8 +200,9 @@ class UserService:
         self, actor: Principal, user_id: int, email: str, realname: str, comment: str
     ) -> User:
         """Replace the user's email, realname and comment (an absent one becomes empty, as in
-        Harbor). Users change their own; system admins anyone's. Raises Forbidden,
-        BadRequest, UserNotFound."""
+        Harbor). Users change their own; system admins (and robots holding `user:update`)
+        anyone's, but only a system admin a system admin's. Raises Forbidden, BadRequest,
+        UserNotFound."""
         async with self._audit.operation(actor, "update", "user", f"{user_id}/profile") as op:
             if actor.user is None or actor.user.id != user_id:
                 self._access.require_system(actor, "user", "update")
@@ -189,6 +210,8 @@ class UserService:
                 _check_field(name, value)
             user = await self._find(user_id)
             op.resource = f"{user.username}/profile"
+            if actor.user is None or actor.user.id != user_id:
+                _require_sysadmin_over(actor, user, "change the profile of")
             if not await self._store.update_user_profile(
                 user.id, email, realname, comment, self._projects.now()
             ):
@@ -196,12 +219,18 @@ class UserService:
             return await self._find(user.id)
 
     async def set_sysadmin(self, actor: Principal, ref: int | str, sysadmin: bool) -> User:
-        """Make a user (by id, or by name) a system admin or not; system admins only. The
-        last system admin stays one. Raises Forbidden, UserNotFound."""
+        """Make a user (by id, or by name) a system admin or not; system admins only: a
+        robot's `user:update` is not enough, as a robot must never make anyone more than it
+        holds (stricter than Harbor). The last system admin stays one. Raises Forbidden,
+        UserNotFound."""
         async with self._audit.operation(actor, "update", "user", f"{ref}/sysadmin") as op:
             self._access.require_system(actor, "user", "update")
             user = await self._find(ref)
             op.resource = f"{user.username}/sysadmin"
+            if not actor.sysadmin:
+                raise Forbidden(
+                    f"{actor.operator} is not a system admin and may not change who is one"
+                )
             change = await self._store.set_user_sysadmin(user.id, sysadmin, self._projects.now())
             self._check_change(change, user, "stop being a system admin")
             return await self._find(user.id)
@@ -209,14 +238,15 @@ class UserService:
     async def delete(self, actor: Principal, ref: int | str) -> User:
         """Delete a user (by id, or by name) with its memberships, refresh tokens and web
         sessions, which stop working at once; system admins only. As in Harbor, nobody
-        deletes themselves or the system admin `admin`; nor the last system admin. Raises
-        Forbidden, UserNotFound."""
+        deletes themselves or the system admin `admin`; nor the last system admin; and only a
+        system admin deletes a system admin. Raises Forbidden, UserNotFound."""
         async with self._audit.operation(actor, "delete", "user", str(ref)) as op:
             self._access.require_system(actor, "user", "delete")
             user = await self._find(ref)
             op.resource = user.username
             if user.username == ADMIN or (actor.user is not None and actor.user.id == user.id):
                 raise Forbidden(f"user {user.username!r} cannot be deleted")
+            _require_sysadmin_over(actor, user, "delete")
             self._check_change(await self._store.delete_user(user.id), user, "be deleted")
             return user
 
@@ -230,10 +260,11 @@ class UserService:
     async def change_password(
         self, actor: Principal, user_id: int, old: str | None, new: str, address: str = ""
     ) -> None:
-        """Users change their own password (the old one required); system admins change
-        anyone's. A wrong old password is a failed authentication of the user from `address`
-        (the client), behind the same throttle as the token endpoint. Raises Forbidden,
-        BadRequest, UserNotFound, TooManyRequests."""
+        """Users change their own password (the old one required); system admins (and robots
+        holding `user:update`) anyone's, but only a system admin a system admin's. A wrong
+        old password is a failed authentication of the user from `address` (the client),
+        behind the same throttle as the token endpoint. Raises Forbidden, BadRequest,
+        UserNotFound, TooManyRequests."""
         async with self._audit.operation(actor, "update", "user", f"{user_id}/password") as op:
             own = actor.user is not None and actor.user.id == user_id
             if not own:
@@ -242,6 +273,8 @@ class UserService:
             if user is None:
                 raise UserNotFound(f"user {user_id} not found")
             op.resource = f"{user.username}/password"  # as `user set-password` records it
+            if not own:
+                _require_sysadmin_over(actor, user, "change the password of")
             if own and not actor.sysadmin:
                 await self._check_old_password(user, old, address)
             await self._replace_password(user, check_password(new))
@@ -253,6 +286,7 @@ class UserService:
         async with self._audit.operation(actor, "update", "user", f"{username}/password"):
             self._access.require_system(actor, "user", "update")
             user = await self._find(username)
+            _require_sysadmin_over(actor, user, "change the password of")
             await self._replace_password(user, check_password(new))
             return user
 
