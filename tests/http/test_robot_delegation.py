@@ -14,6 +14,7 @@ import pytest
 
 from tests.http.conftest import basic
 from tests.http.test_api import Api, api, error, project_robot
+from tokenserver.domain.roles import ROLE_GRANTS, Role
 
 __all__ = ["api"]  # the fixture, imported for pytest
 
@@ -400,3 +401,80 @@ async def test_a_robot_put_back_as_shown_keeps_its_deny_on_a_deleted_project(api
     body = put_body(shown, permissions=[on("gone", "repository:pull")])
     r = await api.call("PUT", f"/robots/{robot['id']}", api.admin, body)
     assert "not found" in await error(r, 400, "BAD_REQUEST")
+
+
+# ---- robots making members ------------------------------------------------------------------
+
+
+def role_access(role: Role) -> tuple[str, ...]:
+    return tuple(f"{r}:{a}" for r, a in sorted(ROLE_GRANTS[role].allowed))
+
+
+async def test_attack_member_robot_makes_a_user_projectadmin_everywhere(api: Api) -> None:
+    """A robot holding only member rights on `*` made bob projectAdmin of every project;
+    bob then made a robot that pushes and deletes there."""
+    await api.project("p")
+    bob = await api.user("bob")
+    robot = login(
+        await api.robot(
+            system_robot(
+                "members",
+                on("*", "member:create", "member:update", "member:list", "repository:pull"),
+            )
+        )
+    )
+    body = {"role_id": 1, "member_user": {"username": "bob"}}
+    r = await api.call("POST", "/projects/p/members", robot, body)
+    message = await error(r, 403, "FORBIDDEN")
+    assert "the role projectAdmin holds" in message and "repository:push" in message
+    assert "in project 'p'" in message
+    for role in (2, 3, 4, 5):  # no role is within pull alone
+        body = {"role_id": role, "member_user": {"username": "bob"}}
+        await error(await api.call("POST", "/projects/p/members", robot, body), 403, "FORBIDDEN")
+    r = await api.call("GET", "/projects/p/members", api.admin)
+    assert [m["entity_name"] for m in await r.json()] == ["admin"]
+    r = await api.call("POST", "/robots", bob, project_robot("p", "bobs", "repository:push"))
+    await error(r, 403, "FORBIDDEN")
+    # Changing a member's role is held to the same rule.
+    await api.member("p", "bob", 5)
+    (member,) = [
+        m
+        for m in await (await api.call("GET", "/projects/p/members", api.admin)).json()
+        if m["entity_name"] == "bob"
+    ]
+    r = await api.call("PUT", f"/projects/p/members/{member['id']}", robot, {"role_id": 1})
+    assert "the role projectAdmin holds" in await error(r, 403, "FORBIDDEN")
+    r = await api.call("GET", f"/projects/p/members/{member['id']}", api.admin)
+    assert (await r.json())["role_id"] == 5
+
+
+async def test_a_member_robot_gives_roles_within_its_own_permissions(api: Api) -> None:
+    await api.project("p")
+    await api.project("q")
+    await api.user("carol")
+    members = ("member:create", "member:update", "member:list")
+    robot = login(
+        await api.robot(
+            system_robot(
+                "guests",
+                on("*", *members, *role_access(Role.GUEST)),
+                on("q", deny=("repository:pull",)),
+            )
+        )
+    )
+    body = {"role_id": 3, "member_user": {"username": "carol"}}
+    assert (await api.call("POST", "/projects/p/members", robot, body)).status == 201
+    # a deny in q takes the guest role out of the robot's reach there
+    r = await api.call("POST", "/projects/q/members", robot, body)
+    assert "repository:pull in project 'q'" in await error(r, 403, "FORBIDDEN")
+    (member,) = [
+        m
+        for m in await (await api.call("GET", "/projects/p/members", api.admin)).json()
+        if m["entity_name"] == "carol"
+    ]
+    path = f"/projects/p/members/{member['id']}"
+    assert (await api.call("PUT", path, robot, {"role_id": 5})).status == 200  # narrower
+    await error(await api.call("PUT", path, robot, {"role_id": 2}), 403, "FORBIDDEN")
+    # a user keeps the role rules: a projectAdmin may give any role
+    r = await api.call("PUT", path, api.admin, {"role_id": 1})
+    assert r.status == 200

@@ -223,6 +223,49 @@ async def test_parallel_deletes_of_one_user_delete_it_once(api: Api) -> None:
     assert [e[4] for e in ivan_entries].count("success") == 1
 
 
+async def test_attack_delete_a_user_while_it_creates_projects_and_is_added(api: Api) -> None:
+    """Once: 500s (a member row cascaded away before its read-back), projects left with no
+    owner nor member and their names taken, 409s for projects that did not exist, and
+    projects created without an audit entry."""
+    await api.project("team")
+    for round_ in range(10):
+        auth = await api.user(f"racer{round_}")
+        racer = await user_id(api, auth)
+        names = [f"race{round_}-{i}" for i in range(11)]
+        creations = [
+            api.call("POST", "/projects", auth, {"project_name": n, "metadata": {}}) for n in names
+        ]
+        joined = api.call(
+            "POST",
+            "/projects/team/members",
+            api.admin,
+            {"role_id": 2, "member_user": {"user_id": racer}},
+        )
+        deleted = api.call("DELETE", f"/users/{racer}", api.admin)
+        # the deletion sent amid the others
+        join, *answers = await asyncio.gather(joined, *creations[:6], deleted, *creations[6:])
+        delete = answers.pop(6)
+        created = answers
+        assert delete.status == 200, await delete.text()
+        assert join.status in (201, 404), await join.text()
+        entries = await audit(api)
+        for name, r in zip(names, created, strict=True):
+            assert r.status in (201, 404, 401), (name, r.status, await r.text())
+            found = await api.call("GET", f"/projects/{name}", api.admin)
+            if r.status == 201:
+                # created whole; the deletion then took its owner and membership
+                assert found.status == 200
+                assert (
+                    await (await api.call("GET", f"/projects/{name}/members", api.admin)).json()
+                    == []
+                )
+                assert (f"racer{round_}", "create", "project", name, "success") in entries
+            else:
+                await error(found, 404, "NOT_FOUND")  # nothing left behind, the name free
+        members = await (await api.call("GET", "/projects/team/members", api.admin)).json()
+        assert [m["entity_name"] for m in members] == ["admin"]
+
+
 async def test_a_deleted_users_session_and_refresh_token_stop_at_once(api: Api) -> None:
     judy = await api.user("judy", "Jud1Password")
     judy_id = await user_id(api, judy)

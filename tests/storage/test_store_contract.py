@@ -18,7 +18,7 @@ from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
 from tokenserver.domain.models import AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
-from tokenserver.errors import Conflict
+from tokenserver.errors import Conflict, ProjectNotFound, UserNotFound
 from tokenserver.services.ports import (
     AuditScope,
     NewRobot,
@@ -273,7 +273,6 @@ async def test_deleting_a_user_takes_its_memberships_sessions_and_tokens(store: 
     alice = await store.create_user(new_user("alice"), 1)
     bob = await store.create_user(new_user("bob"), 1)
     owned = await store.create_project("owned", False, alice.id, 1)
-    await store.add_member(owned.id, alice.id, Role.PROJECT_ADMIN, 1)
     await store.add_member(owned.id, bob.id, Role.GUEST, 1)
     await store.add_session("sa", alice.id, 1, 100)
     await store.add_session("sb", bob.id, 1, 100)
@@ -350,6 +349,102 @@ async def test_members_have_one_role_per_project(store: Store) -> None:
     assert await store.delete_member(p.id, member.id)
     assert not await store.delete_member(p.id, member.id)
     assert await store.find_member(p.id, alice.id) is None
+
+
+async def test_a_project_with_an_owner_is_created_with_its_owner_as_projectadmin(
+    store: Store,
+) -> None:
+    alice = await store.create_user(new_user("alice"), 1)
+    project = await store.create_project("p", False, alice.id, 2)
+    member = await store.find_member(project.id, alice.id)
+    assert member is not None and member.role is Role.PROJECT_ADMIN
+    assert project.owner_id == alice.id
+
+
+async def test_attack_create_project_for_a_deleted_owner_leaves_nothing(store: Store) -> None:
+    alice = await store.create_user(new_user("alice"), 1)
+    assert await store.delete_user(alice.id) is UserChange.DONE
+    with pytest.raises(UserNotFound):
+        await store.create_project("p", False, alice.id, 2)
+    assert await store.find_project("p") is None  # the name is not taken
+    assert (await store.create_project("p", False, None, 3)).name == "p"
+
+
+async def test_attack_add_member_of_a_deleted_user_or_project_is_not_found(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    alice = await store.create_user(new_user("alice"), 1)
+    assert await store.delete_user(alice.id) is UserChange.DONE
+    with pytest.raises(UserNotFound):
+        await store.add_member(p.id, alice.id, Role.GUEST, 2)
+    bob = await store.create_user(new_user("bob"), 1)
+    assert await store.delete_project(p.id)
+    with pytest.raises(ProjectNotFound):
+        await store.add_member(p.id, bob.id, Role.GUEST, 2)
+
+
+async def test_attack_a_rolled_back_transaction_keeps_other_tasks_writes(store: Store) -> None:
+    """SQLite shares one connection: another task's write sent while a transaction is open
+    must not join it and vanish with its rollback (a deletion answered 200, then undone)."""
+    alice = await store.create_user(new_user("alice"), 1)
+    opened = asyncio.Event()
+
+    async def failing() -> None:
+        with pytest.raises(Conflict):
+            async with store.transaction():
+                await store.create_project("inside", False, None, 1)
+                opened.set()
+                for _ in range(5):  # let the other task send its statement
+                    await asyncio.sleep(0)
+                await store.create_project("inside", False, None, 1)
+
+    async def outside() -> UserChange:
+        await opened.wait()
+        return await store.delete_user(alice.id)
+
+    _, deleted = await asyncio.gather(failing(), outside())
+    assert deleted is UserChange.DONE
+    assert await store.find_user_by_id(alice.id) is None
+    assert await store.find_project("inside") is None
+
+
+async def test_attack_user_deleted_while_creating_projects_and_joining(store: Store) -> None:
+    """A user's project creations and memberships racing the user's deletion: each either
+    happens whole (the project with its owner's membership) or not at all, and says which;
+    the deletion itself is never undone."""
+    for round_ in range(10):
+        other = await store.create_project(f"o{round_}", False, None, 1)
+        dana = await store.create_user(new_user(f"dana{round_}"), 1)
+
+        async def create(i: int, owner: int = dana.id, r: int = round_) -> object:
+            try:
+                return await store.create_project(f"r{r}-{i}", False, owner, 2)
+            except UserNotFound as e:
+                return e
+
+        async def join(project: int = other.id, user: int = dana.id) -> object:
+            try:
+                return await store.add_member(project, user, Role.DEVELOPER, 2)
+            except UserNotFound as e:
+                return e
+
+        results = await asyncio.gather(
+            *(create(i) for i in range(6)),
+            join(),
+            store.delete_user(dana.id),
+            *(create(i) for i in range(6, 11)),
+        )
+        assert results[7] is UserChange.DONE
+        assert await store.find_user_by_id(dana.id) is None
+        for i in range(11):
+            found = await store.find_project(f"r{round_}-{i}")
+            outcome = results[i if i < 6 else i + 2]
+            if isinstance(outcome, UserNotFound):
+                assert found is None, (round_, i)
+            else:
+                # created whole before the deletion, which then took its owner away
+                assert found is not None and found.owner_id is None, (round_, i)
+                assert await store.list_members(found.id) == []
+        assert await store.list_members(other.id) == []
 
 
 # ---- refresh tokens and sessions -----------------------------------------------------------

@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tokenserver.domain.permissions import ALL_PROJECTS, Grants, Permission, PermissionKind
+from tokenserver.domain.permissions import (
+    ALL_PROJECTS,
+    Access,
+    Grants,
+    Permission,
+    PermissionKind,
+)
+from tokenserver.domain.roles import ROLE_GRANTS, Role
 
 Pair = tuple[str, str]
 
@@ -88,3 +95,17 @@ def excess(child: Sequence[Permission], parent: Sequence[Permission]) -> Excess 
     if extra:
         return Excess(tuple(sorted(extra)), "in the system")
     return None
+
+
+def role_excess(
+    role: Role, project_id: int, project_name: str, parent: Sequence[Permission]
+) -> Excess | None:
+    """What a member with `role` in the project holds that `parent` does not grant there;
+    None when the role is within `parent` (a robot may hand out only what it holds)."""
+    held = Permission(
+        project_name,
+        tuple(Access(r, a) for r, a in sorted(ROLE_GRANTS[role].allowed)),
+        PermissionKind.PROJECT,
+        project_id,
+    )
+    return excess([held], parent)

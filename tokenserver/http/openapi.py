@@ -213,7 +213,7 @@ PATHS: dict[str, Any] = {
                 }
             ],
             "requestBody": _request(PROJECT_CREATE),
-            "responses": {"201": _created(), **_errors(400, 403, 409)},
+            "responses": {"201": _created(), **_errors(400, 403, 404, 409)},
         },
         "head": {
             "summary": "Check whether a project name exists",

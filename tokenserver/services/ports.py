@@ -89,9 +89,10 @@ class Store(Protocol):
     # ---- projects -------------------------------------------------------------------------
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """Run the block's statements as one transaction, all or nothing, as the command
-        line's import does. SQLite shares one connection per process, so nothing else in the
-        process may write through the store meanwhile (other processes wait for the commit);
-        PostgreSQL gives the block's task its own connection (others go on, isolated)."""
+        line's import does. SQLite shares one connection per process: the process's other
+        statements wait for the commit (other processes too); PostgreSQL gives the block's
+        task its own connection (others go on, isolated). Within a transaction of the same
+        task, the block is a savepoint: undone alone when it raises."""
         ...
 
     async def create_project(
@@ -102,8 +103,9 @@ class Store(Protocol):
         now: int,
         metadata: Mapping[str, str] | None = None,
     ) -> Project:
-        """Insert a project with its `metadata` (Harbor's keys other than `public`). Raises
-        Conflict if the name is taken."""
+        """Insert a project with its `metadata` (Harbor's keys other than `public`) and, with
+        an owner, the owner as its projectAdmin member: both or neither. Raises Conflict if
+        the name is taken, UserNotFound if the owner does not exist (any more)."""
         ...
 
     async def find_project(self, name: str) -> Project | None: ...
@@ -212,7 +214,8 @@ class Store(Protocol):
 
     # ---- members --------------------------------------------------------------------------
     async def add_member(self, project_id: int, user_id: int, role: Role, now: int) -> Member:
-        """Raises Conflict if the user is already a member."""
+        """Raises Conflict if the user is already a member, UserNotFound or ProjectNotFound
+        if the user or the project does not exist (any more)."""
         ...
 
     async def find_member(self, project_id: int, user_id: int) -> Member | None: ...

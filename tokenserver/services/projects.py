@@ -52,7 +52,8 @@ class ProjectService:
         the system permission `project:create` (system admins, and system robots granted it);
         never a project robot. The owner becomes its projectAdmin: a user creating it, or for a
         robot (which gets no membership) the first system admin. Raises Unauthorized,
-        Forbidden, BadRequest (name, metadata), Conflict (it exists)."""
+        Forbidden, BadRequest (name, metadata), Conflict (it exists), UserNotFound (the owner
+        was deleted meanwhile: no project is left)."""
         async with self._audit.operation(actor, "create", "project", name) as entry:
             self._check_creator(actor)
             check_name("project", name)
@@ -63,8 +64,6 @@ class ProjectService:
                 name, public, owner.id if owner else None, now, kept
             )
             entry.project_id = project.id
-            if owner is not None:
-                await self._store.add_member(project.id, owner.id, Role.PROJECT_ADMIN, now)
             return project
 
     def _check_creator(self, actor: Principal) -> None:

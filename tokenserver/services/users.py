@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from tokenserver.domain.delegation import role_excess
 from tokenserver.domain.harbor_query import USER_KEYS
-from tokenserver.domain.models import Member, Principal, PrincipalKind, User
+from tokenserver.domain.models import Member, Principal, PrincipalKind, Project, User
 from tokenserver.domain.names import check_not_robot_name, check_username, reads_as_robot_name
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
@@ -325,6 +326,20 @@ class MemberService:
         self._audit = audit
         self._projects = projects
 
+    @staticmethod
+    def _require_role_within(actor: Principal, project: Project, role: Role) -> None:
+        """A robot may make someone a member only with a role whose permissions in the
+        project lie within its own there: else it could hand out, through a user it
+        controls, what it may not hand out to a robot. Users are governed by their role."""
+        if actor.robot is None:
+            return
+        found = role_excess(role, project.id, project.name, actor.robot.permissions)
+        if found is not None:
+            raise Forbidden(
+                f"a robot may give only roles whose permissions are within its own: "
+                f"the role {role.harbor_name} holds {found} beyond this robot"
+            )
+
     async def list(
         self,
         actor: Principal,
@@ -364,6 +379,7 @@ class MemberService:
             project = await self._projects.resolve(project_ref, is_name)
             entry.project_id = project.id
             await self._access.require(actor, project, "member", "create")
+            self._require_role_within(actor, project, role)
             if username is not None:
                 user = await self._store.find_user(username)
             elif user_id is not None:
@@ -388,6 +404,7 @@ class MemberService:
             project = await self._projects.resolve(project_ref, is_name)
             entry.project_id = project.id
             await self._access.require(actor, project, "member", "update")
+            self._require_role_within(actor, project, role)
             if not await self._store.update_member(
                 project.id, member_id, role, self._projects.now()
             ):

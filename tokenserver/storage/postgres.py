@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from tokenserver.errors import BadRequest, Conflict, StorageError
+from tokenserver.errors import BadRequest, Conflict, StorageError, TokenServerError
 from tokenserver.storage.sql import SqlStore
 
 log = logging.getLogger("tokenserver.storage")
@@ -294,7 +294,13 @@ class PostgresStore(SqlStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """The block's statements (in this task) run on one connection, as one transaction."""
+        """The block's statements (in this task) run on one connection, as one transaction;
+        within this task's transaction, as a savepoint undone alone if the block fails."""
+        current = self._transaction.get()
+        if current is not None:
+            async with current.transaction():
+                yield
+            return
         async with self._pool.acquire() as conn, conn.transaction():
             token = self._transaction.set(conn)
             try:
@@ -346,7 +352,13 @@ class PostgresStore(SqlStore):
         async with self._connection() as conn:
             await conn.executemany(_numbered(sql), list(args))
 
-    async def _insert(self, sql: str, args: Iterable[object], conflict: str) -> int:
+    async def _insert(
+        self,
+        sql: str,
+        args: Iterable[object],
+        conflict: str,
+        missing: TokenServerError | None = None,
+    ) -> int:
         async with self._connection() as conn:
             try:
                 if self._transaction.get() is None:
@@ -356,6 +368,8 @@ class PostgresStore(SqlStore):
                     # (SQLite fails only the statement).
                     async with conn.transaction():
                         new_id = await conn.fetchval(_numbered(sql) + " RETURNING id", *args)
+            except asyncpg.ForeignKeyViolationError:
+                raise (Conflict(conflict) if missing is None else missing) from None
             except asyncpg.IntegrityConstraintViolationError:
                 raise Conflict(conflict) from None
             return new_id

@@ -37,6 +37,7 @@ from tokenserver.domain.query import EVERYTHING, Condition, Kind, Op, Query
 from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
+from tokenserver.errors import ProjectNotFound, TokenServerError, UserNotFound
 from tokenserver.errors import StorageError as StorageError
 from tokenserver.services.ports import AuditScope, NewRobot, NewUser, RobotChanges, UserChange
 
@@ -217,8 +218,15 @@ class SqlStore:
     async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
         raise NotImplementedError
 
-    async def _insert(self, sql: str, args: Iterable[object], conflict: str) -> int:
-        """Insert one row; its id. A constraint violation raises Conflict(`conflict`)."""
+    async def _insert(
+        self,
+        sql: str,
+        args: Iterable[object],
+        conflict: str,
+        missing: TokenServerError | None = None,
+    ) -> int:
+        """Insert one row; its id. A foreign key naming no row (it was just deleted) raises
+        `missing` if given; any other constraint violation raises Conflict(`conflict`)."""
         raise NotImplementedError
 
     async def _cached(self, key: tuple[object, ...], load: Callable[[], Awaitable[_T]]) -> _T:
@@ -265,13 +273,25 @@ class SqlStore:
         now: int,
         metadata: Mapping[str, str] | None = None,
     ) -> Project:
-        project_id = await self._insert(
-            "INSERT INTO project (name, public, owner_id, creation_time, update_time, metadata) "
-            "VALUES (?,?,?,?,?,?)",
-            (name, public, owner_id, now, now, _metadata_to_json(metadata)),
-            f"project {name!r} already exists",
-        )
-        created = await self.find_project_by_id(project_id)
+        # One transaction: a project whose owner is deleted meanwhile must not be left behind
+        # with its name taken and no member.
+        async with self.transaction():
+            project_id = await self._insert(
+                "INSERT INTO project (name, public, owner_id, creation_time, update_time, "
+                "metadata) VALUES (?,?,?,?,?,?)",
+                (name, public, owner_id, now, now, _metadata_to_json(metadata)),
+                f"project {name!r} already exists",
+                UserNotFound(f"user {owner_id} not found"),
+            )
+            if owner_id is not None:
+                await self._insert(
+                    "INSERT INTO member (project_id, user_id, role, creation_time, update_time) "
+                    "VALUES (?,?,?,?,?)",
+                    (project_id, owner_id, int(Role.PROJECT_ADMIN), now, now),
+                    "the user is already a member of the project",
+                    UserNotFound(f"user {owner_id} not found"),
+                )
+            created = await self.find_project_by_id(project_id)
         assert created is not None
         return created
 
@@ -513,14 +533,22 @@ class SqlStore:
     # ---- members --------------------------------------------------------------------------
 
     async def add_member(self, project_id: int, user_id: int, role: Role, now: int) -> Member:
-        member_id = await self._insert(
-            "INSERT INTO member (project_id, user_id, role, creation_time, update_time) "
-            "VALUES (?,?,?,?,?)",
-            (project_id, user_id, int(role), now, now),
-            "the user is already a member of the project",
-        )
-        created = await self.find_member_by_id(project_id, member_id)
-        assert created is not None
+        gone = UserNotFound(f"user {user_id} not found")
+        try:
+            member_id = await self._insert(
+                "INSERT INTO member (project_id, user_id, role, creation_time, update_time) "
+                "VALUES (?,?,?,?,?)",
+                (project_id, user_id, int(role), now, now),
+                "the user is already a member of the project",
+                gone,
+            )
+            created = await self.find_member_by_id(project_id, member_id)
+            if created is None:  # inserted, then taken by the deletion of its user or project
+                raise gone
+        except UserNotFound:
+            if await self.find_project_by_id(project_id) is None:
+                raise ProjectNotFound(f"project {project_id} not found") from None
+            raise
         return created
 
     async def _members(self, where: str, args: Iterable[object]) -> list[Member]:

@@ -12,13 +12,14 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from tokenserver.domain.names import NAME_MAX_LENGTH
-from tokenserver.errors import Conflict, StorageError
+from tokenserver.errors import Conflict, StorageError, TokenServerError
 from tokenserver.storage.sql import SqlStore
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore", "StorageError"]
@@ -250,6 +251,10 @@ class SqliteStore(SqlStore):
     def __init__(self, db: aiosqlite.Connection, cache: _ReadCache | None = None) -> None:
         self._db = db
         self._transaction_lock = asyncio.Lock()
+        # Whether the current task runs the open transaction (see `_statement`).
+        self._in_transaction: ContextVar[bool] = ContextVar(
+            "tokenserver_sqlite_transaction", default=False
+        )
         self._cache = cache
 
     async def _cached(self, key: tuple[object, ...], load: Callable[[], Awaitable[_T]]) -> _T:
@@ -331,29 +336,64 @@ class SqliteStore(SqlStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        if self._in_transaction.get():
+            # Within this task's transaction: a savepoint, undone alone if the block fails.
+            await self._db.execute("SAVEPOINT nested")
+            try:
+                yield
+            except BaseException:
+                await self._db.execute("ROLLBACK TO nested")
+                await self._db.execute("RELEASE nested")
+                raise
+            await self._db.execute("RELEASE nested")
+            return
         async with self._transaction_lock:
             await self._db.execute("BEGIN IMMEDIATE")
+            token = self._in_transaction.set(True)
             try:
                 yield
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
+            finally:
+                self._in_transaction.reset(token)
             await self._db.execute("COMMIT")
 
+    async def _statement(self, run: Callable[[], Awaitable[_T]]) -> _T:
+        """`run()`, kept out of another task's open transaction.
+
+        NOTE: every task shares the one connection, so a statement sent while another task's
+        transaction is open would join it: committed with it, or silently undone by its
+        rollback (a user deletion answered 200 and then rolled back). Such a statement waits
+        for the transaction to end. With none open it is sent at once: aiosqlite queues it
+        before `run()` first yields, so no transaction can begin in between."""
+        if self._transaction_lock.locked() and not self._in_transaction.get():
+            async with self._transaction_lock:
+                return await run()
+        return await run()
+
     async def _rows(self, sql: str, args: Iterable[object] = ()) -> Sequence[Any]:
-        return list(await self._db.execute_fetchall(sql, tuple(args)))
+        return list(await self._statement(lambda: self._db.execute_fetchall(sql, tuple(args))))
 
     async def _execute(self, sql: str, args: Iterable[object] = ()) -> int:
-        cursor = await self._db.execute(sql, tuple(args))
+        cursor = await self._statement(lambda: self._db.execute(sql, tuple(args)))
         return cursor.rowcount
 
     async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
-        await self._db.executemany(sql, args)
+        await self._statement(lambda: self._db.executemany(sql, args))
 
-    async def _insert(self, sql: str, args: Iterable[object], conflict: str) -> int:
+    async def _insert(
+        self,
+        sql: str,
+        args: Iterable[object],
+        conflict: str,
+        missing: TokenServerError | None = None,
+    ) -> int:
         try:
-            cursor = await self._db.execute(sql, tuple(args))
-        except sqlite3.IntegrityError:
+            cursor = await self._statement(lambda: self._db.execute(sql, tuple(args)))
+        except sqlite3.IntegrityError as e:
+            if missing is not None and e.sqlite_errorname == "SQLITE_CONSTRAINT_FOREIGNKEY":
+                raise missing from None
             raise Conflict(conflict) from None
         assert cursor.lastrowid is not None
         return cursor.lastrowid
