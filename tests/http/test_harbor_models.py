@@ -281,6 +281,14 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
     await api.call("GET", "/projects/team")
     await api.call("GET", f"/projects/{team_id}", headers={"X-Is-Resource-Name": "false"})
     await api.call("PUT", "/projects/team", {"metadata": {"public": "false"}})
+    await api.call("POST", "/projects/team/metadatas/", {"auto_scan": "true"})
+    await api.call("POST", "/projects/team/metadatas", {"severity": "high"})
+    await api.call("GET", "/projects/team/metadatas/")
+    await api.call("GET", "/projects/team/metadatas")
+    await api.call("GET", "/projects/team/metadatas/auto_scan")
+    await api.call("GET", "/projects/team/metadatas/retention_id")
+    await api.call("PUT", "/projects/team/metadatas/auto_scan", {"auto_scan": "false"})
+    await api.call("DELETE", "/projects/team/metadatas/auto_scan")
     r = await api.call(
         "POST", "/projects/team/members", {"role_id": 2, "member_user": {"username": "dana"}}
     )

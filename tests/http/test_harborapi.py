@@ -405,17 +405,11 @@ async def test_any_user_or_system_robot_creates_projects_by_default(harbor: Harb
     "get_project_scanner",
     "get_project_scanner_candidates",
     "get_project_artifacts",
-    "set_project_metadata",
-    "get_project_metadata",
-    "update_project_metadata_entry",
-    "get_project_metadata_entry",
-    "delete_project_metadata_entry",
 )
 async def test_project_calls_tokenserver_has_no_endpoint_for_are_harbors_404(
     harbor: Harbor,
 ) -> None:
-    # Scanners and artifacts are the registry's business, not a token server's; the
-    # /metadatas endpoints are not implemented (PUT /projects/{p} sets metadata). Each is a
+    # Scanners and artifacts are the registry's business, not a token server's. Each is a
     # 404 in Harbor's shape, which harborapi raises as NotFound.
     await harbor.project("team")
     admin = harbor.admin
@@ -424,13 +418,52 @@ async def test_project_calls_tokenserver_has_no_endpoint_for_are_harbors_404(
         admin.get_project_scanner("team"),
         admin.get_project_scanner_candidates("team"),
         admin.get_project_artifacts("team"),
-        admin.set_project_metadata("team", ProjectMetadata(auto_scan="true")),
-        admin.get_project_metadata("team"),
-        admin.update_project_metadata_entry("team", "auto_scan", {"auto_scan": "true"}),
-        admin.get_project_metadata_entry("team", "auto_scan"),
-        admin.delete_project_metadata_entry("team", "auto_scan"),
     ):
         await refused(call, NotFound, "NOT_FOUND")
+
+
+@calls(
+    "set_project_metadata",
+    "get_project_metadata",
+    "update_project_metadata_entry",
+    "get_project_metadata_entry",
+    "delete_project_metadata_entry",
+)
+async def test_project_metadata_is_added_read_updated_and_deleted(harbor: Harbor) -> None:
+    """Each of these calls was a 404."""
+    team = await harbor.project("team")
+    admin = harbor.admin
+    await admin.set_project_metadata("team", ProjectMetadata(auto_scan="true"))
+    shown = await admin.get_project_metadata("team")
+    assert (shown.public, shown.auto_scan, shown.severity) == ("false", "true", None)
+    await admin.update_project_metadata_entry("team", "severity", {"severity": "Critical"})
+    await admin.update_project_metadata_entry(
+        team, "public", ProjectMetadata(public="true").model_dump(exclude_unset=True)
+    )
+    assert await admin.get_project_metadata_entry("team", "severity") == {"severity": "critical"}
+    assert await admin.get_project_metadata_entry("team", "public") == {"public": "true"}
+    await admin.delete_project_metadata_entry("team", "auto_scan")
+    assert await admin.get_project_metadata_entry("team", "auto_scan") == {}
+    project = await admin.get_project("team")
+    assert project.metadata is not None
+    assert (project.metadata.public, project.metadata.auto_scan) == ("true", None)
+    assert project.metadata.severity == "critical"
+    # Harbor's errors, as harborapi raises them.
+    await refused(
+        admin.set_project_metadata("team", ProjectMetadata(severity="low")),
+        StatusError,
+        "CONFLICT",
+    )
+    await refused(
+        admin.update_project_metadata_entry("team", "auto_scan", {"auto_scan": "maybe"}),
+        BadRequest,
+        "BAD_REQUEST",
+    )
+    await refused(admin.get_project_metadata("nope"), NotFound, "NOT_FOUND")
+    _, dana = await harbor.user("dana")
+    await admin.add_project_member_user("team", "dana", 2)
+    assert (await dana.get_project_metadata("team")).severity == "critical"
+    await refused(dana.delete_project_metadata_entry("team", "severity"), StatusError, "FORBIDDEN")
 
 
 # ---- robots --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ metadata a project keeps, its summary and whether it can be deleted."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -190,6 +191,254 @@ async def test_bad_metadata_is_400_and_changes_nothing(
     shown = (await (await api.call("GET", "/projects/p", api.admin)).json())["metadata"]
     assert shown == {"public": "false", "auto_scan": "true"}
     assert (await api.call("HEAD", "/projects?project_name=q", api.admin)).status == 404
+
+
+# ---- /metadatas -------------------------------------------------------------------------------
+
+
+async def metadata(api: Api, project: str = "p", key: str = "") -> Any:
+    path = f"/projects/{project}/metadatas" + (f"/{key}" if key else "")
+    r = await api.call("GET", path, api.admin)
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+async def test_metadatas_add_read_update_and_delete_one_key_at_a_time(api: Api) -> None:
+    """Every /metadatas operation was a 404."""
+    project_id = await api.project("p")
+    assert await metadata(api) == {"public": "false"}
+    r = await api.call("POST", "/projects/p/metadatas", api.admin, {"auto_scan": "TRUE"})
+    assert r.status == 200, await r.text()
+    assert await metadata(api) == {"public": "false", "auto_scan": "true"}
+    assert await metadata(api, key="auto_scan") == {"auto_scan": "true"}
+    assert await metadata(api, key="severity") == {}  # not held: nothing, as in Harbor
+    assert await metadata(api, key="colour") == {}
+    # Harbor's swagger spells the list with a slash; by id, and by name with a numeric name.
+    r = await api.call("GET", f"/projects/{project_id}/metadatas/", api.admin)
+    assert await r.json() == {"public": "false", "auto_scan": "true"}
+    await api.project("123")
+    r = await api.call(
+        "POST",
+        "/projects/123/metadatas",
+        api.admin,
+        {"severity": "High"},
+        headers={"X-Is-Resource-Name": "true"},
+    )
+    assert r.status == 200, await r.text()
+    r = await api.call(
+        "GET", "/projects/123/metadatas", api.admin, headers={"X-Is-Resource-Name": "true"}
+    )
+    assert await r.json() == {"public": "false", "severity": "high"}
+    # Added once: a second add is Harbor's 409, and changes nothing.
+    r = await api.call("POST", "/projects/p/metadatas", api.admin, {"auto_scan": "false"})
+    assert "metadata auto_scan already exists" in await error(r, 409, "CONFLICT")
+    # PUT sets it, held or not.
+    for key, given, stored in (("auto_scan", "0", "false"), ("severity", "negligible", "none")):
+        r = await api.call("PUT", f"/projects/p/metadatas/{key}", api.admin, {key: given})
+        assert r.status == 200, await r.text()
+        assert await metadata(api, key=key) == {key: stored}
+    r = await api.call("DELETE", "/projects/p/metadatas/auto_scan", api.admin)
+    assert r.status == 200, await r.text()
+    assert await metadata(api) == {"public": "false", "severity": "none"}
+    # Deleting what is not held is no error, as in Harbor.
+    for key in ("auto_scan", "colour", "retention_id"):
+        assert (await api.call("DELETE", f"/projects/p/metadatas/{key}", api.admin)).status == 200
+    shown = await (await api.call("GET", "/projects/p", api.admin)).json()
+    assert shown["metadata"] == {"public": "false", "severity": "none"}
+
+
+async def test_metadata_public_is_the_projects_public_flag(api: Api) -> None:
+    await api.project("p")
+    await error(await api.call("GET", "/projects/p"), 401, "UNAUTHORIZED")
+    r = await api.call("PUT", "/projects/p/metadatas/public", api.admin, {"public": "True"})
+    assert r.status == 200, await r.text()
+    assert (await api.call("GET", "/projects/p")).status == 200  # anyone reads it now
+    assert await metadata(api, key="public") == {"public": "true"}
+    # It always exists: adding it is a 409, as in Harbor where every project holds it.
+    r = await api.call("POST", "/projects/p/metadatas", api.admin, {"public": "false"})
+    await error(r, 409, "CONFLICT")
+    # A Harbor project without it is private.
+    assert (await api.call("DELETE", "/projects/p/metadatas/public", api.admin)).status == 200
+    assert await metadata(api) == {"public": "false"}
+    await error(await api.call("GET", "/projects/p"), 401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize(
+    ("role", "reads", "changes"),
+    [(1, True, True), (4, True, False), (2, True, False), (3, True, False), (5, False, False)],
+)
+async def test_who_may_read_and_change_metadata_by_role(
+    api: Api, role: int, reads: bool, changes: bool
+) -> None:
+    await api.project("p", public=True)
+    await api.call("POST", "/projects/p/metadatas", api.admin, {"auto_scan": "true"})
+    who = await api.user("who")
+    await api.member("p", "who", role)
+    for path in ("/projects/p/metadatas", "/projects/p/metadatas/auto_scan"):
+        r = await api.call("GET", path, who)
+        if reads:
+            assert r.status == 200, await r.text()
+        else:
+            await error(r, 403, "FORBIDDEN")
+    attempts = (
+        ("POST", "/projects/p/metadatas", {"severity": "low"}),
+        ("PUT", "/projects/p/metadatas/auto_scan", {"auto_scan": "false"}),
+        ("DELETE", "/projects/p/metadatas/severity", None),
+    )
+    for method, path, body in attempts:
+        r = await api.call(method, path, who, body)
+        if changes:
+            assert r.status == 200, await r.text()
+        else:
+            await error(r, 403, "FORBIDDEN")
+    expected = {"public": "true", "auto_scan": "false" if changes else "true"}
+    assert await metadata(api) == expected
+
+
+async def test_robots_need_the_metadata_permission_of_each_operation(api: Api) -> None:
+    await api.project("p")
+    await api.project("other")
+    reader = creds(await api.robot(project_robot("p", "r", "metadata:list", "metadata:read")))
+    writer = creds(
+        await api.robot(
+            project_robot("p", "w", "metadata:create", "metadata:update", "metadata:delete")
+        )
+    )
+    puller = creds(await api.robot(project_robot("p", "pull", "repository:pull")))
+    assert (await api.call("GET", "/projects/p/metadatas", reader)).status == 200
+    assert (await api.call("GET", "/projects/p/metadatas/public", reader)).status == 200
+    for who in (writer, puller):
+        await error(await api.call("GET", "/projects/p/metadatas", who), 403, "FORBIDDEN")
+        r = await api.call("GET", "/projects/p/metadatas/public", who)
+        await error(r, 403, "FORBIDDEN")
+    for who in (reader, puller):
+        r = await api.call("POST", "/projects/p/metadatas", who, {"auto_scan": "true"})
+        await error(r, 403, "FORBIDDEN")
+        r = await api.call("PUT", "/projects/p/metadatas/auto_scan", who, {"auto_scan": "true"})
+        await error(r, 403, "FORBIDDEN")
+        r = await api.call("DELETE", "/projects/p/metadatas/auto_scan", who)
+        await error(r, 403, "FORBIDDEN")
+    assert await metadata(api) == {"public": "false"}
+    r = await api.call("POST", "/projects/p/metadatas", writer, {"auto_scan": "true"})
+    assert r.status == 200, await r.text()
+    r = await api.call("PUT", "/projects/p/metadatas/severity", writer, {"severity": "low"})
+    assert r.status == 200, await r.text()
+    assert (await api.call("DELETE", "/projects/p/metadatas/auto_scan", writer)).status == 200
+    assert await metadata(api) == {"public": "false", "severity": "low"}
+    # Its own project only.
+    r = await api.call("POST", "/projects/other/metadatas", writer, {"auto_scan": "true"})
+    await error(r, 403, "FORBIDDEN")
+    await error(await api.call("GET", "/projects/other/metadatas", reader), 403, "FORBIDDEN")
+
+
+_METADATA_CALLS = (
+    ("GET", "/metadatas", None),
+    ("POST", "/metadatas", {"auto_scan": "true"}),
+    ("GET", "/metadatas/auto_scan", None),
+    ("PUT", "/metadatas/auto_scan", {"auto_scan": "true"}),
+    ("DELETE", "/metadatas/auto_scan", None),
+)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), _METADATA_CALLS)
+async def test_metadata_of_a_missing_project_is_404_and_anonymous_gets_401(
+    api: Api, method: str, path: str, body: Any
+) -> None:
+    await api.project("pub", public=True)
+    user = await api.user("u")
+    await error(await api.call(method, "/projects/nope" + path, api.admin, body), 404, "NOT_FOUND")
+    await error(await api.call(method, "/projects/nope" + path, user, body), 404, "NOT_FOUND")
+    await error(await api.call(method, "/projects/999" + path, user, body), 404, "NOT_FOUND")
+    # Anonymous: 401 whether the project exists or not, public or not.
+    for project in ("nope", "pub"):
+        r = await api.call(method, f"/projects/{project}" + path, None, body)
+        await error(r, 401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "body", "message"),
+    [
+        ("POST", "", {}, "only allow one key/value pair"),
+        ("POST", "", {"auto_scan": "true", "severity": "low"}, "only allow one key/value pair"),
+        ("POST", "", {"auto_scan": None}, "only allow one key/value pair"),
+        ("POST", "", {"colour": "red"}, "unknown field 'colour'"),
+        ("POST", "", {"retention_id": ""}, "invalid key: 'retention_id'"),
+        ("POST", "", {"proxy_speed_kb": "5"}, "proxy cache"),
+        ("POST", "", {"proxy_cache_filter_kind": "regex"}, "proxy cache"),
+        ("POST", "", {"auto_scan": "yes"}, "invalid value for auto_scan: 'yes'"),
+        ("POST", "", {"auto_scan": True}, "must be a string"),
+        ("POST", "", {"severity": "moderate"}, "invalid value for severity"),
+        ("POST", "", {"severity": "high\u0000"}, "invalid value for severity"),
+        ("POST", "", {"auto_scan": "t" * 300}, "a text of 300 characters"),
+        ("PUT", "auto_scan", {"severity": "low"}, "must hold the key 'auto_scan' alone"),
+        ("PUT", "auto_scan", {}, "must hold the key 'auto_scan' alone"),
+        ("PUT", "auto_scan", {"auto_scan": "1", "severity": "low"}, "alone"),
+        ("PUT", "auto_scan", {"auto_scan": "\u0000"}, "invalid value for auto_scan"),
+        ("PUT", "auto_scan", {"auto_scan": "1" * 256}, "a text of 256 characters"),
+        ("PUT", "colour", {"colour": "red"}, "invalid key: 'colour'"),
+        ("PUT", "retention_id", {"retention_id": "1"}, "invalid key"),
+        ("PUT", "max_upstream_conn", {"max_upstream_conn": "3"}, "proxy cache"),
+        ("PUT", "a%00b", {"auto_scan": "true"}, "invalid key: 'a\\x00b'"),
+        ("PUT", "k" * 300, {"auto_scan": "true"}, "invalid key: a text of 300 characters"),
+    ],
+)
+async def test_bad_metadata_requests_are_400_and_change_nothing(
+    api: Api, method: str, key: str, body: Any, message: str
+) -> None:
+    await api.project("p")
+    await api.call("POST", "/projects/p/metadatas", api.admin, {"auto_scan": "false"})
+    path = "/projects/p/metadatas" + (f"/{key}" if key else "")
+    r = await api.call(method, path, api.admin, body)
+    assert message in await error(r, 400, "BAD_REQUEST")
+    assert await metadata(api) == {"public": "false", "auto_scan": "false"}
+
+
+async def test_hostile_metadata_names_read_and_delete_nothing(api: Api) -> None:
+    await api.project("p")
+    await api.call("POST", "/projects/p/metadatas", api.admin, {"auto_scan": "true"})
+    for key in ("a%00b", "k" * 300, "%E2%80%A8", "auto_scan%00"):
+        assert await metadata(api, key=key) == {}
+        r = await api.call("DELETE", f"/projects/p/metadatas/{key}", api.admin)
+        assert r.status == 200, await r.text()
+    assert await metadata(api) == {"public": "false", "auto_scan": "true"}
+
+
+async def test_of_parallel_adds_of_one_key_one_succeeds(api: Api) -> None:
+    await api.project("p")
+    responses = await asyncio.gather(
+        *(
+            api.call("POST", "/projects/p/metadatas", api.admin, {"severity": level})
+            for level in ("low", "medium", "high", "critical", "none", "low")
+        )
+    )
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200, 409, 409, 409, 409, 409]
+
+
+async def test_metadata_changes_are_audited(api: Api) -> None:
+    await api.project("p")
+    dev = await api.user("dev")
+    await api.member("p", "dev", 2)
+    await api.call("POST", "/projects/p/metadatas", api.admin, {"auto_scan": "true"})
+    await api.call("PUT", "/projects/p/metadatas/severity", api.admin, {"severity": "low"})
+    await api.call("DELETE", "/projects/p/metadatas/auto_scan", api.admin)
+    await api.call("DELETE", "/projects/p/metadatas/severity", dev)
+    await api.call("GET", "/projects/p/metadatas", api.admin)
+    entries = await (await api.call("GET", "/audit-logs?page_size=100", api.admin)).json()
+    seen = [
+        (e["username"], e["operation"], e["resource"], e["outcome"])
+        for e in entries
+        if e["resource_type"] == "project-metadata"
+    ]
+    assert sorted(seen) == [
+        ("admin", "create", "p/auto_scan", "success"),
+        ("admin", "delete", "p/auto_scan", "success"),
+        ("admin", "update", "p/severity", "success"),
+        ("dev", "delete", "p/severity", "failure: FORBIDDEN"),
+    ]
+    # The project's members read them in its log.
+    logs = await (await api.call("GET", "/projects/p/logs?page_size=100", dev)).json()
+    assert sum(e["resource_type"] == "project-metadata" for e in logs) == 4
 
 
 # ---- summary and deletable -------------------------------------------------------------------

@@ -261,6 +261,9 @@ async def test_attack_stray_bytes_in_the_session_cookie(
 VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/projects"): {"project_name": "q1", "public": False, "metadata": {"public": "false"}},
     ("PUT", "/projects/{project_name_or_id}"): {"public": True, "metadata": {"public": "true"}},
+    ("POST", "/projects/{project_name_or_id}/metadatas"): {"auto_scan": "true"},
+    ("POST", "/projects/{project_name_or_id}/metadatas/"): {"severity": "low"},
+    ("PUT", "/projects/{project_name_or_id}/metadatas/{meta_name}"): {"auto_scan": "false"},
     ("POST", "/projects/{project_name_or_id}/members"):
         {"role_id": 2, "member_user": {"username": "fuzz", "user_id": 2}},
     ("PUT", "/projects/{project_name_or_id}/members/{mid}"): {"role_id": 3},
@@ -326,6 +329,7 @@ def test_attack_generated_bodies_with_lone_surrogates_and_huge_integers_never_50
             "robot_id": str(robot_id),
             "user_id": user_id,
             "mid": member_id,
+            "meta_name": "auto_scan",
         }
 
     ids = loop.run_until_complete(prepare())

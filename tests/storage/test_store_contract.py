@@ -140,6 +140,36 @@ async def test_concurrent_metadata_updates_of_different_keys_all_count(store: St
     assert (await store.project_metadata([p.id]))[p.id] == {f"k{i}": str(i) for i in range(12)}
 
 
+async def test_a_metadata_key_is_added_once_and_deleted(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1, {"auto_scan": "true"})
+    assert await store.add_project_metadata(p.id, "severity", "high", 2)
+    assert not await store.add_project_metadata(p.id, "severity", "low", 3)
+    assert not await store.add_project_metadata(p.id, "auto_scan", "false", 3)
+    assert not await store.add_project_metadata(9999, "severity", "low", 3)
+    assert (await store.project_metadata([p.id]))[p.id] == {"auto_scan": "true", "severity": "high"}
+    found = await store.find_project_by_id(p.id)
+    assert found is not None and found.update_time == 2
+    # Keys that are not plain JSON path names go and come as any other.
+    assert await store.add_project_metadata(p.id, 'a."b', "x", 4)
+    assert await store.delete_project_metadata(p.id, 'a."b', 5)
+    assert await store.delete_project_metadata(p.id, "severity", 5)
+    assert await store.delete_project_metadata(p.id, "severity", 6)  # not held: still true
+    assert not await store.delete_project_metadata(9999, "severity", 6)
+    assert (await store.project_metadata([p.id]))[p.id] == {"auto_scan": "true"}
+    found = await store.find_project_by_id(p.id)
+    assert found is not None and found.update_time == 6
+
+
+async def test_of_concurrent_adds_of_one_key_one_wins(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    results = await asyncio.gather(
+        *(store.add_project_metadata(p.id, "severity", str(i), 2) for i in range(8))
+    )
+    assert results.count(True) == 1
+    won = results.index(True)
+    assert (await store.project_metadata([p.id]))[p.id] == {"severity": str(won)}
+
+
 # ---- robots ------------------------------------------------------------------------------
 
 

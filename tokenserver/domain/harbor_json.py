@@ -16,6 +16,7 @@ from tokenserver.domain.harbor_schema import (
     PERMISSION_TABLE,
     PROJECT,
     PROJECT_DELETABLE,
+    PROJECT_METADATA_ENTRY,
     PROJECT_METADATA_RESP,
     PROJECT_SUMMARY,
     REFRESH_TOKEN,
@@ -107,6 +108,19 @@ def project_metadata_json(project: Project, metadata: Mapping[str, str]) -> dict
     if kept["severity"] is not None:
         kept["severity"] = shown_severity(kept["severity"])
     return PROJECT_METADATA_RESP.shape(public="true" if project.public else "false", **kept)
+
+
+def project_metadata_entry_json(
+    project: Project, metadata: Mapping[str, str], key: str
+) -> dict[str, Any]:
+    """The one metadata `key` of the project as GET /metadatas/{key} shows it: {} if not held."""
+    shown = project_metadata_json(project, metadata)
+    return PROJECT_METADATA_ENTRY.shape(
+        **{
+            f.name: shown.get(f.name) if f.name == key else None
+            for f in PROJECT_METADATA_ENTRY.fields
+        }
+    )
 
 
 def project_json(

@@ -51,6 +51,12 @@ PROJECT_METADATA_RESP = Body(
     Field("public", str, choices=("true", "false")),
     *(Field(key, str, omit_empty=True) for key in KEPT_METADATA_KEYS),
 )
+# One key of a project's metadata (GET /projects/{p}/metadatas/{key}): none for a key it
+# does not hold, as in Harbor.
+PROJECT_METADATA_ENTRY = Body(
+    None,
+    *(Field(key, str, omit_empty=True) for key in ("public", *KEPT_METADATA_KEYS)),
+)
 PROJECT = Body(
     "Project",
     Field("project_id", int),

@@ -86,3 +86,51 @@ def shown_severity(value: str) -> str:
     if rating == "negligible":
         return "none"
     return rating if rating in _SEVERITIES else "unknown"
+
+
+# What Harbor's /metadatas endpoints take: Go's strconv.ParseBool texts for its boolean keys,
+# stored as "true"/"false", and a CVSS v3 rating for `severity`, stored in lower case.
+BOOLEAN_KEYS = (
+    "public",
+    "enable_content_trust",
+    "enable_content_trust_cosign",
+    "auto_sbom_generation",
+    "prevent_vul",
+    "auto_scan",
+    "reuse_sys_cve_allowlist",
+    "proxy_cache_local_on_not_found",
+    "proxy_referrer_api",
+)
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def _shown(text: str) -> str:
+    """A caller's text in a message: quoted, and not at any length."""
+    return repr(text) if len(text) <= 64 else f"a text of {len(text)} characters"
+
+
+def check_metadata_key(key: str) -> None:
+    """Raise BadRequest unless the /metadatas endpoints may set `key` (Harbor's messages).
+    Harbor refuses its proxy cache keys for a project that is not a proxy cache, and no
+    project here is one; it never sets `retention_id` there."""
+    if key in PROXY_CACHE_ONLY:
+        raise BadRequest(f"can not update the normal project with proxy cache metadata {key!r}")
+    if key not in BOOLEAN_KEYS and key != "severity":
+        raise BadRequest(f"invalid key: {_shown(key)}")
+
+
+def metadata_entry(metadata: Mapping[str, str]) -> tuple[str, str]:
+    """The one key and value of a /metadatas request, as Harbor stores the value. Raises
+    BadRequest for none or several, a key it may not set, a value the key does not take."""
+    if len(metadata) != 1:
+        raise BadRequest("only allow one key/value pair")
+    ((key, value),) = metadata.items()
+    check_metadata_key(key)
+    if key == "severity":
+        rating = value.lower()
+        if rating in _SEVERITIES or rating == "negligible":
+            return key, shown_severity(rating)
+    elif value in _TRUE or value in _FALSE:
+        return key, "true" if value in _TRUE else "false"
+    raise BadRequest(f"invalid value for {key}: {_shown(value)}")

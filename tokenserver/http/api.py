@@ -18,6 +18,8 @@ from tokenserver.domain.harbor_json import (
     permission_table_json,
     project_deletable_json,
     project_json,
+    project_metadata_entry_json,
+    project_metadata_json,
     project_summary_json,
     refresh_token_json,
     robot_export_json,
@@ -38,6 +40,7 @@ from tokenserver.domain.harbor_schema import (
     MEMBER_CREATE,
     PASSWORD_CHANGE,
     PROJECT_CREATE,
+    PROJECT_METADATA,
     PROJECT_UPDATE,
     ROBOT_CREATE,
     ROBOT_UPDATE,
@@ -53,6 +56,7 @@ from tokenserver.domain.permissions import (
     Effect,
     RequestedPermission,
 )
+from tokenserver.domain.project_metadata import check_metadata_key
 from tokenserver.domain.query import Keys, Query, Term, exact, fuzzy
 from tokenserver.errors import BadRequest, PreconditionFailed
 from tokenserver.http.appkeys import CLIENT, RUNTIME
@@ -207,6 +211,54 @@ async def project_deletable(request: web.Request) -> web.Response:
 async def delete_project(request: web.Request) -> web.Response:
     principal = await authenticated(request)
     await rt(request).projects.delete(principal, request.match_info["project"], is_name(request))
+    return ok()
+
+
+async def list_project_metadata(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    project, metadata = await rt(request).projects.metadata_of(
+        principal, request.match_info["project"], is_name(request)
+    )
+    return web.json_response(project_metadata_json(project, metadata))
+
+
+async def add_project_metadata(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    body = PROJECT_METADATA.parse(await json_object(request))
+    await rt(request).projects.add_metadata(
+        principal, request.match_info["project"], body, is_name(request)
+    )
+    return ok()
+
+
+async def get_project_metadata(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    key = request.match_info["meta_name"]
+    project, metadata = await rt(request).projects.metadata_of(
+        principal, request.match_info["project"], is_name(request), one=True
+    )
+    return web.json_response(project_metadata_entry_json(project, metadata, key))
+
+
+async def update_project_metadata(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    check_metadata_key(request.match_info["meta_name"])  # before the body names another
+    body = PROJECT_METADATA.parse(await json_object(request))
+    await rt(request).projects.update_metadata(
+        principal,
+        request.match_info["project"],
+        request.match_info["meta_name"],
+        body,
+        is_name(request),
+    )
+    return ok()
+
+
+async def delete_project_metadata(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    await rt(request).projects.delete_metadata(
+        principal, request.match_info["project"], request.match_info["meta_name"], is_name(request)
+    )
     return ok()
 
 
@@ -528,6 +580,17 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(f"{API}/projects/{{project}}", delete_project)
     r.add_get(f"{API}/projects/{{project}}/summary", project_summary, allow_head=False)
     r.add_get(f"{API}/projects/{{project}}/_deletable", project_deletable, allow_head=False)
+    # NOTE: with and without the trailing slash (see the document).
+    for metadatas in (
+        f"{API}/projects/{{project}}/metadatas",
+        f"{API}/projects/{{project}}/metadatas/",
+    ):
+        r.add_get(metadatas, list_project_metadata, allow_head=False)
+        r.add_post(metadatas, add_project_metadata)
+    entry = f"{API}/projects/{{project}}/metadatas/{{meta_name}}"
+    r.add_get(entry, get_project_metadata, allow_head=False)
+    r.add_put(entry, update_project_metadata)
+    r.add_delete(entry, delete_project_metadata)
     r.add_get(f"{API}/projects/{{project}}/members", list_members, allow_head=False)
     r.add_post(f"{API}/projects/{{project}}/members", add_member)
     r.add_get(f"{API}/projects/{{project}}/members/{{mid}}", get_member, allow_head=False)

@@ -28,6 +28,9 @@ from tokenserver.domain.harbor_schema import (
     PROJECT,
     PROJECT_CREATE,
     PROJECT_DELETABLE,
+    PROJECT_METADATA,
+    PROJECT_METADATA_ENTRY,
+    PROJECT_METADATA_RESP,
     PROJECT_SUMMARY,
     PROJECT_UPDATE,
     REFRESH_TOKEN,
@@ -258,6 +261,40 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Whether the project can be deleted (for a caller who may delete it)",
             "responses": {"200": _json(_response(PROJECT_DELETABLE)), **_errors(400, 403, 404)},
+        },
+    },
+    "/projects/{project_name_or_id}/metadatas": {
+        "parameters": _PROJECT_PARAMS,
+        "get": {
+            "summary": "The project's metadata: `public` and the other keys it holds",
+            "responses": {"200": _json(_response(PROJECT_METADATA_RESP)), **_errors(400, 403, 404)},
+        },
+        "post": {
+            "summary": "Add one metadata key the project does not hold (`public` always is)",
+            "requestBody": _request(PROJECT_METADATA),
+            "responses": {"200": _OK, **_errors(400, 403, 404, 409)},
+        },
+    },
+    "/projects/{project_name_or_id}/metadatas/{meta_name}": {
+        "parameters": [
+            *_PROJECT_PARAMS,
+            {"name": "meta_name", "in": "path", "required": True, "schema": _STR},
+        ],
+        "get": {
+            "summary": "One metadata key of the project ({} if it does not hold it)",
+            "responses": {
+                "200": _json(_response(PROJECT_METADATA_ENTRY)),
+                **_errors(400, 403, 404),
+            },
+        },
+        "put": {
+            "summary": "Set one metadata key: the body holds it alone",
+            "requestBody": _request(PROJECT_METADATA),
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+        "delete": {
+            "summary": "Remove one metadata key (`public`: the project becomes private)",
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
     },
     "/projects/{project_name_or_id}/members": {
@@ -505,6 +542,11 @@ PATHS: dict[str, Any] = {
         },
     },
 }
+# NOTE: Harbor's swagger spells the list with a trailing slash (its generated clients send it);
+# other clients (harborapi) leave it out. Both are served.
+PATHS["/projects/{project_name_or_id}/metadatas/"] = PATHS[
+    "/projects/{project_name_or_id}/metadatas"
+]
 
 
 def document() -> dict[str, Any]:

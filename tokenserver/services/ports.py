@@ -127,6 +127,15 @@ class Store(Protocol):
         one statement. False if the project does not exist."""
         ...
 
+    async def add_project_metadata(self, project_id: int, key: str, value: str, now: int) -> bool:
+        """Set the metadata `key` the project does not hold yet, in one statement. False if the
+        project holds it already or does not exist."""
+        ...
+
+    async def delete_project_metadata(self, project_id: int, key: str, now: int) -> bool:
+        """Remove the metadata `key` (held or not). False if the project does not exist."""
+        ...
+
     async def project_metadata(self, project_ids: Collection[int]) -> dict[int, dict[str, str]]:
         """The metadata of each project of `project_ids` that exists, by id."""
         ...

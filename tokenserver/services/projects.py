@@ -10,10 +10,15 @@ from tokenserver.domain.harbor_query import PROJECT_KEYS
 from tokenserver.domain.models import Level, Principal, PrincipalKind, Project, User
 from tokenserver.domain.names import check_name
 from tokenserver.domain.permissions import after_project_deleted
-from tokenserver.domain.project_metadata import metadata_to_keep
+from tokenserver.domain.project_metadata import (
+    KEPT_METADATA_KEYS,
+    check_metadata_key,
+    metadata_entry,
+    metadata_to_keep,
+)
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
-from tokenserver.errors import BadRequest, Forbidden, ProjectNotFound
+from tokenserver.errors import BadRequest, Conflict, Forbidden, ProjectNotFound
 from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import Store
@@ -157,6 +162,79 @@ class ProjectService:
             if not await self._store.update_project(project.id, public, self.now(), kept):
                 raise ProjectNotFound(f"project {ref!r} not found")
             return await self.resolve(str(project.id), is_name=False)
+
+    # ---- Harbor's /projects/{p}/metadatas: one key at a time. `public` is the project's own
+    # flag here (Harbor keeps it as a key): it always exists, and deleting it makes the
+    # project private, as a project without the key is in Harbor.
+
+    async def metadata_of(
+        self, actor: Principal, ref: str, is_name: bool | None = None, *, one: bool = False
+    ) -> tuple[Project, dict[str, str]]:
+        """The project and the metadata it keeps (`public` aside), for a caller who may list
+        its metadata, or read it (`one` key). Raises ProjectNotFound, Unauthorized, Forbidden."""
+        project = await self.resolve(ref, is_name)
+        await self._access.require(actor, project, "metadata", "read" if one else "list")
+        return project, (await self.metadata([project])).get(project.id, {})
+
+    async def add_metadata(
+        self, actor: Principal, ref: str, metadata: Mapping[str, str], is_name: bool | None = None
+    ) -> None:
+        """Set the one key of `metadata`, which the project must not hold yet (Harbor's POST).
+        Raises ProjectNotFound, Unauthorized, Forbidden, BadRequest (see `metadata_entry`),
+        Conflict (held already)."""
+        async with self._audit.operation(actor, "create", "project-metadata", ref) as entry:
+            project = await self.resolve(ref, is_name)
+            entry.project_id = project.id
+            await self._access.require(actor, project, "metadata", "create")
+            key, value = metadata_entry(metadata)
+            entry.resource = f"{project.name}/{key}"
+            if key == "public" or not await self._store.add_project_metadata(
+                project.id, key, value, self.now()
+            ):
+                await self.resolve(str(project.id), is_name=False)  # deleted meanwhile: 404
+                raise Conflict(f"metadata {key} already exists for project {project.id}")
+
+    async def update_metadata(
+        self,
+        actor: Principal,
+        ref: str,
+        key: str,
+        metadata: Mapping[str, str],
+        is_name: bool | None = None,
+    ) -> None:
+        """Set `key` to its value in `metadata`, which holds that key alone (Harbor's PUT),
+        held before or not. Raises ProjectNotFound, Unauthorized, Forbidden, BadRequest."""
+        async with self._audit.operation(actor, "update", "project-metadata", ref) as entry:
+            project = await self.resolve(ref, is_name)
+            entry.project_id = project.id
+            entry.resource = f"{project.name}/{key}"
+            await self._access.require(actor, project, "metadata", "update")
+            check_metadata_key(key)
+            if set(metadata) != {key}:
+                raise BadRequest(f"the request's body must hold the key {key!r} alone")
+            key, value = metadata_entry(metadata)
+            public, kept = (value == "true", {}) if key == "public" else (None, {key: value})
+            if not await self._store.update_project(project.id, public, self.now(), kept):
+                raise ProjectNotFound(f"project {ref!r} not found")
+
+    async def delete_metadata(
+        self, actor: Principal, ref: str, key: str, is_name: bool | None = None
+    ) -> None:
+        """Remove `key`; one the project does not hold is no error (as in Harbor). Raises
+        ProjectNotFound, Unauthorized, Forbidden."""
+        async with self._audit.operation(actor, "delete", "project-metadata", ref) as entry:
+            project = await self.resolve(ref, is_name)
+            entry.project_id = project.id
+            entry.resource = f"{project.name}/{key}"
+            await self._access.require(actor, project, "metadata", "delete")
+            if key == "public":
+                done = await self._store.update_project(project.id, False, self.now())
+            elif key in KEPT_METADATA_KEYS:
+                done = await self._store.delete_project_metadata(project.id, key, self.now())
+            else:
+                return  # never held
+            if not done:
+                raise ProjectNotFound(f"project {ref!r} not found")
 
     async def summary(
         self, actor: Principal, ref: str, is_name: bool | None = None

@@ -219,6 +219,9 @@ class PostgresStore(SqlStore):
     _BYTEWISE = ' COLLATE "C"'
     _GREATEST = "GREATEST"
     _JSON_MERGE = "({column}::jsonb || ?::jsonb)::text"
+    _JSON_REMOVE = "({column}::jsonb - CAST(? AS TEXT))::text"
+    # NOTE: jsonb_exists is the `?` operator, which the shared SQL cannot spell.
+    _JSON_HAS = "jsonb_exists({column}::jsonb, CAST(? AS TEXT))"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool

@@ -202,6 +202,10 @@ class SqlStore:
     _GREATEST = "max"
     # The JSON object in the text column with the parameter's keys set (a JSON object too).
     _JSON_MERGE = "json_patch({column}, ?)"
+    # A JSON object column without the key `?`, and whether it holds it. NOTE: not by JSON
+    # path, which SQLite cannot spell for every key (a quote in it).
+    _JSON_REMOVE = "json_patch({column}, json_object(?, NULL))"
+    _JSON_HAS = "EXISTS (SELECT 1 FROM json_each({column}) AS e WHERE e.key = ?)"
 
     # ---- what an adapter provides ---------------------------------------------------------
 
@@ -325,6 +329,25 @@ class SqlStore:
             f"UPDATE project SET public = coalesce(?, public), metadata = {merged}, "  # noqa: S608
             "update_time = ? WHERE id = ?",
             (public, _metadata_to_json(metadata), now, project_id),
+        )
+        return changed > 0
+
+    async def add_project_metadata(self, project_id: int, key: str, value: str, now: int) -> bool:
+        # NOTE: checked and set in one statement, so that of two adds at once one fails.
+        merged = self._JSON_MERGE.format(column="metadata")
+        has = self._JSON_HAS.format(column="metadata")
+        changed = await self._execute(
+            f"UPDATE project SET metadata = {merged}, update_time = ? "  # noqa: S608
+            f"WHERE id = ? AND NOT {has}",
+            (_metadata_to_json({key: value}), now, project_id, key),
+        )
+        return changed > 0
+
+    async def delete_project_metadata(self, project_id: int, key: str, now: int) -> bool:
+        removed = self._JSON_REMOVE.format(column="metadata")
+        changed = await self._execute(
+            f"UPDATE project SET metadata = {removed}, update_time = ? WHERE id = ?",  # noqa: S608
+            (key, now, project_id),
         )
         return changed > 0
 
