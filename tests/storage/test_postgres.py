@@ -24,20 +24,29 @@ def database_name(url: str) -> str:
     return url.rsplit("/", 1)[1]
 
 
-async def test_a_database_of_the_first_released_schema_is_upgraded(
-    postgres: PostgresServer,
-) -> None:
+def first_released(postgres: PostgresServer, rows: str) -> str:
+    """A new database at the first released schema (version 1, as its migration table
+    recorded it), holding `rows` (SQL, the test's own): its URL."""
     url = postgres.new_database()
     name = database_name(url)
     postgres.sql((DATA / "pg-schema-v1.sql").read_text(), name)
-    postgres.sql(
+    version_1 = (
         "CREATE TABLE tokenserver_schema (version INTEGER PRIMARY KEY, "
         "applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); "
         "INSERT INTO tokenserver_schema (version) VALUES (1); "
+    )
+    postgres.sql(version_1 + rows, name)
+    return url
+
+
+async def test_a_database_of_the_first_released_schema_is_upgraded(
+    postgres: PostgresServer,
+) -> None:
+    url = first_released(
+        postgres,
         "INSERT INTO users (username, password_hash, creation_time, update_time) "
         "VALUES ('old', 'h', 1, 1); "
         "INSERT INTO project (name, public, creation_time, update_time) VALUES ('old', true, 1, 1)",
-        name,
     )
     store = await PostgresStore.open(url)
     try:
@@ -54,7 +63,9 @@ async def test_a_database_of_the_first_released_schema_is_upgraded(
         assert await store.delete_user(user.id) is UserChange.DONE
     finally:
         await store.close()
-    versions = postgres.sql("SELECT version FROM tokenserver_schema ORDER BY version", name)
+    versions = postgres.sql(
+        "SELECT version FROM tokenserver_schema ORDER BY version", database_name(url)
+    )
     assert versions.split() == [str(v) for v in range(1, SCHEMA_VERSION + 1)]
 
 
@@ -63,13 +74,8 @@ async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
 ) -> None:
     # As on SQLite (tests/services/test_robots.py): a legacy robot's token from before schema
     # 3 is dropped; an ordinary one stays, its idle time counted from the upgrade.
-    url = postgres.new_database()
-    name = database_name(url)
-    postgres.sql((DATA / "pg-schema-v1.sql").read_text(), name)
-    postgres.sql(
-        "CREATE TABLE tokenserver_schema (version INTEGER PRIMARY KEY, "
-        "applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); "
-        "INSERT INTO tokenserver_schema (version) VALUES (1); "
+    url = first_released(
+        postgres,
         "INSERT INTO project (id, name, public, creation_time, update_time) "
         "VALUES (1, 'lib', false, 1, 1); "
         "INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at, "
@@ -78,7 +84,6 @@ async def test_attack_legacy_refresh_tokens_from_before_the_upgrade_are_dropped(
         "(2, 'old', 1, 'project', 'legacy', -1, -1, 1, 1, '[]', 23, 7); "
         "INSERT INTO refresh_token (robot_id, token_hash, client_id, created_at) "
         "VALUES (1, 'plain', 'docker', 1), (2, 'legacy', 'docker', 1)",
-        name,
     )
     before = int(time.time())
     store = await PostgresStore.open(url)
@@ -96,18 +101,12 @@ async def test_audit_entries_from_before_schema_5_belong_to_no_project(
     postgres: PostgresServer,
 ) -> None:
     # As on SQLite (tests/services/test_robots.py).
-    url = postgres.new_database()
-    name = database_name(url)
-    postgres.sql((DATA / "pg-schema-v1.sql").read_text(), name)
-    postgres.sql(
-        "CREATE TABLE tokenserver_schema (version INTEGER PRIMARY KEY, "
-        "applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); "
-        "INSERT INTO tokenserver_schema (version) VALUES (1); "
+    url = first_released(
+        postgres,
         "INSERT INTO project (id, name, public, creation_time, update_time) "
         "VALUES (1, 'lib', false, 1, 1); "
         "INSERT INTO audit_log (op_time, operator, operation, resource_type, resource, outcome) "
         "VALUES (1, 'admin', 'create', 'project', 'lib', 'success')",
-        name,
     )
     store = await PostgresStore.open(url)
     try:
