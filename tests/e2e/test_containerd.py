@@ -120,6 +120,21 @@ def test_ctr_wrong_secret_is_refused_on_post_and_on_get(
     assert grant(stack, "GET", robot.name, wrong) == (401, None)
 
 
+def test_ctr_github_sized_password_is_refused_alike_on_post_and_on_get(
+    stack: Stack, containerd: str, digest: str
+) -> None:
+    """A wrong password the size of a GitHub Actions ID token (~2.8 kB, the federated logins'
+    password) travels both ways: the POST form and, after its 401, the Basic header."""
+    robot = stack.robot(PROJECT, "long", "repository:pull")
+    password = stack.remember("eyJ" + "A1b2" * 700)
+    pulled = Containerd(stack, containerd).pull(IMAGE, robot.name, password)
+    assert pulled.returncode != 0
+    assert "401" in pulled.stderr, pulled.stderr
+    lines = token_lines(stack, robot)
+    assert any("token denied grant=password" in line and "status=401" in line for line in lines)
+    assert any("token denied grant=basic" in line and "status=401" in line for line in lines)
+
+
 def test_ctr_robot_without_pull_on_that_project_is_refused(
     stack: Stack, containerd: str, digest: str
 ) -> None:
