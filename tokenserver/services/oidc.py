@@ -259,7 +259,7 @@ class IdTokenVerifier:
             raise FederationRefused("the token's header names no key (kid)")
         iss = claims.get("iss")
         if iss != issuer.url:
-            shown = _shown(iss) if isinstance(iss, str) else "missing"
+            shown = _shown(iss) if isinstance(iss, str) else "missing or not text"
             raise FederationRefused(f"the token's iss is {shown}, not the issuer's URL")
         key = await self._key(issuer, kid)
         if key.algorithm != alg:
