@@ -358,7 +358,7 @@ async def test_concurrent_verifications_share_one_fetch(
     oidc_issuer.hold()
     tokens = [oidc_issuer.mint(alg="RS256" if n % 2 else "ES256") for n in range(8)]
     tasks = [asyncio.create_task(verifier.verify(token, issuer)) for token in tokens]
-    waiting = tasks.pop()
+    waiting = tasks.pop(0)  # the one that started the fetch
     while oidc_issuer.held == 0:
         await asyncio.sleep(0.01)
     waiting.cancel()  # one caller giving up does not cancel the others' fetch

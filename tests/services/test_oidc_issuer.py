@@ -59,7 +59,9 @@ def test_a_threaded_issuers_knobs_work_from_the_test_thread() -> None:
         with pytest.raises(urllib.error.URLError):
             get_json(issuer.url + "/jwks")
         threaded.run(issuer.accept_connections())
+        issuer.delay = 0.01
         assert get_json(issuer.url + "/jwks") == issuer.jwks()
+        issuer.delay = 0
         # A verifier on another loop (a server's) checks its tokens.
         issuer_config = issuer.issuer()
         verifier = IdTokenVerifier()
