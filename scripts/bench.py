@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jwt
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -36,7 +38,9 @@ from tokenserver.domain.models import LOCAL, NEVER, Level  # noqa: E402
 from tokenserver.domain.permissions import Permission, parse_access  # noqa: E402
 from tokenserver.domain.secrets import generate_secret, hash_secret  # noqa: E402
 from tokenserver.runtime import open_runtime  # noqa: E402
-from tokenserver.services.ports import NewRobot  # noqa: E402
+from tokenserver.domain.federation import Condition  # noqa: E402
+from tokenserver.keys import generate_private_key  # noqa: E402
+from tokenserver.services.ports import NewIssuer, NewRobot, NewRule  # noqa: E402
 
 CEILING_APP = """
 import sys
@@ -279,8 +283,9 @@ COLD_ROBOTS = 80
 
 async def prepare(
     config: Path, cold: int, environ: dict[str, str] | None = None
-) -> tuple[str, str, list[str]]:
-    """The project, the warm robot and `cold` more robots (their Basic headers)."""
+) -> tuple[str, str, list[str], str]:
+    """The project, the warm robot, `cold` more robots (their Basic headers), and a robot
+    that logs in with an ID token (its Basic header with that token)."""
     settings = load_settings(config, environ=environ or {})
     async with open_runtime(settings, sign=False) as runtime:
         await runtime.projects.create(LOCAL, "p", public=True)
@@ -289,7 +294,33 @@ async def prepare(
             *(make_robot(runtime, "p", f"cold{i}", "repository:pull") for i in range(cold))
         )
         headers = [basic(r.full_name("robot$"), s.reveal()) for r, s in made]
-        return robot.full_name("robot$"), secret.reveal(), headers
+        federated = await federated_robot(runtime, config.parent)
+        return robot.full_name("robot$"), secret.reveal(), headers, federated
+
+
+async def federated_robot(runtime: Any, directory: Path) -> str:
+    """A robot with a federation rule for an issuer whose keys are in a JWKS file (no issuer
+    to run), and the Basic header of a GitHub-shaped ID token it admits (RS256, as GitHub
+    signs), valid for the whole run."""
+    key = generate_private_key("RS256")
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwks = directory / "issuer-jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "bench", "alg": "RS256", "use": "sig"}]}))
+    url = "https://token.actions.githubusercontent.com"
+    now = int(time.time())
+    issuer = await runtime.store.add_issuer(
+        NewIssuer(name="github", url=url, audiences=("tokenserver",), jwks_file=str(jwks),
+                  ca_file=None, max_token_lifetime=3600, created_at=now)
+    )  # fmt: skip
+    robot, _ = await make_robot(runtime, "p", "gha", "repository:pull", "repository:push")
+    conditions = (Condition("repository_owner_id", ("1234567",)),
+                  Condition("repository", ("acme/app",)))  # fmt: skip
+    await runtime.store.replace_federation_rules(robot.id, [NewRule(issuer.id, conditions)], now)
+    claims = {"iss": url, "aud": "tokenserver", "iat": now, "nbf": now, "exp": now + 3600,
+              "sub": "repo:acme/app:ref:refs/heads/main", "repository": "acme/app",
+              "repository_owner_id": "1234567", "ref": "refs/heads/main", "jti": "bench"}  # fmt: skip
+    token = jwt.encode(claims, key, "RS256", headers={"kid": "bench"})
+    return basic(robot.full_name("robot$"), token)
 
 
 async def populate(config: Path, robots: int, projects: int) -> tuple[str, str]:
@@ -480,7 +511,7 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
              "--listen", f"127.0.0.1:{port}", "--algorithm", algorithm],
             check=True, capture_output=True,
         )  # fmt: skip
-        user, secret, cold_headers = asyncio.run(
+        user, secret, cold_headers, federated = asyncio.run(
             prepare(config, COLD_ROBOTS if algorithm == "ES256" else 0)
         )
         auth = basic(user, secret)
@@ -519,6 +550,8 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
                 cases += [
                     ("warm robot ES256, 16 scopes",
                      lua("GET", sixteen, {"Authorization": auth})),
+                    ("warm federated login (RS256 ID token), ES256",
+                     lua("GET", get, {"Authorization": federated})),
                     ("anonymous pull, public project", lua("GET", anonymous, {})),
                     ("POST password", lua("POST", "/service/token", form, password)),
                     ("POST refresh_token", lua("POST", "/service/token", form, refreshing)),
@@ -588,7 +621,7 @@ def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> lis
              "--listen", f"127.0.0.1:{ports[0]}"],
             check=True, capture_output=True, env={**os.environ, **environ},
         )  # fmt: skip
-        user, secret, _ = asyncio.run(prepare(config, 0, environ))
+        user, secret, _, _ = asyncio.run(prepare(config, 0, environ))
         script = lua("GET", "/service/token?service=registry&scope=repository:p/app:pull,push",
                      {"Authorization": basic(user, secret)})  # fmt: skip
         rows: list[dict[str, Any]] = []

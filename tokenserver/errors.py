@@ -145,6 +145,9 @@ class FederationRefused(Unauthorized):
     def __init__(self, reason: str, message: str | None = None) -> None:
         super().__init__(message if message is not None else f"ID token refused: {reason}")
         self.reason = reason
+        # What the token said it was (iss, sub, aud; escaped, shortened) for the log, once the
+        # token path knows; never the token.
+        self.presented: tuple[tuple[str, str], ...] = ()
 
 
 class Forbidden(TokenServerError):

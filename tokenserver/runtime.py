@@ -12,9 +12,11 @@ from tokenserver.errors import ConfigError
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
+from tokenserver.services.federated_login import FederatedLogin
 from tokenserver.services.harbor_import import HarborImportService
 from tokenserver.services.keyring import KeyringService
 from tokenserver.services.legacy import LegacyAuthenticator, load_legacy_key
+from tokenserver.services.oidc import IdTokenVerifier
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.robots import RobotService
@@ -91,6 +93,7 @@ async def open_runtime(
         cache_ttl=settings.security.verify_cache_ttl,
         kdf_cost=settings.kdf_cost,
     )
+    federated: FederatedLogin | None = None
     try:
         usage = UsageTracker(store, clock)
         access = AccessService(store)
@@ -125,6 +128,11 @@ async def open_runtime(
             address_threshold=settings.security.lockout_address_threshold,
             max_seconds=settings.security.lockout_max_seconds,
         )
+        if sign:
+            # Logins with a workload's ID token: the server's, not the management commands'.
+            federated = FederatedLogin(
+                store, IdTokenVerifier(clock=clock), usage, settings.robots.name_prefix, clock
+            )
         authenticator = Authenticator(
             store,
             verifier,
@@ -133,6 +141,7 @@ async def open_runtime(
             clock,
             legacy=legacy,
             throttle=throttle,
+            federation=federated,
         )
         robots = RobotService(
             store, access, audit, projects, verifier, usage, settings.robots.name_prefix
@@ -146,6 +155,7 @@ async def open_runtime(
             throttle=throttle,
             idle_days=settings.token.refresh_token_idle_days,
             legacy=legacy is not None,
+            federated_lifetime=settings.federation.session_lifetime,
         )
         users = UserService(
             store,
@@ -210,6 +220,8 @@ async def open_runtime(
     finally:
         verifier.close()
         try:
+            if federated is not None:
+                await federated.close()
             await usage.flush()
         finally:
             await store.close()

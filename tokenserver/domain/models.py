@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tokenserver.domain.federation import Identity
 from tokenserver.domain.permissions import Access, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.errors import BadRequest
@@ -198,6 +199,8 @@ class Principal:
     # When the credential it authenticated with stops working on its own (a legacy robot's
     # JWT `exp`); None: not bounded by the credential.
     valid_until: int | None = None
+    # The workload a robot logged in as, when its password was an OIDC ID token.
+    identity: Identity | None = None
 
     @property
     def sysadmin(self) -> bool:

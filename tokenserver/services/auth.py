@@ -8,7 +8,8 @@ from collections.abc import Callable
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
-from tokenserver.errors import Unauthorized
+from tokenserver.errors import FederationRefused, Unauthorized
+from tokenserver.services.federated_login import FederatedLogin
 from tokenserver.services.legacy import LegacyAuthenticator
 from tokenserver.services.ports import RobotChanges, Store
 from tokenserver.services.throttle import Throttle
@@ -28,8 +29,10 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
         legacy: LegacyAuthenticator | None = None,
         throttle: Throttle | None = None,
+        federation: FederatedLogin | None = None,
     ) -> None:
         self._throttle = throttle
+        self._federation = federation
         self._legacy = legacy
         self._store = store
         self._verifier = verifier
@@ -72,6 +75,18 @@ class Authenticator:
                 return legacy
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        if robot is not None and self._federation is not None:
+            try:
+                federated = await self._federation.authenticate(robot, credentials.password)
+            except FederationRefused:
+                # As dear as a wrong secret: a refusal here must not tell, by its speed, a
+                # robot with rules from one that does not exist.
+                await self._verifier.verify(
+                    credentials.password, self._verifier.dummy_hash(credentials.username), admit
+                )
+                raise
+            if federated is not None:
+                return federated
         user = None if robot else await self._store.find_user(credentials.username)
         stored = (
             robot.secret_hash
@@ -83,6 +98,10 @@ class Authenticator:
         if not await self._verifier.verify(credentials.password, stored, admit):
             raise Unauthorized(INVALID_CREDENTIALS)
         if robot is not None:
+            if not robot.secret_login:
+                raise Unauthorized(
+                    "secret login is turned off for this robot: log in with an ID token"
+                )
             if robot.disabled:
                 raise Unauthorized("robot account is disabled")
             if robot.is_expired(self._clock()):

@@ -44,9 +44,13 @@ class RefreshTokenService:
         *,
         idle_days: int = 90,
         legacy: bool = False,
+        federated_lifetime: int = 3600,
     ) -> None:
         """`idle_days`: a token unused that long stops working. `legacy`: legacy robots may
-        log in (their tokens stop working when that is turned off, as their logins do)."""
+        log in (their tokens stop working when that is turned off, as their logins do).
+        `federated_lifetime`: seconds a token issued to a federated login (an ID token as the
+        password) works: no runner keeps a long-lived credential."""
+        self._federated_lifetime = federated_lifetime
         self._throttle = throttle
         self._idle_seconds = idle_days * SECONDS_PER_DAY
         self._legacy = legacy
@@ -61,17 +65,21 @@ class RefreshTokenService:
 
         A legacy robot's token keeps what its JWT granted and when the JWT ends
         (`principal.valid_until`): non-secret, and all a refresh needs to rebuild the same
-        principal."""
+        principal. A federated login's token ends `federated_lifetime` after it is issued, and
+        with any change of the robot's rules (the store revokes it)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         robot = principal.robot
+        now = int(self._clock())
+        federated = principal.identity is not None
         await self._store.add_refresh_token(
             token_digest(token),
             client_id[:200],
-            int(self._clock()),
+            now,
             robot_id=robot.id if robot else None,
             user_id=principal.user.id if principal.user else None,
             keep=KEEP_PER_ACCOUNT,
-            expires_at=principal.valid_until,
+            expires_at=now + self._federated_lifetime if federated else principal.valid_until,
+            federated=federated,
             legacy_access=(
                 tuple(a for p in robot.permissions for a in p.access)
                 if robot is not None and robot.legacy
@@ -119,7 +127,9 @@ class RefreshTokenService:
                 if found.legacy_access is None or not self._legacy:
                     raise Unauthorized(INVALID_REFRESH_TOKEN)
                 principal = legacy_principal(robot, found.legacy_access, found.expires_at)
-            elif robot.is_expired(now):
+            elif robot.is_expired(now) or not (found.federated or robot.secret_login):
+                # A token from a secret login ends when secret logins are turned off (the
+                # store deletes them then; this covers one issued meanwhile).
                 raise Unauthorized(INVALID_REFRESH_TOKEN)
             else:
                 principal = Principal(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from tokenserver.domain.credentials import Credentials
+from tokenserver.domain.federation import Identity
 from tokenserver.domain.memo import ENTRY_BYTES, STR_BYTES, Memo
 from tokenserver.domain.models import ANONYMOUS, Principal, Robot
 from tokenserver.domain.names import project_of, quote_hint, shell_expanded
@@ -22,7 +23,7 @@ from tokenserver.domain.policy import NOTHING, token_actions
 from tokenserver.domain.scopes import Scope, format_scope, parse_scopes, scopes_bytes
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import quote
-from tokenserver.errors import BadRequest, TokenServerError, Unauthorized
+from tokenserver.errors import BadRequest, FederationRefused, TokenServerError, Unauthorized
 from tokenserver.keys import JwsSigner, SigningKey
 from tokenserver.services.access import AccessService
 from tokenserver.services.auth import Authenticator
@@ -184,6 +185,28 @@ def _formatted(scopes: Sequence[Scope]) -> str:
     return " ".join(format_scope(s) for s in scopes)
 
 
+def _presented(fields: Sequence[tuple[str, str]]) -> str:
+    """What a refused ID token said it was (iss, sub, aud), for the log line."""
+    return "".join(f" {name}={quote(value)}" for name, value in fields)
+
+
+def _identified(who: Identity) -> str:
+    """Which workload a federated login was, for the log line: never the token."""
+    fields = [("iss", who.iss), ("sub", who.sub), ("aud", who.aud), ("rule", str(who.rule_id))]
+    fields += [
+        (name, value)
+        for name, value in (
+            ("jti", who.jti),
+            ("repository", who.repository),
+            ("ref", who.ref),
+            ("sha", who.sha),
+            ("run_id", who.run_id),
+        )
+        if value
+    ]
+    return _presented(fields)
+
+
 def _missing_reason(projects: Sequence[str]) -> str:
     """Why a push to a project nobody created gets no actions: the registry says only
     "denied", so the operator's log says which project is missing."""
@@ -264,19 +287,20 @@ class TokenService:
                     else None
                 )
                 log.info(
-                    "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s%s",
+                    "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s%s%s",
                     req.grant,
                     quote(account),
                     req.address,
                     quote(_formatted(scopes) or " ".join(req.scopes)[:200]),
                     e.status,
-                    quote(e.message),
+                    quote(e.reason if isinstance(e, FederationRefused) else e.message),
                     "" if hint is None else " hint=" + quote(hint),
+                    _presented(e.presented) if isinstance(e, FederationRefused) else "",
                 )
             raise
         if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
             log.info(
-                "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s",
+                "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s%s",
                 req.grant,
                 quote(account),
                 req.address,
@@ -286,6 +310,7 @@ class TokenService:
                 # NOTE: only here, never in the answer: whether a project exists is not
                 # for a caller who may not see it.
                 " reason=" + quote(_missing_reason(missing)) if missing else "",
+                "" if principal.identity is None else _identified(principal.identity),
             )
         return issued
 
