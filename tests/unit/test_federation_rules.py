@@ -106,8 +106,10 @@ def test_audiences_that_are_refused(audiences: list[str]) -> None:
         check_audiences(audiences)
 
 
-@pytest.mark.parametrize(("seconds", "valid"), [(59, False), (60, True), (86400, True),
-                                                 (86401, False), (-1, False), (0, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "valid"),
+    [(59, False), (60, True), (86400, True), (86401, False), (-1, False), (0, False)],
+)
 def test_token_lifetime_bounds(seconds: int, valid: bool) -> None:
     if valid:
         assert check_max_token_lifetime(seconds) == seconds
