@@ -19,9 +19,9 @@ from tokenserver.domain.federation_rules import (
     check_issuer_url,
     check_max_token_lifetime,
     check_rule,
+    claims_from_pairs,
     claims_json,
     conditions,
-    conditions_from_pairs,
     jwt_shaped,
     only_wildcards,
     platform,
@@ -99,7 +99,8 @@ def test_audiences_are_kept_once_in_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "audiences", [[], ["a"] * 11, [""], ["a", ""], ["a\u0000"], ["a\x1b[2J"], ["x" * 256]]
+    "audiences",
+    [[], ["a"] * 11, [""], ["a", ""], ["a\u0000"], ["a\x1b[2J"], ["x" * 256], ["\udcff"]],
 )
 def test_audiences_that_are_refused(audiences: list[str]) -> None:
     with pytest.raises(BadRequest, match="audience"):
@@ -157,16 +158,14 @@ def test_conditions_from_json_and_back() -> None:
 
 
 def test_conditions_from_the_command_line() -> None:
+    claims = claims_from_pairs(["sub=repo:acme/app:*", "ref=a", "ref=b=c", "x="])
+    assert claims == {"sub": "repo:acme/app:*", "ref": ["a", "b=c"], "x": ""}
     with pytest.raises(BadRequest, match="1 to 255"):
-        conditions_from_pairs(["x.y="])  # an empty pattern
-    assert conditions_from_pairs(["sub=repo:acme/app:*", "ref=a", "ref=b=c"]) == (
-        Condition("sub", ("repo:acme/app:*",)),
-        Condition("ref", ("a", "b=c")),
-    )
+        conditions(claims)  # an empty pattern
     with pytest.raises(BadRequest, match="KEY=PATTERN"):
-        conditions_from_pairs(["repository"])
+        claims_from_pairs(["repository"])
     with pytest.raises(BadRequest, match="claim ''"):
-        conditions_from_pairs(["=x"])
+        conditions(claims_from_pairs(["=x"]))
 
 
 @pytest.mark.parametrize(
@@ -196,6 +195,7 @@ def test_conditions_from_the_command_line() -> None:
         ({"sub": {"a": "b"}}, "a pattern or a list"),
         ({"sub": "a\u0000b"}, "control characters"),
         ({"sub": ["ok", "a\x1b[2J"]}, "control characters"),
+        ({"sub": "\udcff"}, "invalid Unicode"),  # an undecodable byte of a command line
     ],
 )
 def test_conditions_that_are_refused(claims: dict[str, Any], reason: str) -> None:

@@ -50,8 +50,10 @@ _GITLAB_IDS = ("project_id", "namespace_id")
 
 # A JWT: three base64url segments (header, claims, signature).
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-# No control character (C0, DEL, C1) belongs in a pattern, an audience or a URL.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# No control character (C0, DEL, C1) belongs in a pattern or an audience, nor a lone surrogate
+# (what a command line's undecodable bytes become), which no database can encode.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NO_CONTROL = "must not hold control characters or invalid Unicode"
 
 
 def _shown(text: str) -> str:
@@ -122,7 +124,7 @@ def check_audiences(audiences: Sequence[str]) -> tuple[str, ...]:
                 f"audience {_shown(audience)}: give 1 to {MAX_AUDIENCE_LENGTH} characters"
             )
         if _CONTROL.search(audience):
-            raise BadRequest(f"audience {_shown(audience)}: must not hold control characters")
+            raise BadRequest(f"audience {_shown(audience)}: {_NO_CONTROL}")
     return tuple(dict.fromkeys(audiences))
 
 
@@ -173,7 +175,7 @@ def check_pattern(claim: str, pattern: str) -> str:
     if not pattern or len(pattern) > MAX_PATTERN_LENGTH:
         raise BadRequest(f"{where}: give 1 to {MAX_PATTERN_LENGTH} characters")
     if _CONTROL.search(pattern):
-        raise BadRequest(f"{where}: must not hold control characters")
+        raise BadRequest(f"{where}: {_NO_CONTROL}")
     return pattern
 
 
@@ -204,16 +206,19 @@ def conditions(claims: Mapping[str, object]) -> tuple[Condition, ...]:
     return tuple(found)
 
 
-def conditions_from_pairs(pairs: Iterable[str]) -> tuple[Condition, ...]:
-    """Conditions from the command line's `KEY=PATTERN` arguments; a KEY given several
-    times takes any of its patterns."""
-    claims: dict[str, list[object]] = {}
+def claims_from_pairs(pairs: Iterable[str]) -> dict[str, object]:
+    """A rule's claims in their JSON form (see `conditions`) from the command line's
+    `KEY=PATTERN` arguments (the first `=` ends the key); a KEY given several times takes any
+    of its patterns."""
+    claims: dict[str, list[str]] = {}
     for pair in pairs:
         claim, sep, pattern = pair.partition("=")
         if not sep:
             raise BadRequest(f"claim condition {_shown(pair)}: give KEY=PATTERN")
         claims.setdefault(claim, []).append(pattern)
-    return conditions(claims)
+    return {
+        claim: patterns[0] if len(patterns) == 1 else patterns for claim, patterns in claims.items()
+    }
 
 
 def claims_json(rule_conditions: Iterable[Condition]) -> dict[str, str | list[str]]:
