@@ -15,7 +15,7 @@ from tests.conftest import MakeSettings
 from tests.federation_files import GITHUB, ec_jwk, write_ca, write_jwks
 from tests.http.conftest import AiohttpClient, serving
 from tests.http.test_api import ADMIN_PASSWORD, Api, api, error, project_robot
-from tests.http.test_robot_delegation import login, system, system_robot
+from tests.http.test_robot_delegation import login, on, system, system_robot
 from tests.postgres import PostgresServer
 from tokenserver.domain.federation import KEEP_FAILURES
 
@@ -338,6 +338,15 @@ async def test_who_may_read_and_set_a_robots_rules(api: Api, team: dict[str, Any
     await error(await api.call("PUT", path, None, rules(OWNER)), 401, "UNAUTHORIZED")
     shown = await (await api.call("GET", path, api.admin)).json()
     assert [r["claims"] for r in shown["rules"]] == [{"repository_id": "manager"}]
+
+
+async def test_a_system_robots_rules_are_the_system_admins(api: Api, team: dict[str, Any]) -> None:
+    sysrobot = await api.robot(system_robot("sys", on("p", "repository:pull")))
+    assert (await put_rules(api, sysrobot["id"], rules(OWNER))).status == 200
+    for auth in (team["padmin"], login(team["manager"])):
+        await error(await put_rules(api, sysrobot["id"], {"rules": []}, auth), 403, "FORBIDDEN")
+    shown = await (await api.call("GET", f"/robots/{sysrobot['id']}/federation", api.admin)).json()
+    assert [r["claims"] for r in shown["rules"]] == [OWNER]
 
 
 async def test_attack_a_robot_may_not_federate_a_robot_stronger_or_longer_lived(
