@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import FAST_KDF_COST
+from tests.helpers import FAST_KDF_COST, FakeClock
+from tests.oidc_issuer import FakeIssuer, ThreadedIssuer
 from tests.postgres import PostgresServer, binaries
 from tokenserver.config import Settings, load_settings, render_config
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
@@ -94,3 +95,24 @@ def make_settings(tmp_path: Path, kdf_cost: KdfCost) -> MakeSettings:
 @pytest.fixture
 def settings(make_settings: MakeSettings) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def oidc_clock() -> FakeClock:
+    """The time of the fake OIDC issuer's tokens; give it to the verifier under test too."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def oidc_issuer(oidc_clock: FakeClock) -> AsyncIterator[FakeIssuer]:
+    """A fake OIDC issuer on loopback (tests/oidc_issuer.py), minting at `oidc_clock`'s time."""
+    async with FakeIssuer(clock=oidc_clock, fresh_keys=False) as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def threaded_oidc_issuer() -> Iterator[FakeIssuer]:
+    """A fake OIDC issuer in a background thread, for synchronous (end-to-end) tests; its
+    tokens are minted at the wall clock's time."""
+    with ThreadedIssuer() as issuer:
+        yield issuer

@@ -352,6 +352,18 @@ class WebSettings(_Section):
 
 
 @dataclass(frozen=True, slots=True)
+class FederationSettings(_Section):
+    session_lifetime: int = _key(
+        3600,
+        _int(60, 86400),
+        "Robots with federation rules log in with a workload's OIDC ID token (a CI job's, a\n"
+        "pod's). Seconds a refresh token from such a login keeps working (60 .. 86400), so\n"
+        "that no runner keeps a long-lived credential; a change of the robot's rules ends it\n"
+        "at once.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings(_Section):
     level: str = _key("info", _choice(*LOG_LEVELS), "Log level: debug, info, warning or error.")
     format: str = _key(
@@ -386,6 +398,7 @@ class Settings:
     database: DatabaseSettings
     security: SecuritySettings
     web: WebSettings
+    federation: FederationSettings
     log: LogSettings
     legacy: LegacySettings
     # The cost of new secret hashes. NOTE: deliberately no config key (no file, no environment

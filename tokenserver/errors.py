@@ -133,6 +133,20 @@ class Unauthorized(TokenServerError):
     error = UNAUTHORIZED
 
 
+class FederationRefused(Unauthorized):
+    """A workload's ID token was refused (robot federation): not a JWT, a wrong algorithm,
+    issuer, key, signature, audience or time, or no rule of the robot matched. A 401 on the
+    wire, like a wrong secret.
+
+    `reason` says why in one printable line: safe to log and to keep for the robot's managers,
+    never the token. The message sent to the caller is the reason unless `message` says
+    otherwise (the token path may say less to the caller than to the robot's managers)."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message if message is not None else f"ID token refused: {reason}")
+        self.reason = reason
+
+
 class Forbidden(TokenServerError):
     error = FORBIDDEN
 

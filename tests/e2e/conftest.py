@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.helpers import clean_env, free_port, run_cli
 
 ADMIN_PASSWORD = "E2eAdm1nPassword"
-TOOLS = ("docker-registry", "skopeo", "docker", "dockerd", "podman")
+TOOLS = ("docker-registry", "skopeo", "docker", "dockerd", "podman", "containerd", "ctr")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -312,6 +312,55 @@ def dockerd() -> Iterator[str]:
                 raise RuntimeError(f"dockerd did not start:\n{log.read_text()}")
             time.sleep(0.3)
         yield f"unix://{socket_path}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+@pytest.fixture(scope="session")
+def containerd() -> Iterator[str]:
+    """A private containerd (Debian's) for `ctr images pull`; yields its socket's path.
+
+    Its own root, state, socket and opt directory; the CRI plugin is off, so no CNI or
+    kubelet is needed: it only pulls. ctr resolves and authenticates in its own process and
+    stores no credential, so each pull carries its own. Paths are short: unix sockets are
+    limited to 108 bytes.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ts-ct-", dir="/tmp"))
+    socket_path = root / "containerd.sock"
+    config = root / "config.toml"
+    config.write_text(
+        "version = 2\n"
+        f'root = "{root / "root"}"\n'
+        f'state = "{root / "state"}"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{socket_path}"\n'
+        # NOTE: the opt plugin defaults to /opt/containerd, shared with any other containerd.
+        f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{root / "opt"}"\n'
+    )
+    log = root / "containerd.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["containerd", "--config", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            ping = subprocess.run(
+                ["ctr", "--address", str(socket_path), "version"],
+                capture_output=True,
+                check=False,
+            )
+            if ping.returncode == 0:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"containerd did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield str(socket_path)
     finally:
         process.terminate()
         try:

@@ -47,7 +47,7 @@ def test_scheme_is_case_insensitive() -> None:
         (basic(b"\xff\xfe:\xff"), BadRequest),
         (basic(b"user:"), Unauthorized),
         (basic(b":password"), Unauthorized),
-        ("Basic " + "A" * 5000, BadRequest),
+        ("Basic " + "A" * 8100, BadRequest),
     ],
 )
 def test_bad_headers(header: str, error: type[Exception]) -> None:
@@ -75,3 +75,12 @@ def test_any_payload_gives_credentials_or_a_client_error(raw: bytes) -> None:
         return
     assert credentials is not None
     assert f"{credentials.username}:{credentials.password.reveal()}".encode() == raw
+
+
+def test_a_workload_id_token_fits_as_the_password() -> None:
+    """A robot's password may be an OIDC ID token: GitHub's are about 2.8 kB (3.8 kB in
+    Basic) and some issuers' are larger: a header up to 8,000 characters is read."""
+    token = "eyJ" + "A" * 5900
+    parsed = parse_basic(basic(f"robot$p+ci:{token}".encode()))
+    assert parsed is not None
+    assert parsed.password.reveal() == token

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
 
-MAX_AUTHORIZATION_LENGTH = 4096
+# Just under the HTTP server's own limit for a header (aiohttp's 8190 bytes), so that a longer
+# header still gets this JSON error: a robot's password may be a workload's OIDC ID token,
+# about 2.8 kB from GitHub (3.8 kB in Basic) and larger from some issuers.
+MAX_AUTHORIZATION_LENGTH = 8000
 
 
 @dataclass(frozen=True, slots=True)
