@@ -304,6 +304,8 @@ def test_warnings_name_their_rule() -> None:
         ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", True),
         ("aB1.cD2.eF3", True),
         ("a_-.b.c", True),
+        ("aB1.cD2.", True),  # unsigned
+        ("a.b.c.", False),
         ("Secr3tSecret", False),
         ("a.b", False),
         ("a.b.c.d", False),

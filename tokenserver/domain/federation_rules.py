@@ -48,8 +48,8 @@ _GITHUB_IDS = ("repository_owner_id", "repository_id")
 _GITLAB_NAMES = ("project_path", "namespace_path")
 _GITLAB_IDS = ("project_id", "namespace_id")
 
-# A JWT: three base64url segments (header, claims, signature).
-_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# A JWT: three base64url segments (header, claims, signature; an unsigned one has none).
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # No control character (C0, DEL, C1) belongs in a pattern or an audience, nor a lone surrogate
 # (what a command line's undecodable bytes become), which no database can encode.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
