@@ -107,6 +107,7 @@ from tokenserver.services.users import ADMIN, check_admin_prefix, check_password
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command SIGPIPE stopped
+MAX_ID = 2**63 - 1
 DEFAULT_CONFIG = "tokenserver.toml"
 DEFAULT_DURATION_DAYS = 30
 
@@ -1052,6 +1053,9 @@ async def user_delete(rt: Runtime, args: argparse.Namespace) -> int:
 def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if int(text) > MAX_ID:
+        # NOTE: the databases' integers are 64 bits: SQLite raised OverflowError on such an id.
+        raise argparse.ArgumentTypeError(f"{text} is larger than any id ({MAX_ID})")
     return int(text)
 
 

@@ -390,3 +390,16 @@ def test_a_jwt_shaped_secret_is_refused_for_a_robot_with_rules(config: Path) -> 
         "shaped like a JWT",
     )
     ok(cli(config, "robot", "refresh-secret", "p+ci", "--secret", "NotAJwt2Secret"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("robot", "federation", "remove", "p+ci", "99999999999999999999"),
+        ("robot", "revoke-refresh-tokens", "p+ci", "--id", "99999999999999999999"),
+        ("keys", "retire", "9223372036854775808"),
+    ],
+)
+def test_an_id_past_64_bits_is_a_usage_error(config: Path, argv: tuple[str, ...]) -> None:
+    # SQLite raised OverflowError on it: a traceback.
+    refused(cli(config, *argv), 2, "larger than any id")

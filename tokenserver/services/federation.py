@@ -181,7 +181,7 @@ class FederationService:
                     jwks_file=spec.jwks_file,
                     ca_file=spec.ca_file,
                     max_token_lifetime=spec.max_token_lifetime,
-                    created_at=self._robots_now(),
+                    created_at=self._robots.now(),
                 )
             )
 
@@ -214,9 +214,6 @@ class FederationService:
             return issuer
 
     # ---- rules (whoever may update the robot) ----------------------------------------------
-
-    def _robots_now(self) -> int:
-        return self._robots.now()
 
     async def _resolve(self, entry: AuditedOperation | None, ref: str) -> Robot:
         robot = await self._robots.resolve(ref)
@@ -273,7 +270,7 @@ class FederationService:
             new = [await self._new_rule(spec, i) for i, spec in enumerate(specs, 1)]
             try:
                 stored = await self._store.replace_federation_rules(
-                    robot.id, new, self._robots_now()
+                    robot.id, new, self._robots.now()
                 )
             except NotFound:
                 raise BadRequest("an issuer of these rules was removed meanwhile") from None
@@ -290,7 +287,7 @@ class FederationService:
             new = await self._new_rule(spec)
             try:
                 rule = await self._store.add_federation_rule(
-                    robot.id, new, self._robots_now(), MAX_RULES
+                    robot.id, new, self._robots.now(), MAX_RULES
                 )
             except NotFound:
                 raise BadRequest(f"issuer {spec.issuer!r} was removed meanwhile") from None
@@ -309,7 +306,7 @@ class FederationService:
             robot = await self._managed(actor, entry, ref)
             try:
                 removed = await self._store.delete_federation_rule(
-                    robot.id, rule_id, self._robots_now()
+                    robot.id, rule_id, self._robots.now()
                 )
             except Conflict:
                 raise self._needs_rules(robot) from None
