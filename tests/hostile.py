@@ -63,3 +63,27 @@ def with_hostile_value(body: Any) -> st.SearchStrategy[Any]:
     return st.tuples(st.sampled_from(places), HOSTILE).map(
         lambda chosen: _replaced(body, chosen[0][0], chosen[1], chosen[0][1])
     )
+
+
+def holds_unstorable(value: Any) -> bool:
+    """Whether `value`, once sent as JSON, still holds what no database can: a lone surrogate
+    (in a key or a value) or an integer past 64 bits. A hostile integer made a key is plain
+    text: refused where a body's keys are fixed, a valid name in a free-form map (a rule's
+    claims)."""
+    pending = [json.loads(json.dumps(value))]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in item):
+                return True
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not -(2**63) <= item < 2**63:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

@@ -40,13 +40,24 @@ from tokenserver.config import (
     parse_settings,
     render_config,
 )
+from tokenserver.domain.federation import DEFAULT_MAX_TOKEN_LIFETIME, FederationRule, Issuer
+from tokenserver.domain.federation_rules import (
+    MAX_TOKEN_LIFETIME,
+    MIN_TOKEN_LIFETIME,
+    check_max_token_lifetime,
+    claims_from_pairs,
+)
 from tokenserver.domain.harbor_export import plan_import
 from tokenserver.domain.harbor_json import (
     audit_json,
+    federation_failure_json,
+    federation_rule_json,
     iso_time,
+    issuer_json,
     project_json,
     refresh_token_json,
     robot_export_json,
+    robot_federation_json,
     robot_json,
     user_json,
 )
@@ -90,11 +101,13 @@ from tokenserver.keys import (
     write_private_key,
 )
 from tokenserver.runtime import Runtime, database_name, open_runtime
+from tokenserver.services.federation import IssuerSpec, RuleSpec
 from tokenserver.services.robots import RobotSpec
 from tokenserver.services.users import ADMIN, check_admin_prefix, check_password
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command SIGPIPE stopped
+MAX_ID = 2**63 - 1
 DEFAULT_CONFIG = "tokenserver.toml"
 DEFAULT_DURATION_DAYS = 30
 
@@ -700,6 +713,132 @@ async def robot_refresh_secret(rt: Runtime, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def robot_update(rt: Runtime, args: argparse.Namespace) -> int:
+    enabled = {"on": True, "off": False}[args.secret_login]
+    robot = await rt.robots.set_secret_login(LOCAL, args.robot, enabled)
+    name = robot.full_name(rt.robots.prefix)
+    if robot.secret_login:
+        _say(f"the secret of {name} logs it in again (refresh it if it may have leaked)")
+    else:
+        _say(f"the secret of {name} no longer logs it in: only its federation rules do; its "
+             "refresh tokens from secret logins have ended")  # fmt: skip
+    return EXIT_OK
+
+
+# ---- robot federation ------------------------------------------------------------------------
+
+
+def _readable(text: str, flag: str) -> str:
+    """The absolute path of the file `flag` names, which the server will read; UsageError
+    naming the flag if this process cannot read it."""
+    path = os.path.abspath(text)
+    try:
+        with open(path, "rb"):
+            pass
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not a file name"
+        raise UsageError(f"{flag} {printable(text)}: cannot read it: {reason}") from None
+    return path
+
+
+def _lifetime(text: str) -> int:
+    try:
+        seconds = int(text)
+        return check_max_token_lifetime(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds ({MIN_TOKEN_LIFETIME} to {MAX_TOKEN_LIFETIME}), got {text!r}"
+        ) from None
+    except BadRequest as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+
+
+def _issuer_row(issuer: Issuer) -> None:
+    keys = f"jwks {issuer.jwks_file}" if issuer.jwks_file else "keys from discovery"
+    _row(issuer.name, issuer.url, ",".join(issuer.audiences),
+         f"max {issuer.max_token_lifetime} s", keys)  # fmt: skip
+
+
+async def federation_issuer_add(rt: Runtime, args: argparse.Namespace) -> int:
+    spec = IssuerSpec(
+        name=args.name,
+        url=args.issuer,
+        audiences=tuple(args.audience),
+        jwks_file=None if args.jwks_file is None else _readable(args.jwks_file, "--jwks-file"),
+        ca_file=None if args.ca_file is None else _readable(args.ca_file, "--ca-file"),
+        max_token_lifetime=args.max_token_lifetime,
+    )
+    issuer = await rt.federation.add_issuer(LOCAL, spec)
+    _say(f"added issuer {issuer.name} ({issuer.url}); robots' rules may name it now")
+    _out(issuer_json(issuer))
+    return EXIT_OK
+
+
+async def federation_issuer_list(rt: Runtime, args: argparse.Namespace) -> int:
+    issuers = await rt.federation.list_issuers(LOCAL)
+    if args.json:
+        _out([issuer_json(i) for i in issuers])
+    else:
+        for issuer in issuers:
+            _issuer_row(issuer)
+    return EXIT_OK
+
+
+async def federation_issuer_remove(rt: Runtime, args: argparse.Namespace) -> int:
+    issuer = await rt.federation.remove_issuer(LOCAL, args.name)
+    _say(f"removed issuer {issuer.name}; its tokens log no robot in")
+    return EXIT_OK
+
+
+def _claims_cell(rule: FederationRule) -> str:
+    return " ".join(f"{c.claim}={'|'.join(c.patterns)}" for c in rule.conditions)
+
+
+async def robot_federation_add(rt: Runtime, args: argparse.Namespace) -> int:
+    try:
+        claims = claims_from_pairs(args.claim)
+    except BadRequest as e:
+        raise UsageError(f"--claim: {e.message}") from None
+    spec = RuleSpec(args.issuer, claims)
+    rule, warning = await rt.federation.add_rule(LOCAL, args.robot, spec)
+    robot = await rt.robots.resolve(args.robot)
+    _say(f"added rule {rule.id} to {robot.full_name(rt.robots.prefix)}; its refresh tokens "
+         "from federated logins have ended")  # fmt: skip
+    if warning is not None:
+        _say(f"warning: rule {rule.id} (issuer {rule.issuer}): {warning}")
+    _out(federation_rule_json(rule))
+    return EXIT_OK
+
+
+async def robot_federation_list(rt: Runtime, args: argparse.Namespace) -> int:
+    found = await rt.federation.rules(LOCAL, args.robot)
+    if args.json:
+        _out(robot_federation_json(found.rules, found.warnings))
+    else:
+        for rule in found.rules:
+            _row(str(rule.id), rule.issuer, _claims_cell(rule), iso_time(rule.created_at))
+    for warning in found.warnings:
+        _say(f"warning: {warning}")
+    return EXIT_OK
+
+
+async def robot_federation_remove(rt: Runtime, args: argparse.Namespace) -> int:
+    robot = await rt.federation.remove_rule(LOCAL, args.robot, args.rule_id)
+    _say(f"removed rule {args.rule_id} of {robot.full_name(rt.robots.prefix)}; its refresh "
+         "tokens from federated logins have ended")  # fmt: skip
+    return EXIT_OK
+
+
+async def robot_federation_failures(rt: Runtime, args: argparse.Namespace) -> int:
+    _, failures = await rt.federation.failures(LOCAL, args.robot)
+    if args.json:
+        _out([federation_failure_json(f) for f in failures])
+    else:
+        for f in failures:
+            _row(iso_time(f.at), f.issuer, f.subject, f.reason)
+    return EXIT_OK
+
+
 async def keys_add(rt: Runtime, args: argparse.Namespace) -> int:
     record = await rt.keyring.add(LOCAL, args.algorithm)
     key = rt.keyring.load(record)
@@ -914,6 +1053,9 @@ async def user_delete(rt: Runtime, args: argparse.Namespace) -> int:
 def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if int(text) > MAX_ID:
+        # NOTE: the databases' integers are 64 bits: SQLite raised OverflowError on such an id.
+        raise argparse.ArgumentTypeError(f"{text} is larger than any id ({MAX_ID})")
     return int(text)
 
 
@@ -1093,6 +1235,91 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
+    r = robot.command("update", "change a robot's settings", _on_robot(robot_update))
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument(
+        "--secret-login",
+        choices=("on", "off"),
+        required=True,
+        help="whether the robot's secret logs it in; off: only its federation rules do "
+        "(a robot without rules keeps it on)",
+    )
+    federated = robot.group(
+        "federation", "which workloads' OIDC ID tokens log a robot in, instead of its secret"
+    )
+    r = federated.command(
+        "add", "add a rule: tokens of ISSUER whose claims match", _on_robot(robot_federation_add)
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("--issuer", required=True, metavar="NAME", help="a trusted issuer's name")
+    r.add_argument(
+        "--claim",
+        action="append",
+        required=True,
+        metavar="KEY=PATTERN",
+        help="the claim KEY (a.b reaches a nested claim) matches PATTERN (exact, or a glob: "
+        "*, ?, [...]); every KEY must match; a KEY given several times matches any of its "
+        "patterns",
+    )
+    r = federated.command(
+        "list", "a robot's rules: id, issuer, claims", _on_robot(robot_federation_list)
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("--json", action="store_true", help="print the API's JSON")
+    r = federated.command("remove", "remove one rule", _on_robot(robot_federation_remove))
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("rule_id", type=_positive, metavar="RULE_ID")
+    r = federated.command(
+        "failures",
+        "a robot's newest refused federated logins: time, issuer, subject, reason",
+        _on_robot(robot_federation_failures),
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    federation = commands.group(
+        "federation", "robot federation: the OIDC issuers robots may log in with"
+    )
+    issuer = federation.group("issuer", "the OIDC issuers the system admin trusts")
+    f = issuer.command("add", "trust an OIDC issuer", _on_runtime(federation_issuer_add))
+    f.add_argument("name", help="its name in rules: lower-case letters, digits, '.', '_', '-'")
+    f.add_argument(
+        "--issuer",
+        required=True,
+        metavar="URL",
+        help="its URL, exactly as its tokens' iss says (https://, or http:// on loopback)",
+    )
+    f.add_argument(
+        "--audience",
+        action="append",
+        required=True,
+        metavar="AUD",
+        help="an aud its tokens for this server carry (repeatable, 1 to 10)",
+    )
+    f.add_argument(
+        "--jwks-file", metavar="FILE", help="its keys, when they cannot be fetched (a JWKS)"
+    )
+    f.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="the CA bundle of its HTTPS server (default: the system's)",
+    )
+    f.add_argument(
+        "--max-token-lifetime",
+        type=_lifetime,
+        default=DEFAULT_MAX_TOKEN_LIFETIME,
+        metavar="SECONDS",
+        help="the longest its ID tokens may live, exp - iat (default "
+        f"{DEFAULT_MAX_TOKEN_LIFETIME})",
+    )
+    f = issuer.command("list", "the trusted issuers", _on_runtime(federation_issuer_list))
+    f.add_argument("--json", action="store_true", help="print the API's JSON")
+    f = issuer.command(
+        "remove",
+        "stop trusting an issuer (refused while robots' rules use it)",
+        _on_runtime(federation_issuer_remove),
+    )
+    f.add_argument("name")
 
     keys = commands.group("keys", "signing keys and their rotation")
     k = keys.command("add", "a new key, published but not signing", _on_runtime(keys_add))

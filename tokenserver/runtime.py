@@ -13,6 +13,7 @@ from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
 from tokenserver.services.federated_login import FederatedLogin
+from tokenserver.services.federation import FederationService
 from tokenserver.services.harbor_import import HarborImportService
 from tokenserver.services.keyring import KeyringService
 from tokenserver.services.legacy import LegacyAuthenticator, load_legacy_key
@@ -42,6 +43,7 @@ class Runtime:
     audit: AuditService
     projects: ProjectService
     robots: RobotService
+    federation: FederationService
     refresh: RefreshTokenService
     harbor_import: HarborImportService
     users: UserService
@@ -203,6 +205,7 @@ async def open_runtime(
             audit=audit,
             projects=projects,
             robots=robots,
+            federation=FederationService(store, audit, robots),
             refresh=refresh,
             harbor_import=HarborImportService(store, access, audit),
             users=users,

@@ -361,4 +361,11 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
         ("GET", "/robots/{}/refresh-tokens"),
         ("DELETE", "/robots/{}/refresh-tokens"),
         ("DELETE", "/robots/{}/refresh-tokens/{}"),
+        ("GET", "/robots/{}/federation"),
+        ("PUT", "/robots/{}/federation"),
+        ("GET", "/robots/{}/federation/failures"),
+        ("GET", "/federation/issuers"),
+        ("POST", "/federation/issuers"),
+        ("GET", "/federation/issuers/{}"),
+        ("DELETE", "/federation/issuers/{}"),
     }

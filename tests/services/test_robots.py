@@ -11,13 +11,14 @@ import pytest
 
 from tests.helpers import make_robot
 from tokenserver.config import Settings
+from tokenserver.domain.federation import Condition
 from tokenserver.domain.models import LOCAL, Level, Robot
 from tokenserver.domain.permissions import Access, Effect, RequestedPermission
 from tokenserver.errors import BadRequest, Conflict, ProjectNotFound, RobotNotFound
 from tokenserver.runtime import Runtime, open_runtime
-from tokenserver.services.ports import AuditScope, NewRobot
+from tokenserver.services.ports import AuditScope, NewIssuer, NewRobot, NewRule
 from tokenserver.services.robots import RobotSpec
-from tokenserver.storage.sqlite import SCHEMA_VERSION, SqliteStore, StorageError
+from tokenserver.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, StorageError
 
 
 @pytest.fixture
@@ -184,6 +185,52 @@ async def test_audit_entries_from_before_schema_5_belong_to_no_project(tmp_path:
         assert await store.list_audit(0, 10, scope=AuditScope(project_id=1)) == ([], 0)
     finally:
         await store.close()
+
+
+async def test_a_database_of_schema_5_gets_robot_federation(tmp_path: Path) -> None:
+    # Made by the release before robot federation (its migrations, as released), with a robot
+    # and a refresh token: the robot keeps its secret login, the token is not a federated one.
+    path = tmp_path / "v5.db"
+    with sqlite3.connect(path) as db:
+        for version in range(1, 6):
+            db.executescript(MIGRATIONS[version])
+        db.executescript(_V5_ROBOT)
+        db.execute("PRAGMA user_version=5")
+    store = await SqliteStore.open(path)
+    try:
+        robot = await store.find_robot_by_id(1)
+        assert robot is not None and robot.name == "ci" and robot.secret_login
+        token = await store.find_refresh_token("plain")
+        assert token is not None and not token.federated
+        issuer = await store.add_issuer(
+            NewIssuer("github", "https://token.actions.githubusercontent.com", ("a",), None,
+                      None, 600, 1)
+        )  # fmt: skip
+        rule = await store.add_federation_rule(
+            1, NewRule(issuer.id, (Condition("repository_id", ("7",)),)), 2, 20
+        )
+        assert await store.list_federation_rules(1) == [rule]
+        assert await store.set_secret_login(1, False, 3)
+        assert await store.find_refresh_token("plain") is None
+        await store.add_federation_failure(1, 4, "github", "sub", "no rule matched")
+        assert len(await store.list_federation_failures(1)) == 1
+        assert await store.use_jti(issuer.id, "j", 10, 4)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+_V5_ROBOT = """
+INSERT INTO project (id, name, public, creation_time, update_time) VALUES (1, 'lib', 0, 1, 1);
+INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at,
+    creation_time, update_time, permissions)
+VALUES (1, 'ci', 1, 'project', 'h', -1, -1, 1, 1, '[]');
+INSERT INTO refresh_token (robot_id, token_hash, client_id, created_at, last_used_at)
+VALUES (1, 'plain', 'docker', 1, 1);
+"""
 
 
 _V1_AUDIT = """

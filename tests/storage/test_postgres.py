@@ -11,10 +11,11 @@ import pytest
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, basic
 from tests.postgres import PostgresServer
+from tokenserver.domain.federation import Condition
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
-from tokenserver.services.ports import AuditScope, UserChange
-from tokenserver.storage.postgres import SCHEMA_VERSION, PostgresStore, safe_url
+from tokenserver.services.ports import AuditScope, NewIssuer, NewRule, UserChange
+from tokenserver.storage.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore, safe_url
 from tokenserver.storage.sql import StorageError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -115,6 +116,63 @@ async def test_audit_entries_from_before_schema_5_belong_to_no_project(
         assert await store.list_audit(0, 10, scope=AuditScope(project_id=1)) == ([], 0)
     finally:
         await store.close()
+
+
+def at_version(postgres: PostgresServer, version: int, rows: str) -> str:
+    """A new database at schema `version`, made by the released migrations up to it, holding
+    `rows`: its URL."""
+    url = postgres.new_database()
+    name = database_name(url)
+    steps = "".join(
+        f"{MIGRATIONS[v]}; INSERT INTO tokenserver_schema (version) VALUES ({v});"  # noqa: S608
+        for v in range(1, version + 1)
+    )
+    postgres.sql(
+        "CREATE TABLE tokenserver_schema (version INTEGER PRIMARY KEY, "
+        f"applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); {steps} {rows}",
+        name,
+    )
+    return url
+
+
+async def test_a_database_of_schema_5_gets_robot_federation(postgres: PostgresServer) -> None:
+    # As on SQLite (tests/services/test_robots.py).
+    url = at_version(
+        postgres,
+        5,
+        "INSERT INTO project (id, name, public, creation_time, update_time) "
+        "VALUES (1, 'lib', false, 1, 1); "
+        "INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at, "
+        "creation_time, update_time, permissions) "
+        "VALUES (1, 'ci', 1, 'project', 'h', -1, -1, 1, 1, '[]'); "
+        "INSERT INTO refresh_token (robot_id, token_hash, client_id, created_at, last_used_at) "
+        "VALUES (1, 'plain', 'docker', 1, 1)",
+    )
+    store = await PostgresStore.open(url)
+    try:
+        robot = await store.find_robot_by_id(1)
+        assert robot is not None and robot.name == "ci" and robot.secret_login
+        token = await store.find_refresh_token("plain")
+        assert token is not None and not token.federated
+        issuer = await store.add_issuer(
+            NewIssuer("github", "https://token.actions.githubusercontent.com", ("a",), None,
+                      None, 600, 1)
+        )  # fmt: skip
+        rule = await store.add_federation_rule(
+            1, NewRule(issuer.id, (Condition("repository_id", ("7",)),)), 2, 20
+        )
+        assert await store.list_federation_rules(1) == [rule]
+        assert await store.set_secret_login(1, False, 3)
+        assert await store.find_refresh_token("plain") is None
+        await store.add_federation_failure(1, 4, "github", "sub", "no rule matched")
+        assert len(await store.list_federation_failures(1)) == 1
+        assert await store.use_jti(issuer.id, "j", 10, 4)
+    finally:
+        await store.close()
+    versions = postgres.sql(
+        "SELECT version FROM tokenserver_schema ORDER BY version", database_name(url)
+    )
+    assert versions.split() == [str(v) for v in range(1, 7)] and SCHEMA_VERSION == 6
 
 
 async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:

@@ -14,14 +14,18 @@ import pytest
 
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
+from tokenserver.domain.federation import KEEP_FAILURES, Condition
 from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
-from tokenserver.domain.models import AuditEntry, KeyState, Level
+from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
-from tokenserver.errors import Conflict, ProjectNotFound, UserNotFound
+from tokenserver.errors import Conflict, NotFound, ProjectNotFound, RobotNotFound, UserNotFound
 from tokenserver.services.ports import (
     AuditScope,
+    IssuerRemoval,
+    NewIssuer,
     NewRobot,
+    NewRule,
     NewUser,
     RobotChanges,
     Store,
@@ -685,3 +689,286 @@ async def test_a_users_sessions_keep_only_the_newest(store: Store) -> None:
     kept = [h for h in ("a0", "a1", "a2", "a3") if await store.find_session(h, 150)]
     assert kept == ["a2", "a3"]
     assert await store.find_session("b1", 150) is not None
+
+
+# ---- robot federation ------------------------------------------------------------------------
+
+GITHUB = "https://token.actions.githubusercontent.com"
+OWNER = (Condition("repository_owner_id", ("1234567",)),)
+
+
+def new_issuer(name: str = "github", url: str = GITHUB, **extra: object) -> NewIssuer:
+    fields: dict[str, object] = {
+        "name": name,
+        "url": url,
+        "audiences": ("registry.example",),
+        "jwks_file": None,
+        "ca_file": None,
+        "max_token_lifetime": 600,
+        "created_at": 5,
+        **extra,
+    }
+    return NewIssuer(**fields)  # type: ignore[arg-type]
+
+
+async def test_issuers_are_added_found_listed_and_unique(store: Store) -> None:
+    github = await store.add_issuer(new_issuer(audiences=("a", "b"), jwks_file="/k.json"))
+    gitlab = await store.add_issuer(new_issuer("gitlab", "https://gitlab.com"))
+    assert (github.name, github.url, github.audiences) == ("github", GITHUB, ("a", "b"))
+    assert (github.jwks_file, github.ca_file, github.max_token_lifetime) == ("/k.json", None, 600)
+    assert await store.find_issuer("github") == github
+    assert await store.find_issuer_by_url(GITHUB) == github
+    # The URL is compared exactly: a token's iss must be the issuer's, byte for byte.
+    for other in (GITHUB + "/", GITHUB.upper(), "https://token.actions.githubusercontent.com."):
+        assert await store.find_issuer_by_url(other) is None
+    assert [i.name for i in await store.list_issuers()] == ["github", "gitlab"]
+    assert gitlab.id != github.id
+    with pytest.raises(Conflict):
+        await store.add_issuer(new_issuer("github", "https://other.example"))
+    with pytest.raises(Conflict):
+        await store.add_issuer(new_issuer("other", GITHUB))
+
+
+async def test_an_issuer_that_rules_use_is_not_removed(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    issuer = await store.add_issuer(new_issuer())
+    await store.add_issuer(new_issuer("spare", "https://spare.example"))
+    one = await store.create_robot(new_robot("one", p.id))
+    two = await store.create_robot(new_robot("two", p.id))
+    for robot in (one, two, two):
+        await store.add_federation_rule(robot.id, NewRule(issuer.id, OWNER), 10, 20)
+    assert await store.delete_issuer("github") == IssuerRemoval(False, 2)
+    assert await store.find_issuer("github") is not None
+    assert await store.delete_issuer("spare") == IssuerRemoval(True)
+    assert await store.delete_issuer("spare") == IssuerRemoval(False)
+    await store.delete_robot(one.id)
+    await store.replace_federation_rules(two.id, [], 11)
+    assert await store.delete_issuer("github") == IssuerRemoval(True)
+    assert await store.list_issuers() == []
+
+
+async def test_rules_are_replaced_added_and_removed(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    github = await store.add_issuer(new_issuer())
+    gitlab = await store.add_issuer(new_issuer("gitlab", "https://gitlab.com"))
+    ref = Condition("ref", ("refs/heads/main", "refs/tags/v*"))
+    nested = Condition("kubernetes.io.namespace", ("ci-\u00e9",))
+    rules = await store.replace_federation_rules(
+        robot.id, [NewRule(github.id, (*OWNER, ref)), NewRule(gitlab.id, (nested,))], 20
+    )
+    assert [(r.robot_id, r.issuer, r.conditions, r.created_at) for r in rules] == [
+        (robot.id, "github", (*OWNER, ref), 20),
+        (robot.id, "gitlab", (nested,), 20),
+    ]
+    assert await store.list_federation_rules(robot.id) == rules
+    added = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 30, 20)
+    assert added.conditions == OWNER and added.created_at == 30
+    assert [r.id for r in await store.list_federation_rules(robot.id)] == [
+        rules[0].id, rules[1].id, added.id
+    ]  # fmt: skip
+    assert await store.delete_federation_rule(robot.id, rules[0].id, 40)
+    assert not await store.delete_federation_rule(robot.id, rules[0].id, 40)
+    other = await store.create_robot(new_robot("other", p.id))
+    assert not await store.delete_federation_rule(other.id, added.id, 40)  # not its rule
+    assert [r.id for r in await store.list_federation_rules(robot.id)] == [rules[1].id, added.id]
+    updated = await store.find_robot_by_id(robot.id)
+    assert updated is not None and updated.update_time == 40
+    # Deleting the robot takes its rules.
+    await store.delete_robot(robot.id)
+    assert await store.list_federation_rules(robot.id) == []
+    with pytest.raises(RobotNotFound):
+        await store.replace_federation_rules(robot.id, [], 50)
+    with pytest.raises(RobotNotFound):
+        await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 50, 20)
+
+
+async def test_the_same_rules_again_change_nothing(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    github = await store.add_issuer(new_issuer())
+    first = await store.replace_federation_rules(robot.id, [NewRule(github.id, OWNER)], 20)
+    await store.add_refresh_token("f", "docker", 21, robot_id=robot.id, keep=5, federated=True)
+    again = await store.replace_federation_rules(robot.id, [NewRule(github.id, OWNER)], 30)
+    assert again == first  # same ids, same times
+    assert await store.find_refresh_token("f") is not None
+
+
+async def test_rule_changes_revoke_only_federated_refresh_tokens(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    github = await store.add_issuer(new_issuer())
+    plain = await store.add_refresh_token("s", "docker", 1, robot_id=robot.id, keep=9)
+    assert not plain.federated
+    federated = await store.add_refresh_token(
+        "f1", "docker", 2, robot_id=robot.id, keep=9, federated=True
+    )
+    assert federated.federated and await store.find_refresh_token("f1") == federated
+    assert not (await store.find_refresh_token("s") or plain).federated
+    await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 3, 20)
+    assert await store.find_refresh_token("f1") is None
+    assert await store.find_refresh_token("s") is not None
+    await store.add_refresh_token("f2", "docker", 3, robot_id=robot.id, keep=9, federated=True)
+    sub = (Condition("sub", ("repo:acme/app:*",)),)
+    (rule,) = await store.replace_federation_rules(robot.id, [NewRule(github.id, sub)], 4)
+    assert await store.find_refresh_token("f2") is None
+    await store.add_refresh_token("f3", "docker", 3, robot_id=robot.id, keep=9, federated=True)
+    assert await store.delete_federation_rule(robot.id, rule.id, 5)
+    assert await store.find_refresh_token("f3") is None
+    assert await store.find_refresh_token("s") is not None
+
+
+async def test_a_robot_holds_at_most_the_limit_of_rules(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    github = await store.add_issuer(new_issuer())
+    for _ in range(3):
+        await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 3)
+    with pytest.raises(Conflict, match="at most 3"):
+        await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 3)
+    assert len(await store.list_federation_rules(robot.id)) == 3
+
+
+async def test_attack_rules_added_at_once_never_pass_the_limit(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    github = await store.add_issuer(new_issuer())
+    results = await asyncio.gather(
+        *(store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 5) for _ in range(12)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 5
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException))
+    assert len(await store.list_federation_rules(robot.id)) == 5
+
+
+async def test_attack_parallel_replacements_leave_one_of_the_rule_sets(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    github = await store.add_issuer(new_issuer())
+    sets = [
+        [NewRule(github.id, (Condition("sub", (f"set{i}-rule{j}",)),)) for j in range(1 + i % 3)]
+        for i in range(10)
+    ]
+    await asyncio.gather(*(store.replace_federation_rules(robot.id, s, 1) for s in sets))
+    found = [r.conditions for r in await store.list_federation_rules(robot.id)]
+    assert found in [[rule.conditions for rule in s] for s in sets]
+
+
+async def test_a_rule_naming_a_removed_issuer_is_not_stored(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    with pytest.raises(NotFound):
+        await store.add_federation_rule(robot.id, NewRule(9999, OWNER), 1, 20)
+    with pytest.raises(NotFound):
+        await store.replace_federation_rules(robot.id, [NewRule(9999, OWNER)], 1)
+    assert await store.list_federation_rules(robot.id) == []
+
+
+async def test_secret_login_is_turned_off_only_for_a_robot_with_rules(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    assert robot.secret_login
+    github = await store.add_issuer(new_issuer())
+    with pytest.raises(Conflict, match="no federation rules"):
+        await store.set_secret_login(robot.id, False, 2)
+    rule = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 3, 20)
+    await store.add_refresh_token("s", "docker", 3, robot_id=robot.id, keep=9)
+    await store.add_refresh_token("f", "docker", 3, robot_id=robot.id, keep=9, federated=True)
+    assert await store.set_secret_login(robot.id, False, 4)
+    found = await store.find_robot_by_id(robot.id)
+    assert found is not None and not found.secret_login and found.update_time == 4
+    # Its tokens from secret logins end; those from federated logins stay.
+    assert await store.find_refresh_token("s") is None
+    assert await store.find_refresh_token("f") is not None
+    # Its last rule stays while the secret login is off.
+    with pytest.raises(Conflict, match="secret login is off"):
+        await store.delete_federation_rule(robot.id, rule.id, 5)
+    with pytest.raises(Conflict, match="secret login is off"):
+        await store.replace_federation_rules(robot.id, [], 5)
+    assert [r.id for r in await store.list_federation_rules(robot.id)] == [rule.id]
+    assert await store.find_refresh_token("f") is not None  # nothing changed
+    assert await store.set_secret_login(robot.id, True, 6)
+    assert await store.delete_federation_rule(robot.id, rule.id, 7)
+    assert not await store.set_secret_login(9999, True, 8)
+
+
+async def test_attack_secret_login_off_and_removing_the_last_rule_at_once(store: Store) -> None:
+    # Whichever runs first, the robot never ends with its secret login off and no rule.
+    p = await store.create_project("p", False, None, 1)
+    github = await store.add_issuer(new_issuer())
+    for i in range(6):
+        robot = await store.create_robot(new_robot(f"r{i}", p.id))
+        rule = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 20)
+        await asyncio.gather(
+            store.set_secret_login(robot.id, False, 2),
+            store.delete_federation_rule(robot.id, rule.id, 2),
+            return_exceptions=True,
+        )
+        found = await store.find_robot_by_id(robot.id)
+        assert found is not None
+        assert found.secret_login or await store.list_federation_rules(robot.id)
+
+
+async def test_robot_changes_may_set_secret_login(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    assert await store.update_robot(robot.id, 2, RobotChanges(secret_login=False))
+    found = await store.find_robot_by_id(robot.id)
+    assert found is not None and not found.secret_login
+    assert await store.update_robot(robot.id, 3, RobotChanges(description="d"))
+    found = await store.find_robot_by_id(robot.id)
+    assert found is not None and not found.secret_login
+
+
+async def test_failures_keep_the_newest_escaped(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    other = await store.create_robot(new_robot("other", p.id))
+    await store.add_federation_failure(other.id, 1, "github", "x", "y")
+    for i in range(KEEP_FAILURES + 5):
+        await store.add_federation_failure(robot.id, 100 + i, "github", f"sub{i}", f"reason {i}")
+    failures = await store.list_federation_failures(robot.id)
+    assert len(failures) == KEEP_FAILURES
+    assert [f.at for f in failures] == [100 + i for i in range(KEEP_FAILURES + 4, 4, -1)]
+    newest = failures[0]
+    assert (newest.robot_id, newest.issuer, newest.subject) == (robot.id, "github", "sub54")
+    assert len(await store.list_federation_failures(other.id)) == 1
+    # A token's sub is the caller's: NUL, escapes and kilobytes are stored harmless.
+    await store.add_federation_failure(robot.id, 200, "gith\u0000ub", "\x1b[2J" + "s" * 5000, "r")
+    stored = (await store.list_federation_failures(robot.id))[0]
+    assert stored.issuer == "gith\\x00ub"
+    assert stored.subject.startswith("\\x1b[2J") and len(stored.subject) <= MAX_AUDIT_FIELD
+    # A robot deleted meanwhile records nothing, and raises nothing.
+    await store.delete_robot(robot.id)
+    await store.add_federation_failure(robot.id, 300, "github", "s", "r")
+    assert await store.list_federation_failures(robot.id) == []
+
+
+async def test_a_jti_is_used_once_until_it_expires(store: Store) -> None:
+    github = await store.add_issuer(new_issuer())
+    gitlab = await store.add_issuer(new_issuer("gitlab", "https://gitlab.com"))
+    assert await store.use_jti(github.id, "j1", 200, 100)
+    assert not await store.use_jti(github.id, "j1", 200, 150)
+    assert await store.use_jti(gitlab.id, "j1", 200, 150)  # per issuer
+    # Hostile jtis are stored as hashes: NUL, kilobytes, a lone surrogate.
+    for jti in ("a\u0000b", "x" * 9000, "\ud800"):
+        assert await store.use_jti(github.id, jti, 300, 150)
+        assert not await store.use_jti(github.id, jti, 300, 150)
+    # Once expired it is forgotten (the token it came with is refused by then).
+    assert await store.use_jti(github.id, "j1", 400, 200)
+    assert not await store.use_jti(9999, "j2", 400, 200)  # no such issuer
+
+
+async def test_attack_one_jti_presented_at_once_is_used_once(store: Store) -> None:
+    github = await store.add_issuer(new_issuer())
+    results = await asyncio.gather(*(store.use_jti(github.id, "same", 500, 100) for _ in range(8)))
+    assert sorted(results) == [False] * 7 + [True]
+
+
+async def test_removing_an_issuer_forgets_its_jtis(store: Store) -> None:
+    github = await store.add_issuer(new_issuer())
+    assert await store.use_jti(github.id, "j", 500, 100)
+    assert await store.delete_issuer("github") == IssuerRemoval(True)
+    again = await store.add_issuer(new_issuer())
+    assert await store.use_jti(again.id, "j", 500, 100)

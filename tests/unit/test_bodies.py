@@ -200,6 +200,7 @@ def test_answers_keep_the_key_order_clients_saw() -> None:
         "update_time",
         "permissions",
         "last_used_at",
+        "secret_login",  # new fields come last
     ]
     assert [f.name for f in PROJECT.fields] == [
         "project_id", "name", "owner_id", "owner_name", "registry_id", "deleted", "togglable",
@@ -290,7 +291,7 @@ def test_every_request_body_in_the_document_is_a_declaration_tested_here() -> No
         if isinstance(op, dict) and "requestBody" in op
     }
     # ProjectMetadata is both: in a project body, and the body of /metadatas.
-    nested = {"AccessReq", "RobotPermissionReq"}
+    nested = {"AccessReq", "RobotPermissionReq", "FederationRuleReq"}
     assert documented == set(REQUESTS) - nested
     assert nested <= set(DOC["components"]["schemas"])
 

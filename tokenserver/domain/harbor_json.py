@@ -7,10 +7,15 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenserver.domain.federation import FederationFailure, FederationRule, Issuer
+from tokenserver.domain.federation_rules import claims_json
 from tokenserver.domain.harbor_schema import (
     ACCESS,
     AUDIT_LOG,
     AUDIT_LOG_EXT,
+    FEDERATION_FAILURE,
+    FEDERATION_RULE,
+    ISSUER,
     MEMBER,
     PERMISSION,
     PERMISSION_TABLE,
@@ -23,6 +28,7 @@ from tokenserver.domain.harbor_schema import (
     RESOURCE_ACTION,
     ROBOT,
     ROBOT_CREATED,
+    ROBOT_FEDERATION,
     ROBOT_PERMISSION,
     SECRET,
     USER,
@@ -88,6 +94,7 @@ def robot_json(robot: Robot, prefix: str) -> dict[str, Any]:
         update_time=iso_time(robot.update_time),
         permissions=[permission_json(p) for p in robot.permissions],
         last_used_at=None if robot.last_used_at is None else iso_time(robot.last_used_at),
+        secret_login=robot.secret_login,
     )
 
 
@@ -253,3 +260,43 @@ def permission_table_json(kinds: Iterable[PermissionKind]) -> dict[str, Any]:
 def secret_json(secret: Secret | None) -> dict[str, Any]:
     """Harbor's answer to a secret refresh: the secret it made, or `{}` for one given."""
     return SECRET.shape(secret=secret.reveal() if secret is not None else "")
+
+
+def issuer_json(issuer: Issuer) -> dict[str, Any]:
+    return ISSUER.shape(
+        name=issuer.name,
+        url=issuer.url,
+        audiences=list(issuer.audiences),
+        jwks_file=issuer.jwks_file,
+        ca_file=issuer.ca_file,
+        max_token_lifetime=issuer.max_token_lifetime,
+        creation_time=iso_time(issuer.created_at),
+    )
+
+
+def federation_rule_json(rule: FederationRule) -> dict[str, Any]:
+    return FEDERATION_RULE.shape(
+        id=rule.id,
+        issuer=rule.issuer,
+        claims=claims_json(rule.conditions),
+        creation_time=iso_time(rule.created_at),
+    )
+
+
+def robot_federation_json(
+    rules: Iterable[FederationRule], warnings: Iterable[str]
+) -> dict[str, Any]:
+    """A robot's rules as GET and PUT /robots/{id}/federation answer them."""
+    return ROBOT_FEDERATION.shape(
+        rules=[federation_rule_json(r) for r in rules], warnings=list(warnings)
+    )
+
+
+def federation_failure_json(failure: FederationFailure) -> dict[str, Any]:
+    return FEDERATION_FAILURE.shape(
+        id=failure.id,
+        time=iso_time(failure.at),
+        issuer=failure.issuer,
+        subject=failure.subject,
+        reason=failure.reason,
+    )

@@ -11,6 +11,20 @@ allows. A field Harbor does not define is described "tokenserver: ..."."""
 from __future__ import annotations
 
 from tokenserver.domain.bodies import Array, Body, Field
+from tokenserver.domain.federation import DEFAULT_MAX_TOKEN_LIFETIME
+from tokenserver.domain.federation_rules import (
+    ISSUER_NAME,
+    MAX_AUDIENCE_LENGTH,
+    MAX_AUDIENCES,
+    MAX_CLAIM_LENGTH,
+    MAX_CONDITIONS,
+    MAX_PATTERN_LENGTH,
+    MAX_PATTERNS,
+    MAX_RULES,
+    MAX_TOKEN_LIFETIME,
+    MAX_URL_LENGTH,
+    MIN_TOKEN_LIFETIME,
+)
 from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
 from tokenserver.domain.names import NAME_MAX_LENGTH
 from tokenserver.domain.permissions import Effect, PermissionKind
@@ -199,8 +213,24 @@ ROBOT = Body(
         format=TIME,
         description="tokenserver: when the robot last authenticated (null: never)",
     ),
+    Field(
+        "secret_login",
+        bool,
+        description=(
+            "tokenserver: whether the robot's secret logs it in; false: only its federation "
+            "rules do (a robot without rules keeps it)"
+        ),
+    ),
 )
-_ROBOT_WRITABLE = ("name", "description", "level", "disable", "duration", "permissions")
+_ROBOT_WRITABLE = (
+    "name",
+    "description",
+    "level",
+    "disable",
+    "duration",
+    "permissions",
+    "secret_login",
+)
 _ROBOT_REQUIRED = ("name", "level", "duration", "permissions")
 ROBOT_CREATE = ROBOT.derive(
     "RobotCreate",
@@ -263,6 +293,140 @@ REFRESH_TOKEN = Body(
     Field("id", int),
     Field("client_id", str),
     Field("created_at", str, format=TIME),
+)
+
+# ---- robot federation (tokenserver) ----------------------------------------------------------
+
+_ISSUER_NAME = f"^{ISSUER_NAME.pattern}$"
+ISSUER = Body(
+    "FederationIssuer",
+    Field("name", str, rules={"pattern": _ISSUER_NAME}),
+    Field(
+        "url",
+        str,
+        rules={"maxLength": MAX_URL_LENGTH},
+        description=(
+            "compared exactly with an ID token's iss: https://HOST[/PATH], or http:// on a "
+            "loopback address; no user, query or fragment"
+        ),
+    ),
+    Field(
+        "audiences",
+        Array(str),
+        rules={
+            "minItems": 1,
+            "maxItems": MAX_AUDIENCES,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_AUDIENCE_LENGTH},
+        },
+        description="a token's aud must be exactly one of these",
+    ),
+    Field(
+        "jwks_file",
+        str,
+        omit_empty=True,
+        description="an absolute path on the server: the issuer's keys, when they cannot be "
+        "fetched (none: from its discovery document)",
+    ),
+    Field(
+        "ca_file",
+        str,
+        omit_empty=True,
+        description="an absolute path on the server: the CA bundle its HTTPS server is checked "
+        "against (none: the system's)",
+    ),
+    Field(
+        "max_token_lifetime",
+        int,
+        rules={"minimum": MIN_TOKEN_LIFETIME, "maximum": MAX_TOKEN_LIFETIME},
+        description="seconds: the longest an ID token may live (exp - iat)",
+    ),
+    Field("creation_time", str, format=TIME),
+)
+ISSUER_CREATE = ISSUER.derive(
+    "FederationIssuerCreate",
+    required=["name", "url", "audiences"],
+    without=["creation_time"],
+    replacing=[
+        Field(
+            "max_token_lifetime",
+            int,
+            rules={"minimum": MIN_TOKEN_LIFETIME, "maximum": MAX_TOKEN_LIFETIME},
+            description=f"seconds (default {DEFAULT_MAX_TOKEN_LIFETIME}): the longest an ID "
+            "token may live (exp - iat)",
+        )
+    ],
+    where="issuer",
+)
+_CLAIMS_RULES = {
+    "minProperties": 1,
+    "maxProperties": MAX_CONDITIONS,
+    "propertyNames": {"minLength": 1, "maxLength": MAX_CLAIM_LENGTH},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string", "minLength": 1, "maxLength": MAX_PATTERN_LENGTH},
+            {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_PATTERNS,
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_PATTERN_LENGTH},
+            },
+        ]
+    },
+}
+FEDERATION_RULE = Body(
+    "FederationRule",
+    Field("id", int),
+    Field("issuer", str, description="the issuer's name"),
+    Field(
+        "claims",
+        dict,
+        rules=_CLAIMS_RULES,
+        description=(
+            "claim (a dotted path reaches a nested one) to a pattern or a list of patterns, "
+            "each exact or a glob (*, ?, [...], case-sensitive); every claim must match one "
+            "of its patterns. A rule must pin a claim beyond iss and aud; exp, iat, nbf and "
+            "jti cannot be named"
+        ),
+    ),
+    Field("creation_time", str, format=TIME),
+)
+# A PUT may send the rules back as GET shows them: their ids and times are ignored.
+FEDERATION_RULE_REQ = FEDERATION_RULE.derive(
+    "FederationRuleReq",
+    required=["issuer", "claims"],
+    ignored=["id", "creation_time"],
+    where="rule",
+)
+ROBOT_FEDERATION = Body(
+    "RobotFederation",
+    Field(
+        "rules", Array(FEDERATION_RULE), description="by id; a token matching any one is the robot"
+    ),
+    Field(
+        "warnings",
+        Array(str),
+        description="rules weaker than they look (GitHub or GitLab rules that pin no immutable id)",
+    ),
+)
+ROBOT_FEDERATION_UPDATE = Body(
+    "RobotFederationUpdate",
+    Field(
+        "rules",
+        Array(FEDERATION_RULE_REQ),
+        required=True,
+        rules={"maxItems": MAX_RULES},
+        description="the robot's rules from now on (none: it has none)",
+    ),
+    Field("warnings", Array(str), ignored=True),
+    where="federation",
+)
+FEDERATION_FAILURE = Body(
+    "FederationFailure",
+    Field("id", int),
+    Field("time", str, format=TIME),
+    Field("issuer", str, description="the issuer's name, or the token's iss"),
+    Field("subject", str, description="the token's sub"),
+    Field("reason", str, description="why it was refused: which claim did not match"),
 )
 
 # ---- permissions, audit log ------------------------------------------------------------------

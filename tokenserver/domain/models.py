@@ -60,6 +60,8 @@ class Robot:
     legacy_project_id: int | None = None
     # Whether the robot's project is public, read with the robot (saves a query per token).
     project_public: bool = False
+    # Whether its secret logs it in; off, only its federation rules do (a robot with rules).
+    secret_login: bool = True
 
     @property
     def legacy(self) -> bool:
@@ -149,6 +151,9 @@ class RefreshToken:
     # grants what that JWT granted (`legacy_access`); None for every other token.
     expires_at: int | None = None
     legacy_access: tuple[Access, ...] | None = None
+    # Issued to a login with an ID token (robot federation): revoked when the robot's rules
+    # change; the others when its secret login is turned off.
+    federated: bool = False
 
     def is_usable(self, now: float, idle_seconds: int) -> bool:
         """Not idle for `idle_seconds` (counted from its last recorded use) and not past its

@@ -10,9 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
+from tokenserver.domain.federation import DEFAULT_MAX_TOKEN_LIFETIME
 from tokenserver.domain.harbor_json import (
     audit_ext_json,
     audit_json,
+    federation_failure_json,
+    issuer_json,
     member_json,
     permission_json_item,
     permission_table_json,
@@ -23,6 +26,7 @@ from tokenserver.domain.harbor_json import (
     project_summary_json,
     refresh_token_json,
     robot_export_json,
+    robot_federation_json,
     robot_json,
     secret_json,
     user_json,
@@ -37,12 +41,14 @@ from tokenserver.domain.harbor_query import (
     robot_scope,
 )
 from tokenserver.domain.harbor_schema import (
+    ISSUER_CREATE,
     MEMBER_CREATE,
     PASSWORD_CHANGE,
     PROJECT_CREATE,
     PROJECT_METADATA,
     PROJECT_UPDATE,
     ROBOT_CREATE,
+    ROBOT_FEDERATION_UPDATE,
     ROBOT_UPDATE,
     ROLE_UPDATE,
     SECRET_REFRESH,
@@ -72,6 +78,7 @@ from tokenserver.http.input import (
 )
 from tokenserver.http.openapi import document
 from tokenserver.runtime import Runtime
+from tokenserver.services.federation import IssuerSpec, RuleSpec
 from tokenserver.services.robots import RobotSpec
 
 API = "/api/v2.0"
@@ -455,6 +462,7 @@ def _robot_spec(body: dict[str, Any]) -> RobotSpec:
         description=body.get("description", ""),
         disable=body.get("disable", False),
         secret=body.get("secret"),
+        secret_login=body.get("secret_login"),
     )
 
 
@@ -521,6 +529,68 @@ async def revoke_refresh_tokens(request: web.Request) -> web.Response:
     token_id = path_id(request, "token_id") if "token_id" in request.match_info else None
     await rt(request).refresh.revoke(principal, str(path_id(request, "robot_id")), token_id)
     return ok()
+
+
+# ---- robot federation ----------------------------------------------------------------------
+
+
+async def list_issuers(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    issuers = await rt(request).federation.list_issuers(principal)
+    return web.json_response([issuer_json(i) for i in issuers])
+
+
+async def add_issuer(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    body = ISSUER_CREATE.parse(await json_object(request))
+    issuer = await rt(request).federation.add_issuer(
+        principal,
+        IssuerSpec(
+            name=body["name"],
+            url=body["url"],
+            audiences=tuple(body["audiences"]),
+            jwks_file=body.get("jwks_file"),
+            ca_file=body.get("ca_file"),
+            max_token_lifetime=body.get("max_token_lifetime", DEFAULT_MAX_TOKEN_LIFETIME),
+        ),
+    )
+    return created(f"{API}/federation/issuers/{issuer.name}", issuer_json(issuer))
+
+
+async def get_issuer(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    issuer = await rt(request).federation.get_issuer(principal, request.match_info["name"])
+    return web.json_response(issuer_json(issuer))
+
+
+async def remove_issuer(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    await rt(request).federation.remove_issuer(principal, request.match_info["name"])
+    return ok()
+
+
+async def get_robot_federation(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    found = await rt(request).federation.rules(principal, str(path_id(request, "robot_id")))
+    return web.json_response(robot_federation_json(found.rules, found.warnings))
+
+
+async def put_robot_federation(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    body = ROBOT_FEDERATION_UPDATE.parse(await json_object(request))
+    specs = [RuleSpec(rule["issuer"], rule["claims"]) for rule in body["rules"]]
+    found = await rt(request).federation.replace_rules(
+        principal, str(path_id(request, "robot_id")), specs
+    )
+    return web.json_response(robot_federation_json(found.rules, found.warnings))
+
+
+async def list_federation_failures(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    _, failures = await rt(request).federation.failures(
+        principal, str(path_id(request, "robot_id"))
+    )
+    return web.json_response([federation_failure_json(f) for f in failures])
 
 
 # ---- audit log -----------------------------------------------------------------------------
@@ -618,6 +688,17 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{API}/robots/{{robot_id}}/refresh-tokens", list_refresh_tokens, allow_head=False)
     r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens", revoke_refresh_tokens)
     r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens/{{token_id}}", revoke_refresh_tokens)
+    r.add_get(f"{API}/robots/{{robot_id}}/federation", get_robot_federation, allow_head=False)
+    r.add_put(f"{API}/robots/{{robot_id}}/federation", put_robot_federation)
+    r.add_get(
+        f"{API}/robots/{{robot_id}}/federation/failures",
+        list_federation_failures,
+        allow_head=False,
+    )
+    r.add_get(f"{API}/federation/issuers", list_issuers, allow_head=False)
+    r.add_post(f"{API}/federation/issuers", add_issuer)
+    r.add_get(f"{API}/federation/issuers/{{name}}", get_issuer, allow_head=False)
+    r.add_delete(f"{API}/federation/issuers/{{name}}", remove_issuer)
     r.add_get(f"{API}/audit-logs", list_audit_logs, allow_head=False)
     r.add_get(f"{API}/auditlog-exts", list_audit_log_exts, allow_head=False)
     r.add_get(f"{API}/projects/{{project_name}}/logs", list_audit_logs, allow_head=False)

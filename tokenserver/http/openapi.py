@@ -20,6 +20,9 @@ from tokenserver.domain.harbor_schema import (
     AUDIT_LOG,
     AUDIT_LOG_EXT,
     ERRORS,
+    FEDERATION_FAILURE,
+    ISSUER,
+    ISSUER_CREATE,
     MEMBER,
     MEMBER_CREATE,
     PASSWORD_CHANGE,
@@ -37,6 +40,8 @@ from tokenserver.domain.harbor_schema import (
     ROBOT,
     ROBOT_CREATE,
     ROBOT_CREATED,
+    ROBOT_FEDERATION,
+    ROBOT_FEDERATION_UPDATE,
     ROBOT_UPDATE,
     ROLE_UPDATE,
     SECRET,
@@ -465,9 +470,10 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json(_response(ROBOT)), **_errors(400, 403, 404)},
         },
         "put": {
-            "summary": "Replace a robot (name and level cannot change)",
+            "summary": "Replace a robot (name and level cannot change; `secret_login` false "
+            "for a robot without federation rules is 409)",
             "requestBody": _request(ROBOT_UPDATE),
-            "responses": {"200": _OK, **_errors(400, 403, 404)},
+            "responses": {"200": _OK, **_errors(400, 403, 404, 409)},
         },
         "patch": {
             "summary": (
@@ -504,6 +510,67 @@ PATHS: dict[str, Any] = {
         "delete": {
             "summary": "tokenserver: revoke one refresh token",
             "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+    },
+    "/robots/{robot_id}/federation": {
+        "parameters": _ROBOT_ID,
+        "get": {
+            "summary": "tokenserver: the robot's federation rules and their warnings (for "
+            "whoever may update the robot)",
+            "responses": {"200": _json(_response(ROBOT_FEDERATION)), **_errors(400, 403, 404)},
+        },
+        "put": {
+            "summary": "tokenserver: replace the robot's federation rules (robot update; a "
+            "robot caller only for robots within its own permissions and expiry); its refresh "
+            "tokens from federated logins end unless the rules are the ones it has. A rule "
+            "pinning nothing beyond iss and aud is 400; a robot whose secret login is off "
+            "keeps at least one rule (409)",
+            "requestBody": _request(ROBOT_FEDERATION_UPDATE),
+            "responses": {
+                "200": _json(_response(ROBOT_FEDERATION)),
+                **_errors(400, 403, 404, 409),
+            },
+        },
+    },
+    "/robots/{robot_id}/federation/failures": {
+        "parameters": _ROBOT_ID,
+        "get": {
+            "summary": "tokenserver: the robot's newest refused federated logins, newest "
+            "first (for whoever may read the robot)",
+            "responses": {
+                "200": _json({"type": "array", "items": _response(FEDERATION_FAILURE)}),
+                **_errors(400, 403, 404),
+            },
+        },
+    },
+    "/federation/issuers": {
+        "get": {
+            "summary": "tokenserver: the OIDC issuers robots may log in with (system admin)",
+            "responses": {
+                "200": _json({"type": "array", "items": _response(ISSUER)}),
+                **_errors(403),
+            },
+        },
+        "post": {
+            "summary": "tokenserver: trust an OIDC issuer (system admin); its JWKS and CA "
+            "files are read now",
+            "requestBody": _request(ISSUER_CREATE),
+            "responses": {
+                "201": _created(_response(ISSUER)),
+                **_errors(400, 403, 409),
+            },
+        },
+    },
+    "/federation/issuers/{name}": {
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}],
+        "get": {
+            "summary": "tokenserver: one issuer (system admin)",
+            "responses": {"200": _json(_response(ISSUER)), **_errors(403, 404)},
+        },
+        "delete": {
+            "summary": "tokenserver: stop trusting an issuer (system admin); 409 while "
+            "robots' rules use it",
+            "responses": {"200": _OK, **_errors(403, 404, 409)},
         },
     },
     "/audit-logs": {

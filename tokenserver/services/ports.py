@@ -5,12 +5,18 @@ authorization) and `resolve` (without) raise the matching `*NotFound`."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from tokenserver.domain.federation import (
+    Condition,
+    FederationFailure,
+    FederationRule,
+    Issuer,
+)
 from tokenserver.domain.models import (
     AuditEntry,
     KeyRecord,
@@ -54,6 +60,8 @@ class RobotChanges:
     disabled: bool | None = None
     secret_hash: str | None = None
     permissions: tuple[Permission, ...] | None = None
+    # NOTE: unchecked here; `set_secret_login` turns it off only for a robot with rules.
+    secret_login: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,34 @@ class NewUser:
     comment: str
     password_hash: str
     sysadmin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewIssuer:
+    name: str
+    url: str
+    audiences: tuple[str, ...]
+    jwks_file: str | None
+    ca_file: str | None
+    max_token_lifetime: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewRule:
+    """A federation rule to store: its issuer (by id) and its conditions."""
+
+    issuer_id: int
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerRemoval:
+    """How removing an issuer ended: `removed`, or refused because the rules of `robots`
+    robots use it (0 and not removed: there was no such issuer)."""
+
+    removed: bool
+    robots: int = 0
 
 
 class UserChange(Enum):
@@ -251,10 +287,12 @@ class Store(Protocol):
         keep: int,
         expires_at: int | None = None,
         legacy_access: tuple[Access, ...] | None = None,
+        federated: bool = False,
     ) -> RefreshToken:
         """Store a refresh token for a robot or a user, keeping only its `keep` newest. Its
         last use is `now`; `expires_at` and `legacy_access` are stored as given (a legacy
-        robot's JWT's end and grant; None for other tokens)."""
+        robot's JWT's end and grant; None for other tokens). `federated`: issued to a login
+        with an ID token (revoked when the robot's rules change)."""
         ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
@@ -278,6 +316,80 @@ class Store(Protocol):
         token_id: int | None = None,
     ) -> int:
         """Revoke the account's tokens (one of them with `token_id`); the number revoked."""
+        ...
+
+    # ---- robot federation -----------------------------------------------------------------
+    async def add_issuer(self, issuer: NewIssuer) -> Issuer:
+        """Raises Conflict if the name or the URL is taken."""
+        ...
+
+    async def find_issuer(self, name: str) -> Issuer | None: ...
+
+    async def find_issuer_by_url(self, url: str) -> Issuer | None:
+        """The issuer whose URL is exactly `url` (a token's `iss`)."""
+        ...
+
+    async def list_issuers(self) -> list[Issuer]:
+        """By name."""
+        ...
+
+    async def delete_issuer(self, name: str) -> IssuerRemoval:
+        """Remove the issuer (and the single-use `jti`s seen from it) unless a rule uses it,
+        also when a rule is added at the same time, on any replica."""
+        ...
+
+    async def list_federation_rules(self, robot_id: int) -> list[FederationRule]:
+        """The robot's rules, by id (none for a robot that does not exist)."""
+        ...
+
+    async def replace_federation_rules(
+        self, robot_id: int, rules: Sequence[NewRule], now: int
+    ) -> list[FederationRule]:
+        """Make `rules` the robot's rules, by id, and revoke its federated refresh tokens, in
+        one transaction; rules equal to the stored ones (same issuers and conditions, in
+        order) are kept as they are, ids and tokens too. Concurrent replacements of one
+        robot's rules run one after the other: the last one is the robot's rules. Raises
+        RobotNotFound, NotFound (an issuer removed meanwhile), Conflict (no rules left for a
+        robot whose secret login is off)."""
+        ...
+
+    async def add_federation_rule(
+        self, robot_id: int, rule: NewRule, now: int, limit: int
+    ) -> FederationRule:
+        """Add one rule and revoke the robot's federated refresh tokens, in one transaction.
+        Raises RobotNotFound, NotFound (the issuer was removed meanwhile), Conflict (the
+        robot has `limit` rules already)."""
+        ...
+
+    async def delete_federation_rule(self, robot_id: int, rule_id: int, now: int) -> bool:
+        """Remove one of the robot's rules and revoke its federated refresh tokens, in one
+        transaction; False if the robot holds no such rule. Raises Conflict for the last
+        rule of a robot whose secret login is off."""
+        ...
+
+    async def set_secret_login(self, robot_id: int, enabled: bool, now: int) -> bool:
+        """Turn the robot's secret login on or off. Off, its refresh tokens issued to secret
+        logins are revoked, in the same transaction; refused (Conflict) for a robot that has
+        no rules, also while they are removed at the same time. False if the robot does not
+        exist."""
+        ...
+
+    async def add_federation_failure(
+        self, robot_id: int, at: int, issuer: str, subject: str, reason: str
+    ) -> None:
+        """Record a refused federated login of the robot, keeping its newest KEEP_FAILURES.
+        The text is stored escaped and bounded (a token's `sub` is the caller's); a robot
+        deleted meanwhile records nothing."""
+        ...
+
+    async def list_federation_failures(self, robot_id: int) -> list[FederationFailure]:
+        """Newest first."""
+        ...
+
+    async def use_jti(self, issuer_id: int, jti: str, expires_at: int, now: int) -> bool:
+        """True the first time the issuer's `jti` is presented (kept until `expires_at`),
+        False ever after, across replicas: one INSERT .. ON CONFLICT DO NOTHING. The `jti`s
+        that expired by `now` are forgotten. Only the SHA-256 of a `jti` is stored."""
         ...
 
     # ---- web sessions ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokenserver.domain.delegation import excess
+from tokenserver.domain.federation_rules import jwt_shaped
 from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.harbor_query import ROBOT_KEYS
 from tokenserver.domain.models import (
@@ -33,6 +34,7 @@ from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
 from tokenserver.errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     NotFound,
     ProjectNotFound,
@@ -61,6 +63,8 @@ class RobotSpec:
     description: str = ""
     disable: bool = False
     secret: str | None = None
+    # None: a PUT keeps the robot's; a new robot's secret logs it in (it has no rules yet).
+    secret_login: bool | None = None
 
 
 class RobotService:
@@ -81,6 +85,9 @@ class RobotService:
         self._projects = projects
         self._verifier = verifier
         self.prefix = name_prefix
+
+    def now(self) -> int:
+        return self._projects.now()
 
     # ---- validation and authorization ------------------------------------------------------
 
@@ -241,6 +248,11 @@ class RobotService:
             actor, "create", "robot", self._spec_full_name(spec)
         ) as entry:
             check_name("robot", spec.name)
+            if spec.secret_login is False:
+                raise BadRequest(
+                    "a new robot has no federation rules, so it logs in with its secret: "
+                    "add rules, then turn its secret login off"
+                )
             if spec.duration is None:
                 raise BadRequest("robot: missing field 'duration'")
             duration = check_duration(spec.duration)
@@ -354,16 +366,21 @@ class RobotService:
                     "bad request permission: a project robot's permission must name its project"
                 )
             self._require_within(actor, "update", permissions, expires=expiry)
-            await self._change(
-                robot,
-                RobotChanges(
-                    description=spec.description,
-                    duration=duration,
-                    expires_at=expiry,
-                    disabled=spec.disable,
-                    permissions=permissions,
-                ),
+            changes = RobotChanges(
+                description=spec.description,
+                duration=duration,
+                expires_at=expiry,
+                disabled=spec.disable,
+                permissions=permissions,
             )
+            if spec.secret_login is None or spec.secret_login == robot.secret_login:
+                await self._change(robot, changes)
+            else:
+                # All or nothing: a secret login that cannot be turned off (no rules) leaves
+                # the robot as it was.
+                async with self._store.transaction():
+                    await self._change(robot, changes)
+                    await self._switch_secret_login(robot, spec.secret_login)
             await self._settle_pins(robot)
             return await self.resolve(str(robot.id))
 
@@ -375,6 +392,42 @@ class RobotService:
             self._require_within(actor, "disable or enable", self._held(robot))
             await self._change(robot, RobotChanges(disabled=disabled))
             return await self.resolve(str(robot.id))
+
+    async def set_secret_login(self, actor: Principal, ref: str, enabled: bool) -> Robot:
+        """Let the robot's secret log it in, or not (then only its federation rules do: a
+        robot without rules is refused, Conflict). Off, its refresh tokens from secret logins
+        end at once. Needs robot update."""
+        operation = "enable-secret-login" if enabled else "disable-secret-login"
+        async with self._audit.operation(actor, operation, "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
+            await self._require(actor, robot.project_id, "update", ref)
+            self._require_within(actor, "switch the secret login of", self._held(robot))
+            self._refuse_legacy(robot)
+            await self._switch_secret_login(robot, enabled)
+            return await self.resolve(str(robot.id))
+
+    async def _switch_secret_login(self, robot: Robot, enabled: bool) -> None:
+        try:
+            changed = await self._store.set_secret_login(robot.id, enabled, self._projects.now())
+        except Conflict:
+            raise Conflict(
+                f"robot {robot.full_name(self.prefix)} has no federation rules: without its "
+                "secret it could not log in at all; add a rule first"
+            ) from None
+        if not changed:
+            raise RobotNotFound(f"robot {robot.id} not found")
+
+    async def authorize(
+        self, actor: Principal, robot: Robot, action: str, handing_out: str | None = None
+    ) -> None:
+        """Raise unless `actor` may `action` ("read", "update") robots of `robot`'s project
+        (system robots: in the system). With `handing_out` (what the act is, for the
+        message), the act hands the robot's power to someone, as a new secret does: a robot
+        actor may do it only to robots within its own permissions that expire no later than
+        itself. Raises Unauthorized, Forbidden, RobotNotFound (its project is gone)."""
+        await self._require(actor, robot.project_id, action, str(robot.id))
+        if handing_out is not None:
+            self._require_within(actor, handing_out, self._held(robot), expires=robot.expires_at)
 
     async def revoke_refresh_tokens(
         self, actor: Principal, ref: str, token_id: int | None = None
@@ -416,6 +469,17 @@ class RobotService:
             await self._require(actor, robot.project_id, "update", ref)
             self._refuse_legacy(robot)
             secret = generate_secret() if manual is None else check_manual_secret(manual)
+            if (
+                manual is not None
+                and jwt_shaped(manual)
+                and await self._store.list_federation_rules(robot.id)
+            ):
+                # NOTE: such a robot takes a password shaped like a JWT for an ID token.
+                raise BadRequest(
+                    "a robot with federation rules takes a password shaped like a JWT (three "
+                    "base64url parts joined by dots) for an ID token: choose a secret that is "
+                    "not shaped so"
+                )
             expiry = None
             if restart_expiry and robot.duration != NEVER:
                 expiry = expires_at(self._projects.now(), robot.duration)
@@ -441,6 +505,7 @@ class RobotService:
             spec.name not in (robot.name, robot.full_name(self.prefix))
             or spec.description != robot.description
             or spec.duration not in (None, robot.duration)
+            or spec.secret_login not in (None, robot.secret_login)
             or permissions != robot.permissions
         ):
             self._refuse_legacy(robot)

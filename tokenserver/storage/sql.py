@@ -7,6 +7,7 @@ few spellings that differ between databases (`_CONTAINS`, `_GREATEST`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import (
     AsyncIterator,
@@ -20,7 +21,15 @@ from collections.abc import (
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
+from tokenserver.domain.federation import (
+    KEEP_FAILURES,
+    FederationFailure,
+    FederationRule,
+    Issuer,
+)
+from tokenserver.domain.federation import Condition as RuleCondition
 from tokenserver.domain.models import (
+    MAX_AUDIT_FIELD,
     AuditEntry,
     KeyRecord,
     KeyState,
@@ -37,9 +46,26 @@ from tokenserver.domain.query import EVERYTHING, Condition, Kind, Op, Query
 from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
-from tokenserver.errors import ProjectNotFound, TokenServerError, UserNotFound
+from tokenserver.domain.text import escape, truncate
+from tokenserver.errors import (
+    Conflict,
+    NotFound,
+    ProjectNotFound,
+    RobotNotFound,
+    TokenServerError,
+    UserNotFound,
+)
 from tokenserver.errors import StorageError as StorageError
-from tokenserver.services.ports import AuditScope, NewRobot, NewUser, RobotChanges, UserChange
+from tokenserver.services.ports import (
+    AuditScope,
+    IssuerRemoval,
+    NewIssuer,
+    NewRobot,
+    NewRule,
+    NewUser,
+    RobotChanges,
+    UserChange,
+)
 
 _PROJECT_COLUMNS = (
     "p.id, p.name, p.public, p.creation_time, p.update_time, p.owner_id, coalesce(u.username, '')"
@@ -48,7 +74,7 @@ _PROJECT_FROM = "project p LEFT JOIN users u ON u.id = p.owner_id"
 _ROBOT_COLUMNS = (
     "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
     "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at, "
-    "r.legacy_id, r.legacy_project_id, coalesce(p.public, FALSE)"
+    "r.legacy_id, r.legacy_project_id, coalesce(p.public, FALSE), r.secret_login"
 )
 _ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
 _USER_COLUMNS = (
@@ -70,8 +96,13 @@ _AUDIT_EXPRESSIONS = {
     "op_result": "(outcome = 'success')",
 }
 _REFRESH_COLUMNS = (
-    "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access"
+    "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access, "
+    "federated"
 )
+_ISSUER_COLUMNS = "id, name, url, audiences, jwks_file, ca_file, max_token_lifetime, created_at"
+_RULE_COLUMNS = "fr.id, fr.robot_id, fi.name, fr.conditions, fr.created_at"
+_RULE_FROM = "federation_rule fr JOIN federation_issuer fi ON fi.id = fr.issuer_id"
+_FAILURE_COLUMNS = "id, robot_id, at, issuer, subject, reason"
 
 # Whether a system admin other than the user `?` exists.
 _ANOTHER_SYSADMIN = (
@@ -139,6 +170,7 @@ def _robot(row: Any) -> Robot:
         legacy_id=row[14],
         legacy_project_id=row[15],
         project_public=bool(row[16]),
+        secret_login=bool(row[17]),
     )
 
 
@@ -174,8 +206,46 @@ def _access_from_json(text: str | None) -> tuple[Access, ...] | None:
 
 def _refresh_token(row: Any) -> RefreshToken:
     return RefreshToken(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], _access_from_json(row[7])
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        _access_from_json(row[7]),
+        bool(row[8]),
     )
+
+
+def _issuer(row: Any) -> Issuer:
+    return Issuer(
+        id=row[0],
+        name=row[1],
+        url=row[2],
+        audiences=tuple(json.loads(row[3])),
+        jwks_file=row[4],
+        ca_file=row[5],
+        max_token_lifetime=row[6],
+        created_at=row[7],
+    )
+
+
+def _conditions_to_json(conditions: Sequence[RuleCondition]) -> str:
+    return json.dumps([[c.claim, list(c.patterns)] for c in conditions], separators=(",", ":"))
+
+
+def _conditions_from_json(text: str) -> tuple[RuleCondition, ...]:
+    return tuple(RuleCondition(claim, tuple(patterns)) for claim, patterns in json.loads(text))
+
+
+def _rule(row: Any) -> FederationRule:
+    return FederationRule(row[0], row[1], row[2], _conditions_from_json(row[3]), row[4])
+
+
+def _stored_text(text: str) -> str:
+    """A caller's text as a failure record keeps it: escaped, bounded."""
+    return truncate(escape(text), MAX_AUDIT_FIELD)
 
 
 def _owner(robot_id: int | None, user_id: int | None) -> tuple[str, tuple[object, ...]]:
@@ -215,8 +285,12 @@ class SqlStore:
     async def _rows(self, sql: str, args: Iterable[object] = ()) -> Sequence[Any]:
         raise NotImplementedError
 
-    async def _execute(self, sql: str, args: Iterable[object] = ()) -> int:
-        """Run one statement; the number of rows it changed."""
+    async def _execute(
+        self, sql: str, args: Iterable[object] = (), *, refused: TokenServerError | None = None
+    ) -> int:
+        """Run one statement; the number of rows it changed. With `refused`, a constraint
+        the statement breaks (a foreign key a concurrent change made it break) raises
+        `refused` (inside a transaction, only the statement is undone)."""
         raise NotImplementedError
 
     async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
@@ -435,7 +509,8 @@ class SqlStore:
             "UPDATE robot SET description = coalesce(?, description), "
             "duration = coalesce(?, duration), expires_at = coalesce(?, expires_at), "
             "disabled = coalesce(?, disabled), secret_hash = coalesce(?, secret_hash), "
-            "permissions = coalesce(?, permissions), update_time = ? WHERE id = ?",
+            "permissions = coalesce(?, permissions), secret_login = coalesce(?, secret_login), "
+            "update_time = ? WHERE id = ?",
             (
                 changes.description,
                 changes.duration,
@@ -443,6 +518,7 @@ class SqlStore:
                 changes.disabled,
                 changes.secret_hash,
                 permissions,
+                changes.secret_login,
                 now,
                 robot_id,
             ),
@@ -624,10 +700,11 @@ class SqlStore:
         keep: int,
         expires_at: int | None = None,
         legacy_access: tuple[Access, ...] | None = None,
+        federated: bool = False,
     ) -> RefreshToken:
         token_id = await self._insert(
             "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at, "
-            "last_used_at, expires_at, legacy_access) VALUES (?,?,?,?,?,?,?,?)",
+            "last_used_at, expires_at, legacy_access, federated) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 robot_id,
                 user_id,
@@ -637,6 +714,7 @@ class SqlStore:
                 now,
                 expires_at,
                 _access_to_json(legacy_access),
+                federated,
             ),
             "refresh token already stored",
         )
@@ -647,7 +725,7 @@ class SqlStore:
             (owner, owner, keep),
         )
         return RefreshToken(
-            token_id, robot_id, user_id, client_id, now, now, expires_at, legacy_access
+            token_id, robot_id, user_id, client_id, now, now, expires_at, legacy_access, federated
         )
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
@@ -688,6 +766,248 @@ class SqlStore:
         if token_id is not None:
             where, args = f"{where} AND id = ?", (*args, token_id)
         return await self._execute(f"DELETE FROM refresh_token WHERE {where}", args)  # noqa: S608
+
+    # ---- robot federation -----------------------------------------------------------------
+
+    async def add_issuer(self, issuer: NewIssuer) -> Issuer:
+        issuer_id = await self._insert(
+            "INSERT INTO federation_issuer (name, url, audiences, jwks_file, ca_file, "
+            "max_token_lifetime, created_at) VALUES (?,?,?,?,?,?,?)",
+            (
+                issuer.name,
+                issuer.url,
+                json.dumps(list(issuer.audiences), separators=(",", ":")),
+                issuer.jwks_file,
+                issuer.ca_file,
+                issuer.max_token_lifetime,
+                issuer.created_at,
+            ),
+            f"an issuer named {issuer.name!r} or with the URL {issuer.url!r} exists already",
+        )
+        return Issuer(
+            issuer_id,
+            issuer.name,
+            issuer.url,
+            issuer.audiences,
+            issuer.jwks_file,
+            issuer.ca_file,
+            issuer.max_token_lifetime,
+            issuer.created_at,
+        )
+
+    async def _issuers(self, where: str, args: Iterable[object]) -> list[Issuer]:
+        rows = await self._rows(
+            f"SELECT {_ISSUER_COLUMNS} FROM federation_issuer WHERE {where}",  # noqa: S608
+            args,
+        )
+        return [_issuer(r) for r in rows]
+
+    async def find_issuer(self, name: str) -> Issuer | None:
+        return await self._first(("issuer", name), lambda: self._issuers("name = ?", (name,)))
+
+    async def find_issuer_by_url(self, url: str) -> Issuer | None:
+        # Cached: every federated login asks.
+        return await self._first(("issuer_url", url), lambda: self._issuers("url = ?", (url,)))
+
+    async def list_issuers(self) -> list[Issuer]:
+        return await self._issuers(f"1 = 1 ORDER BY name{self._BYTEWISE}", ())
+
+    async def delete_issuer(self, name: str) -> IssuerRemoval:
+        # NOTE: the rule check is in the statement; a rule committed by another replica after
+        # its snapshot still makes it fail on the foreign key: in use either way.
+        for _ in range(3):
+            try:
+                removed = await self._execute(
+                    "DELETE FROM federation_issuer WHERE name = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM federation_rule r WHERE r.issuer_id = federation_issuer.id)",
+                    (name,),
+                    refused=Conflict("in use"),
+                )
+            except Conflict:
+                removed = 0
+            if removed:
+                return IssuerRemoval(True)
+            rows = await self._rows(
+                "SELECT i.id, count(DISTINCT r.robot_id) FROM federation_issuer i "
+                "LEFT JOIN federation_rule r ON r.issuer_id = i.id WHERE i.name = ? GROUP BY i.id",
+                (name,),
+            )
+            if not rows:
+                return IssuerRemoval(False)
+            if rows[0][1]:
+                return IssuerRemoval(False, rows[0][1])
+            # Its last rules were removed meanwhile: try again.
+        return IssuerRemoval(False)
+
+    async def _rules(self, where: str, args: Iterable[object]) -> list[FederationRule]:
+        rows = await self._rows(
+            f"SELECT {_RULE_COLUMNS} FROM {_RULE_FROM} WHERE {where} ORDER BY fr.id",  # noqa: S608
+            args,
+        )
+        return [_rule(r) for r in rows]
+
+    async def list_federation_rules(self, robot_id: int) -> list[FederationRule]:
+        # Cached: every federated login of the robot asks.
+        return await self._cached(
+            ("federation_rules", robot_id), lambda: self._rules("fr.robot_id = ?", (robot_id,))
+        )
+
+    async def _lock_robot(self, robot_id: int) -> bool | None:
+        """In a transaction: hold the robot's row until it ends, so that changes to its rules
+        and its secret login run one after the other, each seeing what the one before
+        committed (PostgreSQL's row lock; SQLite's transactions run one at a time anyway).
+        Its `secret_login`; None if the robot does not exist."""
+        if not await self._execute(
+            "UPDATE robot SET secret_login = secret_login WHERE id = ?", (robot_id,)
+        ):
+            return None
+        rows = await self._rows("SELECT secret_login FROM robot WHERE id = ?", (robot_id,))
+        return bool(rows[0][0])
+
+    async def _rules_changed(self, robot_id: int, now: int) -> None:
+        """After a change to the robot's rules: its tokens from federated logins end."""
+        await self._execute(
+            "DELETE FROM refresh_token WHERE robot_id = ? AND federated = TRUE", (robot_id,)
+        )
+        await self._execute("UPDATE robot SET update_time = ? WHERE id = ?", (now, robot_id))
+
+    async def _insert_rule(self, robot_id: int, rule: NewRule, now: int) -> int:
+        return await self._insert(
+            "INSERT INTO federation_rule (robot_id, issuer_id, conditions, created_at) "
+            "VALUES (?,?,?,?)",
+            (robot_id, rule.issuer_id, _conditions_to_json(rule.conditions), now),
+            "federation rule already stored",
+            NotFound(f"issuer {rule.issuer_id} not found"),
+        )
+
+    @staticmethod
+    def _needs_rules(robot_id: int) -> Conflict:
+        return Conflict(
+            f"robot {robot_id} logs in only with its federation rules (its secret login is "
+            "off): it must keep at least one; turn its secret login on first"
+        )
+
+    async def replace_federation_rules(
+        self, robot_id: int, rules: Sequence[NewRule], now: int
+    ) -> list[FederationRule]:
+        async with self.transaction():
+            secret_login = await self._lock_robot(robot_id)
+            if secret_login is None:
+                raise RobotNotFound(f"robot {robot_id} not found")
+            stored = await self._rows(
+                "SELECT issuer_id, conditions FROM federation_rule WHERE robot_id = ? ORDER BY id",
+                (robot_id,),
+            )
+            wanted = [(r.issuer_id, _conditions_to_json(r.conditions)) for r in rules]
+            if [(row[0], row[1]) for row in stored] != wanted:
+                if not rules and not secret_login:
+                    raise self._needs_rules(robot_id)
+                await self._execute("DELETE FROM federation_rule WHERE robot_id = ?", (robot_id,))
+                for rule in rules:
+                    await self._insert_rule(robot_id, rule, now)
+                await self._rules_changed(robot_id, now)
+            return await self._rules("fr.robot_id = ?", (robot_id,))
+
+    async def add_federation_rule(
+        self, robot_id: int, rule: NewRule, now: int, limit: int
+    ) -> FederationRule:
+        async with self.transaction():
+            if await self._lock_robot(robot_id) is None:
+                raise RobotNotFound(f"robot {robot_id} not found")
+            counted = await self._rows(
+                "SELECT count(*) FROM federation_rule WHERE robot_id = ?", (robot_id,)
+            )
+            if counted[0][0] >= limit:
+                raise Conflict(
+                    f"robot {robot_id} has {counted[0][0]} federation rules: at most {limit}"
+                )
+            rule_id = await self._insert_rule(robot_id, rule, now)
+            await self._rules_changed(robot_id, now)
+            added = await self._rules("fr.id = ?", (rule_id,))
+        return added[0]
+
+    async def delete_federation_rule(self, robot_id: int, rule_id: int, now: int) -> bool:
+        async with self.transaction():
+            secret_login = await self._lock_robot(robot_id)
+            if secret_login is None:
+                return False
+            if not await self._execute(
+                "DELETE FROM federation_rule WHERE robot_id = ? AND id = ?", (robot_id, rule_id)
+            ):
+                return False
+            if not secret_login:
+                left = await self._rows(
+                    "SELECT 1 FROM federation_rule WHERE robot_id = ?", (robot_id,)
+                )
+                if not left:
+                    raise self._needs_rules(robot_id)
+            await self._rules_changed(robot_id, now)
+        return True
+
+    async def set_secret_login(self, robot_id: int, enabled: bool, now: int) -> bool:
+        async with self.transaction():
+            if await self._lock_robot(robot_id) is None:
+                return False
+            if not enabled:
+                rules = await self._rows(
+                    "SELECT 1 FROM federation_rule WHERE robot_id = ?", (robot_id,)
+                )
+                if not rules:
+                    raise Conflict(
+                        f"robot {robot_id} has no federation rules: without its secret it "
+                        "could not log in at all; add a rule first"
+                    )
+            await self._execute(
+                "UPDATE robot SET secret_login = ?, update_time = ? WHERE id = ?",
+                (enabled, now, robot_id),
+            )
+            if not enabled:
+                await self._execute(
+                    "DELETE FROM refresh_token WHERE robot_id = ? AND federated = FALSE",
+                    (robot_id,),
+                )
+        return True
+
+    async def add_federation_failure(
+        self, robot_id: int, at: int, issuer: str, subject: str, reason: str
+    ) -> None:
+        try:
+            await self._insert(
+                "INSERT INTO federation_failure (robot_id, at, issuer, subject, reason) "
+                "VALUES (?,?,?,?,?)",
+                (robot_id, at, _stored_text(issuer), _stored_text(subject), _stored_text(reason)),
+                "federation failure already stored",
+                RobotNotFound(f"robot {robot_id} not found"),
+            )
+        except RobotNotFound:
+            return
+        await self._execute(
+            "DELETE FROM federation_failure WHERE robot_id = ? AND id NOT IN "
+            "(SELECT id FROM federation_failure WHERE robot_id = ? ORDER BY id DESC LIMIT ?)",
+            (robot_id, robot_id, KEEP_FAILURES),
+        )
+
+    async def list_federation_failures(self, robot_id: int) -> list[FederationFailure]:
+        rows = await self._rows(
+            f"SELECT {_FAILURE_COLUMNS} FROM federation_failure WHERE robot_id = ? "  # noqa: S608
+            "ORDER BY id DESC",
+            (robot_id,),
+        )
+        return [FederationFailure(*r) for r in rows]
+
+    async def use_jti(self, issuer_id: int, jti: str, expires_at: int, now: int) -> bool:
+        await self._execute("DELETE FROM federation_jti WHERE expires_at <= ?", (now,))
+        digest = hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
+        try:
+            inserted = await self._execute(
+                "INSERT INTO federation_jti (issuer_id, jti, expires_at) VALUES (?,?,?) "
+                "ON CONFLICT DO NOTHING",
+                (issuer_id, digest, expires_at),
+                refused=Conflict("issuer removed"),
+            )
+        except Conflict:
+            return False  # the issuer was removed meanwhile: nothing of it is used again
+        return inserted > 0
 
     # ---- web sessions ---------------------------------------------------------------------
 

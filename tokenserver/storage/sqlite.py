@@ -150,12 +150,58 @@ CREATE INDEX audit_log_project ON audit_log (project_id, op_time, id);
 CREATE INDEX audit_log_time ON audit_log (op_time, id);
 """
 
+# v6: robot federation. Issuers the system admin trusts (audiences a JSON array); each robot's
+# rules (conditions a JSON array), which keep their issuer from being removed; its newest
+# refused federated logins; the single-use `jti`s of token exchanges (their SHA-256) until they
+# expire. A robot's secret login can be turned off; a refresh token says whether a federated
+# login got it.
+_SCHEMA_V6 = """
+CREATE TABLE federation_issuer (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    name               TEXT    NOT NULL UNIQUE,
+    url                TEXT    NOT NULL UNIQUE,
+    audiences          TEXT    NOT NULL,
+    jwks_file          TEXT,
+    ca_file            TEXT,
+    max_token_lifetime INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL
+);
+CREATE TABLE federation_rule (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    robot_id    INTEGER NOT NULL REFERENCES robot(id) ON DELETE CASCADE,
+    issuer_id   INTEGER NOT NULL REFERENCES federation_issuer(id),
+    conditions  TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX federation_rule_robot ON federation_rule (robot_id);
+CREATE INDEX federation_rule_issuer ON federation_rule (issuer_id);
+CREATE TABLE federation_failure (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    robot_id    INTEGER NOT NULL REFERENCES robot(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    issuer      TEXT    NOT NULL,
+    subject     TEXT    NOT NULL,
+    reason      TEXT    NOT NULL
+);
+CREATE INDEX federation_failure_robot ON federation_failure (robot_id, id);
+CREATE TABLE federation_jti (
+    issuer_id   INTEGER NOT NULL REFERENCES federation_issuer(id) ON DELETE CASCADE,
+    jti         TEXT    NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (issuer_id, jti)
+);
+CREATE INDEX federation_jti_expiry ON federation_jti (expires_at);
+ALTER TABLE robot ADD COLUMN secret_login INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE refresh_token ADD COLUMN federated INTEGER NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
     5: _SCHEMA_V5,
+    6: _SCHEMA_V6,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -375,8 +421,15 @@ class SqliteStore(SqlStore):
     async def _rows(self, sql: str, args: Iterable[object] = ()) -> Sequence[Any]:
         return list(await self._statement(lambda: self._db.execute_fetchall(sql, tuple(args))))
 
-    async def _execute(self, sql: str, args: Iterable[object] = ()) -> int:
-        cursor = await self._statement(lambda: self._db.execute(sql, tuple(args)))
+    async def _execute(
+        self, sql: str, args: Iterable[object] = (), *, refused: TokenServerError | None = None
+    ) -> int:
+        try:
+            cursor = await self._statement(lambda: self._db.execute(sql, tuple(args)))
+        except sqlite3.IntegrityError:
+            if refused is None:
+                raise
+            raise refused from None
         return cursor.rowcount
 
     async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
