@@ -34,12 +34,12 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers import free_port, make_robot  # noqa: E402
 from tests.postgres import PostgresServer, binaries  # noqa: E402
 from tokenserver.config import load_settings  # noqa: E402
+from tokenserver.domain.federation import Condition  # noqa: E402
 from tokenserver.domain.models import LOCAL, NEVER, Level  # noqa: E402
 from tokenserver.domain.permissions import Permission, parse_access  # noqa: E402
 from tokenserver.domain.secrets import generate_secret, hash_secret  # noqa: E402
-from tokenserver.runtime import open_runtime  # noqa: E402
-from tokenserver.domain.federation import Condition  # noqa: E402
 from tokenserver.keys import generate_private_key  # noqa: E402
+from tokenserver.runtime import open_runtime  # noqa: E402
 from tokenserver.services.ports import NewIssuer, NewRobot, NewRule  # noqa: E402
 
 CEILING_APP = """
@@ -316,9 +316,11 @@ async def federated_robot(runtime: Any, directory: Path) -> str:
     conditions = (Condition("repository_owner_id", ("1234567",)),
                   Condition("repository", ("acme/app",)))  # fmt: skip
     await runtime.store.replace_federation_rules(robot.id, [NewRule(issuer.id, conditions)], now)
-    claims = {"iss": url, "aud": "tokenserver", "iat": now, "nbf": now, "exp": now + 3600,
-              "sub": "repo:acme/app:ref:refs/heads/main", "repository": "acme/app",
-              "repository_owner_id": "1234567", "ref": "refs/heads/main", "jti": "bench"}  # fmt: skip
+    claims = {
+        "iss": url, "aud": "tokenserver", "iat": now, "nbf": now, "exp": now + 3600,
+        "sub": "repo:acme/app:ref:refs/heads/main", "repository": "acme/app",
+        "repository_owner_id": "1234567", "ref": "refs/heads/main", "jti": "bench",
+    }  # fmt: skip
     token = jwt.encode(claims, key, "RS256", headers={"kid": "bench"})
     return basic(robot.full_name("robot$"), token)
 

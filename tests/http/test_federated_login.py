@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import MakeSettings
 from tests.http.conftest import AiohttpClient, RobotCredentials, Server, basic, serving
-from tests.oidc_issuer import FakeIssuer, github_claims, kubernetes_claims
+from tests.oidc_issuer import FakeIssuer, forge, github_claims, kubernetes_claims
 from tokenserver.domain.federation import Condition, Issuer
 from tokenserver.domain.secrets import token_digest
 from tokenserver.services.ports import NewIssuer, NewRule
@@ -153,7 +153,10 @@ async def test_attack_wrong_audience_expired_and_forged_tokens_are_refused(
         fed.issuer.mint(claims, issued_at=now - 4000, lifetime=600),  # expired
         fed.issuer.mint(claims, lifetime=7200),  # lives longer than the issuer allows
         fed.issuer.mint(claims)[:-4] + "AAAA",  # signature changed
-        jwt.encode({**claims, "iss": fed.issuer.url, "aud": fed.issuer.audience}, None, "none"),
+        forge(
+            {"alg": "none", "kid": fed.issuer.rsa.kid},
+            fed.issuer.claims(claims),
+        ),
     ]
     for token in refused:
         response = await fed.get(token)
