@@ -8,6 +8,8 @@ makes the suite slow.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,6 +32,50 @@ from tokenserver.keys import (
 
 MakeSettings = Callable[..., Settings]
 MEMORY = Path("/dev/shm")
+
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A directory of tests that `-m` deselects whatever their other markers are is not
+    collected at all: importing the end-to-end modules (schemathesis builds its tests there)
+    took seconds of every worker of `-m "not e2e"`, and the others as long under `-m e2e`.
+    A test is end-to-end exactly when it lives in tests/e2e (tests/e2e/conftest.py marks it)."""
+    if collection_path.parent != E2E.parent or not collection_path.is_dir():
+        return None
+    return True if _deselects(config.option.markexpr, collection_path == E2E) else None
+
+
+def _deselects(markexpr: str, e2e: bool) -> bool:
+    """Whether `markexpr` is false for every test that has the `e2e` marker (or has not, as
+    `e2e` says), whatever its other markers. Unsure (a marker with arguments, many names, an
+    older pytest) is False."""
+    if not markexpr:
+        return False
+    from _pytest.mark.expression import Expression
+
+    expression = Expression.compile(markexpr)
+    idents = getattr(expression, "idents", None)  # pytest 9
+    if idents is None:
+        return False
+    others = sorted(set(idents()) - {"e2e"})
+    if len(others) > 8:
+        return False
+    for values in itertools.product((False, True), repeat=len(others)):
+        marked = dict(zip(others, values, strict=True), e2e=e2e)
+        try:
+            if expression.evaluate(functools.partial(_has, marked)):
+                return False
+        except LookupError:
+            return False
+    return True
+
+
+def _has(marked: dict[str, bool], name: str, /, **kwargs: object) -> bool:
+    if kwargs:
+        raise LookupError(name)  # a marker with arguments: not decided here
+    return marked[name]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
