@@ -1,7 +1,7 @@
 """The storage contract (tokenserver/services/ports.py `Store`), one suite for every adapter.
 
-The `store` fixture opens SQLite, and PostgreSQL (a fresh database on the tests' private
-server, tests/postgres.py): both pass the same tests unchanged.
+The `store` fixture opens SQLite, and PostgreSQL (a new database at the current schema on the
+tests' private server, tests/postgres.py): both pass the same tests unchanged.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIter
         opened = await SqliteStore.open(settings.database.path)
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
-        opened = await PostgresStore.open(server.new_database())
+        opened = await PostgresStore.open(server.migrated_database())
     try:
         yield opened
     finally:
