@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.conftest import with_migrated_database
 from tests.helpers import make_robot
 from tests.http.harbor_models import check_harbor_models
 from tests.http.openapi_check import check_served
@@ -62,10 +63,11 @@ AiohttpClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]
 
 @asynccontextmanager
 async def serving(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[Server]:
-    """A server on `settings` whose every answer on the management API, and every request
+    """A server on `settings` (on a database at the current schema: see
+    `with_migrated_database`) whose every answer on the management API, and every request
     body it accepts there, must match the OpenAPI document, and whose every answer Harbor's
     own models must read (checked when it ends)."""
-    app = create_app(settings)
+    app = create_app(with_migrated_database(settings))
     failures = check_served(app)
     # NOTE: harbor_client's own deserializer runs in tests/http/test_harbor_models.py; here
     # its types and harborapi's models check every answer, at a fraction of the cost.

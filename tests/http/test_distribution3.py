@@ -18,7 +18,7 @@ import jwt
 import pytest
 from cryptography import x509
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import AiohttpClient, Server
 from tokenserver.domain.models import LOCAL
 from tokenserver.http.app import create_app
@@ -66,7 +66,7 @@ def verify_like_distribution3(
 async def issue(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient, algorithm: str, **overrides: Any
 ) -> tuple[str, Any]:
-    settings = make_settings(token__algorithm=algorithm, **overrides)
+    settings = with_migrated_database(make_settings(token__algorithm=algorithm, **overrides))
     app = create_app(settings)
     server = Server(await aiohttp_client(app), app[RUNTIME], settings)
     await server.runtime.projects.create(LOCAL, "p", public=True)

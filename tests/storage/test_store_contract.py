@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import with_migrated_database
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
 from tokenserver.domain.federation import KEEP_FAILURES, Condition
@@ -42,7 +43,7 @@ PULL = (Access("repository", "pull"),)
 async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
     opened: SqlStore
     if request.param == "sqlite":
-        opened = await SqliteStore.open(settings.database.path)
+        opened = await SqliteStore.open(with_migrated_database(settings).database.path)
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
         opened = await PostgresStore.open(server.migrated_database())
