@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from tests.helpers import FAST_KDF_COST, FakeClock
 from tests.oidc_issuer import FakeIssuer, ThreadedIssuer
@@ -27,6 +28,7 @@ from tests.postgres import PostgresServer, binaries
 from tokenserver.config import Settings, load_settings, render_config
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.keys import (
+    PrivateKey,
     generate_private_key,
     make_certificate,
     write_certificate,
@@ -108,18 +110,34 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 def write_settings(
-    directory: Path, *, kdf_cost: KdfCost = DEFAULT_KDF_COST, **overrides: Any
+    directory: Path,
+    *,
+    kdf_cost: KdfCost = DEFAULT_KDF_COST,
+    own_key: bool = False,
+    **overrides: Any,
 ) -> Settings:
-    """Write a config file with `overrides` (dotted keys, `.` spelled `__`), generate its key
-    and certificate, and load it, hashing new secrets at `kdf_cost`."""
+    """Write a config file with `overrides` (dotted keys, `.` spelled `__`), its key and
+    certificate, and load it, hashing new secrets at `kdf_cost`. The key is generated once per
+    process for each algorithm (a certificate for each issuer), or for these settings alone
+    if `own_key`: for a test that needs two servers whose keys differ."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "tokenserver.toml"
     path.write_text(render_config({k.replace("__", "."): v for k, v in overrides.items()}))
     settings = load_settings(path, environ={}).replace(kdf_cost=kdf_cost)
-    key = generate_private_key(settings.token.algorithm)
-    write_private_key(settings.token.signing_key, key)
-    write_certificate(settings.token.certificate, make_certificate(key, settings.token.issuer))
+    token = settings.token
+    made = _new_key_pair if own_key else _key_pair
+    key, certificate = made(token.algorithm, token.issuer)
+    write_private_key(token.signing_key, key)
+    write_certificate(token.certificate, certificate)
     return settings
+
+
+def _new_key_pair(algorithm: str, issuer: str) -> tuple[PrivateKey, x509.Certificate]:
+    key = generate_private_key(algorithm)
+    return key, make_certificate(key, issuer)
+
+
+_key_pair = functools.cache(_new_key_pair)
 
 
 def with_migrated_database(settings: Settings) -> Settings:
@@ -169,8 +187,9 @@ def kdf_cost(request: pytest.FixtureRequest) -> KdfCost:
 def make_settings(tmp_path: Path, kdf_cost: KdfCost) -> MakeSettings:
     counter = iter(range(1000))
 
-    def make(**overrides: Any) -> Settings:
-        return write_settings(tmp_path / f"ts{next(counter)}", kdf_cost=kdf_cost, **overrides)
+    def make(*, own_key: bool = False, **overrides: Any) -> Settings:
+        directory = tmp_path / f"ts{next(counter)}"
+        return write_settings(directory, kdf_cost=kdf_cost, own_key=own_key, **overrides)
 
     return make
 

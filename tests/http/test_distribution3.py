@@ -108,7 +108,7 @@ async def test_x5c_is_tried_first(
     assert len(header["x5c"]) == 1
     assert ":" in header["kid"]  # libtrust kid kept for 2.x
     verify_like_distribution3(token, bundle_of(settings), None, settings)
-    other_settings = make_settings(token__algorithm=algorithm)
+    other_settings = make_settings(token__algorithm=algorithm, own_key=True)
     with pytest.raises(Untrusted):
         verify_like_distribution3(token, bundle_of(other_settings), None, settings)
 
