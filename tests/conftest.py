@@ -84,13 +84,24 @@ def _has(marked: dict[str, bool], name: str, /, **kwargs: object) -> bool:
     return marked[name]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """With workers (pytest-xdist), `tmp_path` is under a directory the main process chooses
+    before anything is collected: there, `-m` deselecting every end-to-end test decides it (see
+    `pytest_collection_finish`)."""
+    if _deselects(config.option.markexpr, e2e=True):
+        _temporary_files_in_memory()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Without end-to-end tests, temporary files (tmp_path, the PostgreSQL cluster) go to
     memory where a tmpfs is mounted: the tests' databases write and sync on every commit, which
     on this disk took half the time of a SQLite test and 0.25 s per CREATE DATABASE. End-to-end
     runs keep the disk, for the registries, daemons and images they store."""
-    if any(item.get_closest_marker("e2e") for item in session.items):
-        return
+    if not any(item.get_closest_marker("e2e") for item in session.items):
+        _temporary_files_in_memory()
+
+
+def _temporary_files_in_memory() -> None:
     if "TMPDIR" in os.environ or not (MEMORY.is_dir() and os.access(MEMORY, os.W_OK | os.X_OK)):
         return
     tempfile.tempdir = str(MEMORY)
