@@ -813,10 +813,14 @@ async def robot_federation_add(rt: Runtime, args: argparse.Namespace) -> int:
 async def robot_federation_list(rt: Runtime, args: argparse.Namespace) -> int:
     found = await rt.federation.rules(LOCAL, args.robot)
     if args.json:
-        _out(robot_federation_json(found.rules, found.warnings))
+        _out(robot_federation_json(found.rules, found.warnings, found.temporary_secrets))
     else:
         for rule in found.rules:
             _row(str(rule.id), rule.issuer, _claims_cell(rule), iso_time(rule.created_at))
+        for secret in found.temporary_secrets:
+            who = secret.identity
+            _row(f"secret {secret.id}", who.issuer, f"sub={who.sub}",
+                 f"{iso_time(secret.created_at)} until {iso_time(secret.expires_at)}")  # fmt: skip
     for warning in found.warnings:
         _say(f"warning: {warning}")
     return EXIT_OK

@@ -88,3 +88,16 @@ class FederationFailure:
     issuer: str
     subject: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemporarySecret:
+    """A temporary robot secret a token exchange handed out (only its SHA-256 is stored): the
+    robot's password, for clients that know only username and password, until `expires_at`.
+    `identity` is the workload whose ID token was exchanged for it."""
+
+    id: int
+    robot_id: int
+    created_at: int
+    expires_at: int
+    identity: Identity

@@ -397,6 +397,17 @@ FEDERATION_RULE_REQ = FEDERATION_RULE.derive(
     ignored=["id", "creation_time"],
     where="rule",
 )
+TEMPORARY_SECRET = Body(
+    "TemporarySecret",
+    Field("id", int),
+    Field("issuer", str, description="the issuer's name"),
+    Field("subject", str, description="the sub of the ID token exchanged for it"),
+    Field("repository", str, omit_empty=True, description="the token's repository, if any"),
+    Field("ref", str, omit_empty=True, description="the token's ref, if any"),
+    Field("run_id", str, omit_empty=True, description="the token's run (pipeline) id, if any"),
+    Field("creation_time", str, format=TIME),
+    Field("expiry_time", str, format=TIME),
+)
 ROBOT_FEDERATION = Body(
     "RobotFederation",
     Field(
@@ -406,6 +417,13 @@ ROBOT_FEDERATION = Body(
         "warnings",
         Array(str),
         description="rules weaker than they look (GitHub or GitLab rules that pin no immutable id)",
+    ),
+    Field(
+        "temporary_secrets",
+        Array(TEMPORARY_SECRET),
+        omit_empty=True,
+        description="the live temporary secrets token exchanges handed out (never the secrets), "
+        "newest first: which workload got each, and until when it works (none: left out)",
     ),
 )
 ROBOT_FEDERATION_UPDATE = Body(
@@ -418,6 +436,8 @@ ROBOT_FEDERATION_UPDATE = Body(
         description="the robot's rules from now on (none: it has none)",
     ),
     Field("warnings", Array(str), ignored=True),
+    # NOTE: objects of any shape: the secrets as GET shows them, sent back, are dropped.
+    Field("temporary_secrets", Array(dict), ignored=True),
     where="federation",
 )
 FEDERATION_FAILURE = Body(

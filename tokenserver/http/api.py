@@ -572,7 +572,9 @@ async def remove_issuer(request: web.Request) -> web.Response:
 async def get_robot_federation(request: web.Request) -> web.Response:
     principal = await actor(request)
     found = await rt(request).federation.rules(principal, str(path_id(request, "robot_id")))
-    return web.json_response(robot_federation_json(found.rules, found.warnings))
+    return web.json_response(
+        robot_federation_json(found.rules, found.warnings, found.temporary_secrets)
+    )
 
 
 async def put_robot_federation(request: web.Request) -> web.Response:
@@ -582,7 +584,9 @@ async def put_robot_federation(request: web.Request) -> web.Response:
     found = await rt(request).federation.replace_rules(
         principal, str(path_id(request, "robot_id")), specs
     )
-    return web.json_response(robot_federation_json(found.rules, found.warnings))
+    return web.json_response(
+        robot_federation_json(found.rules, found.warnings, found.temporary_secrets)
+    )
 
 
 async def list_federation_failures(request: web.Request) -> web.Response:

@@ -6,12 +6,14 @@ import time
 from collections.abc import Callable
 
 from tokenserver.domain.credentials import Credentials
+from tokenserver.domain.exchange import TEMPORARY_SECRET_LENGTH, TEMPORARY_SECRET_PREFIX
 from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
 from tokenserver.errors import FederationRefused, Unauthorized
 from tokenserver.services.federated_login import FederatedLogin
 from tokenserver.services.legacy import LegacyAuthenticator
 from tokenserver.services.ports import RobotChanges, Store
+from tokenserver.services.temporary_secrets import TemporarySecrets
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
@@ -30,9 +32,11 @@ class Authenticator:
         legacy: LegacyAuthenticator | None = None,
         throttle: Throttle | None = None,
         federation: FederatedLogin | None = None,
+        temporary: TemporarySecrets | None = None,
     ) -> None:
         self._throttle = throttle
         self._federation = federation
+        self._temporary = temporary
         self._legacy = legacy
         self._store = store
         self._verifier = verifier
@@ -67,7 +71,9 @@ class Authenticator:
         The account decides how the password is checked, never the password's shape: a
         stored legacy robot by its JWT, then (when that is not it: a manual secret that looks
         like a JWT, a system robot of the same name, a wrong password) an ordinary account by
-        the KDF, which a legacy robot's stored hash never matches.
+        the KDF, which a legacy robot's stored hash never matches. A robot's password shaped
+        like a temporary secret (`tst_`, from a token exchange) is looked up by its hash
+        first, whether the robot's secret login is on or off.
         """
         if self._legacy is not None:
             legacy = await self._legacy.authenticate(credentials.username, credentials.password)
@@ -75,6 +81,15 @@ class Authenticator:
                 return legacy
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        if robot is not None and self._temporary is not None:
+            password = credentials.password.reveal()
+            # NOTE: the length first: most passwords fail it, and the check is all they pay.
+            if len(password) == TEMPORARY_SECRET_LENGTH and password.startswith(
+                TEMPORARY_SECRET_PREFIX
+            ):
+                temporary = await self._temporary.authenticate(robot, credentials.password)
+                if temporary is not None:
+                    return temporary
         if robot is not None and self._federation is not None:
             try:
                 federated = await self._federation.authenticate(robot, credentials.password)

@@ -14,6 +14,11 @@ robot's state. A token checked once is remembered, by its SHA-256, until it expi
 send the password again with every token request (a push is several), and a verification is
 a signature check. The rules and the robot are read on every login, so a change counts at
 once.
+
+The token exchange (RFC 8693) checks the same way (`exchange`), and more strictly: every
+token that is not the robot's is refused rather than handed back for a secret check, and a
+token is taken once: it must carry a `jti`, which is kept (across replicas, in the database)
+until the token expires.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from tokenserver.domain.models import Principal, PrincipalKind, Robot
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import escape, truncate
 from tokenserver.errors import FederationRefused, Unauthorized
-from tokenserver.services.oidc import IdTokenVerifier
+from tokenserver.services.oidc import LEEWAY, IdTokenVerifier
 from tokenserver.services.ports import Store
 from tokenserver.services.usage import UsageTracker
 
@@ -54,6 +59,21 @@ def _first(claims: Mapping[str, object], *names: str) -> str:
     return ""
 
 
+def takes_no_id_tokens(name: str) -> str:
+    """The refusal of an exchange for a robot that does not exist or has no rules: the same
+    words for both, so that an exchange does not tell which robots exist."""
+    return f"{name} is not a robot that takes ID tokens (no such robot, or it has no rules)"
+
+
+def _presented(claims: Mapping[str, object], iss: str) -> tuple[tuple[str, str], ...]:
+    """What a refused token said it was, for the log line: never the token."""
+    return (
+        ("iss", truncate(escape(iss), _SHOWN)),
+        ("sub", _text(claims, "sub")),
+        ("aud", truncate(escape(single_audience(claims) or ""), _SHOWN)),
+    )
+
+
 def identity(issuer: Issuer, rule: FederationRule, claims: Mapping[str, object]) -> Identity:
     """What the log, the audit and the robot's last use record of a verified token: GitHub's
     and GitLab's names for the repository, ref, commit and run, where the token has them."""
@@ -71,6 +91,13 @@ def identity(issuer: Issuer, rule: FederationRule, claims: Mapping[str, object])
         sha=_text(claims, "sha"),
         run_id=_first(claims, "run_id", "pipeline_id"),
     )
+
+
+def _remembered_until(claims: Mapping[str, object], now: float) -> int:
+    """Until when a used `jti` must be kept: as long as its token is taken (its `exp`, with
+    the verifier's leeway)."""
+    exp = claims.get("exp")
+    return int(exp if isinstance(exp, int | float) else now) + LEEWAY + 1
 
 
 class FederatedLogin:
@@ -91,12 +118,17 @@ class FederatedLogin:
             max_entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES, max_entry_bytes=64 * 1024
         )
 
-    async def authenticate(self, robot: Robot, password: Secret) -> Principal | None:
+    async def authenticate(
+        self, robot: Robot, password: Secret, *, single_use: bool = False
+    ) -> Principal | None:
         """The robot, when `password` is an ID token one of its rules admits; None when the
         password is not for this path (not a JWT naming a trusted issuer, or a robot without
         rules): the caller checks it as the secret. Raises FederationRefused (a 401) when it is
         for this path and refused, after keeping the reason for the robot's managers, and
-        Unauthorized when the token is right but the robot is disabled or expired."""
+        Unauthorized when the token is right but the robot is disabled or expired.
+
+        `single_use` (the exchange): a token without a `jti`, or whose `jti` was taken before
+        (by any replica), is refused too."""
         token = password.reveal()
         shape = read_unverified(token)
         if shape is None:
@@ -132,29 +164,78 @@ class FederatedLogin:
                     message=f"no federation rule of {robot.full_name(self._prefix)} "
                     "admits this token",
                 )
+            jti: str | None = None
+            if single_use:
+                presented = claims.get("jti")
+                if not isinstance(presented, str) or not presented:
+                    raise FederationRefused(
+                        "the token has no jti: a token exchange takes only tokens it can use once"
+                    )
+                jti = presented
         except FederationRefused as refused:
-            await self._store.add_federation_failure(
-                robot.id,
-                int(now),
-                issuer.name,
-                _text(shape.claims, "sub"),
-                refused.reason,
-            )
-            refused.presented = (
-                ("iss", issuer.url),
-                ("sub", _text(shape.claims, "sub")),
-                ("aud", truncate(escape(single_audience(shape.claims) or ""), _SHOWN)),
-            )
+            await self._refused(robot, now, issuer, shape.claims, refused)
             raise
         if robot.disabled:
             raise Unauthorized("robot account is disabled")
         if robot.is_expired(now):
             raise Unauthorized("robot account has expired")
+        if jti is not None and not await self._store.use_jti(
+            issuer.id, jti, _remembered_until(claims, now), int(now)
+        ):
+            replayed = FederationRefused(
+                "replay: this token (its jti) was exchanged before; an exchange takes each ID "
+                "token once"
+            )
+            await self._refused(robot, now, issuer, shape.claims, replayed)
+            raise replayed
         who = identity(issuer, rule, claims)
         self._usage.touch(robot)
         return Principal(
             PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot, identity=who
         )
+
+    async def exchange(self, robot: Robot, token: Secret) -> Principal:
+        """The robot, when `token` is an ID token one of its rules admits and that was not
+        exchanged before (`authenticate` with `single_use`). Raises FederationRefused for
+        every other token too: not a JWT, an issuer nobody trusts (its keys are never
+        fetched), a robot without rules; Unauthorized for a disabled or expired robot."""
+        principal = await self.authenticate(robot, token, single_use=True)
+        if principal is not None:
+            return principal
+        # Not for this robot's rules at all: say why (no failure is kept, as for a password).
+        shape = read_unverified(token.reveal())
+        if shape is None:
+            raise FederationRefused(
+                "the subject_token is not a JWT (three base64url parts, at most 8 KiB)"
+            )
+        iss = shape.claims.get("iss")
+        if isinstance(iss, str) and await self._store.find_issuer_by_url(iss) is not None:
+            refused = FederationRefused(
+                "the robot has no federation rules",
+                message=takes_no_id_tokens(robot.full_name(self._prefix)),
+            )
+        else:
+            refused = FederationRefused(
+                "the token's iss is not a trusted issuer",
+                message="the subject_token's issuer (its iss) is not one this server trusts",
+            )
+        refused.presented = _presented(shape.claims, iss if isinstance(iss, str) else "")
+        raise refused
+
+    async def _refused(
+        self,
+        robot: Robot,
+        now: float,
+        issuer: Issuer,
+        claims: Mapping[str, object],
+        refused: FederationRefused,
+    ) -> None:
+        """Keep a refusal for the robot's managers, and what the token said it was for the
+        log."""
+        await self._store.add_federation_failure(
+            robot.id, int(now), issuer.name, _text(claims, "sub"), refused.reason
+        )
+        refused.presented = _presented(claims, issuer.url)
 
     async def _verify(self, token: str, issuer: Issuer, now: float) -> Mapping[str, object]:
         """The verified claims of `token`, from the memo while the token lives (keyed by its

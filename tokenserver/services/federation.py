@@ -24,6 +24,7 @@ from tokenserver.domain.federation import (
     FederationFailure,
     FederationRule,
     Issuer,
+    TemporarySecret,
 )
 from tokenserver.domain.federation_rules import (
     MAX_RULES,
@@ -71,11 +72,13 @@ class RuleSpec:
 
 @dataclass(frozen=True, slots=True)
 class RobotFederation:
-    """A robot's rules, by id, and why some are weaker than they look (`warnings`)."""
+    """A robot's rules, by id, and why some are weaker than they look (`warnings`); its live
+    temporary secrets from token exchanges (never the secrets), newest first."""
 
     robot: Robot
     rules: tuple[FederationRule, ...]
     warnings: tuple[str, ...]
+    temporary_secrets: tuple[TemporarySecret, ...] = ()
 
 
 def _shown_path(path: str) -> str:
@@ -234,10 +237,14 @@ class FederationService:
 
     async def _federation(self, robot: Robot, rules: Sequence[FederationRule]) -> RobotFederation:
         issuers = {issuer.name: issuer for issuer in await self._store.list_issuers()}
-        return RobotFederation(robot, tuple(rules), tuple(rule_warnings(rules, issuers)))
+        secrets = await self._store.list_temporary_secrets(robot.id, self._robots.now())
+        return RobotFederation(
+            robot, tuple(rules), tuple(rule_warnings(rules, issuers)), tuple(secrets)
+        )
 
     async def rules(self, actor: Principal, ref: str) -> RobotFederation:
-        """The robot's rules and their warnings, for whoever may update it."""
+        """The robot's rules and their warnings, and its live temporary secrets, for whoever
+        may update it."""
         robot = await self._resolve(None, ref)
         await self._robots.authorize(actor, robot, "update")
         return await self._federation(robot, await self._store.list_federation_rules(robot.id))

@@ -15,7 +15,9 @@ from tokenserver.domain.federation import (
     Condition,
     FederationFailure,
     FederationRule,
+    Identity,
     Issuer,
+    TemporarySecret,
 )
 from tokenserver.domain.models import (
     AuditEntry,
@@ -345,10 +347,11 @@ class Store(Protocol):
     async def replace_federation_rules(
         self, robot_id: int, rules: Sequence[NewRule], now: int
     ) -> list[FederationRule]:
-        """Make `rules` the robot's rules, by id, and revoke its federated refresh tokens, in
-        one transaction; rules equal to the stored ones (same issuers and conditions, in
-        order) are kept as they are, ids and tokens too. Concurrent replacements of one
-        robot's rules run one after the other: the last one is the robot's rules. Raises
+        """Make `rules` the robot's rules, by id, and revoke its federated refresh tokens and
+        its temporary secrets, in one transaction; rules equal to the stored ones (same
+        issuers and conditions, in order) are kept as they are, ids and tokens too.
+        Concurrent replacements of one robot's rules run one after the other: the last one is
+        the robot's rules. Raises
         RobotNotFound, NotFound (an issuer removed meanwhile), Conflict (no rules left for a
         robot whose secret login is off)."""
         ...
@@ -356,15 +359,16 @@ class Store(Protocol):
     async def add_federation_rule(
         self, robot_id: int, rule: NewRule, now: int, limit: int
     ) -> FederationRule:
-        """Add one rule and revoke the robot's federated refresh tokens, in one transaction.
+        """Add one rule and revoke the robot's federated refresh tokens and temporary
+        secrets, in one transaction.
         Raises RobotNotFound, NotFound (the issuer was removed meanwhile), Conflict (the
         robot has `limit` rules already)."""
         ...
 
     async def delete_federation_rule(self, robot_id: int, rule_id: int, now: int) -> bool:
-        """Remove one of the robot's rules and revoke its federated refresh tokens, in one
-        transaction; False if the robot holds no such rule. Raises Conflict for the last
-        rule of a robot whose secret login is off."""
+        """Remove one of the robot's rules and revoke its federated refresh tokens and
+        temporary secrets, in one transaction; False if the robot holds no such rule. Raises
+        Conflict for the last rule of a robot whose secret login is off."""
         ...
 
     async def set_secret_login(self, robot_id: int, enabled: bool, now: int) -> bool:
@@ -390,6 +394,37 @@ class Store(Protocol):
         """True the first time the issuer's `jti` is presented (kept until `expires_at`),
         False ever after, across replicas: one INSERT .. ON CONFLICT DO NOTHING. The `jti`s
         that expired by `now` are forgotten. Only the SHA-256 of a `jti` is stored."""
+        ...
+
+    async def add_temporary_secret(
+        self,
+        token_hash: str,
+        robot_id: int,
+        identity: Identity,
+        now: int,
+        expires_at: int,
+        *,
+        keep: int,
+    ) -> TemporarySecret | None:
+        """Store a temporary robot secret (its hash) handed to the workload `identity`, if
+        the robot still exists, is enabled and holds the rule that admitted the workload
+        (`identity.rule_id`): checked with the robot's row held, so that a change of its
+        rules (which revokes its temporary secrets) runs wholly before or after. The robot
+        keeps its `keep` newest live secrets; every robot's secrets that expired by `now` are
+        forgotten. None when refused."""
+        ...
+
+    async def find_temporary_secret(self, token_hash: str) -> TemporarySecret | None:
+        """The temporary secret with this hash, expired or not."""
+        ...
+
+    async def list_temporary_secrets(self, robot_id: int, now: int) -> list[TemporarySecret]:
+        """The robot's temporary secrets that have not expired by `now`, newest first."""
+        ...
+
+    async def delete_temporary_secrets(self, robot_id: int) -> int:
+        """Revoke the robot's temporary secrets; how many. (A change of its rules revokes
+        them too, in the same transaction.)"""
         ...
 
     # ---- web sessions ---------------------------------------------------------------------

@@ -521,5 +521,7 @@ class RobotService:
         if not await self._store.update_robot(robot.id, self._projects.now(), changes):
             raise RobotNotFound(f"robot {robot.id} not found")
         if changes.secret_hash is not None or changes.disabled:
-            # A new secret or a disabled robot ends every refresh token it was given.
+            # A new secret or a disabled robot ends every refresh token and temporary secret
+            # it was given.
             await self._store.delete_refresh_tokens(robot_id=robot.id)
+            await self._store.delete_temporary_secrets(robot.id)

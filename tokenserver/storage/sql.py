@@ -7,6 +7,7 @@ few spellings that differ between databases (`_CONTAINS`, `_GREATEST`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import (
@@ -25,7 +26,9 @@ from tokenserver.domain.federation import (
     KEEP_FAILURES,
     FederationFailure,
     FederationRule,
+    Identity,
     Issuer,
+    TemporarySecret,
 )
 from tokenserver.domain.federation import Condition as RuleCondition
 from tokenserver.domain.models import (
@@ -103,6 +106,8 @@ _ISSUER_COLUMNS = "id, name, url, audiences, jwks_file, ca_file, max_token_lifet
 _RULE_COLUMNS = "fr.id, fr.robot_id, fi.name, fr.conditions, fr.created_at"
 _RULE_FROM = "federation_rule fr JOIN federation_issuer fi ON fi.id = fr.issuer_id"
 _FAILURE_COLUMNS = "id, robot_id, at, issuer, subject, reason"
+_TEMPORARY_COLUMNS = "id, robot_id, created_at, expires_at, identity"
+_IDENTITY_FIELDS = frozenset(f.name for f in dataclasses.fields(Identity))
 
 # Whether a system admin other than the user `?` exists.
 _ANOTHER_SYSADMIN = (
@@ -241,6 +246,20 @@ def _conditions_from_json(text: str) -> tuple[RuleCondition, ...]:
 
 def _rule(row: Any) -> FederationRule:
     return FederationRule(row[0], row[1], row[2], _conditions_from_json(row[3]), row[4])
+
+
+def _identity_to_json(identity: Identity) -> str:
+    return json.dumps(
+        {name: getattr(identity, name) for name in sorted(_IDENTITY_FIELDS)},
+        separators=(",", ":"),
+    )
+
+
+def _temporary_secret(row: Any) -> TemporarySecret:
+    # NOTE: only the fields this version knows: a field added later is dropped, not an error.
+    stored = json.loads(row[4])
+    identity = Identity(**{k: v for k, v in stored.items() if k in _IDENTITY_FIELDS})
+    return TemporarySecret(row[0], row[1], row[2], row[3], identity)
 
 
 def _stored_text(text: str) -> str:
@@ -865,10 +884,12 @@ class SqlStore:
         return bool(rows[0][0])
 
     async def _rules_changed(self, robot_id: int, now: int) -> None:
-        """After a change to the robot's rules: its tokens from federated logins end."""
+        """After a change to the robot's rules: its tokens from federated logins and its
+        temporary secrets end."""
         await self._execute(
             "DELETE FROM refresh_token WHERE robot_id = ? AND federated = TRUE", (robot_id,)
         )
+        await self._execute("DELETE FROM temporary_secret WHERE robot_id = ?", (robot_id,))
         await self._execute("UPDATE robot SET update_time = ? WHERE id = ?", (now, robot_id))
 
     async def _insert_rule(self, robot_id: int, rule: NewRule, now: int) -> int:
@@ -1008,6 +1029,63 @@ class SqlStore:
         except Conflict:
             return False  # the issuer was removed meanwhile: nothing of it is used again
         return inserted > 0
+
+    async def add_temporary_secret(
+        self,
+        token_hash: str,
+        robot_id: int,
+        identity: Identity,
+        now: int,
+        expires_at: int,
+        *,
+        keep: int,
+    ) -> TemporarySecret | None:
+        async with self.transaction():
+            if await self._lock_robot(robot_id) is None:
+                return None
+            admitted = await self._rows(
+                "SELECT 1 FROM robot r JOIN federation_rule fr ON fr.robot_id = r.id "
+                "WHERE r.id = ? AND r.disabled = FALSE AND fr.id = ?",
+                (robot_id, identity.rule_id),
+            )
+            if not admitted:
+                return None
+            await self._execute("DELETE FROM temporary_secret WHERE expires_at <= ?", (now,))
+            secret_id = await self._insert(
+                "INSERT INTO temporary_secret (robot_id, token_hash, created_at, expires_at, "
+                "identity) VALUES (?,?,?,?,?)",
+                (robot_id, token_hash, now, expires_at, _identity_to_json(identity)),
+                "temporary secret already stored",
+            )
+            await self._execute(
+                "DELETE FROM temporary_secret WHERE robot_id = ? AND id NOT IN "
+                "(SELECT id FROM temporary_secret WHERE robot_id = ? ORDER BY id DESC LIMIT ?)",
+                (robot_id, robot_id, keep),
+            )
+        return TemporarySecret(secret_id, robot_id, now, expires_at, identity)
+
+    async def find_temporary_secret(self, token_hash: str) -> TemporarySecret | None:
+        async def load() -> TemporarySecret | None:
+            rows = await self._rows(
+                f"SELECT {_TEMPORARY_COLUMNS} FROM temporary_secret "  # noqa: S608
+                "WHERE token_hash = ?",
+                (token_hash,),
+            )
+            return _temporary_secret(rows[0]) if rows else None
+
+        # Cached: a client sends the secret with every token request.
+        return await self._cached(("temporary_secret", token_hash), load)
+
+    async def list_temporary_secrets(self, robot_id: int, now: int) -> list[TemporarySecret]:
+        rows = await self._rows(
+            f"SELECT {_TEMPORARY_COLUMNS} FROM temporary_secret "  # noqa: S608
+            "WHERE robot_id = ? AND expires_at > ? ORDER BY id DESC",
+            (robot_id, now),
+        )
+        return [_temporary_secret(r) for r in rows]
+
+    async def delete_temporary_secrets(self, robot_id: int) -> int:
+        return await self._execute("DELETE FROM temporary_secret WHERE robot_id = ?", (robot_id,))
 
     # ---- web sessions ---------------------------------------------------------------------
 
