@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.federation_files import GITHUB, ec_jwk, rsa_jwk, write_ca, write_jwks
 from tests.helpers import call_cli
 from tokenserver.config import load_settings
+from tokenserver.domain.federation import Identity
 from tokenserver.runtime import open_runtime
 
 ADD_GITHUB = ("federation", "issuer", "add", "github", "--issuer", GITHUB, "--audience", "reg")
@@ -344,6 +345,42 @@ def test_failures_are_listed_newest_first_escaped(config: Path) -> None:
     as_json = ok(cli(config, "robot", "federation", "failures", "p+ci", "--json"))
     assert [f["subject"] for f in as_json] == ["repo:\\x1b[2J\\ttab", "repo:a"]
     assert ok(cli(config, "robot", "federation", "failures", "p+other", "--json")) == []
+
+
+def test_live_temporary_secrets_are_listed_with_the_rules_never_the_secret(
+    config: Path,
+) -> None:
+    ok(cli(config, *ADD_GITHUB))
+    rule = ok(cli(config, "robot", "federation", "add", "p+ci", "--issuer", "github", *OWNER))
+    settings = load_settings(config, environ={})
+
+    async def hand_out() -> None:
+        async with open_runtime(settings, sign=False, create_database=False) as rt:
+            robot = await rt.robots.resolve("p+ci")
+            for n, expires_at in ((1, 2**40), (2, 2**40), (3, 100)):  # the third has expired
+                who = Identity("github", GITHUB, f"repo:acme/app:{n}", "reg", rule["id"], 1,
+                               repository="acme/app", run_id=str(n))  # fmt: skip
+                await rt.store.add_temporary_secret(
+                    f"hash-{n}", robot.id, who, 50, expires_at, keep=20
+                )
+
+    asyncio.run(hand_out())
+    lines = cli(config, "robot", "federation", "list", "p+ci").stdout.splitlines()
+    assert [line.split("\t")[:3] for line in lines] == [
+        [str(rule["id"]), "github", "repository_owner_id=1234567"],
+        ["secret 2", "github", "sub=repo:acme/app:2"],
+        ["secret 1", "github", "sub=repo:acme/app:1"],
+    ]
+    as_json = ok(cli(config, "robot", "federation", "list", "p+ci", "--json"))
+    listed = as_json["temporary_secrets"]
+    assert [(s["id"], s["subject"], s["run_id"]) for s in listed] == [
+        (2, "repo:acme/app:2", "2"),
+        (1, "repo:acme/app:1", "1"),
+    ]
+    assert "hash-" not in json.dumps(as_json)
+    # A robot without any has none listed.
+    assert "temporary_secrets" not in ok(cli(config, "robot", "federation", "list", "p+other",
+                                             "--json"))  # fmt: skip
 
 
 # ---- the secret login ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
-from tokenserver.domain.federation import KEEP_FAILURES, Condition
+from tokenserver.domain.federation import KEEP_FAILURES, Condition, Identity
 from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
 from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
@@ -964,6 +964,98 @@ async def test_attack_one_jti_presented_at_once_is_used_once(store: Store) -> No
     github = await store.add_issuer(new_issuer())
     results = await asyncio.gather(*(store.use_jti(github.id, "same", 500, 100) for _ in range(8)))
     assert sorted(results) == [False] * 7 + [True]
+
+
+def workload(rule_id: int, sub: str = "repo:acme/app:ref:refs/heads/main") -> Identity:
+    return Identity(
+        issuer="github", iss=GITHUB, sub=sub, aud="registry.example", rule_id=rule_id,
+        expires_at=500, jti="j-1", repository="acme/app", ref="refs/heads/main", run_id="9",
+    )  # fmt: skip
+
+
+async def test_temporary_secrets_are_stored_found_listed_kept_and_revoked(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    github = await store.add_issuer(new_issuer())
+    robot = await store.create_robot(new_robot("ci", p.id))
+    other = await store.create_robot(new_robot("other", p.id))
+    rule = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 20)
+    other_rule = await store.add_federation_rule(other.id, NewRule(github.id, OWNER), 1, 20)
+    added = await store.add_temporary_secret("h1", robot.id, workload(rule.id), 10, 100, keep=3)
+    assert added is not None and (added.robot_id, added.created_at, added.expires_at) == (
+        robot.id, 10, 100,
+    )  # fmt: skip
+    assert await store.find_temporary_secret("h1") == added
+    assert added.identity == workload(rule.id)  # every field comes back
+    assert await store.find_temporary_secret("h2") is None
+    # The robot keeps its `keep` newest; another robot's are its own.
+    elsewhere = workload(other_rule.id)
+    assert await store.add_temporary_secret("o1", other.id, elsewhere, 10, 100, keep=3)
+    for i in range(2, 5):
+        await store.add_temporary_secret(f"h{i}", robot.id, workload(rule.id), 10 + i, 100, keep=3)
+    assert [s.created_at for s in await store.list_temporary_secrets(robot.id, 20)] == [14, 13, 12]
+    assert await store.find_temporary_secret("h1") is None
+    # Listed while live; expired ones are forgotten by the next one stored (any robot's).
+    assert await store.list_temporary_secrets(robot.id, 100) == []
+    await store.add_temporary_secret("o2", other.id, elsewhere, 100, 200, keep=3)
+    assert await store.find_temporary_secret("h4") is None
+    assert await store.find_temporary_secret("o1") is None
+    # A change of the robot's rules revokes them; the same rules again do not.
+    await store.add_temporary_secret("h5", robot.id, workload(rule.id), 110, 300, keep=3)
+    await store.replace_federation_rules(robot.id, [NewRule(github.id, OWNER)], 120)
+    assert await store.find_temporary_secret("h5") is not None
+    (rule,) = await store.replace_federation_rules(
+        robot.id, [NewRule(github.id, (Condition("repository_id", ("7",)),))], 130
+    )
+    assert await store.find_temporary_secret("h5") is None
+    await store.add_temporary_secret("h6", robot.id, workload(rule.id), 140, 300, keep=3)
+    second = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 150, 20)
+    assert await store.find_temporary_secret("h6") is None
+    await store.add_temporary_secret("h7", robot.id, workload(rule.id), 160, 300, keep=3)
+    assert await store.delete_federation_rule(robot.id, second.id, 170)
+    assert await store.find_temporary_secret("h7") is None
+    # Revoked on demand (a disabled robot, a new secret), and with the robot.
+    await store.add_temporary_secret("h8", robot.id, workload(rule.id), 180, 300, keep=3)
+    assert await store.delete_temporary_secrets(robot.id) == 1
+    assert await store.find_temporary_secret("h8") is None
+    assert await store.find_temporary_secret("o2") is not None
+    await store.delete_robot(other.id)
+    assert await store.find_temporary_secret("o2") is None
+
+
+async def test_a_temporary_secret_needs_its_robot_enabled_and_its_rule_standing(
+    store: Store,
+) -> None:
+    p = await store.create_project("p", False, None, 1)
+    github = await store.add_issuer(new_issuer())
+    robot = await store.create_robot(new_robot("ci", p.id))
+    rule = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 20)
+    # The rule that admitted the workload was removed (or replaced) meanwhile.
+    gone = workload(rule.id + 99)
+    assert await store.add_temporary_secret("a", robot.id, gone, 2, 9, keep=3) is None
+    assert await store.update_robot(robot.id, 3, RobotChanges(disabled=True))
+    assert await store.add_temporary_secret("b", robot.id, workload(rule.id), 4, 9, keep=3) is None
+    assert await store.add_temporary_secret("c", 9999, workload(rule.id), 4, 9, keep=3) is None
+    assert await store.list_temporary_secrets(robot.id, 5) == []
+    assert await store.update_robot(robot.id, 6, RobotChanges(disabled=False))
+    assert await store.add_temporary_secret("d", robot.id, workload(rule.id), 7, 9, keep=3)
+
+
+async def test_attack_a_rule_change_and_a_new_temporary_secret_at_once(store: Store) -> None:
+    # Whichever runs first, no secret outlives the change of the rule that admitted it.
+    p = await store.create_project("p", False, None, 1)
+    github = await store.add_issuer(new_issuer())
+    robot = await store.create_robot(new_robot("ci", p.id))
+    for i in range(6):
+        (rule,) = await store.replace_federation_rules(
+            robot.id, [NewRule(github.id, (Condition("repository_id", (str(i),)),))], 2
+        )
+        await asyncio.gather(
+            store.add_temporary_secret(f"s{i}", robot.id, workload(rule.id), 3, 99, keep=20),
+            store.replace_federation_rules(
+                robot.id, [NewRule(github.id, (Condition("repository_id", ("x",)),))], 3
+            ),
+        )
+        assert await store.find_temporary_secret(f"s{i}") is None
 
 
 async def test_removing_an_issuer_forgets_its_jtis(store: Store) -> None:
