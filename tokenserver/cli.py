@@ -803,7 +803,7 @@ async def robot_federation_add(rt: Runtime, args: argparse.Namespace) -> int:
     rule, warning = await rt.federation.add_rule(LOCAL, args.robot, spec)
     robot = await rt.robots.resolve(args.robot)
     _say(f"added rule {rule.id} to {robot.full_name(rt.robots.prefix)}; its refresh tokens "
-         "from federated logins have ended")  # fmt: skip
+         "from federated logins and its temporary secrets have ended")  # fmt: skip
     if warning is not None:
         _say(f"warning: rule {rule.id} (issuer {rule.issuer}): {warning}")
     _out(federation_rule_json(rule))
@@ -829,7 +829,7 @@ async def robot_federation_list(rt: Runtime, args: argparse.Namespace) -> int:
 async def robot_federation_remove(rt: Runtime, args: argparse.Namespace) -> int:
     robot = await rt.federation.remove_rule(LOCAL, args.robot, args.rule_id)
     _say(f"removed rule {args.rule_id} of {robot.full_name(rt.robots.prefix)}; its refresh "
-         "tokens from federated logins have ended")  # fmt: skip
+         "tokens from federated logins and its temporary secrets have ended")  # fmt: skip
     return EXIT_OK
 
 
