@@ -278,12 +278,22 @@ def test_a_project_admin_sets_rules_turns_the_secret_off_and_sees_refusals(
     refused = fake_issuer.mint(github_claims(repository="evil/app"))
     web_stack.remember(refused)
     assert token_status(web_stack, ci, refused, "fedweb") == 401
-    page.get_by_role("button", name="Refresh").click()
+    page.get_by_role("button", name="Refresh Recent Refused Logins").click()
     failure = page.locator("tr.failure")
     expect(failure).to_have_count(1)
-    expect(failure.locator("td").nth(1)).to_have_text("gh")
+    expect(failure.locator(".issuer")).to_have_text("gh")
     expect(failure.locator(".subject")).to_have_text("repo:evil/app:ref:refs/heads/main")
     expect(failure.locator(".reason")).to_contain_text("repository")
+
+    # The admitted login is listed too: which workflow (repository, ref, commit, run) it was.
+    page.get_by_role("button", name="Refresh Recent Federated Logins").click()
+    login = page.locator("tr.login")
+    expect(login).to_have_count(1)
+    expect(login.locator(".subject")).to_have_text("repo:acme/app:ref:refs/tags/v2.0.0")
+    expect(login.locator(".repository")).to_have_text("acme/app")
+    expect(login.locator(".ref")).to_have_text("refs/tags/v2.0.0")
+    expect(login.locator(".sha")).to_have_text("a" * 12)
+    expect(login.locator(".run")).to_have_text("9876543210")
     screenshot(page, "federation-6-refused")
 
     # The robot list says the secret does not log it in.

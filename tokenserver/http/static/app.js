@@ -937,28 +937,55 @@ function secretLoginSection(robot, canEdit) {
     h("h2", { id: "secret-login-heading" }, "Secret Login"), shown, button, error);
 }
 
-function failuresSection(robot) {
+// A card listing one of the robot's recent-events endpoints (refused logins, federated
+// logins), newest first, with a Refresh button.
+function recentSection(robot, { id, title, note, path, label, empty, rowClass, columns }) {
   const holder = h("div", {}, h("p", { class: "muted" }, "Loading..."));
   const load = async () => {
     try {
-      const { data } = await api("GET", `/robots/${robot.id}/federation/failures`);
-      const rows = data.map((f) => h("tr", { class: "failure" },
-        h("td", {}, when(f.time)), h("td", {}, f.issuer), h("td", { class: "subject" }, f.subject),
-        h("td", { class: "reason" }, f.reason)));
-      holder.replaceChildren(h("table", { "aria-label": "Refused logins" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Issuer"), h("th", {}, "Subject"), h("th", {}, "Reason"))),
-        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No refused logins.")))));
+      const { data } = await api("GET", `/robots/${robot.id}/federation/${path}`);
+      const rows = data.map((item) => h("tr", { class: rowClass },
+        columns.map(([, value, cls]) => h("td", { class: cls }, value(item)))));
+      holder.replaceChildren(h("table", { "aria-label": label },
+        h("thead", {}, h("tr", {}, columns.map(([header]) => h("th", {}, header)))),
+        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: String(columns.length), class: "muted" }, empty)))));
     } catch (e) {
       holder.replaceChildren(h("p", { class: "error" }, e.status === 403 ? `No access: ${e.message}` : e.message));
     }
   };
   load();
-  return h("section", { class: "card", "aria-labelledby": "failures-heading" },
+  return h("section", { class: "card", id, "aria-labelledby": `${id}-heading` },
     h("div", { class: "toolbar" },
-      h("h2", { id: "failures-heading", class: "grow" }, "Recent Refused Logins"),
-      h("button", { type: "button", id: "reload-failures", onclick: load }, "Refresh")),
-    h("p", { class: "muted" }, "The newest ID tokens refused for this robot: who tried, and which claim did not match."),
+      h("h2", { id: `${id}-heading`, class: "grow" }, title),
+      h("button", { type: "button", "aria-label": `Refresh ${title}`, onclick: () => load() }, "Refresh")),
+    h("p", { class: "muted" }, note),
     holder);
+}
+
+function failuresSection(robot) {
+  return recentSection(robot, {
+    id: "failures", title: "Recent Refused Logins", path: "failures", label: "Refused logins",
+    note: "The newest ID tokens refused for this robot: who tried, and which claim did not match.",
+    empty: "No refused logins.", rowClass: "failure",
+    columns: [
+      ["Time", (f) => when(f.time)], ["Issuer", (f) => f.issuer, "issuer"],
+      ["Subject", (f) => f.subject, "subject"], ["Reason", (f) => f.reason, "reason"],
+    ],
+  });
+}
+
+function loginsSection(robot) {
+  return recentSection(robot, {
+    id: "logins", title: "Recent Federated Logins", path: "logins", label: "Federated logins",
+    note: "The newest ID tokens this robot logged in with: which workload, from which repository, ref and commit.",
+    empty: "No federated logins.", rowClass: "login",
+    columns: [
+      ["Time", (l) => when(l.time)], ["Issuer", (l) => l.issuer, "issuer"],
+      ["Subject", (l) => l.subject, "subject"], ["Rule", (l) => String(l.rule_id), "rule"],
+      ["Repository", (l) => l.repository, "repository"], ["Ref", (l) => l.ref, "ref"],
+      ["Commit", (l) => l.sha.slice(0, 12), "sha"], ["Run", (l) => l.run_id, "run"],
+    ],
+  });
 }
 
 async function robotsLink(robot) {
@@ -1019,6 +1046,7 @@ async function federationView(id) {
   }
   sections.push(secretLoginSection(robot, denied === null));
   sections.push(failuresSection(robot));
+  sections.push(loginsSection(robot));
   main().replaceChildren(h("section", { class: "federation" }, heading, sections, suggestions));
 }
 
