@@ -9,6 +9,7 @@ from typing import Any
 
 from tokenserver.domain.federation import (
     FederationFailure,
+    FederationLogin,
     FederationRule,
     Issuer,
     TemporarySecret,
@@ -19,6 +20,7 @@ from tokenserver.domain.harbor_schema import (
     AUDIT_LOG,
     AUDIT_LOG_EXT,
     FEDERATION_FAILURE,
+    FEDERATION_LOGIN,
     FEDERATION_RULE,
     ISSUER,
     MEMBER,
@@ -314,6 +316,25 @@ def robot_federation_json(
         rules=[federation_rule_json(r) for r in rules],
         warnings=list(warnings),
         temporary_secrets=[temporary_secret_json(s) for s in temporary_secrets],
+    )
+
+
+def federation_login_json(login: FederationLogin) -> dict[str, Any]:
+    who = login.identity
+    return FEDERATION_LOGIN.shape(
+        id=login.id,
+        time=iso_time(login.at),
+        issuer=who.issuer,
+        iss=who.iss,
+        subject=who.sub,
+        audience=who.aud,
+        rule_id=who.rule_id,
+        token_expires=iso_time(who.expires_at),
+        jti=who.jti,
+        repository=who.repository,
+        ref=who.ref,
+        sha=who.sha,
+        run_id=who.run_id,
     )
 
 
