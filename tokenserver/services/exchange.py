@@ -38,8 +38,8 @@ class TokenExchange:
         """The robot `exchange.robot`, logged in as the workload whose ID token this is.
         Raises BadRequest (the robot is not named by a robot's full name: RFC 8693's
         invalid_target), TooManyRequests (the robot and client are locked out),
-        FederationRefused (not the robot's token, or a token taken before: a 401),
-        Unauthorized (no such robot, or a disabled or expired one)."""
+        FederationRefused (not the robot's token, a token taken before, no such robot or one
+        without rules: a 401), Unauthorized (a disabled or expired robot)."""
         name = parse_robot_name(self._prefix, exchange.robot)
         if name is None:
             raise BadRequest(
@@ -59,8 +59,7 @@ class TokenExchange:
     async def _authenticate(self, name: RobotName, exchange: Exchange) -> Principal:
         robot = await self._store.find_robot(name.project, name.name)
         if robot is None:
-            refused = FederationRefused("no such robot", message=takes_no_id_tokens(exchange.robot))
-            raise refused
+            raise FederationRefused("no such robot", message=takes_no_id_tokens(exchange.robot))
         return await self._federation.exchange(robot, exchange.subject_token)
 
     async def issue_secret(self, principal: Principal) -> IssuedSecret:
