@@ -177,7 +177,8 @@ def test_docker_logs_in_with_an_id_token_and_pulls_after_it_expired(
     """docker login sends the ID token once (GET, offline_token=true) and keeps the refresh
     token it gets, never the ID token; the daemon pushes with it and, after the ID token has
     expired for good (past exp and the verifier's leeway, and refused by the server when
-    presented), still pulls with it while the issuer is unreachable.
+    presented), still pulls with it while the issuer is unreachable, until the robot's rules
+    change.
 
     To keep the test short the token is minted already in its leeway: issued a minute ago
     and expired WINDOW seconds before the leeway ends, so it is accepted for WINDOW seconds
@@ -226,6 +227,15 @@ def test_docker_logs_in_with_an_id_token_and_pulls_after_it_expired(
     assert f"Digest: {digest.group(1)}" in pulled.stdout
     after = token_lines(stack, robot)[before:]
     assert after and all("token issued grant=refresh_token" in line for line in after), after
+
+    # A change of the robot's rules ends that refresh token: docker must log in again.
+    lib = ("--claim=repository_owner_id=1234567", "--claim=repository=acme/lib")
+    changed = stack.cli("robot", "federation", "add", robot.name, "--issuer", ISSUER, *lib)
+    assert changed.returncode == 0, changed.stderr
+    assert docker("rmi", reference).returncode == 0
+    ended = docker("pull", reference)
+    assert ended.returncode != 0
+    assert "invalid refresh token" in ended.stderr, ended.stderr
 
 
 def test_podman_logs_in_pushes_and_pulls_with_an_id_token(fed: Federation) -> None:
