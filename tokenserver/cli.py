@@ -51,6 +51,7 @@ from tokenserver.domain.harbor_export import plan_import
 from tokenserver.domain.harbor_json import (
     audit_json,
     federation_failure_json,
+    federation_login_json,
     federation_rule_json,
     iso_time,
     issuer_json,
@@ -829,6 +830,18 @@ async def robot_federation_remove(rt: Runtime, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def robot_federation_logins(rt: Runtime, args: argparse.Namespace) -> int:
+    _, logins = await rt.federation.logins(LOCAL, args.robot)
+    if args.json:
+        _out([federation_login_json(login) for login in logins])
+    else:
+        for login in logins:
+            who = login.identity
+            _row(iso_time(login.at), who.issuer, who.sub, f"rule {who.rule_id}", who.repository,
+                 who.ref, who.sha, who.run_id, who.jti)  # fmt: skip
+    return EXIT_OK
+
+
 async def robot_federation_failures(rt: Runtime, args: argparse.Namespace) -> int:
     _, failures = await rt.federation.failures(LOCAL, args.robot)
     if args.json:
@@ -1269,6 +1282,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = federated.command("remove", "remove one rule", _on_robot(robot_federation_remove))
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("rule_id", type=_positive, metavar="RULE_ID")
+    r = federated.command(
+        "logins",
+        "a robot's newest federated logins, one per ID token: time, issuer, subject, rule, "
+        "repository, ref, commit, run, jti",
+        _on_robot(robot_federation_logins),
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("--json", action="store_true", help="print the API's JSON")
     r = federated.command(
         "failures",
         "a robot's newest refused federated logins: time, issuer, subject, reason",

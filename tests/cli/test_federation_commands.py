@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.federation_files import GITHUB, ec_jwk, rsa_jwk, write_ca, write_jwks
 from tests.helpers import call_cli
 from tokenserver.config import load_settings
+from tokenserver.domain.federation import Identity
 from tokenserver.runtime import open_runtime
 
 ADD_GITHUB = ("federation", "issuer", "add", "github", "--issuer", GITHUB, "--audience", "reg")
@@ -403,3 +405,30 @@ def test_a_jwt_shaped_secret_is_refused_for_a_robot_with_rules(config: Path) -> 
 def test_an_id_past_64_bits_is_a_usage_error(config: Path, argv: tuple[str, ...]) -> None:
     # SQLite raised OverflowError on it: a traceback.
     refused(cli(config, *argv), 2, "larger than any id")
+
+
+def test_logins_are_listed_newest_first_with_the_workload(config: Path) -> None:
+    settings = load_settings(config, environ={})
+    who = Identity(
+        issuer="github", iss=GITHUB, sub="repo:acme/app:ref:refs/heads/main", aud="reg",
+        rule_id=7, expires_at=2_000_000_000, jti="jti-1", repository="acme/app",
+        ref="refs/heads/main", sha="c" * 40, run_id="99",
+    )  # fmt: skip
+
+    async def record() -> None:
+        async with open_runtime(settings, sign=False, create_database=False) as rt:
+            robot = await rt.robots.resolve("p+ci")
+            await rt.store.add_federation_login(robot.id, 100, who)
+            await rt.store.add_federation_login(robot.id, 200, replace(who, run_id="100"))
+
+    asyncio.run(record())
+    result = cli(config, "robot", "federation", "logins", "p+ci")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split("\t")[1:] == [
+        "github", who.sub, "rule 7", "acme/app", "refs/heads/main", "c" * 40, "100", "jti-1",
+    ]  # fmt: skip
+    as_json = ok(cli(config, "robot", "federation", "logins", "p+ci", "--json"))
+    assert [entry["run_id"] for entry in as_json] == ["100", "99"]
+    assert as_json[0]["token_expires"].startswith("2033-")
+    assert ok(cli(config, "robot", "federation", "logins", "p+other", "--json")) == []

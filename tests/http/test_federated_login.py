@@ -298,3 +298,37 @@ async def test_attack_failed_id_tokens_count_in_the_lockout(
                 assert (await fed.get(fed.token(repository=f"evil/{n}"))).status == 401
             locked = await fed.get(fed.token())
             assert locked.status == 429
+
+
+async def test_each_id_token_is_one_login_the_managers_see(fed: Federation) -> None:
+    """Which workflow pushed this image: a login is recorded once per ID token and robot
+    (clients send it again with every request), with the workload it was."""
+    first = fed.token(run_id="111", sha="1" * 40)
+    second = fed.token(run_id="222", sha="2" * 40, ref="refs/tags/v2")
+    for token in (first, first, first, second, second):
+        assert (await fed.get(token)).status == 200
+    logins = await fed.server.runtime.store.list_federation_logins(fed.robot.id)
+    assert [login.identity.run_id for login in logins] == ["222", "111"]
+    newest = logins[0].identity
+    assert (newest.issuer, newest.repository, newest.ref, newest.sha) == (
+        "github",
+        "acme/app",
+        "refs/tags/v2",
+        "2" * 40,
+    )
+    assert newest.sub.startswith("repo:acme/app:") and newest.jti and newest.rule_id > 0
+    # The API shows them to whoever may read the robot, the CLI too.
+    from tests.http.test_api import ADMIN_PASSWORD
+
+    await fed.server.runtime.users.ensure_admin(ADMIN_PASSWORD)
+    answer = await fed.server.client.get(
+        f"/api/v2.0/robots/{fed.robot.id}/federation/logins",
+        headers=basic("admin", ADMIN_PASSWORD),
+    )
+    assert answer.status == 200
+    shown = await answer.json()
+    assert [entry["run_id"] for entry in shown] == ["222", "111"]
+    assert shown[0]["repository"] == "acme/app" and shown[0]["issuer"] == "github"
+    assert first not in await answer.text()
+    anonymous = await fed.server.client.get(f"/api/v2.0/robots/{fed.robot.id}/federation/logins")
+    assert anonymous.status == 401

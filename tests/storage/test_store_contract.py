@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
-from tokenserver.domain.federation import KEEP_FAILURES, Condition
+from tokenserver.domain.federation import KEEP_FAILURES, KEEP_LOGINS, Condition, Identity
 from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
 from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
@@ -943,6 +944,28 @@ async def test_failures_keep_the_newest_escaped(store: Store) -> None:
     await store.delete_robot(robot.id)
     await store.add_federation_failure(robot.id, 300, "github", "s", "r")
     assert await store.list_federation_failures(robot.id) == []
+
+
+async def test_logins_keep_the_newest_with_the_workload(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    who = Identity(
+        issuer="github", iss="https://token.actions.githubusercontent.com", sub="repo:a/b:ref:x",
+        aud="tokenserver", rule_id=3, expires_at=2_000_000_000, jti="j", repository="a/b",
+        ref="refs/heads/main", sha="f" * 40, run_id="42",
+    )  # fmt: skip
+    for i in range(KEEP_LOGINS + 3):
+        await store.add_federation_login(robot.id, 100 + i, replace(who, jti=f"j{i}"))
+    logins = await store.list_federation_logins(robot.id)
+    assert len(logins) == KEEP_LOGINS
+    assert logins[0].at == 100 + KEEP_LOGINS + 2 and logins[0].robot_id == robot.id
+    assert logins[0].identity == replace(who, jti=f"j{KEEP_LOGINS + 2}")
+    # Bounded however long the (already escaped) text is.
+    await store.add_federation_login(robot.id, 300, replace(who, sub="s" * 5000))
+    assert len((await store.list_federation_logins(robot.id))[0].identity.sub) <= MAX_AUDIT_FIELD
+    await store.delete_robot(robot.id)
+    await store.add_federation_login(robot.id, 400, who)
+    assert await store.list_federation_logins(robot.id) == []
 
 
 async def test_a_jti_is_used_once_until_it_expires(store: Store) -> None:

@@ -19,6 +19,8 @@ ALGORITHMS = ("RS256", "ES256")
 DEFAULT_MAX_TOKEN_LIFETIME = 3600
 # Each robot keeps its newest failures for its managers (`robot federation failures`).
 KEEP_FAILURES = 50
+# ... and its newest logins (`robot federation logins`).
+KEEP_LOGINS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,18 @@ class Identity:
     ref: str = ""
     sha: str = ""
     run_id: str = ""  # GitHub `run_id`, GitLab `pipeline_id`
+
+
+@dataclass(frozen=True, slots=True)
+class FederationLogin:
+    """A federated login, kept for the robot's managers (its newest KEEP_LOGINS): when, and
+    which workload it was ("which workflow pushed this image"). One per ID token and robot,
+    not per token request."""
+
+    id: int
+    robot_id: int
+    at: int
+    identity: Identity
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,19 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenserver.domain.federation import FederationFailure, FederationRule, Issuer
+from tokenserver.domain.federation import (
+    FederationFailure,
+    FederationLogin,
+    FederationRule,
+    Issuer,
+)
 from tokenserver.domain.federation_rules import claims_json
 from tokenserver.domain.harbor_schema import (
     ACCESS,
     AUDIT_LOG,
     AUDIT_LOG_EXT,
     FEDERATION_FAILURE,
+    FEDERATION_LOGIN,
     FEDERATION_RULE,
     ISSUER,
     MEMBER,
@@ -289,6 +295,25 @@ def robot_federation_json(
     """A robot's rules as GET and PUT /robots/{id}/federation answer them."""
     return ROBOT_FEDERATION.shape(
         rules=[federation_rule_json(r) for r in rules], warnings=list(warnings)
+    )
+
+
+def federation_login_json(login: FederationLogin) -> dict[str, Any]:
+    who = login.identity
+    return FEDERATION_LOGIN.shape(
+        id=login.id,
+        time=iso_time(login.at),
+        issuer=who.issuer,
+        iss=who.iss,
+        subject=who.sub,
+        audience=who.aud,
+        rule_id=who.rule_id,
+        token_expires=iso_time(who.expires_at),
+        jti=who.jti,
+        repository=who.repository,
+        ref=who.ref,
+        sha=who.sha,
+        run_id=who.run_id,
     )
 
 

@@ -428,6 +428,22 @@ FEDERATION_FAILURE = Body(
     Field("subject", str, description="the token's sub"),
     Field("reason", str, description="why it was refused: which claim did not match"),
 )
+FEDERATION_LOGIN = Body(
+    "FederationLogin",
+    Field("id", int),
+    Field("time", str, format=TIME),
+    Field("issuer", str, description="the issuer's name"),
+    Field("iss", str),
+    Field("subject", str, description="the token's sub"),
+    Field("audience", str, description="the token's aud"),
+    Field("rule_id", int, description="the rule that admitted it"),
+    Field("token_expires", str, format=TIME, description="when the ID token expired"),
+    Field("jti", str, description="the token's jti (empty when it had none)"),
+    Field("repository", str, description="GitHub's repository or GitLab's project_path"),
+    Field("ref", str),
+    Field("sha", str),
+    Field("run_id", str, description="GitHub's run_id or GitLab's pipeline_id"),
+)
 
 # ---- permissions, audit log ------------------------------------------------------------------
 

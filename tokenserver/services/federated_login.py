@@ -87,8 +87,9 @@ class FederatedLogin:
         self._usage = usage
         self._prefix = name_prefix
         self._clock = clock
-        self._verified: Memo[tuple[bytes, Issuer], tuple[Mapping[str, object], float]] = Memo(
-            max_entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES, max_entry_bytes=64 * 1024
+        # (token hash, issuer) -> (claims, exp, robots whose login with it is recorded)
+        self._verified: Memo[tuple[bytes, Issuer], tuple[Mapping[str, object], float, set[int]]] = (
+            Memo(max_entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES, max_entry_bytes=64 * 1024)
         )
 
     async def authenticate(self, robot: Robot, password: Secret) -> Principal | None:
@@ -115,7 +116,7 @@ class FederatedLogin:
             mine = [rule for rule in rules if rule.issuer == issuer.name]
             if not mine:
                 raise FederationRefused(f"the robot has no rule for issuer {issuer.name}")
-            claims = await self._verify(token, issuer, now)
+            claims, recorded = await self._verify(token, issuer, now)
             sub = claims.get("sub")
             if not isinstance(sub, str) or not sub:
                 raise FederationRefused("the token has no sub")
@@ -151,23 +152,32 @@ class FederatedLogin:
         if robot.is_expired(now):
             raise Unauthorized("robot account has expired")
         who = identity(issuer, rule, claims)
+        if robot.id not in recorded:
+            # Once per ID token and robot (clients resend the token with every request):
+            # the robot's managers see which workload logged in, and when.
+            recorded.add(robot.id)
+            await self._store.add_federation_login(robot.id, int(now), who)
         self._usage.touch(robot)
         return Principal(
             PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot, identity=who
         )
 
-    async def _verify(self, token: str, issuer: Issuer, now: float) -> Mapping[str, object]:
+    async def _verify(
+        self, token: str, issuer: Issuer, now: float
+    ) -> tuple[Mapping[str, object], set[int]]:
         """The verified claims of `token`, from the memo while the token lives (keyed by its
-        hash and the issuer as configured: a changed issuer checks again)."""
+        hash and the issuer as configured: a changed issuer checks again), and the robots
+        whose login with it is recorded."""
         key = (hashlib.sha256(token.encode()).digest(), issuer)
         found = self._verified.get(key)
         if found is not None and found[1] > now:
-            return found[0]
+            return found[0], found[2]
         claims = await self._verifier.verify(token, issuer)
+        recorded: set[int] = set()
         exp = claims.get("exp")
         if isinstance(exp, int | float):
-            self._verified.put(key, (claims, float(exp)), 512 + len(token))
-        return claims
+            self._verified.put(key, (claims, float(exp), recorded), 512 + len(token))
+        return claims, recorded
 
     async def close(self) -> None:
         await self._verifier.close()

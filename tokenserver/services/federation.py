@@ -22,6 +22,7 @@ from tokenserver.domain.federation import (
     ALGORITHMS,
     DEFAULT_MAX_TOKEN_LIFETIME,
     FederationFailure,
+    FederationLogin,
     FederationRule,
     Issuer,
 )
@@ -324,6 +325,14 @@ class FederationService:
         )
 
     # ---- failures (whoever may read the robot) ---------------------------------------------
+
+    async def logins(self, actor: Principal, ref: str) -> tuple[Robot, list[FederationLogin]]:
+        """The robot's newest federated logins, newest first: which workload (issuer, subject,
+        repository, ref, commit, run) logged in with which ID token (its jti), by which
+        rule, and when. One per ID token, not per token request."""
+        robot = await self._resolve(None, ref)
+        await self._robots.authorize(actor, robot, "read")
+        return robot, await self._store.list_federation_logins(robot.id)
 
     async def failures(self, actor: Principal, ref: str) -> tuple[Robot, list[FederationFailure]]:
         """The robot's newest refused federated logins, newest first: which issuer and

@@ -14,7 +14,9 @@ from typing import Protocol
 from tokenserver.domain.federation import (
     Condition,
     FederationFailure,
+    FederationLogin,
     FederationRule,
+    Identity,
     Issuer,
 )
 from tokenserver.domain.models import (
@@ -383,6 +385,15 @@ class Store(Protocol):
         ...
 
     async def list_federation_failures(self, robot_id: int) -> list[FederationFailure]:
+        """Newest first."""
+        ...
+
+    async def add_federation_login(self, robot_id: int, at: int, identity: Identity) -> None:
+        """Record a federated login of the robot (who it was), keeping its newest KEEP_LOGINS.
+        The text is stored escaped and bounded; a robot deleted meanwhile records nothing."""
+        ...
+
+    async def list_federation_logins(self, robot_id: int) -> list[FederationLogin]:
         """Newest first."""
         ...
 

@@ -23,8 +23,11 @@ from typing import Any, TypeVar
 
 from tokenserver.domain.federation import (
     KEEP_FAILURES,
+    KEEP_LOGINS,
     FederationFailure,
+    FederationLogin,
     FederationRule,
+    Identity,
     Issuer,
 )
 from tokenserver.domain.federation import Condition as RuleCondition
@@ -103,6 +106,10 @@ _ISSUER_COLUMNS = "id, name, url, audiences, jwks_file, ca_file, max_token_lifet
 _RULE_COLUMNS = "fr.id, fr.robot_id, fi.name, fr.conditions, fr.created_at"
 _RULE_FROM = "federation_rule fr JOIN federation_issuer fi ON fi.id = fr.issuer_id"
 _FAILURE_COLUMNS = "id, robot_id, at, issuer, subject, reason"
+_LOGIN_FIELDS = (
+    "issuer", "iss", "sub", "aud", "rule_id", "expires_at",
+    "jti", "repository", "ref", "sha", "run_id",
+)  # fmt: skip
 
 # Whether a system admin other than the user `?` exists.
 _ANOTHER_SYSADMIN = (
@@ -994,6 +1001,42 @@ class SqlStore:
             (robot_id,),
         )
         return [FederationFailure(*r) for r in rows]
+
+    async def add_federation_login(self, robot_id: int, at: int, identity: Identity) -> None:
+        values = [getattr(identity, name) for name in _LOGIN_FIELDS]
+        try:
+            await self._insert(
+                f"INSERT INTO federation_login (robot_id, at, {', '.join(_LOGIN_FIELDS)}) "  # noqa: S608
+                f"VALUES (?,?,{','.join('?' * len(_LOGIN_FIELDS))})",
+                # NOTE: an Identity's text is escaped already (the token path makes it so).
+                (
+                    robot_id,
+                    at,
+                    *(truncate(v, MAX_AUDIT_FIELD) if isinstance(v, str) else v for v in values),
+                ),
+                "federation login already stored",
+                RobotNotFound(f"robot {robot_id} not found"),
+            )
+        except RobotNotFound:
+            return
+        await self._execute(
+            "DELETE FROM federation_login WHERE robot_id = ? AND id NOT IN "
+            "(SELECT id FROM federation_login WHERE robot_id = ? ORDER BY id DESC LIMIT ?)",
+            (robot_id, robot_id, KEEP_LOGINS),
+        )
+
+    async def list_federation_logins(self, robot_id: int) -> list[FederationLogin]:
+        rows = await self._rows(
+            f"SELECT id, robot_id, at, {', '.join(_LOGIN_FIELDS)} "  # noqa: S608
+            "FROM federation_login WHERE robot_id = ? ORDER BY id DESC",
+            (robot_id,),
+        )
+        return [
+            FederationLogin(
+                r[0], r[1], r[2], Identity(**dict(zip(_LOGIN_FIELDS, r[3:], strict=True)))
+            )
+            for r in rows
+        ]
 
     async def use_jti(self, issuer_id: int, jti: str, expires_at: int, now: int) -> bool:
         await self._execute("DELETE FROM federation_jti WHERE expires_at <= ?", (now,))

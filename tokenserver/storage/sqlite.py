@@ -184,6 +184,23 @@ CREATE TABLE federation_failure (
     reason      TEXT    NOT NULL
 );
 CREATE INDEX federation_failure_robot ON federation_failure (robot_id, id);
+CREATE TABLE federation_login (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    robot_id    INTEGER NOT NULL REFERENCES robot(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    issuer      TEXT    NOT NULL,
+    iss         TEXT    NOT NULL,
+    sub         TEXT    NOT NULL,
+    aud         TEXT    NOT NULL,
+    rule_id     INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    jti         TEXT    NOT NULL,
+    repository  TEXT    NOT NULL,
+    ref         TEXT    NOT NULL,
+    sha         TEXT    NOT NULL,
+    run_id      TEXT    NOT NULL
+);
+CREATE INDEX federation_login_robot ON federation_login (robot_id, id);
 CREATE TABLE federation_jti (
     issuer_id   INTEGER NOT NULL REFERENCES federation_issuer(id) ON DELETE CASCADE,
     jti         TEXT    NOT NULL,
