@@ -169,6 +169,15 @@ def test_skopeo_copies_with_an_id_token_and_back_with_equal_digests(fed: Federat
     for field in (f"iss='{fed.issuer.url}'", "sub='repo:acme/app:ref:refs/heads/main'",
                   f"aud='{AUDIENCE}'", "repository='acme/app'", "run_id='9876543210'"):  # fmt: skip
         assert all(field in line for line in issued), (field, issued)
+    # The robot's managers see which workload it was: one login for the one ID token that
+    # skopeo sent with each of its token requests.
+    listed = stack.cli("robot", "federation", "logins", robot.name, "--json")
+    assert listed.returncode == 0, listed.stderr
+    [login] = json.loads(listed.stdout)
+    assert (login["issuer"], login["subject"], login["repository"], login["ref"],
+            login["run_id"]) == (ISSUER, "repo:acme/app:ref:refs/heads/main", "acme/app",
+                                 "refs/heads/main", "9876543210")  # fmt: skip
+    assert len(issued) >= 2
 
 
 def test_docker_logs_in_with_an_id_token_and_pulls_after_it_expired(
