@@ -332,3 +332,21 @@ async def test_each_id_token_is_one_login_the_managers_see(fed: Federation) -> N
     assert first not in await answer.text()
     anonymous = await fed.server.client.get(f"/api/v2.0/robots/{fed.robot.id}/federation/logins")
     assert anonymous.status == 401
+
+
+async def test_requests_with_a_federated_refresh_token_name_the_workload(
+    fed: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docker and helm 3 push with the refresh token their login stored: those requests are
+    logged as the workload the login was, not only as the robot."""
+    caplog.set_level(logging.INFO, logger="tokenserver")
+    response = await fed.post(fed.token(run_id="31337"), access_type="offline")
+    refresh = (await response.json())["refresh_token"]
+    caplog.clear()
+    answer = await fed.server.client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": refresh, "scope": SCOPE}
+    )
+    assert answer.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "tokenserver.token"]
+    assert len(lines) == 1 and lines[0].startswith("token issued grant=refresh_token")
+    assert "sub='repo:acme/app:" in lines[0] and "run_id='31337'" in lines[0]

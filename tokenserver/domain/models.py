@@ -154,6 +154,9 @@ class RefreshToken:
     # Issued to a login with an ID token (robot federation): revoked when the robot's rules
     # change; the others when its secret login is turned off.
     federated: bool = False
+    # The workload a federated login was (None for the others): the token's requests are
+    # logged as it, as the login was.
+    identity: Identity | None = None
 
     def is_usable(self, now: float, idle_seconds: int) -> bool:
         """Not idle for `idle_seconds` (counted from its last recorded use) and not past its

@@ -291,11 +291,12 @@ class Store(Protocol):
         expires_at: int | None = None,
         legacy_access: tuple[Access, ...] | None = None,
         federated: bool = False,
+        identity: Identity | None = None,
     ) -> RefreshToken:
         """Store a refresh token for a robot or a user, keeping only its `keep` newest. Its
         last use is `now`; `expires_at` and `legacy_access` are stored as given (a legacy
         robot's JWT's end and grant; None for other tokens). `federated`: issued to a login
-        with an ID token (revoked when the robot's rules change)."""
+        with an ID token (revoked when the robot's rules change), as the workload `identity`."""
         ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...

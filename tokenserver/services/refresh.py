@@ -86,6 +86,7 @@ class RefreshTokenService:
             keep=KEEP_PER_ACCOUNT,
             expires_at=expires_at,
             federated=federated,
+            identity=principal.identity,
             legacy_access=(
                 tuple(a for p in robot.permissions for a in p.access)
                 if robot is not None and robot.legacy
@@ -139,7 +140,10 @@ class RefreshTokenService:
                 raise Unauthorized(INVALID_REFRESH_TOKEN)
             else:
                 principal = Principal(
-                    PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot
+                    PrincipalKind.ROBOT,
+                    robot.full_name(self._prefix),
+                    robot=robot,
+                    identity=found.identity,
                 )
             self._usage.touch(robot)
         else:

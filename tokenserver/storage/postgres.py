@@ -215,6 +215,7 @@ CREATE INDEX temporary_secret_robot ON temporary_secret (robot_id, id);
 CREATE INDEX temporary_secret_expiry ON temporary_secret (expires_at);
 ALTER TABLE robot ADD COLUMN secret_login BOOLEAN NOT NULL DEFAULT TRUE;
 ALTER TABLE refresh_token ADD COLUMN federated BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE refresh_token ADD COLUMN identity TEXT;
 """
 
 MIGRATIONS: dict[int, str] = {

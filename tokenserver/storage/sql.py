@@ -102,7 +102,7 @@ _AUDIT_EXPRESSIONS = {
 }
 _REFRESH_COLUMNS = (
     "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access, "
-    "federated"
+    "federated, identity"
 )
 _ISSUER_COLUMNS = "id, name, url, audiences, jwks_file, ca_file, max_token_lifetime, created_at"
 _RULE_COLUMNS = "fr.id, fr.robot_id, fi.name, fr.conditions, fr.created_at"
@@ -226,6 +226,7 @@ def _refresh_token(row: Any) -> RefreshToken:
         row[6],
         _access_from_json(row[7]),
         bool(row[8]),
+        None if row[9] is None else _identity_from_json(row[9]),
     )
 
 
@@ -261,11 +262,14 @@ def _identity_to_json(identity: Identity) -> str:
     )
 
 
-def _temporary_secret(row: Any) -> TemporarySecret:
+def _identity_from_json(text: str) -> Identity:
     # NOTE: only the fields this version knows: a field added later is dropped, not an error.
-    stored = json.loads(row[4])
-    identity = Identity(**{k: v for k, v in stored.items() if k in _IDENTITY_FIELDS})
-    return TemporarySecret(row[0], row[1], row[2], row[3], identity)
+    stored = json.loads(text)
+    return Identity(**{k: v for k, v in stored.items() if k in _IDENTITY_FIELDS})
+
+
+def _temporary_secret(row: Any) -> TemporarySecret:
+    return TemporarySecret(row[0], row[1], row[2], row[3], _identity_from_json(row[4]))
 
 
 def _stored_text(text: str) -> str:
@@ -726,10 +730,12 @@ class SqlStore:
         expires_at: int | None = None,
         legacy_access: tuple[Access, ...] | None = None,
         federated: bool = False,
+        identity: Identity | None = None,
     ) -> RefreshToken:
         token_id = await self._insert(
             "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at, "
-            "last_used_at, expires_at, legacy_access, federated) VALUES (?,?,?,?,?,?,?,?,?)",
+            "last_used_at, expires_at, legacy_access, federated, identity) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 robot_id,
                 user_id,
@@ -740,6 +746,7 @@ class SqlStore:
                 expires_at,
                 _access_to_json(legacy_access),
                 federated,
+                None if identity is None else _identity_to_json(identity),
             ),
             "refresh token already stored",
         )
@@ -750,7 +757,16 @@ class SqlStore:
             (owner, owner, keep),
         )
         return RefreshToken(
-            token_id, robot_id, user_id, client_id, now, now, expires_at, legacy_access, federated
+            token_id,
+            robot_id,
+            user_id,
+            client_id,
+            now,
+            now,
+            expires_at,
+            legacy_access,
+            federated,
+            identity,
         )
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:

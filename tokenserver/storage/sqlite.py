@@ -221,6 +221,7 @@ CREATE INDEX temporary_secret_robot ON temporary_secret (robot_id, id);
 CREATE INDEX temporary_secret_expiry ON temporary_secret (expires_at);
 ALTER TABLE robot ADD COLUMN secret_login INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE refresh_token ADD COLUMN federated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refresh_token ADD COLUMN identity TEXT;
 """
 
 MIGRATIONS: dict[int, str] = {
