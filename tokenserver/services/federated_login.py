@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 
 from tokenserver.domain.claims import claim_text, claim_value, match_rule, single_audience
 from tokenserver.domain.claims import unverified as read_unverified
-from tokenserver.domain.federation import FederationRule, Identity, Issuer
+from tokenserver.domain.federation import Condition, FederationRule, Identity, Issuer
 from tokenserver.domain.memo import Memo
 from tokenserver.domain.models import Principal, PrincipalKind, Robot
 from tokenserver.domain.secrets import Secret
@@ -38,6 +38,40 @@ from tokenserver.errors import FederationRefused, Unauthorized
 from tokenserver.services.oidc import LEEWAY, IdTokenVerifier
 from tokenserver.services.ports import Store
 from tokenserver.services.usage import UsageTracker
+
+
+class _Seen:
+    """What is known of one ID token (by its hash): its claims as sent, and once verified,
+    for which issuer (as configured then) and until when, with what each rule made of it
+    and the robots whose login with it is recorded. Parsing, matching and the identity are
+    the same for the same bytes, so a token sent again (clients send it with every request)
+    costs a hash and a few lookups."""
+
+    __slots__ = ("claims", "exp", "identities", "iss", "issuer", "matches", "recorded")
+
+    def __init__(self, claims: Mapping[str, object], iss: str) -> None:
+        self.claims = claims
+        self.iss = iss
+        self.issuer: Issuer | None = None  # verified for this issuer
+        self.exp = 0.0
+        self.matches: dict[tuple[Condition, ...], str | None] = {}
+        self.identities: dict[tuple[Issuer, int], Identity] = {}
+        self.recorded: set[int] = set()
+
+    def match(self, rule: FederationRule) -> str | None:
+        try:
+            return self.matches[rule.conditions]
+        except KeyError:
+            reason = self.matches[rule.conditions] = match_rule(rule.conditions, self.claims)
+            return reason
+
+    def identity(self, issuer: Issuer, rule: FederationRule) -> Identity:
+        key = (issuer, rule.id)
+        found = self.identities.get(key)
+        if found is None:
+            found = self.identities[key] = identity(issuer, rule, self.claims)
+        return found
+
 
 # Remembered verifications: bounded in entries and bytes, like the other memos.
 _MEMO_ENTRIES = 10_000
@@ -114,9 +148,9 @@ class FederatedLogin:
         self._usage = usage
         self._prefix = name_prefix
         self._clock = clock
-        # (token hash, issuer) -> (claims, exp, robots whose login with it is recorded)
-        self._verified: Memo[tuple[bytes, Issuer], tuple[Mapping[str, object], float, set[int]]] = (
-            Memo(max_entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES, max_entry_bytes=64 * 1024)
+        # Verified tokens by their SHA-256, until they expire.
+        self._seen: Memo[bytes, _Seen] = Memo(
+            max_entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES, max_entry_bytes=64 * 1024
         )
 
     async def authenticate(
@@ -131,13 +165,19 @@ class FederatedLogin:
         `single_use` (the exchange): a token without a `jti`, or whose `jti` was taken before
         (by any replica), is refused too."""
         token = password.reveal()
-        shape = read_unverified(token)
-        if shape is None:
-            return None
-        iss = shape.claims.get("iss")
-        if not isinstance(iss, str):
-            return None
-        issuer = await self._store.find_issuer_by_url(iss)
+        if token.count(".") != 2:
+            return None  # not a JWT: the cheap answer for every secret
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        seen = self._seen.get(digest)
+        if seen is None:
+            shape = read_unverified(token)
+            if shape is None:
+                return None
+            iss = shape.claims.get("iss")
+            if not isinstance(iss, str):
+                return None
+            seen = _Seen(shape.claims, iss)
+        issuer = await self._store.find_issuer_by_url(seen.iss)
         if issuer is None:
             return None
         rules = await self._store.list_federation_rules(robot.id)
@@ -148,13 +188,14 @@ class FederatedLogin:
             mine = [rule for rule in rules if rule.issuer == issuer.name]
             if not mine:
                 raise FederationRefused(f"the robot has no rule for issuer {issuer.name}")
-            claims, recorded = await self._verify(token, issuer, now)
+            await self._verify(token, digest, seen, issuer, now)
+            claims = seen.claims
             sub = claims.get("sub")
             if not isinstance(sub, str) or not sub:
                 raise FederationRefused("the token has no sub")
             rule, reasons = None, []
             for candidate in mine:
-                reason = match_rule(candidate.conditions, claims)
+                reason = seen.match(candidate)
                 if reason is None:
                     rule = candidate
                     break
@@ -174,7 +215,7 @@ class FederatedLogin:
                     )
                 jti = presented
         except FederationRefused as refused:
-            await self._refused(robot, now, issuer, shape.claims, refused)
+            await self._refused(robot, now, issuer, seen.claims, refused)
             raise
         if robot.disabled:
             raise Unauthorized("robot account is disabled")
@@ -187,13 +228,13 @@ class FederatedLogin:
                 "replay: this token (its jti) was exchanged before; an exchange takes each ID "
                 "token once"
             )
-            await self._refused(robot, now, issuer, shape.claims, replayed)
+            await self._refused(robot, now, issuer, seen.claims, replayed)
             raise replayed
-        who = identity(issuer, rule, claims)
-        if robot.id not in recorded:
+        who = seen.identity(issuer, rule)
+        if robot.id not in seen.recorded:
             # Once per ID token and robot (clients resend the token with every request):
             # the robot's managers see which workload logged in, and when.
-            recorded.add(robot.id)
+            seen.recorded.add(robot.id)
             await self._store.add_federation_login(robot.id, int(now), who)
         self._usage.touch(robot)
         return Principal(
@@ -244,21 +285,18 @@ class FederatedLogin:
         refused.presented = _presented(claims, issuer.url)
 
     async def _verify(
-        self, token: str, issuer: Issuer, now: float
-    ) -> tuple[Mapping[str, object], set[int]]:
-        """The verified claims of `token`, from the memo while the token lives (keyed by its
-        hash and the issuer as configured: a changed issuer checks again), and the robots
-        whose login with it is recorded."""
-        key = (hashlib.sha256(token.encode()).digest(), issuer)
-        found = self._verified.get(key)
-        if found is not None and found[1] > now:
-            return found[0], found[2]
+        self, token: str, digest: bytes, seen: _Seen, issuer: Issuer, now: float
+    ) -> None:
+        """Check `token` (`seen`) unless it was verified for `issuer` as configured now and
+        has not expired; remember it while it lives. Raises FederationRefused."""
+        if seen.issuer == issuer and seen.exp > now:
+            return
         claims = await self._verifier.verify(token, issuer)
-        recorded: set[int] = set()
+        # NOTE: the verifier read the same bytes: its claims are `seen.claims`.
         exp = claims.get("exp")
         if isinstance(exp, int | float):
-            self._verified.put(key, (claims, float(exp), recorded), 512 + len(token))
-        return claims, recorded
+            seen.issuer, seen.exp = issuer, float(exp)
+            self._seen.put(digest, seen, 1024 + 2 * len(token))
 
     async def close(self) -> None:
         await self._verifier.close()
