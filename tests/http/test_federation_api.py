@@ -189,9 +189,10 @@ async def test_rules_are_put_and_got_with_their_warnings(api: Api) -> None:
     ]
     second = put["rules"][1]["id"]
     assert put["warnings"] == [
-        f"rule {second} (issuer github): pins no repository_owner_id or repository_id: a GitHub "
-        "owner or repository name can be registered again by someone else after a rename or "
-        "deletion"
+        f"rule {second} (issuer github): pins no repository_owner_id or repository_id to exact "
+        "values: it admits the tokens of any repository whose other claims match (on "
+        "github.com, anyone's), and an owner or repository name can be registered again by "
+        "someone else after a rename or deletion"
     ]
     assert await (await api.call("GET", path, api.admin)).json() == put
     # What GET shows may be sent back (ids, times and warnings ignored): nothing changes.

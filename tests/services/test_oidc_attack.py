@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers import FakeClock
 from tests.oidc_issuer import FakeIssuer
 from tokenserver.errors import FederationRefused
-from tokenserver.services.oidc import IdTokenVerifier
+from tokenserver.services.oidc import IdTokenVerifier, keys_url_allowed
 
 
 async def test_attack_an_https_issuers_discovery_cannot_send_the_key_fetch_to_plain_http(
@@ -36,3 +38,22 @@ async def test_attack_an_https_issuers_discovery_cannot_send_the_key_fetch_to_pl
         finally:
             await verifier.close()
         assert (plain.jwks_fetches, accepted) == (0, False), "keys were taken over plain http"
+
+
+@pytest.mark.parametrize(
+    ("issuer_url", "jwks_uri", "allowed"),
+    [
+        ("https://token.actions.githubusercontent.com", "https://x.example/keys", True),
+        ("https://token.actions.githubusercontent.com", "http://127.0.0.1:8080/keys", False),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000/jwks", True),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9001/internal", False),
+        ("http://127.0.0.1:9000", "http://[::1]:9000/jwks", False),
+        ("http://127.0.0.1:9000", "https://127.0.0.1:9443/jwks", True),
+        ("https://gitlab.example", "file:///etc/passwd", False),
+        ("https://gitlab.example", "https://bad:port/", False),
+    ],
+)
+def test_attack_a_discovery_document_cannot_downgrade_or_redirect_the_key_fetch(
+    issuer_url: str, jwks_uri: str, allowed: bool
+) -> None:
+    assert keys_url_allowed(issuer_url, jwks_uri) is allowed

@@ -10,15 +10,13 @@ from tokenserver.domain.exchange import TEMPORARY_SECRET_LENGTH, TEMPORARY_SECRE
 from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
 from tokenserver.errors import FederationRefused, Unauthorized
-from tokenserver.services.federated_login import FederatedLogin
+from tokenserver.services.federated_login import INVALID_CREDENTIALS, FederatedLogin
 from tokenserver.services.legacy import LegacyAuthenticator
 from tokenserver.services.ports import RobotChanges, Store
 from tokenserver.services.temporary_secrets import TemporarySecrets
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
-
-INVALID_CREDENTIALS = "invalid username or password"
 
 
 class Authenticator:
@@ -45,7 +43,11 @@ class Authenticator:
         self._clock = clock
 
     async def authenticate(self, credentials: Credentials, address: str = "") -> Principal:
-        """`_authenticate`, behind the brute-force throttle for `address` (the client)."""
+        """`_authenticate`, behind the brute-force throttle for `address` (the client); an ID
+        token of a robot with federation rules (`_federated`) before it."""
+        federated = await self._federated(credentials, address)
+        if federated is not None:
+            return federated
         if self._throttle is None:
             return await self._authenticate(credentials)
         return await self._throttle.guard(
@@ -55,6 +57,34 @@ class Authenticator:
             lambda admit: self._authenticate(credentials, admit),
             Unauthorized,
         )
+
+    async def _federated(self, credentials: Credentials, address: str) -> Principal | None:
+        """The robot, when the password is an ID token one of its rules admits; None when it
+        is not for that path (`FederatedLogin.authenticate`).
+
+        As a refresh token is, a genuine ID token is never refused by a lock-out (no one can
+        guess an issuer's signature, and a CI runner's address is often many runners'); every
+        refused one counts in the lock-outs, gets 429 while the robot and address are locked
+        out, and otherwise costs a KDF run, as a wrong secret does: a refusal must not tell,
+        by its speed, a robot with rules from one that does not exist."""
+        if self._federation is None or credentials.password.reveal().count(".") != 2:
+            return None  # not a JWT: the secret path, at no extra cost
+        parsed = parse_robot_name(self._prefix, credentials.username)
+        robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        if robot is None:
+            return None
+        try:
+            return await self._federation.authenticate(robot, credentials.password)
+        except FederationRefused:
+            username, password = credentials.username, credentials.password
+            try:
+                if self._throttle is not None:
+                    self._throttle.check(username, address)
+                await self._verifier.verify(password, self._verifier.dummy_hash(username))
+            finally:
+                if self._throttle is not None:
+                    self._throttle.failed(username, address, password.reveal())
+            raise
 
     async def _authenticate(
         self, credentials: Credentials, admit: Callable[[], None] | None = None
@@ -90,18 +120,6 @@ class Authenticator:
                 temporary = await self._temporary.authenticate(robot, credentials.password)
                 if temporary is not None:
                     return temporary
-        if robot is not None and self._federation is not None:
-            try:
-                federated = await self._federation.authenticate(robot, credentials.password)
-            except FederationRefused:
-                # As dear as a wrong secret: a refusal here must not tell, by its speed, a
-                # robot with rules from one that does not exist.
-                await self._verifier.verify(
-                    credentials.password, self._verifier.dummy_hash(credentials.username), admit
-                )
-                raise
-            if federated is not None:
-                return federated
         user = None if robot else await self._store.find_user(credentials.username)
         stored = (
             robot.secret_hash

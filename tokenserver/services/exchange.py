@@ -46,15 +46,17 @@ class TokenExchange:
                 f"resource (or audience) must be a robot's full name: {self._prefix}PROJECT+NAME "
                 f"or {self._prefix}NAME"
             )
-        if self._throttle is None:
+        try:
             return await self._authenticate(name, exchange)
-        return await self._throttle.guard(
-            exchange.robot,
-            address,
-            exchange.subject_token.reveal(),
-            lambda admit: self._authenticate(name, exchange),
-            Unauthorized,
-        )
+        except Unauthorized:
+            # As at the direct login: a genuine token is never refused by a lock-out; every
+            # refused one counts, and gets 429 while the robot and client are locked out.
+            if self._throttle is not None:
+                try:
+                    self._throttle.check(exchange.robot, address)
+                finally:
+                    self._throttle.failed(exchange.robot, address, exchange.subject_token.reveal())
+            raise
 
     async def _authenticate(self, name: RobotName, exchange: Exchange) -> Principal:
         robot = await self._store.find_robot(name.project, name.name)

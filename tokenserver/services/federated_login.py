@@ -73,6 +73,10 @@ class _Seen:
         return found
 
 
+# What a refused login says to the caller when nothing is known to be genuine: the words of an
+# unknown account's refusal (tokenserver.services.auth), so that neither tells anything.
+INVALID_CREDENTIALS = "invalid username or password"
+
 # Remembered verifications: bounded in entries and bytes, like the other memos.
 _MEMO_ENTRIES = 10_000
 _MEMO_BYTES = 32 * 1024 * 1024
@@ -91,6 +95,12 @@ def _first(claims: Mapping[str, object], *names: str) -> str:
         if value:
             return value
     return ""
+
+
+def _signed(refused: FederationRefused) -> FederationRefused:
+    """`refused`, marked as the refusal of a token whose signature was good."""
+    refused.signed = True
+    return refused
 
 
 def takes_no_id_tokens(name: str) -> str:
@@ -154,7 +164,12 @@ class FederatedLogin:
         )
 
     async def authenticate(
-        self, robot: Robot, password: Secret, *, single_use: bool = False
+        self,
+        robot: Robot,
+        password: Secret,
+        *,
+        single_use: bool = False,
+        unsigned: str = INVALID_CREDENTIALS,
     ) -> Principal | None:
         """The robot, when `password` is an ID token one of its rules admits; None when the
         password is not for this path (not a JWT naming a trusted issuer, or a robot without
@@ -163,7 +178,12 @@ class FederatedLogin:
         Unauthorized when the token is right but the robot is disabled or expired.
 
         `single_use` (the exchange): a token without a `jti`, or whose `jti` was taken before
-        (by any replica), is refused too."""
+        (by any replica), is refused too.
+
+        Until its signature is good, a token tells nothing: anyone can write one naming a
+        trusted issuer. Its refusal says `unsigned` (what an unknown robot's says) and is kept
+        for no one but the operator's log; the reasons of a genuine token's refusal (audience,
+        times, the rules) go to the caller and the robot's managers."""
         token = password.reveal()
         if token.count(".") != 2:
             return None  # not a JWT: the cheap answer for every secret
@@ -192,7 +212,7 @@ class FederatedLogin:
             claims = seen.claims
             sub = claims.get("sub")
             if not isinstance(sub, str) or not sub:
-                raise FederationRefused("the token has no sub")
+                raise _signed(FederationRefused("the token has no sub"))
             rule, reasons = None, []
             for candidate in mine:
                 reason = seen.match(candidate)
@@ -201,21 +221,26 @@ class FederatedLogin:
                     break
                 reasons.append(f"rule {candidate.id}: {reason}")
             if rule is None:
-                raise FederationRefused(
-                    truncate("; ".join(reasons), 1000),
-                    message=f"no federation rule of {robot.full_name(self._prefix)} "
-                    "admits this token",
+                raise _signed(
+                    FederationRefused(
+                        truncate("; ".join(reasons), 1000),
+                        message=f"no federation rule of {robot.full_name(self._prefix)} "
+                        "admits this token",
+                    )
                 )
             jti: str | None = None
             if single_use:
                 presented = claims.get("jti")
                 if not isinstance(presented, str) or not presented:
-                    raise FederationRefused(
-                        "the token has no jti: a token exchange takes only tokens it can use once"
+                    raise _signed(
+                        FederationRefused(
+                            "the token has no jti: a token exchange takes only tokens it can use "
+                            "once"
+                        )
                     )
                 jti = presented
         except FederationRefused as refused:
-            await self._refused(robot, now, issuer, seen.claims, refused)
+            await self._refused(robot, now, issuer, seen.claims, refused, unsigned)
             raise
         if robot.disabled:
             raise Unauthorized("robot account is disabled")
@@ -224,11 +249,13 @@ class FederatedLogin:
         if jti is not None and not await self._store.use_jti(
             issuer.id, jti, _remembered_until(claims, now), int(now)
         ):
-            replayed = FederationRefused(
-                "replay: this token (its jti) was exchanged before; an exchange takes each ID "
-                "token once"
+            replayed = _signed(
+                FederationRefused(
+                    "replay: this token (its jti) was exchanged before; an exchange takes each "
+                    "ID token once"
+                )
             )
-            await self._refused(robot, now, issuer, seen.claims, replayed)
+            await self._refused(robot, now, issuer, seen.claims, replayed, unsigned)
             raise replayed
         who = seen.identity(issuer, rule)
         if robot.id not in seen.recorded:
@@ -246,7 +273,12 @@ class FederatedLogin:
         exchanged before (`authenticate` with `single_use`). Raises FederationRefused for
         every other token too: not a JWT, an issuer nobody trusts (its keys are never
         fetched), a robot without rules; Unauthorized for a disabled or expired robot."""
-        principal = await self.authenticate(robot, token, single_use=True)
+        principal = await self.authenticate(
+            robot,
+            token,
+            single_use=True,
+            unsigned=takes_no_id_tokens(robot.full_name(self._prefix)),
+        )
         if principal is not None:
             return principal
         # Not for this robot's rules at all: say why (no failure is kept, as for a password).
@@ -276,12 +308,17 @@ class FederatedLogin:
         issuer: Issuer,
         claims: Mapping[str, object],
         refused: FederationRefused,
+        unsigned: str,
     ) -> None:
-        """Keep a refusal for the robot's managers, and what the token said it was for the
-        log."""
-        await self._store.add_federation_failure(
-            robot.id, int(now), issuer.name, _text(claims, "sub"), refused.reason
-        )
+        """Keep a genuine token's refusal for the robot's managers; say only `unsigned` of any
+        other (its `reason` stays, for the operator's log); and what the token said it was,
+        for the log."""
+        if refused.signed:
+            await self._store.add_federation_failure(
+                robot.id, int(now), issuer.name, _text(claims, "sub"), refused.reason
+            )
+        else:
+            refused.message = unsigned
         refused.presented = _presented(claims, issuer.url)
 
     async def _verify(
