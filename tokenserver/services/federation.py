@@ -232,6 +232,7 @@ class FederationService:
         robot's power to the workloads they admit, as a secret does."""
         robot = await self._resolve(entry, ref)
         await self._robots.authorize(actor, robot, "update", "set the federation rules of")
+        self._robots.refuse_self(actor, robot, "set the federation rules of")
         if robot.legacy:
             raise Forbidden("a legacy robot logs in with its JWT; it cannot have federation rules")
         return robot

@@ -376,6 +376,7 @@ class RobotService:
             if spec.secret_login is None or spec.secret_login == robot.secret_login:
                 await self._change(robot, changes)
             else:
+                self.refuse_self(actor, robot, "switch the secret login of")
                 # All or nothing: a secret login that cannot be turned off (no rules) leaves
                 # the robot as it was.
                 async with self._store.transaction():
@@ -402,6 +403,7 @@ class RobotService:
             robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "switch the secret login of", self._held(robot))
+            self.refuse_self(actor, robot, "switch the secret login of")
             self._refuse_legacy(robot)
             await self._switch_secret_login(robot, enabled)
             return await self.resolve(str(robot.id))
@@ -510,6 +512,14 @@ class RobotService:
         ):
             self._refuse_legacy(robot)
         await self._change(robot, RobotChanges(disabled=spec.disable))
+
+    @staticmethod
+    def refuse_self(actor: Principal, robot: Robot, what: str) -> None:
+        """A robot may not change how it logs in itself (its federation rules, its secret
+        login): whoever held its secret for a moment could add a rule admitting their own
+        workload, which refreshing the secret would not end."""
+        if actor.robot is not None and actor.robot.id == robot.id:
+            raise Forbidden(f"a robot cannot {what} itself: ask whoever manages it")
 
     @staticmethod
     def _refuse_legacy(robot: Robot) -> None:
