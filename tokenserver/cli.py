@@ -14,7 +14,6 @@ import dataclasses
 import errno
 import getpass
 import importlib.metadata
-import ipaddress
 import json
 import logging
 import os
@@ -62,6 +61,7 @@ from tokenserver.domain.harbor_json import (
     robot_json,
     user_json,
 )
+from tokenserver.domain.hosts import is_loopback
 from tokenserver.domain.models import (
     LOCAL,
     MAX_AUDIT_FIELD,
@@ -322,15 +322,6 @@ def configure_logging(level: str, form: str = "text") -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.server.tls_certificate is None or settings.server.tls_key is None:
         return None
@@ -361,7 +352,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log.level, settings.log.format)
     context = _tls_context(settings)
-    if context is None and not _is_loopback(settings.server.host):
+    if context is None and not is_loopback(settings.server.host):
         if not settings.server.allow_plain_http:
             raise ConfigError(
                 "server.allow_plain_http",

@@ -14,12 +14,12 @@ a rule that pins none of their numeric ids is accepted with a warning.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from tokenserver.domain.federation import Condition, FederationRule, Issuer
+from tokenserver.domain.hosts import is_loopback
 from tokenserver.domain.text import truncate
 from tokenserver.errors import BadRequest
 
@@ -78,13 +78,6 @@ def check_issuer_name(name: str) -> str:
     return name
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_issuer_url(url: str) -> str:
     """`url` as given (a token's `iss` is compared with it exactly) if it is an issuer's URL:
     https, or http on a loopback address; a host; no user, query or fragment."""
@@ -105,7 +98,7 @@ def check_issuer_url(url: str) -> str:
         raise BadRequest(f"{where}: must not hold a user name or password")
     if "?" in url or "#" in url:
         raise BadRequest(f"{where}: must not hold a query or a fragment")
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.scheme == "http" and not is_loopback(host, by_name=False):
         raise BadRequest(
             f"{where}: http:// is allowed only on a loopback address (127.0.0.1, [::1]); "
             "use https://"

@@ -32,7 +32,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import ipaddress
 import json
 import logging
 import math
@@ -50,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tokenserver.domain.claims import MAX_TOKEN_BYTES, unverified
 from tokenserver.domain.federation import ALGORITHMS, Issuer
+from tokenserver.domain.hosts import is_loopback
 from tokenserver.domain.text import escape, truncate
 from tokenserver.errors import FederationRefused
 from tokenserver.keys import PublicKey
@@ -170,14 +170,7 @@ def fetchable(url: str) -> bool:
         return False
     if parts.scheme == "https":
         return True
-    if parts.scheme != "http":
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "http" and is_loopback(host)
 
 
 def keys_url_allowed(issuer_url: str, jwks_uri: str) -> bool:

@@ -295,20 +295,34 @@ class TokenService:
             self._denied(req.grant, account, req.address, scopes, req.scopes, e)
             raise
         if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
-            log.info(
-                "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s%s",
-                req.grant,
-                quote(account),
-                req.address,
-                quote(_formatted(scopes)),
-                quote(_formatted(granted)),
-                " refresh_token=yes" if refresh is not None else "",
-                # NOTE: only here, never in the answer: whether a project exists is not
-                # for a caller who may not see it.
-                " reason=" + quote(_missing_reason(missing)) if missing else "",
-                "" if principal.identity is None else _identified(principal.identity),
-            )
+            self._issued(req.grant, principal, req.address, scopes, granted, refresh, missing)
         return issued
+
+    @staticmethod
+    def _issued(
+        grant: Grant,
+        principal: Principal,
+        address: str,
+        scopes: Sequence[Scope],
+        granted: Sequence[Scope],
+        refresh: Secret | None,
+        missing: Sequence[str],
+    ) -> None:
+        """Log an issued token: who (the workload too, for a federated login), what was
+        asked and granted; never the token."""
+        log.info(
+            "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s%s",
+            grant,
+            quote(principal.name),
+            address,
+            quote(_formatted(scopes)),
+            quote(_formatted(granted)),
+            " refresh_token=yes" if refresh is not None else "",
+            # NOTE: only here, never in the answer: whether a project exists is not for a
+            # caller who may not see it.
+            " reason=" + quote(_missing_reason(missing)) if missing else "",
+            "" if principal.identity is None else _identified(principal.identity),
+        )
 
     def _denied(
         self,
@@ -383,17 +397,7 @@ class TokenService:
                 who,
             )
             return secret
-        log.info(
-            "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s%s",
-            grant,
-            quote(account),
-            req.address,
-            quote(_formatted(scopes)),
-            quote(_formatted(granted)),
-            " refresh_token=yes" if refresh is not None else "",
-            " reason=" + quote(_missing_reason(missing)) if missing else "",
-            who,
-        )
+        self._issued(grant, principal, req.address, scopes, granted, refresh, missing)
         return issued
 
     async def _grant(
