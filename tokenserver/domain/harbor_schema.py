@@ -29,11 +29,11 @@ from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
 from tokenserver.domain.names import NAME_MAX_LENGTH
 from tokenserver.domain.permissions import Effect, PermissionKind
 from tokenserver.domain.project_metadata import KEPT_METADATA_KEYS
-from tokenserver.domain.repositories import MAX_PATTERN_LENGTH as MAX_REPOSITORY_PATTERN
-from tokenserver.domain.repositories import MAX_PATTERNS as MAX_REPOSITORY_PATTERNS
 
 # NOTE: declared with the rules on them; re-exported for code that imports it from here.
 from tokenserver.domain.project_metadata import PROJECT_METADATA_KEYS as PROJECT_METADATA_KEYS
+from tokenserver.domain.repositories import MAX_PATTERN_LENGTH as MAX_REPOSITORY_PATTERN
+from tokenserver.domain.repositories import MAX_PATTERNS as MAX_REPOSITORY_PATTERNS
 from tokenserver.domain.roles import Role
 
 TIME = "date-time"

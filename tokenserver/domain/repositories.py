@@ -126,7 +126,7 @@ class Shape:
         elif self.tail or len(self.segments) != len(other.segments):
             return False
         return all(
-            o == ONE_SEGMENT or o == s for s, o in zip(self.segments, other.segments, strict=False)
+            o in (ONE_SEGMENT, s) for s, o in zip(self.segments, other.segments, strict=False)
         )
 
     def meet(self, other: Shape) -> Shape | None:
