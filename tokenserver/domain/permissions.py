@@ -333,6 +333,8 @@ class Grants:
     def __or__(self, other: Grants) -> Grants:
         if not other.allowed and not other.denied and not other.scoped:
             return self
+        if not self.allowed and not self.denied and not self.scoped:
+            return other
         return Grants(
             self.allowed | other.allowed, self.denied | other.denied, self.scoped + other.scoped
         )
