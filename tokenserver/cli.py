@@ -15,7 +15,6 @@ import errno
 import functools
 import getpass
 import importlib.metadata
-import ipaddress
 import json
 import logging
 import os
@@ -53,6 +52,7 @@ from tokenserver.domain.harbor_export import plan_import
 from tokenserver.domain.harbor_json import (
     audit_json,
     federation_failure_json,
+    federation_login_json,
     federation_rule_json,
     iso_time,
     issuer_json,
@@ -63,6 +63,7 @@ from tokenserver.domain.harbor_json import (
     robot_json,
     user_json,
 )
+from tokenserver.domain.hosts import is_loopback
 from tokenserver.domain.models import (
     LOCAL,
     MAX_AUDIT_FIELD,
@@ -75,9 +76,11 @@ from tokenserver.domain.names import quote_hint, shell_expanded
 from tokenserver.domain.permissions import (
     PROJECT_ROBOT_ACCESS,
     Access,
+    Effect,
     RequestedPermission,
     parse_access,
 )
+from tokenserver.domain.repositories import pattern_error
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import (
@@ -323,15 +326,6 @@ def configure_logging(level: str, form: str = "text") -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.server.tls_certificate is None or settings.server.tls_key is None:
         return None
@@ -362,7 +356,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log.level, settings.log.format)
     context = _tls_context(settings)
-    if context is None and not _is_loopback(settings.server.host):
+    if context is None and not is_loopback(settings.server.host):
         if not settings.server.allow_plain_http:
             raise ConfigError(
                 "server.allow_plain_http",
@@ -545,6 +539,58 @@ def _permissions(values: Sequence[str]) -> list[Access]:
     return [parse_access(p) for value in values for p in value.split(",") if p.strip()]
 
 
+class _InOrder(argparse.Action):
+    """Keeps `--permission`, `--deny` and `--repository` in the order given (in `entries`):
+    which entry a `--repository` limits depends on the flags before it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        entries = list(getattr(namespace, "entries", None) or [])
+        entries.append((self.dest, str(values)))
+        namespace.entries = entries
+
+
+def _entries(project: str, flags: Sequence[tuple[str, str]]) -> tuple[RequestedPermission, ...]:
+    """Permission entries from the flags in order: `--permission` and `--deny` add to the
+    current entry; `--repository` limits the current entry to a pattern (repeatable); a
+    `--permission` or `--deny` after a `--repository` starts the next entry. An entry
+    without `--repository` reaches every repository."""
+    entries: list[RequestedPermission] = []
+    access: list[Access] = []
+    patterns: list[str] = []
+    for flag, value in flags:
+        if flag == "repository":
+            if not access:
+                raise UsageError(
+                    f"--repository {printable(value)}: give it after the --permission (or "
+                    "--deny) flags of the entry it limits"
+                )
+            error = pattern_error(value)
+            if error is not None:
+                raise UsageError(f"--repository {printable(value)}: {error}")
+            patterns.append(value)
+            continue
+        if patterns:
+            entries.append(
+                RequestedPermission(project, tuple(access), repositories=tuple(patterns))
+            )
+            access, patterns = [], []
+        found = _permissions([value])
+        if flag == "deny":
+            found = [Access(a.resource, a.action, Effect.DENY) for a in found]
+        access += found
+    if access:
+        entries.append(
+            RequestedPermission(project, tuple(access), repositories=tuple(patterns) or None)
+        )
+    return tuple(entries)
+
+
 @dataclasses.dataclass(frozen=True)
 class _ExportFile:
     """The `--export` file, created (empty, mode 0600) before the robot or secret it is for,
@@ -620,7 +666,7 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
     spec = RobotSpec(
         name=args.name,
         level=Level.PROJECT,
-        permissions=(RequestedPermission(args.project, tuple(_permissions(args.permission))),),
+        permissions=_entries(args.project, args.entries),
         duration=args.duration,
         description=args.description,
     )
@@ -649,7 +695,11 @@ async def robot_list(rt: Runtime, args: argparse.Namespace) -> int:
         for r in robots:
             expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
             state = "disabled" if r.disabled else "enabled"
-            access = ",".join(str(a) for p in r.permissions for a in p.access)
+            access = ";".join(
+                ",".join(str(a) for a in p.access)
+                + (f" on {','.join(p.repositories)}" if p.repositories else "")
+                for p in r.permissions
+            )
             _row(str(r.id), r.full_name(prefix), state, f"expires {expiry}", access)
     return EXIT_OK
 
@@ -716,6 +766,30 @@ async def robot_refresh_secret(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def robot_update(rt: Runtime, args: argparse.Namespace) -> int:
+    flags = getattr(args, "entries", None) or []
+    if not flags and args.secret_login is None:
+        raise UsageError("robot update: give --secret-login or --permission")
+    if flags:
+        robot = await rt.robots.get(LOCAL, args.robot)
+        if robot.project_name is None:
+            raise UsageError(
+                "--permission: a system robot's permissions are changed with the API "
+                "(PUT /api/v2.0/robots/{id})"
+            )
+        if not any(flag != "repository" for flag, _ in flags):
+            raise UsageError("--repository: give it after the --permission flags it limits")
+        spec = RobotSpec(
+            name=robot.name,
+            level=robot.level,
+            permissions=_entries(robot.project_name, flags),
+            duration=None,
+            description=robot.description,
+            disable=robot.disabled,
+        )
+        robot = await rt.robots.update(LOCAL, args.robot, spec)
+        _say(f"replaced the permissions of {robot.full_name(rt.robots.prefix)}")
+        if args.secret_login is None:
+            return EXIT_OK
     enabled = {"on": True, "off": False}[args.secret_login]
     robot = await rt.robots.set_secret_login(LOCAL, args.robot, enabled)
     name = robot.full_name(rt.robots.prefix)
@@ -805,7 +879,7 @@ async def robot_federation_add(rt: Runtime, args: argparse.Namespace) -> int:
     rule, warning = await rt.federation.add_rule(LOCAL, args.robot, spec)
     robot = await rt.robots.resolve(args.robot)
     _say(f"added rule {rule.id} to {robot.full_name(rt.robots.prefix)}; its refresh tokens "
-         "from federated logins have ended")  # fmt: skip
+         "from federated logins and its temporary secrets have ended")  # fmt: skip
     if warning is not None:
         _say(f"warning: rule {rule.id} (issuer {rule.issuer}): {warning}")
     _out(federation_rule_json(rule))
@@ -815,10 +889,14 @@ async def robot_federation_add(rt: Runtime, args: argparse.Namespace) -> int:
 async def robot_federation_list(rt: Runtime, args: argparse.Namespace) -> int:
     found = await rt.federation.rules(LOCAL, args.robot)
     if args.json:
-        _out(robot_federation_json(found.rules, found.warnings))
+        _out(robot_federation_json(found.rules, found.warnings, found.temporary_secrets))
     else:
         for rule in found.rules:
             _row(str(rule.id), rule.issuer, _claims_cell(rule), iso_time(rule.created_at))
+        for secret in found.temporary_secrets:
+            who = secret.identity
+            _row(f"secret {secret.id}", who.issuer, f"sub={who.sub}",
+                 f"{iso_time(secret.created_at)} until {iso_time(secret.expires_at)}")  # fmt: skip
     for warning in found.warnings:
         _say(f"warning: {warning}")
     return EXIT_OK
@@ -827,7 +905,19 @@ async def robot_federation_list(rt: Runtime, args: argparse.Namespace) -> int:
 async def robot_federation_remove(rt: Runtime, args: argparse.Namespace) -> int:
     robot = await rt.federation.remove_rule(LOCAL, args.robot, args.rule_id)
     _say(f"removed rule {args.rule_id} of {robot.full_name(rt.robots.prefix)}; its refresh "
-         "tokens from federated logins have ended")  # fmt: skip
+         "tokens from federated logins and its temporary secrets have ended")  # fmt: skip
+    return EXIT_OK
+
+
+async def robot_federation_logins(rt: Runtime, args: argparse.Namespace) -> int:
+    _, logins = await rt.federation.logins(LOCAL, args.robot)
+    if args.json:
+        _out([federation_login_json(login) for login in logins])
+    else:
+        for login in logins:
+            who = login.identity
+            _row(iso_time(login.at), who.issuer, who.sub, f"rule {who.rule_id}", who.repository,
+                 who.ref, who.sha, who.run_id, who.jti)  # fmt: skip
     return EXIT_OK
 
 
@@ -1052,6 +1142,37 @@ async def user_delete(rt: Runtime, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _permission_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """`--permission`, `--deny` and `--repository`, read in order (see `_entries`)."""
+    allowed = ", ".join(f"{r}:{a}" for r, a in PROJECT_ROBOT_ACCESS)
+    parser.set_defaults(entries=[])
+    parser.add_argument(
+        "--permission",
+        action=_InOrder,
+        dest="permission",
+        required=required,
+        metavar="RESOURCE:ACTION",
+        help=f"allow; repeatable or comma-separated; one of: {allowed}",
+    )
+    parser.add_argument(
+        "--deny",
+        action=_InOrder,
+        dest="deny",
+        metavar="RESOURCE:ACTION",
+        help="deny (a deny wins over any allow); repeatable or comma-separated",
+    )
+    parser.add_argument(
+        "--repository",
+        action=_InOrder,
+        dest="repository",
+        metavar="PATTERN",
+        help="limit the entry made by the --permission/--deny flags before it to matching "
+        "repositories, relative to the project: 'app' (exact), 'team-a/*' (one path segment), "
+        "'team-a/**' (any depth below team-a), '**' (every one, the default); repeatable; a "
+        "--permission or --deny after a --repository starts another entry",
+    )
+
+
 def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -1182,17 +1303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
 
     robot = commands.group("robot", "manage project robot accounts")
-    allowed = ", ".join(f"{r}:{a}" for r, a in PROJECT_ROBOT_ACCESS)
     r = robot.command("create", "create a robot; prints its secret once", _on_runtime(robot_create))
     r.add_argument("--project", required=True)
     r.add_argument("--name", required=True, help="short name; the full name is prefix+project+name")
-    r.add_argument(
-        "--permission",
-        action="append",
-        required=True,
-        metavar="RESOURCE:ACTION",
-        help=f"repeatable or comma-separated; one of: {allowed}",
-    )
+    _permission_flags(r, required=True)
     r.add_argument(
         "--duration",
         type=_duration,
@@ -1239,10 +1353,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
     r = robot.command("update", "change a robot's settings", _on_robot(robot_update))
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    _permission_flags(r, required=False)
     r.add_argument(
         "--secret-login",
         choices=("on", "off"),
-        required=True,
         help="whether the robot's secret logs it in; off: only its federation rules do "
         "(a robot without rules keeps it on)",
     )
@@ -1271,6 +1385,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = federated.command("remove", "remove one rule", _on_robot(robot_federation_remove))
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("rule_id", type=_positive, metavar="RULE_ID")
+    r = federated.command(
+        "logins",
+        "a robot's newest federated logins, one per ID token: time, issuer, subject, rule, "
+        "repository, ref, commit, run, jti",
+        _on_robot(robot_federation_logins),
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    r.add_argument("--json", action="store_true", help="print the API's JSON")
     r = federated.command(
         "failures",
         "a robot's newest refused federated logins: time, issuer, subject, reason",

@@ -357,9 +357,9 @@ class FederationSettings(_Section):
         3600,
         _int(60, 86400),
         "Robots with federation rules log in with a workload's OIDC ID token (a CI job's, a\n"
-        "pod's). Seconds a refresh token from such a login keeps working (60 .. 86400), so\n"
-        "that no runner keeps a long-lived credential; a change of the robot's rules ends it\n"
-        "at once.",
+        "pod's). Seconds a refresh token from such a login, and a temporary robot secret from\n"
+        "a token exchange, keep working (60 .. 86400), so that no runner keeps a long-lived\n"
+        "credential; a change of the robot's rules ends them at once.",
     )
 
 

@@ -148,6 +148,10 @@ class FederationRefused(Unauthorized):
         # What the token said it was (iss, sub, aud; escaped, shortened) for the log, once the
         # token path knows; never the token.
         self.presented: tuple[tuple[str, str], ...] = ()
+        # Whether the token's signature was good (refused for its audience, times or claims):
+        # only then may the caller and the robot's managers be told why. Before that, anyone
+        # could have written it.
+        self.signed = False
 
 
 class Forbidden(TokenServerError):

@@ -12,6 +12,7 @@ from tokenserver.errors import ConfigError
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
+from tokenserver.services.exchange import TokenExchange
 from tokenserver.services.federated_login import FederatedLogin
 from tokenserver.services.federation import FederationService
 from tokenserver.services.harbor_import import HarborImportService
@@ -22,6 +23,7 @@ from tokenserver.services.projects import ProjectService
 from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.robots import RobotService
 from tokenserver.services.sessions import SessionService
+from tokenserver.services.temporary_secrets import TemporarySecrets
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.tokens import TokenService, TokenSigner
 from tokenserver.services.usage import UsageTracker
@@ -130,10 +132,18 @@ async def open_runtime(
             address_threshold=settings.security.lockout_address_threshold,
             max_seconds=settings.security.lockout_max_seconds,
         )
+        temporary: TemporarySecrets | None = None
         if sign:
             # Logins with a workload's ID token: the server's, not the management commands'.
             federated = FederatedLogin(
                 store, IdTokenVerifier(clock=clock), usage, settings.robots.name_prefix, clock
+            )
+            temporary = TemporarySecrets(
+                store,
+                usage,
+                settings.robots.name_prefix,
+                clock,
+                lifetime=settings.federation.session_lifetime,
             )
         authenticator = Authenticator(
             store,
@@ -144,6 +154,7 @@ async def open_runtime(
             legacy=legacy,
             throttle=throttle,
             federation=federated,
+            temporary=temporary,
         )
         robots = RobotService(
             store, access, audit, projects, verifier, usage, settings.robots.name_prefix
@@ -193,6 +204,13 @@ async def open_runtime(
                 service=settings.token.service,
                 name_prefix=settings.robots.name_prefix,
                 clock=clock,
+                exchange=(
+                    None
+                    if federated is None or temporary is None
+                    else TokenExchange(
+                        store, federated, temporary, settings.robots.name_prefix, throttle
+                    )
+                ),
             )
         yield Runtime(
             settings=settings,

@@ -36,6 +36,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("robot", "federation", "list"): ("p+ci",),
     ("robot", "federation", "remove"): ("p+ci", "1"),
     ("robot", "federation", "failures"): ("p+ci",),
+    ("robot", "federation", "logins"): ("p+ci",),
     ("federation", "issuer", "add"): ("github", "--issuer", "https://x.example", "--audience", "a"),
     ("federation", "issuer", "list"): (),
     ("federation", "issuer", "remove"): ("github",),

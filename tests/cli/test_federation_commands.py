@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.federation_files import GITHUB, ec_jwk, rsa_jwk, write_ca, write_jwks
 from tests.helpers import call_cli
 from tokenserver.config import load_settings
+from tokenserver.domain.federation import Identity
 from tokenserver.runtime import open_runtime
 
 ADD_GITHUB = ("federation", "issuer", "add", "github", "--issuer", GITHUB, "--audience", "reg")
@@ -346,6 +348,42 @@ def test_failures_are_listed_newest_first_escaped(config: Path) -> None:
     assert ok(cli(config, "robot", "federation", "failures", "p+other", "--json")) == []
 
 
+def test_live_temporary_secrets_are_listed_with_the_rules_never_the_secret(
+    config: Path,
+) -> None:
+    ok(cli(config, *ADD_GITHUB))
+    rule = ok(cli(config, "robot", "federation", "add", "p+ci", "--issuer", "github", *OWNER))
+    settings = load_settings(config, environ={})
+
+    async def hand_out() -> None:
+        async with open_runtime(settings, sign=False, create_database=False) as rt:
+            robot = await rt.robots.resolve("p+ci")
+            for n, expires_at in ((1, 2**40), (2, 2**40), (3, 100)):  # the third has expired
+                who = Identity("github", GITHUB, f"repo:acme/app:{n}", "reg", rule["id"], 1,
+                               repository="acme/app", run_id=str(n))  # fmt: skip
+                await rt.store.add_temporary_secret(
+                    f"hash-{n}", robot.id, who, 50, expires_at, keep=20
+                )
+
+    asyncio.run(hand_out())
+    lines = cli(config, "robot", "federation", "list", "p+ci").stdout.splitlines()
+    assert [line.split("\t")[:3] for line in lines] == [
+        [str(rule["id"]), "github", "repository_owner_id=1234567"],
+        ["secret 2", "github", "sub=repo:acme/app:2"],
+        ["secret 1", "github", "sub=repo:acme/app:1"],
+    ]
+    as_json = ok(cli(config, "robot", "federation", "list", "p+ci", "--json"))
+    listed = as_json["temporary_secrets"]
+    assert [(s["id"], s["subject"], s["run_id"]) for s in listed] == [
+        (2, "repo:acme/app:2", "2"),
+        (1, "repo:acme/app:1", "1"),
+    ]
+    assert "hash-" not in json.dumps(as_json)
+    # A robot without any has none listed.
+    assert "temporary_secrets" not in ok(cli(config, "robot", "federation", "list", "p+other",
+                                             "--json"))  # fmt: skip
+
+
 # ---- the secret login ------------------------------------------------------------------------
 
 
@@ -403,3 +441,30 @@ def test_a_jwt_shaped_secret_is_refused_for_a_robot_with_rules(config: Path) -> 
 def test_an_id_past_64_bits_is_a_usage_error(config: Path, argv: tuple[str, ...]) -> None:
     # SQLite raised OverflowError on it: a traceback.
     refused(cli(config, *argv), 2, "larger than any id")
+
+
+def test_logins_are_listed_newest_first_with_the_workload(config: Path) -> None:
+    settings = load_settings(config, environ={})
+    who = Identity(
+        issuer="github", iss=GITHUB, sub="repo:acme/app:ref:refs/heads/main", aud="reg",
+        rule_id=7, expires_at=2_000_000_000, jti="jti-1", repository="acme/app",
+        ref="refs/heads/main", sha="c" * 40, run_id="99",
+    )  # fmt: skip
+
+    async def record() -> None:
+        async with open_runtime(settings, sign=False, create_database=False) as rt:
+            robot = await rt.robots.resolve("p+ci")
+            await rt.store.add_federation_login(robot.id, 100, who)
+            await rt.store.add_federation_login(robot.id, 200, replace(who, run_id="100"))
+
+    asyncio.run(record())
+    result = cli(config, "robot", "federation", "logins", "p+ci")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split("\t")[1:] == [
+        "github", who.sub, "rule 7", "acme/app", "refs/heads/main", "c" * 40, "100", "jti-1",
+    ]  # fmt: skip
+    as_json = ok(cli(config, "robot", "federation", "logins", "p+ci", "--json"))
+    assert [entry["run_id"] for entry in as_json] == ["100", "99"]
+    assert as_json[0]["token_expires"].startswith("2033-")
+    assert ok(cli(config, "robot", "federation", "logins", "p+other", "--json")) == []

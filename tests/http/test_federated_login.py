@@ -161,8 +161,12 @@ async def test_attack_wrong_audience_expired_and_forged_tokens_are_refused(
     for token in refused:
         response = await fed.get(token)
         assert response.status == 401, token
+    # Only a genuine token's refusal is kept and explained: anyone could write the last two.
     failures = await fed.server.runtime.store.list_federation_failures(fed.robot.id)
-    assert len(failures) == len(refused)
+    assert [f.reason.split(" ")[2] for f in failures] == ["lives", "expired", "aud"], failures
+    for token in refused[3:]:
+        response = await fed.get(token)
+        assert "invalid username or password" in await response.text()
 
 
 async def test_a_jwt_of_an_issuer_nobody_trusts_is_checked_as_the_secret(
@@ -296,5 +300,63 @@ async def test_attack_failed_id_tokens_count_in_the_lockout(
         async for fed in federation_on(server):
             for n in range(3):
                 assert (await fed.get(fed.token(repository=f"evil/{n}"))).status == 401
-            locked = await fed.get(fed.token())
+            locked = await fed.get(fed.token(repository="evil/3"))
             assert locked.status == 429
+            # Unsigned ones too, and the secret (the robot and the client are locked out)...
+            assert (await fed.get(fed.token()[:-8] + "AAAAAAAA")).status == 429
+            assert (await fed.get(fed.robot.secret)).status == 429
+            # ... but a genuine ID token is never refused by a lock-out (no one can guess one,
+            # and a CI runner's address is often many runners').
+            assert (await fed.get(fed.token())).status == 200
+
+
+async def test_each_id_token_is_one_login_the_managers_see(fed: Federation) -> None:
+    """Which workflow pushed this image: a login is recorded once per ID token and robot
+    (clients send it again with every request), with the workload it was."""
+    first = fed.token(run_id="111", sha="1" * 40)
+    second = fed.token(run_id="222", sha="2" * 40, ref="refs/tags/v2")
+    for token in (first, first, first, second, second):
+        assert (await fed.get(token)).status == 200
+    logins = await fed.server.runtime.store.list_federation_logins(fed.robot.id)
+    assert [login.identity.run_id for login in logins] == ["222", "111"]
+    newest = logins[0].identity
+    assert (newest.issuer, newest.repository, newest.ref, newest.sha) == (
+        "github",
+        "acme/app",
+        "refs/tags/v2",
+        "2" * 40,
+    )
+    assert newest.sub.startswith("repo:acme/app:") and newest.jti and newest.rule_id > 0
+    # The API shows them to whoever may read the robot, the CLI too.
+    from tests.http.test_api import ADMIN_PASSWORD
+
+    await fed.server.runtime.users.ensure_admin(ADMIN_PASSWORD)
+    answer = await fed.server.client.get(
+        f"/api/v2.0/robots/{fed.robot.id}/federation/logins",
+        headers=basic("admin", ADMIN_PASSWORD),
+    )
+    assert answer.status == 200
+    shown = await answer.json()
+    assert [entry["run_id"] for entry in shown] == ["222", "111"]
+    assert shown[0]["repository"] == "acme/app" and shown[0]["issuer"] == "github"
+    assert first not in await answer.text()
+    anonymous = await fed.server.client.get(f"/api/v2.0/robots/{fed.robot.id}/federation/logins")
+    assert anonymous.status == 401
+
+
+async def test_requests_with_a_federated_refresh_token_name_the_workload(
+    fed: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docker and helm 3 push with the refresh token their login stored: those requests are
+    logged as the workload the login was, not only as the robot."""
+    caplog.set_level(logging.INFO, logger="tokenserver")
+    response = await fed.post(fed.token(run_id="31337"), access_type="offline")
+    refresh = (await response.json())["refresh_token"]
+    caplog.clear()
+    answer = await fed.server.client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": refresh, "scope": SCOPE}
+    )
+    assert answer.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "tokenserver.token"]
+    assert len(lines) == 1 and lines[0].startswith("token issued grant=refresh_token")
+    assert "sub='repo:acme/app:" in lines[0] and "run_id='31337'" in lines[0]

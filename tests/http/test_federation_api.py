@@ -189,9 +189,10 @@ async def test_rules_are_put_and_got_with_their_warnings(api: Api) -> None:
     ]
     second = put["rules"][1]["id"]
     assert put["warnings"] == [
-        f"rule {second} (issuer github): pins no repository_owner_id or repository_id: a GitHub "
-        "owner or repository name can be registered again by someone else after a rename or "
-        "deletion"
+        f"rule {second} (issuer github): pins no repository_owner_id or repository_id to exact "
+        "values: it admits the tokens of any repository whose other claims match (on "
+        "github.com, anyone's), and an owner or repository name can be registered again by "
+        "someone else after a rename or deletion"
     ]
     assert await (await api.call("GET", path, api.admin)).json() == put
     # What GET shows may be sent back (ids, times and warnings ignored): nothing changes.
@@ -482,6 +483,33 @@ async def test_a_robot_manager_switches_secret_login_within_its_rights(
     await error(r, 403, "FORBIDDEN")
     r = await api.call("PUT", f"/robots/{ci}", login(team["manager"]), body)
     assert r.status == 200, await r.text()
+
+
+async def test_attack_a_robot_cannot_change_how_it_logs_in_itself(
+    api: Api, team: dict[str, Any]
+) -> None:
+    """A robot holding robot update may federate other robots of its project, never itself:
+    whoever held its secret for a moment could add a rule for their own workload, which a
+    refreshed secret would not end (an outside review)."""
+    manager = team["manager"]
+    own = f"/robots/{manager['id']}/federation"
+    message = await error(
+        await put_rules(api, manager["id"], rules(OWNER), login(manager)), 403, "FORBIDDEN"
+    )
+    assert "itself" in message
+    assert (await api.call("GET", own, api.admin)).status == 200
+    assert (await (await api.call("GET", own, api.admin)).json())["rules"] == []
+    # The same rules set by an admin: the robot still cannot switch its own secret login.
+    assert (await put_rules(api, manager["id"], rules(OWNER))).status == 200
+    shown = await (await api.call("GET", f"/robots/{manager['id']}", api.admin)).json()
+    r = await api.call(
+        "PUT", f"/robots/{manager['id']}", login(manager), robot_put(shown, secret_login=False)
+    )
+    assert "itself" in await error(r, 403, "FORBIDDEN")
+    still = await (await api.call("GET", f"/robots/{manager['id']}", api.admin)).json()
+    assert still["secret_login"] is True
+    # ... while it federates another robot of its project as before.
+    assert (await put_rules(api, team["ci"]["id"], rules(OWNER), login(manager))).status == 200
 
 
 # ---- hostile input, on api_db databases --------------------------------------------------------

@@ -364,6 +364,7 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
         ("GET", "/robots/{}/federation"),
         ("PUT", "/robots/{}/federation"),
         ("GET", "/robots/{}/federation/failures"),
+        ("GET", "/robots/{}/federation/logins"),
         ("GET", "/federation/issuers"),
         ("POST", "/federation/issuers"),
         ("GET", "/federation/issuers/{}"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from tests.conftest import with_migrated_database
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
-from tokenserver.domain.federation import KEEP_FAILURES, Condition
+from tokenserver.domain.federation import KEEP_FAILURES, KEEP_LOGINS, Condition, Identity
 from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
 from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
@@ -253,6 +254,27 @@ async def test_robot_permissions_are_replaced_only_if_unchanged(store: Store) ->
     changed = await store.find_robot_by_id(robot.id)
     assert changed is not None and changed.permissions == push and changed.update_time == 70
     assert not await store.replace_robot_permissions(9999, 80, push, deny)
+
+
+async def test_robot_repository_patterns_round_trip(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    patterned = (
+        Permission("p", (Access("repository", "push"),), project_id=p.id),
+        Permission(
+            "p",
+            (Access("repository", "pull", Effect.DENY),),
+            project_id=p.id,
+            repositories=("secrets/**", "team-a/*"),
+        ),
+    )
+    assert await store.update_robot(robot.id, 60, RobotChanges(permissions=patterned))
+    changed = await store.find_robot_by_id(robot.id)
+    assert changed is not None and changed.permissions == patterned
+    # A swap compares what is stored, patterns included.
+    plain = (Permission("p", (Access("repository", "pull", Effect.DENY),), project_id=p.id),)
+    assert not await store.replace_robot_permissions(robot.id, 70, plain, plain)
+    assert await store.replace_robot_permissions(robot.id, 70, patterned, plain)
 
 
 async def test_robot_use_only_moves_forward(store: Store) -> None:
@@ -946,30 +968,150 @@ async def test_failures_keep_the_newest_escaped(store: Store) -> None:
     assert await store.list_federation_failures(robot.id) == []
 
 
+async def test_logins_keep_the_newest_with_the_workload(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    who = Identity(
+        issuer="github", iss="https://token.actions.githubusercontent.com", sub="repo:a/b:ref:x",
+        aud="tokenserver", rule_id=3, expires_at=2_000_000_000, jti="j", repository="a/b",
+        ref="refs/heads/main", sha="f" * 40, run_id="42",
+    )  # fmt: skip
+    for i in range(KEEP_LOGINS + 3):
+        await store.add_federation_login(robot.id, 100 + i, replace(who, jti=f"j{i}"))
+    logins = await store.list_federation_logins(robot.id)
+    assert len(logins) == KEEP_LOGINS
+    assert logins[0].at == 100 + KEEP_LOGINS + 2 and logins[0].robot_id == robot.id
+    assert logins[0].identity == replace(who, jti=f"j{KEEP_LOGINS + 2}")
+    # Bounded however long the (already escaped) text is.
+    await store.add_federation_login(robot.id, 300, replace(who, sub="s" * 5000))
+    assert len((await store.list_federation_logins(robot.id))[0].identity.sub) <= MAX_AUDIT_FIELD
+    await store.delete_robot(robot.id)
+    await store.add_federation_login(robot.id, 400, who)
+    assert await store.list_federation_logins(robot.id) == []
+
+
 async def test_a_jti_is_used_once_until_it_expires(store: Store) -> None:
     github = await store.add_issuer(new_issuer())
     gitlab = await store.add_issuer(new_issuer("gitlab", "https://gitlab.com"))
-    assert await store.use_jti(github.id, "j1", 200, 100)
-    assert not await store.use_jti(github.id, "j1", 200, 150)
-    assert await store.use_jti(gitlab.id, "j1", 200, 150)  # per issuer
+    assert await store.use_jti(github.url, "j1", 200, 100)
+    assert not await store.use_jti(github.url, "j1", 200, 150)
+    assert await store.use_jti(gitlab.url, "j1", 200, 150)  # per issuer
     # Hostile jtis are stored as hashes: NUL, kilobytes, a lone surrogate.
     for jti in ("a\u0000b", "x" * 9000, "\ud800"):
-        assert await store.use_jti(github.id, jti, 300, 150)
-        assert not await store.use_jti(github.id, jti, 300, 150)
+        assert await store.use_jti(github.url, jti, 300, 150)
+        assert not await store.use_jti(github.url, jti, 300, 150)
     # Once expired it is forgotten (the token it came with is refused by then).
-    assert await store.use_jti(github.id, "j1", 400, 200)
-    assert not await store.use_jti(9999, "j2", 400, 200)  # no such issuer
+    assert await store.use_jti(github.url, "j1", 400, 200)
+    # Kept by the issuer's URL: removing and adding the issuer again forgets nothing.
+    assert await store.use_jti(gitlab.url, "j3", 400, 200)
+    assert (await store.delete_issuer("gitlab")).removed
+    await store.add_issuer(new_issuer("gitlab", "https://gitlab.com"))
+    assert not await store.use_jti(gitlab.url, "j3", 400, 200)
 
 
 async def test_attack_one_jti_presented_at_once_is_used_once(store: Store) -> None:
     github = await store.add_issuer(new_issuer())
-    results = await asyncio.gather(*(store.use_jti(github.id, "same", 500, 100) for _ in range(8)))
+    results = await asyncio.gather(*(store.use_jti(github.url, "same", 500, 100) for _ in range(8)))
     assert sorted(results) == [False] * 7 + [True]
 
 
-async def test_removing_an_issuer_forgets_its_jtis(store: Store) -> None:
+def workload(rule_id: int, sub: str = "repo:acme/app:ref:refs/heads/main") -> Identity:
+    return Identity(
+        issuer="github", iss=GITHUB, sub=sub, aud="registry.example", rule_id=rule_id,
+        expires_at=500, jti="j-1", repository="acme/app", ref="refs/heads/main", run_id="9",
+    )  # fmt: skip
+
+
+async def test_temporary_secrets_are_stored_found_listed_kept_and_revoked(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
     github = await store.add_issuer(new_issuer())
-    assert await store.use_jti(github.id, "j", 500, 100)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    other = await store.create_robot(new_robot("other", p.id))
+    rule = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 20)
+    other_rule = await store.add_federation_rule(other.id, NewRule(github.id, OWNER), 1, 20)
+    added = await store.add_temporary_secret("h1", robot.id, workload(rule.id), 10, 100, keep=3)
+    assert added is not None and (added.robot_id, added.created_at, added.expires_at) == (
+        robot.id, 10, 100,
+    )  # fmt: skip
+    assert await store.find_temporary_secret("h1") == added
+    assert added.identity == workload(rule.id)  # every field comes back
+    assert await store.find_temporary_secret("h2") is None
+    # The robot keeps its `keep` newest; another robot's are its own.
+    elsewhere = workload(other_rule.id)
+    assert await store.add_temporary_secret("o1", other.id, elsewhere, 10, 100, keep=3)
+    for i in range(2, 5):
+        await store.add_temporary_secret(f"h{i}", robot.id, workload(rule.id), 10 + i, 100, keep=3)
+    assert [s.created_at for s in await store.list_temporary_secrets(robot.id, 20)] == [14, 13, 12]
+    assert await store.find_temporary_secret("h1") is None
+    # Listed while live; expired ones are forgotten by the next one stored (any robot's).
+    assert await store.list_temporary_secrets(robot.id, 100) == []
+    await store.add_temporary_secret("o2", other.id, elsewhere, 100, 200, keep=3)
+    assert await store.find_temporary_secret("h4") is None
+    assert await store.find_temporary_secret("o1") is None
+    # A change of the robot's rules revokes them; the same rules again do not.
+    await store.add_temporary_secret("h5", robot.id, workload(rule.id), 110, 300, keep=3)
+    await store.replace_federation_rules(robot.id, [NewRule(github.id, OWNER)], 120)
+    assert await store.find_temporary_secret("h5") is not None
+    (rule,) = await store.replace_federation_rules(
+        robot.id, [NewRule(github.id, (Condition("repository_id", ("7",)),))], 130
+    )
+    assert await store.find_temporary_secret("h5") is None
+    await store.add_temporary_secret("h6", robot.id, workload(rule.id), 140, 300, keep=3)
+    second = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 150, 20)
+    assert await store.find_temporary_secret("h6") is None
+    await store.add_temporary_secret("h7", robot.id, workload(rule.id), 160, 300, keep=3)
+    assert await store.delete_federation_rule(robot.id, second.id, 170)
+    assert await store.find_temporary_secret("h7") is None
+    # Revoked on demand (a disabled robot, a new secret), and with the robot.
+    await store.add_temporary_secret("h8", robot.id, workload(rule.id), 180, 300, keep=3)
+    assert await store.delete_temporary_secrets(robot.id) == 1
+    assert await store.find_temporary_secret("h8") is None
+    assert await store.find_temporary_secret("o2") is not None
+    await store.delete_robot(other.id)
+    assert await store.find_temporary_secret("o2") is None
+
+
+async def test_a_temporary_secret_needs_its_robot_enabled_and_its_rule_standing(
+    store: Store,
+) -> None:
+    p = await store.create_project("p", False, None, 1)
+    github = await store.add_issuer(new_issuer())
+    robot = await store.create_robot(new_robot("ci", p.id))
+    rule = await store.add_federation_rule(robot.id, NewRule(github.id, OWNER), 1, 20)
+    # The rule that admitted the workload was removed (or replaced) meanwhile.
+    gone = workload(rule.id + 99)
+    assert await store.add_temporary_secret("a", robot.id, gone, 2, 9, keep=3) is None
+    assert await store.update_robot(robot.id, 3, RobotChanges(disabled=True))
+    assert await store.add_temporary_secret("b", robot.id, workload(rule.id), 4, 9, keep=3) is None
+    assert await store.add_temporary_secret("c", 9999, workload(rule.id), 4, 9, keep=3) is None
+    assert await store.list_temporary_secrets(robot.id, 5) == []
+    assert await store.update_robot(robot.id, 6, RobotChanges(disabled=False))
+    assert await store.add_temporary_secret("d", robot.id, workload(rule.id), 7, 9, keep=3)
+
+
+async def test_attack_a_rule_change_and_a_new_temporary_secret_at_once(store: Store) -> None:
+    # Whichever runs first, no secret outlives the change of the rule that admitted it.
+    p = await store.create_project("p", False, None, 1)
+    github = await store.add_issuer(new_issuer())
+    robot = await store.create_robot(new_robot("ci", p.id))
+    for i in range(6):
+        (rule,) = await store.replace_federation_rules(
+            robot.id, [NewRule(github.id, (Condition("repository_id", (str(i),)),))], 2
+        )
+        await asyncio.gather(
+            store.add_temporary_secret(f"s{i}", robot.id, workload(rule.id), 3, 99, keep=20),
+            store.replace_federation_rules(
+                robot.id, [NewRule(github.id, (Condition("repository_id", ("x",)),))], 3
+            ),
+        )
+        assert await store.find_temporary_secret(f"s{i}") is None
+
+
+async def test_removing_an_issuer_keeps_its_jtis_used(store: Store) -> None:
+    """Changing an issuer is removing and adding it again: its tokens exchanged before stay
+    used (an outside review)."""
+    github = await store.add_issuer(new_issuer())
+    assert await store.use_jti(github.url, "j", 500, 100)
     assert await store.delete_issuer("github") == IssuerRemoval(True)
     again = await store.add_issuer(new_issuer())
-    assert await store.use_jti(again.id, "j", 500, 100)
+    assert not await store.use_jti(again.url, "j", 500, 100)

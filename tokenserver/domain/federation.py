@@ -19,6 +19,8 @@ ALGORITHMS = ("RS256", "ES256")
 DEFAULT_MAX_TOKEN_LIFETIME = 3600
 # Each robot keeps its newest failures for its managers (`robot federation failures`).
 KEEP_FAILURES = 50
+# ... and its newest logins (`robot federation logins`).
+KEEP_LOGINS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,18 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class FederationLogin:
+    """A federated login, kept for the robot's managers (its newest KEEP_LOGINS): when, and
+    which workload it was ("which workflow pushed this image"). One per ID token and robot,
+    not per token request."""
+
+    id: int
+    robot_id: int
+    at: int
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
 class FederationFailure:
     """A refused federated login, kept for the robot's managers: which issuer and subject
     tried, and why (which claim did not match). Never the token."""
@@ -88,3 +102,16 @@ class FederationFailure:
     issuer: str
     subject: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemporarySecret:
+    """A temporary robot secret a token exchange handed out (only its SHA-256 is stored): the
+    robot's password, for clients that know only username and password, until `expires_at`.
+    `identity` is the workload whose ID token was exchanged for it."""
+
+    id: int
+    robot_id: int
+    created_at: int
+    expires_at: int
+    identity: Identity

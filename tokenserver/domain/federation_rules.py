@@ -14,12 +14,12 @@ a rule that pins none of their numeric ids is accepted with a warning.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from tokenserver.domain.federation import Condition, FederationRule, Issuer
+from tokenserver.domain.hosts import is_loopback
 from tokenserver.domain.text import truncate
 from tokenserver.errors import BadRequest
 
@@ -78,13 +78,6 @@ def check_issuer_name(name: str) -> str:
     return name
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_issuer_url(url: str) -> str:
     """`url` as given (a token's `iss` is compared with it exactly) if it is an issuer's URL:
     https, or http on a loopback address; a host; no user, query or fragment."""
@@ -105,7 +98,7 @@ def check_issuer_url(url: str) -> str:
         raise BadRequest(f"{where}: must not hold a user name or password")
     if "?" in url or "#" in url:
         raise BadRequest(f"{where}: must not hold a query or a fragment")
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.scheme == "http" and not is_loopback(host, by_name=False):
         raise BadRequest(
             f"{where}: http:// is allowed only on a loopback address (127.0.0.1, [::1]); "
             "use https://"
@@ -256,8 +249,15 @@ def check_rule(rule_conditions: Sequence[Condition]) -> tuple[Condition, ...]:
     return tuple(rule_conditions)
 
 
+def _exact(pattern: str) -> bool:
+    """Whether `pattern` admits one value only (no glob character at all)."""
+    return not any(char in pattern for char in "*?[")
+
+
 def _pinned(rule_conditions: Sequence[Condition], claims: Sequence[str]) -> bool:
-    return any(c.claim in claims and _pins(c) for c in rule_conditions)
+    """Whether the rule pins one of the immutable id `claims` to exact values: a glob on an
+    id (`1*`, `[0-9]*`) admits other owners' ids as well."""
+    return any(c.claim in claims and all(_exact(p) for p in c.patterns) for c in rule_conditions)
 
 
 def rule_warning(issuer_url: str, rule_conditions: Sequence[Condition]) -> str | None:
@@ -269,15 +269,18 @@ def rule_warning(issuer_url: str, rule_conditions: Sequence[Condition]) -> str |
         rule_conditions, _GITHUB_IDS
     ):
         return (
-            "pins no repository_owner_id or repository_id: a GitHub owner or repository "
-            "name can be registered again by someone else after a rename or deletion"
+            "pins no repository_owner_id or repository_id to exact values: it admits the "
+            "tokens of any repository whose other claims match (on github.com, anyone's), and "
+            "an owner or repository name can be registered again by someone else after a "
+            "rename or deletion"
         )
     if (kind == "gitlab" or named & set(_GITLAB_NAMES)) and not _pinned(
         rule_conditions, _GITLAB_IDS
     ):
         return (
-            "pins no project_id or namespace_id: a GitLab project or group path can be "
-            "taken by someone else after a rename or deletion"
+            "pins no project_id or namespace_id to exact values: it admits the tokens of any "
+            "project whose other claims match (on gitlab.com, anyone's), and a project or "
+            "group path can be taken by someone else after a rename or deletion"
         )
     return None
 

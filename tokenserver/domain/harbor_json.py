@@ -7,13 +7,20 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenserver.domain.federation import FederationFailure, FederationRule, Issuer
+from tokenserver.domain.federation import (
+    FederationFailure,
+    FederationLogin,
+    FederationRule,
+    Issuer,
+    TemporarySecret,
+)
 from tokenserver.domain.federation_rules import claims_json
 from tokenserver.domain.harbor_schema import (
     ACCESS,
     AUDIT_LOG,
     AUDIT_LOG_EXT,
     FEDERATION_FAILURE,
+    FEDERATION_LOGIN,
     FEDERATION_RULE,
     ISSUER,
     MEMBER,
@@ -31,6 +38,7 @@ from tokenserver.domain.harbor_schema import (
     ROBOT_FEDERATION,
     ROBOT_PERMISSION,
     SECRET,
+    TEMPORARY_SECRET,
     USER,
     USER_SEARCH_ITEM,
 )
@@ -76,6 +84,7 @@ def permission_json(permission: Permission) -> dict[str, Any]:
             ACCESS.shape(resource=a.resource, action=a.action, effect=a.effect.value)
             for a in permission.access
         ],
+        repositories=list(permission.repositories),
     )
 
 
@@ -283,12 +292,50 @@ def federation_rule_json(rule: FederationRule) -> dict[str, Any]:
     )
 
 
+def temporary_secret_json(secret: TemporarySecret) -> dict[str, Any]:
+    """A temporary secret as listings show it: who got it and until when, never the secret."""
+    who = secret.identity
+    return TEMPORARY_SECRET.shape(
+        id=secret.id,
+        issuer=who.issuer,
+        subject=who.sub,
+        repository=who.repository,
+        ref=who.ref,
+        run_id=who.run_id,
+        creation_time=iso_time(secret.created_at),
+        expiry_time=iso_time(secret.expires_at),
+    )
+
+
 def robot_federation_json(
-    rules: Iterable[FederationRule], warnings: Iterable[str]
+    rules: Iterable[FederationRule],
+    warnings: Iterable[str],
+    temporary_secrets: Iterable[TemporarySecret],
 ) -> dict[str, Any]:
     """A robot's rules as GET and PUT /robots/{id}/federation answer them."""
     return ROBOT_FEDERATION.shape(
-        rules=[federation_rule_json(r) for r in rules], warnings=list(warnings)
+        rules=[federation_rule_json(r) for r in rules],
+        warnings=list(warnings),
+        temporary_secrets=[temporary_secret_json(s) for s in temporary_secrets],
+    )
+
+
+def federation_login_json(login: FederationLogin) -> dict[str, Any]:
+    who = login.identity
+    return FEDERATION_LOGIN.shape(
+        id=login.id,
+        time=iso_time(login.at),
+        issuer=who.issuer,
+        iss=who.iss,
+        subject=who.sub,
+        audience=who.aud,
+        rule_id=who.rule_id,
+        token_expires=iso_time(who.expires_at),
+        jti=who.jti,
+        repository=who.repository,
+        ref=who.ref,
+        sha=who.sha,
+        run_id=who.run_id,
     )
 
 

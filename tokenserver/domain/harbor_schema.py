@@ -32,6 +32,8 @@ from tokenserver.domain.project_metadata import KEPT_METADATA_KEYS
 
 # NOTE: declared with the rules on them; re-exported for code that imports it from here.
 from tokenserver.domain.project_metadata import PROJECT_METADATA_KEYS as PROJECT_METADATA_KEYS
+from tokenserver.domain.repositories import MAX_PATTERN_LENGTH as MAX_REPOSITORY_PATTERN
+from tokenserver.domain.repositories import MAX_PATTERNS as MAX_REPOSITORY_PATTERNS
 from tokenserver.domain.roles import Role
 
 TIME = "date-time"
@@ -188,6 +190,21 @@ ROBOT_PERMISSION = Body(
     Field("kind", str, required=True, rules={"enum": [k.value for k in PermissionKind]}),
     Field("namespace", str, required=True),
     Field("access", Array(ACCESS), required=True),
+    Field(
+        "repositories",
+        Array(str),
+        omit_empty=True,
+        rules={
+            "minItems": 1,
+            "maxItems": MAX_REPOSITORY_PATTERNS,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_REPOSITORY_PATTERN},
+        },
+        description=(
+            "tokenserver: project entries only: the repositories (relative to the project) "
+            "its per-repository actions reach: 'app' (exact), 'team-a/*' (one path segment), "
+            "'team-a/**' (any depth below team-a), '**' (every one: the default, left out)"
+        ),
+    ),
     where="permission",
     request_name="RobotPermissionReq",
 )
@@ -397,6 +414,17 @@ FEDERATION_RULE_REQ = FEDERATION_RULE.derive(
     ignored=["id", "creation_time"],
     where="rule",
 )
+TEMPORARY_SECRET = Body(
+    "TemporarySecret",
+    Field("id", int),
+    Field("issuer", str, description="the issuer's name"),
+    Field("subject", str, description="the sub of the ID token exchanged for it"),
+    Field("repository", str, omit_empty=True, description="the token's repository, if any"),
+    Field("ref", str, omit_empty=True, description="the token's ref, if any"),
+    Field("run_id", str, omit_empty=True, description="the token's run (pipeline) id, if any"),
+    Field("creation_time", str, format=TIME),
+    Field("expiry_time", str, format=TIME),
+)
 ROBOT_FEDERATION = Body(
     "RobotFederation",
     Field(
@@ -406,6 +434,13 @@ ROBOT_FEDERATION = Body(
         "warnings",
         Array(str),
         description="rules weaker than they look (GitHub or GitLab rules that pin no immutable id)",
+    ),
+    Field(
+        "temporary_secrets",
+        Array(TEMPORARY_SECRET),
+        omit_empty=True,
+        description="the live temporary secrets token exchanges handed out (never the secrets), "
+        "newest first: which workload got each, and until when it works (none: left out)",
     ),
 )
 ROBOT_FEDERATION_UPDATE = Body(
@@ -418,6 +453,8 @@ ROBOT_FEDERATION_UPDATE = Body(
         description="the robot's rules from now on (none: it has none)",
     ),
     Field("warnings", Array(str), ignored=True),
+    # NOTE: objects of any shape: the secrets as GET shows them, sent back, are dropped.
+    Field("temporary_secrets", Array(dict), ignored=True),
     where="federation",
 )
 FEDERATION_FAILURE = Body(
@@ -427,6 +464,22 @@ FEDERATION_FAILURE = Body(
     Field("issuer", str, description="the issuer's name, or the token's iss"),
     Field("subject", str, description="the token's sub"),
     Field("reason", str, description="why it was refused: which claim did not match"),
+)
+FEDERATION_LOGIN = Body(
+    "FederationLogin",
+    Field("id", int),
+    Field("time", str, format=TIME),
+    Field("issuer", str, description="the issuer's name"),
+    Field("iss", str),
+    Field("subject", str, description="the token's sub"),
+    Field("audience", str, description="the token's aud"),
+    Field("rule_id", int, description="the rule that admitted it"),
+    Field("token_expires", str, format=TIME, description="when the ID token expired"),
+    Field("jti", str, description="the token's jti (empty when it had none)"),
+    Field("repository", str, description="GitHub's repository or GitLab's project_path"),
+    Field("ref", str),
+    Field("sha", str),
+    Field("run_id", str, description="GitHub's run_id or GitLab's pipeline_id"),
 )
 
 # ---- permissions, audit log ------------------------------------------------------------------

@@ -154,6 +154,9 @@ class RefreshToken:
     # Issued to a login with an ID token (robot federation): revoked when the robot's rules
     # change; the others when its secret login is turned off.
     federated: bool = False
+    # The workload a federated login was (None for the others): the token's requests are
+    # logged as it, as the login was.
+    identity: Identity | None = None
 
     def is_usable(self, now: float, idle_seconds: int) -> bool:
         """Not idle for `idle_seconds` (counted from its last recorded use) and not past its
@@ -206,6 +209,10 @@ class Principal:
     valid_until: int | None = None
     # The workload a robot logged in as, when its password was an OIDC ID token.
     identity: Identity | None = None
+    # Logged in with a temporary secret (from a token exchange): that secret is the session's
+    # credential, so no refresh token is handed out for it (one would outlive the secret when
+    # the secret is dropped early).
+    temporary: bool = False
 
     @property
     def sysadmin(self) -> bool:

@@ -15,6 +15,7 @@ from tokenserver.domain.harbor_json import (
     audit_ext_json,
     audit_json,
     federation_failure_json,
+    federation_login_json,
     issuer_json,
     member_json,
     permission_json_item,
@@ -449,7 +450,13 @@ def _permission(entry: dict[str, Any]) -> RequestedPermission:
     access = tuple(
         Access(a["resource"], a["action"], a.get("effect", Effect.ALLOW)) for a in entry["access"]
     )
-    return RequestedPermission(entry["namespace"], access, entry["kind"])
+    repositories = entry.get("repositories")
+    return RequestedPermission(
+        entry["namespace"],
+        access,
+        entry["kind"],
+        None if repositories is None else tuple(repositories),
+    )
 
 
 def _robot_spec(body: dict[str, Any]) -> RobotSpec:
@@ -572,7 +579,9 @@ async def remove_issuer(request: web.Request) -> web.Response:
 async def get_robot_federation(request: web.Request) -> web.Response:
     principal = await actor(request)
     found = await rt(request).federation.rules(principal, str(path_id(request, "robot_id")))
-    return web.json_response(robot_federation_json(found.rules, found.warnings))
+    return web.json_response(
+        robot_federation_json(found.rules, found.warnings, found.temporary_secrets)
+    )
 
 
 async def put_robot_federation(request: web.Request) -> web.Response:
@@ -582,7 +591,15 @@ async def put_robot_federation(request: web.Request) -> web.Response:
     found = await rt(request).federation.replace_rules(
         principal, str(path_id(request, "robot_id")), specs
     )
-    return web.json_response(robot_federation_json(found.rules, found.warnings))
+    return web.json_response(
+        robot_federation_json(found.rules, found.warnings, found.temporary_secrets)
+    )
+
+
+async def list_federation_logins(request: web.Request) -> web.Response:
+    principal = await actor(request)
+    _, logins = await rt(request).federation.logins(principal, str(path_id(request, "robot_id")))
+    return web.json_response([federation_login_json(login) for login in logins])
 
 
 async def list_federation_failures(request: web.Request) -> web.Response:
@@ -690,6 +707,9 @@ def add_routes(app: web.Application) -> None:
     r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens/{{token_id}}", revoke_refresh_tokens)
     r.add_get(f"{API}/robots/{{robot_id}}/federation", get_robot_federation, allow_head=False)
     r.add_put(f"{API}/robots/{{robot_id}}/federation", put_robot_federation)
+    r.add_get(
+        f"{API}/robots/{{robot_id}}/federation/logins", list_federation_logins, allow_head=False
+    )
     r.add_get(
         f"{API}/robots/{{robot_id}}/federation/failures",
         list_federation_failures,

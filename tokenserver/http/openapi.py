@@ -21,6 +21,7 @@ from tokenserver.domain.harbor_schema import (
     AUDIT_LOG_EXT,
     ERRORS,
     FEDERATION_FAILURE,
+    FEDERATION_LOGIN,
     ISSUER,
     ISSUER_CREATE,
     MEMBER,
@@ -529,6 +530,18 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_response(ROBOT_FEDERATION)),
                 **_errors(400, 403, 404, 409),
+            },
+        },
+    },
+    "/robots/{robot_id}/federation/logins": {
+        "parameters": _ROBOT_ID,
+        "get": {
+            "summary": "tokenserver: the robot's newest federated logins (one per ID token: "
+            "issuer, subject, repository, ref, commit, run, rule), newest first (for whoever "
+            "may read the robot)",
+            "responses": {
+                "200": _json({"type": "array", "items": _response(FEDERATION_LOGIN)}),
+                **_errors(400, 403, 404),
             },
         },
     },

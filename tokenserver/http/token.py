@@ -1,20 +1,30 @@
-"""The token endpoint: GET /service/token (Docker's token flow) and POST (OAuth2)."""
+"""The token endpoint: GET /service/token (Docker's token flow) and POST (OAuth2, and the
+RFC 8693 token exchange)."""
 
 from __future__ import annotations
 
 import json
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from tokenserver.domain.credentials import Credentials, parse_basic
+from tokenserver.domain.exchange import (
+    ACCESS_TOKEN_TYPE,
+    GRANT_TYPE,
+    ROBOT_SECRET_TYPE,
+    parse_exchange,
+)
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
 from tokenserver.http.appkeys import CLIENT, GRANT, TOKENS
 from tokenserver.http.input import form_fields
 from tokenserver.http.observability import NO_STORE
-from tokenserver.services.tokens import Grant, IssuedToken, TokenRequest
+from tokenserver.services.temporary_secrets import IssuedSecret
+from tokenserver.services.tokens import ExchangeRequest, Grant, IssuedToken, TokenRequest
 
 _OAUTH_GRANTS = {grant.value: grant for grant in (Grant.PASSWORD, Grant.REFRESH_TOKEN)}
+_OAUTH_GRANTS[GRANT_TYPE] = Grant.TOKEN_EXCHANGE
 
 
 def _token_response(issued: IssuedToken, *, oauth: bool) -> web.Response:
@@ -84,8 +94,10 @@ async def oauth_token(request: web.Request) -> web.Response:
         if not token:
             raise Unauthorized("the refresh_token grant needs refresh_token")
         refresh = Secret(token)
+    elif grant is Grant.TOKEN_EXCHANGE:
+        return await _exchange(request, form)
     else:
-        raise BadRequest("grant_type must be password or refresh_token")
+        raise BadRequest(f"grant_type must be password, refresh_token or {GRANT_TYPE}")
     scopes = form.getall("scope", [])
     issued = await request.app[TOKENS].request(
         TokenRequest(
@@ -100,3 +112,51 @@ async def oauth_token(request: web.Request) -> web.Response:
         )
     )
     return _token_response(issued, oauth=True)
+
+
+# The exchange's fields that may come more than once (RFC 8693: several targets; scopes as the
+# other grants take them); any other field twice is a 400.
+_REPEATABLE = frozenset({"scope", "resource", "audience"})
+
+
+async def _exchange(request: web.Request, form: MultiDictProxy[str]) -> web.Response:
+    """The RFC 8693 token exchange: an access token (`issued_token_type` access_token,
+    `token_type` Bearer, the password grant's fields besides), or a temporary robot secret
+    (`issued_token_type` tokenserver's robot-secret URN, `token_type` N_A: it is a password,
+    not a bearer token; `username` names the robot it is the password of)."""
+    for name in form:
+        if name not in _REPEATABLE and (count := len(form.getall(name))) > 1:
+            # NOTE: the first value would win here, where a proxy or an audit may read the last.
+            raise BadRequest(f"{name[:100]} is given {count} times: give it once")
+    exchange = parse_exchange(lambda name: form.getall(name, []))
+    issued = await request.app[TOKENS].exchange(
+        ExchangeRequest(
+            exchange,
+            service=form.get("service"),
+            address=request[CLIENT],
+            client_id=form.get("client_id") or "",
+            offline=form.get("access_type") == "offline",
+        )
+    )
+    body: dict[str, object]
+    if isinstance(issued, IssuedSecret):
+        body = {
+            "access_token": issued.secret.reveal(),
+            "issued_token_type": ROBOT_SECRET_TYPE,
+            "token_type": "N_A",
+            "expires_in": issued.expires_in,
+            "issued_at": issued.issued_at,
+            "username": issued.username,
+        }
+    else:
+        body = {
+            "access_token": issued.token,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "scope": issued.scope,
+            "expires_in": issued.expires_in,
+            "issued_at": issued.issued_at,
+        }
+        if issued.refresh_token is not None:
+            body["refresh_token"] = issued.refresh_token.reveal()
+    return web.json_response(body, headers=NO_STORE)

@@ -6,17 +6,17 @@ import time
 from collections.abc import Callable
 
 from tokenserver.domain.credentials import Credentials
+from tokenserver.domain.exchange import TEMPORARY_SECRET_LENGTH, TEMPORARY_SECRET_PREFIX
 from tokenserver.domain.models import Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
 from tokenserver.errors import FederationRefused, Unauthorized
-from tokenserver.services.federated_login import FederatedLogin
+from tokenserver.services.federated_login import INVALID_CREDENTIALS, FederatedLogin
 from tokenserver.services.legacy import LegacyAuthenticator
 from tokenserver.services.ports import RobotChanges, Store
+from tokenserver.services.temporary_secrets import TemporarySecrets
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
-
-INVALID_CREDENTIALS = "invalid username or password"
 
 
 class Authenticator:
@@ -30,9 +30,11 @@ class Authenticator:
         legacy: LegacyAuthenticator | None = None,
         throttle: Throttle | None = None,
         federation: FederatedLogin | None = None,
+        temporary: TemporarySecrets | None = None,
     ) -> None:
         self._throttle = throttle
         self._federation = federation
+        self._temporary = temporary
         self._legacy = legacy
         self._store = store
         self._verifier = verifier
@@ -41,7 +43,13 @@ class Authenticator:
         self._clock = clock
 
     async def authenticate(self, credentials: Credentials, address: str = "") -> Principal:
-        """`_authenticate`, behind the brute-force throttle for `address` (the client)."""
+        """`_authenticate`, behind the brute-force throttle for `address` (the client); an ID
+        token of a robot with federation rules (`_federated`) before it."""
+        federated = await self._federated(credentials, address)
+        if federated is None:
+            federated = await self._temporary_login(credentials)
+        if federated is not None:
+            return federated
         if self._throttle is None:
             return await self._authenticate(credentials)
         return await self._throttle.guard(
@@ -51,6 +59,54 @@ class Authenticator:
             lambda admit: self._authenticate(credentials, admit),
             Unauthorized,
         )
+
+    async def _federated(self, credentials: Credentials, address: str) -> Principal | None:
+        """The robot, when the password is an ID token one of its rules admits; None when it
+        is not for that path (`FederatedLogin.authenticate`).
+
+        As a refresh token is, a genuine ID token is never refused by a lock-out (no one can
+        guess an issuer's signature, and a CI runner's address is often many runners'); every
+        refused one counts in the lock-outs, gets 429 while the robot and address are locked
+        out, and otherwise costs a KDF run, as a wrong secret does: a refusal must not tell,
+        by its speed, a robot with rules from one that does not exist."""
+        if self._federation is None or credentials.password.reveal().count(".") != 2:
+            return None  # not a JWT: the secret path, at no extra cost
+        parsed = parse_robot_name(self._prefix, credentials.username)
+        robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        if robot is None:
+            return None
+        try:
+            return await self._federation.authenticate(robot, credentials.password)
+        except FederationRefused:
+            username, password = credentials.username, credentials.password
+            try:
+                if self._throttle is not None:
+                    self._throttle.check(username, address)
+                await self._verifier.verify(password, self._verifier.dummy_hash(username))
+            finally:
+                if self._throttle is not None:
+                    self._throttle.failed(username, address, password.reveal())
+            raise
+
+    async def _temporary_login(self, credentials: Credentials) -> Principal | None:
+        """The robot, when the password is one of its temporary secrets (`tst_`, from a token
+        exchange), looked up by its hash, whether the robot's secret login is on or off; None
+        otherwise (the secret path checks it, and counts it if wrong). As a refresh token is,
+        a valid one is never refused by a lock-out: 256 random bits cannot be guessed, and a
+        CI runner's address is often many runners'."""
+        password = credentials.password.reveal()
+        # NOTE: the length first: most passwords fail it, and the check is all they pay.
+        if (
+            self._temporary is None
+            or len(password) != TEMPORARY_SECRET_LENGTH
+            or not password.startswith(TEMPORARY_SECRET_PREFIX)
+        ):
+            return None
+        parsed = parse_robot_name(self._prefix, credentials.username)
+        robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        if robot is None:
+            return None
+        return await self._temporary.authenticate(robot, credentials.password)
 
     async def _authenticate(
         self, credentials: Credentials, admit: Callable[[], None] | None = None
@@ -67,7 +123,8 @@ class Authenticator:
         The account decides how the password is checked, never the password's shape: a
         stored legacy robot by its JWT, then (when that is not it: a manual secret that looks
         like a JWT, a system robot of the same name, a wrong password) an ordinary account by
-        the KDF, which a legacy robot's stored hash never matches.
+        the KDF, which a legacy robot's stored hash never matches. (ID tokens and temporary
+        secrets are looked at before, in `authenticate`.)
         """
         if self._legacy is not None:
             legacy = await self._legacy.authenticate(credentials.username, credentials.password)
@@ -75,18 +132,6 @@ class Authenticator:
                 return legacy
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
-        if robot is not None and self._federation is not None:
-            try:
-                federated = await self._federation.authenticate(robot, credentials.password)
-            except FederationRefused:
-                # As dear as a wrong secret: a refusal here must not tell, by its speed, a
-                # robot with rules from one that does not exist.
-                await self._verifier.verify(
-                    credentials.password, self._verifier.dummy_hash(credentials.username), admit
-                )
-                raise
-            if federated is not None:
-                return federated
         user = None if robot else await self._store.find_user(credentials.username)
         stored = (
             robot.secret_hash

@@ -22,8 +22,10 @@ from tokenserver.domain.federation import (
     ALGORITHMS,
     DEFAULT_MAX_TOKEN_LIFETIME,
     FederationFailure,
+    FederationLogin,
     FederationRule,
     Issuer,
+    TemporarySecret,
 )
 from tokenserver.domain.federation_rules import (
     MAX_RULES,
@@ -71,11 +73,13 @@ class RuleSpec:
 
 @dataclass(frozen=True, slots=True)
 class RobotFederation:
-    """A robot's rules, by id, and why some are weaker than they look (`warnings`)."""
+    """A robot's rules, by id, and why some are weaker than they look (`warnings`); its live
+    temporary secrets from token exchanges (never the secrets), newest first."""
 
     robot: Robot
     rules: tuple[FederationRule, ...]
     warnings: tuple[str, ...]
+    temporary_secrets: tuple[TemporarySecret, ...] = ()
 
 
 def _shown_path(path: str) -> str:
@@ -228,16 +232,21 @@ class FederationService:
         robot's power to the workloads they admit, as a secret does."""
         robot = await self._resolve(entry, ref)
         await self._robots.authorize(actor, robot, "update", "set the federation rules of")
+        self._robots.refuse_self(actor, robot, "set the federation rules of")
         if robot.legacy:
             raise Forbidden("a legacy robot logs in with its JWT; it cannot have federation rules")
         return robot
 
     async def _federation(self, robot: Robot, rules: Sequence[FederationRule]) -> RobotFederation:
         issuers = {issuer.name: issuer for issuer in await self._store.list_issuers()}
-        return RobotFederation(robot, tuple(rules), tuple(rule_warnings(rules, issuers)))
+        secrets = await self._store.list_temporary_secrets(robot.id, self._robots.now())
+        return RobotFederation(
+            robot, tuple(rules), tuple(rule_warnings(rules, issuers)), tuple(secrets)
+        )
 
     async def rules(self, actor: Principal, ref: str) -> RobotFederation:
-        """The robot's rules and their warnings, for whoever may update it."""
+        """The robot's rules and their warnings, and its live temporary secrets, for whoever
+        may update it."""
         robot = await self._resolve(None, ref)
         await self._robots.authorize(actor, robot, "update")
         return await self._federation(robot, await self._store.list_federation_rules(robot.id))
@@ -324,6 +333,14 @@ class FederationService:
         )
 
     # ---- failures (whoever may read the robot) ---------------------------------------------
+
+    async def logins(self, actor: Principal, ref: str) -> tuple[Robot, list[FederationLogin]]:
+        """The robot's newest federated logins, newest first: which workload (issuer, subject,
+        repository, ref, commit, run) logged in with which ID token (its jti), by which
+        rule, and when. One per ID token, not per token request."""
+        robot = await self._resolve(None, ref)
+        await self._robots.authorize(actor, robot, "read")
+        return robot, await self._store.list_federation_logins(robot.id)
 
     async def failures(self, actor: Principal, ref: str) -> tuple[Robot, list[FederationFailure]]:
         """The robot's newest refused federated logins, newest first: which issuer and

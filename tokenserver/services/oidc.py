@@ -32,7 +32,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import ipaddress
 import json
 import logging
 import math
@@ -50,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tokenserver.domain.claims import MAX_TOKEN_BYTES, unverified
 from tokenserver.domain.federation import ALGORITHMS, Issuer
+from tokenserver.domain.hosts import is_loopback
 from tokenserver.domain.text import escape, truncate
 from tokenserver.errors import FederationRefused
 from tokenserver.keys import PublicKey
@@ -170,14 +170,24 @@ def fetchable(url: str) -> bool:
         return False
     if parts.scheme == "https":
         return True
-    if parts.scheme != "http":
-        return False
-    if host == "localhost":
-        return True
+    return parts.scheme == "http" and is_loopback(host)
+
+
+def keys_url_allowed(issuer_url: str, jwks_uri: str) -> bool:
+    """Whether an issuer's discovery document may send the key fetch to `jwks_uri`: https,
+    or plain http only for an http issuer on loopback and on its own host and port. Never a
+    downgrade: an https issuer's keys come over https, and a discovery document cannot aim
+    a plain request at another local service."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        keys, own = urlsplit(jwks_uri), urlsplit(issuer_url)
+        keys_port, own_port = keys.port, own.port
     except ValueError:
         return False
+    if not fetchable(jwks_uri):
+        return False
+    if keys.scheme == "https":
+        return True
+    return own.scheme == "http" and (keys.hostname, keys_port) == (own.hostname, own_port)
 
 
 def _read_jwks_file(path: str) -> object:
@@ -273,8 +283,12 @@ class IdTokenVerifier:
         except Exception:
             log.exception("pyjwt failed on a token of issuer %s", escape(issuer.name))
             raise FederationRefused("the token's signature is invalid") from None
-        self._check_audience(claims, issuer)
-        self._check_times(claims, issuer)
+        try:
+            self._check_audience(claims, issuer)
+            self._check_times(claims, issuer)
+        except FederationRefused as refused:
+            refused.signed = True  # a genuine token of the issuer: say why
+            raise
         return claims
 
     @staticmethod
@@ -408,8 +422,11 @@ class IdTokenVerifier:
             # fetched for, exactly.
             raise KeyFetchError("the discovery document's issuer is not the issuer's URL")
         jwks_uri = config.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not fetchable(jwks_uri):
-            raise KeyFetchError("the discovery document's jwks_uri is not an https URL")
+        if not isinstance(jwks_uri, str) or not keys_url_allowed(issuer.url, jwks_uri):
+            raise KeyFetchError(
+                "the discovery document's jwks_uri is not an https URL (or, for an http "
+                "issuer on loopback, on the issuer's own host and port)"
+            )
         return await self._get_json(jwks_uri, issuer)
 
     async def _ssl_context(self, ca_file: str | None) -> ssl.SSLContext:

@@ -14,8 +14,11 @@ from typing import Protocol
 from tokenserver.domain.federation import (
     Condition,
     FederationFailure,
+    FederationLogin,
     FederationRule,
+    Identity,
     Issuer,
+    TemporarySecret,
 )
 from tokenserver.domain.models import (
     AuditEntry,
@@ -288,11 +291,12 @@ class Store(Protocol):
         expires_at: int | None = None,
         legacy_access: tuple[Access, ...] | None = None,
         federated: bool = False,
+        identity: Identity | None = None,
     ) -> RefreshToken:
         """Store a refresh token for a robot or a user, keeping only its `keep` newest. Its
         last use is `now`; `expires_at` and `legacy_access` are stored as given (a legacy
         robot's JWT's end and grant; None for other tokens). `federated`: issued to a login
-        with an ID token (revoked when the robot's rules change)."""
+        with an ID token (revoked when the robot's rules change), as the workload `identity`."""
         ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
@@ -334,8 +338,8 @@ class Store(Protocol):
         ...
 
     async def delete_issuer(self, name: str) -> IssuerRemoval:
-        """Remove the issuer (and the single-use `jti`s seen from it) unless a rule uses it,
-        also when a rule is added at the same time, on any replica."""
+        """Remove the issuer unless a rule uses it, also when a rule is added at the same
+        time, on any replica."""
         ...
 
     async def list_federation_rules(self, robot_id: int) -> list[FederationRule]:
@@ -345,10 +349,11 @@ class Store(Protocol):
     async def replace_federation_rules(
         self, robot_id: int, rules: Sequence[NewRule], now: int
     ) -> list[FederationRule]:
-        """Make `rules` the robot's rules, by id, and revoke its federated refresh tokens, in
-        one transaction; rules equal to the stored ones (same issuers and conditions, in
-        order) are kept as they are, ids and tokens too. Concurrent replacements of one
-        robot's rules run one after the other: the last one is the robot's rules. Raises
+        """Make `rules` the robot's rules, by id, and revoke its federated refresh tokens and
+        its temporary secrets, in one transaction; rules equal to the stored ones (same
+        issuers and conditions, in order) are kept as they are, ids and tokens too.
+        Concurrent replacements of one robot's rules run one after the other: the last one is
+        the robot's rules. Raises
         RobotNotFound, NotFound (an issuer removed meanwhile), Conflict (no rules left for a
         robot whose secret login is off)."""
         ...
@@ -356,15 +361,16 @@ class Store(Protocol):
     async def add_federation_rule(
         self, robot_id: int, rule: NewRule, now: int, limit: int
     ) -> FederationRule:
-        """Add one rule and revoke the robot's federated refresh tokens, in one transaction.
+        """Add one rule and revoke the robot's federated refresh tokens and temporary
+        secrets, in one transaction.
         Raises RobotNotFound, NotFound (the issuer was removed meanwhile), Conflict (the
         robot has `limit` rules already)."""
         ...
 
     async def delete_federation_rule(self, robot_id: int, rule_id: int, now: int) -> bool:
-        """Remove one of the robot's rules and revoke its federated refresh tokens, in one
-        transaction; False if the robot holds no such rule. Raises Conflict for the last
-        rule of a robot whose secret login is off."""
+        """Remove one of the robot's rules and revoke its federated refresh tokens and
+        temporary secrets, in one transaction; False if the robot holds no such rule. Raises
+        Conflict for the last rule of a robot whose secret login is off."""
         ...
 
     async def set_secret_login(self, robot_id: int, enabled: bool, now: int) -> bool:
@@ -386,10 +392,51 @@ class Store(Protocol):
         """Newest first."""
         ...
 
-    async def use_jti(self, issuer_id: int, jti: str, expires_at: int, now: int) -> bool:
-        """True the first time the issuer's `jti` is presented (kept until `expires_at`),
-        False ever after, across replicas: one INSERT .. ON CONFLICT DO NOTHING. The `jti`s
-        that expired by `now` are forgotten. Only the SHA-256 of a `jti` is stored."""
+    async def add_federation_login(self, robot_id: int, at: int, identity: Identity) -> None:
+        """Record a federated login of the robot (who it was), keeping its newest KEEP_LOGINS.
+        The text is stored escaped and bounded; a robot deleted meanwhile records nothing."""
+        ...
+
+    async def list_federation_logins(self, robot_id: int) -> list[FederationLogin]:
+        """Newest first."""
+        ...
+
+    async def use_jti(self, iss: str, jti: str, expires_at: int, now: int) -> bool:
+        """True the first time the `jti` of the issuer at URL `iss` is presented (kept until
+        `expires_at`, whatever happens to the issuer's configuration meanwhile), False ever
+        after, across replicas: one INSERT .. ON CONFLICT DO NOTHING. The `jti`s that expired
+        by `now` are forgotten. Only a SHA-256 of the pair is stored."""
+        ...
+
+    async def add_temporary_secret(
+        self,
+        token_hash: str,
+        robot_id: int,
+        identity: Identity,
+        now: int,
+        expires_at: int,
+        *,
+        keep: int,
+    ) -> TemporarySecret | None:
+        """Store a temporary robot secret (its hash) handed to the workload `identity`, if
+        the robot still exists, is enabled and holds the rule that admitted the workload
+        (`identity.rule_id`): checked with the robot's row held, so that a change of its
+        rules (which revokes its temporary secrets) runs wholly before or after. The robot
+        keeps its `keep` newest live secrets; every robot's secrets that expired by `now` are
+        forgotten. None when refused."""
+        ...
+
+    async def find_temporary_secret(self, token_hash: str) -> TemporarySecret | None:
+        """The temporary secret with this hash, expired or not."""
+        ...
+
+    async def list_temporary_secrets(self, robot_id: int, now: int) -> list[TemporarySecret]:
+        """The robot's temporary secrets that have not expired by `now`, newest first."""
+        ...
+
+    async def delete_temporary_secrets(self, robot_id: int) -> int:
+        """Revoke the robot's temporary secrets; how many. (A change of its rules revokes
+        them too, in the same transaction.)"""
         ...
 
     # ---- web sessions ---------------------------------------------------------------------

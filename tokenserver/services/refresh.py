@@ -65,12 +65,18 @@ class RefreshTokenService:
 
         A legacy robot's token keeps what its JWT granted and when the JWT ends
         (`principal.valid_until`): non-secret, and all a refresh needs to rebuild the same
-        principal. A federated login's token ends `federated_lifetime` after it is issued, and
+        principal. A federated login's token ends `federated_lifetime` after it is issued (or
+        with the credential it logged in with, a temporary secret, if that ends first), and
         with any change of the robot's rules (the store revokes it)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         robot = principal.robot
         now = int(self._clock())
         federated = principal.identity is not None
+        expires_at = principal.valid_until
+        if federated:
+            expires_at = now + self._federated_lifetime
+            if principal.valid_until is not None:
+                expires_at = min(expires_at, principal.valid_until)
         await self._store.add_refresh_token(
             token_digest(token),
             client_id[:200],
@@ -78,8 +84,9 @@ class RefreshTokenService:
             robot_id=robot.id if robot else None,
             user_id=principal.user.id if principal.user else None,
             keep=KEEP_PER_ACCOUNT,
-            expires_at=now + self._federated_lifetime if federated else principal.valid_until,
+            expires_at=expires_at,
             federated=federated,
+            identity=principal.identity,
             legacy_access=(
                 tuple(a for p in robot.permissions for a in p.access)
                 if robot is not None and robot.legacy
@@ -133,7 +140,10 @@ class RefreshTokenService:
                 raise Unauthorized(INVALID_REFRESH_TOKEN)
             else:
                 principal = Principal(
-                    PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot
+                    PrincipalKind.ROBOT,
+                    robot.full_name(self._prefix),
+                    robot=robot,
+                    identity=found.identity,
                 )
             self._usage.touch(robot)
         else:

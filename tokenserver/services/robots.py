@@ -31,6 +31,7 @@ from tokenserver.domain.permissions import (
     check_access,
 )
 from tokenserver.domain.query import EVERYTHING, Query
+from tokenserver.domain.repositories import check_patterns
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
 from tokenserver.errors import (
     BadRequest,
@@ -67,6 +68,25 @@ class RobotSpec:
     secret_login: bool | None = None
 
 
+def _patterns(entry: RequestedPermission) -> tuple[str, ...]:
+    return () if entry.repositories is None else check_patterns(entry.repositories)
+
+
+def _check_distinct(entries: Sequence[Permission]) -> None:
+    """A project robot's entries for its project: one per list of repository patterns
+    (entries with the same patterns would be one entry written twice)."""
+    seen: set[frozenset[str]] = set()
+    for entry in entries:
+        key = frozenset(entry.repositories)
+        if key in seen:
+            shown = ", ".join(sorted(key)) or "**"
+            raise BadRequest(
+                "bad request permission: a project robot's entries must differ in their "
+                f"'repositories'; two name the same ({shown}): merge their access"
+            )
+        seen.add(key)
+
+
 class RobotService:
     def __init__(
         self,
@@ -98,23 +118,40 @@ class RobotService:
         return them with the robot's project (None for a system robot)."""
         if level is Level.PROJECT:
             if (
-                len(permissions) != 1
-                or permissions[0].kind != PermissionKind.PROJECT
-                or permissions[0].namespace == ALL_PROJECTS
+                not permissions
+                or any(
+                    p.kind != PermissionKind.PROJECT or p.namespace == ALL_PROJECTS
+                    for p in permissions
+                )
+                or len({p.namespace for p in permissions}) != 1
             ):
                 raise BadRequest(
-                    "bad request permission: a project robot has exactly one permission "
-                    "entry, of kind project, for its own project"
+                    "bad request permission: a project robot's permission entries are of kind "
+                    "project, for its own project (several only with different 'repositories')"
                 )
-            entry = permissions[0]
-            project = await self._projects.resolve(entry.namespace, is_name=True)
-            access = check_access(PermissionKind.PROJECT, entry.access)
-            return (Permission(project.name, access, PermissionKind.PROJECT, project.id),), project
+            project = await self._projects.resolve(permissions[0].namespace, is_name=True)
+            own = tuple(
+                Permission(
+                    project.name,
+                    check_access(PermissionKind.PROJECT, entry.access),
+                    PermissionKind.PROJECT,
+                    project.id,
+                    _patterns(entry),
+                )
+                for entry in permissions
+            )
+            _check_distinct(own)
+            return own, project
         resolved: list[Permission] = []
         for entry in permissions:
             if entry.kind == PermissionKind.SYSTEM:
                 if entry.namespace != SYSTEM_NAMESPACE:
                     raise BadRequest("bad request permission: system entries use namespace '/'")
+                if entry.repositories is not None:
+                    raise BadRequest(
+                        "bad request permission: 'repositories' belongs to project entries; "
+                        "a system entry has none"
+                    )
                 resolved.append(
                     Permission(
                         SYSTEM_NAMESPACE,
@@ -124,8 +161,11 @@ class RobotService:
                 )
             elif entry.kind == PermissionKind.PROJECT:
                 access = check_access(PermissionKind.PROJECT, entry.access)
+                patterns = _patterns(entry)
                 if entry.namespace == ALL_PROJECTS:
-                    resolved.append(Permission(ALL_PROJECTS, access, PermissionKind.PROJECT))
+                    resolved.append(
+                        Permission(ALL_PROJECTS, access, PermissionKind.PROJECT, None, patterns)
+                    )
                     continue
                 try:
                     project = await self._projects.resolve(entry.namespace, is_name=True)
@@ -135,13 +175,17 @@ class RobotService:
                         # GET shows after a project is deleted) applies to any project of
                         # that name created later.
                         check_name("project", entry.namespace)
-                        resolved.append(Permission(entry.namespace, access, PermissionKind.PROJECT))
+                        resolved.append(
+                            Permission(
+                                entry.namespace, access, PermissionKind.PROJECT, None, patterns
+                            )
+                        )
                         continue
                     raise BadRequest(
                         f"bad request permission: project {entry.namespace!r} not found"
                     ) from None
                 resolved.append(
-                    Permission(project.name, access, PermissionKind.PROJECT, project.id)
+                    Permission(project.name, access, PermissionKind.PROJECT, project.id, patterns)
                 )
             else:
                 raise BadRequest(f"bad request permission: unknown kind {entry.kind!r}")
@@ -216,7 +260,7 @@ class RobotService:
         the robot is refused); the bare name when the spec does not say its project."""
         if spec.level is Level.SYSTEM:
             return f"{self.prefix}{spec.name}"
-        if len(spec.permissions) == 1:
+        if len({p.namespace for p in spec.permissions}) == 1:
             return f"{self.prefix}{spec.permissions[0].namespace}+{spec.name}"
         return spec.name
 
@@ -376,6 +420,7 @@ class RobotService:
             if spec.secret_login is None or spec.secret_login == robot.secret_login:
                 await self._change(robot, changes)
             else:
+                self.refuse_self(actor, robot, "switch the secret login of")
                 # All or nothing: a secret login that cannot be turned off (no rules) leaves
                 # the robot as it was.
                 async with self._store.transaction():
@@ -402,6 +447,7 @@ class RobotService:
             robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "switch the secret login of", self._held(robot))
+            self.refuse_self(actor, robot, "switch the secret login of")
             self._refuse_legacy(robot)
             await self._switch_secret_login(robot, enabled)
             return await self.resolve(str(robot.id))
@@ -512,6 +558,14 @@ class RobotService:
         await self._change(robot, RobotChanges(disabled=spec.disable))
 
     @staticmethod
+    def refuse_self(actor: Principal, robot: Robot, what: str) -> None:
+        """A robot may not change how it logs in itself (its federation rules, its secret
+        login): whoever held its secret for a moment could add a rule admitting their own
+        workload, which refreshing the secret would not end."""
+        if actor.robot is not None and actor.robot.id == robot.id:
+            raise Forbidden(f"a robot cannot {what} itself: ask whoever manages it")
+
+    @staticmethod
     def _refuse_legacy(robot: Robot) -> None:
         if robot.legacy:
             # Harbor's words: a legacy robot can only be disabled, enabled or deleted.
@@ -521,5 +575,7 @@ class RobotService:
         if not await self._store.update_robot(robot.id, self._projects.now(), changes):
             raise RobotNotFound(f"robot {robot.id} not found")
         if changes.secret_hash is not None or changes.disabled:
-            # A new secret or a disabled robot ends every refresh token it was given.
+            # A new secret or a disabled robot ends every refresh token and temporary secret
+            # it was given.
             await self._store.delete_refresh_tokens(robot_id=robot.id)
+            await self._store.delete_temporary_secrets(robot.id)

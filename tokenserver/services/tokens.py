@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from tokenserver.domain.credentials import Credentials
+from tokenserver.domain.exchange import Exchange
 from tokenserver.domain.federation import Identity
 from tokenserver.domain.memo import ENTRY_BYTES, STR_BYTES, Memo
 from tokenserver.domain.models import ANONYMOUS, Principal, Robot
@@ -27,8 +28,10 @@ from tokenserver.errors import BadRequest, FederationRefused, TokenServerError, 
 from tokenserver.keys import JwsSigner, SigningKey
 from tokenserver.services.access import AccessService
 from tokenserver.services.auth import Authenticator
+from tokenserver.services.exchange import TokenExchange
 from tokenserver.services.ports import Store
 from tokenserver.services.refresh import RefreshTokenService
+from tokenserver.services.temporary_secrets import IssuedSecret
 
 log = logging.getLogger("tokenserver.token")
 
@@ -87,6 +90,7 @@ class Grant(StrEnum):
     ANONYMOUS = "anonymous"  # GET without
     PASSWORD = "password"  # noqa: S105 (a grant type, not a password); POST, OAuth2
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 (a grant type); POST, OAuth2
+    TOKEN_EXCHANGE = "token_exchange"  # noqa: S105 (a grant type); POST, RFC 8693
 
 
 @dataclass(slots=True)
@@ -99,6 +103,17 @@ class TokenRequest:
     address: str
     credentials: Credentials | None = None
     refresh_token: Secret | None = None
+    client_id: str = ""
+    offline: bool = False
+
+
+@dataclass(slots=True)
+class ExchangeRequest:
+    """A token exchange (RFC 8693, POST) as the HTTP layer read it."""
+
+    exchange: Exchange
+    service: str | None
+    address: str
     client_id: str = ""
     offline: bool = False
 
@@ -227,10 +242,12 @@ class TokenService:
         service: str,
         name_prefix: str,
         clock: Callable[[], float] = time.time,
+        exchange: TokenExchange | None = None,
     ) -> None:
         self._name_prefix = name_prefix
         self._store = store
         self._authenticator = authenticator
+        self._exchange = exchange
         self._refresh = refresh
         self._access = access
         self._signer = signer
@@ -265,7 +282,7 @@ class TokenService:
                 refresh = req.refresh_token  # never rotated: the same one comes back
             elif req.credentials is not None:
                 principal = await self._authenticator.authenticate(req.credentials, req.address)
-                if req.offline:
+                if req.offline and not principal.temporary:
                     refresh = await self._refresh.issue(principal, req.client_id)
             elif scopes:
                 principal = ANONYMOUS
@@ -275,43 +292,112 @@ class TokenService:
             granted, missing = await self._grant(principal, scopes)
             issued = self._signer.sign(account, granted, self._clock(), refresh)
         except TokenServerError as e:
-            # NOTE: the account, the scopes and the reason hold the caller's text: quoted and
-            # escaped, so that one request stays one line (the client is the socket's peer).
-            if log.isEnabledFor(logging.INFO):
-                # NOTE: a user may be called `robot`, but no user's name holds a `+`.
-                hint = (
-                    quote_hint(self._name_prefix, account)
-                    if isinstance(e, Unauthorized)
-                    and "+" in account
-                    and shell_expanded(self._name_prefix, account)
-                    else None
-                )
-                log.info(
-                    "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s%s%s",
-                    req.grant,
-                    quote(account),
-                    req.address,
-                    quote(_formatted(scopes) or " ".join(req.scopes)[:200]),
-                    e.status,
-                    quote(e.reason if isinstance(e, FederationRefused) else e.message),
-                    "" if hint is None else " hint=" + quote(hint),
-                    _presented(e.presented) if isinstance(e, FederationRefused) else "",
-                )
+            self._denied(req.grant, account, req.address, scopes, req.scopes, e)
             raise
         if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
+            self._issued(req.grant, principal, req.address, scopes, granted, refresh, missing)
+        return issued
+
+    @staticmethod
+    def _issued(
+        grant: Grant,
+        principal: Principal,
+        address: str,
+        scopes: Sequence[Scope],
+        granted: Sequence[Scope],
+        refresh: Secret | None,
+        missing: Sequence[str],
+    ) -> None:
+        """Log an issued token: who (the workload too, for a federated login), what was
+        asked and granted; never the token."""
+        log.info(
+            "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s%s",
+            grant,
+            quote(principal.name),
+            address,
+            quote(_formatted(scopes)),
+            quote(_formatted(granted)),
+            " refresh_token=yes" if refresh is not None else "",
+            # NOTE: only here, never in the answer: whether a project exists is not for a
+            # caller who may not see it.
+            " reason=" + quote(_missing_reason(missing)) if missing else "",
+            "" if principal.identity is None else _identified(principal.identity),
+        )
+
+    def _denied(
+        self,
+        grant: Grant,
+        account: str,
+        address: str,
+        scopes: Sequence[Scope],
+        asked: Sequence[str],
+        e: TokenServerError,
+    ) -> None:
+        """Log a refused token request."""
+        # NOTE: the account, the scopes and the reason hold the caller's text: quoted and
+        # escaped, so that one request stays one line (the client is the socket's peer).
+        if log.isEnabledFor(logging.INFO):
+            # NOTE: a user may be called `robot`, but no user's name holds a `+`.
+            hint = (
+                quote_hint(self._name_prefix, account)
+                if isinstance(e, Unauthorized)
+                and "+" in account
+                and shell_expanded(self._name_prefix, account)
+                else None
+            )
             log.info(
-                "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s%s",
-                req.grant,
+                "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s%s%s",
+                grant,
+                quote(account),
+                address,
+                quote(_formatted(scopes) or " ".join(asked)[:200]),
+                e.status,
+                quote(e.reason if isinstance(e, FederationRefused) else e.message),
+                "" if hint is None else " hint=" + quote(hint),
+                _presented(e.presented) if isinstance(e, FederationRefused) else "",
+            )
+
+    async def exchange(self, req: ExchangeRequest) -> IssuedToken | IssuedSecret:
+        """Serve a token exchange (RFC 8693): an access token for the scopes asked, or a
+        temporary secret of the robot. Every outcome is logged, never a token or secret.
+
+        Raises BadRequest (wrong service, malformed scope, not a robot's name), TooManyRequests
+        (locked out), Unauthorized (the ID token refused or taken before, the robot unknown,
+        disabled or expired)."""
+        grant = Grant.TOKEN_EXCHANGE
+        account = req.exchange.robot[:200]
+        scopes: list[Scope] = []
+        try:
+            if self._exchange is None:
+                raise BadRequest("this server takes no token exchange")
+            if req.service is not None and req.service != self._service:
+                raise BadRequest(f"unknown service {req.service!r}")
+            scopes = parse_scopes(req.exchange.scopes)
+            principal = await self._exchange.authenticate(req.exchange, req.address)
+            account = principal.name
+            if req.exchange.secret:
+                secret = await self._exchange.issue_secret(principal)
+            else:
+                refresh = (
+                    await self._refresh.issue(principal, req.client_id) if req.offline else None
+                )
+                granted, missing = await self._grant(principal, scopes)
+                issued = self._signer.sign(account, granted, self._clock(), refresh)
+        except TokenServerError as e:
+            self._denied(grant, account, req.address, scopes, req.exchange.scopes, e)
+            raise
+        who = "" if principal.identity is None else _identified(principal.identity)
+        if req.exchange.secret:
+            log.info(
+                "robot secret issued grant=%s account=%s client=%s expires_in=%d%s",
+                grant,
                 quote(account),
                 req.address,
-                quote(_formatted(scopes)),
-                quote(_formatted(granted)),
-                " refresh_token=yes" if refresh is not None else "",
-                # NOTE: only here, never in the answer: whether a project exists is not
-                # for a caller who may not see it.
-                " reason=" + quote(_missing_reason(missing)) if missing else "",
-                "" if principal.identity is None else _identified(principal.identity),
+                secret.expires_in,
+                who,
             )
+            return secret
+        self._issued(grant, principal, req.address, scopes, granted, refresh, missing)
         return issued
 
     async def _grant(

@@ -7,6 +7,7 @@ few spellings that differ between databases (`_CONTAINS`, `_GREATEST`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import (
@@ -23,9 +24,13 @@ from typing import Any, TypeVar
 
 from tokenserver.domain.federation import (
     KEEP_FAILURES,
+    KEEP_LOGINS,
     FederationFailure,
+    FederationLogin,
     FederationRule,
+    Identity,
     Issuer,
+    TemporarySecret,
 )
 from tokenserver.domain.federation import Condition as RuleCondition
 from tokenserver.domain.models import (
@@ -97,12 +102,18 @@ _AUDIT_EXPRESSIONS = {
 }
 _REFRESH_COLUMNS = (
     "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access, "
-    "federated"
+    "federated, identity"
 )
 _ISSUER_COLUMNS = "id, name, url, audiences, jwks_file, ca_file, max_token_lifetime, created_at"
 _RULE_COLUMNS = "fr.id, fr.robot_id, fi.name, fr.conditions, fr.created_at"
 _RULE_FROM = "federation_rule fr JOIN federation_issuer fi ON fi.id = fr.issuer_id"
 _FAILURE_COLUMNS = "id, robot_id, at, issuer, subject, reason"
+_TEMPORARY_COLUMNS = "id, robot_id, created_at, expires_at, identity"
+_IDENTITY_FIELDS = frozenset(f.name for f in dataclasses.fields(Identity))
+_LOGIN_FIELDS = (
+    "issuer", "iss", "sub", "aud", "rule_id", "expires_at",
+    "jti", "repository", "ref", "sha", "run_id",
+)  # fmt: skip
 
 # Whether a system admin other than the user `?` exists.
 _ANOTHER_SYSADMIN = (
@@ -128,6 +139,9 @@ def _permissions_to_json(permissions: tuple[Permission, ...]) -> str:
                 "namespace": p.namespace,
                 "project_id": p.project_id,
                 "access": [[a.resource, a.action, a.effect.value] for a in p.access],
+                # Left out when it is every repository: the text of an entry without patterns
+                # stays what it was (replace_robot_permissions compares it).
+                **({"repositories": list(p.repositories)} if p.repositories else {}),
             }
             for p in permissions
         ],
@@ -142,6 +156,7 @@ def _permissions_from_json(text: str) -> tuple[Permission, ...]:
             kind=PermissionKind(p["kind"]),
             project_id=p.get("project_id"),
             access=tuple(Access(r, a, Effect(e)) for r, a, e in p["access"]),
+            repositories=tuple(p.get("repositories", ())),
         )
         for p in json.loads(text)
     )
@@ -215,6 +230,7 @@ def _refresh_token(row: Any) -> RefreshToken:
         row[6],
         _access_from_json(row[7]),
         bool(row[8]),
+        None if row[9] is None else _identity_from_json(row[9]),
     )
 
 
@@ -241,6 +257,23 @@ def _conditions_from_json(text: str) -> tuple[RuleCondition, ...]:
 
 def _rule(row: Any) -> FederationRule:
     return FederationRule(row[0], row[1], row[2], _conditions_from_json(row[3]), row[4])
+
+
+def _identity_to_json(identity: Identity) -> str:
+    return json.dumps(
+        {name: getattr(identity, name) for name in sorted(_IDENTITY_FIELDS)},
+        separators=(",", ":"),
+    )
+
+
+def _identity_from_json(text: str) -> Identity:
+    # NOTE: only the fields this version knows: a field added later is dropped, not an error.
+    stored = json.loads(text)
+    return Identity(**{k: v for k, v in stored.items() if k in _IDENTITY_FIELDS})
+
+
+def _temporary_secret(row: Any) -> TemporarySecret:
+    return TemporarySecret(row[0], row[1], row[2], row[3], _identity_from_json(row[4]))
 
 
 def _stored_text(text: str) -> str:
@@ -701,10 +734,12 @@ class SqlStore:
         expires_at: int | None = None,
         legacy_access: tuple[Access, ...] | None = None,
         federated: bool = False,
+        identity: Identity | None = None,
     ) -> RefreshToken:
         token_id = await self._insert(
             "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at, "
-            "last_used_at, expires_at, legacy_access, federated) VALUES (?,?,?,?,?,?,?,?,?)",
+            "last_used_at, expires_at, legacy_access, federated, identity) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 robot_id,
                 user_id,
@@ -715,6 +750,7 @@ class SqlStore:
                 expires_at,
                 _access_to_json(legacy_access),
                 federated,
+                None if identity is None else _identity_to_json(identity),
             ),
             "refresh token already stored",
         )
@@ -725,7 +761,16 @@ class SqlStore:
             (owner, owner, keep),
         )
         return RefreshToken(
-            token_id, robot_id, user_id, client_id, now, now, expires_at, legacy_access, federated
+            token_id,
+            robot_id,
+            user_id,
+            client_id,
+            now,
+            now,
+            expires_at,
+            legacy_access,
+            federated,
+            identity,
         )
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
@@ -865,10 +910,12 @@ class SqlStore:
         return bool(rows[0][0])
 
     async def _rules_changed(self, robot_id: int, now: int) -> None:
-        """After a change to the robot's rules: its tokens from federated logins end."""
+        """After a change to the robot's rules: its tokens from federated logins and its
+        temporary secrets end."""
         await self._execute(
             "DELETE FROM refresh_token WHERE robot_id = ? AND federated = TRUE", (robot_id,)
         )
+        await self._execute("DELETE FROM temporary_secret WHERE robot_id = ?", (robot_id,))
         await self._execute("UPDATE robot SET update_time = ? WHERE id = ?", (now, robot_id))
 
     async def _insert_rule(self, robot_id: int, rule: NewRule, now: int) -> int:
@@ -995,19 +1042,109 @@ class SqlStore:
         )
         return [FederationFailure(*r) for r in rows]
 
-    async def use_jti(self, issuer_id: int, jti: str, expires_at: int, now: int) -> bool:
-        await self._execute("DELETE FROM federation_jti WHERE expires_at <= ?", (now,))
-        digest = hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
+    async def add_federation_login(self, robot_id: int, at: int, identity: Identity) -> None:
+        values = [getattr(identity, name) for name in _LOGIN_FIELDS]
         try:
-            inserted = await self._execute(
-                "INSERT INTO federation_jti (issuer_id, jti, expires_at) VALUES (?,?,?) "
-                "ON CONFLICT DO NOTHING",
-                (issuer_id, digest, expires_at),
-                refused=Conflict("issuer removed"),
+            await self._insert(
+                f"INSERT INTO federation_login (robot_id, at, {', '.join(_LOGIN_FIELDS)}) "  # noqa: S608
+                f"VALUES (?,?,{','.join('?' * len(_LOGIN_FIELDS))})",
+                # NOTE: an Identity's text is escaped already (the token path makes it so).
+                (
+                    robot_id,
+                    at,
+                    *(truncate(v, MAX_AUDIT_FIELD) if isinstance(v, str) else v for v in values),
+                ),
+                "federation login already stored",
+                RobotNotFound(f"robot {robot_id} not found"),
             )
-        except Conflict:
-            return False  # the issuer was removed meanwhile: nothing of it is used again
+        except RobotNotFound:
+            return
+        await self._execute(
+            "DELETE FROM federation_login WHERE robot_id = ? AND id NOT IN "
+            "(SELECT id FROM federation_login WHERE robot_id = ? ORDER BY id DESC LIMIT ?)",
+            (robot_id, robot_id, KEEP_LOGINS),
+        )
+
+    async def list_federation_logins(self, robot_id: int) -> list[FederationLogin]:
+        rows = await self._rows(
+            f"SELECT id, robot_id, at, {', '.join(_LOGIN_FIELDS)} "  # noqa: S608
+            "FROM federation_login WHERE robot_id = ? ORDER BY id DESC",
+            (robot_id,),
+        )
+        return [
+            FederationLogin(
+                r[0], r[1], r[2], Identity(**dict(zip(_LOGIN_FIELDS, r[3:], strict=True)))
+            )
+            for r in rows
+        ]
+
+    async def use_jti(self, iss: str, jti: str, expires_at: int, now: int) -> bool:
+        await self._execute("DELETE FROM federation_jti WHERE expires_at <= ?", (now,))
+        # NOTE: a NUL cannot be in a URL a token was verified for: the pair is unambiguous.
+        key = hashlib.sha256(f"{iss}\x00{jti}".encode("utf-8", "surrogatepass")).hexdigest()
+        inserted = await self._execute(
+            "INSERT INTO federation_jti (token_key, expires_at) VALUES (?,?) "
+            "ON CONFLICT DO NOTHING",
+            (key, expires_at),
+        )
         return inserted > 0
+
+    async def add_temporary_secret(
+        self,
+        token_hash: str,
+        robot_id: int,
+        identity: Identity,
+        now: int,
+        expires_at: int,
+        *,
+        keep: int,
+    ) -> TemporarySecret | None:
+        async with self.transaction():
+            if await self._lock_robot(robot_id) is None:
+                return None
+            admitted = await self._rows(
+                "SELECT 1 FROM robot r JOIN federation_rule fr ON fr.robot_id = r.id "
+                "WHERE r.id = ? AND r.disabled = FALSE AND fr.id = ?",
+                (robot_id, identity.rule_id),
+            )
+            if not admitted:
+                return None
+            await self._execute("DELETE FROM temporary_secret WHERE expires_at <= ?", (now,))
+            secret_id = await self._insert(
+                "INSERT INTO temporary_secret (robot_id, token_hash, created_at, expires_at, "
+                "identity) VALUES (?,?,?,?,?)",
+                (robot_id, token_hash, now, expires_at, _identity_to_json(identity)),
+                "temporary secret already stored",
+            )
+            await self._execute(
+                "DELETE FROM temporary_secret WHERE robot_id = ? AND id NOT IN "
+                "(SELECT id FROM temporary_secret WHERE robot_id = ? ORDER BY id DESC LIMIT ?)",
+                (robot_id, robot_id, keep),
+            )
+        return TemporarySecret(secret_id, robot_id, now, expires_at, identity)
+
+    async def find_temporary_secret(self, token_hash: str) -> TemporarySecret | None:
+        async def load() -> TemporarySecret | None:
+            rows = await self._rows(
+                f"SELECT {_TEMPORARY_COLUMNS} FROM temporary_secret "  # noqa: S608
+                "WHERE token_hash = ?",
+                (token_hash,),
+            )
+            return _temporary_secret(rows[0]) if rows else None
+
+        # Cached: a client sends the secret with every token request.
+        return await self._cached(("temporary_secret", token_hash), load)
+
+    async def list_temporary_secrets(self, robot_id: int, now: int) -> list[TemporarySecret]:
+        rows = await self._rows(
+            f"SELECT {_TEMPORARY_COLUMNS} FROM temporary_secret "  # noqa: S608
+            "WHERE robot_id = ? AND expires_at > ? ORDER BY id DESC",
+            (robot_id, now),
+        )
+        return [_temporary_secret(r) for r in rows]
+
+    async def delete_temporary_secrets(self, robot_id: int) -> int:
+        return await self._execute("DELETE FROM temporary_secret WHERE robot_id = ?", (robot_id,))
 
     # ---- web sessions ---------------------------------------------------------------------
 

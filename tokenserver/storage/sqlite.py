@@ -153,8 +153,9 @@ CREATE INDEX audit_log_time ON audit_log (op_time, id);
 # v6: robot federation. Issuers the system admin trusts (audiences a JSON array); each robot's
 # rules (conditions a JSON array), which keep their issuer from being removed; its newest
 # refused federated logins; the single-use `jti`s of token exchanges (their SHA-256) until they
-# expire. A robot's secret login can be turned off; a refresh token says whether a federated
-# login got it.
+# expire; the temporary robot secrets token exchanges hand out (their SHA-256, and the workload
+# they were handed to as JSON), dropped with their robot. A robot's secret login can be turned
+# off; a refresh token says whether a federated login got it.
 _SCHEMA_V6 = """
 CREATE TABLE federation_issuer (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -184,15 +185,43 @@ CREATE TABLE federation_failure (
     reason      TEXT    NOT NULL
 );
 CREATE INDEX federation_failure_robot ON federation_failure (robot_id, id);
-CREATE TABLE federation_jti (
-    issuer_id   INTEGER NOT NULL REFERENCES federation_issuer(id) ON DELETE CASCADE,
-    jti         TEXT    NOT NULL,
+CREATE TABLE federation_login (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    robot_id    INTEGER NOT NULL REFERENCES robot(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    issuer      TEXT    NOT NULL,
+    iss         TEXT    NOT NULL,
+    sub         TEXT    NOT NULL,
+    aud         TEXT    NOT NULL,
+    rule_id     INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL,
-    PRIMARY KEY (issuer_id, jti)
+    jti         TEXT    NOT NULL,
+    repository  TEXT    NOT NULL,
+    ref         TEXT    NOT NULL,
+    sha         TEXT    NOT NULL,
+    run_id      TEXT    NOT NULL
+);
+CREATE INDEX federation_login_robot ON federation_login (robot_id, id);
+CREATE TABLE federation_jti (
+    -- SHA-256 of the token's iss and jti: kept by the issuer's URL, not its row, so that
+    -- removing and adding an issuer again does not make its used tokens new.
+    token_key   TEXT    NOT NULL PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
 );
 CREATE INDEX federation_jti_expiry ON federation_jti (expires_at);
+CREATE TABLE temporary_secret (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    robot_id    INTEGER NOT NULL REFERENCES robot(id) ON DELETE CASCADE,
+    token_hash  TEXT    NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    identity    TEXT    NOT NULL
+);
+CREATE INDEX temporary_secret_robot ON temporary_secret (robot_id, id);
+CREATE INDEX temporary_secret_expiry ON temporary_secret (expires_at);
 ALTER TABLE robot ADD COLUMN secret_login INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE refresh_token ADD COLUMN federated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE refresh_token ADD COLUMN identity TEXT;
 """
 
 MIGRATIONS: dict[int, str] = {
