@@ -669,7 +669,7 @@ def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> lis
         return []
     postgres = PostgresServer()
     try:
-        environ = {"TOKENSERVER_DATABASE_URL": postgres.new_database()}
+        environ = {"TOKENSERVER_DATABASE_URL": postgres.empty_database()}
         config = directory / "pg" / "tokenserver.toml"
         config.parent.mkdir()
         ports = [free_port(), free_port()]
