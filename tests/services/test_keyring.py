@@ -46,7 +46,7 @@ async def test_a_retired_key_is_published_for_one_lifetime_plus_the_leeway(rt: R
     old = next(r for r in await service.keys() if r.state is KeyState.PUBLISHED)
     new_kid = service.load(added).kid
     until = await service.retire(LOCAL, old.id)
-    assert service.retention.seconds == LIFETIME + RETIRED_KEY_LEEWAY == LIFETIME + 60
+    assert (await service.retention()).seconds == LIFETIME + RETIRED_KEY_LEEWAY == LIFETIME + 60
     assert until == 1_000_000 + LIFETIME + 60
 
     for elapsed in (0, 1, LIFETIME, LIFETIME + RETIRED_KEY_LEEWAY - 1):
@@ -107,7 +107,7 @@ async def test_the_keyring_decides_which_key_signs_once_it_has_entries(rt: Runti
     added = await service.add(LOCAL)
     await service.activate(LOCAL, added.id)
     await service.retire(LOCAL, 1)
-    clock.now += service.retention.seconds
+    clock.now += (await service.retention()).seconds
     rt.settings.token.certificate.write_bytes(await service.bundle())  # `keys bundle`
     assert (await service.signing_key()).kid == service.load(added).kid
     with pytest.raises(ConfigError, match="does not match the signing key"):
