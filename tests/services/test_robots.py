@@ -214,7 +214,7 @@ async def test_a_database_of_schema_5_gets_robot_federation(tmp_path: Path) -> N
         assert await store.find_refresh_token("plain") is None
         await store.add_federation_failure(1, 4, "github", "sub", "no rule matched")
         assert len(await store.list_federation_failures(1)) == 1
-        assert await store.use_jti(issuer.id, "j", 10, 4)
+        assert await store.use_jti(issuer.url, "j", 10, 4)
         who = Identity("github", issuer.url, "sub", "a", rule.id, 10)
         assert await store.add_temporary_secret("t", 1, who, 4, 10, keep=20)
         assert await store.find_temporary_secret("t") is not None

@@ -211,6 +211,10 @@ class Principal:
     valid_until: int | None = None
     # The workload a robot logged in as, when its password was an OIDC ID token.
     identity: Identity | None = None
+    # Logged in with a temporary secret (from a token exchange): that secret is the session's
+    # credential, so no refresh token is handed out for it (one would outlive the secret when
+    # the secret is dropped early).
+    temporary: bool = False
 
     @property
     def sysadmin(self) -> bool:

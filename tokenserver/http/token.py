@@ -114,11 +114,20 @@ async def oauth_token(request: web.Request) -> web.Response:
     return _token_response(issued, oauth=True)
 
 
+# The exchange's fields that may come more than once (RFC 8693: several targets; scopes as the
+# other grants take them); any other field twice is a 400.
+_REPEATABLE = frozenset({"scope", "resource", "audience"})
+
+
 async def _exchange(request: web.Request, form: MultiDictProxy[str]) -> web.Response:
     """The RFC 8693 token exchange: an access token (`issued_token_type` access_token,
     `token_type` Bearer, the password grant's fields besides), or a temporary robot secret
     (`issued_token_type` tokenserver's robot-secret URN, `token_type` N_A: it is a password,
     not a bearer token; `username` names the robot it is the password of)."""
+    for name in form:
+        if name not in _REPEATABLE and (count := len(form.getall(name))) > 1:
+            # NOTE: the first value would win here, where a proxy or an audit may read the last.
+            raise BadRequest(f"{name[:100]} is given {count} times: give it once")
     exchange = parse_exchange(lambda name: form.getall(name, []))
     issued = await request.app[TOKENS].exchange(
         ExchangeRequest(

@@ -46,6 +46,8 @@ class Authenticator:
         """`_authenticate`, behind the brute-force throttle for `address` (the client); an ID
         token of a robot with federation rules (`_federated`) before it."""
         federated = await self._federated(credentials, address)
+        if federated is None:
+            federated = await self._temporary_login(credentials)
         if federated is not None:
             return federated
         if self._throttle is None:
@@ -86,6 +88,26 @@ class Authenticator:
                     self._throttle.failed(username, address, password.reveal())
             raise
 
+    async def _temporary_login(self, credentials: Credentials) -> Principal | None:
+        """The robot, when the password is one of its temporary secrets (`tst_`, from a token
+        exchange), looked up by its hash, whether the robot's secret login is on or off; None
+        otherwise (the secret path checks it, and counts it if wrong). As a refresh token is,
+        a valid one is never refused by a lock-out: 256 random bits cannot be guessed, and a
+        CI runner's address is often many runners'."""
+        password = credentials.password.reveal()
+        # NOTE: the length first: most passwords fail it, and the check is all they pay.
+        if (
+            self._temporary is None
+            or len(password) != TEMPORARY_SECRET_LENGTH
+            or not password.startswith(TEMPORARY_SECRET_PREFIX)
+        ):
+            return None
+        parsed = parse_robot_name(self._prefix, credentials.username)
+        robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        if robot is None:
+            return None
+        return await self._temporary.authenticate(robot, credentials.password)
+
     async def _authenticate(
         self, credentials: Credentials, admit: Callable[[], None] | None = None
     ) -> Principal:
@@ -101,9 +123,8 @@ class Authenticator:
         The account decides how the password is checked, never the password's shape: a
         stored legacy robot by its JWT, then (when that is not it: a manual secret that looks
         like a JWT, a system robot of the same name, a wrong password) an ordinary account by
-        the KDF, which a legacy robot's stored hash never matches. A robot's password shaped
-        like a temporary secret (`tst_`, from a token exchange) is looked up by its hash
-        first, whether the robot's secret login is on or off.
+        the KDF, which a legacy robot's stored hash never matches. (ID tokens and temporary
+        secrets are looked at before, in `authenticate`.)
         """
         if self._legacy is not None:
             legacy = await self._legacy.authenticate(credentials.username, credentials.password)
@@ -111,15 +132,6 @@ class Authenticator:
                 return legacy
         parsed = parse_robot_name(self._prefix, credentials.username)
         robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
-        if robot is not None and self._temporary is not None:
-            password = credentials.password.reveal()
-            # NOTE: the length first: most passwords fail it, and the check is all they pay.
-            if len(password) == TEMPORARY_SECRET_LENGTH and password.startswith(
-                TEMPORARY_SECRET_PREFIX
-            ):
-                temporary = await self._temporary.authenticate(robot, credentials.password)
-                if temporary is not None:
-                    return temporary
         user = None if robot else await self._store.find_user(credentials.username)
         stored = (
             robot.secret_hash

@@ -104,9 +104,14 @@ def _signed(refused: FederationRefused) -> FederationRefused:
 
 
 def takes_no_id_tokens(name: str) -> str:
-    """The refusal of an exchange for a robot that does not exist or has no rules: the same
-    words for both, so that an exchange does not tell which robots exist."""
-    return f"{name} is not a robot that takes ID tokens (no such robot, or it has no rules)"
+    """The refusal of an exchange whose token could not be for the robot: the same words
+    whether the robot does not exist, has no rules, or the token is no ID token of a trusted
+    issuer (or its signature is not good), so that an exchange tells no one which robots
+    exist or which issuers are trusted."""
+    return (
+        f"the subject_token does not log in {name}: not an ID token of an issuer this server "
+        "trusts, no such robot, or it has no federation rules"
+    )
 
 
 def _presented(claims: Mapping[str, object], iss: str) -> tuple[tuple[str, str], ...]:
@@ -247,7 +252,7 @@ class FederatedLogin:
         if robot.is_expired(now):
             raise Unauthorized("robot account has expired")
         if jti is not None and not await self._store.use_jti(
-            issuer.id, jti, _remembered_until(claims, now), int(now)
+            issuer.url, jti, _remembered_until(claims, now), int(now)
         ):
             replayed = _signed(
                 FederationRefused(
@@ -281,23 +286,21 @@ class FederatedLogin:
         )
         if principal is not None:
             return principal
-        # Not for this robot's rules at all: say why (no failure is kept, as for a password).
+        # Not for this robot's rules at all. The caller is told no more than for a robot that
+        # does not exist (`takes_no_id_tokens`), whatever the reason: which robots exist and
+        # which issuers are trusted is nothing an anonymous caller learns. The log says why.
+        unknown = takes_no_id_tokens(robot.full_name(self._prefix))
         shape = read_unverified(token.reveal())
         if shape is None:
             raise FederationRefused(
-                "the subject_token is not a JWT (three base64url parts, at most 8 KiB)"
+                "the subject_token is not a JWT (three base64url parts, at most 8 KiB)",
+                message=unknown,
             )
         iss = shape.claims.get("iss")
         if isinstance(iss, str) and await self._store.find_issuer_by_url(iss) is not None:
-            refused = FederationRefused(
-                "the robot has no federation rules",
-                message=takes_no_id_tokens(robot.full_name(self._prefix)),
-            )
+            refused = FederationRefused("the robot has no federation rules", message=unknown)
         else:
-            refused = FederationRefused(
-                "the token's iss is not a trusted issuer",
-                message="the subject_token's issuer (its iss) is not one this server trusts",
-            )
+            refused = FederationRefused("the token's iss is not a trusted issuer", message=unknown)
         refused.presented = _presented(shape.claims, iss if isinstance(iss, str) else "")
         raise refused
 

@@ -346,8 +346,8 @@ class Store(Protocol):
         ...
 
     async def delete_issuer(self, name: str) -> IssuerRemoval:
-        """Remove the issuer (and the single-use `jti`s seen from it) unless a rule uses it,
-        also when a rule is added at the same time, on any replica."""
+        """Remove the issuer unless a rule uses it, also when a rule is added at the same
+        time, on any replica."""
         ...
 
     async def list_federation_rules(self, robot_id: int) -> list[FederationRule]:
@@ -409,10 +409,11 @@ class Store(Protocol):
         """Newest first."""
         ...
 
-    async def use_jti(self, issuer_id: int, jti: str, expires_at: int, now: int) -> bool:
-        """True the first time the issuer's `jti` is presented (kept until `expires_at`),
-        False ever after, across replicas: one INSERT .. ON CONFLICT DO NOTHING. The `jti`s
-        that expired by `now` are forgotten. Only the SHA-256 of a `jti` is stored."""
+    async def use_jti(self, iss: str, jti: str, expires_at: int, now: int) -> bool:
+        """True the first time the `jti` of the issuer at URL `iss` is presented (kept until
+        `expires_at`, whatever happens to the issuer's configuration meanwhile), False ever
+        after, across replicas: one INSERT .. ON CONFLICT DO NOTHING. The `jti`s that expired
+        by `now` are forgotten. Only a SHA-256 of the pair is stored."""
         ...
 
     async def add_temporary_secret(

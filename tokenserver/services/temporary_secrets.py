@@ -107,4 +107,5 @@ class TemporarySecrets:
             robot=robot,
             valid_until=found.expires_at,
             identity=found.identity,
+            temporary=True,
         )

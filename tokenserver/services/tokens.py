@@ -294,7 +294,7 @@ class TokenService:
                 refresh = req.refresh_token  # never rotated: the same one comes back
             elif req.credentials is not None:
                 principal = await self._authenticator.authenticate(req.credentials, req.address)
-                if req.offline:
+                if req.offline and not principal.temporary:
                     refresh = await self._refresh.issue(principal, req.client_id)
             elif scopes:
                 principal = ANONYMOUS

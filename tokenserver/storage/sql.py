@@ -1085,18 +1085,15 @@ class SqlStore:
             for r in rows
         ]
 
-    async def use_jti(self, issuer_id: int, jti: str, expires_at: int, now: int) -> bool:
+    async def use_jti(self, iss: str, jti: str, expires_at: int, now: int) -> bool:
         await self._execute("DELETE FROM federation_jti WHERE expires_at <= ?", (now,))
-        digest = hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
-        try:
-            inserted = await self._execute(
-                "INSERT INTO federation_jti (issuer_id, jti, expires_at) VALUES (?,?,?) "
-                "ON CONFLICT DO NOTHING",
-                (issuer_id, digest, expires_at),
-                refused=Conflict("issuer removed"),
-            )
-        except Conflict:
-            return False  # the issuer was removed meanwhile: nothing of it is used again
+        # NOTE: a NUL cannot be in a URL a token was verified for: the pair is unambiguous.
+        key = hashlib.sha256(f"{iss}\x00{jti}".encode("utf-8", "surrogatepass")).hexdigest()
+        inserted = await self._execute(
+            "INSERT INTO federation_jti (token_key, expires_at) VALUES (?,?) "
+            "ON CONFLICT DO NOTHING",
+            (key, expires_at),
+        )
         return inserted > 0
 
     async def add_temporary_secret(

@@ -203,10 +203,10 @@ CREATE TABLE federation_login (
 );
 CREATE INDEX federation_login_robot ON federation_login (robot_id, id);
 CREATE TABLE federation_jti (
-    issuer_id   INTEGER NOT NULL REFERENCES federation_issuer(id) ON DELETE CASCADE,
-    jti         TEXT    NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    PRIMARY KEY (issuer_id, jti)
+    -- SHA-256 of the token's iss and jti: kept by the issuer's URL, not its row, so that
+    -- removing and adding an issuer again does not make its used tokens new.
+    token_key   TEXT    NOT NULL PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
 );
 CREATE INDEX federation_jti_expiry ON federation_jti (expires_at);
 CREATE TABLE temporary_secret (
