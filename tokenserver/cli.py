@@ -80,9 +80,11 @@ from tokenserver.domain.names import quote_hint, shell_expanded
 from tokenserver.domain.permissions import (
     PROJECT_ROBOT_ACCESS,
     Access,
+    Effect,
     RequestedPermission,
     parse_access,
 )
+from tokenserver.domain.repositories import pattern_error
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import (
@@ -541,6 +543,58 @@ def _permissions(values: Sequence[str]) -> list[Access]:
     return [parse_access(p) for value in values for p in value.split(",") if p.strip()]
 
 
+class _InOrder(argparse.Action):
+    """Keeps `--permission`, `--deny` and `--repository` in the order given (in `entries`):
+    which entry a `--repository` limits depends on the flags before it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        entries = list(getattr(namespace, "entries", None) or [])
+        entries.append((self.dest, str(values)))
+        namespace.entries = entries
+
+
+def _entries(project: str, flags: Sequence[tuple[str, str]]) -> tuple[RequestedPermission, ...]:
+    """Permission entries from the flags in order: `--permission` and `--deny` add to the
+    current entry; `--repository` limits the current entry to a pattern (repeatable); a
+    `--permission` or `--deny` after a `--repository` starts the next entry. An entry
+    without `--repository` reaches every repository."""
+    entries: list[RequestedPermission] = []
+    access: list[Access] = []
+    patterns: list[str] = []
+    for flag, value in flags:
+        if flag == "repository":
+            if not access:
+                raise UsageError(
+                    f"--repository {printable(value)}: give it after the --permission (or "
+                    "--deny) flags of the entry it limits"
+                )
+            error = pattern_error(value)
+            if error is not None:
+                raise UsageError(f"--repository {printable(value)}: {error}")
+            patterns.append(value)
+            continue
+        if patterns:
+            entries.append(
+                RequestedPermission(project, tuple(access), repositories=tuple(patterns))
+            )
+            access, patterns = [], []
+        found = _permissions([value])
+        if flag == "deny":
+            found = [Access(a.resource, a.action, Effect.DENY) for a in found]
+        access += found
+    if access:
+        entries.append(
+            RequestedPermission(project, tuple(access), repositories=tuple(patterns) or None)
+        )
+    return tuple(entries)
+
+
 @dataclasses.dataclass(frozen=True)
 class _ExportFile:
     """The `--export` file, created (empty, mode 0600) before the robot or secret it is for,
@@ -627,7 +681,7 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
     spec = RobotSpec(
         name=args.name,
         level=Level.PROJECT,
-        permissions=(RequestedPermission(args.project, tuple(_permissions(args.permission))),),
+        permissions=_entries(args.project, args.entries),
         duration=args.duration,
         description=args.description,
         token_lifetime=_token_lifetime_within(rt, args.token_lifetime),
@@ -658,7 +712,11 @@ async def robot_list(rt: Runtime, args: argparse.Namespace) -> int:
         for r in robots:
             expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
             state = "disabled" if r.disabled else "enabled"
-            access = ",".join(str(a) for p in r.permissions for a in p.access)
+            access = ";".join(
+                ",".join(str(a) for a in p.access)
+                + (f" on {','.join(p.repositories)}" if p.repositories else "")
+                for p in r.permissions
+            )
             tokens = _tokens_cell(r.token_lifetime, lifetimes)
             _row(str(r.id), r.full_name(prefix), state, f"expires {expiry}", tokens, access)
     return EXIT_OK
@@ -737,11 +795,33 @@ async def robot_refresh_secret(rt: Runtime, args: argparse.Namespace) -> int:
 
 
 async def robot_update(rt: Runtime, args: argparse.Namespace) -> int:
-    if args.secret_login is None and args.token_lifetime is None:
-        raise UsageError("robot update: give --secret-login or --token-lifetime (or both)")
+    flags = getattr(args, "entries", None) or []
+    if not flags and args.secret_login is None and args.token_lifetime is None:
+        raise UsageError("robot update: give --secret-login, --token-lifetime or --permission")
     seconds = _token_lifetime_within(rt, args.token_lifetime)
-    if seconds is not None:
+    if flags:
+        robot = await rt.robots.get(LOCAL, args.robot)
+        if robot.project_name is None:
+            raise UsageError(
+                "--permission: a system robot's permissions are changed with the API "
+                "(PUT /api/v2.0/robots/{id})"
+            )
+        if not any(flag != "repository" for flag, _ in flags):
+            raise UsageError("--repository: give it after the --permission flags it limits")
+        spec = RobotSpec(
+            name=robot.name,
+            level=robot.level,
+            permissions=_entries(robot.project_name, flags),
+            duration=None,
+            description=robot.description,
+            disable=robot.disabled,
+            token_lifetime=seconds,
+        )
+        robot = await rt.robots.update(LOCAL, args.robot, spec)
+        _say(f"replaced the permissions of {robot.full_name(rt.robots.prefix)}")
+    elif seconds is not None:
         robot = await rt.robots.set_token_lifetime(LOCAL, args.robot, seconds)
+    if seconds is not None:
         name = robot.full_name(rt.robots.prefix)
         lasting = _tokens_cell(robot.token_lifetime, rt.robots.lifetimes).removeprefix("tokens ")
         _say(f"the tokens of {name} last {lasting} from its next token on")
@@ -1099,6 +1179,37 @@ async def user_delete(rt: Runtime, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _permission_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """`--permission`, `--deny` and `--repository`, read in order (see `_entries`)."""
+    allowed = ", ".join(f"{r}:{a}" for r, a in PROJECT_ROBOT_ACCESS)
+    parser.set_defaults(entries=[])
+    parser.add_argument(
+        "--permission",
+        action=_InOrder,
+        dest="permission",
+        required=required,
+        metavar="RESOURCE:ACTION",
+        help=f"allow; repeatable or comma-separated; one of: {allowed}",
+    )
+    parser.add_argument(
+        "--deny",
+        action=_InOrder,
+        dest="deny",
+        metavar="RESOURCE:ACTION",
+        help="deny (a deny wins over any allow); repeatable or comma-separated",
+    )
+    parser.add_argument(
+        "--repository",
+        action=_InOrder,
+        dest="repository",
+        metavar="PATTERN",
+        help="limit the entry made by the --permission/--deny flags before it to matching "
+        "repositories, relative to the project: 'app' (exact), 'team-a/*' (one path segment), "
+        "'team-a/**' (any depth below team-a), '**' (every one, the default); repeatable; a "
+        "--permission or --deny after a --repository starts another entry",
+    )
+
+
 def _positive(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -1246,17 +1357,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
 
     robot = commands.group("robot", "manage project robot accounts")
-    allowed = ", ".join(f"{r}:{a}" for r, a in PROJECT_ROBOT_ACCESS)
     r = robot.command("create", "create a robot; prints its secret once", _on_runtime(robot_create))
     r.add_argument("--project", required=True)
     r.add_argument("--name", required=True, help="short name; the full name is prefix+project+name")
-    r.add_argument(
-        "--permission",
-        action="append",
-        required=True,
-        metavar="RESOURCE:ACTION",
-        help=f"repeatable or comma-separated; one of: {allowed}",
-    )
+    _permission_flags(r, required=True)
     r.add_argument(
         "--duration",
         type=_duration,
@@ -1310,6 +1414,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--id", type=_positive, help="revoke only this one (default: all)")
     r = robot.command("update", "change a robot's settings", _on_robot(robot_update))
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
+    _permission_flags(r, required=False)
     r.add_argument(
         "--secret-login",
         choices=("on", "off"),

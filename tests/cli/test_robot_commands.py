@@ -393,3 +393,70 @@ def test_no_quoting_hint_under_a_prefix_without_a_dollar(tmp_path: Path) -> None
     env = {"TOKENSERVER_ROBOTS_NAME_PREFIX": "bot-"}
     message = refused(call_cli(config, "robot", "show", "bot+ci", env=env), 1, "not found")
     assert "quote" not in message
+
+
+# ---- repository patterns ---------------------------------------------------------------------
+
+
+def test_repository_flags_limit_the_entry_made_by_the_flags_before_them(config: Path) -> None:
+    ok(
+        call_cli(
+            config, "robot", "create", "--project", "p", "--name", "ci",
+            "--permission", "repository:pull,repository:push",
+            "--repository", "team-a/*", "--repository", "team-b/**",
+            "--deny", "repository:push", "--repository", "team-b/secrets/**",
+            "--permission", "robot:read",
+        )
+    )  # fmt: skip
+    shown = ok(call_cli(config, "robot", "show", "p+ci"))
+    assert [(e.get("repositories", None)) for e in shown["permissions"]] == [
+        ["team-a/*", "team-b/**"],
+        ["team-b/secrets/**"],
+        None,
+    ]
+    assert [[(a["resource"], a["action"], a["effect"]) for a in e["access"]]
+            for e in shown["permissions"]] == [
+        [("repository", "pull", "allow"), ("repository", "push", "allow")],
+        [("repository", "push", "deny")],
+        [("robot", "read", "allow")],
+    ]  # fmt: skip
+    listed = call_cli(config, "robot", "list", "--project", "p").stdout
+    assert (
+        "repository:pull,repository:push on team-a/*,team-b/**;"
+        "repository:push on team-b/secrets/**;robot:read"
+    ) in listed
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (("--repository", "app", "--permission", "repository:pull"),
+         "--repository app: give it after the --permission"),
+        (("--permission", "repository:pull", "--repository", "Team-A/*"),
+         "--repository Team-A/*: repository pattern 'Team-A/*' holds upper case"),
+        (("--permission", "repository:pull", "--repository", "a/../b"),
+         "--repository a/../b: repository pattern 'a/../b' holds '..'"),
+        (("--permission", "repository:pull", "--repository", ""),
+         "a repository pattern must not be empty"),
+    ],
+)  # fmt: skip
+def test_bad_repository_flags_are_usage_errors(
+    config: Path, flags: tuple[str, ...], words: str
+) -> None:
+    result = call_cli(config, "robot", "create", "--project", "p", "--name", "ci", *flags)
+    refused(result, 2, words)
+    assert robots(config) == []
+
+
+def test_robot_update_replaces_the_permissions(config: Path) -> None:
+    ok(call_cli(config, *CREATE))
+    refused(
+        call_cli(config, "robot", "update", "p+ci"),
+        2,
+        "give --secret-login, --token-lifetime or --permission",
+    )
+    ok(call_cli(config, "robot", "update", "p+ci", "--permission", "repository:push",
+                "--repository", "web"))  # fmt: skip
+    (entry,) = ok(call_cli(config, "robot", "show", "p+ci"))["permissions"]
+    assert entry["repositories"] == ["web"]
+    assert [a["action"] for a in entry["access"]] == ["push"]

@@ -103,7 +103,7 @@ def test_update_without_a_change_is_a_usage_error(config: Path) -> None:
     refused(
         call_cli(config, "robot", "update", "p+ci"),
         2,
-        "robot update: give --secret-login or --token-lifetime (or both)",
+        "robot update: give --secret-login, --token-lifetime or --permission",
     )
 
 
@@ -136,3 +136,17 @@ def test_a_maximum_below_the_lifetime_stops_every_command(config: Path) -> None:
         config, "robot", "list", "--project", "p", env={"TOKENSERVER_TOKEN_MAX_LIFETIME": "600"}
     )
     refused(result, 2, "token.max_lifetime: must be at least token.lifetime (1800), got 600")
+
+
+def test_update_of_permissions_keeps_the_lifetime_or_sets_it_with_them(config: Path) -> None:
+    ok(call_cli(config, *CREATE, "--token-lifetime", "3600"))
+    ok(call_cli(config, "robot", "update", "p+ci", "--permission", "repository:push"))
+    assert show(config)["token_lifetime"] == 3600
+    result = call_cli(config, "robot", "update", "p+ci", "--permission", "repository:pull",
+                      "--repository", "team-a/*", "--token-lifetime", "600")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "the tokens of robot$p+ci last 600 s from its next token on" in result.stderr
+    shown = show(config)
+    assert shown["token_lifetime"] == 600
+    assert shown["permissions"][0]["repositories"] == ["team-a/*"]
+    assert "\ttokens 600 s\trepository:pull on team-a/*\n" in listed(config)

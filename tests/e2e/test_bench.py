@@ -25,6 +25,7 @@ def test_bench_runs_every_case_without_errors(tmp_path: Path) -> None:
     assert cases[0].startswith("ceiling")
     assert {
         "warm robot ES256",
+        "warm robot ES256, 10 repository patterns",
         "warm robot RS256",
         "POST refresh_token",
         "warm robot ES256, PostgreSQL, 1 replica",

@@ -282,6 +282,27 @@ async def test_robot_permissions_are_replaced_only_if_unchanged(store: Store) ->
     assert not await store.replace_robot_permissions(9999, 80, push, deny)
 
 
+async def test_robot_repository_patterns_round_trip(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    patterned = (
+        Permission("p", (Access("repository", "push"),), project_id=p.id),
+        Permission(
+            "p",
+            (Access("repository", "pull", Effect.DENY),),
+            project_id=p.id,
+            repositories=("secrets/**", "team-a/*"),
+        ),
+    )
+    assert await store.update_robot(robot.id, 60, RobotChanges(permissions=patterned))
+    changed = await store.find_robot_by_id(robot.id)
+    assert changed is not None and changed.permissions == patterned
+    # A swap compares what is stored, patterns included.
+    plain = (Permission("p", (Access("repository", "pull", Effect.DENY),), project_id=p.id),)
+    assert not await store.replace_robot_permissions(robot.id, 70, plain, plain)
+    assert await store.replace_robot_permissions(robot.id, 70, patterned, plain)
+
+
 async def test_robot_use_only_moves_forward(store: Store) -> None:
     p = await store.create_project("p", False, None, 1)
     robot = await store.create_robot(new_robot("ci", p.id))

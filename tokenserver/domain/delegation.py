@@ -6,6 +6,11 @@ Effective means allows minus denies, `*` meaning every project, future ones too,
 rules of `Permission.access_on`: allows are pinned to the project they were granted on,
 denies also apply to any later project of the same name. Public projects' grants are left
 out on both sides: they belong to everyone and can be withdrawn.
+
+Repository patterns make a grant per repository. The check stays exact without patterns and
+is safe with them: a child's allow on a pattern must lie within one pattern of the parent's
+allows, and where it meets a parent's deny, within one of the child's own denies. A child
+that only a union of the parent's patterns covers is refused (never one that escapes).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from dataclasses import dataclass
 
 from tokenserver.domain.permissions import (
     ALL_PROJECTS,
+    NO_GRANTS,
+    REPOSITORY_RESOURCES,
     Access,
     Grants,
     Permission,
     PermissionKind,
 )
+from tokenserver.domain.repositories import EVERYTHING, Shape, shapes
 from tokenserver.domain.roles import ROLE_GRANTS, Role
 
 Pair = tuple[str, str]
@@ -27,13 +35,17 @@ Pair = tuple[str, str]
 
 @dataclass(frozen=True, slots=True)
 class Excess:
-    """What `child` holds beyond `parent`: the (resource, action) pairs and where."""
+    """What `child` holds beyond `parent`: the (resource, action) pairs, each with the
+    repositories it is held on (`**`: all of them), and where."""
 
-    pairs: tuple[Pair, ...]
+    pairs: tuple[tuple[Pair, Shape], ...]
     where: str
 
     def __str__(self) -> str:
-        held = ", ".join(f"{r}:{a}" for r, a in self.pairs)
+        held = ", ".join(
+            f"{r}:{a}" + ("" if on == EVERYTHING else f" on repositories {str(on)!r}")
+            for (r, a), on in self.pairs
+        )
         return f"{held} {self.where}"
 
 
@@ -42,12 +54,66 @@ def _effective(grants: Grants) -> frozenset[Pair]:
 
 
 def project_effective(
-    permissions: Iterable[Permission], project_id: int | None, project_name: str | None
+    permissions: Iterable[Permission],
+    project_id: int | None,
+    project_name: str | None,
+    repository: str | None = None,
 ) -> frozenset[Pair]:
-    """The pairs `permissions` grant in one project (None: an id or name no entry names)."""
-    return _effective(
-        Grants.of(a for p in permissions for a in p.access_on(project_id, project_name))
-    )
+    """The pairs `permissions` grant in one project (None: an id or name no entry names), on
+    the repository `repository` (relative to the project) if given; otherwise what reaches
+    the whole project, patterned entries left out."""
+    grants = NO_GRANTS
+    for p in permissions:
+        grants = grants | p.grants_on(project_id, project_name)
+    return _effective(grants if repository is None else grants.at(repository))
+
+
+Rule = tuple[Pair, Shape]
+
+
+def _rules(
+    permissions: Iterable[Permission], project_id: int | None, project_name: str | None
+) -> tuple[list[Rule], list[Rule]]:
+    """The (pair, repositories) allows and denies that apply in one project."""
+    allows: list[Rule] = []
+    denies: list[Rule] = []
+    for p in permissions:
+        access = p.access_on(project_id, project_name)
+        if not access:
+            continue
+        grants = Grants.of(access)  # push implies pull
+        on = shapes(p.repositories)
+        for pairs, rules in ((grants.allowed, allows), (grants.denied, denies)):
+            for pair in sorted(pairs):
+                rules.extend(
+                    (pair, shape)
+                    for shape in (on if pair[0] in REPOSITORY_RESOURCES else (EVERYTHING,))
+                )
+    return allows, denies
+
+
+def _project_excess(
+    child: Sequence[Permission],
+    parent: Sequence[Permission],
+    project_id: int | None,
+    project_name: str | None,
+) -> tuple[Rule, ...]:
+    child_allows, child_denies = _rules(child, project_id, project_name)
+    parent_allows, parent_denies = _rules(parent, project_id, project_name)
+    extra: list[Rule] = []
+    for pair, shape in child_allows:
+        own_denies = [d for q, d in child_denies if q == pair]
+        if any(shape.within(d) for d in own_denies):
+            continue  # the child denies itself all of it
+        if not any(q == pair and shape.within(a) for q, a in parent_allows):
+            extra.append((pair, shape))
+            continue
+        for q, d in parent_denies:
+            met = shape.meet(d) if q == pair else None
+            if met is not None and not any(met.within(o) for o in own_denies):
+                extra.append((pair, met))
+                break
+    return tuple(dict.fromkeys(extra))
 
 
 def system_effective(permissions: Iterable[Permission]) -> frozenset[Pair]:
@@ -86,14 +152,12 @@ def excess(child: Sequence[Permission], parent: Sequence[Permission]) -> Excess 
     """What `child` grants, on some project (existing or future) or in the system, that
     `parent` does not; None when `child` is within `parent`."""
     for project_id, name, where in _project_cases([*child, *parent]):
-        extra = project_effective(child, project_id, name) - project_effective(
-            parent, project_id, name
-        )
-        if extra:
-            return Excess(tuple(sorted(extra)), where)
+        found = _project_excess(child, parent, project_id, name)
+        if found:
+            return Excess(tuple(sorted(found, key=lambda r: (r[0], str(r[1])))), where)
     extra = system_effective(child) - system_effective(parent)
     if extra:
-        return Excess(tuple(sorted(extra)), "in the system")
+        return Excess(tuple((pair, EVERYTHING) for pair in sorted(extra)), "in the system")
     return None
 
 

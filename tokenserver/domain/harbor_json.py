@@ -85,6 +85,7 @@ def permission_json(permission: Permission) -> dict[str, Any]:
             ACCESS.shape(resource=a.resource, action=a.action, effect=a.effect.value)
             for a in permission.access
         ],
+        repositories=list(permission.repositories),
     )
 
 

@@ -37,6 +37,8 @@ from tokenserver.domain.project_metadata import KEPT_METADATA_KEYS
 
 # NOTE: declared with the rules on them; re-exported for code that imports it from here.
 from tokenserver.domain.project_metadata import PROJECT_METADATA_KEYS as PROJECT_METADATA_KEYS
+from tokenserver.domain.repositories import MAX_PATTERN_LENGTH as MAX_REPOSITORY_PATTERN
+from tokenserver.domain.repositories import MAX_PATTERNS as MAX_REPOSITORY_PATTERNS
 from tokenserver.domain.roles import Role
 
 TIME = "date-time"
@@ -193,6 +195,21 @@ ROBOT_PERMISSION = Body(
     Field("kind", str, required=True, rules={"enum": [k.value for k in PermissionKind]}),
     Field("namespace", str, required=True),
     Field("access", Array(ACCESS), required=True),
+    Field(
+        "repositories",
+        Array(str),
+        omit_empty=True,
+        rules={
+            "minItems": 1,
+            "maxItems": MAX_REPOSITORY_PATTERNS,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_REPOSITORY_PATTERN},
+        },
+        description=(
+            "tokenserver: project entries only: the repositories (relative to the project) "
+            "its per-repository actions reach: 'app' (exact), 'team-a/*' (one path segment), "
+            "'team-a/**' (any depth below team-a), '**' (every one: the default, left out)"
+        ),
+    ),
     where="permission",
     request_name="RobotPermissionReq",
 )

@@ -3,14 +3,21 @@
 A permission entry is `{"kind", "namespace", "access": [{"resource", "action", "effect"}]}`.
 Project-kind entries name a project (or `*`, every project, including ones created later);
 system-kind entries use namespace `/`. A deny wins over any allow.
+
+A project-kind entry may also hold `repositories`, patterns relative to the project
+(domain/repositories.py): its actions on per-repository resources (REPOSITORY_RESOURCES:
+pull, push, delete, tags, artifacts, ...) then reach only the repositories they match; its
+other actions (robots, members, ...) are the project's and reach it whole.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tokenserver.domain.repositories import compile_patterns
 from tokenserver.errors import BadRequest
 
 
@@ -48,13 +55,15 @@ class Permission:
 
     `project_id` pins a project-kind entry to the project it was granted on. It is None for
     `*`, for system entries, and for an entry that only denies on a project that does not
-    exist (any more).
+    exist (any more). `repositories`: the entry's repository patterns, checked and
+    normalised (domain/repositories.py); () is every repository.
     """
 
     namespace: str
     access: tuple[Access, ...]
     kind: PermissionKind = PermissionKind.PROJECT
     project_id: int | None = None
+    repositories: tuple[str, ...] = ()
 
     def access_on(self, project_id: int | None, project_name: str | None) -> tuple[Access, ...]:
         """The entries of `access` that apply in the project `project_id` named
@@ -74,6 +83,11 @@ class Permission:
             return tuple(a for a in self.access if a.effect is Effect.DENY)
         return ()
 
+    def grants_on(self, project_id: int | None, project_name: str | None) -> Grants:
+        """What this entry grants in the project (see `access_on`), its patterns applied."""
+        access = self.access_on(project_id, project_name)
+        return Grants.of(access, self.repositories) if access else NO_GRANTS
+
 
 @dataclass(frozen=True, slots=True)
 class RequestedPermission:
@@ -84,6 +98,8 @@ class RequestedPermission:
     namespace: str
     access: tuple[Access, ...]
     kind: str = PermissionKind.PROJECT
+    # None: the caller sent none (every repository); checked where the robot is.
+    repositories: tuple[str, ...] | None = None
 
 
 def after_project_deleted(
@@ -100,7 +116,9 @@ def after_project_deleted(
             continue
         denies = tuple(a for a in p.access if a.effect is Effect.DENY)
         if denies:
-            kept.append(Permission(p.namespace, denies, PermissionKind.PROJECT))
+            kept.append(
+                Permission(p.namespace, denies, PermissionKind.PROJECT, None, p.repositories)
+            )
     return tuple(kept)
 
 
@@ -225,38 +243,114 @@ def check_access(kind: PermissionKind, access: Iterable[Access]) -> tuple[Access
     return tuple(seen.values())
 
 
+# The resources that live in a repository (Harbor's artifact, tag, scan... are under
+# /projects/{p}/repositories/{r}; a chart is an OCI repository): an entry's repository
+# patterns limit its actions on these. Every other resource is the project's.
+REPOSITORY_RESOURCES = frozenset(
+    {
+        "repository",
+        "artifact",
+        "artifact-addition",
+        "artifact-label",
+        "accessory",
+        "tag",
+        "scan",
+        "sbom",
+        "helm-chart",
+        "helm-chart-version",
+    }
+)
+
+Pair = tuple[str, str]
+
+
+def _split(access: Iterable[Access]) -> tuple[frozenset[Pair], frozenset[Pair]]:
+    """(allowed, denied) pairs of `access`."""
+    allowed: set[Pair] = set()
+    denied: set[Pair] = set()
+    for entry in access:
+        pair = (entry.resource, entry.action)
+        if entry.effect is Effect.DENY:
+            denied.add(pair)
+        else:
+            allowed.add(pair)
+            if pair == ("repository", "push"):
+                # NOTE: the registry needs pull for every push request, so push implies
+                # pull (Harbor's UI always grants both); a deny of pull still wins.
+                allowed.add(("repository", "pull"))
+    return frozenset(allowed), frozenset(denied)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedGrants:
+    """Per-repository pairs an entry with repository patterns allows and denies, and the
+    repositories (relative to the project) they reach: those `matcher` matches whole."""
+
+    patterns: tuple[str, ...]
+    matcher: re.Pattern[str]
+    allowed: frozenset[Pair]
+    denied: frozenset[Pair]
+
+
 @dataclass(frozen=True, slots=True)
 class Grants:
     """The (resource, action) pairs a principal holds in one scope (a project or the system).
-    A deny wins over any allow."""
+    A deny wins over any allow.
 
-    allowed: frozenset[tuple[str, str]]
-    denied: frozenset[tuple[str, str]] = frozenset()
+    `allowed` and `denied` reach the whole scope; `scoped` holds what entries with repository
+    patterns grant on per-repository resources, which `at(repository)` resolves."""
+
+    allowed: frozenset[Pair]
+    denied: frozenset[Pair] = frozenset()
+    scoped: tuple[ScopedGrants, ...] = ()
 
     def can(self, resource: str, action: str) -> bool:
-        return (resource, action) in self.allowed and (resource, action) not in self.denied
+        """Whether the pair is held in the whole scope: on every repository for a
+        per-repository resource (a deny on some of them counts)."""
+        pair = (resource, action)
+        return (
+            pair in self.allowed
+            and pair not in self.denied
+            and not any(pair in s.denied for s in self.scoped)
+        )
 
     @classmethod
-    def of(cls, access: Iterable[Access]) -> Grants:
-        allowed: set[tuple[str, str]] = set()
-        denied: set[tuple[str, str]] = set()
-        for entry in access:
-            pair = (entry.resource, entry.action)
-            if entry.effect is Effect.DENY:
-                denied.add(pair)
-            else:
-                allowed.add(pair)
-                if pair == ("repository", "push"):
-                    # NOTE: the registry needs pull for every push request, so push implies
-                    # pull (Harbor's UI always grants both); a deny of pull still wins.
-                    allowed.add(("repository", "pull"))
-        return cls(frozenset(allowed), frozenset(denied))
+    def of(cls, access: Iterable[Access], repositories: tuple[str, ...] = ()) -> Grants:
+        """The grants of one entry's `access`; with `repositories` (patterns), its
+        per-repository pairs reach only the repositories those match."""
+        if not repositories:
+            return cls(*_split(access))
+        access = tuple(access)
+        scoped = _split(a for a in access if a.resource in REPOSITORY_RESOURCES)
+        whole = _split(a for a in access if a.resource not in REPOSITORY_RESOURCES)
+        if not scoped[0] and not scoped[1]:
+            return cls(*whole)
+        return cls(
+            *whole,
+            scoped=(ScopedGrants(repositories, compile_patterns(repositories), *scoped),),
+        )
 
     def __or__(self, other: Grants) -> Grants:
-        return Grants(self.allowed | other.allowed, self.denied | other.denied)
+        if not other.allowed and not other.denied and not other.scoped:
+            return self
+        if not self.allowed and not self.denied and not self.scoped:
+            return other
+        return Grants(
+            self.allowed | other.allowed, self.denied | other.denied, self.scoped + other.scoped
+        )
+
+    def at(self, repository: str) -> Grants:
+        """The grants on one repository, named relative to the project (`team-a/app`)."""
+        if not self.scoped:
+            return self
+        allowed, denied = self.allowed, self.denied
+        for s in self.scoped:
+            if s.matcher.fullmatch(repository) is not None:
+                allowed, denied = allowed | s.allowed, denied | s.denied
+        return Grants(allowed, denied)
 
     def registry_actions(self) -> frozenset[str]:
-        """Registry actions on a repository of the project."""
+        """Registry actions on a repository of the project (of `at(repository)`'s grants)."""
         actions: set[str] = set()
         if self.can("repository", "pull"):
             actions.add("pull")
@@ -269,6 +363,9 @@ class Grants:
     def actions_on(self, resource: str) -> frozenset[str]:
         """Actions held on a non-repository resource type (tag, scan, helm-chart, ...)."""
         return frozenset(a for r, a in self.allowed if r == resource and self.can(r, a))
+
+
+NO_GRANTS = Grants(frozenset())
 
 
 def repository_actions(access: Iterable[Access]) -> frozenset[str]:

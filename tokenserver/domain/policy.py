@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from tokenserver.domain.models import Principal, Project
 from tokenserver.domain.permissions import Grants, PermissionKind
+from tokenserver.domain.repositories import relative_name
 from tokenserver.domain.roles import (
     ADMIN_PROJECT_GRANTS,
     ADMIN_SYSTEM_GRANTS,
@@ -26,9 +27,8 @@ def project_grants(principal: Principal, project: Project, role: Role | None) ->
         return ADMIN_PROJECT_GRANTS
     grants = PUBLIC_PROJECT_GRANTS if project.public else NOTHING
     if principal.robot is not None:
-        grants = grants | Grants.of(
-            a for p in principal.robot.permissions for a in p.access_on(project.id, project.name)
-        )
+        for p in principal.robot.permissions:
+            grants = grants | p.grants_on(project.id, project.name)
     if principal.user is not None and role is not None:
         grants = grants | ROLE_GRANTS[role]
     return grants
@@ -57,15 +57,20 @@ def token_actions(scope: Scope, project: Grants, system: Grants) -> frozenset[st
     - any other project resource type (`tag`, `artifact-label`, `scan`, `helm-chart`,
       `helm-chart-version`, `artifact`, ...): exactly the actions held on that resource, so
       services beside the registry can accept the same signed tokens.
+
+    Entries with repository patterns count only for a scope whose repository (its name after
+    the project) they match.
     """
-    if scope.type == "repository":
-        return project.registry_actions()
     if scope.type == "registry":
         return (
             frozenset({"*"})
             if scope.name == "catalog" and system.can("catalog", "read")
             else (frozenset())
         )
+    if project.scoped:
+        project = project.at(relative_name(scope.name))
+    if scope.type == "repository":
+        return project.registry_actions()
     return project.actions_on(scope.type)
 
 

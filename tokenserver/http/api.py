@@ -450,7 +450,13 @@ def _permission(entry: dict[str, Any]) -> RequestedPermission:
     access = tuple(
         Access(a["resource"], a["action"], a.get("effect", Effect.ALLOW)) for a in entry["access"]
     )
-    return RequestedPermission(entry["namespace"], access, entry["kind"])
+    repositories = entry.get("repositories")
+    return RequestedPermission(
+        entry["namespace"],
+        access,
+        entry["kind"],
+        None if repositories is None else tuple(repositories),
+    )
 
 
 def _robot_spec(body: dict[str, Any]) -> RobotSpec:

@@ -32,6 +32,7 @@ from tokenserver.domain.permissions import (
     check_access,
 )
 from tokenserver.domain.query import EVERYTHING, Query
+from tokenserver.domain.repositories import check_patterns
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
 from tokenserver.errors import (
     BadRequest,
@@ -71,6 +72,25 @@ class RobotSpec:
     token_lifetime: int | None = None
 
 
+def _patterns(entry: RequestedPermission) -> tuple[str, ...]:
+    return () if entry.repositories is None else check_patterns(entry.repositories)
+
+
+def _check_distinct(entries: Sequence[Permission]) -> None:
+    """A project robot's entries for its project: one per list of repository patterns
+    (entries with the same patterns would be one entry written twice)."""
+    seen: set[frozenset[str]] = set()
+    for entry in entries:
+        key = frozenset(entry.repositories)
+        if key in seen:
+            shown = ", ".join(sorted(key)) or "**"
+            raise BadRequest(
+                "bad request permission: a project robot's entries must differ in their "
+                f"'repositories'; two name the same ({shown}): merge their access"
+            )
+        seen.add(key)
+
+
 class RobotService:
     def __init__(
         self,
@@ -106,23 +126,40 @@ class RobotService:
         return them with the robot's project (None for a system robot)."""
         if level is Level.PROJECT:
             if (
-                len(permissions) != 1
-                or permissions[0].kind != PermissionKind.PROJECT
-                or permissions[0].namespace == ALL_PROJECTS
+                not permissions
+                or any(
+                    p.kind != PermissionKind.PROJECT or p.namespace == ALL_PROJECTS
+                    for p in permissions
+                )
+                or len({p.namespace for p in permissions}) != 1
             ):
                 raise BadRequest(
-                    "bad request permission: a project robot has exactly one permission "
-                    "entry, of kind project, for its own project"
+                    "bad request permission: a project robot's permission entries are of kind "
+                    "project, for its own project (several only with different 'repositories')"
                 )
-            entry = permissions[0]
-            project = await self._projects.resolve(entry.namespace, is_name=True)
-            access = check_access(PermissionKind.PROJECT, entry.access)
-            return (Permission(project.name, access, PermissionKind.PROJECT, project.id),), project
+            project = await self._projects.resolve(permissions[0].namespace, is_name=True)
+            own = tuple(
+                Permission(
+                    project.name,
+                    check_access(PermissionKind.PROJECT, entry.access),
+                    PermissionKind.PROJECT,
+                    project.id,
+                    _patterns(entry),
+                )
+                for entry in permissions
+            )
+            _check_distinct(own)
+            return own, project
         resolved: list[Permission] = []
         for entry in permissions:
             if entry.kind == PermissionKind.SYSTEM:
                 if entry.namespace != SYSTEM_NAMESPACE:
                     raise BadRequest("bad request permission: system entries use namespace '/'")
+                if entry.repositories is not None:
+                    raise BadRequest(
+                        "bad request permission: 'repositories' belongs to project entries; "
+                        "a system entry has none"
+                    )
                 resolved.append(
                     Permission(
                         SYSTEM_NAMESPACE,
@@ -132,8 +169,11 @@ class RobotService:
                 )
             elif entry.kind == PermissionKind.PROJECT:
                 access = check_access(PermissionKind.PROJECT, entry.access)
+                patterns = _patterns(entry)
                 if entry.namespace == ALL_PROJECTS:
-                    resolved.append(Permission(ALL_PROJECTS, access, PermissionKind.PROJECT))
+                    resolved.append(
+                        Permission(ALL_PROJECTS, access, PermissionKind.PROJECT, None, patterns)
+                    )
                     continue
                 try:
                     project = await self._projects.resolve(entry.namespace, is_name=True)
@@ -143,13 +183,17 @@ class RobotService:
                         # GET shows after a project is deleted) applies to any project of
                         # that name created later.
                         check_name("project", entry.namespace)
-                        resolved.append(Permission(entry.namespace, access, PermissionKind.PROJECT))
+                        resolved.append(
+                            Permission(
+                                entry.namespace, access, PermissionKind.PROJECT, None, patterns
+                            )
+                        )
                         continue
                     raise BadRequest(
                         f"bad request permission: project {entry.namespace!r} not found"
                     ) from None
                 resolved.append(
-                    Permission(project.name, access, PermissionKind.PROJECT, project.id)
+                    Permission(project.name, access, PermissionKind.PROJECT, project.id, patterns)
                 )
             else:
                 raise BadRequest(f"bad request permission: unknown kind {entry.kind!r}")
@@ -224,7 +268,7 @@ class RobotService:
         the robot is refused); the bare name when the spec does not say its project."""
         if spec.level is Level.SYSTEM:
             return f"{self.prefix}{spec.name}"
-        if len(spec.permissions) == 1:
+        if len({p.namespace for p in spec.permissions}) == 1:
             return f"{self.prefix}{spec.permissions[0].namespace}+{spec.name}"
         return spec.name
 

@@ -140,6 +140,9 @@ def _permissions_to_json(permissions: tuple[Permission, ...]) -> str:
                 "namespace": p.namespace,
                 "project_id": p.project_id,
                 "access": [[a.resource, a.action, a.effect.value] for a in p.access],
+                # Left out when it is every repository: the text of an entry without patterns
+                # stays what it was (replace_robot_permissions compares it).
+                **({"repositories": list(p.repositories)} if p.repositories else {}),
             }
             for p in permissions
         ],
@@ -154,6 +157,7 @@ def _permissions_from_json(text: str) -> tuple[Permission, ...]:
             kind=PermissionKind(p["kind"]),
             project_id=p.get("project_id"),
             access=tuple(Access(r, a, Effect(e)) for r, a, e in p["access"]),
+            repositories=tuple(p.get("repositories", ())),
         )
         for p in json.loads(text)
     )

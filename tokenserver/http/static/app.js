@@ -258,6 +258,7 @@ function entryEditor(permission, available, { legend, canAllow = true, note = nu
   const element = h("fieldset", { class: "entry" },
     h("legend", {}, legend),
     note ? h("p", { class: "muted" }, note) : null,
+    repositoriesNote(permission),
     boxes.length ? h("div", { class: "perms" }, boxes) : null,
     kept.length ? h("div", { class: "kept" },
       h("span", { class: "muted" }, "Kept as they are:"),
@@ -280,7 +281,16 @@ function entryEditor(permission, available, { legend, canAllow = true, note = nu
 function entryValue(editor, what) {
   const access = editor.access();
   if (!access.length) throw new Error(`Select at least one permission${what ? ` for ${what}` : ""}.`);
-  return { kind: editor.permission.kind, namespace: editor.permission.namespace, access };
+  const value = { kind: editor.permission.kind, namespace: editor.permission.namespace, access };
+  // The page does not edit repository patterns yet: an entry keeps the ones it has.
+  if (editor.permission.repositories) value.repositories = editor.permission.repositories;
+  return value;
+}
+
+function repositoriesNote(permission) {
+  return permission.repositories
+    ? h("p", { class: "muted repositories" }, `Repositories: ${permission.repositories.join(", ")} (kept as they are)`)
+    : null;
 }
 
 function chooserBox(value, label, checked) {
@@ -410,6 +420,7 @@ function robotTable(robots, selected, onSelect) {
       h("summary", {}, `${access.length} Permission(s)`),
       held.map((p) => h("div", {},
         robot.level === "system" ? h("div", { class: "muted" }, namespaceLabel(p)) : null,
+        p.repositories ? h("div", { class: "muted" }, `Repositories: ${p.repositories.join(", ")}`) : null,
         h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
     return h("tr", { "data-robot": robot.name },
       h("td", {}, box),
