@@ -448,3 +448,20 @@ async def test_an_import_past_the_maximum_is_refused_and_writes_nothing(api: Api
         "(token.max_lifetime)"
     )
     assert await runtime.store.find_project("lib") is None
+
+
+async def test_a_token_never_outlives_its_robot(server: Server) -> None:
+    """A robot expiring in a hundred seconds gets a token that ends with it, not one lasting
+    the token lifetime (or a day, with its own): `exp` is the robot's expiry at the latest."""
+    robot = await server.robot("p", "ending", "repository:pull", "repository:push")
+    ends = int(time.time()) + 100
+    with sqlite3.connect(server.settings.database.path) as db:
+        db.execute("UPDATE robot SET expires_at = ? WHERE id = ?", (ends, robot.id))
+    answer = await get_token(server, robot.name, robot.secret)
+    claims = jwt.decode(answer["token"], options={"verify_signature": False})
+    assert claims["exp"] == ends and lasts(answer) <= 100
+    # A robot that never expires keeps the configured lifetime.
+    forever = await server.robot("p", "forever", "repository:pull")
+    assert lasts(await get_token(server, forever.name, forever.secret)) == (
+        server.settings.token.lifetime
+    )

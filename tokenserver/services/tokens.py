@@ -17,7 +17,7 @@ from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.exchange import Exchange
 from tokenserver.domain.federation import Identity
 from tokenserver.domain.memo import ENTRY_BYTES, STR_BYTES, Memo
-from tokenserver.domain.models import ANONYMOUS, Principal, Robot
+from tokenserver.domain.models import ANONYMOUS, NEVER, Principal, Robot
 from tokenserver.domain.names import project_of, quote_hint, shell_expanded
 from tokenserver.domain.permissions import Grants, grant_actions
 from tokenserver.domain.policy import NOTHING, token_actions
@@ -171,15 +171,19 @@ class TokenSigner:
         now: float,
         refresh_token: Secret | None = None,
         lifetime: int | None = None,
+        until: int | None = None,
     ) -> IssuedToken:
         """The token for `subject` granting `access`, issued at `now`, lasting `lifetime`
         seconds (a robot's own: None is the signer's) capped at the signer's maximum, so that
-        a lifetime stored before the maximum was lowered never outlasts it."""
+        a lifetime stored before the maximum was lowered never outlasts it, and ending by
+        `until` (when its account's credential ends) at the latest."""
         issued = int(now)
         if lifetime is None:
             lifetime = self._lifetime
         elif lifetime > self._max_lifetime:
             lifetime = self._max_lifetime
+        if until is not None and issued + lifetime > until:
+            lifetime = max(1, until - issued)
         access = tuple(access)
         access_json = self._access_json.get(access)
         if access_json is None:
@@ -206,6 +210,17 @@ class TokenSigner:
             access=tuple(access),
             refresh_token=refresh_token,
         )
+
+
+def _ends(principal: Principal) -> int | None:
+    """When the principal stops being able to log in on its own: its robot's expiry, its
+    credential's end (a legacy robot's JWT, a temporary secret); None: not bounded. A token
+    never outlives it (a robot expiring in five minutes gets no day-long token)."""
+    robot = principal.robot
+    ends = principal.valid_until
+    if robot is not None and robot.expires_at != NEVER:
+        ends = robot.expires_at if ends is None else min(ends, robot.expires_at)
+    return ends
 
 
 def _formatted(scopes: Sequence[Scope]) -> str:
@@ -309,6 +324,7 @@ class TokenService:
                 self._clock(),
                 refresh,
                 None if robot is None else robot.token_lifetime,
+                _ends(principal),
             )
         except TokenServerError as e:
             self._denied(req.grant, account, req.address, scopes, req.scopes, e)
@@ -408,6 +424,7 @@ class TokenService:
                     self._clock(),
                     refresh,
                     None if robot is None else robot.token_lifetime,
+                    _ends(principal),
                 )
         except TokenServerError as e:
             self._denied(grant, account, req.address, scopes, req.exchange.scopes, e)
