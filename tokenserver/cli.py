@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import getpass
 import importlib.metadata
 import json
@@ -23,6 +24,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -1586,11 +1588,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def _built(build: Callable[[], argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """The parser `build` makes, made once per process: building it was most of the time of
+    a short command run in-process, as the tests run hundreds (a process runs one)."""
+    return build()
+
+
+_PARSING = threading.Lock()
+
+
 def main(argv: Sequence[str] | None = None, *, kdf_cost: KdfCost = DEFAULT_KDF_COST) -> int:
     """The `tokenserver` command. `kdf_cost` is the cost of the secret hashes it makes: the
     installed command always uses the default; tests that run it in-process pass a cheap one."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = _built(build_parser)
+    # The parser's own list of the --config values given, filled while it parses (see
+    # `_ConfigOption`): one parse at a time, each from an empty list, keeping its own copy.
+    given: list[str] = parser.get_default("config_given")
+    with _PARSING:
+        given.clear()
+        args = parser.parse_args(argv)
+        args.config_given = list(given)
     args.kdf_cost = kdf_cost
     try:
         args.config, args.config_source = _choose_config(args.config_given)

@@ -151,7 +151,7 @@ def test_postgresql_without_the_schema_is_refused_without_its_password(
 ) -> None:
     """The README's PostgreSQL recipe: a command against a database init never ran on
     creates no schema there, and the message shows the URL without its password."""
-    url = postgres.new_database()
+    url = postgres.empty_database()
     env = {"TOKENSERVER_DATABASE_URL": url}
     result = call_cli(config, "project", "create", "p", env=env)
     assert result.returncode == 2

@@ -3,16 +3,17 @@ what an attacker can send: one request is one line, its control characters shown
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,42 @@ ADMIN_PASSWORD = "L0gsAdminPassword"
 FORGED = "2026-11-30 05:00:00,000 INFO tokenserver.access 10.0.0.1 DELETE /api/v2.0/robots/5 200"
 
 
-@dataclass
 class Served:
-    config: Path
-    port: int
-    process: subprocess.Popen[bytes]
+    """A `tokenserver serve` process and every line of its log, read as they come."""
+
+    def __init__(self, config: Path, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.config, self.port, self.process = config, port, process
+        self._lines: list[str] = []
+        self._read = 0  # where the next `log()` starts
+        self._syncs = itertools.count(1)
+        self._changed = threading.Condition()
+        self._ended = False
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            with self._changed:
+                self._lines.append(raw.decode("utf-8").removesuffix("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, text: str) -> int:
+        """The index of the first line from `_read` on that holds `text`, once logged."""
+        deadline = time.monotonic() + 30
+        with self._changed:
+            while True:
+                for index in range(self._read, len(self._lines)):
+                    if text in self._lines[index]:
+                        return index
+                remaining = deadline - time.monotonic()
+                assert not self._ended and remaining > 0, f"no {text!r} in:\n" + "\n".join(
+                    self._lines
+                )
+                self._changed.wait(remaining)
 
     def request(self, raw: bytes) -> bytes:
         """Send `raw` as it is (no client library to clean it up) and read the answer."""
@@ -41,20 +73,36 @@ class Served:
                 chunks.append(chunk)
         return b"".join(chunks)
 
+    def log(self) -> list[str]:
+        """The lines logged since the last call (or the start): everything the requests sent
+        in between made the server log. A request of our own marks the end: its line comes
+        after theirs, as each was answered (and logged) before the next was sent."""
+        mark = f"end-of-log-{next(self._syncs)}"
+        self.request(get(b"/healthz", b"X-Request-Id: " + mark.encode()))
+        end = self.wait_for(mark)
+        with self._changed:
+            lines, self._read = self._lines[self._read : end], end + 1
+        return checked(lines)
+
     def stop(self) -> list[str]:
-        """Stop the server; its log lines."""
+        """Stop the server; every line it logged."""
         self.process.terminate()
-        _, err = self.process.communicate(timeout=20)
-        text = err.decode("utf-8")
-        # Nothing raw may reach the operator's terminal: no escape, no NUL, no CR.
-        for raw in ("\x1b", "\x00", "\r", "\x85", "\u2028"):
-            assert raw not in text, repr(raw)
-        return text.splitlines()
+        self.process.wait(timeout=20)
+        self._reader.join(timeout=20)
+        return checked(self._lines)
+
+
+def checked(lines: list[str]) -> list[str]:
+    # Nothing raw may reach the operator's terminal: no escape, no NUL, no CR.
+    text = "\n".join(lines)
+    for raw in ("\x1b", "\x00", "\r", "\x85", "\u2028"):
+        assert raw not in text, repr(raw)
+    return lines
 
 
 @contextmanager
-def serve(tmp_path: Path, log_format: str) -> Iterator[Served]:
-    config = tmp_path / "tokenserver.toml"
+def serve(directory: Path, log_format: str) -> Iterator[Served]:
+    config = directory / "tokenserver.toml"
     port = free_port()
     init = call_cli(
         config,
@@ -70,17 +118,9 @@ def serve(tmp_path: Path, log_format: str) -> Iterator[Served]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    served = Served(config, port, process)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if b" 200 " in served.request(get(b"/healthz"))[:20]:
-                break
-        except OSError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
     try:
+        served = Served(config, port, process)
+        served.wait_for("serving on")  # logged once listening
         yield served
     finally:
         if process.poll() is None:
@@ -88,10 +128,23 @@ def serve(tmp_path: Path, log_format: str) -> Iterator[Served]:
             process.wait()
 
 
-@pytest.fixture(params=["text", "json"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Served, str]]:
-    with serve(tmp_path, request.param) as served:
+@pytest.fixture(scope="module", params=["text", "json"])
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Served, str]]:
+    """One server per log format for the tests of this module that only send it requests
+    and read what it logged of them: starting a server was most of their time."""
+    with serve(tmp_path_factory.mktemp(f"served-{request.param}"), request.param) as served:
         yield served, request.param
+        served.stop()  # and its whole log, start and stop included, checked
+
+
+@pytest.fixture
+def server(shared_server: tuple[Served, str]) -> tuple[Served, str]:
+    """The shared server; its `log()` holds only what this test's requests made it log."""
+    served, _ = shared_server
+    served.log()  # the earlier tests' lines, which are not this test's
+    return shared_server
 
 
 def messages(lines: list[str], log_format: str) -> list[str]:
@@ -117,7 +170,7 @@ def test_attack_log_line_forged_by_percent_encoded_newline(server: tuple[Served,
     path = b"/healthz%0A" + forged + b"%0D%1B[2J%00%E2%80%A8end"
     answer = served.request(get(path, b"X-Request-Id: forge-1", b"User-Agent: curl/8 it's"))
     assert answer.startswith(b"HTTP/1.1 404"), answer[:100]
-    said = messages(served.stop(), log_format)
+    said = messages(served.log(), log_format)
     (line,) = [m for m in said if "forge-1" in m]
     assert "/healthz\\n2026-11-30\\x2005:00:00,000\\x20INFO" in line
     assert "\\r\\x1b[2J\\x00\\u2028end 404 " in line
@@ -132,7 +185,7 @@ def test_attack_log_field_shifted_by_a_percent_encoded_space(server: tuple[Serve
     served, log_format = server
     path = b"/healthz%20200%200.1ms%20id=admin-op"
     served.request(get(path, b"X-Request-Id: forge-2"))
-    said = messages(served.stop(), log_format)
+    said = messages(served.log(), log_format)
     (line,) = [m for m in said if "forge-2" in m]
     assert " GET /healthz\\x20200\\x200.1ms\\x20id=admin-op 404 " in line
 
@@ -147,7 +200,7 @@ def test_attack_token_log_line_forged_by_the_account_name(server: tuple[Served, 
         get(b"/service/token?service=registry", b"Authorization: Basic " + basic)
     )
     assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
-    said = messages(served.stop(), log_format)
+    said = messages(served.log(), log_format)
     (line,) = [m for m in said if "token denied" in m]
     assert f"account='robot$p+ci\\x1b[1A\\u202e\\n{forged}' client=127.0.0.1 " in line
     assert not any(m.startswith(forged[:30]) for m in said)
@@ -161,7 +214,7 @@ def test_attack_token_log_line_forged_by_a_quote_in_the_account_name(
     account = "x' granted='everything"
     basic = b64encode(f"{account}:Wr0ngSecret".encode()).decode().encode()
     served.request(get(b"/service/token?service=registry", b"Authorization: Basic " + basic))
-    said = messages(served.stop(), log_format)
+    said = messages(served.log(), log_format)
     (line,) = [m for m in said if "token denied" in m]
     assert "account='x\\' granted=\\'everything' client=" in line
 
@@ -256,7 +309,7 @@ def test_attack_oversized_cookie_puts_the_session_token_in_the_log(
         get(b"/api/v2.0/users/current", b"Cookie: sid=" + token.encode() + b"; pad=" + b"a" * 9000)
     )
     assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer[:100]
-    lines = served.stop()
+    lines = served.log()
     assert not any(token in line or "aaaaaaaa" in line for line in lines)
     said = messages(lines, log_format)
     assert any("could not parse a request: LineTooLong (status 400)" in m for m in said), said

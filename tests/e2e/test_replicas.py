@@ -34,7 +34,7 @@ def replicas(
 ) -> Iterator[tuple[Stack, int]]:
     """Replica A (started with the registry, its realm) and replica B's port."""
     stack = start_stack(
-        tmp_path_factory.mktemp("replicas"), "ES256", database_url=postgres.new_database()
+        tmp_path_factory.mktemp("replicas"), "ES256", database_url=postgres.empty_database()
     )
     port_b = free_port()
     try:

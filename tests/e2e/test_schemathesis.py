@@ -55,7 +55,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     database: dict[str, str] = {}
     if request.param == "postgresql":
         postgres: PostgresServer = request.getfixturevalue("postgres")
-        database["TOKENSERVER_DATABASE_URL"] = postgres.new_database()
+        database["TOKENSERVER_DATABASE_URL"] = postgres.empty_database()
     init = run_cli(
         config,
         "init",

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import sqlite3
 from base64 import b64encode
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from tests.conftest import with_migrated_database
 from tests.helpers import make_robot
 from tests.http.harbor_models import check_harbor_models
 from tests.http.openapi_check import check_served
@@ -40,6 +41,8 @@ class Server:
     client: TestClient[web.Request, web.Application]
     runtime: Runtime
     settings: Settings
+    # What the checks of `serving` refused so far.
+    refused: Callable[[], list[str]] = field(default=list)
 
     async def robot(
         self, project: str, name: str, *permissions: str, duration: int = -1
@@ -61,20 +64,44 @@ AiohttpClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]
 
 
 @asynccontextmanager
-async def serving(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[Server]:
-    """A server on `settings` whose every answer on the management API, and every request
+async def serving(
+    settings: Settings, aiohttp_client: AiohttpClient | None = None
+) -> AsyncIterator[Server]:
+    """A server on `settings` (on a database at the current schema: see
+    `with_migrated_database`) whose every answer on the management API, and every request
     body it accepts there, must match the OpenAPI document, and whose every answer Harbor's
-    own models must read (checked when it ends)."""
-    app = create_app(settings)
+    own models must read (checked when it ends). Its client comes from `aiohttp_client`
+    (pytest-aiohttp's fixture, for a test's own server), else it is started and closed here,
+    for a server a module's tests share (see `refusing_nothing`)."""
+    app = create_app(with_migrated_database(settings))
     failures = check_served(app)
     # NOTE: harbor_client's own deserializer runs in tests/http/test_harbor_models.py; here
     # its types and harborapi's models check every answer, at a fraction of the cost.
     harbor = check_harbor_models(app, deserialize=False)
-    yield Server(await aiohttp_client(app), app[RUNTIME], settings)
+    if aiohttp_client is None:
+        client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
+        await client.start_server()
+    else:
+        client = await aiohttp_client(app)
+    try:
+        yield Server(client, app[RUNTIME], settings, lambda: failures + harbor.failures)
+    finally:
+        if aiohttp_client is None:
+            await client.close()
     assert not failures, "the OpenAPI document refuses what was served:\n" + "\n".join(failures)
     assert not harbor.failures, "Harbor's models refuse what was served:\n" + "\n".join(
         harbor.failures
     )
+
+
+@contextmanager
+def refusing_nothing(server: Server) -> Iterator[None]:
+    """Fail the block if the checks of `serving` refuse what `server` serves in it: on a server
+    that a module's tests share, the test that made it serve that fails, not the last one."""
+    before = len(server.refused())
+    yield
+    refused = server.refused()[before:]
+    assert not refused, "the checks of `serving` refused what was served:\n" + "\n".join(refused)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import pytest
 from aiohttp import ClientResponse
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import AiohttpClient, Server, basic
 from tests.http.test_observability import metric
 from tokenserver.domain.models import LOCAL
@@ -26,7 +26,7 @@ TOKEN = "/service/token"
 
 @pytest.fixture
 async def strict(make_settings: MakeSettings, aiohttp_client: AiohttpClient) -> Server:
-    settings = make_settings(security__lockout_threshold=3)
+    settings = with_migrated_database(make_settings(security__lockout_threshold=3))
     app = create_app(settings)
     return Server(await aiohttp_client(app), app[RUNTIME], settings)
 

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import AiohttpClient, basic
 from tests.http.test_unencodable_input import robot_body
 from tests.postgres import PostgresServer
@@ -32,8 +32,8 @@ async def client(
         settings = make_settings()
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
-        settings = make_settings(database__url=server.new_database())
-    app = create_app(settings)
+        settings = make_settings(database__url=server.migrated_database())
+    app = create_app(with_migrated_database(settings))
     client = await aiohttp_client(app)
     await app[RUNTIME].users.ensure_admin(PASSWORD)
     r = await client.post(f"{API}/projects", json={"project_name": "p"}, headers=ADMIN)

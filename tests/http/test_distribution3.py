@@ -18,7 +18,7 @@ import jwt
 import pytest
 from cryptography import x509
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import AiohttpClient, Server
 from tokenserver.domain.models import LOCAL
 from tokenserver.http.app import create_app
@@ -66,7 +66,7 @@ def verify_like_distribution3(
 async def issue(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient, algorithm: str, **overrides: Any
 ) -> tuple[str, Any]:
-    settings = make_settings(token__algorithm=algorithm, **overrides)
+    settings = with_migrated_database(make_settings(token__algorithm=algorithm, **overrides))
     app = create_app(settings)
     server = Server(await aiohttp_client(app), app[RUNTIME], settings)
     await server.runtime.projects.create(LOCAL, "p", public=True)
@@ -108,7 +108,7 @@ async def test_x5c_is_tried_first(
     assert len(header["x5c"]) == 1
     assert ":" in header["kid"]  # libtrust kid kept for 2.x
     verify_like_distribution3(token, bundle_of(settings), None, settings)
-    other_settings = make_settings(token__algorithm=algorithm)
+    other_settings = make_settings(token__algorithm=algorithm, own_key=True)
     with pytest.raises(Untrusted):
         verify_like_distribution3(token, bundle_of(other_settings), None, settings)
 

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from aiohttp import ClientResponse
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.helpers import FakeClock
 from tests.http.conftest import AiohttpClient, RobotCredentials, Server, basic
 from tests.http.openapi_check import check_response
@@ -229,7 +229,7 @@ async def clocked(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient
 ) -> tuple[Server, FakeClock]:
     """A server whose refresh tokens end after IDLE_DAYS unused, on a clock the test moves."""
-    settings = make_settings(token__refresh_token_idle_days=IDLE_DAYS)
+    settings = with_migrated_database(make_settings(token__refresh_token_idle_days=IDLE_DAYS))
     clock = FakeClock()
     app = create_app(settings, clock=clock)
     return Server(await aiohttp_client(app), app[RUNTIME], settings), clock

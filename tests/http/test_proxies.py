@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import AiohttpClient, Server, basic
 from tokenserver.config import load_settings
 from tokenserver.errors import ConfigError
@@ -228,7 +228,7 @@ def test_trusted_proxies_from_the_environment(make_settings: MakeSettings) -> No
 async def _server(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient, **overrides: Any
 ) -> Server:
-    settings = make_settings(security__lockout_threshold=3, **overrides)
+    settings = with_migrated_database(make_settings(security__lockout_threshold=3, **overrides))
     app = create_app(settings)
     test_server = TestServer(app)
     # The access log as `tokenserver serve` writes it.

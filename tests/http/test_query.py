@@ -1,30 +1,50 @@
 """Harbor's `q=` and `sort=` on every list that takes them (issue 16 item 7): GET /users,
 /projects, /robots, /audit-logs and /auditlog-exts filter and sort as asked, and a query
-tokenserver cannot answer is a 400, never an unfiltered 200."""
+tokenserver cannot answer is a 400, never an unfiltered 200.
+
+The tests only read: those of one fixture (users, projects, robots, an audit log) share one
+server that it fills once for the module (a server and its contents for each of 130 tests was
+most of the time), and run in the module's event loop."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import MakeSettings
-from tests.http.conftest import Server, basic
+from tests.conftest import MakeSettings, write_settings
+from tests.helpers import FAST_KDF_COST
+from tests.http.conftest import basic, refusing_nothing, serving
 from tests.http.test_api import ADMIN_PASSWORD, Api, error, project_robot
 from tokenserver.domain.models import LOCAL
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
 
+SHARED = pytest_asyncio.fixture(scope="module", loop_scope="module")
+IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 
-@pytest.fixture
-async def api(server: Server) -> Api:
-    await server.runtime.users.ensure_admin(ADMIN_PASSWORD)
-    return Api(server)
+
+@asynccontextmanager
+async def shared_api(factory: pytest.TempPathFactory, name: str) -> AsyncIterator[Api]:
+    """A server of the module's own, with its admin."""
+    settings = write_settings(factory.mktemp(name), kdf_cost=FAST_KDF_COST)
+    async with serving(settings) as server:
+        await server.runtime.users.ensure_admin(ADMIN_PASSWORD)
+        yield Api(server)
+
+
+def one_test(api: Api) -> Iterator[Api]:
+    """The shared `api`, for one test: what it makes the server serve is checked as it ends."""
+    with refusing_nothing(api.server):
+        yield api
 
 
 async def listed(api: Api, path: str, field: str, auth: Any = None) -> list[Any]:
@@ -49,8 +69,19 @@ async def bad_request(api: Api, path: str, message: str = "") -> str:
 # ---- users ---------------------------------------------------------------------------------
 
 
+@SHARED
+async def shared_users(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    async with shared_api(tmp_path_factory, "users") as api:
+        await fill_users(api)
+        yield api
+
+
 @pytest.fixture
-async def users(api: Api) -> Api:
+def users(shared_users: Api) -> Iterator[Api]:
+    yield from one_test(shared_users)
+
+
+async def fill_users(api: Api) -> None:
     for name, email in (("alice", "alice@example.org"), ("Bob", "bob@example.com"),
                         ("carol", "")):  # fmt: skip
         r = await api.call(
@@ -60,7 +91,6 @@ async def users(api: Api) -> Api:
             {"username": name, "password": "Us3rPassword", "email": email, "realname": name},
         )
         assert r.status == 201, await r.text()
-    return api
 
 
 @pytest.mark.parametrize(
@@ -93,6 +123,7 @@ async def users(api: Api) -> Api:
         ("&username=a&q=" + q("username=carol,user_id=[~3]"), ["admin", "alice"]),
     ],
 )
+@IN_MODULE_LOOP
 async def test_users_take_harbors_query(users: Api, query: str, names: list[str]) -> None:
     assert await listed(users, "/users?page_size=50" + query, "username") == names
 
@@ -100,14 +131,30 @@ async def test_users_take_harbors_query(users: Api, query: str, names: list[str]
 # ---- projects ------------------------------------------------------------------------------
 
 
+@SHARED
+async def shared_projects(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Api, dict[str, str]]]:
+    async with shared_api(tmp_path_factory, "projects") as api:
+        yield api, await fill_projects(api)
+
+
 @pytest.fixture
-async def projects(api: Api) -> tuple[Api, dict[str, str]]:
+def projects(
+    shared_projects: tuple[Api, dict[str, str]],
+) -> Iterator[tuple[Api, dict[str, str]]]:
+    api, alice = shared_projects
+    for each in one_test(api):
+        yield each, alice
+
+
+async def fill_projects(api: Api) -> dict[str, str]:
     alice = await api.user("alice")
     await api.project("alpha", public=True)
     await api.project("beta")
     await api.project("gamma", auth=alice)  # owned by alice
     await api.project("a_b")
-    return api, alice
+    return alice
 
 
 @pytest.mark.parametrize(
@@ -135,6 +182,7 @@ async def projects(api: Api) -> tuple[Api, dict[str, str]]:
         ("&public=false&q=" + q("name=~a"), ["a_b", "beta", "gamma"]),
     ],
 )
+@IN_MODULE_LOOP
 async def test_projects_take_harbors_query(
     projects: tuple[Api, dict[str, str]], query: str, names: list[str]
 ) -> None:
@@ -142,6 +190,7 @@ async def test_projects_take_harbors_query(
     assert await listed(api, "/projects?page_size=50" + query, "name") == names
 
 
+@IN_MODULE_LOOP
 async def test_a_query_never_shows_a_project_the_caller_may_not_read(
     projects: tuple[Api, dict[str, str]],
 ) -> None:
@@ -154,8 +203,20 @@ async def test_a_query_never_shows_a_project_the_caller_may_not_read(
 # ---- robots --------------------------------------------------------------------------------
 
 
+@SHARED
+async def shared_robots(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Api, int]]:
+    async with shared_api(tmp_path_factory, "robots") as api:
+        yield api, await fill_robots(api)
+
+
 @pytest.fixture
-async def robots(api: Api) -> tuple[Api, int]:
+def robots(shared_robots: tuple[Api, int]) -> Iterator[tuple[Api, int]]:
+    api, project_id = shared_robots
+    for each in one_test(api):
+        yield each, project_id
+
+
+async def fill_robots(api: Api) -> int:
     project_id = await api.project("p")
     for name, duration in (("build", -1), ("deploy", 30), ("backup", 7)):
         await api.robot(project_robot("p", name, "repository:pull", duration=duration))
@@ -180,7 +241,7 @@ async def robots(api: Api) -> tuple[Api, int]:
         },
     )
     assert r.status == 201, await r.text()
-    return api, project_id
+    return project_id
 
 
 @pytest.mark.parametrize(
@@ -206,6 +267,7 @@ async def robots(api: Api) -> tuple[Api, int]:
         (",creation_time=[2000-01-01~]", "", ["backup", "build", "deploy"]),
     ],
 )
+@IN_MODULE_LOOP
 async def test_project_robots_take_harbors_query(
     robots: tuple[Api, int], terms: str, params: str, names: list[str]
 ) -> None:
@@ -214,6 +276,7 @@ async def test_project_robots_take_harbors_query(
     assert [n.removeprefix("robot$p+") for n in await listed(api, path, "name")] == names
 
 
+@IN_MODULE_LOOP
 async def test_system_robots_take_harbors_query(robots: tuple[Api, int]) -> None:
     api, project_id = robots
     assert await listed(api, "/robots", "name") == ["robot$sys"]
@@ -223,6 +286,7 @@ async def test_system_robots_take_harbors_query(robots: tuple[Api, int]) -> None
     assert await listed(api, "/robots?q=" + q(f"ProjectID={project_id}"), "name") == ["robot$sys"]
 
 
+@IN_MODULE_LOOP
 async def test_a_client_that_quotes_q_itself_is_understood(robots: tuple[Api, int]) -> None:
     """Harbor's own test library quotes q before its client encodes it: Harbor unescapes q
     twice, and so does tokenserver."""
@@ -252,6 +316,7 @@ async def test_a_client_that_quotes_q_itself_is_understood(robots: tuple[Api, in
         ("/projects?q=" + q("name=a,,"), 'the query string must contain "="'),
     ],
 )
+@IN_MODULE_LOOP
 async def test_a_query_that_cannot_be_answered_is_harbors_400(
     robots: tuple[Api, int], path: str, message: str
 ) -> None:
@@ -259,6 +324,7 @@ async def test_a_query_that_cannot_be_answered_is_harbors_400(
     await bad_request(api, path, message)
 
 
+@IN_MODULE_LOOP
 async def test_the_next_page_link_keeps_the_query(robots: tuple[Api, int]) -> None:
     api, project_id = robots
     path = "/robots?q=" + q(f"Level=project,ProjectID={project_id},name=~b") + "&page_size=1"
@@ -273,8 +339,19 @@ async def test_the_next_page_link_keeps_the_query(robots: tuple[Api, int]) -> No
 # ---- audit logs ----------------------------------------------------------------------------
 
 
+@SHARED
+async def shared_audit(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    async with shared_api(tmp_path_factory, "audit") as api:
+        await fill_audit(api)
+        yield api
+
+
 @pytest.fixture
-async def audit(api: Api) -> Api:
+def audit(shared_audit: Api) -> Iterator[Api]:
+    yield from one_test(shared_audit)
+
+
+async def fill_audit(api: Api) -> None:
     """An audit log: projects a_b and p created, a robot created in p and deleted, a user
     created, a project `x%y` refused (its name is invalid)."""
     await api.project("a_b")
@@ -284,7 +361,6 @@ async def audit(api: Api) -> Api:
     await api.user("alice")
     r = await api.call("POST", "/projects", api.admin, {"project_name": "x%y"})
     assert r.status == 400
-    return api
 
 
 ALL = ["x%y", "alice", "robot$p+ci", "robot$p+ci", "p", "a_b"]
@@ -316,6 +392,7 @@ ALL = ["x%y", "alice", "robot$p+ci", "robot$p+ci", "p", "a_b"]
         ("&q=" + q("ID=[5~]"), ["x%y", "alice"]),
     ],
 )
+@IN_MODULE_LOOP
 async def test_the_audit_log_takes_harbors_query(
     audit: Api, query: str, resources: list[str]
 ) -> None:
@@ -332,6 +409,7 @@ async def test_the_audit_log_takes_harbors_query(
         ("&sort=-creation_time&page_size=1", ["x%y"]),
     ],
 )
+@IN_MODULE_LOOP
 async def test_the_audit_log_ext_takes_harbors_query(
     audit: Api, query: str, resources: list[str]
 ) -> None:
@@ -355,12 +433,14 @@ async def test_the_audit_log_ext_takes_harbors_query(
         ("q=" + q("resource=~"), "fuzzy match value must start with"),
     ],
 )
+@IN_MODULE_LOOP
 async def test_an_audit_query_that_cannot_be_answered_is_a_400(
     audit: Api, query: str, message: str
 ) -> None:
     await bad_request(audit, "/audit-logs?" + query, message)
 
 
+@IN_MODULE_LOOP
 async def test_attack_a_sort_repeating_a_key_thousands_of_times_is_one_key(audit: Api) -> None:
     # SQLite refuses an ORDER BY of more than 2000 terms: it was a 500.
     for path in ("/audit-logs", "/auditlog-exts", "/users", "/projects", "/robots"):
@@ -370,6 +450,7 @@ async def test_attack_a_sort_repeating_a_key_thousands_of_times_is_one_key(audit
             assert got == ALL[::-1]
 
 
+@IN_MODULE_LOOP
 async def test_attack_lists_of_thousands_of_values_are_answered(audit: Api) -> None:
     # `+` is a space in a URL's query: the longest lists a request line can carry.
     ones, many = "+".join(["1"] * 2500), "+".join(str(i) for i in range(1, 1200))
@@ -386,6 +467,7 @@ async def test_attack_lists_of_thousands_of_values_are_answered(audit: Api) -> N
     "value",
     ["é", "%C3%A9", "\u202e", "%00", "a%2500", "%FF", "%ED%A0%80", "\U0001f600", "'", '"'],
 )
+@IN_MODULE_LOOP
 async def test_attack_hostile_text_in_an_audit_query_matches_nothing(
     audit: Api, value: str
 ) -> None:
@@ -397,6 +479,7 @@ async def test_attack_hostile_text_in_an_audit_query_matches_nothing(
             assert await r.json() == [], text
 
 
+@IN_MODULE_LOOP
 async def test_attack_a_nul_in_a_query_on_every_list_is_not_a_500(audit: Api) -> None:
     for path in ("/users?q=username%3D~a%2500", "/projects?q=name%3Da%00",
                  "/robots?q=name%3D~a%00", "/audit-logs?q=resource%3D~a%00",

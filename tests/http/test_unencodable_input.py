@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.hostile import holds_unstorable, with_hostile_value
 from tests.http.conftest import AiohttpClient, basic
 from tests.http.openapi_check import check_request
@@ -52,7 +52,7 @@ def robot_body(**changes: Any) -> dict[str, Any]:
 
 
 async def serve(settings: Settings, aiohttp_client: AiohttpClient) -> Client:
-    app = create_app(settings)
+    app = create_app(with_migrated_database(settings))
     client = await aiohttp_client(app)
     await app[RUNTIME].users.ensure_admin(PASSWORD)
     r = await client.post(f"{API}/projects", json={"project_name": "p"}, headers=ADMIN)
@@ -74,7 +74,7 @@ async def any_db_client(
     if request.param == "sqlite":
         return await serve(make_settings(), aiohttp_client)
     server: PostgresServer = request.getfixturevalue("postgres")
-    return await serve(make_settings(database__url=server.new_database()), aiohttp_client)
+    return await serve(make_settings(database__url=server.migrated_database()), aiohttp_client)
 
 
 async def bad_request(response: Any) -> str:

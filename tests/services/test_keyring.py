@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, with_migrated_database
 from tests.helpers import FakeClock, make_robot
 from tokenserver.domain.models import LOCAL, KeyState
 from tokenserver.errors import ConfigError
@@ -23,7 +23,8 @@ LIFETIME = 300
 
 @pytest.fixture
 async def rt(make_settings: MakeSettings) -> AsyncIterator[Runtime]:
-    async with open_runtime(make_settings(token__lifetime=LIFETIME), sign=False) as runtime:
+    settings = with_migrated_database(make_settings(token__lifetime=LIFETIME))
+    async with open_runtime(settings, sign=False) as runtime:
         yield runtime
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.conftest import with_migrated_database
 from tests.helpers import make_robot
 from tokenserver.config import Settings
 from tokenserver.domain import names, scopes
@@ -35,7 +36,7 @@ class Setup:
 @pytest.fixture
 async def setup(settings: Settings) -> AsyncIterator[Setup]:
     scopes._PARSED.clear()
-    async with open_runtime(settings, sign=True) as runtime:
+    async with open_runtime(with_migrated_database(settings), sign=True) as runtime:
         assert runtime.tokens is not None
         await runtime.projects.create(LOCAL, "pub", public=True)
         await runtime.projects.create(LOCAL, "p")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import with_migrated_database
 from tests.helpers import make_robot
 from tokenserver.config import Settings
 from tokenserver.domain.federation import Condition, Identity
@@ -23,7 +24,7 @@ from tokenserver.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, 
 
 @pytest.fixture
 async def rt(settings: Settings) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings, sign=False) as runtime:
+    async with open_runtime(with_migrated_database(settings), sign=False) as runtime:
         yield runtime
 
 

@@ -28,7 +28,7 @@ def database_name(url: str) -> str:
 def first_released(postgres: PostgresServer, rows: str) -> str:
     """A new database at the first released schema (version 1, as its migration table
     recorded it), holding `rows` (SQL, the test's own): its URL."""
-    url = postgres.new_database()
+    url = postgres.empty_database()
     name = database_name(url)
     postgres.sql((DATA / "pg-schema-v1.sql").read_text(), name)
     version_1 = (
@@ -121,7 +121,7 @@ async def test_audit_entries_from_before_schema_5_belong_to_no_project(
 def at_version(postgres: PostgresServer, version: int, rows: str) -> str:
     """A new database at schema `version`, made by the released migrations up to it, holding
     `rows`: its URL."""
-    url = postgres.new_database()
+    url = postgres.empty_database()
     name = database_name(url)
     steps = "".join(
         f"{MIGRATIONS[v]}; INSERT INTO tokenserver_schema (version) VALUES ({v});"  # noqa: S608
@@ -207,7 +207,7 @@ async def test_a_database_of_schema_6_gets_token_lifetimes(postgres: PostgresSer
 
 
 async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:
-    url = postgres.new_database()
+    url = postgres.empty_database()
     stores = await asyncio.gather(*(PostgresStore.open(url) for _ in range(4)))
     for store in stores:
         await store.close()
@@ -216,7 +216,7 @@ async def test_replicas_starting_together_migrate_once(postgres: PostgresServer)
 
 
 async def test_a_newer_database_is_refused(postgres: PostgresServer) -> None:
-    url = postgres.new_database()
+    url = postgres.empty_database()
     await (await PostgresStore.open(url)).close()  # the current schema
     postgres.sql(
         f"INSERT INTO tokenserver_schema (version) VALUES ({SCHEMA_VERSION + 1})",  # noqa: S608
@@ -255,7 +255,7 @@ async def test_an_outage_is_a_503_and_the_server_recovers(
     """Its own server, stopped and started again under a running tokenserver."""
     own = PostgresServer()
     try:
-        settings = make_settings(database__url=own.new_database())
+        settings = make_settings(database__url=own.empty_database())
         app = create_app(settings)
         client = await aiohttp_client(app)
         admin = await app[RUNTIME].users.ensure_admin(None)

@@ -1,7 +1,7 @@
 """The storage contract (tokenserver/services/ports.py `Store`), one suite for every adapter.
 
-The `store` fixture opens SQLite, and PostgreSQL (a fresh database on the tests' private
-server, tests/postgres.py): both pass the same tests unchanged.
+The `store` fixture opens SQLite, and PostgreSQL (a new database at the current schema on the
+tests' private server, tests/postgres.py): both pass the same tests unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import with_migrated_database
 from tests.postgres import PostgresServer
 from tokenserver.config import Settings
 from tokenserver.domain.federation import KEEP_FAILURES, KEEP_LOGINS, Condition, Identity
@@ -43,10 +44,10 @@ PULL = (Access("repository", "pull"),)
 async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
     opened: SqlStore
     if request.param == "sqlite":
-        opened = await SqliteStore.open(settings.database.path)
+        opened = await SqliteStore.open(with_migrated_database(settings).database.path)
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
-        opened = await PostgresStore.open(server.new_database())
+        opened = await PostgresStore.open(server.migrated_database())
     try:
         yield opened
     finally:
