@@ -64,6 +64,12 @@ from tokenserver.domain.harbor_json import (
     user_json,
 )
 from tokenserver.domain.hosts import is_loopback
+from tokenserver.domain.lifetimes import (
+    FOLLOW_GLOBAL,
+    LONGEST_TOKEN_LIFETIME,
+    MIN_ROBOT_TOKEN_LIFETIME,
+    TokenLifetimes,
+)
 from tokenserver.domain.models import (
     LOCAL,
     MAX_AUDIT_FIELD,
@@ -662,6 +668,17 @@ def _read_secret(value: str) -> str:
     return sys.stdin.readline().rstrip("\r\n") if value == "-" else value
 
 
+def _token_lifetime_within(rt: Runtime, seconds: int | None) -> int | None:
+    """`--token-lifetime` (None: not given) if the configuration allows it; UsageError
+    naming the flag and token.max_lifetime otherwise."""
+    if seconds is not None:
+        try:
+            rt.robots.lifetimes.check(seconds)
+        except BadRequest as e:
+            raise UsageError(f"--token-lifetime: {e.message}") from None
+    return seconds
+
+
 async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
     spec = RobotSpec(
         name=args.name,
@@ -669,6 +686,7 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
         permissions=_entries(args.project, args.entries),
         duration=args.duration,
         description=args.description,
+        token_lifetime=_token_lifetime_within(rt, args.token_lifetime),
     )
     export_file = None if args.export is None else _ExportFile.reserve(args.export)
     try:
@@ -689,8 +707,9 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
 async def robot_list(rt: Runtime, args: argparse.Namespace) -> int:
     prefix = rt.robots.prefix
     robots = await rt.robots.list(LOCAL, args.project, args.name)
+    lifetimes = rt.robots.lifetimes
     if args.json:
-        _out([robot_json(r, prefix) for r in robots])
+        _out([robot_json(r, prefix, lifetimes) for r in robots])
     else:
         for r in robots:
             expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
@@ -700,12 +719,24 @@ async def robot_list(rt: Runtime, args: argparse.Namespace) -> int:
                 + (f" on {','.join(p.repositories)}" if p.repositories else "")
                 for p in r.permissions
             )
-            _row(str(r.id), r.full_name(prefix), state, f"expires {expiry}", access)
+            tokens = _tokens_cell(r.token_lifetime, lifetimes)
+            _row(str(r.id), r.full_name(prefix), state, f"expires {expiry}", tokens, access)
     return EXIT_OK
 
 
+def _tokens_cell(own: int | None, lifetimes: TokenLifetimes) -> str:
+    """How long a robot's tokens last, and why, for `robot list`."""
+    effective = lifetimes.effective(own)
+    if own is None:
+        return f"tokens {effective} s (token.lifetime)"
+    if effective < own:
+        return f"tokens {effective} s (its {own} s capped by token.max_lifetime)"
+    return f"tokens {effective} s"
+
+
 async def robot_show(rt: Runtime, args: argparse.Namespace) -> int:
-    _out(robot_json(await rt.robots.get(LOCAL, args.robot), rt.robots.prefix))
+    robot = await rt.robots.get(LOCAL, args.robot)
+    _out(robot_json(robot, rt.robots.prefix, rt.robots.lifetimes))
     return EXIT_OK
 
 
@@ -767,8 +798,9 @@ async def robot_refresh_secret(rt: Runtime, args: argparse.Namespace) -> int:
 
 async def robot_update(rt: Runtime, args: argparse.Namespace) -> int:
     flags = getattr(args, "entries", None) or []
-    if not flags and args.secret_login is None:
-        raise UsageError("robot update: give --secret-login or --permission")
+    if not flags and args.secret_login is None and args.token_lifetime is None:
+        raise UsageError("robot update: give --secret-login, --token-lifetime or --permission")
+    seconds = _token_lifetime_within(rt, args.token_lifetime)
     if flags:
         robot = await rt.robots.get(LOCAL, args.robot)
         if robot.project_name is None:
@@ -785,19 +817,25 @@ async def robot_update(rt: Runtime, args: argparse.Namespace) -> int:
             duration=None,
             description=robot.description,
             disable=robot.disabled,
+            token_lifetime=seconds,
         )
         robot = await rt.robots.update(LOCAL, args.robot, spec)
         _say(f"replaced the permissions of {robot.full_name(rt.robots.prefix)}")
-        if args.secret_login is None:
-            return EXIT_OK
-    enabled = {"on": True, "off": False}[args.secret_login]
-    robot = await rt.robots.set_secret_login(LOCAL, args.robot, enabled)
-    name = robot.full_name(rt.robots.prefix)
-    if robot.secret_login:
-        _say(f"the secret of {name} logs it in again (refresh it if it may have leaked)")
-    else:
-        _say(f"the secret of {name} no longer logs it in: only its federation rules do; its "
-             "refresh tokens from secret logins have ended")  # fmt: skip
+    elif seconds is not None:
+        robot = await rt.robots.set_token_lifetime(LOCAL, args.robot, seconds)
+    if seconds is not None:
+        name = robot.full_name(rt.robots.prefix)
+        lasting = _tokens_cell(robot.token_lifetime, rt.robots.lifetimes).removeprefix("tokens ")
+        _say(f"the tokens of {name} last {lasting} from its next token on")
+    if args.secret_login is not None:
+        enabled = {"on": True, "off": False}[args.secret_login]
+        robot = await rt.robots.set_secret_login(LOCAL, args.robot, enabled)
+        name = robot.full_name(rt.robots.prefix)
+        if robot.secret_login:
+            _say(f"the secret of {name} logs it in again (refresh it if it may have leaked)")
+        else:
+            _say(f"the secret of {name} no longer logs it in: only its federation rules do; "
+                 "its refresh tokens from secret logins have ended")  # fmt: skip
     return EXIT_OK
 
 
@@ -947,10 +985,11 @@ async def keys_list(rt: Runtime, args: argparse.Namespace) -> int:
         _out([{"id": None, "state": "active", "kid": key.kid, "key": str(
             rt.settings.token.signing_key)}])  # fmt: skip
     else:
+        retention = await rt.keyring.retention()
         _out([
-            {"id": r.id, "state": r.state.value, "kid": rt.keyring.kid(r),
+            {"id": r.id, "state": r.state.value, "kid": rt.keyring.kid(r, retention),
              "key": str(rt.keyring.path(r.key_path)), "retired_at": r.retired_at,
-             "published": rt.keyring.is_published(r)}
+             "published": rt.keyring.is_published(r, retention)}
             for r in records
         ])  # fmt: skip
     return EXIT_OK
@@ -997,9 +1036,9 @@ async def keys_activate(rt: Runtime, args: argparse.Namespace) -> int:
 
 async def keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
     until = await rt.keyring.retire(LOCAL, args.id)
-    rule = rt.keyring.retention
+    rule = await rt.keyring.retention()
     _say(f"key {args.id} retired; 'keys bundle' and 'keys jwks' leave it out once {rule.seconds} "
-         f"s have passed (token.lifetime {rule.lifetime} s + {rule.leeway} s leeway), at "
+         f"s have passed ({rule.source} {rule.lifetime} s + {rule.leeway} s leeway), at "
          f"{iso_time(until)}; write them again then and restart the registry")  # fmt: skip
     return EXIT_OK
 
@@ -1185,6 +1224,23 @@ def _positive(text: str) -> int:
 # ---- argument parsing ------------------------------------------------------------------------
 
 
+def _token_lifetime(text: str) -> int:
+    """`--token-lifetime`: seconds, or none/default (FOLLOW_GLOBAL); bounded by the
+    configuration once it is read (`_token_lifetime_within`)."""
+    if text in ("none", "default"):
+        return FOLLOW_GLOBAL
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = -1
+    if not MIN_ROBOT_TOKEN_LIFETIME <= seconds <= LONGEST_TOKEN_LIFETIME:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds ({MIN_ROBOT_TOKEN_LIFETIME} to token.max_lifetime) or none, "
+            f"got {text!r}"
+        )
+    return seconds
+
+
 def _duration(text: str) -> int:
     try:
         days = int(text)
@@ -1314,6 +1370,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"days until expiry, -1 for never (default {DEFAULT_DURATION_DAYS})",
     )
     r.add_argument("--description", default="")
+    r.add_argument(
+        "--token-lifetime",
+        type=_token_lifetime,
+        metavar="SECONDS",
+        help=f"how long its registry tokens last ({MIN_ROBOT_TOKEN_LIFETIME} to "
+        "token.max_lifetime); default: token.lifetime",
+    )
     r.add_argument("--export", metavar="FILE", help="write the export JSON here (mode 0600)")
     r = robot.command("list", "list a project's robots", _on_runtime(robot_list))
     r.add_argument("--project", required=True)
@@ -1359,6 +1422,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("on", "off"),
         help="whether the robot's secret logs it in; off: only its federation rules do "
         "(a robot without rules keeps it on)",
+    )
+    r.add_argument(
+        "--token-lifetime",
+        type=_token_lifetime,
+        metavar="SECONDS",
+        help=f"how long its registry tokens last from its next token on ({MIN_ROBOT_TOKEN_LIFETIME}"
+        " to token.max_lifetime); none or default: token.lifetime",
     )
     federated = robot.group(
         "federation", "which workloads' OIDC ID tokens log a robot in, instead of its secret"

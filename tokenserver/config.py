@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
+from tokenserver.domain.lifetimes import LONGEST_TOKEN_LIFETIME, MIN_ROBOT_TOKEN_LIFETIME
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.domain.text import escape
 from tokenserver.errors import ConfigError
@@ -224,6 +225,14 @@ class TokenSettings(_Section):
         "Issuer of the tokens: must equal the registry's auth.token.issuer.",
     )
     lifetime: int = _key(1800, _int(60, 86400), "Token lifetime in seconds (60 .. 86400).")
+    max_lifetime: int = _key(
+        86400,
+        _int(MIN_ROBOT_TOKEN_LIFETIME, LONGEST_TOKEN_LIFETIME),
+        "The longest a robot's own token_lifetime may make its tokens last, in seconds\n"
+        f"({MIN_ROBOT_TOKEN_LIFETIME} .. {LONGEST_TOKEN_LIFETIME}, at least token.lifetime). "
+        "Lowered below a robot's, that robot's\n"
+        "tokens last this long from then on; what the robot shows as its own is kept.",
+    )
     algorithm: str = _key(
         "ES256",
         _choice(*ALGORITHMS),
@@ -524,6 +533,12 @@ def parse_settings(data: bytes, path: Path, environ: Mapping[str, str] | None = 
 
     # Values that depend on others or on the file's place, resolved here and only here.
     server, database = values["server"], values["database"]
+    token = values["token"]
+    if token["max_lifetime"] < token["lifetime"]:
+        raise ConfigError(
+            "token.max_lifetime",
+            f"must be at least token.lifetime ({token['lifetime']}), got {token['max_lifetime']}",
+        )
     if bool(server["tls_certificate"]) != bool(server["tls_key"]):
         raise ConfigError("server.tls_key", "set both tls_certificate and tls_key, or neither")
     if not server["realm"]:

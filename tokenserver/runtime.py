@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from tokenserver.config import Settings
+from tokenserver.domain.lifetimes import TokenLifetimes
 from tokenserver.errors import ConfigError
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
@@ -113,6 +114,7 @@ async def open_runtime(
                 issuer=settings.token.issuer,
                 service=settings.token.service,
                 lifetime=settings.token.lifetime,
+                max_lifetime=settings.token.max_lifetime,
                 kid_format=settings.token.kid_format,
                 x5c=settings.token.x5c,
             )
@@ -157,7 +159,14 @@ async def open_runtime(
             temporary=temporary,
         )
         robots = RobotService(
-            store, access, audit, projects, verifier, usage, settings.robots.name_prefix
+            store,
+            access,
+            audit,
+            projects,
+            verifier,
+            usage,
+            settings.robots.name_prefix,
+            TokenLifetimes(settings.token.lifetime, settings.token.max_lifetime),
         )
         refresh = RefreshTokenService(
             store,
@@ -225,7 +234,7 @@ async def open_runtime(
             robots=robots,
             federation=FederationService(store, audit, robots),
             refresh=refresh,
-            harbor_import=HarborImportService(store, access, audit),
+            harbor_import=HarborImportService(store, access, audit, robots.lifetimes),
             users=users,
             members=MemberService(store, access, audit, projects),
             sessions=SessionService(

@@ -450,7 +450,11 @@ def test_bad_repository_flags_are_usage_errors(
 
 def test_robot_update_replaces_the_permissions(config: Path) -> None:
     ok(call_cli(config, *CREATE))
-    refused(call_cli(config, "robot", "update", "p+ci"), 2, "give --secret-login or --permission")
+    refused(
+        call_cli(config, "robot", "update", "p+ci"),
+        2,
+        "give --secret-login, --token-lifetime or --permission",
+    )
     ok(call_cli(config, "robot", "update", "p+ci", "--permission", "repository:push",
                 "--repository", "web"))  # fmt: skip
     (entry,) = ok(call_cli(config, "robot", "show", "p+ci"))["permissions"]

@@ -10,12 +10,13 @@ import pytest
 from cryptography import x509
 
 from tests.conftest import MakeSettings, with_migrated_database
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, make_robot
 from tokenserver.domain.models import LOCAL, KeyState
 from tokenserver.errors import ConfigError
 from tokenserver.keys import generate_private_key, libtrust_kid, make_certificate, write_certificate
 from tokenserver.runtime import Runtime, open_runtime
-from tokenserver.services.keyring import RETIRED_KEY_LEEWAY, KeyringService
+from tokenserver.services.keyring import RETIRED_KEY_LEEWAY, KeyringService, Retention
+from tokenserver.services.ports import RobotChanges
 
 LIFETIME = 300
 
@@ -47,7 +48,7 @@ async def test_a_retired_key_is_published_for_one_lifetime_plus_the_leeway(rt: R
     old = next(r for r in await service.keys() if r.state is KeyState.PUBLISHED)
     new_kid = service.load(added).kid
     until = await service.retire(LOCAL, old.id)
-    assert service.retention.seconds == LIFETIME + RETIRED_KEY_LEEWAY == LIFETIME + 60
+    assert (await service.retention()).seconds == LIFETIME + RETIRED_KEY_LEEWAY == LIFETIME + 60
     assert until == 1_000_000 + LIFETIME + 60
 
     for elapsed in (0, 1, LIFETIME, LIFETIME + RETIRED_KEY_LEEWAY - 1):
@@ -70,6 +71,38 @@ async def test_attack_jwks_drops_a_retired_key_while_its_tokens_are_valid(rt: Ru
     clock.now += LIFETIME
     kids = [k["kid"] for k in (await service.jwks())["keys"]]
     assert previous.kid in kids
+
+
+async def test_attack_a_robots_longer_tokens_keep_the_retired_key_published(
+    make_settings: MakeSettings,
+) -> None:
+    """A robot whose tokens last two hours (a slow multi-gigabyte push) may present a token the
+    old key signed just before the switch for two hours: the key stays published that long,
+    not token.lifetime. A lifetime past token.max_lifetime counts only as far as the cap."""
+    settings = make_settings(token__lifetime=LIFETIME, token__max_lifetime=10800)
+    async with open_runtime(settings, sign=False) as rt:
+        await rt.projects.create(LOCAL, "p")
+        short, _ = await make_robot(rt, "p", "short", "repository:pull")
+        await rt.robots.set_token_lifetime(LOCAL, str(short.id), 60)  # shorter: no effect
+        assert await keyring(rt, FakeClock()).retention() == Retention(LIFETIME)
+        slow, _ = await make_robot(rt, "p", "slow", "repository:push")
+        await rt.robots.set_token_lifetime(LOCAL, str(slow.id), 7200)
+
+        clock = FakeClock(5_000_000)
+        service = keyring(rt, clock)
+        previous = service.load(None).kid
+        added = await service.add(LOCAL)
+        await service.activate(LOCAL, added.id)
+        until = await service.retire(LOCAL, 1)
+        assert until == 5_000_000 + 7200 + RETIRED_KEY_LEEWAY
+        clock.now += 7200 + RETIRED_KEY_LEEWAY - 1
+        assert previous in (await published_kids(service))[0]
+        clock.now += 1
+        assert previous not in (await published_kids(service))[0]
+
+        # Stored past the maximum (set before it was lowered): the cap is what tokens last.
+        await rt.store.update_robot(slow.id, 1, RobotChanges(token_lifetime=86400))
+        assert await service.retention() == Retention(10800, source="a robot's token_lifetime")
 
 
 async def test_an_empty_keyring_publishes_the_configured_key(rt: Runtime) -> None:
@@ -108,7 +141,7 @@ async def test_the_keyring_decides_which_key_signs_once_it_has_entries(rt: Runti
     added = await service.add(LOCAL)
     await service.activate(LOCAL, added.id)
     await service.retire(LOCAL, 1)
-    clock.now += service.retention.seconds
+    clock.now += (await service.retention()).seconds
     rt.settings.token.certificate.write_bytes(await service.bundle())  # `keys bundle`
     assert (await service.signing_key()).kid == service.load(added).kid
     with pytest.raises(ConfigError, match="does not match the signing key"):

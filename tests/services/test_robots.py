@@ -17,7 +17,7 @@ from tokenserver.domain.models import LOCAL, Level, Robot
 from tokenserver.domain.permissions import Access, Effect, RequestedPermission
 from tokenserver.errors import BadRequest, Conflict, ProjectNotFound, RobotNotFound
 from tokenserver.runtime import Runtime, open_runtime
-from tokenserver.services.ports import AuditScope, NewIssuer, NewRobot, NewRule
+from tokenserver.services.ports import AuditScope, NewIssuer, NewRobot, NewRule, RobotChanges
 from tokenserver.services.robots import RobotSpec
 from tokenserver.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, StorageError
 
@@ -222,9 +222,34 @@ async def test_a_database_of_schema_5_gets_robot_federation(tmp_path: Path) -> N
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+async def test_a_database_of_schema_6_gets_token_lifetimes(tmp_path: Path) -> None:
+    # Made by the release before per-robot token lifetimes (its migrations, as released), with
+    # a robot: it keeps everything and has no lifetime of its own; one can be set.
+    path = tmp_path / "v6.db"
+    with sqlite3.connect(path) as db:
+        for version in range(1, 7):
+            db.executescript(MIGRATIONS[version])
+        db.executescript(_V5_ROBOT)
+        db.execute("PRAGMA user_version=6")
+    store = await SqliteStore.open(path)
+    try:
+        robot = await store.find_robot_by_id(1)
+        assert robot is not None and (robot.name, robot.project_name) == ("ci", "lib")
+        assert robot.token_lifetime is None and robot.secret_login
+        assert await store.longest_token_lifetime() is None
+        assert await store.update_robot(1, 5, RobotChanges(token_lifetime=3600))
+        robot = await store.find_robot_by_id(1)
+        assert robot is not None and robot.token_lifetime == 3600
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 _V5_ROBOT = """

@@ -14,7 +14,7 @@ from tests.postgres import PostgresServer
 from tokenserver.domain.federation import Condition, Identity
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
-from tokenserver.services.ports import AuditScope, NewIssuer, NewRule, UserChange
+from tokenserver.services.ports import AuditScope, NewIssuer, NewRule, RobotChanges, UserChange
 from tokenserver.storage.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore, safe_url
 from tokenserver.storage.sql import StorageError
 
@@ -175,7 +175,35 @@ async def test_a_database_of_schema_5_gets_robot_federation(postgres: PostgresSe
     versions = postgres.sql(
         "SELECT version FROM tokenserver_schema ORDER BY version", database_name(url)
     )
-    assert versions.split() == [str(v) for v in range(1, 7)] and SCHEMA_VERSION == 6
+    assert versions.split() == [str(v) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+async def test_a_database_of_schema_6_gets_token_lifetimes(postgres: PostgresServer) -> None:
+    # As on SQLite (tests/services/test_robots.py).
+    url = at_version(
+        postgres,
+        6,
+        "INSERT INTO project (id, name, public, creation_time, update_time) "
+        "VALUES (1, 'lib', false, 1, 1); "
+        "INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at, "
+        "creation_time, update_time, permissions, secret_login) "
+        "VALUES (1, 'ci', 1, 'project', 'h', -1, -1, 1, 1, '[]', false)",
+    )
+    store = await PostgresStore.open(url)
+    try:
+        robot = await store.find_robot_by_id(1)
+        assert robot is not None and (robot.name, robot.project_name) == ("ci", "lib")
+        assert robot.token_lifetime is None and not robot.secret_login
+        assert await store.longest_token_lifetime() is None
+        assert await store.update_robot(1, 5, RobotChanges(token_lifetime=3600))
+        robot = await store.find_robot_by_id(1)
+        assert robot is not None and robot.token_lifetime == 3600
+    finally:
+        await store.close()
+    versions = postgres.sql(
+        "SELECT version FROM tokenserver_schema ORDER BY version", database_name(url)
+    )
+    assert versions.split() == [str(v) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:

@@ -243,6 +243,33 @@ async def test_robot_updates_change_only_what_is_given(store: Store) -> None:
     assert not await store.update_robot(9999, 60, RobotChanges(disabled=True))
 
 
+async def test_a_robots_token_lifetime_is_kept_changed_and_cleared(store: Store) -> None:
+    p = await store.create_project("p", False, None, 1)
+    plain = await store.create_robot(new_robot("plain", p.id))
+    assert plain.token_lifetime is None
+    assert await store.longest_token_lifetime() is None
+    robot = await store.create_robot(new_robot("ci", p.id, token_lifetime=3600))
+    assert robot.token_lifetime == 3600
+    assert await store.longest_token_lifetime() == 3600
+
+    async def stored() -> int | None:
+        found = await store.find_robot_by_id(robot.id)
+        assert found is not None
+        return found.token_lifetime
+
+    assert await store.update_robot(robot.id, 50, RobotChanges(disabled=True))
+    assert await stored() == 3600  # None keeps it
+    assert await store.update_robot(robot.id, 51, RobotChanges(token_lifetime=604800))
+    assert await stored() == 604800
+    assert await store.longest_token_lifetime() == 604800
+    assert await store.update_robot(robot.id, 52, RobotChanges(token_lifetime=0))
+    assert await stored() is None  # FOLLOW_GLOBAL clears it
+    assert await store.longest_token_lifetime() is None
+    assert await store.update_robot(robot.id, 53, RobotChanges(token_lifetime=0))
+    assert await stored() is None
+    assert (await store.list_robots(p.id))[0].token_lifetime is None
+
+
 async def test_robot_permissions_are_replaced_only_if_unchanged(store: Store) -> None:
     p = await store.create_project("p", False, None, 1)
     robot = await store.create_robot(new_robot("ci", p.id))

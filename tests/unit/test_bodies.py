@@ -200,7 +200,9 @@ def test_answers_keep_the_key_order_clients_saw() -> None:
         "update_time",
         "permissions",
         "last_used_at",
-        "secret_login",  # new fields come last
+        "secret_login",
+        "token_lifetime",
+        "effective_token_lifetime",  # new fields come last
     ]
     assert [f.name for f in PROJECT.fields] == [
         "project_id", "name", "owner_id", "owner_name", "registry_id", "deleted", "togglable",

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tokenserver.domain.harbor_json import MAX_TIME
+from tokenserver.domain.lifetimes import LONGEST_TOKEN_LIFETIME, MIN_ROBOT_TOKEN_LIFETIME
 from tokenserver.domain.models import (
     LEGACY_PREFIX,
     NEVER,
@@ -74,6 +75,8 @@ class RobotRow:
     creation_time: int
     entries: tuple[PlannedEntry, ...]
     legacy: bool
+    # Seconds its tokens last (tokenserver's column; Harbor has none): None, token.lifetime.
+    token_lifetime: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +241,14 @@ def plan_import(data: Any) -> ImportPlan:
         error = duration_error(duration)
         if error is not None:
             raise BadRequest(f"{where}: {error}")
+        token_lifetime = row.get("token_lifetime")
+        if token_lifetime is not None:
+            token_lifetime = _int(row, "token_lifetime", where)
+            if not MIN_ROBOT_TOKEN_LIFETIME <= token_lifetime <= LONGEST_TOKEN_LIFETIME:
+                raise BadRequest(
+                    f"{where}: 'token_lifetime' {token_lifetime} must be "
+                    f"{MIN_ROBOT_TOKEN_LIFETIME} to {LONGEST_TOKEN_LIFETIME} seconds"
+                )
         key = (legacy, None if legacy else project_id, name)
         if key in seen:
             raise BadRequest(f"{where}: duplicate robot {raw_name!r}")
@@ -273,6 +284,7 @@ def plan_import(data: Any) -> ImportPlan:
                 creation_time=creation,
                 entries=entries,
                 legacy=legacy,
+                token_lifetime=token_lifetime,
             )
         )
     return ImportPlan(tuple(projects.values()), tuple(robots))

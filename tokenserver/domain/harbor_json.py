@@ -42,6 +42,7 @@ from tokenserver.domain.harbor_schema import (
     USER,
     USER_SEARCH_ITEM,
 )
+from tokenserver.domain.lifetimes import TokenLifetimes
 from tokenserver.domain.models import (
     MAX_AUDIT_FIELD,
     AuditEntry,
@@ -88,7 +89,7 @@ def permission_json(permission: Permission) -> dict[str, Any]:
     )
 
 
-def robot_json(robot: Robot, prefix: str) -> dict[str, Any]:
+def robot_json(robot: Robot, prefix: str, lifetimes: TokenLifetimes) -> dict[str, Any]:
     return ROBOT.shape(
         id=robot.id,
         name=robot.full_name(prefix),
@@ -104,6 +105,8 @@ def robot_json(robot: Robot, prefix: str) -> dict[str, Any]:
         permissions=[permission_json(p) for p in robot.permissions],
         last_used_at=None if robot.last_used_at is None else iso_time(robot.last_used_at),
         secret_login=robot.secret_login,
+        token_lifetime=robot.token_lifetime,
+        effective_token_lifetime=lifetimes.effective(robot.token_lifetime),
     )
 
 

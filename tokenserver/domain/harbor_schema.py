@@ -25,6 +25,11 @@ from tokenserver.domain.federation_rules import (
     MAX_URL_LENGTH,
     MIN_TOKEN_LIFETIME,
 )
+from tokenserver.domain.lifetimes import (
+    FOLLOW_GLOBAL,
+    LONGEST_TOKEN_LIFETIME,
+    MIN_ROBOT_TOKEN_LIFETIME,
+)
 from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
 from tokenserver.domain.names import NAME_MAX_LENGTH
 from tokenserver.domain.permissions import Effect, PermissionKind
@@ -238,6 +243,33 @@ ROBOT = Body(
             "rules do (a robot without rules keeps it)"
         ),
     ),
+    Field(
+        "token_lifetime",
+        int,
+        omit_empty=True,
+        description=(
+            "tokenserver: seconds the robot's registry tokens last, as set for it; absent: "
+            "it has none of its own (token.lifetime)"
+        ),
+    ),
+    Field(
+        "effective_token_lifetime",
+        int,
+        description=(
+            "tokenserver: seconds the robot's registry tokens last now: its token_lifetime "
+            "capped at token.max_lifetime, or token.lifetime"
+        ),
+    ),
+)
+_TOKEN_LIFETIME = Field(
+    "token_lifetime",
+    int,
+    rules={"minimum": FOLLOW_GLOBAL, "maximum": LONGEST_TOKEN_LIFETIME},
+    description=(
+        f"tokenserver: seconds the robot's registry tokens last, {MIN_ROBOT_TOKEN_LIFETIME} to "
+        f"token.max_lifetime; {FOLLOW_GLOBAL}: none of its own (token.lifetime); absent: "
+        "none on create, the robot's own kept on update"
+    ),
 )
 _ROBOT_WRITABLE = (
     "name",
@@ -247,6 +279,7 @@ _ROBOT_WRITABLE = (
     "duration",
     "permissions",
     "secret_login",
+    "token_lifetime",
 )
 _ROBOT_REQUIRED = ("name", "level", "duration", "permissions")
 ROBOT_CREATE = ROBOT.derive(
@@ -259,7 +292,8 @@ ROBOT_CREATE = ROBOT.derive(
             int,
             rules={"minimum": NEVER, "maximum": MAX_DURATION_DAYS},
             description=f"days (1 to {MAX_DURATION_DAYS}), -1 for never",
-        )
+        ),
+        _TOKEN_LIFETIME,
     ],
     also=[Field("secret", str, description="tokenserver: a chosen secret instead of one made")],
     where="robot",
@@ -280,7 +314,8 @@ ROBOT_UPDATE = ROBOT.derive(
                 f"days: a new one 1 to {MAX_DURATION_DAYS}, or -1 for never; "
                 "the robot's own (or none) keeps its duration and expiry"
             ),
-        )
+        ),
+        _TOKEN_LIFETIME,
     ],
     also=[Field("secret", str, ignored=True)],
     where="robot",

@@ -62,6 +62,8 @@ class Robot:
     project_public: bool = False
     # Whether its secret logs it in; off, only its federation rules do (a robot with rules).
     secret_login: bool = True
+    # Seconds its registry tokens last; None: token.lifetime (see domain/lifetimes.py).
+    token_lifetime: int | None = None
 
     @property
     def legacy(self) -> bool:

@@ -470,6 +470,7 @@ def _robot_spec(body: dict[str, Any]) -> RobotSpec:
         disable=body.get("disable", False),
         secret=body.get("secret"),
         secret_login=body.get("secret_login"),
+        token_lifetime=body.get("token_lifetime"),
     )
 
 
@@ -480,8 +481,11 @@ async def list_robots(request: web.Request) -> web.Response:
         principal, None if project_id is None else str(project_id), query=query
     )
     page, headers = page_of(request, robots)
-    prefix = rt(request).settings.robots.name_prefix
-    return web.json_response([robot_json(r, prefix) for r in page], headers=headers)
+    service = rt(request).robots
+    return web.json_response(
+        [robot_json(r, service.prefix, service.lifetimes) for r in page],
+        headers=headers,
+    )
 
 
 async def create_robot(request: web.Request) -> web.Response:
@@ -494,8 +498,9 @@ async def create_robot(request: web.Request) -> web.Response:
 
 async def get_robot(request: web.Request) -> web.Response:
     principal = await actor(request)
-    robot = await rt(request).robots.get(principal, str(path_id(request, "robot_id")))
-    return web.json_response(robot_json(robot, rt(request).settings.robots.name_prefix))
+    robots = rt(request).robots
+    robot = await robots.get(principal, str(path_id(request, "robot_id")))
+    return web.json_response(robot_json(robot, robots.prefix, robots.lifetimes))
 
 
 async def update_robot(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokenserver.domain.harbor_export import ImportPlan, PlannedEntry
+from tokenserver.domain.lifetimes import TokenLifetimes
 from tokenserver.domain.models import Principal, Project
 from tokenserver.domain.permissions import (
     ALL_PROJECTS,
@@ -12,6 +13,7 @@ from tokenserver.domain.permissions import (
     Permission,
     PermissionKind,
 )
+from tokenserver.errors import BadRequest
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import NewRobot, Store
@@ -26,18 +28,34 @@ class ImportReport:
 
 
 class HarborImportService:
-    def __init__(self, store: Store, access: AccessService, audit: AuditService) -> None:
+    def __init__(
+        self,
+        store: Store,
+        access: AccessService,
+        audit: AuditService,
+        lifetimes: TokenLifetimes,
+    ) -> None:
+        """`lifetimes`: token.max_lifetime bounds a robot's token_lifetime."""
         self._store = store
         self._access = access
         self._audit = audit
+        self._lifetimes = lifetimes
 
     async def run(self, actor: Principal, plan: ImportPlan, now: int) -> ImportReport:
         """Create what the plan holds and does not exist yet, in one transaction: running it
         twice changes nothing, and a failure writes nothing. Needs system `project:create`
-        and `robot:create`."""
+        and `robot:create`. Raises BadRequest for a token_lifetime over token.max_lifetime."""
         async with self._audit.operation(actor, "import", "harbor", f"{len(plan.robots)} robots"):
             self._access.require_system(actor, "project", "create")
             self._access.require_system(actor, "robot", "create")
+            for robot in plan.robots:
+                if robot.token_lifetime is not None:
+                    try:
+                        self._lifetimes.check(robot.token_lifetime)
+                    except BadRequest as e:
+                        raise BadRequest(
+                            f"robot {robot.name!r} (id {robot.harbor_id}): {e.message}"
+                        ) from None
             async with self._store.transaction():
                 return await self._run(plan, now)
 
@@ -84,6 +102,7 @@ class HarborImportService:
                     disabled=robot.disabled,
                     legacy_id=robot.harbor_id if robot.legacy else None,
                     legacy_project_id=robot.harbor_project_id if robot.legacy else None,
+                    token_lifetime=robot.token_lifetime,
                 )
             )
             created_robots += 1

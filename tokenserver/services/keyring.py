@@ -52,10 +52,12 @@ RETIRED_KEY_LEEWAY = 60
 @dataclass(frozen=True, slots=True)
 class Retention:
     """How long a retired key stays published, and why: a token it signed may be presented
-    for `lifetime` seconds, and the registry accepts it `leeway` seconds past its `exp`."""
+    for `lifetime` seconds (the longest a token may last: `source` names the setting), and
+    the registry accepts it `leeway` seconds past its `exp`."""
 
     lifetime: int
     leeway: int = RETIRED_KEY_LEEWAY
+    source: str = "token.lifetime"
 
     @property
     def seconds(self) -> int:
@@ -146,7 +148,7 @@ class KeyringService:
         be used. The configured pair is not looked at once the keyring has entries."""
         return self.load(await self.active())
 
-    def kid(self, record: KeyRecord) -> str | None:
+    def kid(self, record: KeyRecord, retention: Retention) -> str | None:
         """An entry's libtrust key ID, from its private key alone (older versions recorded
         `token.certificate` as the configured key's certificate: it may have left that
         file). None for a key no longer published whose file is gone (destroying a retired
@@ -154,25 +156,31 @@ class KeyringService:
         try:
             return libtrust_kid(load_private_key(self.path(record.key_path)).public_key())
         except ConfigError:
-            if self.is_published(record):
+            if self.is_published(record, retention):
                 raise
             return None
 
-    @property
-    def retention(self) -> Retention:
+    async def retention(self) -> Retention:
         """How long a retired key stays published after its retirement: the one rule that
-        `bundle`, `jwks` and the message of `keys retire` follow."""
-        return Retention(self._settings.token.lifetime)
+        `bundle`, `jwks` and the message of `keys retire` follow. The longest a token may
+        last now: token.lifetime, or a robot's own token_lifetime as far as token.max_lifetime
+        lets it (a token signed before a robot's was lowered may be cut short by as much)."""
+        token = self._settings.token
+        longest = await self._store.longest_token_lifetime()
+        if longest is not None and min(longest, token.max_lifetime) > token.lifetime:
+            return Retention(min(longest, token.max_lifetime), source="a robot's token_lifetime")
+        return Retention(token.lifetime)
 
-    def published_until(self, record: KeyRecord) -> int | None:
+    @staticmethod
+    def published_until(record: KeyRecord, retention: Retention) -> int | None:
         """When the registry may stop trusting this key: None while it is not retired."""
         if record.state is not KeyState.RETIRED:
             return None
-        return self.retention.until(record.retired_at or 0)
+        return retention.until(record.retired_at or 0)
 
-    def is_published(self, record: KeyRecord) -> bool:
+    def is_published(self, record: KeyRecord, retention: Retention) -> bool:
         """Whether the registry must still trust this key now."""
-        until = self.published_until(record)
+        until = self.published_until(record, retention)
         return until is None or until > self._clock()
 
     async def published(self) -> list[SigningKey]:
@@ -181,7 +189,8 @@ class KeyringService:
         records = await self._store.list_keys()
         if not records:
             return [self.load(None)]
-        return [self.load(r) for r in records if self.is_published(r)]
+        retention = await self.retention()
+        return [self.load(r) for r in records if self.is_published(r, retention)]
 
     async def bundle(self) -> bytes:
         """The rootcertbundle (distribution 2.x): the certificates of `published()`."""
@@ -222,4 +231,4 @@ class KeyringService:
             now = int(self._clock())
             if not await self._store.retire_key(key_id, now):
                 raise BadRequest(f"key {key_id} is already retired")
-            return self.retention.until(now)
+            return (await self.retention()).until(now)

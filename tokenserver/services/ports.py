@@ -51,6 +51,8 @@ class NewRobot:
     disabled: bool = False
     legacy_id: int | None = None
     legacy_project_id: int | None = None
+    # Seconds its tokens last; None: token.lifetime.
+    token_lifetime: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class RobotChanges:
     permissions: tuple[Permission, ...] | None = None
     # NOTE: unchecked here; `set_secret_login` turns it off only for a robot with rules.
     secret_login: bool | None = None
+    # Seconds its tokens last; FOLLOW_GLOBAL (0) clears it (token.lifetime from then on).
+    token_lifetime: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,10 @@ class Store(Protocol):
     ) -> bool:
         """Set the robot's permissions if they are still `expected` (compare and swap);
         False if they changed meanwhile or the robot does not exist."""
+        ...
+
+    async def longest_token_lifetime(self) -> int | None:
+        """The longest token lifetime any robot has of its own (None: none has one)."""
         ...
 
     async def delete_robot(self, robot_id: int) -> bool:

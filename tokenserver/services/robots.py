@@ -9,6 +9,7 @@ from tokenserver.domain.delegation import excess
 from tokenserver.domain.federation_rules import jwt_shaped
 from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.harbor_query import ROBOT_KEYS
+from tokenserver.domain.lifetimes import FOLLOW_GLOBAL, TokenLifetimes
 from tokenserver.domain.models import (
     NEVER,
     Level,
@@ -66,6 +67,9 @@ class RobotSpec:
     secret: str | None = None
     # None: a PUT keeps the robot's; a new robot's secret logs it in (it has no rules yet).
     secret_login: bool | None = None
+    # Seconds its tokens last. None: a PUT keeps the robot's, a new robot has none of its
+    # own; FOLLOW_GLOBAL (0): none of its own, token.lifetime.
+    token_lifetime: int | None = None
 
 
 def _patterns(entry: RequestedPermission) -> tuple[str, ...]:
@@ -97,7 +101,10 @@ class RobotService:
         verifier: SecretVerifier,
         usage: UsageTracker,
         name_prefix: str,
+        lifetimes: TokenLifetimes,
     ) -> None:
+        """`lifetimes`: token.lifetime and token.max_lifetime, which bound a robot's own
+        token lifetime."""
         self._usage = usage
         self._store = store
         self._access = access
@@ -105,6 +112,7 @@ class RobotService:
         self._projects = projects
         self._verifier = verifier
         self.prefix = name_prefix
+        self.lifetimes = lifetimes
 
     def now(self) -> int:
         return self._projects.now()
@@ -285,8 +293,8 @@ class RobotService:
     async def create(self, actor: Principal, spec: RobotSpec) -> tuple[Robot, Secret]:
         """Create a robot; return it with its secret, which is never shown again.
 
-        Raises BadRequest (name, permissions, duration, description, secret), Forbidden,
-        ProjectNotFound and Conflict (name taken).
+        Raises BadRequest (name, permissions, duration, description, secret, token
+        lifetime), Forbidden, ProjectNotFound and Conflict (name taken).
         """
         async with self._audit.operation(
             actor, "create", "robot", self._spec_full_name(spec)
@@ -301,6 +309,9 @@ class RobotService:
                 raise BadRequest("robot: missing field 'duration'")
             duration = check_duration(spec.duration)
             self._check_description(spec.description)
+            token_lifetime = (
+                None if spec.token_lifetime is None else self.lifetimes.check(spec.token_lifetime)
+            )
             permissions, project = await self._resolve(spec.level, spec.permissions)
             entry.project_id = project.id if project else None
             await self._require(actor, project.id if project else None, "create", spec.name)
@@ -319,6 +330,7 @@ class RobotService:
                     creation_time=now,
                     permissions=permissions,
                     disabled=spec.disable,
+                    token_lifetime=token_lifetime,
                 )
             )
             entry.resource = robot.full_name(self.prefix)
@@ -379,7 +391,8 @@ class RobotService:
         """Harbor's PUT: replace description, duration, disable and permissions. Name and
         level cannot change. No duration, or the same one, keeps the duration and the expiry;
         another one counts from the start of the current period (creation, or the last
-        restart_expiry)."""
+        restart_expiry). No token lifetime, or the robot's own, keeps it (even above a
+        lowered token.max_lifetime: a PUT of the robot as GET shows it must pass)."""
         async with self._audit.operation(actor, "update", "robot", ref) as entry:
             robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
@@ -404,6 +417,7 @@ class RobotService:
             else:
                 expiry = expires_at(period_start(robot), check_duration(duration))
             self._check_description(spec.description)
+            token_lifetime = self._token_lifetime_change(robot, spec.token_lifetime)
             permissions, project = await self._resolve(spec.level, spec.permissions)
             if project is not None and project.id != robot.project_id:
                 raise BadRequest(
@@ -416,6 +430,7 @@ class RobotService:
                 expires_at=expiry,
                 disabled=spec.disable,
                 permissions=permissions,
+                token_lifetime=token_lifetime,
             )
             if spec.secret_login is None or spec.secret_login == robot.secret_login:
                 await self._change(robot, changes)
@@ -427,6 +442,28 @@ class RobotService:
                     await self._change(robot, changes)
                     await self._switch_secret_login(robot, spec.secret_login)
             await self._settle_pins(robot)
+            return await self.resolve(str(robot.id))
+
+    def _token_lifetime_change(self, robot: Robot, asked: int | None) -> int | None:
+        """The RobotChanges.token_lifetime for `asked` (RobotSpec.token_lifetime): None when
+        it keeps the robot's, else the new one checked (FOLLOW_GLOBAL clears it)."""
+        if asked is None or asked == (robot.token_lifetime or FOLLOW_GLOBAL):
+            return None
+        checked = self.lifetimes.check(asked)
+        return FOLLOW_GLOBAL if checked is None else checked
+
+    async def set_token_lifetime(self, actor: Principal, ref: str, seconds: int) -> Robot:
+        """Set how long the robot's tokens last (FOLLOW_GLOBAL: token.lifetime), from its
+        next token on; audited as an update. Needs robot update. Raises BadRequest (out of
+        range), Forbidden (a legacy robot), RobotNotFound."""
+        async with self._audit.operation(actor, "update", "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
+            await self._require(actor, robot.project_id, "update", ref)
+            self._require_within(actor, "update", self._held(robot))
+            self._refuse_legacy(robot)
+            change = self._token_lifetime_change(robot, seconds)
+            if change is not None:
+                await self._change(robot, RobotChanges(token_lifetime=change))
             return await self.resolve(str(robot.id))
 
     async def set_disabled(self, actor: Principal, ref: str, disabled: bool) -> Robot:
@@ -552,6 +589,7 @@ class RobotService:
             or spec.description != robot.description
             or spec.duration not in (None, robot.duration)
             or spec.secret_login not in (None, robot.secret_login)
+            or spec.token_lifetime not in (None, robot.token_lifetime or FOLLOW_GLOBAL)
             or permissions != robot.permissions
         ):
             self._refuse_legacy(robot)

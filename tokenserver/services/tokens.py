@@ -17,7 +17,7 @@ from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.exchange import Exchange
 from tokenserver.domain.federation import Identity
 from tokenserver.domain.memo import ENTRY_BYTES, STR_BYTES, Memo
-from tokenserver.domain.models import ANONYMOUS, Principal, Robot
+from tokenserver.domain.models import ANONYMOUS, NEVER, Principal, Robot
 from tokenserver.domain.names import project_of, quote_hint, shell_expanded
 from tokenserver.domain.permissions import Grants, grant_actions
 from tokenserver.domain.policy import NOTHING, token_actions
@@ -119,7 +119,9 @@ class ExchangeRequest:
 
 
 class TokenSigner:
-    """Signs registry tokens with a key loaded once."""
+    """Signs registry tokens with a key loaded once. A token lasts `lifetime` seconds, or as
+    long as its robot's own lifetime asks, never longer than `max_lifetime` (None: no longer
+    than `lifetime`)."""
 
     def __init__(
         self,
@@ -128,12 +130,14 @@ class TokenSigner:
         issuer: str,
         service: str,
         lifetime: int,
+        max_lifetime: int | None = None,
         kid_format: str = "libtrust",
         x5c: bool = False,
     ) -> None:
         self._issuer = issuer
         self._service = service
         self._lifetime = lifetime
+        self._max_lifetime = lifetime if max_lifetime is None else max_lifetime
         self._kid_format = kid_format
         self._x5c = x5c
         self._issued_second, self._issued_at = -1, ""
@@ -166,8 +170,20 @@ class TokenSigner:
         access: Sequence[Scope],
         now: float,
         refresh_token: Secret | None = None,
+        lifetime: int | None = None,
+        until: int | None = None,
     ) -> IssuedToken:
+        """The token for `subject` granting `access`, issued at `now`, lasting `lifetime`
+        seconds (a robot's own: None is the signer's) capped at the signer's maximum, so that
+        a lifetime stored before the maximum was lowered never outlasts it, and ending by
+        `until` (when its account's credential ends) at the latest."""
         issued = int(now)
+        if lifetime is None:
+            lifetime = self._lifetime
+        elif lifetime > self._max_lifetime:
+            lifetime = self._max_lifetime
+        if until is not None and issued + lifetime > until:
+            lifetime = max(1, until - issued)
         access = tuple(access)
         access_json = self._access_json.get(access)
         if access_json is None:
@@ -180,7 +196,7 @@ class TokenSigner:
         # The claims as JSON, built from parts: the fixed ones were encoded once, the access
         # list once per distinct grant; jti (base64url) and the numbers need no escaping.
         token = self._jws.sign(
-            f'{self._claims_prefix}{_json_string(subject)},"exp":{issued + self._lifetime},'
+            f'{self._claims_prefix}{_json_string(subject)},"exp":{issued + lifetime},'
             f'"nbf":{issued},"iat":{issued},"jti":"{self._token_id()}",'
             f'"access":{access_json}}}'
         )
@@ -189,11 +205,22 @@ class TokenSigner:
             self._issued_at = datetime.fromtimestamp(issued, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return IssuedToken(
             token=token,
-            expires_in=self._lifetime,
+            expires_in=lifetime,
             issued_at=self._issued_at,
             access=tuple(access),
             refresh_token=refresh_token,
         )
+
+
+def _ends(principal: Principal) -> int | None:
+    """When the principal stops being able to log in on its own: its robot's expiry, its
+    credential's end (a legacy robot's JWT, a temporary secret); None: not bounded. A token
+    never outlives it (a robot expiring in five minutes gets no day-long token)."""
+    robot = principal.robot
+    ends = principal.valid_until
+    if robot is not None and robot.expires_at != NEVER:
+        ends = robot.expires_at if ends is None else min(ends, robot.expires_at)
+    return ends
 
 
 def _formatted(scopes: Sequence[Scope]) -> str:
@@ -290,7 +317,15 @@ class TokenService:
                 raise Unauthorized("authentication required")
             account = principal.name
             granted, missing = await self._grant(principal, scopes)
-            issued = self._signer.sign(account, granted, self._clock(), refresh)
+            robot = principal.robot
+            issued = self._signer.sign(
+                account,
+                granted,
+                self._clock(),
+                refresh,
+                None if robot is None else robot.token_lifetime,
+                _ends(principal),
+            )
         except TokenServerError as e:
             self._denied(req.grant, account, req.address, scopes, req.scopes, e)
             raise
@@ -382,7 +417,15 @@ class TokenService:
                     await self._refresh.issue(principal, req.client_id) if req.offline else None
                 )
                 granted, missing = await self._grant(principal, scopes)
-                issued = self._signer.sign(account, granted, self._clock(), refresh)
+                robot = principal.robot
+                issued = self._signer.sign(
+                    account,
+                    granted,
+                    self._clock(),
+                    refresh,
+                    None if robot is None else robot.token_lifetime,
+                    _ends(principal),
+                )
         except TokenServerError as e:
             self._denied(grant, account, req.address, scopes, req.exchange.scopes, e)
             raise

@@ -218,6 +218,11 @@ ALTER TABLE refresh_token ADD COLUMN federated BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE refresh_token ADD COLUMN identity TEXT;
 """
 
+# v7: a robot's own token lifetime (as SQLite's version 7).
+_SCHEMA_V7 = """
+ALTER TABLE robot ADD COLUMN token_lifetime BIGINT;
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -225,6 +230,7 @@ MIGRATIONS: dict[int, str] = {
     4: _SCHEMA_V4,
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
+    7: _SCHEMA_V7,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

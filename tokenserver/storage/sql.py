@@ -79,7 +79,8 @@ _PROJECT_FROM = "project p LEFT JOIN users u ON u.id = p.owner_id"
 _ROBOT_COLUMNS = (
     "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
     "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at, "
-    "r.legacy_id, r.legacy_project_id, coalesce(p.public, FALSE), r.secret_login"
+    "r.legacy_id, r.legacy_project_id, coalesce(p.public, FALSE), r.secret_login, "
+    "r.token_lifetime"
 )
 _ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
 _USER_COLUMNS = (
@@ -186,6 +187,7 @@ def _robot(row: Any) -> Robot:
         legacy_project_id=row[15],
         project_public=bool(row[16]),
         secret_login=bool(row[17]),
+        token_lifetime=row[18],
     )
 
 
@@ -477,7 +479,7 @@ class SqlStore:
         robot_id = await self._insert(
             "INSERT INTO robot (name, project_id, level, description, secret_hash, duration, "
             "expires_at, creation_time, update_time, permissions, disabled, legacy_id, "
-            "legacy_project_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "legacy_project_id, token_lifetime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 robot.name,
                 robot.project_id,
@@ -492,6 +494,7 @@ class SqlStore:
                 robot.disabled,
                 robot.legacy_id,
                 robot.legacy_project_id,
+                robot.token_lifetime,
             ),
             f"robot {robot.name!r} already exists"
             + (" in this project" if robot.project_id is not None else ""),
@@ -543,6 +546,8 @@ class SqlStore:
             "duration = coalesce(?, duration), expires_at = coalesce(?, expires_at), "
             "disabled = coalesce(?, disabled), secret_hash = coalesce(?, secret_hash), "
             "permissions = coalesce(?, permissions), secret_login = coalesce(?, secret_login), "
+            # NOTE: None keeps the lifetime, 0 (FOLLOW_GLOBAL) clears it.
+            "token_lifetime = nullif(coalesce(?, token_lifetime, 0), 0), "
             "update_time = ? WHERE id = ?",
             (
                 changes.description,
@@ -552,6 +557,7 @@ class SqlStore:
                 changes.secret_hash,
                 permissions,
                 changes.secret_login,
+                changes.token_lifetime,
                 now,
                 robot_id,
             ),
@@ -572,6 +578,11 @@ class SqlStore:
             (_permissions_to_json(permissions), now, robot_id, _permissions_to_json(expected)),
         )
         return changed > 0
+
+    async def longest_token_lifetime(self) -> int | None:
+        rows = await self._rows("SELECT max(token_lifetime) FROM robot")
+        longest: int | None = rows[0][0]
+        return longest
 
     async def delete_robot(self, robot_id: int) -> bool:
         return await self._execute("DELETE FROM robot WHERE id = ?", (robot_id,)) > 0

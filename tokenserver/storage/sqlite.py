@@ -224,6 +224,12 @@ ALTER TABLE refresh_token ADD COLUMN federated INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE refresh_token ADD COLUMN identity TEXT;
 """
 
+# v7: a robot's own token lifetime in seconds (NULL: token.lifetime), bounded by the
+# configuration (token.max_lifetime), not by the schema: lowering it caps, keeps the value.
+_SCHEMA_V7 = """
+ALTER TABLE robot ADD COLUMN token_lifetime INTEGER;
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -231,6 +237,7 @@ MIGRATIONS: dict[int, str] = {
     4: _SCHEMA_V4,
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
+    7: _SCHEMA_V7,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
