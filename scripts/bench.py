@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -351,7 +352,9 @@ async def federated_robot(runtime: Any, directory: Path) -> str:
     to run), and the Basic header of a GitHub-shaped ID token it admits (RS256, as GitHub
     signs), valid for the whole run."""
     key = generate_private_key("RS256")
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    public = key.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
     jwks = directory / "issuer-jwks.json"
     jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "bench", "alg": "RS256", "use": "sig"}]}))
     url = "https://token.actions.githubusercontent.com"
@@ -439,7 +442,7 @@ class GrowthCase:
 
 
 def growth(
-    directory: Path, seconds: int, robots: int, projects: int, ceiling: Ceiling
+    directory: Path, seconds: int, robots: int, projects: int, ceiling: Ceiling, turns: int
 ) -> list[dict[str, Any]]:
     """The warm ES256 case with 10 robots in the database and with `robots` robots in
     `projects` projects: both servers run side by side and are measured in turns, each turn
@@ -465,7 +468,7 @@ def growth(
             cases.append(GrowthCase(name, port, script, server))
             wait(f"http://127.0.0.1:{port}/healthz", server)
             run_wrk(port, script, 1, server.pid, directory)  # warm up: the one KDF
-        for _ in range(TURNS):
+        for _ in range(turns):
             for case in cases:
                 row = ceiling.paired(case.port, case.script, case.server.pid, seconds)
                 case.turns.append({"case": case.case, **row})
@@ -499,6 +502,10 @@ def serve(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="per case (default 5)")
+    parser.add_argument(
+        "--turns", type=int, default=TURNS,
+        help=f"turns of the target and growth rows; each is the median turn (default {TURNS})",
+    )  # fmt: skip
     parser.add_argument("--output", default="bench-results.json")
     parser.add_argument("--robots", type=int, default=100_000, help="growth case (default 100000)")
     parser.add_argument("--projects", type=int, default=1000, help="growth case (default 1000)")
@@ -615,7 +622,7 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
                 ]  # fmt: skip
             for index, (name, script) in enumerate(cases):
                 # The target row (the first: warm robot) in turns, as the growth rows are.
-                turns = TURNS if index == 0 or "repository patterns" in name else 1
+                turns = args.turns if index == 0 or "repository patterns" in name else 1
                 row = median_turn(
                     [ceiling.paired(port, script, server.pid, args.seconds) for _ in range(turns)]
                 )
@@ -656,7 +663,7 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
                 server.terminate()
                 server.wait(timeout=20)
     rows += replicas_on_postgres(directory, args.seconds, ceiling)
-    rows += growth(directory, args.seconds, args.robots, args.projects, ceiling)
+    rows += growth(directory, args.seconds, args.robots, args.projects, ceiling, args.turns)
     return rows
 
 

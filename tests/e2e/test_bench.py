@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_runs_every_case_without_errors(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--seconds", "1",
+        # One turn of each row: this checks that every case runs, not the numbers.
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--seconds", "1", "--turns", "1",
          "--robots", "300", "--projects", "3", "--large-requests", "2000",
          "--output", str(output)],
         capture_output=True, text=True, timeout=300, check=False,
