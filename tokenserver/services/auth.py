@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.exchange import TEMPORARY_SECRET_LENGTH, TEMPORARY_SECRET_PREFIX
-from tokenserver.domain.models import Principal, PrincipalKind
+from tokenserver.domain.models import Principal, PrincipalKind, Robot
 from tokenserver.domain.names import parse_robot_name
 from tokenserver.errors import FederationRefused, Unauthorized
 from tokenserver.services.federated_login import INVALID_CREDENTIALS, FederatedLogin
@@ -71,8 +71,7 @@ class Authenticator:
         by its speed, a robot with rules from one that does not exist."""
         if self._federation is None or credentials.password.reveal().count(".") != 2:
             return None  # not a JWT: the secret path, at no extra cost
-        parsed = parse_robot_name(self._prefix, credentials.username)
-        robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        robot = await self._robot(credentials.username)
         if robot is None:
             return None
         try:
@@ -88,6 +87,11 @@ class Authenticator:
                     self._throttle.failed(username, address, password.reveal())
             raise
 
+    async def _robot(self, username: str) -> Robot | None:
+        """The robot `username` names, if any (one query; the SQLite row cache answers it)."""
+        parsed = parse_robot_name(self._prefix, username)
+        return await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+
     async def _temporary_login(self, credentials: Credentials) -> Principal | None:
         """The robot, when the password is one of its temporary secrets (`tst_`, from a token
         exchange), looked up by its hash, whether the robot's secret login is on or off; None
@@ -102,8 +106,7 @@ class Authenticator:
             or not password.startswith(TEMPORARY_SECRET_PREFIX)
         ):
             return None
-        parsed = parse_robot_name(self._prefix, credentials.username)
-        robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        robot = await self._robot(credentials.username)
         if robot is None:
             return None
         return await self._temporary.authenticate(robot, credentials.password)
@@ -130,8 +133,7 @@ class Authenticator:
             legacy = await self._legacy.authenticate(credentials.username, credentials.password)
             if legacy is not None:
                 return legacy
-        parsed = parse_robot_name(self._prefix, credentials.username)
-        robot = await self._store.find_robot(parsed.project, parsed.name) if parsed else None
+        robot = await self._robot(credentials.username)
         user = None if robot else await self._store.find_user(credentials.username)
         stored = (
             robot.secret_hash

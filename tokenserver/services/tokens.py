@@ -317,21 +317,27 @@ class TokenService:
                 raise Unauthorized("authentication required")
             account = principal.name
             granted, missing = await self._grant(principal, scopes)
-            robot = principal.robot
-            issued = self._signer.sign(
-                account,
-                granted,
-                self._clock(),
-                refresh,
-                None if robot is None else robot.token_lifetime,
-                _ends(principal),
-            )
+            issued = self._sign(principal, granted, refresh)
         except TokenServerError as e:
             self._denied(req.grant, account, req.address, scopes, req.scopes, e)
             raise
         if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
             self._issued(req.grant, principal, req.address, scopes, granted, refresh, missing)
         return issued
+
+    def _sign(
+        self, principal: Principal, granted: Sequence[Scope], refresh: Secret | None
+    ) -> IssuedToken:
+        """The token for `principal`: its robot's own lifetime, never past its end."""
+        robot = principal.robot
+        return self._signer.sign(
+            principal.name,
+            granted,
+            self._clock(),
+            refresh,
+            None if robot is None else robot.token_lifetime,
+            _ends(principal),
+        )
 
     @staticmethod
     def _issued(
@@ -417,15 +423,7 @@ class TokenService:
                     await self._refresh.issue(principal, req.client_id) if req.offline else None
                 )
                 granted, missing = await self._grant(principal, scopes)
-                robot = principal.robot
-                issued = self._signer.sign(
-                    account,
-                    granted,
-                    self._clock(),
-                    refresh,
-                    None if robot is None else robot.token_lifetime,
-                    _ends(principal),
-                )
+                issued = self._sign(principal, granted, refresh)
         except TokenServerError as e:
             self._denied(grant, account, req.address, scopes, req.exchange.scopes, e)
             raise
