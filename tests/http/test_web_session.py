@@ -3,6 +3,7 @@ files and headers. (The page itself is driven in a real browser in tests/e2e/tes
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 
@@ -143,9 +144,18 @@ async def test_the_page_and_its_files_are_served_with_a_strict_policy(server: Se
     policy = r.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert r.headers["X-Frame-Options"] == "DENY"
-    for name, kind in (("app.js", "text/javascript"), ("app.css", "text/css")):
+    r = await server.client.get("/ui/app.css")
+    assert r.status == 200 and r.content_type == "text/css"
+    # Every module the page imports, followed from app.js, is served as JavaScript.
+    pending, seen = ["app.js"], set()
+    while pending:
+        name = pending.pop()
+        seen.add(name)
         r = await server.client.get(f"/ui/{name}")
-        assert r.status == 200 and r.content_type == kind
+        assert r.status == 200 and r.content_type == "text/javascript", name
+        imported = re.findall(r'^import [^;]* from "\./([a-z]+\.js)";$', await r.text(), re.M)
+        pending += [m for m in imported if m not in seen]
+    assert {"core.js", "permissions.js", "robots.js", "federation.js"} <= seen
     r = await server.client.get("/ui/..%2Fwebui.py")
     assert r.status == 404
     r = await server.client.get("/ui/index.html.bak")

@@ -17,8 +17,12 @@ from tokenserver.http.input import json_object
 from tokenserver.services.sessions import csrf_token
 
 STATIC = Path(__file__).parent / "static"
+# The page's modules and style sheet: only these names are served.
 _FILES = {
-    "app.js": "text/javascript",
+    **{
+        f"{name}.js": "text/javascript"
+        for name in ("app", "core", "permissions", "robots", "projects", "federation")
+    },
     "app.css": "text/css",
 }
 # NOTE: the page needs nothing from elsewhere: scripts, styles, images and connections are

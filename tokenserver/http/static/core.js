@@ -1,0 +1,173 @@
+// The page's core: the DOM helper, the API client, the status area, dialogs and formatting.
+
+export const API = "/api/v2.0";
+export const PAGE_SIZE = 10;
+export const state = { session: null, permissions: null };
+
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const main = () => $("#main");
+
+export function showAlert(message) {
+  const alert = $("#alert");
+  alert.textContent = message || "";
+  alert.hidden = !message;
+}
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function call(method, path, body) {
+  // X-Requested-With: 401s come without a Basic challenge, which would open the browser's prompt.
+  const headers = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && state.session) headers["X-Harbor-CSRF-Token"] = state.session.csrf_token;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (e) {
+    data = null;
+  }
+  if (!response.ok) {
+    const errors = data && Array.isArray(data.errors) ? data.errors : [];
+    const message = errors.map((e) => e.message).join("; ") || `${response.status} ${response.statusText}`;
+    if (response.status === 401 && state.session && !path.startsWith("/c/")) {
+      state.session = null;
+      location.hash = "#/login";
+    }
+    throw new ApiError(response.status, message);
+  }
+  return { data, total: Number(response.headers.get("X-Total-Count") || 0) };
+}
+
+export const api = (method, path, body) => call(method, API + path, body);
+
+export function when(text) {
+  if (!text) return "";
+  const date = new Date(text);
+  return isNaN(date) ? text : date.toLocaleString();
+}
+
+export function expiry(robot) {
+  if (robot.expires_at === -1 || robot.duration === -1) return "Never Expired";
+  return new Date(robot.expires_at * 1000).toLocaleString();
+}
+
+export function shortName(robot) {
+  // The full name is <prefix><project>+<name> or <prefix><name>; the API wants the short one.
+  const prefix = state.session.name_prefix;
+  let name = robot.name.startsWith(prefix) ? robot.name.slice(prefix.length) : robot.name;
+  if (robot.level === "project" && name.includes("+")) name = name.slice(name.indexOf("+") + 1);
+  return name;
+}
+
+export function dialog(title, body, buttons) {
+  const error = h("p", { class: "error", role: "alert" });
+  const box = h("dialog", { "aria-label": title },
+    h("h2", {}, title), body, error, h("div", { class: "actions" }, buttons));
+  box.addEventListener("close", () => box.remove());
+  document.body.append(box);
+  box.showModal();
+  box.error = (message) => { error.textContent = message; };
+  return box;
+}
+
+export function cancelButton(box) {
+  return h("button", { type: "button", onclick: () => box.close() }, "Cancel");
+}
+
+export async function submitting(box, button, action) {
+  button.disabled = true;
+  box.error("");
+  try {
+    await action();
+  } catch (e) {
+    box.error(e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function confirmDialog(title, message, label, action) {
+  const ok = h("button", { type: "button", class: "danger" }, label);
+  const box = dialog(title, h("p", {}, message), [null, ok]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  ok.addEventListener("click", () => submitting(box, ok, async () => {
+    await action();
+    box.close();
+  }));
+}
+
+export async function grantable() {
+  if (!state.permissions) state.permissions = (await api("GET", "/permissions")).data;
+  return state.permissions;
+}
+
+// Edit, Disable and Enable start from the robot as it is now, not as the list showed it: a
+// PUT replaces every field, so a change made elsewhere meanwhile would be undone.
+export async function now(robot) {
+  return (await api("GET", `/robots/${robot.id}`)).data;
+}
+
+export function robotBody(robot, changes) {
+  // PUT wants the whole robot: name, level, duration, permissions, disable, description.
+  return {
+    name: shortName(robot),
+    level: robot.level,
+    description: robot.description,
+    duration: robot.duration,
+    disable: robot.disable,
+    permissions: robot.permissions,
+    ...changes,
+  };
+}
+
+export function showNotice(message) {
+  const notice = $("#notice");
+  if (notice) notice.textContent = message;
+}
+
+export function pagerControls(page, total, go) {
+  const first = total ? (page - 1) * PAGE_SIZE + 1 : 0;
+  const last = Math.min(page * PAGE_SIZE, total);
+  return [
+    h("span", { class: "muted", id: "page-info" }, `${first} - ${last} of ${total} items`),
+    h("button", { type: "button", id: "prev-page", disabled: page <= 1, onclick: () => go(page - 1) }, "‹ Previous"),
+    h("button", { type: "button", id: "next-page", disabled: last >= total, onclick: () => go(page + 1) }, "Next ›"),
+  ];
+}
+
+export async function allProjects() {
+  const projects = [];
+  for (let page = 1; ; page += 1) {
+    const { data, total } = await api("GET", `/projects?page=${page}&page_size=100`);
+    projects.push(...data);
+    if (!data.length || projects.length >= total) return projects;
+  }
+}

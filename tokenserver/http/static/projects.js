@@ -1,0 +1,109 @@
+// The projects list, a project's robot accounts and the system robot accounts.
+import { PAGE_SIZE, state, h, main, showAlert, api, when, dialog, cancelButton, submitting, grantable, pagerControls, allProjects } from "./core.js";
+import { newRobotPermissions } from "./permissions.js";
+import { secretDialog, robotDialog, robotsView } from "./robots.js";
+
+export async function projectsView() {
+  let page = 1;
+  let search = "";
+  const holder = h("div", {});
+  const pager = h("div", { class: "pager" });
+  const searchBox = h("input", { type: "search", id: "project-search", placeholder: "Search by name", "aria-label": "Search projects by name" });
+  const reload = async () => {
+    const { data, total } = await api("GET", `/projects?page=${page}&page_size=${PAGE_SIZE}&name=${encodeURIComponent(search)}`);
+    const rows = data.map((p) => h("tr", { "data-project": p.name },
+      h("td", {}, h("a", { href: `#/projects/${p.project_id}/robots` }, p.name)),
+      h("td", {}, p.metadata.public === "true" ? "Public" : "Private"),
+      h("td", {}, p.owner_name || ""),
+      h("td", {}, when(p.creation_time))));
+    holder.replaceChildren(h("table", { "aria-label": "Projects" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Project Name"), h("th", {}, "Access Level"), h("th", {}, "Owner"), h("th", {}, "Creation Time"))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "4", class: "muted" }, "No projects.")))));
+    pager.replaceChildren(...pagerControls(page, total, (to) => { page = to; reload().catch((e) => showAlert(e.message)); }));
+  };
+  let timer = null;
+  searchBox.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { search = searchBox.value.trim(); page = 1; reload().catch((e) => showAlert(e.message)); }, 250);
+  });
+  const create = state.session.sysadmin
+    ? h("button", { type: "button", class: "primary", id: "new-project", onclick: newProjectDialog }, "New Project")
+    : null;
+  main().replaceChildren(h("section", {},
+    h("h1", {}, "Projects"),
+    h("div", { class: "toolbar" }, create, h("span", { class: "grow" }), searchBox),
+    holder, pager));
+  await reload();
+}
+
+export function newProjectDialog() {
+  const name = h("input", { type: "text", id: "project-name", required: true, autocomplete: "off" });
+  const pub = h("input", { type: "checkbox", id: "project-public" });
+  const body = h("form", { onsubmit: (e) => e.preventDefault() },
+    h("label", { for: "project-name" }, "Project Name"), name,
+    h("label", { class: "inline" }, pub, "Public (anyone may pull)"));
+  const ok = h("button", { type: "button", class: "primary" }, "OK");
+  const box = dialog("New Project", body, [ok]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  ok.addEventListener("click", () => submitting(box, ok, async () => {
+    await api("POST", "/projects", { project_name: name.value.trim(), metadata: { public: String(pub.checked) } });
+    box.close();
+    await projectsView();
+  }));
+  name.focus();
+}
+
+export async function projectView(id) {
+  const { data: project } = await api("GET", `/projects/${id}`);
+  const heading = h("div", {},
+    h("h1", {}, project.name, h("span", { class: "tag" }, project.metadata.public === "true" ? "Public" : "Private")),
+    h("nav", { class: "tabs", "aria-label": "Project" },
+      h("a", { href: `#/projects/${id}/robots`, class: "active", "aria-current": "page" }, "Robot Accounts")));
+  await robotsView({
+    title: "New Robot Account",
+    heading,
+    query: () => `Level=project,ProjectID=${project.project_id}`,
+    canCreate: true,
+    create: async (reload) => robotDialog({
+      title: "New Robot Account",
+      permissions: newRobotPermissions(await grantable(), { project: project.name }),
+      submit: async (box, form) => {
+        const { data } = await api("POST", "/robots", {
+          name: form.name,
+          description: form.description,
+          duration: form.duration,
+          level: "project",
+          permissions: form.permissions,
+        });
+        box.close();
+        await reload();
+        secretDialog("Robot account created", data, data.secret);
+      },
+    }),
+  });
+}
+
+export async function systemRobotsView() {
+  await robotsView({
+    title: "New System Robot Account",
+    heading: h("h1", {}, "System Robot Accounts"),
+    query: () => "Level=system",
+    canCreate: true,
+    create: async (reload) => robotDialog({
+      title: "New System Robot Account",
+      permissions: newRobotPermissions(await grantable(), { projects: await allProjects() }),
+      submit: async (box, form) => {
+        const { data } = await api("POST", "/robots", {
+          name: form.name,
+          description: form.description,
+          duration: form.duration,
+          level: "system",
+          permissions: form.permissions,
+        });
+        box.close();
+        await reload();
+        secretDialog("Robot account created", data, data.secret);
+      },
+    }),
+  });
+}

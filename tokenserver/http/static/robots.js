@@ -1,0 +1,271 @@
+// The robot accounts table, its action menu and the robot dialogs.
+import { PAGE_SIZE, h, main, showAlert, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, showNotice, pagerControls, allProjects } from "./core.js";
+import { permissionLabel, namespaceLabel, editRobotPermissions } from "./permissions.js";
+
+export function exportFile(robot, secret) {
+  // Harbor's "Export to File": <full name>.json with id, name, secret, creation_time, expires_at.
+  const content = JSON.stringify({
+    id: robot.id,
+    name: robot.name,
+    secret,
+    creation_time: robot.creation_time,
+    expires_at: robot.expires_at,
+  }, null, 2);
+  const link = h("a", {
+    href: URL.createObjectURL(new Blob([content], { type: "application/json" })),
+    download: `${robot.name}.json`,
+  });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+export function secretDialog(title, robot, secret) {
+  const copied = h("span", { class: "muted", "aria-live": "polite" });
+  const copy = h("button", {
+    type: "button",
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(secret);
+        copied.textContent = "Copied.";
+      } catch (e) {
+        copied.textContent = "Could not copy: select the secret and copy it by hand.";
+      }
+    },
+  }, "Copy Secret");
+  const body = h("div", {},
+    h("p", {}, "Name: ", h("strong", { id: "secret-name" }, robot.name)),
+    h("label", { for: "secret-value" }, "Secret"),
+    h("div", { class: "secret", id: "secret-value" }, secret),
+    h("p", { class: "warning" },
+      "Copy or export the secret now: it is not stored and cannot be shown again. " +
+      "A new one can be made with Refresh Secret."),
+    h("p", {}, copy, " ", copied));
+  const exportButton = h("button", {
+    type: "button", class: "primary", onclick: () => exportFile(robot, secret),
+  }, "Export to File");
+  const box = dialog(title, body, [exportButton]);
+  box.querySelector(".actions").prepend(h("button", { type: "button", onclick: () => box.close() }, "Close"));
+  return box;
+}
+
+// The server's bound on `duration` (100 years): a later expiry is no expiry, say Never Expired.
+export const MAX_DAYS = 36500;
+
+export function expirationFields(robot) {
+  const never = robot ? robot.duration === -1 : false;
+  const days = h("input", {
+    type: "number", id: "robot-days", min: "1", max: String(MAX_DAYS), step: "1",
+    value: robot && robot.duration > 0 ? String(robot.duration) : "30", disabled: never,
+  });
+  const neverBox = h("input", { type: "checkbox", id: "robot-never", checked: never });
+  neverBox.addEventListener("change", () => { days.disabled = neverBox.checked; });
+  return {
+    element: h("div", {},
+      h("label", { for: "robot-days" }, "Expiration time (days)"), days,
+      h("label", { class: "inline" }, neverBox, "Never Expired")),
+    duration: () => {
+      if (neverBox.checked) return -1;
+      // The save button does not submit the form, so the browser's own min/max check never runs.
+      const value = Number(days.value);
+      if (days.value.trim() === "" || !Number.isInteger(value) || value < 1 || value > MAX_DAYS) {
+        throw new Error(`The expiration time must be a whole number of days from 1 to ${MAX_DAYS} (or Never Expired).`);
+      }
+      return value;
+    },
+  };
+}
+
+export async function robotDialog({ title, robot, permissions, submit }) {
+  const name = h("input", { type: "text", id: "robot-name", required: true, value: robot ? shortName(robot) : "", disabled: !!robot, autocomplete: "off" });
+  const description = h("textarea", { id: "robot-description", rows: "2" }, robot ? robot.description : "");
+  const expiration = expirationFields(robot);
+  const body = h("form", { onsubmit: (e) => e.preventDefault() },
+    h("label", { for: "robot-name" }, "Name"), name,
+    h("label", { for: "robot-description" }, "Description (optional)"), description,
+    expiration.element,
+    permissions.element);
+  const save = h("button", { type: "button", class: "primary" }, robot ? "Save" : "Add");
+  const box = dialog(title, body, [save]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  save.addEventListener("click", () => submitting(box, save, async () => {
+    if (!name.value.trim()) throw new Error("A name is required.");
+    const chosen = permissions.value();
+    await submit(box, {
+      name: name.value.trim(),
+      description: description.value,
+      duration: expiration.duration(),
+      permissions: chosen,
+    });
+  }));
+  name.focus();
+}
+
+export function robotTable(robots, selected, onSelect) {
+  const rows = robots.map((robot) => {
+    const id = `select-${robot.id}`;
+    const box = h("input", {
+      type: "checkbox", id, "aria-label": `Select ${robot.name}`, checked: selected === robot.id,
+      onchange: (e) => onSelect(e.target.checked ? robot.id : null),
+    });
+    const held = robot.permissions || []; // an empty list is left out, as Harbor does
+    const access = held.flatMap((p) => p.access.map((a) => ({ ...a, namespace: p.namespace })));
+    const permissions = h("details", { class: "permissions" },
+      h("summary", {}, `${access.length} Permission(s)`),
+      held.map((p) => h("div", {},
+        robot.level === "system" ? h("div", { class: "muted" }, namespaceLabel(p)) : null,
+        p.repositories ? h("div", { class: "muted" }, `Repositories: ${p.repositories.join(", ")}`) : null,
+        h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
+    return h("tr", { "data-robot": robot.name },
+      h("td", {}, box),
+      h("td", { class: "name" }, robot.name, robot.legacy ? h("span", { class: "tag legacy" }, "Legacy") : null,
+        robot.secret_login === false ? h("span", { class: "tag federated" }, "Federation only") : null),
+      h("td", { class: robot.disable ? "status disabled" : "status enabled" }, robot.disable ? "Disabled" : "Enabled"),
+      h("td", {}, permissions),
+      h("td", {}, when(robot.creation_time)),
+      h("td", { class: "expires" }, expiry(robot)),
+      h("td", { class: "description" }, robot.description),
+      h("td", {}, robot.last_used_at ? when(robot.last_used_at) : h("span", { class: "muted" }, "Never")));
+  });
+  return h("table", { "aria-label": "Robot accounts" },
+    h("thead", {}, h("tr", {},
+      h("th", {}, h("span", { class: "muted" }, "")), h("th", {}, "Name"), h("th", {}, "Status"),
+      h("th", {}, "Permissions"), h("th", {}, "Creation Time"), h("th", {}, "Expires at"),
+      h("th", {}, "Description"), h("th", {}, "Last Used"))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "8", class: "muted" }, "No robot accounts."))));
+}
+
+export function actionMenu(getRobot, handlers) {
+  const list = h("div", { role: "menu", hidden: true });
+  const button = h("button", { type: "button", "aria-haspopup": "menu", "aria-expanded": "false", id: "action" }, "Action ▾");
+  const close = () => { list.hidden = true; button.setAttribute("aria-expanded", "false"); };
+  button.addEventListener("click", () => {
+    const robot = getRobot();
+    if (!robot) return;
+    list.replaceChildren();
+    const items = robot.legacy
+      ? ["Disable", "Enable", "Delete"]
+      : ["Edit", "Disable", "Enable", "Delete", "Refresh Secret", "Federation"];
+    for (const label of items) {
+      const disabled = (label === "Disable" && robot.disable) || (label === "Enable" && !robot.disable);
+      list.append(h("button", {
+        type: "button", role: "menuitem", disabled,
+        onclick: () => { close(); handlers[label](robot); },
+      }, label));
+    }
+    list.hidden = !list.hidden;
+    button.setAttribute("aria-expanded", String(!list.hidden));
+    if (!list.hidden) list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
+  });
+  list.addEventListener("keydown", (e) => {
+    const items = [...list.querySelectorAll("[role=menuitem]:not(:disabled)")];
+    const index = items.indexOf(document.activeElement);
+    if (e.key === "Escape") { close(); button.focus(); }
+    if (e.key === "ArrowDown") { e.preventDefault(); items[(index + 1) % items.length]?.focus(); }
+    if (e.key === "ArrowUp") { e.preventDefault(); items[(index - 1 + items.length) % items.length]?.focus(); }
+  });
+  return { element: h("div", { class: "menu" }, button, list), button };
+}
+
+export function refreshDialog(robot, reload) {
+  const manual = h("input", { type: "checkbox", id: "manual-secret" });
+  const secret = h("input", { type: "password", id: "new-secret", autocomplete: "new-password", disabled: true });
+  const confirm = h("input", { type: "password", id: "confirm-secret", autocomplete: "new-password", disabled: true });
+  manual.addEventListener("change", () => { secret.disabled = confirm.disabled = !manual.checked; });
+  const body = h("form", { onsubmit: (e) => e.preventDefault() },
+    h("p", {}, `A new secret for ${robot.name}. The old one stops working at once.`),
+    h("label", { class: "inline" }, manual, "Manually reset the secret"),
+    h("label", { for: "new-secret" }, "New Secret"), secret,
+    h("label", { for: "confirm-secret" }, "Confirm Secret"), confirm,
+    h("p", { class: "muted" }, "8 to 128 characters, with at least one uppercase letter, one lowercase letter and one number."));
+  const refresh = h("button", { type: "button", class: "primary" }, "Refresh");
+  const box = dialog("Refresh Secret", body, [refresh]);
+  box.querySelector(".actions").prepend(cancelButton(box));
+  refresh.addEventListener("click", () => submitting(box, refresh, async () => {
+    let request = {};
+    if (manual.checked) {
+      if (secret.value !== confirm.value) throw new Error("The secrets do not match.");
+      if (!/^(?=.*[a-z])(?=.*[A-Z])(?=.*\d).{8,128}$/.test(secret.value)) {
+        throw new Error("The secret must be 8-128 characters long with at least 1 uppercase letter, 1 lowercase letter and 1 number.");
+      }
+      request = { secret: secret.value };
+    }
+    const { data } = await api("PATCH", `/robots/${robot.id}`, request);
+    box.close();
+    await reload();
+    if (!manual.checked) secretDialog("Secret refreshed", robot, data.secret);
+    else showNotice(`The secret of ${robot.name} was changed.`);
+  }));
+}
+
+export async function robotsView({ title, query, canCreate, create, heading }) {
+  let page = 1;
+  let search = "";
+  let robots = [];
+  let selected = null;
+  const tableHolder = h("div", {});
+  const pager = h("div", { class: "pager" });
+  const searchBox = h("input", { type: "search", id: "robot-search", placeholder: "Search by name", "aria-label": "Search robot accounts by name" });
+  const current = () => robots.find((r) => r.id === selected) || null;
+  const reload = async () => {
+    // The server unescapes q once more, as Harbor does: the search text is escaped twice.
+    const q = query() + (search ? `,name=~${encodeURIComponent(search)}` : "");
+    const { data, total } = await api("GET", `/robots?q=${encodeURIComponent(q)}&page=${page}&page_size=${PAGE_SIZE}&sort=name`);
+    robots = data;
+    if (!current()) selected = null;
+    menu.button.disabled = !selected;
+    tableHolder.replaceChildren(robotTable(robots, selected, (id) => {
+      selected = id;
+      tableHolder.querySelectorAll("input[type=checkbox]").forEach((box) => {
+        box.checked = box.id === `select-${id}`;
+      });
+      menu.button.disabled = !selected;
+    }));
+    pager.replaceChildren(...pagerControls(page, total, (to) => { page = to; reload().catch(fail); }));
+  };
+  const fail = (e) => showAlert(e.message);
+  const menu = actionMenu(current, {
+    Edit: (listed) => (async () => {
+      const robot = await now(listed);
+      const projects = robot.level === "system" ? await allProjects() : null;
+      const permissions = editRobotPermissions(robot, await grantable(), projects);
+      await robotDialog({
+        title: `Edit ${robot.name}`,
+        robot,
+        permissions,
+        submit: async (box, form) => {
+          await api("PUT", `/robots/${robot.id}`, robotBody(robot, {
+            description: form.description, duration: form.duration, permissions: form.permissions,
+          }));
+          box.close();
+          await reload();
+        },
+      });
+    })().catch(fail),
+    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload).catch(fail),
+    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload).catch(fail),
+    Delete: (robot) => confirmDialog("Delete Robot Account", `Delete ${robot.name}? Anything using its secret stops working.`, "Delete", async () => {
+      await api("DELETE", `/robots/${robot.id}`);
+      selected = null;
+      await reload();
+    }),
+    "Refresh Secret": (robot) => refreshDialog(robot, reload),
+    Federation: (robot) => { location.hash = `#/robots/${robot.id}/federation`; },
+  });
+  menu.button.disabled = true;
+  let timer = null;
+  searchBox.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { search = searchBox.value.trim(); page = 1; reload().catch(fail); }, 250);
+  });
+  const newButton = canCreate
+    ? h("button", { type: "button", class: "primary", id: "new-robot", onclick: () => create(reload).catch(fail) }, title)
+    : null;
+  const view = h("section", {},
+    heading,
+    h("div", { class: "toolbar" }, newButton, menu.element, h("span", { class: "grow" }), searchBox),
+    h("p", { id: "notice", class: "muted", "aria-live": "polite" }),
+    tableHolder, pager);
+  main().replaceChildren(view);
+  await reload();
+}
