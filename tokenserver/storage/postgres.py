@@ -223,6 +223,14 @@ _SCHEMA_V7 = """
 ALTER TABLE robot ADD COLUMN token_lifetime BIGINT;
 """
 
+# v8: rotation with a grace period, robots by expiry (as SQLite's version 8).
+_SCHEMA_V8 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at BIGINT;
+ALTER TABLE refresh_token ADD COLUMN previous_secret BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -231,6 +239,7 @@ MIGRATIONS: dict[int, str] = {
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
+    8: _SCHEMA_V8,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -230,6 +230,16 @@ _SCHEMA_V7 = """
 ALTER TABLE robot ADD COLUMN token_lifetime INTEGER;
 """
 
+# v8: rotation with a grace period. A robot keeps the hash of the secret a refresh replaced and
+# until when it works (both NULL: none); a refresh token says whether it ends with that
+# previous secret. Robots are counted and listed by expiry (metrics, `robot list --expiring`).
+_SCHEMA_V8 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at INTEGER;
+ALTER TABLE refresh_token ADD COLUMN previous_secret INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -238,6 +248,7 @@ MIGRATIONS: dict[int, str] = {
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
+    8: _SCHEMA_V8,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
