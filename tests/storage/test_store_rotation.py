@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.postgres import PostgresServer
 from tests.storage.test_postgres import at_version, database_name
 from tests.storage.test_store_contract import new_robot
-from tests.storage.test_store_contract import store as store  # noqa: F401 (the fixture)
+from tests.storage.test_store_contract import store as store  # the fixture
 from tokenserver.services.ports import RobotChanges, Store
 from tokenserver.storage.postgres import SCHEMA_VERSION as POSTGRES_VERSION
 from tokenserver.storage.postgres import PostgresStore
