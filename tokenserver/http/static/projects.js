@@ -72,6 +72,7 @@ export async function projectView(id) {
           name: form.name,
           description: form.description,
           duration: form.duration,
+          token_lifetime: form.token_lifetime,
           level: "project",
           permissions: form.permissions,
         });
@@ -97,6 +98,7 @@ export async function systemRobotsView() {
           name: form.name,
           description: form.description,
           duration: form.duration,
+          token_lifetime: form.token_lifetime,
           level: "system",
           permissions: form.permissions,
         });

@@ -1,6 +1,6 @@
 // The robot accounts table, its action menu and the robot dialogs.
-import { PAGE_SIZE, h, main, showAlert, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, showNotice, pagerControls, allProjects } from "./core.js";
-import { permissionLabel, namespaceLabel, editRobotPermissions } from "./permissions.js";
+import { PAGE_SIZE, state, h, main, showAlert, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, showNotice, pagerControls, allProjects } from "./core.js";
+import { editRobotPermissions, entrySummary, permissionCount } from "./permissions.js";
 
 export function exportFile(robot, secret) {
   // Harbor's "Export to File": <full name>.json with id, name, secret, creation_time, expires_at.
@@ -76,14 +76,90 @@ export function expirationFields(robot) {
   };
 }
 
+const UNITS = [["seconds", 1], ["minutes", 60], ["hours", 3600], ["days", 86400]];
+
+// 5400 -> "1 h 30 min".
+export function lifetimeText(seconds) {
+  const parts = [];
+  let rest = seconds;
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["min", 60], ["s", 1]]) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)} ${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.join(" ") || "0 s";
+}
+
+// The robot's own token lifetime: empty for the server's (token.lifetime). Its value is what
+// the request carries: nothing when unchanged (a PUT without it keeps the robot's), 0 to clear
+// it, else seconds.
+export function lifetimeFields(robot) {
+  const own = robot && robot.token_lifetime ? robot.token_lifetime : null;
+  const [, size] = own ? [...UNITS].reverse().find(([, n]) => own % n === 0) : UNITS[1];
+  const amount = h("input", {
+    type: "number", id: "robot-token-lifetime", min: "1", step: "1",
+    value: own ? String(own / size) : "", placeholder: "the server's default",
+  });
+  const unit = h("select", { id: "robot-token-unit", "aria-label": "Token lifetime unit" },
+    UNITS.map(([name, n]) => h("option", { value: String(n), selected: n === size }, name)));
+  const shown = h("p", { class: "muted hint", id: "robot-token-effective", "aria-live": "polite" });
+  const session = state.session || {};
+  const fallback = robot && !own ? robot.effective_token_lifetime : session.token_lifetime;
+  const max = session.token_max_lifetime;
+  const seconds = () => {
+    const text = amount.value.trim();
+    if (!text) return null;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new Error("The token lifetime must be a whole number (or empty for the server's default).");
+    return value * Number(unit.value);
+  };
+  const update = () => {
+    let value;
+    try {
+      value = seconds();
+    } catch (e) {
+      shown.textContent = e.message;
+      return;
+    }
+    if (value === null) {
+      shown.textContent = fallback ? `Tokens last ${lifetimeText(fallback)}, the server's default.` : "Tokens last the server's default lifetime.";
+    } else if (value === own && robot.effective_token_lifetime < own) {
+      shown.textContent = `Tokens last ${lifetimeText(robot.effective_token_lifetime)}: ${lifetimeText(own)}, capped at the server's maximum.`;
+    } else {
+      shown.textContent = `Tokens last ${lifetimeText(value)}.`;
+    }
+  };
+  amount.addEventListener("input", update);
+  unit.addEventListener("change", update);
+  update();
+  return {
+    element: h("div", {},
+      h("label", { for: "robot-token-lifetime" }, "Token lifetime (optional)"),
+      h("div", { class: "lifetime" }, amount, unit),
+      shown),
+    value: () => {
+      const value = seconds();
+      if (value === own) return undefined;
+      if (value !== null && (value < 60 || (max && value > max))) {
+        throw new Error(`The token lifetime must be from 1 minute${max ? ` to ${lifetimeText(max)}` : ""}, or empty for the server's default.`);
+      }
+      if (value === null) return robot ? 0 : undefined;
+      return value;
+    },
+  };
+}
+
 export async function robotDialog({ title, robot, permissions, submit }) {
   const name = h("input", { type: "text", id: "robot-name", required: true, value: robot ? shortName(robot) : "", disabled: !!robot, autocomplete: "off" });
   const description = h("textarea", { id: "robot-description", rows: "2" }, robot ? robot.description : "");
   const expiration = expirationFields(robot);
+  const lifetime = lifetimeFields(robot);
   const body = h("form", { onsubmit: (e) => e.preventDefault() },
     h("label", { for: "robot-name" }, "Name"), name,
     h("label", { for: "robot-description" }, "Description (optional)"), description,
     expiration.element,
+    lifetime.element,
     permissions.element);
   const save = h("button", { type: "button", class: "primary" }, robot ? "Save" : "Add");
   const box = dialog(title, body, [save]);
@@ -95,6 +171,7 @@ export async function robotDialog({ title, robot, permissions, submit }) {
       name: name.value.trim(),
       description: description.value,
       duration: expiration.duration(),
+      token_lifetime: lifetime.value(),
       permissions: chosen,
     });
   }));
@@ -108,14 +185,9 @@ export function robotTable(robots, selected, onSelect) {
       type: "checkbox", id, "aria-label": `Select ${robot.name}`, checked: selected === robot.id,
       onchange: (e) => onSelect(e.target.checked ? robot.id : null),
     });
-    const held = robot.permissions || []; // an empty list is left out, as Harbor does
-    const access = held.flatMap((p) => p.access.map((a) => ({ ...a, namespace: p.namespace })));
-    const permissions = h("details", { class: "permissions" },
-      h("summary", {}, `${access.length} Permission(s)`),
-      held.map((p) => h("div", {},
-        robot.level === "system" ? h("div", { class: "muted" }, namespaceLabel(p)) : null,
-        p.repositories ? h("div", { class: "muted" }, `Repositories: ${p.repositories.join(", ")}`) : null,
-        h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
+    const permissions = h("button", {
+      type: "button", class: "link permissions", onclick: () => permissionsDialog(robot),
+    }, permissionCount(robot));
     return h("tr", { "data-robot": robot.name },
       h("td", {}, box),
       h("td", { class: "name" }, robot.name, robot.legacy ? h("span", { class: "tag legacy" }, "Legacy") : null,
@@ -133,6 +205,16 @@ export function robotTable(robots, selected, onSelect) {
       h("th", {}, "Permissions"), h("th", {}, "Creation Time"), h("th", {}, "Expires at"),
       h("th", {}, "Description"), h("th", {}, "Last Used"))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "8", class: "muted" }, "No robot accounts."))));
+}
+
+// The list's permissions: read only, each entry's patterns and grid, in a dialog.
+export function permissionsDialog(robot) {
+  const held = robot.permissions || []; // an empty list is left out, as Harbor does
+  const body = h("div", { class: "permission-summary" },
+    held.length ? held.map((p) => entrySummary(p, robot.level)) : h("p", { class: "muted" }, "No permissions."));
+  const box = dialog(`Permissions of ${robot.name}`, body, []);
+  box.querySelector(".actions").append(h("button", { type: "button", class: "primary", onclick: () => box.close() }, "Close"));
+  return box;
 }
 
 export function actionMenu(getRobot, handlers) {
@@ -236,6 +318,7 @@ export async function robotsView({ title, query, canCreate, create, heading }) {
         submit: async (box, form) => {
           await api("PUT", `/robots/${robot.id}`, robotBody(robot, {
             description: form.description, duration: form.duration, permissions: form.permissions,
+            token_lifetime: form.token_lifetime,
           }));
           box.close();
           await reload();
