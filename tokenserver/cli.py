@@ -86,7 +86,7 @@ from tokenserver.domain.permissions import (
     RequestedPermission,
     parse_access,
 )
-from tokenserver.domain.repositories import pattern_error
+from tokenserver.domain.repositories import EVERY_REPOSITORY, pattern_error
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import (
@@ -592,7 +592,11 @@ def _entries(project: str, flags: Sequence[tuple[str, str]]) -> tuple[RequestedP
         access += found
     if access:
         entries.append(
-            RequestedPermission(project, tuple(access), repositories=tuple(patterns) or None)
+            # Said in words: the flags state every entry (a PUT's absent field would keep a
+            # patterned entry's patterns).
+            RequestedPermission(
+                project, tuple(access), repositories=tuple(patterns) or (EVERY_REPOSITORY,)
+            )
         )
     return tuple(entries)
 

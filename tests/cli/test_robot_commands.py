@@ -460,3 +460,9 @@ def test_robot_update_replaces_the_permissions(config: Path) -> None:
     (entry,) = ok(call_cli(config, "robot", "show", "p+ci"))["permissions"]
     assert entry["repositories"] == ["web"]
     assert [a["action"] for a in entry["access"]] == ["push"]
+    # The flags state every entry: one without --repository reaches every repository again
+    # (a PUT without 'repositories' would have kept 'web').
+    ok(call_cli(config, "robot", "update", "p+ci", "--permission", "repository:pull"))
+    (entry,) = ok(call_cli(config, "robot", "show", "p+ci"))["permissions"]
+    assert "repositories" not in entry
+    assert [a["action"] for a in entry["access"]] == ["pull"]
