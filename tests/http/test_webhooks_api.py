@@ -17,6 +17,7 @@ from tests.http.test_api import Api, api, creds, error, project_robot
 __all__ = ["api"]
 
 HOOK = "/projects/p/webhook/policies"
+H = "https://h.example/"
 
 
 def body(address: str = "https://hooks.example.com/robots", **extra: Any) -> dict[str, Any]:
@@ -115,8 +116,8 @@ async def test_bad_addresses_are_400_naming_the_rule(api: Api, address: str, wor
         ({"event_types": ["PUSH_ARTIFACT"]}, "unsupported event type PUSH_ARTIFACT"),
         ({"targets": []}, "empty notification target"),
         ({"targets": [{"type": "slack", "address": "https://h.example/"}]}, "'type' must be"),
-        ({"targets": [{"address": "https://h.example/", "payload_format": "CloudEvents"}]}, "'payload_format'"),
-        ({"targets": [{"address": "https://h.example/", "auth_header": "a\r\nX-Evil: 1"}]}, "line breaks"),
+        ({"targets": [{"address": H, "payload_format": "CloudEvents"}]}, "'payload_format'"),
+        ({"targets": [{"address": H, "auth_header": "a\r\nX-Evil: 1"}]}, "line breaks"),
         ({"name": ""}, "name must be 1 to"),
         ({"name": "a\nb"}, "control characters"),
         ({"description": "x\x00"}, "NUL"),

@@ -107,9 +107,7 @@ def spec(name: str, level: Level = Level.PROJECT, duration: int = 30) -> RobotSp
         name=name,
         level=level,
         permissions=(
-            RequestedPermission(
-                namespace, (Access("repository", "pull"),), PermissionKind.PROJECT
-            ),
+            RequestedPermission(namespace, (Access("repository", "pull"),), PermissionKind.PROJECT),
         ),
         duration=duration,
     )
@@ -323,9 +321,7 @@ async def test_replicas_claiming_at_once_send_each_event_once(
 async def test_expiry_notices_are_sent_once_per_robot_and_threshold(
     rt: Runtime, receiver: Receiver, clock: FakeClock
 ) -> None:
-    await rt.webhooks.create(
-        LOCAL, "team", policy(receiver.url, "ROBOT_EXPIRING", "ROBOT_EXPIRED")
-    )
+    await rt.webhooks.create(LOCAL, "team", policy(receiver.url, "ROBOT_EXPIRING", "ROBOT_EXPIRED"))
     robot, _ = await rt.robots.create(LOCAL, spec("ci", duration=8))
     await rt.robots.create(LOCAL, spec("forever", duration=-1))
     sender = worker(rt, clock)

@@ -217,6 +217,15 @@ class WebhookService:
             creator=creator,
         )
 
+    async def scope_of(self, policy_id: int) -> str | None:
+        """The project (its id, as a reference) policy `policy_id` belongs to, None for a
+        system policy, without authorization (the command line's operator holds the
+        database). Raises NotFound."""
+        policy = await self._store.find_webhook_policy(policy_id)
+        if policy is None:
+            raise NotFound(f"webhook policy {policy_id} not found")
+        return None if policy.project_id is None else str(policy.project_id)
+
     async def policies(
         self, actor: Principal, project_ref: str | None, is_name: bool | None = None
     ) -> list[WebhookPolicy]:
