@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from aiohttp import web
 from tests.conftest import MakeSettings, with_migrated_database
 from tests.helpers import FakeClock
 from tests.postgres import PostgresServer
+from tests.storage.test_postgres import at_version
 from tokenserver.domain.models import LOCAL, SECONDS_PER_DAY, Level
 from tokenserver.domain.permissions import Access, PermissionKind, RequestedPermission
 from tokenserver.domain.webhooks import (
@@ -24,11 +27,18 @@ from tokenserver.domain.webhooks import (
     LEASE_SECONDS,
     MAX_ATTEMPTS,
     DeliveryStatus,
+    Target,
 )
 from tokenserver.errors import StorageError
 from tokenserver.runtime import Runtime, open_runtime
+from tokenserver.services.ports import NewWebhookPolicy
 from tokenserver.services.robots import RobotSpec
 from tokenserver.services.webhooks import HttpSender, PolicySpec, TargetSpec, WebhookDelivery
+from tokenserver.storage.postgres import PostgresStore
+from tokenserver.storage.sql import SqlStore
+from tokenserver.storage.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
+from tokenserver.storage.sqlite import SCHEMA_VERSION as SQLITE_VERSION
+from tokenserver.storage.sqlite import SqliteStore
 
 AUTH = "Bearer receiver-token-1"
 
@@ -369,3 +379,54 @@ async def test_deleting_a_policy_drops_its_pending_deliveries(
     await rt.webhooks.delete(LOCAL, "team", hook.id)
     assert await worker(rt, clock).run_once() == 0
     assert receiver.requests == []
+
+
+_V7_ROBOT = (
+    "INSERT INTO project (id, name, public, creation_time, update_time) "
+    "VALUES (1, 'lib', FALSE, 1, 1); "
+    "INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at, "
+    "creation_time, update_time, permissions) "
+    "VALUES (1, 'ci', 1, 'project', 'h', 1, 86401, 1, 1, '[]');"
+)
+
+
+async def _upgraded_store_takes_webhooks(store: SqlStore) -> None:
+    robot = await store.find_robot_by_id(1)
+    assert robot is not None and (robot.name, robot.project_name) == ("ci", "lib")
+    hook = await store.add_webhook_policy(
+        NewWebhookPolicy(1, "h", "", (Target("http://127.0.0.1:9/"),), ("ROBOT_EXPIRED",), True),
+        5,
+    )
+    assert await store.list_webhook_policies(1) == [hook]
+    assert [r.id for r in await store.robots_expiring_by(86401)] == [1]
+    assert await store.add_robot_notice(1, "ROBOT_EXPIRED", 86401)
+    assert not await store.add_robot_notice(1, "ROBOT_EXPIRED", 86401)
+    assert await store.enqueue_webhook_event(1, "ROBOT_EXPIRED", "e", "{}", 6) == 1
+
+
+async def test_a_database_of_schema_7_gets_webhooks_on_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "v7.db"
+    with sqlite3.connect(path) as db:
+        for version in range(1, 8):
+            db.executescript(SQLITE_MIGRATIONS[version])
+        db.executescript(_V7_ROBOT)
+        db.execute("PRAGMA user_version=7")
+    store = await SqliteStore.open(path)
+    try:
+        await _upgraded_store_takes_webhooks(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SQLITE_VERSION
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_a_database_of_schema_7_gets_webhooks_on_postgresql(
+    postgres: PostgresServer,
+) -> None:
+    url = at_version(postgres, 7, _V7_ROBOT)
+    store = await PostgresStore.open(url)
+    try:
+        await _upgraded_store_takes_webhooks(store)
+    finally:
+        await store.close()
