@@ -95,7 +95,7 @@ def database(request: pytest.FixtureRequest, make_settings: MakeSettings) -> Mak
             made["settings"] = settings if url else with_migrated_database(settings)
         return made["settings"]
 
-    return make  # type: ignore[return-value]
+    return make
 
 
 @pytest.fixture
