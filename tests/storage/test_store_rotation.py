@@ -156,9 +156,9 @@ async def test_no_robots_count_zero(store: Store) -> None:
     assert await store.count_robot_expiries(5, (DAY,)) == (0, {DAY: 0})
 
 
-# ---- schema 8: databases made by the release before are upgraded ----------------------------
+# ---- schema 9: databases made by the release before are upgraded ----------------------------
 
-_V7_ROWS = (
+_V8_ROWS = (
     "INSERT INTO project (id, name, public, creation_time, update_time) "
     "VALUES (1, 'lib', {false}, 1, 1); "
     "INSERT INTO robot (id, name, project_id, level, secret_hash, duration, expires_at, "
@@ -170,7 +170,7 @@ _V7_ROWS = (
 
 
 async def _upgraded_keeps_and_rotates(store: Store) -> None:
-    """What a database of schema 7 holds after the upgrade: its robot with no previous
+    """What a database of schema 8 holds after the upgrade: its robot with no previous
     secret, its refresh token not tied to one; a refresh can keep one, robots are counted."""
     robot = await store.find_robot_by_id(1)
     assert robot is not None and (robot.name, robot.token_lifetime) == ("ci", 600)
@@ -183,13 +183,13 @@ async def _upgraded_keeps_and_rotates(store: Store) -> None:
     assert await store.count_robot_expiries(1_999_999_000, (DAY,)) == (0, {DAY: 1})
 
 
-async def test_a_sqlite_database_of_schema_7_gets_previous_secrets(tmp_path: Path) -> None:
-    path = tmp_path / "v7.db"
+async def test_a_sqlite_database_of_schema_8_gets_previous_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "v8.db"
     with sqlite3.connect(path) as db:
-        for version in range(1, 8):
+        for version in range(1, 9):
             db.executescript(SQLITE_MIGRATIONS[version])
-        db.executescript(_V7_ROWS.format(false=0))
-        db.execute("PRAGMA user_version=7")
+        db.executescript(_V8_ROWS.format(false=0))
+        db.execute("PRAGMA user_version=8")
     opened = await SqliteStore.open(path)
     try:
         await _upgraded_keeps_and_rotates(opened)
@@ -200,10 +200,10 @@ async def test_a_sqlite_database_of_schema_7_gets_previous_secrets(tmp_path: Pat
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-async def test_a_postgresql_database_of_schema_7_gets_previous_secrets(
+async def test_a_postgresql_database_of_schema_8_gets_previous_secrets(
     postgres: PostgresServer,
 ) -> None:
-    url = at_version(postgres, 7, _V7_ROWS.format(false="false"))
+    url = at_version(postgres, 8, _V8_ROWS.format(false="false"))
     opened = await PostgresStore.open(url)
     try:
         await _upgraded_keeps_and_rotates(opened)

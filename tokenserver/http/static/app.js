@@ -1,6 +1,6 @@
 // The Robot Accounts page. Plain JavaScript modules, no dependencies: it uses the session login
 // (/c/login, /c/session, /c/log_out) and the documented /api/v2.0 endpoints only.
-import { state, h, $, main, showAlert, call } from "./core.js";
+import { state, h, $, main, showAlert, call, ApiError } from "./core.js";
 import { projectsView, projectView, systemRobotsView } from "./projects.js";
 import { federationView, issuersView } from "./federation.js";
 
@@ -61,14 +61,37 @@ export async function route() {
   }
   try {
     let match;
-    if ((match = hash.match(/^#\/projects\/(\d+)\/robots$/))) await projectView(match[1]);
-    else if ((match = hash.match(/^#\/robots\/(\d+)\/federation$/))) await federationView(match[1]);
-    else if (hash === "#/system-robots" && state.session.sysadmin) await systemRobotsView();
-    else if (hash === "#/federation-issuers" && state.session.sysadmin) await issuersView();
-    else await projectsView();
+    if ((match = hash.match(/^#\/projects\/(\d{1,18})\/robots$/))) await projectView(match[1]);
+    else if ((match = hash.match(/^#\/robots\/(\d{1,18})\/federation$/))) await federationView(match[1]);
+    else if (hash === "#/system-robots") await systemRobotsView();
+    else if (hash === "#/federation-issuers") {
+      if (!state.session.sysadmin) throw new ApiError(403, "Federation issuers are for system administrators.");
+      await issuersView();
+    } else if (["#/projects", "#/", "#"].includes(hash)) await projectsView();
+    else throw new ApiError(404, `There is no page at ${readable(hash)}.`);
   } catch (e) {
-    showAlert(e.message);
+    if (e instanceof ApiError && (e.status === 403 || e.status === 404)) problemPage(e.status, e.message);
+    else showAlert(e.message);
   }
+}
+
+// The address as typed: the browser escapes some characters of it (spaces, < and >).
+function readable(hash) {
+  try {
+    return decodeURIComponent(hash);
+  } catch (e) {
+    return hash;
+  }
+}
+
+// What a page the caller may not see (403) or that does not exist (404) shows instead.
+export function problemPage(status, message) {
+  const denied = status === 403;
+  main().replaceChildren(h("section", { class: "problem", id: denied ? "no-access" : "not-found" },
+    h("h1", {}, denied ? "No access" : "Not found"),
+    h("p", {}, message),
+    denied ? h("p", { class: "muted" }, "A project admin or a system administrator can give you access.") : null,
+    h("p", {}, h("a", { href: "#/projects" }, "Back to Projects"))));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
