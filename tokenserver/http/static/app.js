@@ -1,6 +1,6 @@
 // The Robot Accounts page. Plain JavaScript modules, no dependencies: it uses the session login
 // (/c/login, /c/session, /c/log_out) and the documented /api/v2.0 endpoints only.
-import { state, h, $, main, showAlert, call } from "./core.js";
+import { state, h, $, main, showAlert, showError, showSuccess, clearStatus, clearErrorOnAction, loading, setTitle, closeDialogs, onRetry, onSessionEnd, call, SESSION_ENDED } from "./core.js";
 import { projectsView, projectView, systemRobotsView } from "./projects.js";
 import { federationView, issuersView } from "./federation.js";
 
@@ -22,7 +22,7 @@ export function loginView(message) {
       const { data } = await call("POST", "/c/login", { principal: user.value, password: password.value });
       state.session = data;
       showChrome();
-      location.hash = "#/projects";
+      // Back to the page asked for (a link, or the page the session ended on).
       await route();
     } catch (err) {
       error.textContent = err.message;
@@ -30,6 +30,8 @@ export function loginView(message) {
       submit.disabled = false;
     }
   });
+  setTitle("Log in");
+  main().setAttribute("aria-busy", "false");
   main().replaceChildren(form);
   user.focus();
 }
@@ -43,14 +45,34 @@ export function showChrome() {
   $("#who-name").textContent = logged ? state.session.username : "";
 }
 
+// An API call answered 401: the session ended (expired, or logged out elsewhere). The hash
+// stays, so that logging in again returns to this page.
+function sessionEnded() {
+  state.session = null;
+  state.permissions = null;
+  closeDialogs();
+  showChrome();
+  loginView();
+  showError(SESSION_ENDED);
+}
+
 export async function route() {
-  showAlert("");
+  clearStatus();
+  closeDialogs();
   const hash = location.hash || "#/projects";
   if (!state.session) {
+    loading(true);
     try {
       state.session = (await call("GET", "/c/session")).data;
     } catch (e) {
       state.session = null;
+      // Not logged in is a login form; no answer at all is the status area's Retry.
+      if (e.status !== 401) {
+        showAlert(e.message);
+        return;
+      }
+    } finally {
+      loading(false);
     }
     showChrome();
   }
@@ -59,19 +81,37 @@ export async function route() {
     location.hash = "#/projects";
     return;
   }
+  loading(true);
   try {
     let match;
-    if ((match = hash.match(/^#\/projects\/(\d+)\/robots$/))) await projectView(match[1]);
-    else if ((match = hash.match(/^#\/robots\/(\d+)\/federation$/))) await federationView(match[1]);
-    else if (hash === "#/system-robots" && state.session.sysadmin) await systemRobotsView();
-    else if (hash === "#/federation-issuers" && state.session.sysadmin) await issuersView();
-    else await projectsView();
+    if ((match = hash.match(/^#\/projects\/(\d+)\/robots$/))) {
+      setTitle("Robot Accounts");
+      await projectView(match[1]);
+    } else if ((match = hash.match(/^#\/robots\/(\d+)\/federation$/))) {
+      setTitle("Federation");
+      await federationView(match[1]);
+    } else if (hash === "#/system-robots" && state.session.sysadmin) {
+      setTitle("System Robot Accounts");
+      await systemRobotsView();
+    } else if (hash === "#/federation-issuers" && state.session.sysadmin) {
+      setTitle("Federation Issuers");
+      await issuersView();
+    } else {
+      setTitle("Projects");
+      await projectsView();
+    }
   } catch (e) {
     showAlert(e.message);
+  } finally {
+    loading(false);
   }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  onRetry(route);
+  onSessionEnd(sessionEnded);
+  document.addEventListener("click", clearErrorOnAction, true);
+  document.addEventListener("input", clearErrorOnAction, true);
   $("#logout").addEventListener("click", async () => {
     try {
       await call("POST", "/c/log_out");
@@ -81,8 +121,10 @@ document.addEventListener("DOMContentLoaded", () => {
     state.session = null;
     state.permissions = null;
     showChrome();
-    location.hash = "#/login";
-    loginView("You have logged out.");
+    // No hashchange: the router would clear the message below.
+    history.replaceState(null, "", "#/login");
+    loginView();
+    showSuccess("You have logged out.");
   });
   window.addEventListener("hashchange", route);
   route();
