@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e import test_web
-from tests.e2e.conftest import Robot, Stack
+from tests.e2e.conftest import ADMIN_PASSWORD, Robot, Stack
 from tests.e2e.test_web import act, log_in, logged_in, project_id, row, screenshot
 
 # test_web.py's stack (one for this module), browser and page, found by pytest under these names.
@@ -114,9 +114,7 @@ def test_each_action_says_it_succeeded(page: Page, web_stack: Stack) -> None:
     expect(status(page)).to_be_hidden()
 
 
-def test_an_error_clears_on_the_next_action_and_on_navigation(
-    page: Page, web_stack: Stack
-) -> None:
+def test_an_error_clears_on_the_next_action_and_on_navigation(page: Page, web_stack: Stack) -> None:
     web_stack.project("slips")
     gone = [web_stack.robot("slips", f"gone{i}", "repository:pull") for i in range(3)]
     web_stack.robot("slips", "stays", "repository:pull")
@@ -230,7 +228,7 @@ def test_an_ended_session_closes_dialogs_and_returns_after_login(
     assert page.evaluate("location.hash") == where
     screenshot(page, "ux-4-session-ended")
     page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(test_web.ADMIN_PASSWORD)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Log In").click()
     expect(page.get_by_role("heading", name="lapse", level=1)).to_be_visible()
     expect(page.get_by_role("button", name="New Robot Account")).to_be_visible()
@@ -246,7 +244,7 @@ def test_a_link_followed_before_login_is_shown_after_it(page: Page, web_stack: S
     page.goto(f"/#/projects/{project_id(web_stack, 'deep')}/robots")
     expect(page.get_by_role("form", name="Log in")).to_be_visible()
     page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(test_web.ADMIN_PASSWORD)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Log In").click()
     expect(page.get_by_role("heading", name="deep", level=1)).to_be_visible()
 
@@ -362,9 +360,7 @@ def test_enter_submits_each_dialog(page: Page, web_stack: Stack) -> None:
     expect(row(page, "robot$entered+keyed")).to_contain_text("by keyboard")
 
 
-def test_delete_asks_with_cancel_focused_and_focus_comes_back(
-    page: Page, web_stack: Stack
-) -> None:
+def test_delete_asks_with_cancel_focused_and_focus_comes_back(page: Page, web_stack: Stack) -> None:
     web_stack.project("careful")
     web_stack.robot("careful", "kept", "repository:pull")
     logged_in(page)
@@ -394,7 +390,9 @@ def test_delete_asks_with_cancel_focused_and_focus_comes_back(
     expect(page.get_by_role("button", name="Action")).to_be_focused()
 
     page.get_by_role("button", name="New Robot Account").click()
-    page.get_by_role("dialog", name="New Robot Account").get_by_role("button", name="Cancel").click()
+    page.get_by_role("dialog", name="New Robot Account").get_by_role(
+        "button", name="Cancel"
+    ).click()
     expect(page.get_by_role("button", name="New Robot Account")).to_be_focused()
 
     # Delete removes the robot, and the button goes disabled: focus goes to the page.

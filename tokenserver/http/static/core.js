@@ -39,7 +39,7 @@ export function setStatus(kind, message) {
   const box = $("#status");
   if (!box) return;
   statusKind = message ? kind : null;
-  box.className = message ? `status ${kind}` : "status";
+  box.className = message ? `status-area ${kind}` : "status-area";
   // Errors interrupt a screen reader's speech; loading and success wait their turn.
   box.setAttribute("role", kind === "error" ? "alert" : "status");
   const children = [];
