@@ -49,6 +49,13 @@ def end_session_elsewhere(page: Page, stack: Stack) -> None:
         assert response.status == 200
 
 
+def log_in_again(page: Page) -> None:
+    """Log in on the form shown, without loading the page anew (as log_in does)."""
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log In").click()
+
+
 def no_horizontal_scroll(page: Page) -> None:
     widths = page.evaluate(
         "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
@@ -227,9 +234,7 @@ def test_an_ended_session_closes_dialogs_and_returns_after_login(
     expect(page.locator("#nav")).to_be_hidden()
     assert page.evaluate("location.hash") == where
     screenshot(page, "ux-4-session-ended")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Log In").click()
+    log_in_again(page)
     expect(page.get_by_role("heading", name="lapse", level=1)).to_be_visible()
     expect(page.get_by_role("button", name="New Robot Account")).to_be_visible()
     expect(status(page)).to_be_hidden()
@@ -243,9 +248,7 @@ def test_a_link_followed_before_login_is_shown_after_it(page: Page, web_stack: S
     web_stack.project("deep")
     page.goto(f"/#/projects/{project_id(web_stack, 'deep')}/robots")
     expect(page.get_by_role("form", name="Log in")).to_be_visible()
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Log In").click()
+    log_in_again(page)
     expect(page.get_by_role("heading", name="deep", level=1)).to_be_visible()
 
 
@@ -468,3 +471,22 @@ def test_the_title_follows_the_page(page: Page, web_stack: Stack, titled: int) -
     expect(page).to_have_title("Federation · robot$demo-title+ci · tokenserver")
     page.get_by_role("link", name="Projects", exact=True).click()
     expect(page).to_have_title("Projects · tokenserver")
+
+
+def test_an_ended_session_met_on_a_page_load_shows_the_login_form(
+    page: Page, web_stack: Stack
+) -> None:
+    """The Federation tab loads several things and shows its own error page when the first
+    fails: an ended session is still the login form, and logging in returns to the tab."""
+    web_stack.project("lapse-tab")
+    robot = web_stack.robot("lapse-tab", "ci", "repository:pull")
+    logged_in(page)
+    end_session_elsewhere(page, web_stack)
+    page.goto(f"/#/robots/{robot.id}/federation")
+    expect(page.get_by_role("form", name="Log in")).to_be_visible()
+    expect(page.locator("#status-text")).to_have_text(SESSION_ENDED)
+    expect(page.locator("#federation-denied")).to_have_count(0)
+    expect(page).to_have_title("Log in · tokenserver")
+    log_in_again(page)
+    expect(page.get_by_role("heading", name="Rules")).to_be_visible()
+    expect(page).to_have_title(f"Federation · {robot.name} · tokenserver")

@@ -105,6 +105,8 @@ export async function route() {
   } finally {
     loading(false);
   }
+  // The session ended during the load, and the view put its own error page over the login form.
+  if (!state.session && !main().querySelector("#login-username")) sessionEnded();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
