@@ -86,7 +86,7 @@ from tokenserver.domain.permissions import (
     RequestedPermission,
     parse_access,
 )
-from tokenserver.domain.repositories import pattern_error
+from tokenserver.domain.repositories import EVERY_REPOSITORY, pattern_error
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
 from tokenserver.domain.text import printable, truncate
 from tokenserver.errors import (
@@ -562,16 +562,16 @@ class _InOrder(argparse.Action):
 
 
 def _entries(project: str, flags: Sequence[tuple[str, str]]) -> tuple[RequestedPermission, ...]:
-    """Permission entries from the flags in order: `--permission` and `--deny` add to the
-    current entry; `--repository` limits the current entry to a pattern (repeatable); a
-    `--permission` or `--deny` after a `--repository` starts the next entry. An entry
-    without `--repository` reaches every repository."""
-    entries: list[RequestedPermission] = []
-    access: list[Access] = []
-    patterns: list[str] = []
+    """Permission entries from the flags in order. A run of `--permission` flags, or of
+    `--deny` flags, makes an entry, and the `--repository` flags after it limit that entry
+    to their patterns (an entry without one reaches every repository): so
+    `--permission pull,push --deny push --repository 'secrets/**'` allows everywhere and
+    denies only under secrets/. Entries with the same patterns are then one entry (a project
+    robot's entries differ in their patterns)."""
+    runs: list[tuple[str, list[Access], list[str]]] = []
     for flag, value in flags:
         if flag == "repository":
-            if not access:
+            if not runs:
                 raise UsageError(
                     f"--repository {printable(value)}: give it after the --permission (or "
                     "--deny) flags of the entry it limits"
@@ -579,22 +579,28 @@ def _entries(project: str, flags: Sequence[tuple[str, str]]) -> tuple[RequestedP
             error = pattern_error(value)
             if error is not None:
                 raise UsageError(f"--repository {printable(value)}: {error}")
-            patterns.append(value)
+            runs[-1][2].append(value)
             continue
-        if patterns:
-            entries.append(
-                RequestedPermission(project, tuple(access), repositories=tuple(patterns))
-            )
-            access, patterns = [], []
         found = _permissions([value])
         if flag == "deny":
             found = [Access(a.resource, a.action, Effect.DENY) for a in found]
-        access += found
-    if access:
-        entries.append(
-            RequestedPermission(project, tuple(access), repositories=tuple(patterns) or None)
-        )
-    return tuple(entries)
+        if not runs or runs[-1][0] != flag or runs[-1][2]:
+            runs.append((flag, [], []))
+        runs[-1][1].extend(found)
+    merged: dict[frozenset[str], tuple[list[Access], tuple[str, ...]]] = {}
+    for _, access, patterns in runs:
+        # Said in words: the flags state every entry (a PUT's absent field would keep a
+        # patterned entry's patterns).
+        shown = tuple(dict.fromkeys(patterns)) or (EVERY_REPOSITORY,)
+        key = frozenset(shown)
+        if key in merged:
+            merged[key][0].extend(a for a in access if a not in merged[key][0])
+        else:
+            merged[key] = (list(dict.fromkeys(access)), shown)
+    return tuple(
+        RequestedPermission(project, tuple(access), repositories=shown)
+        for access, shown in merged.values()
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -427,6 +427,39 @@ def test_repository_flags_limit_the_entry_made_by_the_flags_before_them(config: 
     ) in listed
 
 
+def held(config: Path) -> list[tuple[list[str] | None, list[str]]]:
+    """The robot p+ci's entries: (patterns or None, ["effect resource:action", ...])."""
+    shown = ok(call_cli(config, "robot", "show", "p+ci"))["permissions"]
+    return [
+        (
+            e.get("repositories"),
+            [f"{a['effect']} {a['resource']}:{a['action']}" for a in e["access"]],
+        )
+        for e in shown
+    ]
+
+
+def test_a_deny_with_its_own_patterns_leaves_the_allow_before_it_whole(config: Path) -> None:
+    ok(call_cli(config, "robot", "create", "--project", "p", "--name", "ci",
+                "--permission", "repository:pull,repository:push",
+                "--deny", "repository:push", "--repository", "secrets/**"))  # fmt: skip
+    assert held(config) == [
+        (None, ["allow repository:pull", "allow repository:push"]),
+        (["secrets/**"], ["deny repository:push"]),
+    ]
+
+
+def test_flags_with_the_same_patterns_make_one_entry(config: Path) -> None:
+    ok(call_cli(config, "robot", "create", "--project", "p", "--name", "ci",
+                "--permission", "repository:pull", "--deny", "repository:delete",
+                "--permission", "repository:push", "--repository", "app",
+                "--deny", "artifact:delete", "--repository", "app"))  # fmt: skip
+    assert held(config) == [
+        (None, ["allow repository:pull", "deny repository:delete"]),
+        (["app"], ["allow repository:push", "deny artifact:delete"]),
+    ]
+
+
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
@@ -460,3 +493,9 @@ def test_robot_update_replaces_the_permissions(config: Path) -> None:
     (entry,) = ok(call_cli(config, "robot", "show", "p+ci"))["permissions"]
     assert entry["repositories"] == ["web"]
     assert [a["action"] for a in entry["access"]] == ["push"]
+    # The flags state every entry: one without --repository reaches every repository again
+    # (a PUT without 'repositories' would have kept 'web').
+    ok(call_cli(config, "robot", "update", "p+ci", "--permission", "repository:pull"))
+    (entry,) = ok(call_cli(config, "robot", "show", "p+ci"))["permissions"]
+    assert "repositories" not in entry
+    assert [a["action"] for a in entry["access"]] == ["pull"]

@@ -118,8 +118,8 @@ def test_helm_pushes_charts_only_to_matching_repositories(stack: Stack, team_a: 
 def test_a_deny_pattern_inside_an_allow(stack: Stack) -> None:
     robot = cli_robot(
         stack, "guarded",
-        # `**` closes the allow entry: otherwise the deny would join it, on secrets/** only
-        "--permission", *PULL_PUSH, "--repository", "**",
+        # The allow reaches every repository; the deny only under secrets/.
+        "--permission", *PULL_PUSH,
         "--deny", "repository:push", "--repository", "secrets/**",
     )  # fmt: skip
     skopeo = Skopeo(stack, robot)

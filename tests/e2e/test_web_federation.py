@@ -329,9 +329,9 @@ def test_a_developer_sees_no_federation_editing(
     expect(page.locator("main input, main textarea")).to_have_count(0)
     expect(page.locator("main")).not_to_contain_text("7654321")
 
-    # The issuers page is not theirs: the address leads to the projects.
+    # The issuers page is not theirs: the address says so.
     page.goto("/#/federation-issuers")
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    expect(page.get_by_role("heading", name="No access")).to_be_visible()
     expect(page.get_by_role("heading", name="Federation Issuers")).to_have_count(0)
 
 

@@ -301,3 +301,85 @@ async def test_a_robot_hands_out_only_repositories_it_holds(api: Api) -> None:
         await api.call("POST", "/robots", login(parent), everything), 403, "FORBIDDEN"
     )
     assert "repository:pull in project 'demo'" in message
+
+
+def without_patterns(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries as a Harbor client sends them back: it knows no `repositories`."""
+    return [{k: v for k, v in e.items() if k != "repositories"} for e in entries]
+
+
+async def put(api: Api, robot: dict[str, Any], **body: Any) -> dict[str, Any]:
+    r = await api.call(
+        "PUT",
+        f"/robots/{robot['id']}",
+        api.admin,
+        {"name": robot["name"], "level": "project", **body},
+    )
+    assert r.status == 200, await r.text()
+    shown_robot: dict[str, Any] = await (
+        await api.call("GET", f"/robots/{robot['id']}", api.admin)
+    ).json()
+    return shown_robot
+
+
+async def test_a_harbor_client_putting_a_robot_back_does_not_widen_it(
+    api: Api, team_a: dict[str, Any]
+) -> None:
+    entries = without_patterns(await shown(api, team_a["id"]))
+    robot = await put(api, team_a, permissions=entries, disable=True)
+    assert robot["disable"] is True
+    assert robot["permissions"][0]["repositories"] == TEAM_A
+    # Adding an action the way a Harbor client does keeps the entry's patterns too.
+    entries[0]["access"] += access("artifact:read")
+    robot = await put(api, team_a, permissions=entries, disable=False)
+    assert robot["permissions"][0]["repositories"] == TEAM_A
+    assert await granted(
+        api, login(team_a), "repository:demo/team-a/app:pull", "repository:demo/app:pull"
+    ) == {"demo/team-a/app": ["pull"], "demo/app": []}
+
+
+async def test_an_allow_and_a_deny_put_back_keep_their_own_patterns(api: Api) -> None:
+    await api.project("demo")
+    robot = await api.robot(
+        project_robot(
+            "ci",
+            entry("demo", *PUSH_PULL, repositories=["team-a/**"]),
+            entry("demo", deny=PUSH_PULL, repositories=["team-a/secrets/**"]),
+        )
+    )
+    before = await shown(api, robot["id"])
+    # In the order they were, and swapped: each keeps its own patterns.
+    after = await put(api, robot, permissions=without_patterns(before))
+    assert after["permissions"] == before
+    after = await put(api, robot, permissions=without_patterns(before[::-1]))
+    assert after["permissions"] == before[::-1]
+
+
+async def test_an_entry_that_matches_none_of_several_patterned_ones_is_a_400(api: Api) -> None:
+    await api.project("demo")
+    robot = await api.robot(
+        project_robot(
+            "ci",
+            entry("demo", *PUSH_PULL, repositories=["team-a/**"]),
+            entry("demo", "repository:pull", repositories=["base/*"]),
+        )
+    )
+    before = await shown(api, robot["id"])
+    r = await api.call(
+        "PUT",
+        f"/robots/{robot['id']}",
+        api.admin,
+        {
+            "name": robot["name"],
+            "level": "project",
+            "permissions": [entry("demo", "repository:pull", "repository:delete")],
+        },
+    )
+    assert "send 'repositories' on each entry" in await error(r, 400, "BAD_REQUEST")
+    assert await shown(api, robot["id"]) == before
+
+
+async def test_every_repository_is_asked_for_in_words(api: Api, team_a: dict[str, Any]) -> None:
+    robot = await put(api, team_a, permissions=[entry("demo", *PUSH_PULL, repositories=["**"])])
+    assert "repositories" not in robot["permissions"][0]
+    assert await granted(api, login(team_a), "repository:demo/app:pull") == {"demo/app": ["pull"]}

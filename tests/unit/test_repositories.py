@@ -19,7 +19,9 @@ from tokenserver.domain.permissions import (
     Grants,
     Permission,
     PermissionKind,
+    RequestedPermission,
     grant_actions,
+    keep_patterns,
 )
 from tokenserver.domain.policy import project_grants, token_actions
 from tokenserver.domain.repositories import (
@@ -415,3 +417,41 @@ def test_within_means_within_on_every_repository(
             assert project_effective(child, project_id, name, repository) <= project_effective(
                 parent, project_id, name, repository
             )
+
+
+def _sent_back(permissions: list[Permission]) -> tuple[RequestedPermission, ...]:
+    """The entries as a Harbor client PUTs them back after a GET: no `repositories`."""
+    return tuple(RequestedPermission(p.namespace, p.access, p.kind) for p in permissions)
+
+
+@given(_ENTRIES)
+def test_a_harbor_clients_round_trip_keeps_every_entrys_patterns(
+    permissions: list[Permission],
+) -> None:
+    kept = keep_patterns(_sent_back(permissions), permissions)
+    assert [k.repositories or () for k in kept] == [p.repositories for p in permissions]
+
+
+@given(_ENTRIES, st.lists(_ACCESS, min_size=1, max_size=4))
+def test_an_entry_sent_without_patterns_never_reaches_more_than_the_stored_ones(
+    permissions: list[Permission], access: list[Access]
+) -> None:
+    """A changed entry without `repositories` takes some stored entry's patterns, or is
+    refused: it is never widened to every repository while its namespace had patterns."""
+    sent = (RequestedPermission("demo", tuple(access)),)
+    stored = [p for p in permissions if p.namespace == "demo"]
+    try:
+        (kept,) = keep_patterns(sent, permissions)
+    except BadRequest:
+        assert len(stored) > 1
+        return
+    if any(p.repositories for p in stored):
+        assert (kept.repositories or ()) in {p.repositories for p in stored}
+    else:
+        assert kept.repositories is None
+
+
+def test_patterns_sent_are_taken_as_sent() -> None:
+    stored = [on(DEMO, PULL, repositories=("team-a/*",))]
+    sent = (RequestedPermission("demo", (PULL,), repositories=("**",)),)
+    assert keep_patterns(sent, stored) == sent

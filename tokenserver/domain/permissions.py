@@ -13,8 +13,8 @@ other actions (robots, members, ...) are the project's and reach it whole.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tokenserver.domain.repositories import compile_patterns
@@ -100,6 +100,59 @@ class RequestedPermission:
     kind: str = PermissionKind.PROJECT
     # None: the caller sent none (every repository); checked where the robot is.
     repositories: tuple[str, ...] | None = None
+
+
+def keep_patterns(
+    sent: Sequence[RequestedPermission], stored: Sequence[Permission]
+) -> tuple[RequestedPermission, ...]:
+    """A PUT's entries, where an entry came without `repositories`, given the repository
+    patterns of the stored entry it stands for.
+
+    Harbor clients know nothing of `repositories`: one that reads a robot and PUTs it back
+    (to disable it, or to add an action) sends its entries without them, and taking that as
+    "every repository" would widen the robot without anyone asking. So a project entry sent
+    without `repositories`, for a namespace whose stored entries have patterns, keeps the
+    patterns of the stored entry with the same access (or of the namespace's only entry, or,
+    when the entries come back as many and in the order they were, of the one in its place).
+    Widening is asked for in words: `"repositories": ["**"]`. Raises BadRequest when it
+    cannot be told which stored entry an entry stands for.
+    """
+    result = list(sent)
+    unsent = {
+        e.namespace for e in sent if e.kind == PermissionKind.PROJECT and e.repositories is None
+    }
+    for namespace in sorted(unsent):
+        had = [s for s in stored if s.kind == PermissionKind.PROJECT and s.namespace == namespace]
+        if not any(s.repositories for s in had):
+            continue
+        places = [
+            i
+            for i, e in enumerate(sent)
+            if e.kind == PermissionKind.PROJECT and e.namespace == namespace
+        ]
+        pairs: list[tuple[int, Permission]]
+        if len(places) == len(had) and all(
+            set(sent[i].access) == set(s.access) for i, s in zip(places, had, strict=True)
+        ):
+            pairs = list(zip(places, had, strict=True))
+        else:
+            pairs = []
+            for i in places:
+                if sent[i].repositories is not None:
+                    continue
+                same = [s for s in had if set(s.access) == set(sent[i].access)]
+                if len(same) == 1 or len(had) == 1:
+                    pairs.append((i, (same or had)[0]))
+                    continue
+                raise BadRequest(
+                    f"bad request permission: the entries for {namespace!r} have repository "
+                    "patterns, and an entry without 'repositories' matches none of them: send "
+                    "'repositories' on each entry (GET shows them; [\"**\"] for every repository)"
+                )
+        for i, s in pairs:
+            if result[i].repositories is None and s.repositories:
+                result[i] = replace(result[i], repositories=s.repositories)
+    return tuple(result)
 
 
 def after_project_deleted(

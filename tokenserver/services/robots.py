@@ -30,6 +30,7 @@ from tokenserver.domain.permissions import (
     PermissionKind,
     RequestedPermission,
     check_access,
+    keep_patterns,
 )
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.repositories import check_patterns
@@ -418,7 +419,8 @@ class RobotService:
                 expiry = expires_at(period_start(robot), check_duration(duration))
             self._check_description(spec.description)
             token_lifetime = self._token_lifetime_change(robot, spec.token_lifetime)
-            permissions, project = await self._resolve(spec.level, spec.permissions)
+            sent = keep_patterns(spec.permissions, robot.permissions)
+            permissions, project = await self._resolve(spec.level, sent)
             if project is not None and project.id != robot.project_id:
                 raise BadRequest(
                     "bad request permission: a project robot's permission must name its project"

@@ -1,6 +1,6 @@
 // The Robot Accounts page. Plain JavaScript modules, no dependencies: it uses the session login
 // (/c/login, /c/session, /c/log_out) and the documented /api/v2.0 endpoints only.
-import { state, h, $, main, showAlert, showError, showSuccess, clearStatus, clearErrorOnAction, loading, setTitle, closeDialogs, onRetry, onSessionEnd, call, SESSION_ENDED } from "./core.js";
+import { state, h, $, main, showAlert, showError, showSuccess, clearStatus, clearErrorOnAction, loading, setTitle, closeDialogs, onRetry, onSessionEnd, call, ApiError, SESSION_ENDED } from "./core.js";
 import { projectsView, projectView, systemRobotsView } from "./projects.js";
 import { federationView, issuersView } from "./federation.js";
 
@@ -84,29 +84,51 @@ export async function route() {
   loading(true);
   try {
     let match;
-    if ((match = hash.match(/^#\/projects\/(\d+)\/robots$/))) {
+    if ((match = hash.match(/^#\/projects\/(\d{1,18})\/robots$/))) {
       setTitle("Robot Accounts");
       await projectView(match[1]);
-    } else if ((match = hash.match(/^#\/robots\/(\d+)\/federation$/))) {
+    } else if ((match = hash.match(/^#\/robots\/(\d{1,18})\/federation$/))) {
       setTitle("Federation");
       await federationView(match[1]);
-    } else if (hash === "#/system-robots" && state.session.sysadmin) {
+    } else if (hash === "#/system-robots") {
       setTitle("System Robot Accounts");
       await systemRobotsView();
-    } else if (hash === "#/federation-issuers" && state.session.sysadmin) {
+    } else if (hash === "#/federation-issuers") {
+      if (!state.session.sysadmin) throw new ApiError(403, "Federation issuers are for system administrators.");
       setTitle("Federation Issuers");
       await issuersView();
-    } else {
+    } else if (["#/projects", "#/", "#"].includes(hash)) {
       setTitle("Projects");
       await projectsView();
-    }
+    } else throw new ApiError(404, `There is no page at ${readable(hash)}.`);
   } catch (e) {
-    showAlert(e.message);
+    if (e instanceof ApiError && (e.status === 403 || e.status === 404)) problemPage(e.status, e.message);
+    else showAlert(e.message);
   } finally {
     loading(false);
   }
   // The session ended during the load, and the view put its own error page over the login form.
   if (!state.session && !main().querySelector("#login-username")) sessionEnded();
+}
+
+// The address as typed: the browser escapes some characters of it (spaces, < and >).
+function readable(hash) {
+  try {
+    return decodeURIComponent(hash);
+  } catch (e) {
+    return hash;
+  }
+}
+
+// What a page the caller may not see (403) or that does not exist (404) shows instead.
+export function problemPage(status, message) {
+  const denied = status === 403;
+  setTitle(denied ? "No access" : "Not found");
+  main().replaceChildren(h("section", { class: "problem", id: denied ? "no-access" : "not-found" },
+    h("h1", {}, denied ? "No access" : "Not found"),
+    h("p", {}, message),
+    denied ? h("p", { class: "muted" }, "A project admin or a system administrator can give you access.") : null,
+    h("p", {}, h("a", { href: "#/projects" }, "Back to Projects"))));
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -143,9 +143,34 @@ export function when(text) {
   return isNaN(date) ? text : date.toLocaleString();
 }
 
-export function expiry(robot) {
-  if (robot.expires_at === -1 || robot.duration === -1) return "Never Expired";
-  return new Date(robot.expires_at * 1000).toLocaleString();
+export const DAY = 86400;
+// Under this many days left, the expiry is shown as a warning.
+export const SOON_DAYS = 7;
+
+// A span of time in the page's words, rounded down: "29 d", "5 h" under a day, "12 min" under
+// an hour, null under a minute.
+export function span(seconds) {
+  if (seconds >= DAY) return `${Math.floor(seconds / DAY)} d`;
+  if (seconds >= 3600) return `${Math.floor(seconds / 3600)} h`;
+  if (seconds >= 60) return `${Math.floor(seconds / 60)} min`;
+  return null;
+}
+
+// When the robot expires, as the list shows it: `state` is "never", "ok", "soon" (under
+// SOON_DAYS) or "expired"; `text` counts from now (the browser's clock); `exact` is the date.
+export function expiry(robot, nowSeconds = Date.now() / 1000) {
+  if (robot.expires_at === -1 || robot.duration === -1) {
+    return { state: "never", text: "Never", exact: "Never expires", date: null };
+  }
+  const date = new Date(robot.expires_at * 1000);
+  const exact = date.toLocaleString();
+  const left = robot.expires_at - nowSeconds;
+  if (left <= 0) {
+    const ago = span(-left);
+    return { state: "expired", text: ago ? `expired ${ago} ago` : "expired just now", exact, date };
+  }
+  const text = `expires in ${span(left) || "under a minute"}`;
+  return { state: left < SOON_DAYS * DAY ? "soon" : "ok", text, exact, date };
 }
 
 export function shortName(robot) {

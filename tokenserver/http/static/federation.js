@@ -261,6 +261,7 @@ export async function federationView(id) {
     robot = (await api("GET", `/robots/${id}`)).data;
     setTitle("Federation", robot.name);
   } catch (e) {
+    if (e.status === 403 || e.status === 404) throw e; // the page's No access / Not found
     main().replaceChildren(h("section", {}, h("h1", {}, "Federation"),
       h("p", { class: "error", role: "alert", id: "federation-denied" }, e.status === 403 ? `No access: ${e.message}` : e.message)));
     return;

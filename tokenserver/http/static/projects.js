@@ -1,7 +1,7 @@
 // The projects list, a project's robot accounts and the system robot accounts.
 import { PAGE_SIZE, state, h, main, showAlert, showSuccess, setTitle, api, when, dialog, cancelButton, submitting, grantable, pagerControls, allProjects } from "./core.js";
 import { newRobotPermissions } from "./permissions.js";
-import { secretDialog, robotDialog, robotsView } from "./robots.js";
+import { secretDialog, robotDialog, robotsView, robotRights, requireList } from "./robots.js";
 
 export async function projectsView() {
   let page = 1;
@@ -57,6 +57,8 @@ export function newProjectDialog() {
 export async function projectView(id) {
   const { data: project } = await api("GET", `/projects/${id}`);
   setTitle("Robot Accounts", `project ${project.name}`);
+  const rights = await robotRights(`/project/${project.project_id}`);
+  requireList(rights, `the robot accounts of project ${project.name}`);
   const heading = h("div", {},
     h("h1", {}, project.name, h("span", { class: "tag" }, project.metadata.public === "true" ? "Public" : "Private")),
     h("nav", { class: "tabs", "aria-label": "Project" },
@@ -65,7 +67,7 @@ export async function projectView(id) {
     title: "New Robot Account",
     heading,
     query: () => `Level=project,ProjectID=${project.project_id}`,
-    canCreate: true,
+    rights,
     create: async (reload) => robotDialog({
       title: "New Robot Account",
       permissions: newRobotPermissions(await grantable(), { project: project.name }),
@@ -87,11 +89,13 @@ export async function projectView(id) {
 }
 
 export async function systemRobotsView() {
+  const rights = await robotRights("/system");
+  requireList(rights, "the system robot accounts: they are for system administrators");
   await robotsView({
     title: "New System Robot Account",
     heading: h("h1", {}, "System Robot Accounts"),
     query: () => "Level=system",
-    canCreate: true,
+    rights,
     create: async (reload) => robotDialog({
       title: "New System Robot Account",
       permissions: newRobotPermissions(await grantable(), { projects: await allProjects() }),

@@ -1,5 +1,5 @@
 // The robot accounts table, its action menu and the robot dialogs.
-import { PAGE_SIZE, h, main, showAlert, showSuccess, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, pagerControls, allProjects } from "./core.js";
+import { PAGE_SIZE, DAY, ApiError, h, main, showAlert, showSuccess, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, pagerControls, allProjects } from "./core.js";
 import { permissionLabel, namespaceLabel, editRobotPermissions } from "./permissions.js";
 
 export function exportFile(robot, secret) {
@@ -52,27 +52,89 @@ export function secretDialog(title, robot, secret) {
 // The server's bound on `duration` (100 years): a later expiry is no expiry, say Never Expired.
 export const MAX_DAYS = 36500;
 
+// When the robot's current expiry period began, as the server counts it: its creation, or the
+// last restart of its expiry. A PUT's `duration` counts from there, not from today.
+export function periodStart(robot) {
+  const created = Math.floor(Date.parse(robot.creation_time) / 1000);
+  if (robot.duration === -1 || robot.expires_at === -1) return created;
+  return Math.max(created, robot.expires_at - robot.duration * DAY);
+}
+
+// The expiration fields of the robot dialog. The days are counted from today, for a new robot
+// and an edited one alike: an edit turns them into the `duration` (from the period's start)
+// that ends that many whole days from now or a little later, never sooner. Fields left as they
+// were send back the robot's own duration, which keeps its expiry to the second.
 export function expirationFields(robot) {
-  const never = robot ? robot.duration === -1 : false;
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
+  const current = robot ? expiry(robot) : null;
+  const left = robot && current.state !== "never" ? robot.expires_at - nowSeconds() : 0;
+  // An edited robot shows the whole days it has left (as the list does); under a day or
+  // expired, none: the preview says when it ends.
+  const initialDays = !robot ? "30" : left >= DAY ? String(Math.floor(left / DAY)) : "";
+  const initialNever = robot ? robot.duration === -1 : false;
   const days = h("input", {
     type: "number", id: "robot-days", min: "1", max: String(MAX_DAYS), step: "1",
-    value: robot && robot.duration > 0 ? String(robot.duration) : "30", disabled: never,
+    value: initialNever ? "" : initialDays, disabled: initialNever, "aria-describedby": "robot-expiry-preview",
   });
-  const neverBox = h("input", { type: "checkbox", id: "robot-never", checked: never });
-  neverBox.addEventListener("change", () => { days.disabled = neverBox.checked; });
+  const neverBox = h("input", { type: "checkbox", id: "robot-never", checked: initialNever });
+  const preview = h("p", { class: "hint", id: "robot-expiry-preview", "aria-live": "polite" });
+  const unchanged = () => robot && neverBox.checked === initialNever && (initialNever || days.value === initialDays);
+  const chosenDays = () => {
+    // The save button does not submit the form, so the browser's own min/max check never runs.
+    const value = Number(days.value);
+    if (days.value.trim() === "" || !Number.isInteger(value) || value < 1 || value > MAX_DAYS) {
+      throw new Error(`The expiration time must be a whole number of days from 1 to ${MAX_DAYS} (or Never Expired).`);
+    }
+    return value;
+  };
+  // The duration to send and the expiry it gives (Unix seconds, -1 for never).
+  const outcome = () => {
+    if (neverBox.checked) return { duration: -1, expiresAt: -1 };
+    if (unchanged()) return { duration: robot.duration, expiresAt: robot.expires_at };
+    const wanted = chosenDays();
+    const now = nowSeconds();
+    if (!robot) return { duration: wanted, expiresAt: now + wanted * DAY };
+    const start = periodStart(robot);
+    const elapsed = Math.max(0, Math.ceil((now - start) / DAY));
+    const duration = elapsed + wanted;
+    if (duration > MAX_DAYS) {
+      throw new Error(`This robot's expiry counts from ${new Date(start * 1000).toLocaleDateString()}: ` +
+        `it can end at most ${MAX_DAYS - elapsed} days from now (or choose Never Expired).`);
+    }
+    return { duration, expiresAt: start + duration * DAY };
+  };
+  const update = () => {
+    days.disabled = neverBox.checked;
+    preview.classList.remove("error");
+    let result;
+    try {
+      result = outcome();
+    } catch (e) {
+      preview.textContent = e.message;
+      preview.classList.add("error");
+      return;
+    }
+    if (result.expiresAt === -1) {
+      preview.textContent = "Never expires.";
+      return;
+    }
+    const shown = expiry({ expires_at: result.expiresAt, duration: result.duration });
+    preview.textContent = shown.state === "expired"
+      ? `Expired on ${shown.exact}: enter a number of days to renew it.`
+      : `Expires on ${shown.exact} (${shown.text.replace(/^expires /, "")}).`;
+  };
+  neverBox.addEventListener("change", () => {
+    if (!neverBox.checked && days.value === "") days.value = "30";
+    update();
+  });
+  days.addEventListener("input", update);
+  update();
   return {
     element: h("div", {},
       h("label", { for: "robot-days" }, "Expiration time (days)"), days,
-      h("label", { class: "inline" }, neverBox, "Never Expired")),
-    duration: () => {
-      if (neverBox.checked) return -1;
-      // The save button does not submit the form, so the browser's own min/max check never runs.
-      const value = Number(days.value);
-      if (days.value.trim() === "" || !Number.isInteger(value) || value < 1 || value > MAX_DAYS) {
-        throw new Error(`The expiration time must be a whole number of days from 1 to ${MAX_DAYS} (or Never Expired).`);
-      }
-      return value;
-    },
+      h("label", { class: "inline" }, neverBox, "Never Expired"),
+      preview),
+    duration: () => outcome().duration,
   };
 }
 
@@ -101,6 +163,13 @@ export async function robotDialog({ title, robot, permissions, submit }) {
   name.focus();
 }
 
+// An expired robot cannot log in, whatever its switch says: it is not shown as Enabled.
+function status(robot, expires) {
+  if (robot.disable) return h("td", { class: "status disabled" }, "Disabled");
+  if (expires.state === "expired") return h("td", { class: "status expired", title: `Expired on ${expires.exact}` }, "Expired");
+  return h("td", { class: "status enabled" }, "Enabled");
+}
+
 export function robotTable(robots, selected, onSelect) {
   const rows = robots.map((robot) => {
     const id = `select-${robot.id}`;
@@ -116,21 +185,23 @@ export function robotTable(robots, selected, onSelect) {
         robot.level === "system" ? h("div", { class: "muted" }, namespaceLabel(p)) : null,
         p.repositories ? h("div", { class: "muted" }, `Repositories: ${p.repositories.join(", ")}`) : null,
         h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
+    const expires = expiry(robot);
     return h("tr", { "data-robot": robot.name },
       h("td", {}, box),
       h("td", { class: "name" }, robot.name, robot.legacy ? h("span", { class: "tag legacy" }, "Legacy") : null,
         robot.secret_login === false ? h("span", { class: "tag federated" }, "Federation only") : null),
-      h("td", { class: robot.disable ? "status disabled" : "status enabled" }, robot.disable ? "Disabled" : "Enabled"),
+      status(robot, expires),
       h("td", {}, permissions),
       h("td", {}, when(robot.creation_time)),
-      h("td", { class: "expires" }, expiry(robot)),
+      h("td", { class: `expires ${expires.state}` },
+        h("time", { datetime: expires.date ? expires.date.toISOString() : null, title: expires.exact }, expires.text)),
       h("td", { class: "description" }, robot.description),
       h("td", {}, robot.last_used_at ? when(robot.last_used_at) : h("span", { class: "muted" }, "Never")));
   });
   return h("table", { "aria-label": "Robot accounts" },
     h("thead", {}, h("tr", {},
       h("th", {}, h("span", { class: "muted" }, "")), h("th", {}, "Name"), h("th", {}, "Status"),
-      h("th", {}, "Permissions"), h("th", {}, "Creation Time"), h("th", {}, "Expires at"),
+      h("th", {}, "Permissions"), h("th", {}, "Creation Time"), h("th", {}, "Expires"),
       h("th", {}, "Description"), h("th", {}, "Last Used"))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "8", class: "muted" }, "No robot accounts."))));
 }
@@ -154,7 +225,7 @@ export function actionMenu(getRobot, handlers) {
     const items = robot.legacy
       ? ["Disable", "Enable", "Delete"]
       : ["Edit", "Disable", "Enable", "Delete", "Refresh Secret", "Federation"];
-    for (const label of items) {
+    for (const label of items.filter((item) => handlers[item])) {
       const disabled = (label === "Disable" && robot.disable) || (label === "Enable" && !robot.disable);
       list.append(h("button", {
         type: "button", role: "menuitem", disabled,
@@ -212,7 +283,30 @@ export function refreshDialog(robot, reload) {
   }));
 }
 
-export async function robotsView({ title, query, canCreate, create, heading }) {
+// What the caller may do with the robot accounts of `scope` ("/project/<id>" or "/system"), as
+// Harbor's page asks. The page hides what would be refused; the server still decides.
+export async function robotRights(scope) {
+  const { data } = await api("GET", `/users/current/permissions?scope=${encodeURIComponent(scope)}&relative=true`);
+  const held = new Set((data || []).filter((p) => p.resource === "robot").map((p) => p.action));
+  return {
+    list: held.has("list"), read: held.has("read"), create: held.has("create"),
+    update: held.has("update"), delete: held.has("delete"),
+  };
+}
+
+// The rights an action of the menu needs. Federation opens the robot's federation page, which
+// shows its secret login to whoever may read the robot (and the rules to whoever may update it).
+const NEEDS = {
+  Edit: "update", Disable: "update", Enable: "update", "Refresh Secret": "update",
+  Delete: "delete", Federation: "read",
+};
+
+// A 403 before anything is shown: the caller may not list these robots.
+export function requireList(rights, what) {
+  if (!rights.list) throw new ApiError(403, `You may not see ${what}.`);
+}
+
+export async function robotsView({ title, query, rights, create, heading }) {
   let page = 1;
   let search = "";
   let robots = [];
@@ -238,7 +332,7 @@ export async function robotsView({ title, query, canCreate, create, heading }) {
     pager.replaceChildren(...pagerControls(page, total, (to) => { page = to; reload().catch(fail); }));
   };
   const fail = (e) => showAlert(e.message);
-  const menu = actionMenu(current, {
+  const handlers = {
     Edit: (listed) => (async () => {
       const robot = await now(listed);
       const projects = robot.level === "system" ? await allProjects() : null;
@@ -269,19 +363,21 @@ export async function robotsView({ title, query, canCreate, create, heading }) {
     }),
     "Refresh Secret": (robot) => refreshDialog(robot, reload),
     Federation: (robot) => { location.hash = `#/robots/${robot.id}/federation`; },
-  });
+  };
+  for (const label of Object.keys(handlers)) if (!rights[NEEDS[label]]) delete handlers[label];
+  const menu = actionMenu(current, handlers);
   menu.button.disabled = true;
   let timer = null;
   searchBox.addEventListener("input", () => {
     clearTimeout(timer);
     timer = setTimeout(() => { search = searchBox.value.trim(); page = 1; reload().catch(fail); }, 250);
   });
-  const newButton = canCreate
+  const newButton = rights.create
     ? h("button", { type: "button", class: "primary", id: "new-robot", onclick: () => create(reload).catch(fail) }, title)
     : null;
   const view = h("section", {},
     heading,
-    h("div", { class: "toolbar" }, newButton, menu.element, h("span", { class: "grow" }), searchBox),
+    h("div", { class: "toolbar" }, newButton, Object.keys(handlers).length ? menu.element : null, h("span", { class: "grow" }), searchBox),
     tableHolder, pager);
   main().replaceChildren(view);
   await reload();
