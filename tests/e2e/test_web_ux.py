@@ -200,10 +200,12 @@ def test_a_page_shows_that_it_is_loading(page: Page, web_stack: Stack) -> None:
     held: list[Route] = []
     # The real server answers; the test only holds the answer until it has looked.
     page.route("**/api/v2.0/robots?*", lambda route: held.append(route))
-    page.goto(f"/#/projects/{project_id(web_stack, 'slow')}/robots")
+    with page.expect_request("**/api/v2.0/robots?*"):
+        page.goto(f"/#/projects/{project_id(web_stack, 'slow')}/robots")
     expect(page.locator("#status-text")).to_have_text("Loading…")
     expect(page.locator("#main")).to_have_attribute("aria-busy", "true")
-    assert held
+    while not held:  # the handler runs as Playwright's events are read
+        page.evaluate("0")
     for route in held:
         route.continue_()
     page.unroute("**/api/v2.0/robots?*")
@@ -471,6 +473,9 @@ def test_the_title_follows_the_page(page: Page, web_stack: Stack, titled: int) -
     expect(page).to_have_title("Federation · robot$demo-title+ci · tokenserver")
     page.get_by_role("link", name="Projects", exact=True).click()
     expect(page).to_have_title("Projects · tokenserver")
+    page.goto("/#/nowhere")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page).to_have_title("Not found · tokenserver")
 
 
 def test_an_ended_session_met_on_a_page_load_shows_the_login_form(
