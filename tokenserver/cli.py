@@ -62,6 +62,8 @@ from tokenserver.domain.harbor_json import (
     robot_federation_json,
     robot_json,
     user_json,
+    webhook_execution_json,
+    webhook_policy_json,
 )
 from tokenserver.domain.hosts import is_loopback
 from tokenserver.domain.lifetimes import (
@@ -89,6 +91,7 @@ from tokenserver.domain.permissions import (
 from tokenserver.domain.repositories import EVERY_REPOSITORY, pattern_error
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
 from tokenserver.domain.text import printable, truncate
+from tokenserver.domain.webhooks import EVENT_TYPES, check_address
 from tokenserver.errors import (
     BadRequest,
     ConfigError,
@@ -115,6 +118,7 @@ from tokenserver.runtime import Runtime, database_name, open_runtime
 from tokenserver.services.federation import IssuerSpec, RuleSpec
 from tokenserver.services.robots import RobotSpec
 from tokenserver.services.users import ADMIN, check_admin_prefix, check_password
+from tokenserver.services.webhooks import PolicySpec, TargetSpec
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command SIGPIPE stopped
@@ -975,6 +979,84 @@ async def robot_federation_failures(rt: Runtime, args: argparse.Namespace) -> in
     return EXIT_OK
 
 
+def _webhook_scope(args: argparse.Namespace) -> str | None:
+    """The project a webhook command names (None: the system's policies)."""
+    return None if args.system else str(args.project)
+
+
+def _webhook_address(text: str) -> str:
+    try:
+        return check_address(text)
+    except BadRequest as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+
+
+def _auth_header(value: str | None) -> str:
+    if value is None:
+        return ""
+    if value != "-":
+        raise UsageError(
+            "--auth-header takes only '-' (read the header from stdin): a credential on the "
+            "command line is visible to other users in ps and stays in shell history"
+        )
+    return _read_secret("-")
+
+
+async def webhook_add(rt: Runtime, args: argparse.Namespace) -> int:
+    spec = PolicySpec(
+        name=args.name,
+        targets=(TargetSpec(args.address, _auth_header(args.auth_header), args.skip_cert_verify),),
+        event_types=tuple(args.event or EVENT_TYPES),
+        description=args.description,
+        enabled=not args.disabled,
+    )
+    policy = await rt.webhooks.create(LOCAL, _webhook_scope(args), spec)
+    where = "the system's robots" if policy.project_id is None else f"project {args.project}"
+    _say(f"created webhook policy {policy.id} ({policy.name}) for {where}")
+    _out(webhook_policy_json(policy))
+    return EXIT_OK
+
+
+async def webhook_list(rt: Runtime, args: argparse.Namespace) -> int:
+    policies = await rt.webhooks.policies(LOCAL, _webhook_scope(args))
+    if args.json:
+        _out([webhook_policy_json(p) for p in policies])
+    else:
+        for p in policies:
+            _row(str(p.id), p.name, "enabled" if p.enabled else "disabled",
+                 " ".join(t.address for t in p.targets), ",".join(p.event_types))  # fmt: skip
+    return EXIT_OK
+
+
+async def webhook_switch(rt: Runtime, args: argparse.Namespace) -> int:
+    enabled = args.webhook_command == "enable"
+    policy = await rt.webhooks.set_enabled(
+        LOCAL, await rt.webhooks.scope_of(args.id), args.id, enabled
+    )
+    _say(f"webhook policy {policy.id} ({policy.name}) is {'enabled' if enabled else 'disabled'}")
+    return EXIT_OK
+
+
+async def webhook_remove(rt: Runtime, args: argparse.Namespace) -> int:
+    policy = await rt.webhooks.delete(LOCAL, await rt.webhooks.scope_of(args.id), args.id)
+    _say(f"removed webhook policy {policy.id} ({policy.name}) and its deliveries")
+    return EXIT_OK
+
+
+async def webhook_deliveries(rt: Runtime, args: argparse.Namespace) -> int:
+    size = args.page_size
+    deliveries, _ = await rt.webhooks.deliveries(
+        LOCAL, await rt.webhooks.scope_of(args.id), args.id, (args.page - 1) * size, size
+    )
+    if args.json:
+        _out([webhook_execution_json(d) for d in deliveries])
+    else:
+        for d in deliveries:
+            _row(str(d.id), iso_time(d.creation_time), d.event_type, d.status.value,
+                 f"tries {d.attempts}", d.status_message, d.target.address)  # fmt: skip
+    return EXIT_OK
+
+
 async def keys_add(rt: Runtime, args: argparse.Namespace) -> int:
     record = await rt.keyring.add(LOCAL, args.algorithm)
     key = rt.keyring.load(record)
@@ -1476,6 +1558,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    webhook = commands.group(
+        "webhook", "webhook policies: robot events POSTed to a receiver, with their deliveries"
+    )
+    w = webhook.command("add", "create a webhook policy", _on_runtime(webhook_add))
+    where = w.add_mutually_exclusive_group(required=True)
+    where.add_argument("--project", metavar="PROJECT", help="the project's robots (name or id)")
+    where.add_argument("--system", action="store_true", help="the system robots")
+    w.add_argument("--name", required=True, help="the policy's name, unique in its project")
+    w.add_argument(
+        "--address",
+        required=True,
+        type=_webhook_address,
+        metavar="URL",
+        help="http:// or https:// URL the events are POSTed to (redirects are not followed)",
+    )
+    w.add_argument(
+        "--event",
+        action="append",
+        choices=EVENT_TYPES,
+        metavar="TYPE",
+        help=f"an event type to send (repeatable; default all: {', '.join(EVENT_TYPES)})",
+    )
+    w.add_argument(
+        "--auth-header",
+        metavar="-",
+        help="read the Authorization header to send from stdin",
+    )
+    w.add_argument(
+        "--skip-cert-verify", action="store_true", help="do not check the receiver's certificate"
+    )
+    w.add_argument("--description", default="")
+    w.add_argument("--disabled", action="store_true", help="create it disabled")
+    w = webhook.command("list", "a project's (or the system's) policies", _on_runtime(webhook_list))
+    where = w.add_mutually_exclusive_group(required=True)
+    where.add_argument("--project", metavar="PROJECT", help="name or id")
+    where.add_argument("--system", action="store_true", help="the system's policies")
+    w.add_argument("--json", action="store_true", help="print Harbor's WebhookPolicy JSON")
+    for name, text in (("enable", "send events again"), ("disable", "stop sending events")):
+        w = webhook.command(name, text, _on_runtime(webhook_switch))
+        w.add_argument("id", type=_positive, metavar="POLICY_ID")
+    w = webhook.command("remove", "delete a policy and its deliveries", _on_runtime(webhook_remove))
+    w.add_argument("id", type=_positive, metavar="POLICY_ID")
+    w = webhook.command(
+        "deliveries",
+        "a policy's deliveries, newest first: id, time, event, status, tries, last outcome",
+        _on_runtime(webhook_deliveries),
+    )
+    w.add_argument("id", type=_positive, metavar="POLICY_ID")
+    w.add_argument("--page", type=_positive, default=1)
+    w.add_argument("--page-size", type=_positive, default=50)
+    w.add_argument("--json", action="store_true", help="print Harbor's Execution JSON")
 
     federation = commands.group(
         "federation", "robot federation: the OIDC issuers robots may log in with"

@@ -30,6 +30,7 @@ from tokenserver.services.tokens import TokenService, TokenSigner
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.users import MemberService, UserService
 from tokenserver.services.verifier import SecretVerifier
+from tokenserver.services.webhooks import RobotEvents, WebhookService
 from tokenserver.storage.sql import SqlStore
 from tokenserver.storage.sqlite import SqliteStore
 
@@ -55,6 +56,8 @@ class Runtime:
     tokens: TokenService | None
     keyring: KeyringService
     signer: TokenSigner | None
+    webhooks: WebhookService
+    robot_events: RobotEvents
 
 
 async def open_store(settings: Settings, *, create_database: bool = True) -> SqlStore:
@@ -158,6 +161,7 @@ async def open_runtime(
             federation=federated,
             temporary=temporary,
         )
+        robot_events = RobotEvents(store, settings.robots.name_prefix, clock)
         robots = RobotService(
             store,
             access,
@@ -167,6 +171,7 @@ async def open_runtime(
             usage,
             settings.robots.name_prefix,
             TokenLifetimes(settings.token.lifetime, settings.token.max_lifetime),
+            events=robot_events,
         )
         refresh = RefreshTokenService(
             store,
@@ -246,6 +251,8 @@ async def open_runtime(
             tokens=tokens,
             keyring=keyring,
             signer=signer,
+            webhooks=WebhookService(store, access, audit, projects),
+            robot_events=robot_events,
         )
     finally:
         verifier.close()

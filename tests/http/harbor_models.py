@@ -98,6 +98,17 @@ _PATTERNS = [
 ]
 
 
+# Harbor's definitions that are not objects with properties: strings (swagger-codegen makes an
+# empty model class of each) and an object of any keys (ExtraAttrs); harborapi's are root
+# models of the same types.
+_UNSHAPED: dict[str, type] = {
+    "EventType": str,
+    "NotifyType": str,
+    "PayloadFormatType": str,
+    "ExtraAttrs": dict,
+}
+
+
 @functools.lru_cache(maxsize=4096)
 def harbor_operation(method: str, path: str) -> Operation | None:
     """The Harbor operation a concrete request path (under /api/v2.0) is, or None. A literal
@@ -148,6 +159,10 @@ def strict_problems(value: Any, kind: str, where: str = "$") -> list[str]:
         except (TypeError, ValueError):
             return [f"{where}: {value!r} is not an RFC 3339 {kind}"]
         return []
+    if kind in _UNSHAPED:
+        wanted = _UNSHAPED[kind]
+        wrong = not isinstance(value, wanted)
+        return [f"{where}: {value!r} is not a {kind} ({wanted.__name__})"] if wrong else []
     model = getattr(harbor_client.models, kind)
     if not isinstance(value, dict):
         return [f"{where}: {type(value).__name__}, not a {kind} object"]

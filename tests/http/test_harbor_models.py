@@ -306,6 +306,22 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
     await api.maybe("GET", "/projects/{}/summary", "/projects/team/summary")
     await api.maybe("GET", "/projects/{}/_deletable", "/projects/team/_deletable")
 
+    # webhook policies (their deliveries come with the robots below)
+    hook = {
+        "name": "ci-events",
+        "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook", "auth_header": "X"}],
+        "event_types": ["ROBOT_CREATED", "ROBOT_DELETED"],
+        "enabled": True,
+    }
+    r = await api.call("POST", "/projects/team/webhook/policies", hook)
+    hook_path = r.headers["Location"].removeprefix(API)
+    await api.call("POST", "/system/webhook/policies", hook)
+    await api.call("GET", "/projects/team/webhook/policies")
+    await api.call("GET", "/system/webhook/policies")
+    shown_hook = await (await api.call("GET", hook_path)).json()
+    await api.call("PUT", hook_path, shown_hook | {"description": "robots"})
+    await api.call("GET", "/projects/team/webhook/events")
+
     # robots
     access = [{"resource": "repository", "action": "pull"}]
     project_robot = {
@@ -330,6 +346,8 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
     await api.call("PUT", f"/robots/{robot['id']}", shown | {"description": "changed"})
     await api.call("PATCH", f"/robots/{robot['id']}", {})
     await api.call("PATCH", f"/robots/{robot['id']}", {"secret": "Manu4lSecret"})
+    executions = await (await api.call("GET", f"{hook_path}/executions")).json()
+    await api.call("GET", f"{hook_path}/executions/{executions[0]['id']}/tasks")
 
     # audit logs
     await api.call("GET", "/audit-logs?page_size=5")
@@ -342,6 +360,7 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
     await api.call("DELETE", f"/projects/team/members/{mid}")
     await api.maybe("DELETE", "/users/{}", f"/users/{eve_id}")
     await api.call("DELETE", "/projects/named")
+    await api.call("DELETE", hook_path)
 
     assert not served, "\n".join(served)
     assert not harbor.failures, "\n".join(harbor.failures)
@@ -369,4 +388,12 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
         ("POST", "/federation/issuers"),
         ("GET", "/federation/issuers/{}"),
         ("DELETE", "/federation/issuers/{}"),
+        ("GET", "/system/webhook/policies"),
+        ("POST", "/system/webhook/policies"),
+        ("GET", "/system/webhook/policies/{}"),
+        ("PUT", "/system/webhook/policies/{}"),
+        ("DELETE", "/system/webhook/policies/{}"),
+        ("GET", "/system/webhook/policies/{}/executions"),
+        ("GET", "/system/webhook/policies/{}/executions/{}/tasks"),
+        ("GET", "/system/webhook/events"),
     }

@@ -282,6 +282,16 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/federation/issuers"):
         {"name": "fuzz", "url": "https://fuzz.example", "audiences": ["registry"],
          "max_token_lifetime": 600},
+    **{
+        (method, f"{base}/webhook/policies{one}"):
+            {"name": "fuzz-hook", "description": "d", "enabled": True,
+             "event_types": ["ROBOT_CREATED"],
+             "targets": [{"type": "http", "address": "http://127.0.0.1:9/h",
+                          "auth_header": "Bearer x", "skip_cert_verify": False,
+                          "payload_format": "Default"}]}
+        for base in ("/projects/{project_name_or_id}", "/system")
+        for method, one in (("POST", ""), ("PUT", "/{webhook_policy_id}"))
+    },
 }  # fmt: skip
 
 
@@ -334,7 +344,11 @@ def test_attack_generated_bodies_with_lone_surrogates_and_huge_integers_never_50
         )
         assert r.status == 201, await r.text()
         member_id = r.headers["Location"].rsplit("/", 1)[1]
+        hook = VALID_BODIES["POST", "/system/webhook/policies"] | {"name": "fuzzed"}
+        r = await client.post(f"{API}/projects/p/webhook/policies", json=hook, headers=ADMIN)
+        assert r.status == 201, await r.text()
         return {
+            "webhook_policy_id": r.headers["Location"].rsplit("/", 1)[1],
             "project_name_or_id": "p",
             "robot_id": str(robot_id),
             "user_id": user_id,

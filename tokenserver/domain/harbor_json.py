@@ -24,6 +24,8 @@ from tokenserver.domain.harbor_schema import (
     FEDERATION_RULE,
     ISSUER,
     MEMBER,
+    METRICS,
+    PAYLOAD_FORMAT,
     PERMISSION,
     PERMISSION_TABLE,
     PROJECT,
@@ -41,6 +43,11 @@ from tokenserver.domain.harbor_schema import (
     TEMPORARY_SECRET,
     USER,
     USER_SEARCH_ITEM,
+    WEBHOOK_EVENT_TYPES,
+    WEBHOOK_EXECUTION,
+    WEBHOOK_POLICY,
+    WEBHOOK_TARGET,
+    WEBHOOK_TASK,
 )
 from tokenserver.domain.lifetimes import TokenLifetimes
 from tokenserver.domain.models import (
@@ -62,6 +69,15 @@ from tokenserver.domain.project_metadata import KEPT_METADATA_KEYS, shown_severi
 from tokenserver.domain.roles import Role
 from tokenserver.domain.secrets import Secret
 from tokenserver.domain.text import truncate
+from tokenserver.domain.webhooks import (
+    EVENT_TYPES,
+    MASKED,
+    NOTIFY_TYPES,
+    PAYLOAD_FORMATS,
+    Delivery,
+    DeliveryStatus,
+    WebhookPolicy,
+)
 
 # The times a date can show (years 1 to 9999).
 MIN_TIME, MAX_TIME = -62135596800, 253402300799
@@ -349,4 +365,97 @@ def federation_failure_json(failure: FederationFailure) -> dict[str, Any]:
         issuer=failure.issuer,
         subject=failure.subject,
         reason=failure.reason,
+    )
+
+
+# ---- webhooks --------------------------------------------------------------------------------
+
+
+def webhook_policy_json(policy: WebhookPolicy) -> dict[str, Any]:
+    """Harbor's WebhookPolicy; a target's auth header is masked (it is the receiver's
+    credential, and every member of the project may read the policy)."""
+    return WEBHOOK_POLICY.shape(
+        id=policy.id,
+        name=policy.name,
+        description=policy.description,
+        project_id=policy.project_id or 0,
+        targets=[
+            WEBHOOK_TARGET.shape(
+                type=t.type,
+                address=t.address,
+                auth_header=MASKED if t.auth_header else "",
+                skip_cert_verify=t.skip_cert_verify,
+                payload_format=t.payload_format,
+            )
+            for t in policy.targets
+        ],
+        event_types=list(policy.event_types),
+        creator=policy.creator,
+        creation_time=iso_time(policy.creation_time),
+        update_time=iso_time(policy.update_time),
+        enabled=policy.enabled,
+    )
+
+
+def _optional_time(unix: int | None) -> str:
+    return "" if unix is None else iso_time(unix)
+
+
+def webhook_execution_json(delivery: Delivery) -> dict[str, Any]:
+    """A delivery as Harbor's Execution of the policy (one per event and target)."""
+    status = delivery.status
+    done = status in (DeliveryStatus.SUCCESS, DeliveryStatus.ERROR)
+    return WEBHOOK_EXECUTION.shape(
+        id=delivery.id,
+        vendor_type="WEBHOOK",
+        vendor_id=delivery.policy_id,
+        status=status.value if done else "Running",
+        status_message=delivery.status_message if status is DeliveryStatus.ERROR else "",
+        metrics=METRICS.shape(
+            task_count=1,
+            success_task_count=int(status is DeliveryStatus.SUCCESS),
+            error_task_count=int(status is DeliveryStatus.ERROR),
+            pending_task_count=int(status is DeliveryStatus.PENDING),
+            running_task_count=int(status is DeliveryStatus.RUNNING),
+            scheduled_task_count=0,
+            stopped_task_count=0,
+        ),
+        trigger="EVENT",
+        extra_attrs={
+            "event_type": delivery.event_type,
+            "event_id": delivery.event_id,
+            "payload": delivery.payload,
+            "address": delivery.target.address,
+        },
+        start_time=iso_time(delivery.creation_time),
+        end_time=_optional_time(delivery.end_time),
+    )
+
+
+def webhook_task_json(delivery: Delivery) -> dict[str, Any]:
+    """A delivery as the one Task of its Execution."""
+    extra: dict[str, Any] = {"address": delivery.target.address}
+    if delivery.status is DeliveryStatus.PENDING and delivery.attempts:
+        extra["next_attempt_time"] = iso_time(delivery.next_attempt_at)
+    return WEBHOOK_TASK.shape(
+        id=delivery.id,
+        execution_id=delivery.id,
+        status=delivery.status.value,
+        status_message=delivery.status_message,
+        run_count=delivery.attempts,
+        extra_attrs=extra,
+        creation_time=iso_time(delivery.creation_time),
+        update_time=iso_time(delivery.update_time),
+        start_time=_optional_time(delivery.start_time),
+        end_time=_optional_time(delivery.end_time),
+    )
+
+
+def webhook_event_types_json() -> dict[str, Any]:
+    return WEBHOOK_EVENT_TYPES.shape(
+        event_type=list(EVENT_TYPES),
+        notify_type=list(NOTIFY_TYPES),
+        payload_formats=[
+            PAYLOAD_FORMAT.shape(notify_type=n, formats=list(PAYLOAD_FORMATS)) for n in NOTIFY_TYPES
+        ],
     )

@@ -40,6 +40,17 @@ from tokenserver.domain.project_metadata import PROJECT_METADATA_KEYS as PROJECT
 from tokenserver.domain.repositories import MAX_PATTERN_LENGTH as MAX_REPOSITORY_PATTERN
 from tokenserver.domain.repositories import MAX_PATTERNS as MAX_REPOSITORY_PATTERNS
 from tokenserver.domain.roles import Role
+from tokenserver.domain.webhooks import (
+    EVENT_TYPES,
+    MASKED,
+    MAX_ADDRESS,
+    MAX_AUTH_HEADER,
+    MAX_DESCRIPTION,
+    MAX_POLICY_NAME,
+    MAX_TARGETS,
+    NOTIFY_TYPES,
+    PAYLOAD_FORMATS,
+)
 
 TIME = "date-time"
 
@@ -546,4 +557,120 @@ AUDIT_LOG_EXT = Body(
     Field("operation_description", str),
     Field("operation_result", bool, description="true: it succeeded"),
     Field("op_time", str, format=TIME),
+)
+
+# ---- webhook policies ------------------------------------------------------------------------
+
+WEBHOOK_TARGET = Body(
+    "WebhookTargetObject",
+    Field("type", str, choices=NOTIFY_TYPES, description="the notify type: http (default)"),
+    Field(
+        "address",
+        str,
+        required=True,
+        rules={"maxLength": MAX_ADDRESS},
+        description=(
+            "http:// or https:// URL the events are POSTed to (any host, internal ones too; "
+            "no user or password, no fragment); redirects are not followed"
+        ),
+    ),
+    Field(
+        "auth_header",
+        str,
+        omit_empty=True,
+        rules={"maxLength": MAX_AUTH_HEADER},
+        description=(
+            f"the Authorization header sent with each event; answers show {MASKED!r} for "
+            "one that is set, which a PUT may send back to keep it (same address only)"
+        ),
+    ),
+    Field("skip_cert_verify", bool, description="do not check the receiver's certificate"),
+    Field("payload_format", str, choices=PAYLOAD_FORMATS, description="Default (the only one)"),
+    where="target",
+    request_name="WebhookTargetObjectReq",
+)
+WEBHOOK_POLICY = Body(
+    "WebhookPolicy",
+    Field("id", int),
+    Field("name", str, rules={"minLength": 1, "maxLength": MAX_POLICY_NAME}),
+    Field("description", str, omit_empty=True, rules={"maxLength": MAX_DESCRIPTION}),
+    Field("project_id", int, omit_empty=True, description="absent for a system policy"),
+    Field(
+        "targets",
+        Array(WEBHOOK_TARGET),
+        rules={"minItems": 1, "maxItems": MAX_TARGETS},
+    ),
+    Field(
+        "event_types",
+        Array(str),
+        rules={"minItems": 1, "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+        description="the robot events sent: " + ", ".join(EVENT_TYPES),
+    ),
+    Field("creator", str),
+    Field("creation_time", str, format=TIME),
+    Field("update_time", str, format=TIME),
+    Field("enabled", bool),  # x-omitempty: false
+)
+# PUT takes the policy as GET shows it: its read-only fields are accepted and ignored.
+WEBHOOK_POLICY_REQ = WEBHOOK_POLICY.derive(
+    "WebhookPolicyReq",
+    required=["name", "targets", "event_types"],
+    ignored=["id", "project_id", "creator", "creation_time", "update_time"],
+    replacing=[Field("enabled", bool, description="default true")],
+    where="policy",
+)
+METRICS = Body(
+    "Metrics",
+    Field("task_count", int),
+    Field("success_task_count", int),
+    Field("error_task_count", int),
+    Field("pending_task_count", int),
+    Field("running_task_count", int),
+    Field("scheduled_task_count", int),
+    Field("stopped_task_count", int),
+)
+WEBHOOK_EXECUTION = Body(
+    "Execution",
+    Field("id", int),
+    Field("vendor_type", str, description="WEBHOOK"),
+    Field("vendor_id", int, description="the policy's id"),
+    Field("status", str, description="Running (not delivered yet), Success or Error"),
+    Field("status_message", str, omit_empty=True),
+    Field("metrics", METRICS),
+    Field("trigger", str, description="EVENT"),
+    Field(
+        "extra_attrs",
+        dict,
+        description="event_type, event_id, payload (what the receiver gets) and address",
+    ),
+    Field("start_time", str, omit_empty=True, format=TIME),
+    Field("end_time", str, omit_empty=True, format=TIME),
+)
+WEBHOOK_TASK = Body(
+    "Task",
+    Field("id", int),
+    Field("execution_id", int),
+    Field(
+        "status",
+        str,
+        description="Pending (waiting for a try), Running, Success, Error (gave up)",
+    ),
+    Field("status_message", str, omit_empty=True, description="the last try's outcome"),
+    Field("run_count", int, description="tries so far"),
+    Field(
+        "extra_attrs",
+        dict,
+        description="address, and next_attempt_time while a failed delivery waits",
+    ),
+    Field("creation_time", str, format=TIME),
+    Field("update_time", str, format=TIME),
+    Field("start_time", str, omit_empty=True, format=TIME),
+    Field("end_time", str, omit_empty=True, format=TIME),
+)
+PAYLOAD_FORMAT = Body("PayloadFormat", Field("notify_type", str), Field("formats", Array(str)))
+WEBHOOK_EVENT_TYPES = Body(
+    "SupportedWebhookEventTypes",
+    Field("event_type", Array(str)),
+    Field("notify_type", Array(str)),
+    Field("payload_formats", Array(PAYLOAD_FORMAT)),
 )

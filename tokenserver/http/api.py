@@ -32,6 +32,10 @@ from tokenserver.domain.harbor_json import (
     secret_json,
     user_json,
     user_search_json,
+    webhook_event_types_json,
+    webhook_execution_json,
+    webhook_policy_json,
+    webhook_task_json,
 )
 from tokenserver.domain.harbor_query import (
     AUDIT_EXT_KEYS,
@@ -56,6 +60,7 @@ from tokenserver.domain.harbor_schema import (
     USER_CREATE,
     USER_PROFILE,
     USER_SYSADMIN,
+    WEBHOOK_POLICY_REQ,
 )
 from tokenserver.domain.models import AuditEntry
 from tokenserver.domain.permissions import (
@@ -81,6 +86,7 @@ from tokenserver.http.openapi import document
 from tokenserver.runtime import Runtime
 from tokenserver.services.federation import IssuerSpec, RuleSpec
 from tokenserver.services.robots import RobotSpec
+from tokenserver.services.webhooks import PolicySpec, TargetSpec
 
 API = "/api/v2.0"
 
@@ -615,6 +621,124 @@ async def list_federation_failures(request: web.Request) -> web.Response:
     return web.json_response([federation_failure_json(f) for f in failures])
 
 
+# ---- webhook policies ----------------------------------------------------------------------
+# A project's (`/projects/{project_name_or_id}/webhook/...`, Harbor's), or the system's for
+# system robots (`/system/webhook/...`, system admins).
+
+
+def _webhook_project(request: web.Request) -> str | None:
+    return request.match_info.get("project")
+
+
+def _policy_spec(body: dict[str, Any]) -> PolicySpec:
+    return PolicySpec(
+        name=body["name"],
+        description=body.get("description", ""),
+        targets=tuple(
+            TargetSpec(
+                address=t["address"],
+                auth_header=t.get("auth_header", ""),
+                skip_cert_verify=t.get("skip_cert_verify", False),
+                type=t.get("type", "http"),
+                payload_format=t.get("payload_format", ""),
+            )
+            for t in body["targets"]
+        ),
+        event_types=tuple(body["event_types"]),
+        enabled=body.get("enabled", True),
+    )
+
+
+async def list_webhook_policies(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    policies = await rt(request).webhooks.policies(
+        principal, _webhook_project(request), is_name(request)
+    )
+    page, headers = page_of(request, policies)
+    return web.json_response([webhook_policy_json(p) for p in page], headers=headers)
+
+
+async def create_webhook_policy(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    spec = _policy_spec(WEBHOOK_POLICY_REQ.parse(await json_object(request)))
+    policy = await rt(request).webhooks.create(
+        principal, _webhook_project(request), spec, is_name(request)
+    )
+    return created(f"{request.path.rstrip('/')}/{policy.id}")
+
+
+async def get_webhook_policy(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    policy = await rt(request).webhooks.get(
+        principal,
+        _webhook_project(request),
+        path_id(request, "webhook_policy_id"),
+        is_name(request),
+    )
+    return web.json_response(webhook_policy_json(policy))
+
+
+async def update_webhook_policy(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    spec = _policy_spec(WEBHOOK_POLICY_REQ.parse(await json_object(request)))
+    await rt(request).webhooks.update(
+        principal,
+        _webhook_project(request),
+        path_id(request, "webhook_policy_id"),
+        spec,
+        is_name(request),
+    )
+    return ok()
+
+
+async def delete_webhook_policy(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    await rt(request).webhooks.delete(
+        principal,
+        _webhook_project(request),
+        path_id(request, "webhook_policy_id"),
+        is_name(request),
+    )
+    return ok()
+
+
+async def list_webhook_executions(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    page = int_param(request, "page", 1, 1, 1_000_000)
+    size = int_param(request, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    deliveries, total = await rt(request).webhooks.deliveries(
+        principal,
+        _webhook_project(request),
+        path_id(request, "webhook_policy_id"),
+        (page - 1) * size,
+        size,
+        is_name(request),
+    )
+    return web.json_response(
+        [webhook_execution_json(d) for d in deliveries],
+        headers=paging_headers(request, page, size, total),
+    )
+
+
+async def list_webhook_tasks(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    delivery = await rt(request).webhooks.delivery(
+        principal,
+        _webhook_project(request),
+        path_id(request, "webhook_policy_id"),
+        path_id(request, "execution_id"),
+        is_name(request),
+    )
+    page, headers = page_of(request, [delivery])
+    return web.json_response([webhook_task_json(d) for d in page], headers=headers)
+
+
+async def webhook_event_types(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    await rt(request).webhooks.policies(principal, _webhook_project(request), is_name(request))
+    return web.json_response(webhook_event_types_json())
+
+
 # ---- audit log -----------------------------------------------------------------------------
 
 
@@ -724,6 +848,19 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{API}/federation/issuers", add_issuer)
     r.add_get(f"{API}/federation/issuers/{{name}}", get_issuer, allow_head=False)
     r.add_delete(f"{API}/federation/issuers/{{name}}", remove_issuer)
+    for base in (f"{API}/projects/{{project}}/webhook", f"{API}/system/webhook"):
+        policies = f"{base}/policies"
+        r.add_get(policies, list_webhook_policies, allow_head=False)
+        r.add_post(policies, create_webhook_policy)
+        policy = f"{policies}/{{webhook_policy_id}}"
+        r.add_get(policy, get_webhook_policy, allow_head=False)
+        r.add_put(policy, update_webhook_policy)
+        r.add_delete(policy, delete_webhook_policy)
+        r.add_get(f"{policy}/executions", list_webhook_executions, allow_head=False)
+        r.add_get(
+            f"{policy}/executions/{{execution_id}}/tasks", list_webhook_tasks, allow_head=False
+        )
+        r.add_get(f"{base}/events", webhook_event_types, allow_head=False)
     r.add_get(f"{API}/audit-logs", list_audit_logs, allow_head=False)
     r.add_get(f"{API}/auditlog-exts", list_audit_log_exts, allow_head=False)
     r.add_get(f"{API}/projects/{{project_name}}/logs", list_audit_logs, allow_head=False)

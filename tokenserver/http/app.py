@@ -23,6 +23,10 @@ from tokenserver.http.webui import add_web_routes
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.keyring import KEY_POLL_SECONDS
 from tokenserver.services.usage import FLUSH_SECONDS
+from tokenserver.services.webhooks import HttpSender, WebhookDelivery
+
+# How often a server looks for robots whose expiry notices are due.
+EXPIRY_SWEEP_SECONDS = 60
 
 
 async def _flush_usage(runtime: Runtime) -> None:
@@ -56,6 +60,17 @@ async def _follow_keyring(runtime: Runtime) -> None:
             log.exception("could not follow the keyring")
 
 
+async def _sweep_expiry(runtime: Runtime) -> None:
+    """Queue the robots' expiry notices as they fall due (each once, whichever replica
+    sweeps first)."""
+    while True:
+        try:
+            await runtime.robot_events.sweep_expiry()
+        except Exception:
+            logging.getLogger("tokenserver").exception("could not sweep robots' expiry")
+        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -77,9 +92,14 @@ def create_app(
             assert runtime.tokens is not None
             app[RUNTIME] = runtime
             app[TOKENS] = runtime.tokens
+            sender = HttpSender()
+            delivery = WebhookDelivery(runtime.store, sender, clock)
+            runtime.robot_events.wake = delivery.wake
             tasks = [
                 asyncio.create_task(_flush_usage(runtime)),
                 asyncio.create_task(_follow_keyring(runtime)),
+                asyncio.create_task(delivery.run()),
+                asyncio.create_task(_sweep_expiry(runtime)),
             ]
             try:
                 yield
@@ -89,6 +109,7 @@ def create_app(
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                await sender.close()
 
     app.cleanup_ctx.append(runtime_ctx)
     # NOTE: no HEAD (405 with Allow: GET, POST): a HEAD answer has no body, so a token, and

@@ -52,6 +52,11 @@ from tokenserver.domain.harbor_schema import (
     USER_PROFILE,
     USER_SEARCH_ITEM,
     USER_SYSADMIN,
+    WEBHOOK_EVENT_TYPES,
+    WEBHOOK_EXECUTION,
+    WEBHOOK_POLICY,
+    WEBHOOK_POLICY_REQ,
+    WEBHOOK_TASK,
 )
 from tokenserver.domain.query import Keys
 
@@ -622,6 +627,84 @@ PATHS: dict[str, Any] = {
         },
     },
 }
+
+
+def _webhook_paths(base: str, params: list[Any], who: str, mark: str = "") -> dict[str, Any]:
+    """The webhook policy operations under `base` (a project's, or the system's), for `who`
+    may read and change them; each summary starts with `mark`."""
+    policy_id = {"name": "webhook_policy_id", "in": "path", "required": True, "schema": _INT}
+    execution_id = {"name": "execution_id", "in": "path", "required": True, "schema": _INT}
+    return {
+        f"{base}/policies": {
+            "parameters": params,
+            "get": {
+                "summary": f"{mark}List the webhook policies ({who})",
+                "parameters": _PAGE_PARAMS,
+                "responses": {"200": _paged(WEBHOOK_POLICY), **_errors(400, 403, 404)},
+            },
+            "post": {
+                "summary": f"{mark}Create a webhook policy for robot events ({who})",
+                "requestBody": _request(WEBHOOK_POLICY_REQ),
+                "responses": {"201": _created(), **_errors(400, 403, 404, 409)},
+            },
+        },
+        f"{base}/policies/{{webhook_policy_id}}": {
+            "parameters": [*params, policy_id],
+            "get": {
+                "summary": f"{mark}Get a webhook policy (auth headers masked)",
+                "responses": {"200": _json(_response(WEBHOOK_POLICY)), **_errors(400, 403, 404)},
+            },
+            "put": {
+                "summary": f"{mark}Replace a webhook policy (a masked auth header is kept)",
+                "requestBody": _request(WEBHOOK_POLICY_REQ),
+                "responses": {"200": _OK, **_errors(400, 403, 404, 409)},
+            },
+            "delete": {
+                "summary": f"{mark}Delete a webhook policy and its deliveries",
+                "responses": {"200": _OK, **_errors(400, 403, 404)},
+            },
+        },
+        f"{base}/policies/{{webhook_policy_id}}/executions": {
+            "parameters": [*params, policy_id],
+            "get": {
+                "summary": f"{mark}The policy's deliveries, newest first: one execution per event "
+                "and target",
+                "parameters": _PAGE_PARAMS,
+                "responses": {"200": _paged(WEBHOOK_EXECUTION), **_errors(400, 403, 404)},
+            },
+        },
+        f"{base}/policies/{{webhook_policy_id}}/executions/{{execution_id}}/tasks": {
+            "parameters": [*params, policy_id, execution_id],
+            "get": {
+                "summary": f"{mark}The one task of a delivery: its tries and their outcome",
+                "parameters": _PAGE_PARAMS,
+                "responses": {"200": _paged(WEBHOOK_TASK), **_errors(400, 403, 404)},
+            },
+        },
+        f"{base}/events": {
+            "parameters": params,
+            "get": {
+                "summary": f"{mark}The event types, notify types and payload formats supported",
+                "responses": {
+                    "200": _json(_response(WEBHOOK_EVENT_TYPES)),
+                    **_errors(400, 403, 404),
+                },
+            },
+        },
+    }
+
+
+PATHS.update(
+    _webhook_paths(
+        "/projects/{project_name_or_id}/webhook",
+        _PROJECT_PARAMS,
+        "notification-policy in the project: members read, projectAdmin and maintainer change",
+    )
+)
+PATHS.update(
+    _webhook_paths("/system/webhook", [], "system robots' events, system admins", "tokenserver: ")
+)
+
 # NOTE: Harbor's swagger spells the list with a trailing slash (its generated clients send it);
 # other clients (harborapi) leave it out. Both are served.
 PATHS["/projects/{project_name_or_id}/metadatas/"] = PATHS[

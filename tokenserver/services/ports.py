@@ -35,6 +35,7 @@ from tokenserver.domain.models import (
 from tokenserver.domain.permissions import Access, Permission
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.roles import Role
+from tokenserver.domain.webhooks import Delivery, DeliveryStatus, Target, WebhookPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,30 @@ class IssuerRemoval:
 
     removed: bool
     robots: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhookPolicy:
+    """A webhook policy to store, or what a policy becomes (an update replaces every field
+    but its project, creator and creation time)."""
+
+    project_id: int | None
+    name: str
+    description: str
+    targets: tuple[Target, ...]
+    event_types: tuple[str, ...]
+    enabled: bool
+    creator: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How a claimed delivery's try ended: its new status, what to show about it, and, when
+    PENDING, when it is tried next."""
+
+    status: DeliveryStatus
+    message: str
+    next_attempt_at: int = 0
 
 
 class UserChange(Enum):
@@ -481,6 +506,80 @@ class Store(Protocol):
         ...
 
     async def retire_key(self, key_id: int, now: int) -> bool: ...
+
+    # ---- webhooks -------------------------------------------------------------------------
+    async def add_webhook_policy(self, policy: NewWebhookPolicy, now: int) -> WebhookPolicy:
+        """Raises Conflict if the name is taken in its project (or among system policies),
+        ProjectNotFound if the project was deleted meanwhile."""
+        ...
+
+    async def find_webhook_policy(self, policy_id: int) -> WebhookPolicy | None: ...
+
+    async def list_webhook_policies(self, project_id: int | None) -> list[WebhookPolicy]:
+        """The project's policies (system policies when None), by id."""
+        ...
+
+    async def update_webhook_policy(
+        self, policy_id: int, policy: NewWebhookPolicy, now: int
+    ) -> bool:
+        """Replace the policy's name, description, targets, event types and enabled flag.
+        False if it does not exist; Conflict if the name is taken."""
+        ...
+
+    async def delete_webhook_policy(self, policy_id: int) -> bool:
+        """Delete the policy with its deliveries, pending ones too. False if missing."""
+        ...
+
+    async def enqueue_webhook_event(
+        self,
+        project_id: int | None,
+        event_type: str,
+        event_id: str,
+        payload: str,
+        now: int,
+    ) -> int:
+        """Queue one delivery per target of each enabled policy of the project (system
+        policies when None) that takes `event_type`; how many. Run it in the transaction of
+        the change it reports, so that both or neither are kept."""
+        ...
+
+    async def claim_webhook_deliveries(
+        self, owner: str, now: int, lease_until: int, limit: int
+    ) -> list[Delivery]:
+        """Take up to `limit` deliveries due by `now` (pending, or running under a lease that
+        ran out: their server died) for `owner` until `lease_until`, counting a try for each,
+        oldest first. Concurrent claims, on any replica, never take the same delivery while
+        its lease runs."""
+        ...
+
+    async def finish_webhook_delivery(
+        self, delivery_id: int, owner: str, now: int, outcome: DeliveryOutcome
+    ) -> bool:
+        """Record a try's outcome and release the lease, if `owner` still holds it (False:
+        it ran out and another server took the delivery over)."""
+        ...
+
+    async def list_webhook_deliveries(
+        self, policy_id: int, offset: int, limit: int
+    ) -> tuple[list[Delivery], int]:
+        """A page of the policy's deliveries, newest first, and how many it has."""
+        ...
+
+    async def find_webhook_delivery(self, delivery_id: int) -> Delivery | None: ...
+
+    async def forget_webhook_deliveries(self, before: int) -> int:
+        """Delete the finished deliveries (success or given up) created before `before`."""
+        ...
+
+    async def robots_expiring_by(self, until: int) -> list[Robot]:
+        """The robots that expire (or expired) by `until`, never-expiring ones aside."""
+        ...
+
+    async def add_robot_notice(self, robot_id: int, kind: str, expires_at: int) -> bool:
+        """Record that the robot's `kind` notice for its expiry `expires_at` is sent: True the
+        first time, False ever after (across replicas) and for a robot that no longer
+        exists."""
+        ...
 
     # ---- audit log ------------------------------------------------------------------------
     async def add_audit(self, entry: AuditEntry) -> None: ...

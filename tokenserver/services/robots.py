@@ -35,6 +35,7 @@ from tokenserver.domain.permissions import (
 from tokenserver.domain.query import EVERYTHING, Query
 from tokenserver.domain.repositories import check_patterns
 from tokenserver.domain.secrets import Secret, check_manual_secret, generate_secret
+from tokenserver.domain.webhooks import EventType
 from tokenserver.errors import (
     BadRequest,
     Conflict,
@@ -50,6 +51,7 @@ from tokenserver.services.ports import NewRobot, RobotChanges, Store
 from tokenserver.services.projects import ProjectService
 from tokenserver.services.usage import UsageTracker
 from tokenserver.services.verifier import SecretVerifier
+from tokenserver.services.webhooks import RobotEvents
 
 MAX_DESCRIPTION_LENGTH = 1024
 
@@ -103,9 +105,12 @@ class RobotService:
         usage: UsageTracker,
         name_prefix: str,
         lifetimes: TokenLifetimes,
+        events: RobotEvents | None = None,
     ) -> None:
         """`lifetimes`: token.lifetime and token.max_lifetime, which bound a robot's own
-        token lifetime."""
+        token lifetime. `events`: where robot events go (webhooks), in the transaction of
+        each change."""
+        self._events = events
         self._usage = usage
         self._store = store
         self._access = access
@@ -319,21 +324,24 @@ class RobotService:
             now = self._projects.now()
             self._require_within(actor, "create", permissions, expires=expires_at(now, duration))
             secret = generate_secret() if spec.secret is None else check_manual_secret(spec.secret)
-            robot = await self._store.create_robot(
-                NewRobot(
-                    name=spec.name,
-                    project_id=project.id if project else None,
-                    level=spec.level,
-                    description=spec.description,
-                    secret_hash=await self._verifier.hash(secret),
-                    duration=duration,
-                    expires_at=expires_at(now, duration),
-                    creation_time=now,
-                    permissions=permissions,
-                    disabled=spec.disable,
-                    token_lifetime=token_lifetime,
+            secret_hash = await self._verifier.hash(secret)
+            async with self._store.transaction():
+                robot = await self._store.create_robot(
+                    NewRobot(
+                        name=spec.name,
+                        project_id=project.id if project else None,
+                        level=spec.level,
+                        description=spec.description,
+                        secret_hash=secret_hash,
+                        duration=duration,
+                        expires_at=expires_at(now, duration),
+                        creation_time=now,
+                        permissions=permissions,
+                        disabled=spec.disable,
+                        token_lifetime=token_lifetime,
+                    )
                 )
-            )
+                await self._emit(EventType.ROBOT_CREATED, robot, actor, fresh=False)
             entry.resource = robot.full_name(self.prefix)
             await self._settle_pins(robot)
             return robot, secret
@@ -401,7 +409,7 @@ class RobotService:
             if robot.legacy:
                 # Harbor's page disables and enables a legacy robot with a PUT of the robot
                 # as it is but for `disable`: allow exactly that.
-                await self._legacy_put(robot, spec)
+                await self._legacy_put(actor, robot, spec)
                 return await self.resolve(str(robot.id))
             if spec.name not in (robot.name, robot.full_name(self.prefix)):
                 raise BadRequest("the name of a robot cannot be changed")
@@ -434,15 +442,16 @@ class RobotService:
                 permissions=permissions,
                 token_lifetime=token_lifetime,
             )
-            if spec.secret_login is None or spec.secret_login == robot.secret_login:
-                await self._change(robot, changes)
-            else:
+            switching = spec.secret_login is not None and spec.secret_login != robot.secret_login
+            if switching:
                 self.refuse_self(actor, robot, "switch the secret login of")
-                # All or nothing: a secret login that cannot be turned off (no rules) leaves
-                # the robot as it was.
-                async with self._store.transaction():
-                    await self._change(robot, changes)
+            # All or nothing: a secret login that cannot be turned off (no rules) leaves the
+            # robot as it was, and an event is queued with the change it reports.
+            async with self._store.transaction():
+                await self._change(robot, changes)
+                if switching and spec.secret_login is not None:
                     await self._switch_secret_login(robot, spec.secret_login)
+                await self._emit_switch(robot, spec.disable, actor)
             await self._settle_pins(robot)
             return await self.resolve(str(robot.id))
 
@@ -474,7 +483,9 @@ class RobotService:
             robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._require_within(actor, "disable or enable", self._held(robot))
-            await self._change(robot, RobotChanges(disabled=disabled))
+            async with self._store.transaction():
+                await self._change(robot, RobotChanges(disabled=disabled))
+                await self._emit_switch(robot, disabled, actor)
             return await self.resolve(str(robot.id))
 
     async def set_secret_login(self, actor: Principal, ref: str, enabled: bool) -> Robot:
@@ -534,8 +545,10 @@ class RobotService:
             robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "delete", ref)
             self._require_within(actor, "delete", self._held(robot))
-            if not await self._store.delete_robot(robot.id):
-                raise RobotNotFound(f"robot {ref!r} not found")
+            async with self._store.transaction():
+                if not await self._store.delete_robot(robot.id):
+                    raise RobotNotFound(f"robot {ref!r} not found")
+                await self._emit(EventType.ROBOT_DELETED, robot, actor, fresh=False)
             return robot
 
     async def refresh_secret(
@@ -575,13 +588,13 @@ class RobotService:
                 self._held(robot),
                 expires=robot.expires_at if expiry is None else expiry,
             )
-            await self._change(
-                robot,
-                RobotChanges(secret_hash=await self._verifier.hash(secret), expires_at=expiry),
-            )
+            secret_hash = await self._verifier.hash(secret)
+            async with self._store.transaction():
+                await self._change(robot, RobotChanges(secret_hash=secret_hash, expires_at=expiry))
+                await self._emit(EventType.ROBOT_SECRET_REFRESHED, robot, actor)
             return secret if manual is None else None
 
-    async def _legacy_put(self, robot: Robot, spec: RobotSpec) -> None:
+    async def _legacy_put(self, actor: Principal, robot: Robot, spec: RobotSpec) -> None:
         try:
             permissions, _ = await self._resolve(spec.level, spec.permissions)
         except TokenServerError:
@@ -595,7 +608,9 @@ class RobotService:
             or permissions != robot.permissions
         ):
             self._refuse_legacy(robot)
-        await self._change(robot, RobotChanges(disabled=spec.disable))
+        async with self._store.transaction():
+            await self._change(robot, RobotChanges(disabled=spec.disable))
+            await self._emit_switch(robot, spec.disable, actor)
 
     @staticmethod
     def refuse_self(actor: Principal, robot: Robot, what: str) -> None:
@@ -610,6 +625,23 @@ class RobotService:
         if robot.legacy:
             # Harbor's words: a legacy robot can only be disabled, enabled or deleted.
             raise Forbidden("editing of legacy robot is not allowed")
+
+    async def _emit(
+        self, event: EventType, robot: Robot, actor: Principal, *, fresh: bool = True
+    ) -> None:
+        """Queue `event` about `robot` (as it is now, read in the transaction, if `fresh`)
+        for the webhook policies that take it. Call it in the change's transaction."""
+        if self._events is None:
+            return
+        if fresh:
+            robot = await self._store.find_robot_by_id(robot.id) or robot
+        await self._events.robot_event(event, robot, actor.operator)
+
+    async def _emit_switch(self, robot: Robot, disabled: bool, actor: Principal) -> None:
+        """ROBOT_DISABLED or ROBOT_ENABLED when the change turned the robot off or on."""
+        if disabled != robot.disabled:
+            event = EventType.ROBOT_DISABLED if disabled else EventType.ROBOT_ENABLED
+            await self._emit(event, robot, actor)
 
     async def _change(self, robot: Robot, changes: RobotChanges) -> None:
         if not await self._store.update_robot(robot.id, self._projects.now(), changes):

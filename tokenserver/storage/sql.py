@@ -52,6 +52,7 @@ from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
 from tokenserver.domain.text import escape, truncate
+from tokenserver.domain.webhooks import Delivery, DeliveryStatus, Target, WebhookPolicy
 from tokenserver.errors import (
     Conflict,
     NotFound,
@@ -63,11 +64,13 @@ from tokenserver.errors import (
 from tokenserver.errors import StorageError as StorageError
 from tokenserver.services.ports import (
     AuditScope,
+    DeliveryOutcome,
     IssuerRemoval,
     NewIssuer,
     NewRobot,
     NewRule,
     NewUser,
+    NewWebhookPolicy,
     RobotChanges,
     UserChange,
 )
@@ -115,6 +118,20 @@ _LOGIN_FIELDS = (
     "issuer", "iss", "sub", "aud", "rule_id", "expires_at",
     "jti", "repository", "ref", "sha", "run_id",
 )  # fmt: skip
+
+_POLICY_COLUMNS = (
+    "id, project_id, name, description, targets, event_types, creator, enabled, "
+    "creation_time, update_time"
+)
+_DELIVERY_COLUMNS = (
+    "id, policy_id, event_type, event_id, payload, target, status, attempts, next_attempt_at, "
+    "status_message, creation_time, update_time, start_time, end_time"
+)
+# Deliveries a server may take: waiting, or held by a server whose lease ran out.
+_DELIVERY_DUE = (
+    f"status IN ('{DeliveryStatus.PENDING}', '{DeliveryStatus.RUNNING}') "
+    "AND next_attempt_at <= ? AND coalesce(lease_until, 0) < ?"
+)
 
 # Whether a system admin other than the user `?` exists.
 _ANOTHER_SYSADMIN = (
@@ -278,6 +295,60 @@ def _temporary_secret(row: Any) -> TemporarySecret:
     return TemporarySecret(row[0], row[1], row[2], row[3], _identity_from_json(row[4]))
 
 
+def _target_to_json(target: Target) -> dict[str, Any]:
+    return {
+        "type": target.type,
+        "address": target.address,
+        "auth_header": target.auth_header,
+        "skip_cert_verify": target.skip_cert_verify,
+        "payload_format": target.payload_format,
+    }
+
+
+def _target_from_json(data: dict[str, Any]) -> Target:
+    return Target(
+        address=data["address"],
+        auth_header=data.get("auth_header", ""),
+        skip_cert_verify=bool(data.get("skip_cert_verify", False)),
+        type=data.get("type", "http"),
+        payload_format=data.get("payload_format", "Default"),
+    )
+
+
+def _policy(row: Any) -> WebhookPolicy:
+    return WebhookPolicy(
+        id=row[0],
+        project_id=row[1],
+        name=row[2],
+        description=row[3],
+        targets=tuple(_target_from_json(t) for t in json.loads(row[4])),
+        event_types=tuple(json.loads(row[5])),
+        creator=row[6],
+        enabled=bool(row[7]),
+        creation_time=row[8],
+        update_time=row[9],
+    )
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row[0],
+        policy_id=row[1],
+        event_type=row[2],
+        event_id=row[3],
+        payload=row[4],
+        target=_target_from_json(json.loads(row[5])),
+        status=DeliveryStatus(row[6]),
+        attempts=row[7],
+        next_attempt_at=row[8],
+        status_message=row[9],
+        creation_time=row[10],
+        update_time=row[11],
+        start_time=row[12],
+        end_time=row[13],
+    )
+
+
 def _stored_text(text: str) -> str:
     """A caller's text as a failure record keeps it: escaped, bounded."""
     return truncate(escape(text), MAX_AUDIT_FIELD)
@@ -311,6 +382,9 @@ class SqlStore:
     # path, which SQLite cannot spell for every key (a quote in it).
     _JSON_REMOVE = "json_patch({column}, json_object(?, NULL))"
     _JSON_HAS = "EXISTS (SELECT 1 FROM json_each({column}) AS e WHERE e.key = ?)"
+    # What a claim's row selection adds to take rows no other claim holds (PostgreSQL's
+    # FOR UPDATE SKIP LOCKED; SQLite runs one writer at a time anyway).
+    _SKIP_LOCKED = ""
 
     # ---- what an adapter provides ---------------------------------------------------------
 
@@ -1225,6 +1299,204 @@ class SqlStore:
             (now, key_id),
         )
         return changed > 0
+
+    # ---- webhooks -------------------------------------------------------------------------
+
+    @staticmethod
+    def _policy_args(policy: NewWebhookPolicy) -> tuple[object, ...]:
+        return (
+            policy.name,
+            policy.description,
+            json.dumps([_target_to_json(t) for t in policy.targets], separators=(",", ":")),
+            json.dumps(list(policy.event_types), separators=(",", ":")),
+            policy.enabled,
+        )
+
+    async def add_webhook_policy(self, policy: NewWebhookPolicy, now: int) -> WebhookPolicy:
+        policy_id = await self._insert(
+            "INSERT INTO webhook_policy (name, description, targets, event_types, enabled, "
+            "project_id, creator, creation_time, update_time) VALUES (?,?,?,?,?,?,?,?,?)",
+            (*self._policy_args(policy), policy.project_id, policy.creator, now, now),
+            f"notification policy named {policy.name} already exists",
+            ProjectNotFound(f"project {policy.project_id} not found"),
+        )
+        created = await self.find_webhook_policy(policy_id)
+        assert created is not None
+        return created
+
+    async def _policies(self, where: str, args: Iterable[object]) -> list[WebhookPolicy]:
+        rows = await self._rows(
+            f"SELECT {_POLICY_COLUMNS} FROM webhook_policy WHERE {where} ORDER BY id",  # noqa: S608
+            args,
+        )
+        return [_policy(r) for r in rows]
+
+    async def find_webhook_policy(self, policy_id: int) -> WebhookPolicy | None:
+        found = await self._policies("id = ?", (policy_id,))
+        return found[0] if found else None
+
+    async def list_webhook_policies(self, project_id: int | None) -> list[WebhookPolicy]:
+        if project_id is None:
+            return await self._policies("project_id IS NULL", ())
+        return await self._policies("project_id = ?", (project_id,))
+
+    async def update_webhook_policy(
+        self, policy_id: int, policy: NewWebhookPolicy, now: int
+    ) -> bool:
+        changed = await self._execute(
+            "UPDATE webhook_policy SET name = ?, description = ?, targets = ?, "
+            "event_types = ?, enabled = ?, update_time = ? WHERE id = ?",
+            (*self._policy_args(policy), now, policy_id),
+            refused=Conflict(f"notification policy named {policy.name} already exists"),
+        )
+        return changed > 0
+
+    async def delete_webhook_policy(self, policy_id: int) -> bool:
+        return await self._execute("DELETE FROM webhook_policy WHERE id = ?", (policy_id,)) > 0
+
+    async def enqueue_webhook_event(
+        self,
+        project_id: int | None,
+        event_type: str,
+        event_id: str,
+        payload: str,
+        now: int,
+    ) -> int:
+        queued = 0
+        for policy in await self.list_webhook_policies(project_id):
+            if not policy.enabled or event_type not in policy.event_types:
+                continue
+            for target in policy.targets:
+                try:
+                    await self._insert_delivery(
+                        policy.id, event_type, event_id, payload, target, now
+                    )
+                except NotFound:
+                    break  # the policy was deleted meanwhile: nothing to send it
+                queued += 1
+        return queued
+
+    async def _insert_delivery(
+        self,
+        policy_id: int,
+        event_type: str,
+        event_id: str,
+        payload: str,
+        target: Target,
+        now: int,
+    ) -> None:
+        await self._insert(
+            "INSERT INTO webhook_delivery (policy_id, event_type, event_id, payload, "
+            "target, status, next_attempt_at, creation_time, update_time) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                policy_id,
+                event_type,
+                event_id,
+                payload,
+                json.dumps(_target_to_json(target), separators=(",", ":")),
+                DeliveryStatus.PENDING.value,
+                now,
+                now,
+                now,
+            ),
+            "webhook delivery already stored",
+            NotFound(f"webhook policy {policy_id} not found"),
+        )
+
+    async def claim_webhook_deliveries(
+        self, owner: str, now: int, lease_until: int, limit: int
+    ) -> list[Delivery]:
+        # NOTE: the outer WHERE repeats the condition: on PostgreSQL a row another claim
+        # took between the selection and the update is checked again as that claim left it.
+        await self._execute(
+            "UPDATE webhook_delivery SET status = ?, lease_owner = ?, lease_until = ?, "  # noqa: S608
+            "attempts = attempts + 1, start_time = coalesce(start_time, ?), update_time = ? "
+            f"WHERE id IN (SELECT id FROM webhook_delivery WHERE {_DELIVERY_DUE} "
+            f"ORDER BY id LIMIT ?{self._SKIP_LOCKED}) AND {_DELIVERY_DUE}",
+            (
+                DeliveryStatus.RUNNING.value,
+                owner,
+                lease_until,
+                now,
+                now,
+                now,
+                now,
+                limit,
+                now,
+                now,
+            ),
+        )
+        rows = await self._rows(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_delivery "  # noqa: S608
+            "WHERE lease_owner = ? AND lease_until = ? AND status = ? ORDER BY id",
+            (owner, lease_until, DeliveryStatus.RUNNING.value),
+        )
+        return [_delivery(r) for r in rows]
+
+    async def finish_webhook_delivery(
+        self, delivery_id: int, owner: str, now: int, outcome: DeliveryOutcome
+    ) -> bool:
+        done = outcome.status is not DeliveryStatus.PENDING
+        changed = await self._execute(
+            "UPDATE webhook_delivery SET status = ?, status_message = ?, "
+            "next_attempt_at = ?, lease_owner = NULL, lease_until = NULL, update_time = ?, "
+            "end_time = ? WHERE id = ? AND lease_owner = ?",
+            (
+                outcome.status.value,
+                outcome.message,
+                outcome.next_attempt_at if not done else now,
+                now,
+                now if done else None,
+                delivery_id,
+                owner,
+            ),
+        )
+        return changed > 0
+
+    async def list_webhook_deliveries(
+        self, policy_id: int, offset: int, limit: int
+    ) -> tuple[list[Delivery], int]:
+        rows = await self._rows(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_delivery WHERE policy_id = ? "  # noqa: S608
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            (policy_id, limit, offset),
+        )
+        counted = await self._rows(
+            "SELECT count(*) FROM webhook_delivery WHERE policy_id = ?", (policy_id,)
+        )
+        return [_delivery(r) for r in rows], counted[0][0]
+
+    async def find_webhook_delivery(self, delivery_id: int) -> Delivery | None:
+        rows = await self._rows(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_delivery WHERE id = ?",  # noqa: S608
+            (delivery_id,),
+        )
+        return _delivery(rows[0]) if rows else None
+
+    async def forget_webhook_deliveries(self, before: int) -> int:
+        return await self._execute(
+            "DELETE FROM webhook_delivery WHERE creation_time < ? AND status IN (?, ?)",
+            (before, DeliveryStatus.SUCCESS.value, DeliveryStatus.ERROR.value),
+        )
+
+    async def robots_expiring_by(self, until: int) -> list[Robot]:
+        return await self._robots(
+            "r.expires_at <> -1 AND r.expires_at <= ? ORDER BY r.id", (until,)
+        )
+
+    async def add_robot_notice(self, robot_id: int, kind: str, expires_at: int) -> bool:
+        # NOTE: `WHERE EXISTS` also lets SQLite parse ON CONFLICT after a SELECT.
+        try:
+            added = await self._execute(
+                "INSERT INTO webhook_notice (robot_id, kind, expires_at) SELECT ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM robot WHERE id = ?) ON CONFLICT DO NOTHING",
+                (robot_id, kind, expires_at, robot_id),
+                refused=NotFound(f"robot {robot_id} not found"),
+            )
+        except NotFound:  # deleted between the check and the insert
+            return False
+        return added > 0
 
     # ---- audit log ------------------------------------------------------------------------
 

@@ -230,6 +230,52 @@ _SCHEMA_V7 = """
 ALTER TABLE robot ADD COLUMN token_lifetime INTEGER;
 """
 
+# v8: webhook policies for robot events (a project's, or the system's: project_id NULL; targets
+# and event types as JSON); each delivery of an event to a target (queued in the transaction of
+# the change, claimed by a server with a lease, tried again with backoff); and the expiry
+# notices sent, once per robot, kind and expiry time.
+_SCHEMA_V8 = """
+CREATE TABLE webhook_policy (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id    INTEGER REFERENCES project(id) ON DELETE CASCADE,
+    name          TEXT    NOT NULL,
+    description   TEXT    NOT NULL DEFAULT '',
+    targets       TEXT    NOT NULL,
+    event_types   TEXT    NOT NULL,
+    creator       TEXT    NOT NULL,
+    enabled       INTEGER NOT NULL,
+    creation_time INTEGER NOT NULL,
+    update_time   INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX webhook_policy_name ON webhook_policy (ifnull(project_id, 0), name);
+CREATE TABLE webhook_delivery (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy_id       INTEGER NOT NULL REFERENCES webhook_policy(id) ON DELETE CASCADE,
+    event_type      TEXT    NOT NULL,
+    event_id        TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,
+    target          TEXT    NOT NULL,
+    status          TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_owner     TEXT,
+    lease_until     INTEGER,
+    status_message  TEXT    NOT NULL DEFAULT '',
+    creation_time   INTEGER NOT NULL,
+    update_time     INTEGER NOT NULL,
+    start_time      INTEGER,
+    end_time        INTEGER
+);
+CREATE INDEX webhook_delivery_policy ON webhook_delivery (policy_id, id);
+CREATE INDEX webhook_delivery_due ON webhook_delivery (status, next_attempt_at);
+CREATE TABLE webhook_notice (
+    robot_id    INTEGER NOT NULL REFERENCES robot(id) ON DELETE CASCADE,
+    kind        TEXT    NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (robot_id, kind, expires_at)
+);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -238,6 +284,7 @@ MIGRATIONS: dict[int, str] = {
     5: _SCHEMA_V5,
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
+    8: _SCHEMA_V8,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

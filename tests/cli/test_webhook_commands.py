@@ -1,0 +1,131 @@
+"""Webhook policies at the command line: `webhook add|list|enable|disable|remove|deliveries`:
+what they print, how they refuse (a one-line message naming what is at fault; exit 2 for
+usage, 1 for a refusal), and that a credential never comes from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import call_cli
+from tokenserver.config import load_settings
+from tokenserver.domain.models import LOCAL, Level
+from tokenserver.domain.permissions import Access, PermissionKind, RequestedPermission
+from tokenserver.runtime import open_runtime
+from tokenserver.services.robots import RobotSpec
+
+ADD = ("webhook", "add", "--project", "p", "--name", "ci-events")
+URL = "https://hooks.example.com/robots"
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else None
+
+
+def refused(result: subprocess.CompletedProcess[str], status: int, *words: str) -> str:
+    assert result.returncode == status, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    for word in words:
+        assert word in result.stderr, result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "etc" / "tokenserver.toml"
+    path.parent.mkdir()
+    ok(call_cli(path, "init"))
+    ok(call_cli(path, "project", "create", "p"))
+    return path
+
+
+def test_a_policy_is_added_listed_disabled_and_removed(config: Path) -> None:
+    added = ok(
+        call_cli(
+            config, *ADD, "--address", URL, "--event", "ROBOT_CREATED", "--auth-header", "-",
+            stdin="Bearer from-stdin\n",
+        )
+    )  # fmt: skip
+    assert added["name"] == "ci-events" and added["event_types"] == ["ROBOT_CREATED"]
+    assert added["targets"][0]["auth_header"] == "******"
+    policy_id = added["id"]
+    listed = call_cli(config, "webhook", "list", "--project", "p")
+    assert listed.stdout.split("\t") == [
+        str(policy_id), "ci-events", "enabled", URL, "ROBOT_CREATED\n"
+    ]  # fmt: skip
+    ok(call_cli(config, "webhook", "disable", str(policy_id)))
+    (shown,) = ok(call_cli(config, "webhook", "list", "--project", "p", "--json"))
+    assert shown["enabled"] is False and shown["targets"][0]["auth_header"] == "******"
+    ok(call_cli(config, "robot", "create", "--project", "p", "--name", "ci",
+                "--permission", "repository:pull"))  # fmt: skip
+    assert ok(call_cli(config, "webhook", "deliveries", str(policy_id), "--json")) == []
+    ok(call_cli(config, "webhook", "enable", str(policy_id)))
+    ok(call_cli(config, "robot", "delete", "robot$p+ci"))  # not an event it takes
+    ok(call_cli(config, "robot", "create", "--project", "p", "--name", "cd",
+                "--permission", "repository:pull"))  # fmt: skip
+    (delivery,) = ok(call_cli(config, "webhook", "deliveries", str(policy_id), "--json"))
+    assert delivery["extra_attrs"]["event_type"] == "ROBOT_CREATED"
+    assert delivery["status"] == "Running"  # queued: a server sends it
+    rows = call_cli(config, "webhook", "deliveries", str(policy_id)).stdout.splitlines()
+    assert len(rows) == 1 and "\tROBOT_CREATED\tPending\ttries 0\t" in rows[0]
+    ok(call_cli(config, "webhook", "remove", str(policy_id)))
+    assert ok(call_cli(config, "webhook", "list", "--project", "p", "--json")) == []
+
+
+async def _system_robot(config: Path, name: str) -> None:
+    """A system robot (the command line makes project robots only)."""
+    access = (Access("repository", "pull"),)
+    async with open_runtime(load_settings(config), sign=False) as rt:
+        await rt.robots.create(
+            LOCAL,
+            RobotSpec(
+                name,
+                Level.SYSTEM,
+                (RequestedPermission("*", access, PermissionKind.PROJECT),),
+                duration=-1,
+            ),
+        )
+
+
+def test_system_policies_take_the_system_robots_events(config: Path) -> None:
+    added = ok(call_cli(config, "webhook", "add", "--system", "--name", "s", "--address", URL))
+    assert "project_id" not in added and len(added["event_types"]) == 7
+    asyncio.run(_system_robot(config, "root"))
+    ok(call_cli(config, "robot", "create", "--project", "p", "--name", "ci",
+                "--permission", "repository:pull"))  # fmt: skip
+    deliveries = ok(call_cli(config, "webhook", "deliveries", str(added["id"]), "--json"))
+    robots = [json.loads(d["extra_attrs"]["payload"])["event_data"]["robot"] for d in deliveries]
+    assert [r["name"] for r in robots] == ["robot$root"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--address", "ftp://h.example/"), ("--address", "http:// or https://")),
+        (("--address", "https://u:p@h.example/"), ("--address", "user or password")),
+        (("--address", URL, "--event", "PUSH_ARTIFACT"), ("--event", "invalid choice")),
+        (("--address", URL, "--auth-header", "Bearer x"), ("--auth-header", "stdin")),
+        (("--address", URL, "--system"), ("--system", "not allowed with")),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_flag(
+    config: Path, args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
+    refused(call_cli(config, *ADD, *args), 2, *words)
+    assert ok(call_cli(config, "webhook", "list", "--project", "p", "--json")) == []
+
+
+def test_refusals_exit_1_with_one_line(config: Path) -> None:
+    ok(call_cli(config, *ADD, "--address", URL))
+    message = refused(call_cli(config, *ADD, "--address", URL), 1, "already exists")
+    assert message.count("\n") == 1
+    refused(call_cli(config, "webhook", "remove", "99"), 1, "webhook policy 99 not found")
+    refused(call_cli(config, "webhook", "list", "--project", "nope"), 1, "'nope' not found")

@@ -1,0 +1,482 @@
+"""Webhooks for robot events: policies (a project's, or the system's for system robots), the
+events queued in the transaction of the change they report, the expiry sweep, and the
+delivery of what is queued: claimed under a lease, tried again with backoff, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from tokenserver import __version__
+from tokenserver.domain.models import SECONDS_PER_DAY, Principal, PrincipalKind, Project, Robot
+from tokenserver.domain.text import escape, truncate
+from tokenserver.domain.webhooks import (
+    EXPIRY_NOTICE_DAYS,
+    LEASE_SECONDS,
+    MASKED,
+    SEND_TIMEOUT_SECONDS,
+    Delivery,
+    DeliveryStatus,
+    EventType,
+    Target,
+    WebhookPolicy,
+    check_policy_fields,
+    check_target,
+    expiry_notice,
+    retry_at,
+    robot_payload,
+)
+from tokenserver.errors import BadRequest, NotFound, Unauthorized
+from tokenserver.services.access import AccessService, denied
+from tokenserver.services.audit import AuditService
+from tokenserver.services.ports import DeliveryOutcome, NewWebhookPolicy, Store
+from tokenserver.services.projects import ProjectService
+
+log = logging.getLogger("tokenserver.webhooks")
+
+# The operator named in the events the expiry sweep sends.
+SWEEP_OPERATOR = "tokenserver"
+# Finished deliveries are kept this long for the history.
+KEEP_DELIVERIES_SECONDS = 30 * SECONDS_PER_DAY
+MAX_MESSAGE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    address: str
+    auth_header: str = ""
+    skip_cert_verify: bool = False
+    type: str = "http"
+    payload_format: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """What a caller asks a policy to be (create and PUT)."""
+
+    name: str
+    targets: tuple[TargetSpec, ...]
+    event_types: tuple[str, ...]
+    description: str = ""
+    enabled: bool = True
+
+
+class RobotEvents:
+    """Queues robot events for the policies that take them. Called inside the transaction of
+    the change an event reports (the robot service's), so that both or neither are kept."""
+
+    def __init__(
+        self,
+        store: Store,
+        name_prefix: str,
+        clock: Callable[[], float] = time.time,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._prefix = name_prefix
+        self._clock = clock
+        self.wake = wake
+
+    async def robot_event(
+        self,
+        event_type: EventType,
+        robot: Robot,
+        operator: str,
+        days_left: int | None = None,
+    ) -> int:
+        """Queue `event_type` about `robot` for its project's policies (system policies for
+        a system robot); how many deliveries were queued."""
+        now = int(self._clock())
+        event_id = str(uuid.uuid4())
+        payload = robot_payload(
+            event_type.value, robot, self._prefix, operator, now, event_id, days_left
+        )
+        queued = await self._store.enqueue_webhook_event(
+            robot.project_id,
+            event_type.value,
+            event_id,
+            json.dumps(payload, separators=(",", ":")),
+            now,
+        )
+        if queued:
+            self.wake()
+        return queued
+
+    async def sweep_expiry(self) -> int:
+        """Queue ROBOT_EXPIRING (7 and 1 days before) and ROBOT_EXPIRED for the robots due
+        one, each once per robot, notice and expiry time, also when several servers sweep at
+        once; forget finished deliveries older than KEEP_DELIVERIES_SECONDS. How many notices
+        were sent."""
+        now = int(self._clock())
+        sent = 0
+        for robot in await self._store.robots_expiring_by(
+            now + max(EXPIRY_NOTICE_DAYS) * SECONDS_PER_DAY
+        ):
+            notice = expiry_notice(robot, now)
+            if notice is None:
+                continue
+            kind, days_left = notice
+            event = EventType.ROBOT_EXPIRED if days_left is None else EventType.ROBOT_EXPIRING
+            async with self._store.transaction():
+                if not await self._store.add_robot_notice(robot.id, kind, robot.expires_at):
+                    continue
+                await self.robot_event(event, robot, SWEEP_OPERATOR, days_left)
+            sent += 1
+        await self._store.forget_webhook_deliveries(now - KEEP_DELIVERIES_SECONDS)
+        return sent
+
+
+class WebhookService:
+    """Webhook policies and their delivery history, with Harbor's rules for who may manage
+    them: `notification-policy` in the project (projectAdmin and maintainer change them, the
+    other members read them, robots as granted); system policies, system admins only."""
+
+    def __init__(
+        self,
+        store: Store,
+        access: AccessService,
+        audit: AuditService,
+        projects: ProjectService,
+    ) -> None:
+        self._store = store
+        self._access = access
+        self._audit = audit
+        self._projects = projects
+
+    async def _scope(
+        self, actor: Principal, project_ref: str | None, action: str, is_name: bool | None
+    ) -> Project | None:
+        """The project `project_ref` names (None: the system's policies), once `actor` may
+        `action` its policies. Raises Unauthorized, Forbidden, ProjectNotFound."""
+        if actor.kind is PrincipalKind.ANONYMOUS:
+            # Policies are never public; whether a project exists is not told either.
+            raise Unauthorized("authentication required")
+        if project_ref is None:
+            if not actor.sysadmin:
+                raise denied(actor, f"{action} system webhook policies")
+            return None
+        project = await self._projects.resolve(project_ref, is_name)
+        await self._access.require(actor, project, "notification-policy", action)
+        return project
+
+    async def _policy_in(self, project: Project | None, policy_id: int) -> WebhookPolicy:
+        policy = await self._store.find_webhook_policy(policy_id)
+        if policy is None or policy.project_id != (None if project is None else project.id):
+            where = "the system" if project is None else f"project {project.name!r}"
+            raise NotFound(f"webhook policy {policy_id} not found in {where}")
+        return policy
+
+    @staticmethod
+    def _targets(specs: tuple[TargetSpec, ...], stored: WebhookPolicy | None) -> tuple[Target, ...]:
+        """The targets asked for; an auth header sent back masked keeps the stored header of
+        the stored target with the same address, and only that one (a masked header must not
+        follow a new address: it would send the receiver's credential elsewhere)."""
+        kept = {t.address: t.auth_header for t in stored.targets} if stored else {}
+        targets = []
+        for spec in specs:
+            header = spec.auth_header
+            if header == MASKED:
+                if spec.address not in kept:
+                    raise BadRequest(
+                        "auth_header: the masked value keeps the header of a target whose "
+                        "address is unchanged; send the header itself for a new address"
+                    )
+                header = kept[spec.address]
+            targets.append(
+                check_target(
+                    spec.address, header, spec.skip_cert_verify, spec.type, spec.payload_format
+                )
+            )
+        return tuple(targets)
+
+    def _new(
+        self,
+        spec: PolicySpec,
+        project: Project | None,
+        creator: str,
+        stored: WebhookPolicy | None = None,
+    ) -> NewWebhookPolicy:
+        targets = self._targets(spec.targets, stored)
+        events = check_policy_fields(spec.name, spec.description, targets, spec.event_types)
+        return NewWebhookPolicy(
+            project_id=None if project is None else project.id,
+            name=spec.name,
+            description=spec.description,
+            targets=targets,
+            event_types=events,
+            enabled=spec.enabled,
+            creator=creator,
+        )
+
+    async def scope_of(self, policy_id: int) -> str | None:
+        """The project (its id, as a reference) policy `policy_id` belongs to, None for a
+        system policy, without authorization (the command line's operator holds the
+        database). Raises NotFound."""
+        policy = await self._store.find_webhook_policy(policy_id)
+        if policy is None:
+            raise NotFound(f"webhook policy {policy_id} not found")
+        return None if policy.project_id is None else str(policy.project_id)
+
+    async def policies(
+        self, actor: Principal, project_ref: str | None, is_name: bool | None = None
+    ) -> list[WebhookPolicy]:
+        project = await self._scope(actor, project_ref, "list", is_name)
+        return await self._store.list_webhook_policies(None if project is None else project.id)
+
+    async def get(
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        policy_id: int,
+        is_name: bool | None = None,
+    ) -> WebhookPolicy:
+        project = await self._scope(actor, project_ref, "read", is_name)
+        return await self._policy_in(project, policy_id)
+
+    async def create(
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        spec: PolicySpec,
+        is_name: bool | None = None,
+    ) -> WebhookPolicy:
+        """Raises BadRequest, Conflict (name taken), Unauthorized, Forbidden,
+        ProjectNotFound."""
+        async with self._audit.operation(actor, "create", "webhook-policy", spec.name) as entry:
+            project = await self._scope(actor, project_ref, "create", is_name)
+            entry.project_id = None if project is None else project.id
+            policy = self._new(spec, project, actor.operator)
+            return await self._store.add_webhook_policy(policy, self._projects.now())
+
+    async def update(
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        policy_id: int,
+        spec: PolicySpec,
+        is_name: bool | None = None,
+    ) -> WebhookPolicy:
+        async with self._audit.operation(actor, "update", "webhook-policy", spec.name) as entry:
+            project = await self._scope(actor, project_ref, "update", is_name)
+            entry.project_id = None if project is None else project.id
+            stored = await self._policy_in(project, policy_id)
+            policy = self._new(spec, project, stored.creator, stored)
+            if not await self._store.update_webhook_policy(policy_id, policy, self._projects.now()):
+                raise NotFound(f"webhook policy {policy_id} not found")
+            return await self._policy_in(project, policy_id)
+
+    async def set_enabled(
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        policy_id: int,
+        enabled: bool,
+    ) -> WebhookPolicy:
+        """Enable or disable a policy, keeping the rest (the command line's)."""
+        project = await self._scope(actor, project_ref, "read", None)
+        stored = await self._policy_in(project, policy_id)
+        spec = PolicySpec(
+            name=stored.name,
+            targets=tuple(
+                TargetSpec(t.address, MASKED if t.auth_header else "", t.skip_cert_verify, t.type)
+                for t in stored.targets
+            ),
+            event_types=stored.event_types,
+            description=stored.description,
+            enabled=enabled,
+        )
+        return await self.update(actor, project_ref, policy_id, spec)
+
+    async def delete(
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        policy_id: int,
+        is_name: bool | None = None,
+    ) -> WebhookPolicy:
+        async with self._audit.operation(
+            actor, "delete", "webhook-policy", str(policy_id)
+        ) as entry:
+            project = await self._scope(actor, project_ref, "delete", is_name)
+            entry.project_id = None if project is None else project.id
+            policy = await self._policy_in(project, policy_id)
+            entry.resource = policy.name
+            if not await self._store.delete_webhook_policy(policy_id):
+                raise NotFound(f"webhook policy {policy_id} not found")
+            return policy
+
+    async def deliveries(
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        policy_id: int,
+        offset: int,
+        limit: int,
+        is_name: bool | None = None,
+    ) -> tuple[list[Delivery], int]:
+        """A page of the policy's deliveries, newest first, and how many it has (Harbor's
+        executions of the policy, each with one task)."""
+        project = await self._scope(actor, project_ref, "read", is_name)
+        await self._policy_in(project, policy_id)
+        return await self._store.list_webhook_deliveries(policy_id, offset, limit)
+
+    async def delivery(
+        self,
+        actor: Principal,
+        project_ref: str | None,
+        policy_id: int,
+        delivery_id: int,
+        is_name: bool | None = None,
+    ) -> Delivery:
+        project = await self._scope(actor, project_ref, "read", is_name)
+        await self._policy_in(project, policy_id)
+        found = await self._store.find_webhook_delivery(delivery_id)
+        if found is None or found.policy_id != policy_id:
+            raise NotFound(f"execution {delivery_id} not found in policy {policy_id}")
+        return found
+
+
+Sender = Callable[[Delivery], Awaitable[tuple[bool, str]]]
+"""Sends a delivery once: (whether the receiver took it, what to show about the try)."""
+
+
+class HttpSender:
+    """POSTs a delivery's payload to its target with aiohttp's client.
+
+    NOTE: the address may be anything a project admin chose, internal ones too (as in
+    Harbor). So: no redirect is followed, nothing of the answer but its status is kept or
+    shown (a receiver cannot be read through the history), the request carries the target's
+    own header only (never a credential of the server or its caller: no cookies, no proxy
+    from the environment), and a try takes at most SEND_TIMEOUT_SECONDS."""
+
+    def __init__(self, timeout: float = SEND_TIMEOUT_SECONDS) -> None:
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
+        return self._session
+
+    async def __call__(self, delivery: Delivery) -> tuple[bool, str]:
+        target = delivery.target
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"tokenserver-webhook/{__version__}",
+        }
+        if target.auth_header:
+            headers["Authorization"] = target.auth_header
+        try:
+            async with self._http().post(
+                target.address,
+                data=delivery.payload.encode(),
+                headers=headers,
+                allow_redirects=False,
+                ssl=not target.skip_cert_verify,
+            ) as response:
+                status = response.status
+        except TimeoutError:
+            return False, f"no answer within {self._timeout:g} s"
+        except (aiohttp.ClientError, OSError, ValueError) as e:
+            return False, f"{type(e).__name__}: {e}"
+        if 200 <= status < 300:
+            return True, f"HTTP {status}"
+        if 300 <= status < 400:
+            return False, f"HTTP {status}: redirects are not followed"
+        return False, f"HTTP {status}"
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class WebhookDelivery:
+    """Sends what is queued: claims due deliveries under a lease (so that one server sends
+    each, also with replicas), sends them, records each outcome. A failed try is tried again
+    after a backoff (domain/webhooks.py: retry_at) until MAX_ATTEMPTS; a server that dies
+    holding a delivery leaves it to be taken over when the lease runs out: at least once."""
+
+    def __init__(
+        self,
+        store: Store,
+        send: Sender,
+        clock: Callable[[], float] = time.time,
+        *,
+        batch: int = 20,
+        lease: int = LEASE_SECONDS,
+    ) -> None:
+        self._store = store
+        self._send = send
+        self._clock = clock
+        self._batch = batch
+        self._lease = lease
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued here: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim and send the deliveries due now; how many were claimed."""
+        now = int(self._clock())
+        owner = secrets.token_hex(16)
+        claimed = await self._store.claim_webhook_deliveries(
+            owner, now, now + self._lease, self._batch
+        )
+        await asyncio.gather(*(self._deliver(d, owner) for d in claimed))
+        return len(claimed)
+
+    async def _deliver(self, delivery: Delivery, owner: str) -> None:
+        try:
+            ok, message = await self._send(delivery)
+        except Exception as e:  # a sender's bug must not lose the delivery
+            log.exception("webhook delivery %d failed", delivery.id)
+            ok, message = False, type(e).__name__
+        now = int(self._clock())
+        message = truncate(escape(message), MAX_MESSAGE)
+        if ok:
+            outcome = DeliveryOutcome(DeliveryStatus.SUCCESS, message)
+        else:
+            retry = retry_at(delivery.attempts, now)
+            if retry is None:
+                outcome = DeliveryOutcome(
+                    DeliveryStatus.ERROR, f"{message}; gave up after {delivery.attempts} tries"
+                )
+            else:
+                outcome = DeliveryOutcome(DeliveryStatus.PENDING, message, retry)
+            log.warning(
+                "webhook delivery %d (policy %d, %s) failed: %s",
+                delivery.id,
+                delivery.policy_id,
+                delivery.event_type,
+                message,
+            )
+        await self._store.finish_webhook_delivery(delivery.id, owner, now, outcome)
+
+    async def run(self, poll: float = 2.0) -> None:
+        """Deliver until cancelled: at once when woken, else every `poll` seconds (events
+        queued by other servers and retries falling due)."""
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                log.exception("could not deliver webhooks")
+                claimed = 0
+            if claimed >= self._batch:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll)
