@@ -1,5 +1,5 @@
 // The robot accounts table, its action menu and the robot dialogs.
-import { PAGE_SIZE, DAY, ApiError, state, h, main, showAlert, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, showNotice, pagerControls, allProjects } from "./core.js";
+import { PAGE_SIZE, DAY, ApiError, state, h, main, showAlert, showSuccess, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, pagerControls, allProjects } from "./core.js";
 import { editRobotPermissions, entrySummary, permissionCount } from "./permissions.js";
 
 export function exportFile(robot, secret) {
@@ -291,10 +291,18 @@ export function permissionsDialog(robot) {
 export function actionMenu(getRobot, handlers) {
   const list = h("div", { role: "menu", hidden: true });
   const button = h("button", { type: "button", "aria-haspopup": "menu", "aria-expanded": "false", id: "action" }, "Action ▾");
-  const close = () => { list.hidden = true; button.setAttribute("aria-expanded", "false"); };
+  const element = h("div", { class: "menu" }, button, list);
+  // A click anywhere else closes the menu, as Escape does.
+  const outside = (e) => { if (!element.contains(e.target)) close(); };
+  const close = () => {
+    list.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    document.removeEventListener("click", outside, true);
+  };
   button.addEventListener("click", () => {
     const robot = getRobot();
     if (!robot) return;
+    if (!list.hidden) return close();
     list.replaceChildren();
     const items = robot.legacy
       ? ["Disable", "Enable", "Delete"]
@@ -303,21 +311,25 @@ export function actionMenu(getRobot, handlers) {
       const disabled = (label === "Disable" && robot.disable) || (label === "Enable" && !robot.disable);
       list.append(h("button", {
         type: "button", role: "menuitem", disabled,
-        onclick: () => { close(); handlers[label](robot); },
+        // The hidden item cannot hold the focus: the menu's button takes it, and gets it back
+        // when the dialog the item opens closes.
+        onclick: () => { close(); button.focus(); handlers[label](robot); },
       }, label));
     }
-    list.hidden = !list.hidden;
-    button.setAttribute("aria-expanded", String(!list.hidden));
-    if (!list.hidden) list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
+    list.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    document.addEventListener("click", outside, true);
+    list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
   });
-  list.addEventListener("keydown", (e) => {
+  element.addEventListener("keydown", (e) => {
+    if (list.hidden) return;
     const items = [...list.querySelectorAll("[role=menuitem]:not(:disabled)")];
     const index = items.indexOf(document.activeElement);
-    if (e.key === "Escape") { close(); button.focus(); }
+    if (e.key === "Escape") { e.preventDefault(); close(); button.focus(); }
     if (e.key === "ArrowDown") { e.preventDefault(); items[(index + 1) % items.length]?.focus(); }
     if (e.key === "ArrowUp") { e.preventDefault(); items[(index - 1 + items.length) % items.length]?.focus(); }
   });
-  return { element: h("div", { class: "menu" }, button, list), button };
+  return { element, button };
 }
 
 export function refreshDialog(robot, reload) {
@@ -346,8 +358,10 @@ export function refreshDialog(robot, reload) {
     const { data } = await api("PATCH", `/robots/${robot.id}`, request);
     box.close();
     await reload();
-    if (!manual.checked) secretDialog("Secret refreshed", robot, data.secret);
-    else showNotice(`The secret of ${robot.name} was changed.`);
+    if (!manual.checked) {
+      showSuccess(`Refreshed the secret of ${robot.name}.`);
+      secretDialog("Secret refreshed", robot, data.secret);
+    } else showSuccess(`The secret of ${robot.name} was changed.`);
   }));
 }
 
@@ -416,15 +430,19 @@ export async function robotsView({ title, query, rights, create, heading }) {
           }));
           box.close();
           await reload();
+          showSuccess(`Saved ${robot.name}.`);
         },
       });
     })().catch(fail),
-    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload).catch(fail),
-    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload).catch(fail),
+    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload)
+      .then(() => showSuccess(`Disabled ${listed.name}.`)).catch(fail),
+    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload)
+      .then(() => showSuccess(`Enabled ${listed.name}.`)).catch(fail),
     Delete: (robot) => confirmDialog("Delete Robot Account", `Delete ${robot.name}? Anything using its secret stops working.`, "Delete", async () => {
       await api("DELETE", `/robots/${robot.id}`);
       selected = null;
       await reload();
+      showSuccess(`Deleted ${robot.name}.`);
     }),
     "Refresh Secret": (robot) => refreshDialog(robot, reload),
     Federation: (robot) => { location.hash = `#/robots/${robot.id}/federation`; },
@@ -443,7 +461,6 @@ export async function robotsView({ title, query, rights, create, heading }) {
   const view = h("section", {},
     heading,
     h("div", { class: "toolbar" }, newButton, Object.keys(handlers).length ? menu.element : null, h("span", { class: "grow" }), searchBox),
-    h("p", { id: "notice", class: "muted", "aria-live": "polite" }),
     tableHolder, pager);
   main().replaceChildren(view);
   await reload();
