@@ -192,6 +192,10 @@ export function dialog(title, body, buttons) {
     restoreFocus(opener);
   });
   box.addEventListener("keydown", (e) => enterSubmits(box, e));
+  // What the error said no longer holds once the form changes: the next attempt says its own.
+  const changed = (e) => { if (e.isTrusted) error.textContent = ""; };
+  box.addEventListener("input", changed);
+  box.addEventListener("change", changed);
   document.body.append(box);
   box.showModal();
   box.error = (message) => { error.textContent = message; };

@@ -176,12 +176,21 @@ export function lifetimeFields(robot) {
     if (!Number.isInteger(value) || value < 1) throw new Error("The token lifetime must be a whole number (or empty for the server's default).");
     return value * Number(unit.value);
   };
+  // The server's bounds, said as soon as a value leaves them. A robot's own value left as it
+  // was is kept, even above a lowered token.max_lifetime (its tokens are capped).
+  const outOfRange = (value) => value !== null && value !== own && (value < 60 || (max && value > max))
+    ? `The token lifetime must be from 1 minute${max ? ` to ${lifetimeText(max)}` : ""}, or empty for the server's default.`
+    : null;
   const update = () => {
     let value;
+    shown.classList.remove("error");
     try {
       value = seconds();
+      const problem = outOfRange(value);
+      if (problem) throw new Error(problem);
     } catch (e) {
       shown.textContent = e.message;
+      shown.classList.add("error");
       return;
     }
     if (value === null) {
@@ -203,9 +212,8 @@ export function lifetimeFields(robot) {
     value: () => {
       const value = seconds();
       if (value === own) return undefined;
-      if (value !== null && (value < 60 || (max && value > max))) {
-        throw new Error(`The token lifetime must be from 1 minute${max ? ` to ${lifetimeText(max)}` : ""}, or empty for the server's default.`);
-      }
+      const problem = outOfRange(value);
+      if (problem) throw new Error(problem);
       if (value === null) return robot ? 0 : undefined;
       return value;
     },
