@@ -132,7 +132,7 @@ def policy(url: str, *events: str, name: str = "hook", auth: str = AUTH) -> Poli
 
 
 def worker(rt: Runtime, clock: Callable[[], float], **kwargs: Any) -> WebhookDelivery:
-    return WebhookDelivery(rt.store, HttpSender(), clock, **kwargs)
+    return WebhookDelivery(rt.store, HttpSender(), clock, seal=rt.header_seal, **kwargs)
 
 
 async def test_robot_events_reach_the_receiver_with_its_header_and_no_secret(
@@ -204,7 +204,8 @@ async def test_a_policy_gets_only_its_event_types_its_project_and_only_when_enab
         ("/hook", "ROBOT_DELETED"),
     ]
     shown = await rt.webhooks.get(LOCAL, "team", off.id)
-    assert not shown.enabled and shown.targets[0].auth_header == AUTH  # kept by set_enabled
+    assert not shown.enabled  # and the header kept by set_enabled:
+    assert rt.header_seal.open(shown.targets[0].auth_header, off.id, off.targets[0].address) == AUTH
 
 
 async def test_an_event_is_queued_in_the_transaction_of_its_change(

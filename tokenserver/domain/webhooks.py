@@ -71,7 +71,9 @@ class DeliveryStatus(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where a policy sends events: an http(s) address, the `Authorization` header value to
-    send (empty: none), and whether the receiver's certificate is left unchecked."""
+    send (empty: none), and whether the receiver's certificate is left unchecked. A stored
+    target's header is sealed (services/webhooks.py); it is in clear only while checked
+    and while sent."""
 
     address: str
     auth_header: str = ""

@@ -93,7 +93,7 @@ def create_app(
             app[RUNTIME] = runtime
             app[TOKENS] = runtime.tokens
             sender = HttpSender()
-            delivery = WebhookDelivery(runtime.store, sender, clock)
+            delivery = WebhookDelivery(runtime.store, sender, clock, seal=runtime.header_seal)
             runtime.robot_events.wake = delivery.wake
             tasks = [
                 asyncio.create_task(_flush_usage(runtime)),

@@ -12,7 +12,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 
@@ -36,6 +36,7 @@ from tokenserver.domain.webhooks import (
     robot_payload,
 )
 from tokenserver.errors import BadRequest, NotFound, Unauthorized
+from tokenserver.sealing import KEY_SETTING, HeaderSeal
 from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import DeliveryOutcome, NewWebhookPolicy, Store
@@ -48,6 +49,10 @@ SWEEP_OPERATOR = "tokenserver"
 # Finished deliveries are kept this long for the history.
 KEEP_DELIVERIES_SECONDS = 30 * SECONDS_PER_DAY
 MAX_MESSAGE = 256
+UNSEALABLE = (
+    f"not sent: the auth header does not open with {KEY_SETTING} (the key file changed?); "
+    "restore the key, or send the header again"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,10 @@ class RobotEvents:
 class WebhookService:
     """Webhook policies and their delivery history, with Harbor's rules for who may manage
     them: `notification-policy` in the project (projectAdmin and maintainer change them, the
-    other members read them, robots as granted); system policies, system admins only."""
+    other members read them, robots as granted); system policies, system admins only.
+
+    A target's auth header is stored sealed (`seal`, bound to the policy's id and the
+    target's address): the policies this service returns hold it sealed, never in clear."""
 
     def __init__(
         self,
@@ -146,11 +154,13 @@ class WebhookService:
         access: AccessService,
         audit: AuditService,
         projects: ProjectService,
+        seal: HeaderSeal,
     ) -> None:
         self._store = store
         self._access = access
         self._audit = audit
         self._projects = projects
+        self._seal = seal
 
     async def _scope(
         self, actor: Principal, project_ref: str | None, action: str, is_name: bool | None
@@ -175,27 +185,36 @@ class WebhookService:
             raise NotFound(f"webhook policy {policy_id} not found in {where}")
         return policy
 
-    @staticmethod
-    def _targets(specs: tuple[TargetSpec, ...], stored: WebhookPolicy | None) -> tuple[Target, ...]:
-        """The targets asked for; an auth header sent back masked keeps the stored header of
-        the stored target with the same address, and only that one (a masked header must not
-        follow a new address: it would send the receiver's credential elsewhere)."""
+    def _targets(
+        self,
+        specs: tuple[TargetSpec, ...],
+        stored: WebhookPolicy | None,
+        policy_id: int | None,
+    ) -> tuple[Target, ...]:
+        """The targets asked for, their new auth headers sealed for `policy_id` (None: left
+        out, for a policy that has no id yet). A header sent back masked keeps the stored
+        (sealed) header of the stored target with the same address, and only that one (a
+        masked header must not follow a new address: it would send the receiver's credential
+        elsewhere; nor would it open there)."""
         kept = {t.address: t.auth_header for t in stored.targets} if stored else {}
         targets = []
         for spec in specs:
-            header = spec.auth_header
-            if header == MASKED:
+            given = "" if spec.auth_header == MASKED else spec.auth_header
+            target = check_target(
+                spec.address, given, spec.skip_cert_verify, spec.type, spec.payload_format
+            )
+            if spec.auth_header == MASKED:
                 if spec.address not in kept:
                     raise BadRequest(
                         "auth_header: the masked value keeps the header of a target whose "
                         "address is unchanged; send the header itself for a new address"
                     )
                 header = kept[spec.address]
-            targets.append(
-                check_target(
-                    spec.address, header, spec.skip_cert_verify, spec.type, spec.payload_format
-                )
-            )
+            elif policy_id is None:
+                header = ""
+            else:
+                header = self._seal.seal(given, policy_id, target.address)
+            targets.append(replace(target, auth_header=header))
         return tuple(targets)
 
     def _new(
@@ -203,9 +222,10 @@ class WebhookService:
         spec: PolicySpec,
         project: Project | None,
         creator: str,
+        policy_id: int | None,
         stored: WebhookPolicy | None = None,
     ) -> NewWebhookPolicy:
-        targets = self._targets(spec.targets, stored)
+        targets = self._targets(spec.targets, stored, policy_id)
         events = check_policy_fields(spec.name, spec.description, targets, spec.event_types)
         return NewWebhookPolicy(
             project_id=None if project is None else project.id,
@@ -254,8 +274,18 @@ class WebhookService:
         async with self._audit.operation(actor, "create", "webhook-policy", spec.name) as entry:
             project = await self._scope(actor, project_ref, "create", is_name)
             entry.project_id = None if project is None else project.id
-            policy = self._new(spec, project, actor.operator)
-            return await self._store.add_webhook_policy(policy, self._projects.now())
+            # Checked whole, and stored without its headers, before they are sealed: they are
+            # sealed for the policy's id, which the database gives.
+            policy = self._new(spec, project, actor.operator, None)
+            if not _new_headers(spec):
+                return await self._store.add_webhook_policy(policy, self._projects.now())
+            await self._seal.load()
+            async with self._store.transaction():
+                now = self._projects.now()
+                created = await self._store.add_webhook_policy(policy, now)
+                sealed = self._new(spec, project, actor.operator, created.id)
+                await self._store.update_webhook_policy(created.id, sealed, now)
+                return await self._policy_in(project, created.id)
 
     async def update(
         self,
@@ -269,7 +299,9 @@ class WebhookService:
             project = await self._scope(actor, project_ref, "update", is_name)
             entry.project_id = None if project is None else project.id
             stored = await self._policy_in(project, policy_id)
-            policy = self._new(spec, project, stored.creator, stored)
+            if _new_headers(spec):
+                await self._seal.load()
+            policy = self._new(spec, project, stored.creator, policy_id, stored)
             if not await self._store.update_webhook_policy(policy_id, policy, self._projects.now()):
                 raise NotFound(f"webhook policy {policy_id} not found")
             return await self._policy_in(project, policy_id)
@@ -345,6 +377,11 @@ class WebhookService:
         return found
 
 
+def _new_headers(spec: PolicySpec) -> bool:
+    """Whether `spec` gives an auth header to seal (not only masked ones to keep)."""
+    return any(t.auth_header not in ("", MASKED) for t in spec.targets)
+
+
 Sender = Callable[[Delivery], Awaitable[tuple[bool, str]]]
 """Sends a delivery once: (whether the receiver took it, what to show about the try)."""
 
@@ -415,11 +452,13 @@ class WebhookDelivery:
         send: Sender,
         clock: Callable[[], float] = time.time,
         *,
+        seal: HeaderSeal,
         batch: int = 20,
         lease: int = LEASE_SECONDS,
     ) -> None:
         self._store = store
         self._send = send
+        self._seal = seal
         self._clock = clock
         self._batch = batch
         self._lease = lease
@@ -439,9 +478,34 @@ class WebhookDelivery:
         await asyncio.gather(*(self._deliver(d, owner) for d in claimed))
         return len(claimed)
 
+    async def _opened(self, delivery: Delivery) -> Delivery | None:
+        """`delivery` with its target's auth header opened; None when it does not open."""
+        target = delivery.target
+        if not target.auth_header:
+            return delivery
+        await self._seal.load()
+        header = self._seal.open(target.auth_header, delivery.policy_id, target.address)
+        if header is None:
+            return None
+        return replace(delivery, target=replace(target, auth_header=header))
+
     async def _deliver(self, delivery: Delivery, owner: str) -> None:
         try:
-            ok, message = await self._send(delivery)
+            opened = await self._opened(delivery)
+            if opened is None:
+                # NOTE: fails closed, and is tried again like any failure: a replica given
+                # another key file, or a key restored from a backup, may still send it.
+                log.error(
+                    "webhook delivery %d (policy %d): its auth header does not open with %s "
+                    "%s (another key, or stored before headers were sealed); not sent",
+                    delivery.id,
+                    delivery.policy_id,
+                    KEY_SETTING,
+                    self._seal.path,
+                )
+                ok, message = False, UNSEALABLE
+            else:
+                ok, message = await self._send(opened)
         except Exception as e:  # a sender's bug must not lose the delivery
             log.exception("webhook delivery %d failed", delivery.id)
             ok, message = False, type(e).__name__
