@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -74,7 +75,8 @@ def read_or_create_key(path: Path) -> tuple[bytes, bool]:
     except OSError as e:
         raise ConfigError(KEY_SETTING, f"cannot create {path}: {e.strerror}") from None
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
     return key, True
 
 

@@ -490,19 +490,13 @@ class WebhookDelivery:
         return replace(delivery, target=replace(target, auth_header=header))
 
     async def _deliver(self, delivery: Delivery, owner: str) -> None:
+        sealed_shut = False
         try:
             opened = await self._opened(delivery)
             if opened is None:
                 # NOTE: fails closed, and is tried again like any failure: a replica given
                 # another key file, or a key restored from a backup, may still send it.
-                log.error(
-                    "webhook delivery %d (policy %d): its auth header does not open with %s "
-                    "%s (another key, or stored before headers were sealed); not sent",
-                    delivery.id,
-                    delivery.policy_id,
-                    KEY_SETTING,
-                    self._seal.path,
-                )
+                sealed_shut = True
                 ok, message = False, UNSEALABLE
             else:
                 ok, message = await self._send(opened)
@@ -521,13 +515,24 @@ class WebhookDelivery:
                 )
             else:
                 outcome = DeliveryOutcome(DeliveryStatus.PENDING, message, retry)
-            log.warning(
-                "webhook delivery %d (policy %d, %s) failed: %s",
-                delivery.id,
-                delivery.policy_id,
-                delivery.event_type,
-                message,
-            )
+            if sealed_shut:
+                log.error(
+                    "webhook delivery %d (policy %d, %s) not sent: its auth header does not "
+                    "open with %s %s (another key, or stored before headers were sealed)",
+                    delivery.id,
+                    delivery.policy_id,
+                    delivery.event_type,
+                    KEY_SETTING,
+                    self._seal.path,
+                )
+            else:
+                log.warning(
+                    "webhook delivery %d (policy %d, %s) failed: %s",
+                    delivery.id,
+                    delivery.policy_id,
+                    delivery.event_type,
+                    message,
+                )
         await self._store.finish_webhook_delivery(delivery.id, owner, now, outcome)
 
     async def run(self, poll: float = 2.0) -> None:
