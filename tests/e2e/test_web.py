@@ -147,11 +147,13 @@ def test_a_project_admin_manages_robots_by_clicking(page: Page, web_stack: Stack
 
     builder = row(page, "robot$webapp+builder")
     expect(builder).to_contain_text("Enabled")
-    expect(builder).to_contain_text("2 Permission(s)")
+    expect(builder).to_contain_text("2 permissions")
     expect(builder).to_contain_text("CI builds")
-    builder.get_by_text("2 Permission(s)").click()
-    expect(builder).to_contain_text("push repository")
     screenshot(page, "5-robots")
+    builder.get_by_role("button", name="2 permissions").click()
+    shown = page.get_by_role("dialog", name="Permissions of robot$webapp+builder")
+    expect(shown.locator('[data-pair="repository:push"]')).to_have_text("✓")
+    shown.get_by_role("button", name="Close").click()
 
     # The exported secret pushes through the real registry.
     robot = Robot(exported["name"], secret, exported["id"])
@@ -203,7 +205,7 @@ def test_a_project_admin_manages_robots_by_clicking(page: Page, web_stack: Stack
     manual.get_by_label("New Secret").fill(chosen)
     manual.get_by_label("Confirm Secret").fill(chosen)
     manual.get_by_role("button", name="Refresh").click()
-    expect(page.locator("#notice")).to_contain_text("was changed")
+    expect(page.locator("#status-text")).to_contain_text("was changed")
     robot = Robot(robot.name, chosen, robot.id)
     assert push(web_stack, robot, "webapp/app:v6")
 
@@ -309,7 +311,7 @@ def test_system_admins_manage_system_robots(page: Page, web_stack: Stack) -> Non
     created.get_by_role("button", name="Close").click()
     fleet = row(page, "robot$webfleet")
     expect(fleet.locator(".expires")).to_have_text("Never")
-    expect(fleet).to_contain_text("2 Permission(s)")
+    expect(fleet).to_contain_text("2 permissions")
     screenshot(page, "9-system-robots")
     # Its secret logs in at the registry, and it may not push (pull only).
     reader = Skopeo(web_stack, Robot("robot$webfleet", secret, 0))
@@ -377,14 +379,14 @@ def test_project_admins_and_developers_see_what_their_role_allows(
     created = page.get_by_role("dialog", name="Robot account created")
     web_stack.remember(created.locator("#secret-value").inner_text().strip())
     created.get_by_role("button", name="Close").click()
-    expect(row(page, "robot$team+deployer")).to_contain_text("1 Permission(s)")
+    expect(row(page, "robot$team+deployer")).to_contain_text("1 permission")
     # Edit the permissions: pull becomes pull and push.
     act(page, "robot$team+deployer", "Edit")
     edit = page.get_by_role("dialog", name="Edit robot$team+deployer")
     expect(edit.get_by_label("pull repository")).to_be_checked()
     edit.get_by_label("push repository").check()
     edit.get_by_role("button", name="Save").click()
-    expect(row(page, "robot$team+deployer")).to_contain_text("2 Permission(s)")
+    expect(row(page, "robot$team+deployer")).to_contain_text("2 permissions")
     page.get_by_role("button", name="Log Out").click()
     # A developer may not create robots: the page offers no New Robot Account (the API's
     # refusal shown in a dialog is tested in test_web_roles.py).

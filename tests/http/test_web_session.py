@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeSettings
-from tests.http.conftest import Server, basic
+from tests.http.conftest import AiohttpClient, Server, basic, serving
 from tokenserver.http.app import create_app
 from tokenserver.services.sessions import KEEP_PER_USER
 
@@ -172,6 +172,18 @@ async def test_the_page_can_be_turned_off(
     assert (await client.get("/")).status == 404
     assert (await client.post("/c/login", json={})).status == 404
     assert (await client.get("/api/v2.0/projects")).status == 200
+
+
+async def test_the_session_tells_the_page_the_token_lifetimes(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient
+) -> None:
+    """The robot dialog says what an empty token lifetime means and what the bound is."""
+    settings = make_settings(token__lifetime=900, token__max_lifetime=7200)
+    async with serving(settings, aiohttp_client) as server:
+        await server.runtime.users.ensure_admin(PASSWORD)
+        await log_in(server)
+        body = await (await server.client.get("/c/session")).json()
+    assert body["token_lifetime"] == 900 and body["token_max_lifetime"] == 7200
 
 
 async def test_permissions_lists_what_a_robot_may_hold(admin: Server) -> None:

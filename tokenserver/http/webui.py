@@ -68,6 +68,9 @@ def _session_json(request: web.Request, principal: Principal, session: Secret) -
         "sysadmin": principal.sysadmin,
         "csrf_token": csrf_token(session),
         "name_prefix": rt(request).settings.robots.name_prefix,
+        # The robot dialog shows what an empty token lifetime means, and the bound.
+        "token_lifetime": rt(request).settings.token.lifetime,
+        "token_max_lifetime": rt(request).settings.token.max_lifetime,
     }
 
 

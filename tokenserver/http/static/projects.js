@@ -1,5 +1,5 @@
 // The projects list, a project's robot accounts and the system robot accounts.
-import { PAGE_SIZE, state, h, main, showAlert, api, when, dialog, cancelButton, submitting, grantable, pagerControls, allProjects } from "./core.js";
+import { PAGE_SIZE, state, h, main, showAlert, showSuccess, setTitle, api, when, dialog, cancelButton, submitting, grantable, pagerControls, allProjects } from "./core.js";
 import { newRobotPermissions } from "./permissions.js";
 import { secretDialog, robotDialog, robotsView, robotRights, requireList } from "./robots.js";
 
@@ -49,12 +49,14 @@ export function newProjectDialog() {
     await api("POST", "/projects", { project_name: name.value.trim(), metadata: { public: String(pub.checked) } });
     box.close();
     await projectsView();
+    showSuccess(`Created project ${name.value.trim()}.`);
   }));
   name.focus();
 }
 
 export async function projectView(id) {
   const { data: project } = await api("GET", `/projects/${id}`);
+  setTitle("Robot Accounts", `project ${project.name}`);
   const rights = await robotRights(`/project/${project.project_id}`);
   requireList(rights, `the robot accounts of project ${project.name}`);
   const heading = h("div", {},
@@ -74,11 +76,13 @@ export async function projectView(id) {
           name: form.name,
           description: form.description,
           duration: form.duration,
+          token_lifetime: form.token_lifetime,
           level: "project",
           permissions: form.permissions,
         });
         box.close();
         await reload();
+        showSuccess(`Created ${data.name}.`);
         secretDialog("Robot account created", data, data.secret);
       },
     }),
@@ -101,11 +105,13 @@ export async function systemRobotsView() {
           name: form.name,
           description: form.description,
           duration: form.duration,
+          token_lifetime: form.token_lifetime,
           level: "system",
           permissions: form.permissions,
         });
         box.close();
         await reload();
+        showSuccess(`Created ${data.name}.`);
         secretDialog("Robot account created", data, data.secret);
       },
     }),

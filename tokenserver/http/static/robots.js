@@ -1,6 +1,6 @@
 // The robot accounts table, its action menu and the robot dialogs.
-import { PAGE_SIZE, DAY, ApiError, h, main, showAlert, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, showNotice, pagerControls, allProjects } from "./core.js";
-import { permissionLabel, namespaceLabel, editRobotPermissions } from "./permissions.js";
+import { PAGE_SIZE, DAY, ApiError, state, h, main, showAlert, showSuccess, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, pagerControls, allProjects } from "./core.js";
+import { editRobotPermissions, entrySummary, permissionCount } from "./permissions.js";
 
 export function exportFile(robot, secret) {
   // Harbor's "Export to File": <full name>.json with id, name, secret, creation_time, expires_at.
@@ -138,14 +138,90 @@ export function expirationFields(robot) {
   };
 }
 
+const UNITS = [["seconds", 1], ["minutes", 60], ["hours", 3600], ["days", 86400]];
+
+// 5400 -> "1 h 30 min".
+export function lifetimeText(seconds) {
+  const parts = [];
+  let rest = seconds;
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["min", 60], ["s", 1]]) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)} ${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.join(" ") || "0 s";
+}
+
+// The robot's own token lifetime: empty for the server's (token.lifetime). Its value is what
+// the request carries: nothing when unchanged (a PUT without it keeps the robot's), 0 to clear
+// it, else seconds.
+export function lifetimeFields(robot) {
+  const own = robot && robot.token_lifetime ? robot.token_lifetime : null;
+  const [, size] = own ? [...UNITS].reverse().find(([, n]) => own % n === 0) : UNITS[1];
+  const amount = h("input", {
+    type: "number", id: "robot-token-lifetime", min: "1", step: "1",
+    value: own ? String(own / size) : "", placeholder: "the server's default",
+  });
+  const unit = h("select", { id: "robot-token-unit", "aria-label": "Token lifetime unit" },
+    UNITS.map(([name, n]) => h("option", { value: String(n), selected: n === size }, name)));
+  const shown = h("p", { class: "muted hint", id: "robot-token-effective", "aria-live": "polite" });
+  const session = state.session || {};
+  const fallback = robot && !own ? robot.effective_token_lifetime : session.token_lifetime;
+  const max = session.token_max_lifetime;
+  const seconds = () => {
+    const text = amount.value.trim();
+    if (!text) return null;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new Error("The token lifetime must be a whole number (or empty for the server's default).");
+    return value * Number(unit.value);
+  };
+  const update = () => {
+    let value;
+    try {
+      value = seconds();
+    } catch (e) {
+      shown.textContent = e.message;
+      return;
+    }
+    if (value === null) {
+      shown.textContent = fallback ? `Tokens last ${lifetimeText(fallback)}, the server's default.` : "Tokens last the server's default lifetime.";
+    } else if (value === own && robot.effective_token_lifetime < own) {
+      shown.textContent = `Tokens last ${lifetimeText(robot.effective_token_lifetime)}: ${lifetimeText(own)}, capped at the server's maximum.`;
+    } else {
+      shown.textContent = `Tokens last ${lifetimeText(value)}.`;
+    }
+  };
+  amount.addEventListener("input", update);
+  unit.addEventListener("change", update);
+  update();
+  return {
+    element: h("div", {},
+      h("label", { for: "robot-token-lifetime" }, "Token lifetime (optional)"),
+      h("div", { class: "lifetime" }, amount, unit),
+      shown),
+    value: () => {
+      const value = seconds();
+      if (value === own) return undefined;
+      if (value !== null && (value < 60 || (max && value > max))) {
+        throw new Error(`The token lifetime must be from 1 minute${max ? ` to ${lifetimeText(max)}` : ""}, or empty for the server's default.`);
+      }
+      if (value === null) return robot ? 0 : undefined;
+      return value;
+    },
+  };
+}
+
 export async function robotDialog({ title, robot, permissions, submit }) {
   const name = h("input", { type: "text", id: "robot-name", required: true, value: robot ? shortName(robot) : "", disabled: !!robot, autocomplete: "off" });
   const description = h("textarea", { id: "robot-description", rows: "2" }, robot ? robot.description : "");
   const expiration = expirationFields(robot);
+  const lifetime = lifetimeFields(robot);
   const body = h("form", { onsubmit: (e) => e.preventDefault() },
     h("label", { for: "robot-name" }, "Name"), name,
     h("label", { for: "robot-description" }, "Description (optional)"), description,
     expiration.element,
+    lifetime.element,
     permissions.element);
   const save = h("button", { type: "button", class: "primary" }, robot ? "Save" : "Add");
   const box = dialog(title, body, [save]);
@@ -157,6 +233,7 @@ export async function robotDialog({ title, robot, permissions, submit }) {
       name: name.value.trim(),
       description: description.value,
       duration: expiration.duration(),
+      token_lifetime: lifetime.value(),
       permissions: chosen,
     });
   }));
@@ -177,14 +254,9 @@ export function robotTable(robots, selected, onSelect) {
       type: "checkbox", id, "aria-label": `Select ${robot.name}`, checked: selected === robot.id,
       onchange: (e) => onSelect(e.target.checked ? robot.id : null),
     });
-    const held = robot.permissions || []; // an empty list is left out, as Harbor does
-    const access = held.flatMap((p) => p.access.map((a) => ({ ...a, namespace: p.namespace })));
-    const permissions = h("details", { class: "permissions" },
-      h("summary", {}, `${access.length} Permission(s)`),
-      held.map((p) => h("div", {},
-        robot.level === "system" ? h("div", { class: "muted" }, namespaceLabel(p)) : null,
-        p.repositories ? h("div", { class: "muted" }, `Repositories: ${p.repositories.join(", ")}`) : null,
-        h("ul", {}, p.access.map((a) => h("li", {}, permissionLabel(a)))))));
+    const permissions = h("button", {
+      type: "button", class: "link permissions", onclick: () => permissionsDialog(robot),
+    }, permissionCount(robot));
     const expires = expiry(robot);
     return h("tr", { "data-robot": robot.name },
       h("td", {}, box),
@@ -206,13 +278,31 @@ export function robotTable(robots, selected, onSelect) {
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: "8", class: "muted" }, "No robot accounts."))));
 }
 
+// The list's permissions: read only, each entry's patterns and grid, in a dialog.
+export function permissionsDialog(robot) {
+  const held = robot.permissions || []; // an empty list is left out, as Harbor does
+  const body = h("div", { class: "permission-summary" },
+    held.length ? held.map((p) => entrySummary(p, robot.level)) : h("p", { class: "muted" }, "No permissions."));
+  const box = dialog(`Permissions of ${robot.name}`, body, []);
+  box.querySelector(".actions").append(h("button", { type: "button", class: "primary", onclick: () => box.close() }, "Close"));
+  return box;
+}
+
 export function actionMenu(getRobot, handlers) {
   const list = h("div", { role: "menu", hidden: true });
   const button = h("button", { type: "button", "aria-haspopup": "menu", "aria-expanded": "false", id: "action" }, "Action ▾");
-  const close = () => { list.hidden = true; button.setAttribute("aria-expanded", "false"); };
+  const element = h("div", { class: "menu" }, button, list);
+  // A click anywhere else closes the menu, as Escape does.
+  const outside = (e) => { if (!element.contains(e.target)) close(); };
+  const close = () => {
+    list.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    document.removeEventListener("click", outside, true);
+  };
   button.addEventListener("click", () => {
     const robot = getRobot();
     if (!robot) return;
+    if (!list.hidden) return close();
     list.replaceChildren();
     const items = robot.legacy
       ? ["Disable", "Enable", "Delete"]
@@ -221,21 +311,25 @@ export function actionMenu(getRobot, handlers) {
       const disabled = (label === "Disable" && robot.disable) || (label === "Enable" && !robot.disable);
       list.append(h("button", {
         type: "button", role: "menuitem", disabled,
-        onclick: () => { close(); handlers[label](robot); },
+        // The hidden item cannot hold the focus: the menu's button takes it, and gets it back
+        // when the dialog the item opens closes.
+        onclick: () => { close(); button.focus(); handlers[label](robot); },
       }, label));
     }
-    list.hidden = !list.hidden;
-    button.setAttribute("aria-expanded", String(!list.hidden));
-    if (!list.hidden) list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
+    list.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    document.addEventListener("click", outside, true);
+    list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
   });
-  list.addEventListener("keydown", (e) => {
+  element.addEventListener("keydown", (e) => {
+    if (list.hidden) return;
     const items = [...list.querySelectorAll("[role=menuitem]:not(:disabled)")];
     const index = items.indexOf(document.activeElement);
-    if (e.key === "Escape") { close(); button.focus(); }
+    if (e.key === "Escape") { e.preventDefault(); close(); button.focus(); }
     if (e.key === "ArrowDown") { e.preventDefault(); items[(index + 1) % items.length]?.focus(); }
     if (e.key === "ArrowUp") { e.preventDefault(); items[(index - 1 + items.length) % items.length]?.focus(); }
   });
-  return { element: h("div", { class: "menu" }, button, list), button };
+  return { element, button };
 }
 
 export function refreshDialog(robot, reload) {
@@ -264,8 +358,10 @@ export function refreshDialog(robot, reload) {
     const { data } = await api("PATCH", `/robots/${robot.id}`, request);
     box.close();
     await reload();
-    if (!manual.checked) secretDialog("Secret refreshed", robot, data.secret);
-    else showNotice(`The secret of ${robot.name} was changed.`);
+    if (!manual.checked) {
+      showSuccess(`Refreshed the secret of ${robot.name}.`);
+      secretDialog("Secret refreshed", robot, data.secret);
+    } else showSuccess(`The secret of ${robot.name} was changed.`);
   }));
 }
 
@@ -330,18 +426,23 @@ export async function robotsView({ title, query, rights, create, heading }) {
         submit: async (box, form) => {
           await api("PUT", `/robots/${robot.id}`, robotBody(robot, {
             description: form.description, duration: form.duration, permissions: form.permissions,
+            token_lifetime: form.token_lifetime,
           }));
           box.close();
           await reload();
+          showSuccess(`Saved ${robot.name}.`);
         },
       });
     })().catch(fail),
-    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload).catch(fail),
-    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload).catch(fail),
+    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload)
+      .then(() => showSuccess(`Disabled ${listed.name}.`)).catch(fail),
+    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload)
+      .then(() => showSuccess(`Enabled ${listed.name}.`)).catch(fail),
     Delete: (robot) => confirmDialog("Delete Robot Account", `Delete ${robot.name}? Anything using its secret stops working.`, "Delete", async () => {
       await api("DELETE", `/robots/${robot.id}`);
       selected = null;
       await reload();
+      showSuccess(`Deleted ${robot.name}.`);
     }),
     "Refresh Secret": (robot) => refreshDialog(robot, reload),
     Federation: (robot) => { location.hash = `#/robots/${robot.id}/federation`; },
@@ -360,7 +461,6 @@ export async function robotsView({ title, query, rights, create, heading }) {
   const view = h("section", {},
     heading,
     h("div", { class: "toolbar" }, newButton, Object.keys(handlers).length ? menu.element : null, h("span", { class: "grow" }), searchBox),
-    h("p", { id: "notice", class: "muted", "aria-live": "polite" }),
     tableHolder, pager);
   main().replaceChildren(view);
   await reload();
