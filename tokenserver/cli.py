@@ -254,6 +254,8 @@ async def _init_database(settings: Settings, password: str | None) -> None:
             # key may even have been destroyed: nothing to create then.
             _init_configured_key(settings)
         await runtime.keyring.signing_key()  # what `serve` will sign with: refuse it now
+        if await runtime.header_seal.load():
+            _say(f"generated webhook key {runtime.header_seal.path}")
         if await runtime.users.admin_exists():
             _say(f"the system admin '{ADMIN}' exists")
             if password is not None:

@@ -401,9 +401,9 @@ class WebhooksSettings(_Section):
         "keys/webhook.key",
         _text(),
         "Key that seals the webhook targets' auth headers in the database (AES-256-GCM): 32\n"
-        "random bytes in base64, mode 0600, relative to this file; created on first use,\n"
-        "never overwritten. Back it up with the database (without it the stored headers are\n"
-        "lost: they must be entered again) and give every replica the same file.",
+        "random bytes in base64, mode 0600, relative to this file; made by 'tokenserver init'\n"
+        "or on first use, never overwritten. Back it up with the database (without it the\n"
+        "stored headers are lost: they must be entered again); every replica needs the same.",
         path=True,
     )
 

@@ -88,15 +88,19 @@ class HeaderSeal:
         self.path = path
         self._aead: AESGCM | None = None
 
-    async def load(self) -> None:
+    async def load(self) -> bool:
         """Read the key, creating it if there is none yet (off the event loop); at once
-        when loaded already. Raises ConfigError naming webhooks.secret_key."""
+        when loaded already. Whether it created the file. Raises ConfigError naming
+        webhooks.secret_key."""
         if self._aead is not None:
-            return
+            return False
         key, created = await asyncio.to_thread(read_or_create_key, self.path)
         if created:
-            log.info("generated %s %s: back it up with the database", KEY_SETTING, self.path)
+            # NOTE: debug only: the server logs nothing before it says where it serves;
+            # `tokenserver init` makes the key and says so.
+            log.debug("generated %s %s", KEY_SETTING, self.path)
         self._aead = AESGCM(key)
+        return created
 
     def _cipher(self) -> AESGCM:
         if self._aead is None:

@@ -134,16 +134,12 @@ def test_refusals_exit_1_with_one_line(config: Path) -> None:
 
 def test_the_webhook_key_is_made_0600_on_first_use_and_never_overwritten(config: Path) -> None:
     key = config.parent / "keys" / "webhook.key"
-    ok(call_cli(config, *ADD, "--address", URL))  # no header: nothing to seal
-    ok(call_cli(config, "webhook", "list", "--project", "p"))
-    assert not key.exists()
-    ok(call_cli(config, *ADD, "--name", "h1", "--address", URL, "--auth-header", "-",
-                stdin="Bearer one\n"))  # fmt: skip
+    made = key.read_bytes()  # by init, as the signing key
     assert key.stat().st_mode & 0o777 == 0o600
-    made = key.read_bytes()
     assert len(base64.b64decode(made.strip(), validate=True)) == 32
-    ok(call_cli(config, *ADD, "--name", "h2", "--address", URL, "--auth-header", "-",
-                stdin="Bearer two\n"))  # fmt: skip
+    again = call_cli(config, "init")
+    assert again.returncode == 0 and "generated webhook key" not in again.stderr
+    assert key.read_bytes() == made
 
     async def serve_start() -> None:
         async with open_runtime(load_settings(config), sign=True):
@@ -151,8 +147,22 @@ def test_the_webhook_key_is_made_0600_on_first_use_and_never_overwritten(config:
 
     asyncio.run(serve_start())
     assert key.read_bytes() == made and key.stat().st_mode & 0o777 == 0o600
+
+    # A deployment from before the key: made when first needed, by the command line ...
     key.unlink()
-    asyncio.run(serve_start())  # the server's start makes one as well
+    ok(call_cli(config, *ADD, "--address", URL))  # no header: nothing to seal
+    ok(call_cli(config, "webhook", "list", "--project", "p"))
+    assert not key.exists()
+    ok(call_cli(config, *ADD, "--name", "h1", "--address", URL, "--auth-header", "-",
+                stdin="Bearer one\n"))  # fmt: skip
+    assert key.stat().st_mode & 0o777 == 0o600 and key.read_bytes() != made
+    made = key.read_bytes()
+    ok(call_cli(config, *ADD, "--name", "h2", "--address", URL, "--auth-header", "-",
+                stdin="Bearer two\n"))  # fmt: skip
+    assert key.read_bytes() == made
+    # ... or by the server's start.
+    key.unlink()
+    asyncio.run(serve_start())
     assert key.stat().st_mode & 0o777 == 0o600 and key.read_bytes() != made
     assert [p.name for p in key.parent.iterdir() if "webhook" in p.name] == ["webhook.key"]
 
