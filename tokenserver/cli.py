@@ -986,9 +986,23 @@ def _webhook_scope(args: argparse.Namespace) -> str | None:
     return None if args.system else str(args.project)
 
 
+_NOT_UTF8 = "not valid UTF-8 (bytes no database can hold)"
+
+
+def _utf8(text: str) -> str:
+    """A text argument, refused (exit 2, argparse naming the flag) if it holds bytes that
+    are not UTF-8: Python hands them over as lone surrogates, which cannot be stored."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise argparse.ArgumentTypeError(_NOT_UTF8) from None
+    return text
+
+
 def _webhook_address(text: str) -> str:
     try:
-        return check_address(text)
+        return check_address(_utf8(text))
     except BadRequest as e:
         raise argparse.ArgumentTypeError(e.message) from None
 
@@ -1001,7 +1015,11 @@ def _auth_header(value: str | None) -> str:
             "--auth-header takes only '-' (read the header from stdin): a credential on the "
             "command line is visible to other users in ps and stays in shell history"
         )
-    return _read_secret("-")
+    try:
+        return _utf8(_read_secret("-"))
+    except (UnicodeDecodeError, argparse.ArgumentTypeError):
+        # NOTE: never the header itself in the message: it is a credential.
+        raise UsageError(f"--auth-header: the line read from stdin is {_NOT_UTF8}") from None
 
 
 async def webhook_add(rt: Runtime, args: argparse.Namespace) -> int:
@@ -1566,9 +1584,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w = webhook.command("add", "create a webhook policy", _on_runtime(webhook_add))
     where = w.add_mutually_exclusive_group(required=True)
-    where.add_argument("--project", metavar="PROJECT", help="the project's robots (name or id)")
+    where.add_argument(
+        "--project", type=_utf8, metavar="PROJECT", help="the project's robots (name or id)"
+    )
     where.add_argument("--system", action="store_true", help="the system robots")
-    w.add_argument("--name", required=True, help="the policy's name, unique in its project")
+    w.add_argument(
+        "--name", type=_utf8, required=True, help="the policy's name, unique in its project"
+    )
     w.add_argument(
         "--address",
         required=True,
@@ -1591,11 +1613,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--skip-cert-verify", action="store_true", help="do not check the receiver's certificate"
     )
-    w.add_argument("--description", default="")
+    w.add_argument("--description", type=_utf8, default="")
     w.add_argument("--disabled", action="store_true", help="create it disabled")
     w = webhook.command("list", "a project's (or the system's) policies", _on_runtime(webhook_list))
     where = w.add_mutually_exclusive_group(required=True)
-    where.add_argument("--project", metavar="PROJECT", help="name or id")
+    where.add_argument("--project", type=_utf8, metavar="PROJECT", help="name or id")
     where.add_argument("--system", action="store_true", help="the system's policies")
     w.add_argument("--json", action="store_true", help="print Harbor's WebhookPolicy JSON")
     for name, text in (("enable", "send events again"), ("disable", "stop sending events")):

@@ -4,12 +4,14 @@ surrogates), which the API refuses as "not valid Unicode" and the database canno
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.cli.test_webhook_commands import ADD, URL, config, ok, refused
-from tests.helpers import call_cli
+from tests.helpers import call_cli, clean_env
 
 __all__ = ["config"]
 
@@ -36,4 +38,42 @@ def test_attack_an_address_or_header_that_is_not_utf8_is_refused(
     address it would refuse in a PUT of the policy as GET shows it, and the header sent is
     not what the operator typed."""
     refused(call_cli(config, *ADD, *extra, stdin=stdin), 2, flag)
+    assert ok(call_cli(config, "webhook", "list", "--project", "p", "--json")) == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "args"),
+    [
+        ("--description", (*ADD, "--address", URL, "--description", NOT_UTF8)),
+        ("--project", ("webhook", "add", "--project", NOT_UTF8, "--name", "n", "--address", URL)),
+        ("--project", ("webhook", "list", "--project", NOT_UTF8)),
+    ],
+)
+def test_other_text_flags_that_are_not_utf8_are_refused(
+    config: Path, flag: str, args: tuple[str, ...]
+) -> None:
+    refused(call_cli(config, *args), 2, flag, "not valid UTF-8")
+    assert ok(call_cli(config, "webhook", "list", "--project", "p", "--json")) == []
+
+
+def test_bytes_that_are_not_utf8_in_a_real_process_are_refused(config: Path) -> None:
+    """As a shell runs it: the name's bytes in argv, the header's on stdin (strictly
+    decoded there: no surrogates, a decoding error)."""
+    command = [sys.executable, "-m", "tokenserver", "webhook", "add", "--project", "p"]
+    tail = ["--address", URL, "--config", str(config)]
+    for extra, stdin, flag in (
+        ([b"--name", b"a\xedb"], b"", "--name"),
+        ([b"--name", b"n", b"--auth-header", b"-"], b"Bearer \xff\xfe\n", "--auth-header"),
+    ):
+        result = subprocess.run(
+            [*command, *extra, *tail],
+            input=stdin,
+            capture_output=True,
+            env=clean_env(),
+            check=False,
+        )
+        stderr = result.stderr.decode()
+        assert result.returncode == 2, stderr
+        assert flag in stderr and "not valid UTF-8" in stderr and "Traceback" not in stderr
+        assert b"\xff" not in result.stderr
     assert ok(call_cli(config, "webhook", "list", "--project", "p", "--json")) == []

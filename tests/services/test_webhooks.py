@@ -501,10 +501,12 @@ async def test_a_header_stored_in_clear_before_sealing_is_never_sent(
     rt: Runtime, receiver: Receiver, clock: FakeClock
 ) -> None:
     """What schema 8's first code stored (unreleased): treated as a header that does not
-    open, so never sent in clear; a PUT with the header seals it."""
+    open, so never sent in clear; a PUT with the header seals it, for the deliveries queued
+    before too."""
     team = (await rt.projects.resolve("team", True)).id
     row = NewWebhookPolicy(team, "old", "", (Target(receiver.url, AUTH),), ("ROBOT_CREATED",), True)
-    old = await rt.store.add_webhook_policy(row, int(clock()))
+    old = await rt.store.add_webhook_policy(row, int(clock()), 20)
+    assert old is not None
     await rt.robots.create(LOCAL, spec("ci"))
     assert await worker(rt, clock).run_once() == 1
     assert receiver.requests == []
@@ -514,7 +516,7 @@ async def test_a_header_stored_in_clear_before_sealing_is_never_sent(
     await rt.robots.create(LOCAL, spec("cd"))
     clock.now += FIRST_RETRY_SECONDS
     await worker(rt, clock).run_once()
-    assert [h["Authorization"] for _, h, _ in receiver.requests] == [AUTH]
+    assert [h["Authorization"] for _, h, _ in receiver.requests] == [AUTH, AUTH]
 
 
 _V7_ROBOT = (
@@ -532,8 +534,9 @@ async def _upgraded_store_takes_webhooks(store: SqlStore) -> None:
     hook = await store.add_webhook_policy(
         NewWebhookPolicy(1, "h", "", (Target("http://127.0.0.1:9/"),), ("ROBOT_EXPIRED",), True),
         5,
+        20,
     )
-    assert await store.list_webhook_policies(1) == [hook]
+    assert hook is not None and await store.list_webhook_policies(1) == [hook]
     assert [r.id for r in await store.robots_expiring_by(86401)] == [1]
     assert await store.add_robot_notice(1, "ROBOT_EXPIRED", 86401)
     assert not await store.add_robot_notice(1, "ROBOT_EXPIRED", 86401)

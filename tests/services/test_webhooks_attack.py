@@ -149,7 +149,7 @@ async def test_attack_one_projects_failing_receivers_do_not_hold_back_another_pr
         delivered.append(delivery.target.address)
         return True, "HTTP 200"
 
-    sender = WebhookDelivery(rt.store, slow_for_the_flood, clock, batch=10)
+    sender = WebhookDelivery(rt.store, slow_for_the_flood, clock, seal=rt.header_seal, batch=10)
     runs = 0
     while not delivered and runs < 10:
         await sender.run_once()
