@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e import test_web
 from tests.e2e.conftest import Stack
 from tests.e2e.test_web import logged_in, project_id, screenshot
-from tests.e2e.test_web_roles import DEVELOPER, sign_in, user
+from tests.e2e.test_web_roles import DEVELOPER, MAINTAINER, sign_in, user
 from tests.e2e.test_webhooks import Receiver, until
 
 # test_web.py's stack (one for this module), browser and page, found by pytest under these names.
@@ -103,17 +103,22 @@ def test_a_projects_policies_show_with_their_deliveries(
 def test_the_tab_follows_who_may_list_the_policies(page: Page, web_stack: Stack) -> None:
     stack = web_stack
     stack.project("quiet")
+    user(stack, "hookmaint", "quiet", MAINTAINER)
     user(stack, "hookdev", "quiet", DEVELOPER)
-    user(stack, "outsider")
-    sign_in(page, "hookdev")
+    # Harbor's maintainer reads the project's policies.
+    sign_in(page, "hookmaint")
     page.goto(f"/#/projects/{project_id(stack, 'quiet')}/webhooks")
-    # Harbor's developer reads the project's policies.
     expect(page.locator("#no-webhooks")).to_have_text("No webhook policies.")
     expect(page.get_by_role("navigation", name="Project").get_by_role("link")).to_have_text(
         ["Robot Accounts", "Webhooks"]
     )
     page.get_by_role("button", name="Log Out").click()
-    sign_in(page, "outsider")
+    # A developer does not: no tab, and the address is a No access page.
+    sign_in(page, "hookdev")
+    page.goto(f"/#/projects/{project_id(stack, 'quiet')}/robots")
+    expect(page.get_by_role("navigation", name="Project").get_by_role("link")).to_have_text(
+        ["Robot Accounts"]
+    )
     page.goto(f"/#/projects/{project_id(stack, 'quiet')}/webhooks")
     expect(page.get_by_role("heading", name="No access")).to_be_visible()
     page.goto("/#/system-webhooks")
