@@ -77,3 +77,46 @@ def test_bytes_that_are_not_utf8_in_a_real_process_are_refused(config: Path) -> 
         assert flag in stderr and "not valid UTF-8" in stderr and "Traceback" not in stderr
         assert b"\xff" not in result.stderr
     assert ok(call_cli(config, "webhook", "list", "--project", "p", "--json")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("project", "create", NOT_UTF8), "argument 3"),
+        (
+            (
+                "robot",
+                "create",
+                "--project",
+                NOT_UTF8,
+                "--name",
+                "ci",
+                "--permission",
+                "repository:pull",
+            ),
+            "--project",
+        ),
+        (
+            (
+                "robot",
+                "create",
+                "--project",
+                "p",
+                "--name",
+                "ci",
+                "--description",
+                NOT_UTF8,
+                "--permission",
+                "repository:pull",
+            ),
+            "--description",
+        ),  # fmt: skip
+        (("user", "create", NOT_UTF8), "argument 3"),
+    ],
+)
+def test_every_command_refuses_arguments_that_are_not_utf8(
+    config: Path, args: tuple[str, ...], named: str
+) -> None:
+    """Not only the webhook commands: any argument that is not UTF-8 is a usage error naming
+    it (these ended in a traceback from the store)."""
+    refused(call_cli(config, *args), 2, named, "not valid UTF-8")
