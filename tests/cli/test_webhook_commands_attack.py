@@ -110,7 +110,7 @@ def test_bytes_that_are_not_utf8_in_a_real_process_are_refused(config: Path) -> 
                 "repository:pull",
             ),
             "--description",
-        ),  # fmt: skip
+        ),
         (("user", "create", NOT_UTF8), "argument 3"),
     ],
 )
