@@ -1769,14 +1769,14 @@ def main(argv: Sequence[str] | None = None, *, kdf_cost: KdfCost = DEFAULT_KDF_C
     # The parser's own list of the --config values given, filled while it parses (see
     # `_ConfigOption`): one parse at a time, each from an empty list, keeping its own copy.
     given: list[str] = parser.get_default("config_given")
-    words = list(sys.argv[1:] if argv is None else argv)
-    for i, word in enumerate(words):
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    for i, word in enumerate(arguments):
         try:
             word.encode("utf-8")
         except UnicodeEncodeError:
             # Python hands bytes that are not UTF-8 over as lone surrogates, which no
             # database and no terminal takes: refuse them here, for every command.
-            flag = words[i - 1] if i and words[i - 1].startswith("-") else None
+            flag = arguments[i - 1] if i and arguments[i - 1].startswith("-") else None
             where = f"argument {flag}" if flag else f"argument {i + 1}"
             parser.error(f"{where}: {_NOT_UTF8}")
     with _PARSING:
