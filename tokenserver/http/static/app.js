@@ -1,7 +1,7 @@
 // The Robot Accounts page. Plain JavaScript modules, no dependencies: it uses the session login
 // (/c/login, /c/session, /c/log_out) and the documented /api/v2.0 endpoints only.
 import { state, h, $, main, showAlert, showError, showSuccess, clearStatus, clearErrorOnAction, loading, setTitle, closeDialogs, onRetry, onSessionEnd, call, ApiError, SESSION_ENDED } from "./core.js";
-import { projectsView, projectView, systemRobotsView } from "./projects.js";
+import { projectsView, projectView, projectWebhooksView, systemRobotsView, systemWebhooksView } from "./projects.js";
 import { federationView, issuersView } from "./federation.js";
 
 export function loginView(message) {
@@ -90,6 +90,12 @@ export async function route() {
     } else if ((match = hash.match(/^#\/robots\/(\d{1,18})\/federation$/))) {
       setTitle("Federation");
       await federationView(match[1]);
+    } else if ((match = hash.match(/^#\/projects\/(\d{1,18})\/webhooks$/))) {
+      setTitle("Webhooks");
+      await projectWebhooksView(match[1]);
+    } else if (hash === "#/system-webhooks") {
+      setTitle("Webhooks");
+      await systemWebhooksView();
     } else if (hash === "#/system-robots") {
       setTitle("System Robot Accounts");
       await systemRobotsView();

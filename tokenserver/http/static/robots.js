@@ -378,9 +378,10 @@ export function refreshDialog(robot, reload) {
 export async function robotRights(scope) {
   const { data } = await api("GET", `/users/current/permissions?scope=${encodeURIComponent(scope)}&relative=true`);
   const held = new Set((data || []).filter((p) => p.resource === "robot").map((p) => p.action));
+  const webhooks = (data || []).some((p) => p.resource === "notification-policy" && p.action === "list");
   return {
     list: held.has("list"), read: held.has("read"), create: held.has("create"),
-    update: held.has("update"), delete: held.has("delete"),
+    update: held.has("update"), delete: held.has("delete"), webhooks,
   };
 }
 
