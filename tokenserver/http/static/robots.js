@@ -278,7 +278,7 @@ export function robotTable(robots, selected, onSelect) {
       h("td", { class: "description" }, robot.description),
       h("td", {}, robot.last_used_at ? when(robot.last_used_at) : h("span", { class: "muted" }, "Never")));
   });
-  return h("table", { "aria-label": "Robot accounts" },
+  return h("table", { class: "robots", "aria-label": "Robot accounts" },
     h("thead", {}, h("tr", {},
       h("th", {}, h("span", { class: "muted" }, "")), h("th", {}, "Name"), h("th", {}, "Status"),
       h("th", {}, "Permissions"), h("th", {}, "Creation Time"), h("th", {}, "Expires"),
