@@ -264,6 +264,8 @@ async def _init_database(settings: Settings, password: str | None) -> None:
             # key may even have been destroyed: nothing to create then.
             _init_configured_key(settings)
         await runtime.keyring.signing_key()  # what `serve` will sign with: refuse it now
+        if await runtime.header_seal.load():
+            _say(f"generated webhook key {runtime.header_seal.path}")
         if await runtime.users.admin_exists():
             _say(f"the system admin '{ADMIN}' exists")
             if password is not None:
@@ -1093,9 +1095,23 @@ def _webhook_scope(args: argparse.Namespace) -> str | None:
     return None if args.system else str(args.project)
 
 
+_NOT_UTF8 = "not valid UTF-8 (bytes no database can hold)"
+
+
+def _utf8(text: str) -> str:
+    """A text argument, refused (exit 2, argparse naming the flag) if it holds bytes that
+    are not UTF-8: Python hands them over as lone surrogates, which cannot be stored."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise argparse.ArgumentTypeError(_NOT_UTF8) from None
+    return text
+
+
 def _webhook_address(text: str) -> str:
     try:
-        return check_address(text)
+        return check_address(_utf8(text))
     except BadRequest as e:
         raise argparse.ArgumentTypeError(e.message) from None
 
@@ -1108,7 +1124,11 @@ def _auth_header(value: str | None) -> str:
             "--auth-header takes only '-' (read the header from stdin): a credential on the "
             "command line is visible to other users in ps and stays in shell history"
         )
-    return _read_secret("-")
+    try:
+        return _utf8(_read_secret("-"))
+    except (UnicodeDecodeError, argparse.ArgumentTypeError):
+        # NOTE: never the header itself in the message: it is a credential.
+        raise UsageError(f"--auth-header: the line read from stdin is {_NOT_UTF8}") from None
 
 
 async def webhook_add(rt: Runtime, args: argparse.Namespace) -> int:
@@ -1743,9 +1763,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w = webhook.command("add", "create a webhook policy", _on_runtime(webhook_add))
     where = w.add_mutually_exclusive_group(required=True)
-    where.add_argument("--project", metavar="PROJECT", help="the project's robots (name or id)")
+    where.add_argument(
+        "--project", type=_utf8, metavar="PROJECT", help="the project's robots (name or id)"
+    )
     where.add_argument("--system", action="store_true", help="the system robots")
-    w.add_argument("--name", required=True, help="the policy's name, unique in its project")
+    w.add_argument(
+        "--name", type=_utf8, required=True, help="the policy's name, unique in its project"
+    )
     w.add_argument(
         "--address",
         required=True,
@@ -1768,11 +1792,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--skip-cert-verify", action="store_true", help="do not check the receiver's certificate"
     )
-    w.add_argument("--description", default="")
+    w.add_argument("--description", type=_utf8, default="")
     w.add_argument("--disabled", action="store_true", help="create it disabled")
     w = webhook.command("list", "a project's (or the system's) policies", _on_runtime(webhook_list))
     where = w.add_mutually_exclusive_group(required=True)
-    where.add_argument("--project", metavar="PROJECT", help="name or id")
+    where.add_argument("--project", type=_utf8, metavar="PROJECT", help="name or id")
     where.add_argument("--system", action="store_true", help="the system's policies")
     w.add_argument("--json", action="store_true", help="print Harbor's WebhookPolicy JSON")
     for name, text in (("enable", "send events again"), ("disable", "stop sending events")):
@@ -1924,6 +1948,16 @@ def main(argv: Sequence[str] | None = None, *, kdf_cost: KdfCost = DEFAULT_KDF_C
     # The parser's own list of the --config values given, filled while it parses (see
     # `_ConfigOption`): one parse at a time, each from an empty list, keeping its own copy.
     given: list[str] = parser.get_default("config_given")
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    for i, word in enumerate(arguments):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            # Python hands bytes that are not UTF-8 over as lone surrogates, which no
+            # database and no terminal takes: refuse them here, for every command.
+            flag = arguments[i - 1] if i and arguments[i - 1].startswith("-") else None
+            where = f"argument {flag}" if flag else f"argument {i + 1}"
+            parser.error(f"{where}: {_NOT_UTF8}")
     with _PARSING:
         given.clear()
         args = parser.parse_args(argv)

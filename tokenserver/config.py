@@ -396,6 +396,19 @@ class LegacySettings(_Section):
 
 
 @dataclass(frozen=True, slots=True)
+class WebhooksSettings(_Section):
+    secret_key: Path = _key(
+        "keys/webhook.key",
+        _text(),
+        "Key that seals the webhook targets' auth headers in the database (AES-256-GCM): 32\n"
+        "random bytes in base64, mode 0600, relative to this file; made by 'tokenserver init'\n"
+        "or on first use, never overwritten. Back it up with the database (without it the\n"
+        "stored headers are lost: they must be entered again); every replica needs the same.",
+        path=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The loaded configuration: one attribute per config section (`settings.token.lifetime`
     is the key token.lifetime), with paths absolute and the realm resolved."""
@@ -410,6 +423,7 @@ class Settings:
     federation: FederationSettings
     log: LogSettings
     legacy: LegacySettings
+    webhooks: WebhooksSettings
     # The cost of new secret hashes. NOTE: deliberately no config key (no file, no environment
     # variable): a deployment always hashes at DEFAULT_KDF_COST. Tests that are not about
     # hashing build Settings with a cheap cost, which is most of the suite's time otherwise.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tokenserver.config import Settings
 from tokenserver.domain.lifetimes import TokenLifetimes
 from tokenserver.errors import ConfigError
+from tokenserver.sealing import HeaderSeal
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
@@ -58,6 +59,7 @@ class Runtime:
     signer: TokenSigner | None
     webhooks: WebhookService
     robot_events: RobotEvents
+    header_seal: HeaderSeal
 
 
 async def open_store(settings: Settings, *, create_database: bool = True) -> SqlStore:
@@ -91,10 +93,11 @@ async def open_runtime(
     clock: Callable[[], float] = time.time,
     create_database: bool = True,
 ) -> AsyncIterator[Runtime]:
-    """Open storage and build the services; `sign` loads the signing key (the server needs
-    it, management commands do not). `clock` is the token path's time (authentication,
-    refresh tokens, signing): tests move it instead of sleeping. `create_database`: see
-    `open_store`. Raises ConfigError or StorageError."""
+    """Open storage and build the services; `sign` loads the signing key and the webhook
+    key, creating the latter if there is none (the server needs them, management commands
+    do not). `clock` is the token path's time (authentication, refresh tokens, signing):
+    tests move it instead of sleeping. `create_database`: see `open_store`. Raises
+    ConfigError or StorageError."""
     store = await open_store(settings, create_database=create_database)
     verifier = SecretVerifier(
         cache_size=settings.security.verify_cache_size,
@@ -108,7 +111,11 @@ async def open_runtime(
         audit = AuditService(store, access)
         keyring = KeyringService(store, settings, access, audit)
         signer = None
+        # NOTE: loaded by management commands only when they seal a header: a command that
+        # never does needs neither the file nor a writable directory to create it in.
+        header_seal = HeaderSeal(settings.webhooks.secret_key)
         if sign:
+            await header_seal.load()
             signer = TokenSigner(
                 # NOTE: the keyring's active key once it has entries; the configured pair is
                 # not checked then (after a rotation, the bundle left in token.certificate no
@@ -251,8 +258,9 @@ async def open_runtime(
             tokens=tokens,
             keyring=keyring,
             signer=signer,
-            webhooks=WebhookService(store, access, audit, projects),
+            webhooks=WebhookService(store, access, audit, projects, header_seal),
             robot_events=robot_events,
+            header_seal=header_seal,
         )
     finally:
         verifier.close()

@@ -171,14 +171,17 @@ def test_set_password_applies_the_password_rule_and_audits_the_refusal(
 
 @pytest.mark.parametrize("name", ["nobody", "ad min", "\udcff\x1b[2J", "x" * 10_000])
 def test_attack_unknown_or_impossible_user_names_are_not_found(config: Path, name: str) -> None:
-    """A name no user can have (bytes that are not UTF-8, escapes, a huge one) is looked up
-    nowhere and shown escaped."""
+    """A name no user can have (escapes, a huge one) is looked up nowhere and shown escaped;
+    bytes that are not UTF-8 are a usage error before anything is looked up."""
     result = set_password(config, name, "--password", "-", stdin=NEW)
-    assert result.returncode == 1
-    assert "not found" in result.stderr
     assert "\x1b" not in result.stderr
     assert "Traceback" not in result.stderr
     assert verify_secret(OLD, stored_hash(config))
+    if not name.isascii() and "\udcff" in name:
+        assert result.returncode == 2 and "not valid UTF-8" in result.stderr
+        return
+    assert result.returncode == 1
+    assert "not found" in result.stderr
     assert audit(config)[0][4] == "failure: NOT_FOUND"
 
 
@@ -412,8 +415,10 @@ def test_user_delete_refuses_admin_and_the_last_system_admin(config: Path) -> No
 @pytest.mark.parametrize("name", ["nobody", "\udcff\x1b[2J", "x" * 10_000])
 def test_attack_deleting_unknown_or_impossible_names(config: Path, name: str) -> None:
     result = user(config, "delete", name)
-    assert result.returncode == 1
-    assert "not found" in result.stderr
+    # Bytes that are not UTF-8 are a usage error before anything is looked up.
+    code, words = (2, "not valid UTF-8") if "\udcff" in name else (1, "not found")
+    assert result.returncode == code
+    assert words in result.stderr
     assert "\x1b" not in result.stderr and "Traceback" not in result.stderr
     assert users(config) == {"admin": True}
 

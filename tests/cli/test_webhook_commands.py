@@ -5,6 +5,7 @@ usage, 1 for a refusal), and that a credential never comes from the command line
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 from pathlib import Path
@@ -129,3 +130,67 @@ def test_refusals_exit_1_with_one_line(config: Path) -> None:
     assert message.count("\n") == 1
     refused(call_cli(config, "webhook", "remove", "99"), 1, "webhook policy 99 not found")
     refused(call_cli(config, "webhook", "list", "--project", "nope"), 1, "'nope' not found")
+
+
+def test_the_webhook_key_is_made_0600_on_first_use_and_never_overwritten(config: Path) -> None:
+    key = config.parent / "keys" / "webhook.key"
+    made = key.read_bytes()  # by init, as the signing key
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert len(base64.b64decode(made.strip(), validate=True)) == 32
+    again = call_cli(config, "init")
+    assert again.returncode == 0 and "generated webhook key" not in again.stderr
+    assert key.read_bytes() == made
+
+    async def serve_start() -> None:
+        async with open_runtime(load_settings(config), sign=True):
+            pass
+
+    asyncio.run(serve_start())
+    assert key.read_bytes() == made and key.stat().st_mode & 0o777 == 0o600
+
+    # A deployment from before the key: made when first needed, by the command line ...
+    key.unlink()
+    ok(call_cli(config, *ADD, "--address", URL))  # no header: nothing to seal
+    ok(call_cli(config, "webhook", "list", "--project", "p"))
+    assert not key.exists()
+    ok(call_cli(config, *ADD, "--name", "h1", "--address", URL, "--auth-header", "-",
+                stdin="Bearer one\n"))  # fmt: skip
+    assert key.stat().st_mode & 0o777 == 0o600 and key.read_bytes() != made
+    made = key.read_bytes()
+    ok(call_cli(config, *ADD, "--name", "h2", "--address", URL, "--auth-header", "-",
+                stdin="Bearer two\n"))  # fmt: skip
+    assert key.read_bytes() == made
+    # ... or by the server's start.
+    key.unlink()
+    asyncio.run(serve_start())
+    assert key.stat().st_mode & 0o777 == 0o600 and key.read_bytes() != made
+    assert [p.name for p in key.parent.iterdir() if "webhook" in p.name] == ["webhook.key"]
+
+
+BAD_KEYS = [
+    pytest.param(b"", "found an empty file", id="empty"),
+    pytest.param(base64.b64encode(b"k" * 16) + b"\n", "found 16 bytes", id="128-bit"),
+    pytest.param(b"k" * 32, "found 24 bytes", id="raw-bytes-read-as-base64"),
+    pytest.param(b"not base64!\n", "found text that is not base64", id="not-base64"),
+    pytest.param(None, "cannot read", id="a-directory"),
+]
+
+
+@pytest.mark.parametrize(("content", "reason"), BAD_KEYS)
+def test_a_bad_webhook_key_exits_2_naming_the_key(
+    config: Path, content: bytes | None, reason: str
+) -> None:
+    key = config.parent / "elsewhere.key"
+    if content is None:
+        key.mkdir()
+    else:
+        key.write_bytes(content)
+    env = {"TOKENSERVER_WEBHOOKS_SECRET_KEY": "elsewhere.key"}
+    added = call_cli(config, *ADD, "--address", URL, "--auth-header", "-", stdin="Bearer x\n",
+                     env=env)  # fmt: skip
+    message = refused(added, 2, "tokenserver: webhooks.secret_key: ", str(key), reason)
+    assert message.count("\n") == 1
+    assert ok(call_cli(config, "webhook", "list", "--project", "p", "--json", env=env)) == []
+    served = call_cli(config, "serve", env=env)
+    refused(served, 2, "tokenserver: webhooks.secret_key: ", str(key), reason)
+    assert content is None or key.read_bytes() == content  # never replaced

@@ -205,7 +205,7 @@ def test_a_project_admin_manages_robots_by_clicking(page: Page, web_stack: Stack
     manual.get_by_label("New Secret").fill(chosen)
     manual.get_by_label("Confirm Secret").fill(chosen)
     manual.get_by_role("button", name="Refresh").click()
-    expect(page.locator("#notice")).to_contain_text("was changed")
+    expect(page.locator("#status-text")).to_contain_text("was changed")
     robot = Robot(robot.name, chosen, robot.id)
     assert push(web_stack, robot, "webapp/app:v6")
 

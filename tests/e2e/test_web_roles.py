@@ -300,7 +300,7 @@ def test_no_access_and_not_found_pages(page: Page, web_stack: Stack) -> None:
         expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible()
         expect(page.locator("main")).to_contain_text(text)
         expect(page.get_by_role("link", name="Back to Projects")).to_be_visible()
-        expect(page.locator("#alert")).to_be_hidden()
+        expect(page.locator("#status")).to_be_hidden()
 
     # Someone else's project, its robot, a public project's robots, the admins' pages.
     for address, text in (

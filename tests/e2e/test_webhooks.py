@@ -144,5 +144,8 @@ def test_sigkill_with_deliveries_pending_loses_no_event(tmp_path: Path, receiver
     assert {auth for _, _, auth in receiver.seen} == {"Bearer receiver"}
     with sqlite3.connect(tmp_path / "tokenserver.db") as db:
         states = db.execute("SELECT status, attempts FROM webhook_delivery").fetchall()
+        dump = "\n".join(db.iterdump())
+    # Sealed by the command line under the key file it made, opened by the server's processes.
+    assert "Bearer receiver" not in dump and "v1:" in dump
     assert {s for s, _ in states} == {"Success"}
     assert all(attempts >= 2 for _, attempts in states)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = ["api"]
 
 HOOK = "/projects/p/webhook/policies"
 H = "https://h.example/"
+H_ROBOTS = "https://hooks.example.com/robots"
 
 
 def body(address: str = "https://hooks.example.com/robots", **extra: Any) -> dict[str, Any]:
@@ -61,13 +63,39 @@ async def test_a_policy_is_created_shown_replaced_and_deleted_as_harbor_does(api
     r = await api.call("PUT", path, api.admin, shown | {"enabled": False, "description": "d"})
     assert r.status == 200, await r.text()
     stored = await api.server.runtime.store.find_webhook_policy(shown["id"])
-    assert stored is not None and stored.targets[0].auth_header == "Bearer s3cr3t-hdr"
+    assert stored is not None and "s3cr3t" not in stored.targets[0].auth_header
+    seal = api.server.runtime.header_seal
+    assert seal.open(stored.targets[0].auth_header, shown["id"], H_ROBOTS) == "Bearer s3cr3t-hdr"
     assert not stored.enabled and stored.description == "d"
     assert "s3cr3t" not in await (await api.call("GET", HOOK, api.admin)).text()
 
     r = await api.call("DELETE", path, api.admin)
     assert r.status == 200
     await error(await api.call("GET", path, api.admin), 404, "NOT_FOUND")
+
+
+async def test_the_database_never_holds_an_auth_header_in_clear(api: Api) -> None:
+    """Sealed with the key in webhooks.secret_key: neither a create nor a PUT with a new
+    header, nor a PUT that keeps it, nor the deliveries queued, put it in the file."""
+    await api.project("p")
+    path = await created(api)
+    policy = await (await api.call("GET", path, api.admin)).json()
+    new = {"type": "http", "address": H_ROBOTS, "auth_header": "Bearer n3w-s3cr3t"}
+    r = await api.call("PUT", path, api.admin, policy | {"targets": [new]})
+    assert r.status == 200, await r.text()
+    kept = await (await api.call("GET", path, api.admin)).json()
+    assert kept["targets"][0]["auth_header"] == "******"
+    r = await api.call("PUT", path, api.admin, kept | {"description": "kept"})
+    assert r.status == 200, await r.text()
+    await api.robot(project_robot("p", "ci", "repository:pull"))  # queues a copy of it
+    with sqlite3.connect(api.server.settings.database.path) as db:
+        dump = "\n".join(db.iterdump())
+    assert "ROBOT_CREATED" in dump and H_ROBOTS in dump
+    assert "s3cr3t" not in dump
+    stored = await api.server.runtime.store.find_webhook_policy(policy["id"])
+    assert stored is not None
+    seal = api.server.runtime.header_seal
+    assert seal.open(stored.targets[0].auth_header, policy["id"], H_ROBOTS) == "Bearer n3w-s3cr3t"
 
 
 async def test_attack_a_masked_auth_header_never_follows_a_new_address(api: Api) -> None:
@@ -146,11 +174,21 @@ async def test_a_name_taken_in_the_project_is_409_and_others_may_use_it(api: Api
 async def test_who_may_read_and_change_policies(api: Api) -> None:
     await api.project("p")
     path = await created(api)
-    for role, changes in ((1, True), (4, True), (2, False), (3, False)):
+    # Harbor's roles: projectAdmin changes, maintainer reads, developer and guest neither.
+    for role, reads, changes in (
+        (1, True, True),
+        (4, True, False),
+        (2, False, False),
+        (3, False, False),
+    ):
         who = await api.user(f"u{role}")
         await api.member("p", f"u{role}", role)
-        assert (await api.call("GET", path, who)).status == 200
-        assert (await api.call("GET", f"{path}/executions", who)).status == 200
+        for target in (path, f"{path}/executions"):
+            r = await api.call("GET", target, who)
+            if reads:
+                assert r.status == 200, await r.text()
+            else:
+                await error(r, 403, "FORBIDDEN")
         r = await api.call("POST", HOOK, who, body(name=f"by-{role}"))
         if changes:
             assert r.status == 201, await r.text()

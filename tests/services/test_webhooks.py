@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,13 @@ from tests.conftest import MakeSettings, with_migrated_database
 from tests.helpers import FakeClock
 from tests.postgres import PostgresServer
 from tests.storage.test_postgres import at_version
+from tokenserver.domain.harbor_json import webhook_policy_json
 from tokenserver.domain.models import LOCAL, SECONDS_PER_DAY, Level
 from tokenserver.domain.permissions import Access, PermissionKind, RequestedPermission
 from tokenserver.domain.webhooks import (
     FIRST_RETRY_SECONDS,
     LEASE_SECONDS,
+    MASKED,
     MAX_ATTEMPTS,
     DeliveryStatus,
     Target,
@@ -33,7 +35,13 @@ from tokenserver.errors import StorageError
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.ports import NewWebhookPolicy
 from tokenserver.services.robots import RobotSpec
-from tokenserver.services.webhooks import HttpSender, PolicySpec, TargetSpec, WebhookDelivery
+from tokenserver.services.webhooks import (
+    UNSEALABLE,
+    HttpSender,
+    PolicySpec,
+    TargetSpec,
+    WebhookDelivery,
+)
 from tokenserver.storage.postgres import PostgresStore
 from tokenserver.storage.sql import SqlStore
 from tokenserver.storage.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
@@ -132,7 +140,7 @@ def policy(url: str, *events: str, name: str = "hook", auth: str = AUTH) -> Poli
 
 
 def worker(rt: Runtime, clock: Callable[[], float], **kwargs: Any) -> WebhookDelivery:
-    return WebhookDelivery(rt.store, HttpSender(), clock, **kwargs)
+    return WebhookDelivery(rt.store, HttpSender(), clock, seal=rt.header_seal, **kwargs)
 
 
 async def test_robot_events_reach_the_receiver_with_its_header_and_no_secret(
@@ -204,7 +212,8 @@ async def test_a_policy_gets_only_its_event_types_its_project_and_only_when_enab
         ("/hook", "ROBOT_DELETED"),
     ]
     shown = await rt.webhooks.get(LOCAL, "team", off.id)
-    assert not shown.enabled and shown.targets[0].auth_header == AUTH  # kept by set_enabled
+    assert not shown.enabled  # and the header kept by set_enabled:
+    assert rt.header_seal.open(shown.targets[0].auth_header, off.id, off.targets[0].address) == AUTH
 
 
 async def test_an_event_is_queued_in_the_transaction_of_its_change(
@@ -381,6 +390,135 @@ async def test_deleting_a_policy_drops_its_pending_deliveries(
     assert receiver.requests == []
 
 
+@pytest.fixture
+def dump(request: pytest.FixtureRequest, database: MakeSettings) -> Callable[[], Awaitable[str]]:
+    """Everything in the test's database as SQL: SQLite's iterdump, or pg_dump."""
+
+    def run() -> str:
+        settings = database()
+        if settings.database.url:
+            server: PostgresServer = request.getfixturevalue("postgres")
+            return server.dump(settings.database.url.rsplit("/", 1)[1])
+        with sqlite3.connect(settings.database.path) as db:
+            return "\n".join(db.iterdump())
+
+    async def off_the_loop() -> str:
+        return await asyncio.to_thread(run)
+
+    return off_the_loop
+
+
+async def test_the_database_never_holds_an_auth_header_in_clear(
+    rt: Runtime, receiver: Receiver, clock: FakeClock, dump: Callable[[], Awaitable[str]]
+) -> None:
+    hook = await rt.webhooks.create(LOCAL, "team", policy(receiver.url))
+    rotated = "Bearer receiver-token-2"
+    await rt.webhooks.update(LOCAL, "team", hook.id, policy(receiver.url, auth=rotated))
+    await rt.webhooks.update(LOCAL, "team", hook.id, policy(receiver.url, auth=MASKED))
+    await rt.webhooks.set_enabled(LOCAL, "team", hook.id, True)
+    await rt.robots.create(LOCAL, spec("ci"))  # its delivery holds a copy of the target
+    text = await dump()
+    assert receiver.url in text and "ROBOT_CREATED" in text
+    assert "receiver-token" not in text
+    [target] = (await rt.webhooks.get(LOCAL, "team", hook.id)).targets
+    assert target.auth_header.startswith("v1:") and target.auth_header in text
+    # A fresh nonce each time: the same header sealed again is another value.
+    again = rt.header_seal.seal(rotated, hook.id, receiver.url)
+    assert again != target.auth_header
+    assert rt.header_seal.open(again, hook.id, receiver.url) == rotated
+
+    assert await worker(rt, clock).run_once() == 1
+    [(_, headers, _)] = receiver.requests
+    assert headers["Authorization"] == rotated
+
+
+async def test_a_sealed_header_moved_to_another_policy_or_address_does_not_open(
+    rt: Runtime, receiver: Receiver, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone who can write to the database copies policy a's sealed header into policy b
+    (with a's address) and into c (under c's own address): neither sends it anywhere."""
+    a = await rt.webhooks.create(
+        LOCAL, "team", policy(receiver.url + "/a", "ROBOT_DELETED", name="a", auth="Bearer a")
+    )
+    made = {}
+    for name in ("b", "c"):
+        made[name] = await rt.webhooks.create(
+            LOCAL, "team", policy(receiver.url + f"/{name}", name=name, auth=f"Bearer {name}")
+        )
+    team = a.project_id
+    copied = {
+        "b": a.targets,
+        "c": (Target(receiver.url + "/c", a.targets[0].auth_header),),
+    }
+    for name, targets in copied.items():
+        row = NewWebhookPolicy(team, name, "", targets, ("ROBOT_CREATED",), True)
+        assert await rt.store.update_webhook_policy(made[name].id, row, int(clock()))
+    await rt.robots.create(LOCAL, spec("ci"))
+    assert await worker(rt, clock).run_once() == 2
+    assert receiver.requests == []
+    for name in ("b", "c"):
+        [delivery], _ = await rt.webhooks.deliveries(LOCAL, "team", made[name].id, 0, 10)
+        assert delivery.status is DeliveryStatus.PENDING  # tried again later, fails again
+        assert delivery.status_message == UNSEALABLE
+        shown = webhook_policy_json(await rt.webhooks.get(LOCAL, "team", made[name].id))
+        assert shown["targets"][0]["auth_header"] == MASKED
+    assert "Bearer a" not in caplog.text
+
+
+async def test_a_changed_key_file_fails_closed_and_a_restored_one_sends(
+    rt: Runtime, database: MakeSettings, receiver: Receiver, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    hook = await rt.webhooks.create(LOCAL, "team", policy(receiver.url))
+    await rt.robots.create(LOCAL, spec("ci"))
+    key_file = database().webhooks.secret_key
+    original = key_file.read_bytes()
+    key_file.unlink()  # lost: the next start makes another key
+    async with open_runtime(database(), sign=True, clock=clock) as other:
+        assert key_file.read_bytes() != original
+        assert await worker(other, clock).run_once() == 1
+        shown = webhook_policy_json(await other.webhooks.get(LOCAL, "team", hook.id))
+    assert receiver.requests == []
+    [delivery], _ = await rt.webhooks.deliveries(LOCAL, "team", hook.id, 0, 10)
+    assert (delivery.status, delivery.status_message) == (DeliveryStatus.PENDING, UNSEALABLE)
+    assert "restore the key, or send the header again" in UNSEALABLE
+    assert shown["targets"][0]["auth_header"] == MASKED
+    [line] = [r.getMessage() for r in caplog.records if "does not open" in r.getMessage()]
+    assert f"webhook delivery {delivery.id} (policy {hook.id}, ROBOT_CREATED) not sent" in line
+    assert str(key_file) in line and "webhooks.secret_key" in line
+    assert AUTH not in caplog.text and "receiver-token" not in caplog.text
+
+    key_file.unlink()
+    key_file.write_bytes(original)  # restored from the backup: the retry is sent
+    async with open_runtime(database(), sign=True, clock=clock) as restored:
+        clock.now += FIRST_RETRY_SECONDS
+        assert await worker(restored, clock).run_once() == 1
+    [(_, headers, _)] = receiver.requests
+    assert headers["Authorization"] == AUTH
+
+
+async def test_a_header_stored_in_clear_before_sealing_is_never_sent(
+    rt: Runtime, receiver: Receiver, clock: FakeClock
+) -> None:
+    """What schema 8's first code stored (unreleased): treated as a header that does not
+    open, so never sent in clear; a PUT with the header seals it, for the deliveries queued
+    before too."""
+    team = (await rt.projects.resolve("team", True)).id
+    row = NewWebhookPolicy(team, "old", "", (Target(receiver.url, AUTH),), ("ROBOT_CREATED",), True)
+    old = await rt.store.add_webhook_policy(row, int(clock()), 20)
+    assert old is not None
+    await rt.robots.create(LOCAL, spec("ci"))
+    assert await worker(rt, clock).run_once() == 1
+    assert receiver.requests == []
+    [delivery], _ = await rt.webhooks.deliveries(LOCAL, "team", old.id, 0, 10)
+    assert delivery.status_message == UNSEALABLE
+    await rt.webhooks.update(LOCAL, "team", old.id, policy(receiver.url, name="old"))
+    await rt.robots.create(LOCAL, spec("cd"))
+    clock.now += FIRST_RETRY_SECONDS
+    await worker(rt, clock).run_once()
+    assert [h["Authorization"] for _, h, _ in receiver.requests] == [AUTH, AUTH]
+
+
 _V7_ROBOT = (
     "INSERT INTO project (id, name, public, creation_time, update_time) "
     "VALUES (1, 'lib', FALSE, 1, 1); "
@@ -396,8 +534,9 @@ async def _upgraded_store_takes_webhooks(store: SqlStore) -> None:
     hook = await store.add_webhook_policy(
         NewWebhookPolicy(1, "h", "", (Target("http://127.0.0.1:9/"),), ("ROBOT_EXPIRED",), True),
         5,
+        20,
     )
-    assert await store.list_webhook_policies(1) == [hook]
+    assert hook is not None and await store.list_webhook_policies(1) == [hook]
     assert [r.id for r in await store.robots_expiring_by(86401)] == [1]
     assert await store.add_robot_notice(1, "ROBOT_EXPIRED", 86401)
     assert not await store.add_robot_notice(1, "ROBOT_EXPIRED", 86401)

@@ -55,7 +55,6 @@ _GUEST = _LIMITED_GUEST | {
     "quota": "read",
     "tag-retention": _READ,
     "immutable-tag": "list",
-    "notification-policy": _READ,
     "preheat-policy": _READ,
     "scanner": "read",
 }
@@ -75,7 +74,8 @@ _MAINTAINER = _DEVELOPER | {
     "tag-retention": _CRUD,
     "immutable-tag": "create delete list update",
     "label": _CRUD,
-    "notification-policy": _CRUD,
+    # Harbor's maintainer reads a project's webhook policies; only its admin changes them.
+    "notification-policy": _READ,
     "preheat-policy": _CRUD,
 }
 _PROJECT_ADMIN = _MAINTAINER | {
@@ -83,6 +83,7 @@ _PROJECT_ADMIN = _MAINTAINER | {
     "member": _CRUD,
     "metadata": _CRUD,
     "robot": _CRUD,
+    "notification-policy": _CRUD,
     "scanner": "read create",
 }
 

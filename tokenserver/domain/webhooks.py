@@ -4,7 +4,6 @@ failed delivery is tried again."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -38,6 +37,9 @@ EXPIRY_NOTICE_DAYS = (7, 1)
 MAX_POLICY_NAME = 255
 MAX_DESCRIPTION = 1024
 MAX_TARGETS = 10
+# Policies a project (and the system) may have: each event queues a delivery per target of
+# each policy, so this bounds what one project's event queues (Harbor has no cap).
+MAX_POLICIES = 20
 MAX_ADDRESS = 2048
 MAX_AUTH_HEADER = 4096
 # What answers show for an auth header a target holds: the header is the receiver's
@@ -55,9 +57,6 @@ LONGEST_RETRY_SECONDS = 3600
 SEND_TIMEOUT_SECONDS = 10
 LEASE_SECONDS = 60
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
-
 
 class DeliveryStatus(StrEnum):
     """Harbor's task statuses that a webhook delivery goes through."""
@@ -71,7 +70,9 @@ class DeliveryStatus(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where a policy sends events: an http(s) address, the `Authorization` header value to
-    send (empty: none), and whether the receiver's certificate is left unchecked."""
+    send (empty: none), and whether the receiver's certificate is left unchecked. A stored
+    target's header is sealed (services/webhooks.py); it is in clear only while checked
+    and while sent."""
 
     address: str
     auth_header: str = ""
@@ -124,8 +125,12 @@ def check_address(text: str) -> str:
     internal); the sender never follows a redirect and never shows what it answered."""
     if len(text) > MAX_ADDRESS:
         raise BadRequest(f"webhook address longer than {MAX_ADDRESS} characters")
-    if _SPACE_OR_CONTROL.search(text):
-        raise BadRequest("webhook address must not contain spaces or control characters")
+    # NOTE: isprintable() also refuses format characters and lone surrogates (bytes that
+    # were not UTF-8), which no request can carry.
+    if " " in text or not text.isprintable():
+        raise BadRequest(
+            "webhook address must not contain spaces or control, invisible or format characters"
+        )
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -161,6 +166,8 @@ def check_target(
         raise BadRequest(f"auth_header longer than {MAX_AUTH_HEADER} characters")
     if any(c in auth_header for c in "\r\n\x00"):
         raise BadRequest("auth_header must not contain line breaks or NUL characters")
+    if any("\ud800" <= c <= "\udfff" for c in auth_header):
+        raise BadRequest("auth_header is not valid Unicode (bytes that were not UTF-8?)")
     return Target(
         check_address(address),
         auth_header,
@@ -176,12 +183,22 @@ def check_policy_fields(
     """Check what a policy is made of; its event types without repeats, in order."""
     if not name or len(name) > MAX_POLICY_NAME:
         raise BadRequest(f"webhook policy name must be 1 to {MAX_POLICY_NAME} characters")
-    if _CONTROL.search(name):
-        raise BadRequest("webhook policy name must not contain control characters")
+    if name != name.strip():
+        raise BadRequest("webhook policy name must not begin or end with whitespace")
+    # NOTE: isprintable() is False for controls, format characters (zero-width spaces,
+    # bidi overrides), separators but the ASCII space, and lone surrogates: names that look
+    # like another policy's, or read differently than they are.
+    if not name.isprintable():
+        raise BadRequest(
+            "webhook policy name must not contain control characters, invisible or format "
+            "characters (such as U+200B), or spaces other than ' '"
+        )
     if len(description) > MAX_DESCRIPTION:
         raise BadRequest(f"description longer than {MAX_DESCRIPTION} characters")
     if "\x00" in description:
         raise BadRequest("description must not contain NUL characters")
+    if any("\ud800" <= c <= "\udfff" for c in description):
+        raise BadRequest("description is not valid Unicode (bytes that were not UTF-8?)")
     if not targets:
         raise BadRequest(f"empty notification target with policy {name}")
     if len(targets) > MAX_TARGETS:

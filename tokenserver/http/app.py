@@ -80,7 +80,12 @@ def create_app(
     """The server; `clock` is the token path's time, `create_database` whether a missing
     database is created (see `open_runtime`). It logs nothing at start: `tokenserver serve`
     says where it serves once it listens there."""
-    app = web.Application(middlewares=[observe, error_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[observe, error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+        # Bodies are read as sent: a compressed one is refused (http/errors.py).
+        handler_args={"auto_decompress": False},
+    )
     app[METRICS] = Metrics(lambda: app.get(RUNTIME))
     app[REALM] = settings.server.realm
     app[PROXIES] = ProxySettings(settings.server.trusted_proxies, settings.server.forwarded_header)
@@ -93,7 +98,7 @@ def create_app(
             app[RUNTIME] = runtime
             app[TOKENS] = runtime.tokens
             sender = HttpSender()
-            delivery = WebhookDelivery(runtime.store, sender, clock)
+            delivery = WebhookDelivery(runtime.store, sender, clock, seal=runtime.header_seal)
             runtime.robot_events.wake = delivery.wake
             tasks = [
                 asyncio.create_task(_flush_usage(runtime)),

@@ -42,8 +42,23 @@ def _anonymous(request: web.Request) -> bool:
     return "Authorization" not in request.headers and not request.cookies.get(SESSION_COOKIE)
 
 
+def _encoded(request: web.Request) -> bool:
+    """The request has a body in a Content-Encoding other than identity.
+
+    The server does not inflate request bodies (the app sets `auto_decompress` off): no
+    registry or Harbor client compresses them, and a body that is not what its encoding
+    says made aiohttp raise inside the handler's read (a 500), or answer in plain text."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    return request.can_read_body and encoding not in ("", "identity")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if _encoded(request):
+        error = FRAMEWORK_ERRORS[415]
+        return error_response(
+            error.status, error.code, "request bodies are taken uncompressed: drop Content-Encoding"
+        )
     try:
         return await handler(request)
     except Unauthorized as e:

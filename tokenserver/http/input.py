@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
+from tokenserver.domain.text import truncate
 from tokenserver.errors import BadRequest
 
 T = TypeVar("T")
@@ -109,9 +110,14 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
 
 def path_id(request: web.Request, name: str) -> int:
     text = request.match_info[name]
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest(f"{name} must be a positive integer")
-    return int(text)
+    # NOTE: the databases' ids are 64-bit integers: the largest is an id no row has (404);
+    # past it, no row can have it. Leading zeros are cut before int() counts the digits.
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_INT64)) or int(digits) > MAX_INT64:
+        raise BadRequest(f"{name} {truncate(text, 40)} is larger than any id ({MAX_INT64})")
+    return int(digits)
 
 
 def page_of(request: web.Request, items: list[T]) -> tuple[list[T], dict[str, str]]:

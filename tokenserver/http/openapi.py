@@ -109,6 +109,7 @@ _ERROR_NAMES = {
     409: "Conflict",
     412: "Precondition failed",
     413: "Request entity too large",
+    415: "A compressed request body (Content-Encoding): bodies are taken uncompressed",
     429: "Too many failed authentications (see Retry-After)",
     500: "Internal error",
     503: "The database is unavailable; try again",
@@ -119,10 +120,10 @@ _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "s
 def _errors(*statuses: int) -> dict[str, Any]:
     """An operation's error responses: `statuses`, and those every operation can answer. Each
     authenticates (401), each may authenticate with Basic credentials and so be locked out
-    (429), each reads the database (503)."""
+    (429), each reads the database (503), each refuses a compressed body (415)."""
     responses = {
         str(s): _json(_response(ERRORS), _ERROR_NAMES[s])
-        for s in (*statuses, 401, 413, 429, 500, 503)
+        for s in (*statuses, 401, 413, 415, 429, 500, 503)
     }
     responses["429"]["headers"] = _RETRY_AFTER
     return responses

@@ -21,7 +21,7 @@ STATIC = Path(__file__).parent / "static"
 _FILES = {
     **{
         f"{name}.js": "text/javascript"
-        for name in ("app", "core", "permissions", "robots", "projects", "federation")
+        for name in ("app", "core", "permissions", "robots", "projects", "federation", "webhooks")
     },
     "app.css": "text/css",
 }

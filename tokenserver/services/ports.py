@@ -550,9 +550,13 @@ class Store(Protocol):
     async def retire_key(self, key_id: int, now: int) -> bool: ...
 
     # ---- webhooks -------------------------------------------------------------------------
-    async def add_webhook_policy(self, policy: NewWebhookPolicy, now: int) -> WebhookPolicy:
-        """Raises Conflict if the name is taken in its project (or among system policies),
-        ProjectNotFound if the project was deleted meanwhile."""
+    async def add_webhook_policy(
+        self, policy: NewWebhookPolicy, now: int, most: int
+    ) -> WebhookPolicy | None:
+        """The policy added; None if its project (or the system) has `most` policies already
+        (counted and added as one step, also with concurrent adds). Raises Conflict if the
+        name is taken in its project (or among system policies), ProjectNotFound if the
+        project was deleted meanwhile."""
         ...
 
     async def find_webhook_policy(self, policy_id: int) -> WebhookPolicy | None: ...
@@ -572,6 +576,15 @@ class Store(Protocol):
         """Delete the policy with its deliveries, pending ones too. False if missing."""
         ...
 
+    async def retarget_webhook_deliveries(
+        self, policy_id: int, targets: tuple[Target, ...], now: int, dropped: str
+    ) -> int:
+        """After the policy's targets changed to `targets`: its unfinished deliveries to an
+        address it still has take that target as it is now (header, skip_cert_verify); those
+        to an address it no longer has end (Error, `dropped` as their message), but for a try
+        in flight under a live lease. How many ended."""
+        ...
+
     async def enqueue_webhook_event(
         self,
         project_id: int | None,
@@ -589,9 +602,10 @@ class Store(Protocol):
         self, owner: str, now: int, lease_until: int, limit: int
     ) -> list[Delivery]:
         """Take up to `limit` deliveries due by `now` (pending, or running under a lease that
-        ran out: their server died) for `owner` until `lease_until`, counting a try for each,
-        oldest first. Concurrent claims, on any replica, never take the same delivery while
-        its lease runs."""
+        ran out: their server died) for `owner` until `lease_until`, counting a try for each.
+        Fairly: each project (and the system) in turn, and within one, first tries before
+        retries, oldest first. Concurrent claims, on any replica, never take the same
+        delivery while its lease runs."""
         ...
 
     async def finish_webhook_delivery(

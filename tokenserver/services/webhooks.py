@@ -9,10 +9,12 @@ import contextlib
 import json
 import logging
 import secrets
+import socket
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 
@@ -23,6 +25,7 @@ from tokenserver.domain.webhooks import (
     EXPIRY_NOTICE_DAYS,
     LEASE_SECONDS,
     MASKED,
+    MAX_POLICIES,
     SEND_TIMEOUT_SECONDS,
     Delivery,
     DeliveryStatus,
@@ -35,7 +38,8 @@ from tokenserver.domain.webhooks import (
     retry_at,
     robot_payload,
 )
-from tokenserver.errors import BadRequest, NotFound, Unauthorized
+from tokenserver.errors import BadRequest, Conflict, NotFound, Unauthorized
+from tokenserver.sealing import KEY_SETTING, HeaderSeal
 from tokenserver.services.access import AccessService, denied
 from tokenserver.services.audit import AuditService
 from tokenserver.services.ports import DeliveryOutcome, NewWebhookPolicy, Store
@@ -48,6 +52,11 @@ SWEEP_OPERATOR = "tokenserver"
 # Finished deliveries are kept this long for the history.
 KEEP_DELIVERIES_SECONDS = 30 * SECONDS_PER_DAY
 MAX_MESSAGE = 256
+DROPPED = "not sent: the policy no longer has this address"
+UNSEALABLE = (
+    f"not sent: the auth header does not open with {KEY_SETTING} (the key file changed?); "
+    "restore the key, or send the header again"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +147,10 @@ class RobotEvents:
 class WebhookService:
     """Webhook policies and their delivery history, with Harbor's rules for who may manage
     them: `notification-policy` in the project (projectAdmin and maintainer change them, the
-    other members read them, robots as granted); system policies, system admins only."""
+    other members read them, robots as granted); system policies, system admins only.
+
+    A target's auth header is stored sealed (`seal`, bound to the policy's id and the
+    target's address): the policies this service returns hold it sealed, never in clear."""
 
     def __init__(
         self,
@@ -146,11 +158,13 @@ class WebhookService:
         access: AccessService,
         audit: AuditService,
         projects: ProjectService,
+        seal: HeaderSeal,
     ) -> None:
         self._store = store
         self._access = access
         self._audit = audit
         self._projects = projects
+        self._seal = seal
 
     async def _scope(
         self, actor: Principal, project_ref: str | None, action: str, is_name: bool | None
@@ -175,27 +189,44 @@ class WebhookService:
             raise NotFound(f"webhook policy {policy_id} not found in {where}")
         return policy
 
-    @staticmethod
-    def _targets(specs: tuple[TargetSpec, ...], stored: WebhookPolicy | None) -> tuple[Target, ...]:
-        """The targets asked for; an auth header sent back masked keeps the stored header of
-        the stored target with the same address, and only that one (a masked header must not
-        follow a new address: it would send the receiver's credential elsewhere)."""
-        kept = {t.address: t.auth_header for t in stored.targets} if stored else {}
+    def _targets(
+        self,
+        specs: tuple[TargetSpec, ...],
+        stored: WebhookPolicy | None,
+        policy_id: int | None,
+    ) -> tuple[Target, ...]:
+        """The targets asked for, their new auth headers sealed for `policy_id` (None: left
+        out, for a policy that has no id yet). A header sent back masked keeps the stored
+        (sealed) header of the stored target with the same address, and only that one (a
+        masked header must not follow a new address: it would send the receiver's credential
+        elsewhere; nor would it open there)."""
+        kept = {t.address: t for t in stored.targets} if stored else {}
         targets = []
         for spec in specs:
-            header = spec.auth_header
-            if header == MASKED:
+            given = "" if spec.auth_header == MASKED else spec.auth_header
+            target = check_target(
+                spec.address, given, spec.skip_cert_verify, spec.type, spec.payload_format
+            )
+            if spec.auth_header == MASKED:
                 if spec.address not in kept:
                     raise BadRequest(
                         "auth_header: the masked value keeps the header of a target whose "
                         "address is unchanged; send the header itself for a new address"
                     )
-                header = kept[spec.address]
-            targets.append(
-                check_target(
-                    spec.address, header, spec.skip_cert_verify, spec.type, spec.payload_format
-                )
-            )
+                before = kept[spec.address]
+                if before.auth_header and spec.skip_cert_verify and not before.skip_cert_verify:
+                    # NOTE: else whoever may update a policy, but was never given its header,
+                    # could have it sent where any man in the middle reads it.
+                    raise BadRequest(
+                        "auth_header: send the header itself to turn skip_cert_verify on; "
+                        "the masked value keeps it only while the certificate is checked"
+                    )
+                header = before.auth_header
+            elif policy_id is None:
+                header = ""
+            else:
+                header = self._seal.seal(given, policy_id, target.address)
+            targets.append(replace(target, auth_header=header))
         return tuple(targets)
 
     def _new(
@@ -203,9 +234,10 @@ class WebhookService:
         spec: PolicySpec,
         project: Project | None,
         creator: str,
+        policy_id: int | None,
         stored: WebhookPolicy | None = None,
     ) -> NewWebhookPolicy:
-        targets = self._targets(spec.targets, stored)
+        targets = self._targets(spec.targets, stored, policy_id)
         events = check_policy_fields(spec.name, spec.description, targets, spec.event_types)
         return NewWebhookPolicy(
             project_id=None if project is None else project.id,
@@ -249,13 +281,42 @@ class WebhookService:
         spec: PolicySpec,
         is_name: bool | None = None,
     ) -> WebhookPolicy:
-        """Raises BadRequest, Conflict (name taken), Unauthorized, Forbidden,
-        ProjectNotFound."""
+        """Raises BadRequest, Conflict (name taken, or MAX_POLICIES in the project or the
+        system already), Unauthorized, Forbidden, ProjectNotFound."""
         async with self._audit.operation(actor, "create", "webhook-policy", spec.name) as entry:
             project = await self._scope(actor, project_ref, "create", is_name)
             entry.project_id = None if project is None else project.id
-            policy = self._new(spec, project, actor.operator)
-            return await self._store.add_webhook_policy(policy, self._projects.now())
+            # Checked whole, and stored without its headers, before they are sealed: they are
+            # sealed for the policy's id, which the database gives.
+            policy = self._new(spec, project, actor.operator, None)
+            if not _new_headers(spec):
+                return self._added(
+                    project,
+                    await self._store.add_webhook_policy(
+                        policy, self._projects.now(), MAX_POLICIES
+                    ),
+                )
+            await self._seal.load()
+            async with self._store.transaction():
+                now = self._projects.now()
+                created = self._added(
+                    project, await self._store.add_webhook_policy(policy, now, MAX_POLICIES)
+                )
+                sealed = self._new(spec, project, actor.operator, created.id)
+                await self._store.update_webhook_policy(created.id, sealed, now)
+                return await self._policy_in(project, created.id)
+
+    @staticmethod
+    def _added(project: Project | None, added: WebhookPolicy | None) -> WebhookPolicy:
+        if added is None:
+            # NOTE: each policy's target gets a delivery of every event: the cap bounds what
+            # one project queues per event (MAX_POLICIES x MAX_TARGETS).
+            where = "the system has" if project is None else f"project {project.name!r} has"
+            raise Conflict(
+                f"{where} {MAX_POLICIES} webhook policies, the most it may have: delete one, "
+                "or add a target to one of them"
+            )
+        return added
 
     async def update(
         self,
@@ -269,9 +330,17 @@ class WebhookService:
             project = await self._scope(actor, project_ref, "update", is_name)
             entry.project_id = None if project is None else project.id
             stored = await self._policy_in(project, policy_id)
-            policy = self._new(spec, project, stored.creator, stored)
-            if not await self._store.update_webhook_policy(policy_id, policy, self._projects.now()):
-                raise NotFound(f"webhook policy {policy_id} not found")
+            if _new_headers(spec):
+                await self._seal.load()
+            policy = self._new(spec, project, stored.creator, policy_id, stored)
+            async with self._store.transaction():
+                now = self._projects.now()
+                if not await self._store.update_webhook_policy(policy_id, policy, now):
+                    raise NotFound(f"webhook policy {policy_id} not found")
+                # What it queued goes only where the policy sends now, as it sends now.
+                await self._store.retarget_webhook_deliveries(
+                    policy_id, policy.targets, now, DROPPED
+                )
             return await self._policy_in(project, policy_id)
 
     async def set_enabled(
@@ -345,6 +414,11 @@ class WebhookService:
         return found
 
 
+def _new_headers(spec: PolicySpec) -> bool:
+    """Whether `spec` gives an auth header to seal (not only masked ones to keep)."""
+    return any(t.auth_header not in ("", MASKED) for t in spec.targets)
+
+
 Sender = Callable[[Delivery], Awaitable[tuple[bool, str]]]
 """Sends a delivery once: (whether the receiver took it, what to show about the try)."""
 
@@ -388,15 +462,44 @@ class HttpSender:
                 ssl=not target.skip_cert_verify,
             ) as response:
                 status = response.status
-        except TimeoutError:
-            return False, f"no answer within {self._timeout:g} s"
         except (aiohttp.ClientError, OSError, ValueError) as e:
-            return False, f"{type(e).__name__}: {e}"
+            return False, self.failure(e)
         if 200 <= status < 300:
             return True, f"HTTP {status}"
         if 300 <= status < 400:
             return False, f"HTTP {status}: redirects are not followed"
         return False, f"HTTP {status}"
+
+    def failure(self, error: BaseException) -> str:
+        """What a failed try shows: a fixed category, never the error's text. The address
+        may be an internal service that is no web server, and aiohttp's parse errors quote
+        what it answered (an SSH banner, a database's greeting, a header line): shown in the
+        history, that would make the sender a reader of internal services."""
+        # NOTE: the certificate and DNS errors subclass the connection errors: checked first.
+        if isinstance(error, TimeoutError):
+            return f"no answer within {self._timeout:g} s"
+        if isinstance(error, aiohttp.ClientConnectorCertificateError):
+            return "TLS certificate not trusted"
+        if isinstance(error, aiohttp.ClientSSLError | ssl.SSLError):
+            return "TLS error"
+        if isinstance(error, aiohttp.ClientConnectorError):
+            if isinstance(error.os_error, socket.gaierror):
+                return "DNS lookup failed"
+            if isinstance(error.os_error, ConnectionRefusedError):
+                return "connection refused"
+            return "could not connect"
+        if isinstance(
+            error,
+            aiohttp.ClientResponseError
+            | aiohttp.ClientPayloadError
+            | aiohttp.http_exceptions.HttpProcessingError,
+        ):
+            return "invalid HTTP answer"
+        if isinstance(error, aiohttp.ServerDisconnectedError | ConnectionError):
+            return "connection closed without an answer"
+        if isinstance(error, aiohttp.InvalidURL):
+            return "invalid address"
+        return "could not send"
 
     async def close(self) -> None:
         if self._session is not None:
@@ -415,11 +518,13 @@ class WebhookDelivery:
         send: Sender,
         clock: Callable[[], float] = time.time,
         *,
+        seal: HeaderSeal,
         batch: int = 20,
         lease: int = LEASE_SECONDS,
     ) -> None:
         self._store = store
         self._send = send
+        self._seal = seal
         self._clock = clock
         self._batch = batch
         self._lease = lease
@@ -436,12 +541,48 @@ class WebhookDelivery:
         claimed = await self._store.claim_webhook_deliveries(
             owner, now, now + self._lease, self._batch
         )
-        await asyncio.gather(*(self._deliver(d, owner) for d in claimed))
+        policies = {
+            p: await self._store.find_webhook_policy(p) for p in {d.policy_id for d in claimed}
+        }
+        await asyncio.gather(*(self._deliver(d, owner, policies[d.policy_id]) for d in claimed))
         return len(claimed)
 
-    async def _deliver(self, delivery: Delivery, owner: str) -> None:
+    async def _opened(self, delivery: Delivery) -> Delivery | None:
+        """`delivery` with its target's auth header opened; None when it does not open."""
+        target = delivery.target
+        if not target.auth_header:
+            return delivery
+        await self._seal.load()
+        header = self._seal.open(target.auth_header, delivery.policy_id, target.address)
+        if header is None:
+            return None
+        return replace(delivery, target=replace(target, auth_header=header))
+
+    async def _deliver(self, delivery: Delivery, owner: str, policy: WebhookPolicy | None) -> None:
+        # NOTE: sent as the policy is now, not as it was when the event was queued: a PUT
+        # that moved it or changed its header drops or updates what it queued
+        # (`retarget_webhook_deliveries`), but a try in flight then came back later.
+        current = None
+        if policy is not None:
+            current = next(
+                (t for t in policy.targets if t.address == delivery.target.address), None
+            )
+        if current is None:
+            now = int(self._clock())
+            outcome = DeliveryOutcome(DeliveryStatus.ERROR, DROPPED)
+            await self._store.finish_webhook_delivery(delivery.id, owner, now, outcome)
+            return
+        delivery = replace(delivery, target=current)
+        sealed_shut = False
         try:
-            ok, message = await self._send(delivery)
+            opened = await self._opened(delivery)
+            if opened is None:
+                # NOTE: fails closed, and is tried again like any failure: a replica given
+                # another key file, or a key restored from a backup, may still send it.
+                sealed_shut = True
+                ok, message = False, UNSEALABLE
+            else:
+                ok, message = await self._send(opened)
         except Exception as e:  # a sender's bug must not lose the delivery
             log.exception("webhook delivery %d failed", delivery.id)
             ok, message = False, type(e).__name__
@@ -457,13 +598,24 @@ class WebhookDelivery:
                 )
             else:
                 outcome = DeliveryOutcome(DeliveryStatus.PENDING, message, retry)
-            log.warning(
-                "webhook delivery %d (policy %d, %s) failed: %s",
-                delivery.id,
-                delivery.policy_id,
-                delivery.event_type,
-                message,
-            )
+            if sealed_shut:
+                log.error(
+                    "webhook delivery %d (policy %d, %s) not sent: its auth header does not "
+                    "open with %s %s (another key, or stored before headers were sealed)",
+                    delivery.id,
+                    delivery.policy_id,
+                    delivery.event_type,
+                    KEY_SETTING,
+                    self._seal.path,
+                )
+            else:
+                log.warning(
+                    "webhook delivery %d (policy %d, %s) failed: %s",
+                    delivery.id,
+                    delivery.policy_id,
+                    delivery.event_type,
+                    message,
+                )
         await self._store.finish_webhook_delivery(delivery.id, owner, now, outcome)
 
     async def run(self, poll: float = 2.0) -> None:

@@ -291,6 +291,8 @@ SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 0x746F6B656E
 # Changes that may leave no system admin run one at a time (see `_sysadmins_serialized`).
 _SYSADMINS_LOCK = _MIGRATION_LOCK + 1
+# Policies are counted and added one at a time (see `_webhook_policies_serialized`).
+_WEBHOOK_POLICIES_LOCK = _MIGRATION_LOCK + 2
 
 # What a pool raises when the database is unreachable, shutting down or gone mid-query (a
 # connection lost mid-protocol shows as InternalClientError).
@@ -352,7 +354,8 @@ class PostgresStore(SqlStore):
     # NOTE: jsonb_exists is the `?` operator, which the shared SQL cannot spell.
     _JSON_HAS = "jsonb_exists({column}::jsonb, CAST(? AS TEXT))"
     # Replicas claiming deliveries at once pass over each other's rows instead of waiting.
-    _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    _SKIP_LOCKED = " FOR UPDATE OF d SKIP LOCKED"
+    _CLAIMED_IDS = "id = ANY(ARRAY({ids}))"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
@@ -449,6 +452,14 @@ class PostgresStore(SqlStore):
         # snapshot include what the one before committed.
         async with self.transaction():
             await self._execute("SELECT pg_advisory_xact_lock(?)", (_SYSADMINS_LOCK,))
+            yield
+
+    @asynccontextmanager
+    async def _webhook_policies_serialized(self) -> AsyncIterator[None]:
+        # NOTE: under READ COMMITTED two transactions would each count the other's new
+        # policy out, and both add one past the cap.
+        async with self.transaction():
+            await self._execute("SELECT pg_advisory_xact_lock(?)", (_WEBHOOK_POLICIES_LOCK,))
             yield
 
     @asynccontextmanager

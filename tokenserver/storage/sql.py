@@ -16,6 +16,7 @@ from collections.abc import (
     Callable,
     Collection,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -129,8 +130,17 @@ _DELIVERY_COLUMNS = (
 )
 # Deliveries a server may take: waiting, or held by a server whose lease ran out.
 _DELIVERY_DUE = (
-    f"status IN ('{DeliveryStatus.PENDING}', '{DeliveryStatus.RUNNING}') "
-    "AND next_attempt_at <= ? AND coalesce(lease_until, 0) < ?"
+    f"{{d}}status IN ('{DeliveryStatus.PENDING}', '{DeliveryStatus.RUNNING}') "
+    "AND {d}next_attempt_at <= ? AND coalesce({d}lease_until, 0) < ?"
+)
+# The due deliveries with their turn: each project's (and the system's) in rotation, so that
+# one project's many failing targets, and their retries, cannot hold back another project's
+# events; within a project, first tries before retries, then oldest first.
+_DELIVERY_TURNS = (
+    "SELECT d.id, d.attempts > 0 AS retry, row_number() OVER ("  # noqa: S608
+    "PARTITION BY coalesce(p.project_id, 0) ORDER BY d.attempts > 0, d.id) AS turn "
+    "FROM webhook_delivery d JOIN webhook_policy p ON p.id = d.policy_id "
+    f"WHERE {_DELIVERY_DUE.format(d='d.')}"
 )
 
 # Whether a system admin other than the user `?` exists.
@@ -352,6 +362,17 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
+def _marks(values: Sequence[object]) -> str:
+    """The placeholders of an IN list of `values`."""
+    return ",".join("?" * len(values))
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    """`ids` in lists of at most `size`: within any database's limit on parameters."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def _stored_text(text: str) -> str:
     """A caller's text as a failure record keeps it: escaped, bounded."""
     return truncate(escape(text), MAX_AUDIT_FIELD)
@@ -388,6 +409,8 @@ class SqlStore:
     # What a claim's row selection adds to take rows no other claim holds (PostgreSQL's
     # FOR UPDATE SKIP LOCKED; SQLite runs one writer at a time anyway).
     _SKIP_LOCKED = ""
+    # The claim's condition on the ids its subquery `{ids}` selects (evaluated once).
+    _CLAIMED_IDS = "id IN ({ids})"
 
     # ---- what an adapter provides ---------------------------------------------------------
 
@@ -445,6 +468,12 @@ class SqlStore:
         once must not both see the other's admin still there. SQLite runs every writing
         statement under the database's one write lock already."""
         yield
+
+    def _webhook_policies_serialized(self) -> AbstractAsyncContextManager[None]:
+        """Run the block as one transaction, one block at a time across every process
+        sharing the database: a policy is counted and added as one step (SQLite's
+        transactions take the write lock at once)."""
+        return self.transaction()
 
     async def ping(self) -> None:
         """Raise if the database does not answer."""
@@ -1413,14 +1442,23 @@ class SqlStore:
             policy.enabled,
         )
 
-    async def add_webhook_policy(self, policy: NewWebhookPolicy, now: int) -> WebhookPolicy:
-        policy_id = await self._insert(
-            "INSERT INTO webhook_policy (name, description, targets, event_types, enabled, "
-            "project_id, creator, creation_time, update_time) VALUES (?,?,?,?,?,?,?,?,?)",
-            (*self._policy_args(policy), policy.project_id, policy.creator, now, now),
-            f"notification policy named {policy.name} already exists",
-            ProjectNotFound(f"project {policy.project_id} not found"),
-        )
+    async def add_webhook_policy(
+        self, policy: NewWebhookPolicy, now: int, most: int
+    ) -> WebhookPolicy | None:
+        async with self._webhook_policies_serialized():
+            counted = await self._rows(
+                "SELECT count(*) FROM webhook_policy WHERE coalesce(project_id, 0) = ?",
+                (policy.project_id or 0,),
+            )
+            if counted[0][0] >= most:
+                return None
+            policy_id = await self._insert(
+                "INSERT INTO webhook_policy (name, description, targets, event_types, enabled, "
+                "project_id, creator, creation_time, update_time) VALUES (?,?,?,?,?,?,?,?,?)",
+                (*self._policy_args(policy), policy.project_id, policy.creator, now, now),
+                f"notification policy named {policy.name} already exists",
+                ProjectNotFound(f"project {policy.project_id} not found"),
+            )
         created = await self.find_webhook_policy(policy_id)
         assert created is not None
         return created
@@ -1454,6 +1492,44 @@ class SqlStore:
 
     async def delete_webhook_policy(self, policy_id: int) -> bool:
         return await self._execute("DELETE FROM webhook_policy WHERE id = ?", (policy_id,)) > 0
+
+    async def retarget_webhook_deliveries(
+        self, policy_id: int, targets: tuple[Target, ...], now: int, dropped: str
+    ) -> int:
+        rows = await self._rows(
+            "SELECT id, target FROM webhook_delivery WHERE policy_id = ? AND status IN (?, ?)",
+            (policy_id, DeliveryStatus.PENDING.value, DeliveryStatus.RUNNING.value),
+        )
+        current = {t.address: t for t in targets}
+        moved: dict[str, list[int]] = {}
+        gone: list[int] = []
+        for delivery_id, text in rows:
+            target = current.get(_target_from_json(json.loads(text)).address)
+            if target is None:
+                gone.append(delivery_id)
+            else:
+                as_json = json.dumps(_target_to_json(target), separators=(",", ":"))
+                moved.setdefault(as_json, []).append(delivery_id)
+        unfinished = (DeliveryStatus.PENDING.value, DeliveryStatus.RUNNING.value)
+        for as_json, ids in moved.items():
+            for chunk in _chunks(ids):
+                await self._execute(
+                    f"UPDATE webhook_delivery SET target = ? WHERE id IN ({_marks(chunk)}) "  # noqa: S608
+                    "AND status IN (?, ?)",
+                    (as_json, *chunk, *unfinished),
+                )
+        dropped_count = 0
+        for chunk in _chunks(gone):
+            # NOTE: a try in flight (its lease runs) is left to finish; if it failed, the
+            # next claim finds the address gone from the policy and drops it then.
+            dropped_count += await self._execute(
+                "UPDATE webhook_delivery SET status = ?, status_message = ?, "  # noqa: S608
+                "lease_owner = NULL, lease_until = NULL, update_time = ?, end_time = ? "
+                f"WHERE id IN ({_marks(chunk)}) AND status IN (?, ?) "
+                "AND coalesce(lease_until, 0) < ?",
+                (DeliveryStatus.ERROR.value, dropped, now, now, *chunk, *unfinished, now),
+            )
+        return dropped_count
 
     async def enqueue_webhook_event(
         self,
@@ -1508,17 +1584,25 @@ class SqlStore:
     async def claim_webhook_deliveries(
         self, owner: str, now: int, lease_until: int, limit: int
     ) -> list[Delivery]:
-        # NOTE: the outer WHERE repeats the condition: on PostgreSQL a row another claim
-        # took between the selection and the update is checked again as that claim left it.
+        # NOTE: the selection and the outer WHERE repeat the condition: on PostgreSQL a row
+        # another claim took between the ranking and the update is checked again as that
+        # claim left it. The ids are selected once (PostgreSQL: an array, not a semi-join
+        # the planner may run again, each run locking more rows): at most `limit`.
+        ids = (
+            f"SELECT d.id FROM webhook_delivery d JOIN ({_DELIVERY_TURNS}) t ON t.id = d.id "  # noqa: S608
+            f"WHERE {_DELIVERY_DUE.format(d='d.')} ORDER BY t.turn, t.retry, d.id "
+            f"LIMIT ?{self._SKIP_LOCKED}"
+        )
         await self._execute(
             "UPDATE webhook_delivery SET status = ?, lease_owner = ?, lease_until = ?, "  # noqa: S608
             "attempts = attempts + 1, start_time = coalesce(start_time, ?), update_time = ? "
-            f"WHERE id IN (SELECT id FROM webhook_delivery WHERE {_DELIVERY_DUE} "
-            f"ORDER BY id LIMIT ?{self._SKIP_LOCKED}) AND {_DELIVERY_DUE}",
+            f"WHERE {self._CLAIMED_IDS.format(ids=ids)} AND {_DELIVERY_DUE.format(d='')}",
             (
                 DeliveryStatus.RUNNING.value,
                 owner,
                 lease_until,
+                now,
+                now,
                 now,
                 now,
                 now,

@@ -23,10 +23,64 @@ export function h(tag, attrs, ...children) {
 export const $ = (selector, root = document) => root.querySelector(selector);
 export const main = () => $("#main");
 
+// ---- The status area: one message at a time under the header (loading, success or error).
+// A message stays until the next action or navigation replaces or clears it, or its x.
+
+export const UNREACHABLE = "Cannot reach tokenserver: check that it is running and that the network is up, then retry.";
+export const SESSION_ENDED = "Your session has ended: log in again.";
+const hooks = { retry: null, sessionEnded: null };
+let statusKind = null;
+
+// app.js's router: Retry loads the page again; the end of a session shows the login form.
+export function onRetry(fn) { hooks.retry = fn; }
+export function onSessionEnd(fn) { hooks.sessionEnded = fn; }
+
+export function setStatus(kind, message) {
+  const box = $("#status");
+  if (!box) return;
+  statusKind = message ? kind : null;
+  box.className = message ? `status-area ${kind}` : "status-area";
+  // Errors interrupt a screen reader's speech; loading and success wait their turn.
+  box.setAttribute("role", kind === "error" ? "alert" : "status");
+  const children = [];
+  if (message) {
+    children.push(h("span", { id: "status-text" }, message));
+    if (kind === "error" && message === UNREACHABLE && hooks.retry) {
+      children.push(h("button", { type: "button", id: "status-retry", onclick: () => hooks.retry() }, "Retry"));
+    }
+    if (kind !== "loading") {
+      children.push(h("button", { type: "button", class: "link dismiss", "aria-label": "Dismiss message", onclick: clearStatus }, "×"));
+    }
+  }
+  box.replaceChildren(...children);
+  box.hidden = !message;
+}
+
+export const clearStatus = () => setStatus(null, "");
+export const showSuccess = (message) => setStatus("success", message);
+export const showError = (message) => setStatus("error", message);
+export const showNotice = showSuccess;
+
 export function showAlert(message) {
-  const alert = $("#alert");
-  alert.textContent = message || "";
-  alert.hidden = !message;
+  if (message) showError(message);
+  else clearStatus();
+}
+
+export function loading(on) {
+  main().setAttribute("aria-busy", String(on));
+  if (on) setStatus("loading", "Loading…");
+  else if (statusKind === "loading") clearStatus();
+}
+
+// The next action clears a shown error: a click on a control or typing, anywhere but in the
+// status area itself (its Retry and x).
+export function clearErrorOnAction(e) {
+  if (statusKind !== "error" || !(e.target instanceof Element) || e.target.closest("#status")) return;
+  if (e.type === "input" || e.target.closest("button, a[href], input, select, [role=menuitem]")) clearStatus();
+}
+
+export function setTitle(...parts) {
+  document.title = [...parts, "tokenserver"].join(" · ");
 }
 
 export class ApiError extends Error {
@@ -41,12 +95,21 @@ export async function call(method, path, body) {
   const headers = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && state.session) headers["X-Harbor-CSRF-Token"] = state.session.csrf_token;
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-  });
+  // A change is an action: what the status area said before no longer applies.
+  if (method !== "GET") clearStatus();
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch (e) {
+    // fetch rejects only when no answer came: the server is down or the network is.
+    showError(UNREACHABLE);
+    throw new ApiError(0, UNREACHABLE);
+  }
   const text = await response.text();
   let data = null;
   try {
@@ -56,11 +119,17 @@ export async function call(method, path, body) {
   }
   if (!response.ok) {
     const errors = data && Array.isArray(data.errors) ? data.errors : [];
-    const message = errors.map((e) => e.message).join("; ") || `${response.status} ${response.statusText}`;
+    // A proxy in front answers 502-504 with its own page when tokenserver is down.
+    if (!errors.length && [502, 503, 504].includes(response.status)) {
+      showError(UNREACHABLE);
+      throw new ApiError(response.status, UNREACHABLE);
+    }
     if (response.status === 401 && state.session && !path.startsWith("/c/")) {
       state.session = null;
-      location.hash = "#/login";
+      if (hooks.sessionEnded) hooks.sessionEnded();
+      throw new ApiError(401, SESSION_ENDED);
     }
+    const message = errors.map((e) => e.message).join("; ") || `${response.status} ${response.statusText}`;
     throw new ApiError(response.status, message);
   }
   return { data, total: Number(response.headers.get("X-Total-Count") || 0) };
@@ -113,14 +182,52 @@ export function shortName(robot) {
 }
 
 export function dialog(title, body, buttons) {
+  // Focus goes back where it was when the dialog opened (a menu's item hands it to its button).
+  const opener = document.activeElement;
   const error = h("p", { class: "error", role: "alert" });
   const box = h("dialog", { "aria-label": title },
     h("h2", {}, title), body, error, h("div", { class: "actions" }, buttons));
-  box.addEventListener("close", () => box.remove());
+  box.addEventListener("close", () => {
+    box.remove();
+    restoreFocus(opener);
+  });
+  box.addEventListener("keydown", (e) => enterSubmits(box, e));
+  // What the error said no longer holds once the form changes: the next attempt says its own.
+  const changed = (e) => { if (e.isTrusted) error.textContent = ""; };
+  box.addEventListener("input", changed);
+  box.addEventListener("change", changed);
   document.body.append(box);
   box.showModal();
   box.error = (message) => { error.textContent = message; };
   return box;
+}
+
+export function closeDialogs() {
+  document.querySelectorAll("dialog[open]").forEach((box) => box.close());
+}
+
+function restoreFocus(opener) {
+  // Another dialog opened meanwhile (the secret after Add): it keeps the focus.
+  if (document.querySelector("dialog[open]")) return;
+  if (opener instanceof HTMLElement && opener.isConnected && opener !== document.body) {
+    opener.focus();
+    if (document.activeElement === opener) return;
+  }
+  // The opener is gone or disabled (Delete removed the robot it acted on).
+  main().focus();
+}
+
+// Enter in a field submits the dialog, as in a form: its primary button. Ctrl+Enter does it
+// from a text area too. A control that uses Enter itself (a chip input) calls preventDefault.
+const NOT_FIELDS = new Set(["button", "submit", "reset", "file", "image", "color", "range"]);
+function enterSubmits(box, e) {
+  if (e.key !== "Enter" || e.defaultPrevented || e.isComposing || e.altKey || e.shiftKey) return;
+  const target = e.target;
+  const field = target instanceof HTMLInputElement && !NOT_FIELDS.has(target.type);
+  const area = target instanceof HTMLTextAreaElement && (e.ctrlKey || e.metaKey);
+  if (!field && !area) return;
+  e.preventDefault();
+  box.querySelector(".actions button.primary:not(:disabled)")?.click();
 }
 
 export function cancelButton(box) {
@@ -142,7 +249,10 @@ export async function submitting(box, button, action) {
 export function confirmDialog(title, message, label, action) {
   const ok = h("button", { type: "button", class: "danger" }, label);
   const box = dialog(title, h("p", {}, message), [null, ok]);
-  box.querySelector(".actions").prepend(cancelButton(box));
+  const cancel = cancelButton(box);
+  box.querySelector(".actions").prepend(cancel);
+  // A destructive action is never one Enter away: Cancel holds the focus.
+  cancel.focus();
   ok.addEventListener("click", () => submitting(box, ok, async () => {
     await action();
     box.close();
@@ -171,11 +281,6 @@ export function robotBody(robot, changes) {
     permissions: robot.permissions,
     ...changes,
   };
-}
-
-export function showNotice(message) {
-  const notice = $("#notice");
-  if (notice) notice.textContent = message;
 }
 
 export function pagerControls(page, total, go) {

@@ -1,5 +1,5 @@
 // Robot federation (a robot's rules, refused and federated logins, secret login) and the issuers page.
-import { state, h, main, api, when, dialog, cancelButton, submitting, confirmDialog, now, robotBody } from "./core.js";
+import { state, h, main, api, when, setTitle, showSuccess, dialog, cancelButton, submitting, confirmDialog, now, robotBody } from "./core.js";
 
 // Patterns are entered one per line: no pattern holds a control character (the API refuses
 // them), so a line break cannot be part of one.
@@ -172,6 +172,7 @@ export function secretLoginSection(robot, canEdit) {
       const current = await now(robot);
       await api("PUT", `/robots/${robot.id}`, robotBody(current, { secret_login: value }));
       await refreshSecretLogin(robot.id, canEdit);
+      showSuccess(`Secret login of ${robot.name} turned ${value ? "on" : "off"}.`);
     };
     button = h("button", { type: "button", id: "secret-login-switch", class: on ? "danger" : "" },
       on ? "Turn Secret Login Off" : "Turn Secret Login On");
@@ -258,6 +259,7 @@ export async function federationView(id) {
   let robot;
   try {
     robot = (await api("GET", `/robots/${id}`)).data;
+    setTitle("Federation", robot.name);
   } catch (e) {
     if (e.status === 403 || e.status === 404) throw e; // the page's No access / Not found
     main().replaceChildren(h("section", {}, h("h1", {}, "Federation"),
@@ -339,6 +341,7 @@ export function issuerDialog(reload) {
     await api("POST", "/federation/issuers", request);
     box.close();
     await reload();
+    showSuccess(`Added issuer ${request.name}.`);
   }));
   name.focus();
 }
@@ -360,7 +363,11 @@ export async function issuersView() {
         type: "button", class: "danger", "aria-label": `Remove issuer ${issuer.name}`,
         onclick: () => confirmDialog("Remove Issuer",
           `Stop trusting ${issuer.name} (${issuer.url})? Its tokens stop logging robots in.`, "Remove",
-          async () => { await api("DELETE", `/federation/issuers/${encodeURIComponent(issuer.name)}`); await reload(); }),
+          async () => {
+            await api("DELETE", `/federation/issuers/${encodeURIComponent(issuer.name)}`);
+            await reload();
+            showSuccess(`Removed issuer ${issuer.name}.`);
+          }),
       }, "Remove"))));
     holder.replaceChildren(h("table", { "aria-label": "Issuers" },
       h("thead", {}, h("tr", {},

@@ -145,7 +145,7 @@ function permissionGrid(offered, chosen, { effect, presets }) {
     });
   }
   const element = h("div", { class: "grid" },
-    h("div", { class: "grid-tools" }, preset, all, count),
+    h("div", { class: "grid-tools" }, preset ? h("label", { class: "inline" }, "Preset", preset) : null, all, count),
     h("div", { class: "grid-scroll" },
       h("table", { class: "permission-grid" }, h("thead", {}, head), h("tbody", {}, rows))));
   sync();
@@ -156,6 +156,12 @@ function permissionGrid(offered, chosen, { effect, presets }) {
 }
 
 // ---- Repository patterns ------------------------------------------------------------------
+
+// What an entry without patterns reaches: on `*`, each project's repositories; a new system
+// robot's rules (no namespace yet) are copied to each project chosen.
+const everyRepository = (namespace) =>
+  `every repository of ${namespace === "*" ? "every project" : namespace ? "the project" : "each project chosen"}`;
+const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 export const MAX_PATTERNS = 64;
 const MAX_PATTERN_LENGTH = 255;
@@ -214,13 +220,13 @@ function patternChip(pattern, remove) {
 // The chips of one entry's `repositories`. Its value is what the entry sends: the list it was
 // given when unchanged (absent stays absent), `["**"]` when every pattern was removed (a PUT
 // without the field would keep the stored ones), else the chips.
-function patternEditor(initial) {
+function patternEditor(initial, namespace) {
   let chips = initial ? [...initial] : [];
   const id = uid("patterns");
   const list = h("ul", { class: "chips", "aria-label": "Repository patterns" });
   const input = h("input", { type: "text", id, autocomplete: "off", spellcheck: "false", placeholder: "team-a/*, then Enter" });
   const problem = h("p", { class: "pattern-error", "aria-live": "polite" });
-  const everything = h("p", { class: "muted hint" }, "No pattern: every repository of the project.");
+  const everything = h("p", { class: "muted hint" }, `No pattern: ${everyRepository(namespace)}.`);
   const render = () => {
     list.replaceChildren(...chips.map((p) => patternChip(p, () => {
       chips = chips.filter((c) => c !== p);
@@ -283,7 +289,7 @@ export function entryEditor(permission, available, { legend, canAllow = true, no
   const grid = offered.length
     ? permissionGrid(offered, had, { effect, presets: permission.kind === "project" && effect === "allow" ? PRESETS : [] })
     : null;
-  const patterns = permission.kind === "project" && canAllow ? patternEditor(permission.repositories) : null;
+  const patterns = permission.kind === "project" && canAllow ? patternEditor(permission.repositories, permission.namespace) : null;
   const element = h("fieldset", { class: effect === "deny" ? "entry deny" : "entry" },
     h("legend", {}, legend),
     note ? h("p", { class: "muted" }, note) : null,
@@ -381,9 +387,14 @@ function entryList(available, projects) {
       added.editor.element.querySelector("input[type=text]")?.focus();
     };
     const drop = () => {
+      // The focus was on the button that goes with the rule: it goes to the rule next to it.
+      const rules = entries.filter((e) => e.key === key && !e.dropped && e.editor.element.isConnected);
+      const at = rules.indexOf(entry);
+      const neighbour = rules[at - 1] || rules[at + 1];
       entry.dropped = true;
       entry.editor.element.remove();
       refresh();
+      neighbour?.editor.element.querySelector(".rule-buttons button")?.focus();
     };
     const editor = entryEditor(permission, system ? available.system : available.project, {
       legend,
@@ -489,7 +500,7 @@ export function entrySummary(permission, level) {
   const patterns = permission.kind !== "project" ? null
     : permission.repositories
       ? h("ul", { class: "chips", "aria-label": "Repository patterns" }, permission.repositories.map((p) => patternChip(p, null)))
-      : h("p", { class: "muted" }, "Every repository of the project.");
+      : h("p", { class: "muted" }, `${capital(everyRepository(permission.namespace))}.`);
   return h("section", { class: "entry-summary", "aria-label": heading },
     h("h3", {}, heading, effectOf(permission) === "deny" ? h("span", { class: "tag deny" }, "Deny") : null),
     patterns,

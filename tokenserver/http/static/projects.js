@@ -1,7 +1,8 @@
 // The projects list, a project's robot accounts and the system robot accounts.
-import { PAGE_SIZE, state, h, main, showAlert, api, when, dialog, cancelButton, submitting, grantable, pagerControls, allProjects } from "./core.js";
+import { PAGE_SIZE, ApiError, state, h, main, showAlert, showSuccess, setTitle, api, when, dialog, cancelButton, submitting, grantable, pagerControls, allProjects } from "./core.js";
 import { newRobotPermissions } from "./permissions.js";
 import { secretDialog, robotDialog, robotsView, robotRights, requireList } from "./robots.js";
+import { webhooksView } from "./webhooks.js";
 
 export async function projectsView() {
   let page = 1;
@@ -49,18 +50,59 @@ export function newProjectDialog() {
     await api("POST", "/projects", { project_name: name.value.trim(), metadata: { public: String(pub.checked) } });
     box.close();
     await projectsView();
+    showSuccess(`Created project ${name.value.trim()}.`);
   }));
   name.focus();
 }
 
-export async function projectView(id) {
-  const { data: project } = await api("GET", `/projects/${id}`);
-  const rights = await robotRights(`/project/${project.project_id}`);
-  requireList(rights, `the robot accounts of project ${project.name}`);
-  const heading = h("div", {},
+// A project's name and its tabs: Robot Accounts, and Webhooks for whoever may list its policies.
+function projectHeading(project, rights, current) {
+  const tab = (name, label, shown) => shown ? h("a", {
+    href: `#/projects/${project.project_id}/${name}`,
+    class: name === current ? "active" : null, "aria-current": name === current ? "page" : null,
+  }, label) : null;
+  return h("div", {},
     h("h1", {}, project.name, h("span", { class: "tag" }, project.metadata.public === "true" ? "Public" : "Private")),
     h("nav", { class: "tabs", "aria-label": "Project" },
-      h("a", { href: `#/projects/${id}/robots`, class: "active", "aria-current": "page" }, "Robot Accounts")));
+      tab("robots", "Robot Accounts", true), tab("webhooks", "Webhooks", rights.webhooks)));
+}
+
+export async function projectWebhooksView(id) {
+  const { data: project } = await api("GET", `/projects/${id}`);
+  setTitle("Webhooks", `project ${project.name}`);
+  const rights = await robotRights(`/project/${project.project_id}`);
+  if (!rights.webhooks) throw new ApiError(403, `You may not see the webhook policies of project ${project.name}.`);
+  await webhooksView({
+    base: `/projects/${project.project_id}/webhook`,
+    heading: projectHeading(project, rights, "webhooks"),
+    scope: `project ${project.name}`,
+  });
+}
+
+function systemHeading(current) {
+  const tab = (hash, label) => h("a", {
+    href: hash, class: hash === current ? "active" : null, "aria-current": hash === current ? "page" : null,
+  }, label);
+  return h("div", {},
+    h("h1", {}, "System Robot Accounts"),
+    state.session.sysadmin
+      ? h("nav", { class: "tabs", "aria-label": "System" },
+        tab("#/system-robots", "Robot Accounts"), tab("#/system-webhooks", "Webhooks"))
+      : null);
+}
+
+export async function systemWebhooksView() {
+  if (!state.session.sysadmin) throw new ApiError(403, "System webhook policies are for system administrators.");
+  setTitle("Webhooks", "system robots");
+  await webhooksView({ base: "/system/webhook", heading: systemHeading("#/system-webhooks"), scope: "the system robots" });
+}
+
+export async function projectView(id) {
+  const { data: project } = await api("GET", `/projects/${id}`);
+  setTitle("Robot Accounts", `project ${project.name}`);
+  const rights = await robotRights(`/project/${project.project_id}`);
+  requireList(rights, `the robot accounts of project ${project.name}`);
+  const heading = projectHeading(project, rights, "robots");
   await robotsView({
     title: "New Robot Account",
     heading,
@@ -80,6 +122,7 @@ export async function projectView(id) {
         });
         box.close();
         await reload();
+        showSuccess(`Created ${data.name}.`);
         secretDialog("Robot account created", data, data.secret);
       },
     }),
@@ -91,7 +134,7 @@ export async function systemRobotsView() {
   requireList(rights, "the system robot accounts: they are for system administrators");
   await robotsView({
     title: "New System Robot Account",
-    heading: h("h1", {}, "System Robot Accounts"),
+    heading: systemHeading("#/system-robots"),
     query: () => "Level=system",
     rights,
     create: async (reload) => robotDialog({
@@ -108,6 +151,7 @@ export async function systemRobotsView() {
         });
         box.close();
         await reload();
+        showSuccess(`Created ${data.name}.`);
         secretDialog("Robot account created", data, data.secret);
       },
     }),

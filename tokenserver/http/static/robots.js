@@ -1,5 +1,5 @@
 // The robot accounts table, its action menu and the robot dialogs.
-import { PAGE_SIZE, DAY, ApiError, state, h, main, showAlert, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, showNotice, pagerControls, allProjects } from "./core.js";
+import { PAGE_SIZE, DAY, ApiError, state, h, main, showAlert, showSuccess, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, pagerControls, allProjects } from "./core.js";
 import { editRobotPermissions, entrySummary, permissionCount } from "./permissions.js";
 
 export function exportFile(robot, secret) {
@@ -176,12 +176,21 @@ export function lifetimeFields(robot) {
     if (!Number.isInteger(value) || value < 1) throw new Error("The token lifetime must be a whole number (or empty for the server's default).");
     return value * Number(unit.value);
   };
+  // The server's bounds, said as soon as a value leaves them. A robot's own value left as it
+  // was is kept, even above a lowered token.max_lifetime (its tokens are capped).
+  const outOfRange = (value) => value !== null && value !== own && (value < 60 || (max && value > max))
+    ? `The token lifetime must be from 1 minute${max ? ` to ${lifetimeText(max)}` : ""}, or empty for the server's default.`
+    : null;
   const update = () => {
     let value;
+    shown.classList.remove("error");
     try {
       value = seconds();
+      const problem = outOfRange(value);
+      if (problem) throw new Error(problem);
     } catch (e) {
       shown.textContent = e.message;
+      shown.classList.add("error");
       return;
     }
     if (value === null) {
@@ -203,9 +212,8 @@ export function lifetimeFields(robot) {
     value: () => {
       const value = seconds();
       if (value === own) return undefined;
-      if (value !== null && (value < 60 || (max && value > max))) {
-        throw new Error(`The token lifetime must be from 1 minute${max ? ` to ${lifetimeText(max)}` : ""}, or empty for the server's default.`);
-      }
+      const problem = outOfRange(value);
+      if (problem) throw new Error(problem);
       if (value === null) return robot ? 0 : undefined;
       return value;
     },
@@ -270,7 +278,7 @@ export function robotTable(robots, selected, onSelect) {
       h("td", { class: "description" }, robot.description),
       h("td", {}, robot.last_used_at ? when(robot.last_used_at) : h("span", { class: "muted" }, "Never")));
   });
-  return h("table", { "aria-label": "Robot accounts" },
+  return h("table", { class: "robots", "aria-label": "Robot accounts" },
     h("thead", {}, h("tr", {},
       h("th", {}, h("span", { class: "muted" }, "")), h("th", {}, "Name"), h("th", {}, "Status"),
       h("th", {}, "Permissions"), h("th", {}, "Creation Time"), h("th", {}, "Expires"),
@@ -291,10 +299,18 @@ export function permissionsDialog(robot) {
 export function actionMenu(getRobot, handlers) {
   const list = h("div", { role: "menu", hidden: true });
   const button = h("button", { type: "button", "aria-haspopup": "menu", "aria-expanded": "false", id: "action" }, "Action ▾");
-  const close = () => { list.hidden = true; button.setAttribute("aria-expanded", "false"); };
+  const element = h("div", { class: "menu" }, button, list);
+  // A click anywhere else closes the menu, as Escape does.
+  const outside = (e) => { if (!element.contains(e.target)) close(); };
+  const close = () => {
+    list.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    document.removeEventListener("click", outside, true);
+  };
   button.addEventListener("click", () => {
     const robot = getRobot();
     if (!robot) return;
+    if (!list.hidden) return close();
     list.replaceChildren();
     const items = robot.legacy
       ? ["Disable", "Enable", "Delete"]
@@ -303,21 +319,25 @@ export function actionMenu(getRobot, handlers) {
       const disabled = (label === "Disable" && robot.disable) || (label === "Enable" && !robot.disable);
       list.append(h("button", {
         type: "button", role: "menuitem", disabled,
-        onclick: () => { close(); handlers[label](robot); },
+        // The hidden item cannot hold the focus: the menu's button takes it, and gets it back
+        // when the dialog the item opens closes.
+        onclick: () => { close(); button.focus(); handlers[label](robot); },
       }, label));
     }
-    list.hidden = !list.hidden;
-    button.setAttribute("aria-expanded", String(!list.hidden));
-    if (!list.hidden) list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
+    list.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    document.addEventListener("click", outside, true);
+    list.querySelector("[role=menuitem]:not(:disabled)")?.focus();
   });
-  list.addEventListener("keydown", (e) => {
+  element.addEventListener("keydown", (e) => {
+    if (list.hidden) return;
     const items = [...list.querySelectorAll("[role=menuitem]:not(:disabled)")];
     const index = items.indexOf(document.activeElement);
-    if (e.key === "Escape") { close(); button.focus(); }
+    if (e.key === "Escape") { e.preventDefault(); close(); button.focus(); }
     if (e.key === "ArrowDown") { e.preventDefault(); items[(index + 1) % items.length]?.focus(); }
     if (e.key === "ArrowUp") { e.preventDefault(); items[(index - 1 + items.length) % items.length]?.focus(); }
   });
-  return { element: h("div", { class: "menu" }, button, list), button };
+  return { element, button };
 }
 
 export function refreshDialog(robot, reload) {
@@ -346,8 +366,10 @@ export function refreshDialog(robot, reload) {
     const { data } = await api("PATCH", `/robots/${robot.id}`, request);
     box.close();
     await reload();
-    if (!manual.checked) secretDialog("Secret refreshed", robot, data.secret);
-    else showNotice(`The secret of ${robot.name} was changed.`);
+    if (!manual.checked) {
+      showSuccess(`Refreshed the secret of ${robot.name}.`);
+      secretDialog("Secret refreshed", robot, data.secret);
+    } else showSuccess(`The secret of ${robot.name} was changed.`);
   }));
 }
 
@@ -356,9 +378,10 @@ export function refreshDialog(robot, reload) {
 export async function robotRights(scope) {
   const { data } = await api("GET", `/users/current/permissions?scope=${encodeURIComponent(scope)}&relative=true`);
   const held = new Set((data || []).filter((p) => p.resource === "robot").map((p) => p.action));
+  const webhooks = (data || []).some((p) => p.resource === "notification-policy" && p.action === "list");
   return {
     list: held.has("list"), read: held.has("read"), create: held.has("create"),
-    update: held.has("update"), delete: held.has("delete"),
+    update: held.has("update"), delete: held.has("delete"), webhooks,
   };
 }
 
@@ -416,15 +439,19 @@ export async function robotsView({ title, query, rights, create, heading }) {
           }));
           box.close();
           await reload();
+          showSuccess(`Saved ${robot.name}.`);
         },
       });
     })().catch(fail),
-    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload).catch(fail),
-    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload).catch(fail),
+    Disable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: true }))).then(reload)
+      .then(() => showSuccess(`Disabled ${listed.name}.`)).catch(fail),
+    Enable: (listed) => now(listed).then((robot) => api("PUT", `/robots/${robot.id}`, robotBody(robot, { disable: false }))).then(reload)
+      .then(() => showSuccess(`Enabled ${listed.name}.`)).catch(fail),
     Delete: (robot) => confirmDialog("Delete Robot Account", `Delete ${robot.name}? Anything using its secret stops working.`, "Delete", async () => {
       await api("DELETE", `/robots/${robot.id}`);
       selected = null;
       await reload();
+      showSuccess(`Deleted ${robot.name}.`);
     }),
     "Refresh Secret": (robot) => refreshDialog(robot, reload),
     Federation: (robot) => { location.hash = `#/robots/${robot.id}/federation`; },
@@ -443,7 +470,6 @@ export async function robotsView({ title, query, rights, create, heading }) {
   const view = h("section", {},
     heading,
     h("div", { class: "toolbar" }, newButton, Object.keys(handlers).length ? menu.element : null, h("span", { class: "grow" }), searchBox),
-    h("p", { id: "notice", class: "muted", "aria-live": "polite" }),
     tableHolder, pager);
   main().replaceChildren(view);
   await reload();
