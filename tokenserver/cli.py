@@ -29,7 +29,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
@@ -730,9 +729,7 @@ class _PullSecret:
                 raise UsageError(f"{flag} {printable(value)}: {error}")
         registry = args.registry
         if registry is None:
-            # NOTE: Harbor's layout, where the registry and its token service share one name;
-            # the token service alone cannot know where the registry is.
-            registry = urlsplit(rt.settings.server.realm).netloc
+            registry = rt.settings.server.registry_host
             _say(
                 f"registry {registry} (from server.realm); give --registry HOST if the "
                 "registry is elsewhere"
