@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -30,7 +32,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
@@ -736,7 +738,6 @@ def _guide(layout: Layout) -> str:
 
 
 def cmd_up(layout: Layout) -> int:
-    layout.dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         # PostgreSQL and nginx's worker run as other users and must enter it.
         layout.dir.chmod(layout.dir.stat().st_mode | 0o055)
@@ -814,6 +815,23 @@ def cmd_status(layout: Layout) -> int:
     return EXIT_OK if all(s == "running" for s in states) else EXIT_NOT_RUNNING
 
 
+@contextlib.contextmanager
+def _exclusive(layout: Layout) -> Iterator[None]:
+    """One command at a time per directory: two `up`s at once would each start a replica on
+    the same port, and the loser's pid file would hide the winner from `down`."""
+    if not layout.dir.is_dir():
+        yield  # nothing set up: nothing to race for
+        return
+    with (layout.dir / ".lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Failure(
+                f"another {PROG} command is running on {layout.dir}; try again when it is done"
+            ) from None
+        yield  # the lock goes with the file, and with this process if it dies
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -824,10 +842,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         layout = _layout(args)
         if args.command == "up":
-            return cmd_up(layout)
-        if args.command == "down":
-            return cmd_down(layout)
-        return cmd_status(layout)
+            layout.dir.mkdir(parents=True, exist_ok=True)
+        with _exclusive(layout):
+            if args.command == "up":
+                return cmd_up(layout)
+            if args.command == "down":
+                return cmd_down(layout)
+            return cmd_status(layout)
     except Failure as e:
         sys.stderr.write(f"{PROG}: {e.message}\n")
         if e.log is not None and e.log.exists():

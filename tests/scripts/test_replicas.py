@@ -3,6 +3,7 @@ that it never signals a process it did not start. (tests/e2e/test_replicas_scrip
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import socket
@@ -154,3 +155,20 @@ def test_up_names_a_port_another_program_holds_and_remembers_nothing(
     assert code == 2
     assert "is in use by another program: stop it, or choose another --base-port" in err
     assert not (tmp_path / "state.json").exists()  # free to choose another base port
+
+
+def test_one_command_at_a_time_per_directory(
+    replicas: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "state.json").write_text(json.dumps({"base_port": 18090}))
+    with (tmp_path / ".lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running `up` holds it
+        for command in ("up", "down", "status"):
+            code, out, err = run(replicas, capsys, command, "--dir", str(tmp_path))
+            assert (code, out) == (1, "")
+            assert err == (
+                f"scripts/replicas: another scripts/replicas command is running on {tmp_path}; "
+                "try again when it is done\n"
+            )
+    code, _, _ = run(replicas, capsys, "down", "--dir", str(tmp_path))
+    assert code == 0
