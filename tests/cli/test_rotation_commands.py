@@ -257,6 +257,24 @@ def test_refresh_secret_prints_a_pull_secret_with_the_new_secret(config: Path) -
         (("--k8s-secret", "pull", "--registry", 'r"x'), ("--registry",)),
         (("--k8s-secret", "pull", "--registry", "r\u2028x"), ("--registry",)),
         (("--k8s-secret", "pull", "--registry", ""), ("--registry",)),
+        # What docker would refuse (the outside review): no host, a label's dash, no such
+        # port, dot segments.
+        *(
+            (("--k8s-secret", "pull", f"--registry={bad}"), ("--registry", "not a registry"))
+            for bad in (
+                "-",
+                ".",
+                "..",
+                "-host",
+                "host-.example.com",
+                "h:99999",
+                "h:0",
+                "h:65536",
+                "h/../x",
+                "https://h/a/./b",
+                "h/..",
+            )
+        ),
         (("--namespace", "apps"), ("--namespace", "--k8s-secret")),
         (("--registry", "registry.example.com"), ("--registry", "--k8s-secret")),
     ],

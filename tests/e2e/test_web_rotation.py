@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e import test_web
 from tests.e2e.conftest import Stack
 from tests.e2e.test_web import logged_in, project_id, row, screenshot
-from tokenserver.domain.pull_secrets import pull_secret
+from tokenserver.domain.pull_secrets import pull_secret, registry_error
 
 # test_web.py's stack (one for this module), browser and page, found by pytest under these names.
 web_stack = test_web.web_stack
@@ -144,3 +144,50 @@ def test_the_manifest_matches_the_command_lines_for_hostile_secrets(
             secret,
         )
         assert made == pull_secret("s", "reg.example:443", "robot$p+x", secret)
+
+
+# Registries docker takes and refuses (tests/unit/test_pull_secret_registry_attack.py, and more).
+REGISTRIES = [
+    "registry.example.com",
+    "registry.example.com:5000",
+    "127.0.0.1:18742",
+    "[::1]:5000",
+    "https://index.docker.io/v1/",
+    "http://h/a/b/",
+    "localhost",
+    "h:65535",
+    "h/...",
+    "-",
+    ".",
+    "..",
+    "-registry.example.com",
+    "registry-.example.com",
+    "a..b",
+    "registry.example.com:99999",
+    "registry.example.com:0",
+    "registry.example.com:",
+    "h:65536",
+    "h:05000",
+    "https://registry.example.com/a/../../b",
+    "h/./x",
+    "h/..",
+    "h//x",
+    "[.]",
+    "reg istry",
+    "a" * 64 + ".example.com",
+]
+
+
+def test_the_page_refuses_the_registries_the_server_refuses(page: Page, web_stack: Stack) -> None:
+    logged_in(page)
+    taken = page.evaluate(
+        """async (registries) => {
+            const { pullSecretError } = await import("/ui/pullsecrets.js");
+            return registries.map((r) => pullSecretError("s", "", r) === null);
+        }""",
+        REGISTRIES,
+    )
+    assert dict(zip(REGISTRIES, taken, strict=True)) == {
+        r: registry_error(r) is None for r in REGISTRIES
+    }
+    assert sum(taken) == 9  # both sides take exactly the first nine

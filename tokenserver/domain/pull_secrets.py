@@ -21,9 +21,15 @@ _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 MAX_SUBDOMAIN = 253
 MAX_LABEL = 63
 # A registry as docker's config names it: host[:port], optionally with a scheme and a path
-# (`https://index.docker.io/v1/`). No space, quote or control character.
+# (`https://index.docker.io/v1/`), as docker takes it: host labels of letters, digits and
+# '-', not starting or ending with '-' (at most 63 characters), or an IPv6 address in
+# brackets; a port of 1 to 65535; no '.' or '..' path segment. No space, quote or control
+# character. NOTE: the web page's pullsecrets.js (REGISTRY) has the same pattern.
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 _REGISTRY = re.compile(
-    r"(https?://)?([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._\-/]*)?"
+    rf"(?:https?://)?(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[(?=[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+\])"
+    rf"(?::{_PORT})?(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*/?"
 )
 MAX_REGISTRY = 255
 
@@ -63,8 +69,10 @@ def registry_error(registry: str) -> str | None:
     """Why `registry` cannot be a registry's name in a docker config; None if it can."""
     if len(registry) > MAX_REGISTRY or not _REGISTRY.fullmatch(registry):
         return (
-            f"{registry!r} is not a registry: host[:port] (letters, digits, '.', '-'; an IPv6 "
-            "address in brackets), optionally with http:// or https:// and a path"
+            f"{registry!r} is not a registry: host[:port] (host labels of letters, digits "
+            "and '-', not starting or ending with '-', or an IPv6 address in brackets; a port "
+            "from 1 to 65535), optionally with http:// or https:// and a path without '.' or "
+            "'..' segments"
         )
     return None
 

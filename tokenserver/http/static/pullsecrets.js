@@ -7,7 +7,15 @@ import { h, state } from "./core.js";
 // Kubernetes names: a Secret's name is a DNS subdomain, a namespace a DNS label.
 const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const REGISTRY = /^(https?:\/\/)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[A-Za-z0-9._\-/]*)?$/;
+// A registry as docker takes it (the server's rule, tokenserver/domain/pull_secrets.py): host
+// labels of letters, digits and '-', not starting or ending with '-', or an IPv6 address in
+// brackets; a port of 1 to 65535; no '.' or '..' path segment.
+const HOST_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+const REGISTRY = new RegExp(
+  `^(?:https?://)?(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[(?=[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+\\])`
+  + `(?::${PORT})?(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+)*/?$`,
+);
 
 export function pullSecretError(name, namespace, registry) {
   if (name.length > 253 || !SUBDOMAIN.test(name)) {
@@ -17,7 +25,7 @@ export function pullSecretError(name, namespace, registry) {
     return `"${namespace}" is not a Kubernetes namespace: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.`;
   }
   if (registry.length > 255 || !REGISTRY.test(registry)) {
-    return `"${registry}" is not a registry: host[:port], optionally with http:// or https:// and a path.`;
+    return `"${registry}" is not a registry: host[:port] (host labels of letters, digits and '-', not starting or ending with '-', or an IPv6 address in brackets; a port from 1 to 65535), optionally with http:// or https:// and a path without '.' or '..' segments.`;
   }
   return null;
 }
