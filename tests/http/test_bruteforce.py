@@ -97,7 +97,8 @@ async def test_unknown_accounts_run_the_same_kdf_work(
         assert (
             await server.client.get(TOKEN, headers=basic(username, "Wr0ngSecret"))
         ).status == 401
-    assert calls == ["scrypt$14"] * 4
+    # Two runs each: a robot with a previous secret checks both (SecretVerifier.match).
+    assert calls == ["scrypt$14"] * 8
 
 
 class GatedKdf:
@@ -170,8 +171,9 @@ async def test_attack_unknown_names_share_one_kdf_run(
         server, monkeypatch, [(r.name, "Wr0ngSecret") for r in robots]
     )
     assert statuses == [401] * 8
-    assert len(unknown_runs) == len(known_runs) == 8
-    assert len(set(unknown_runs)) == 8
+    # Two runs a wrong password (SecretVerifier.match), none shared between names.
+    assert len(unknown_runs) == len(known_runs) == 16
+    assert len(set(unknown_runs)) == 16
     assert all(run.startswith("scrypt$14$8$5$") for run in unknown_runs + known_runs)
 
 
@@ -187,13 +189,13 @@ async def test_attack_burst_for_one_unknown_name_costs_what_one_known_name_costs
         for name in ("robot$p+nobody", robot.name)
     ]
     assert [statuses for statuses, _ in same] == [[401] * 8] * 2
-    assert [len(runs) for _, runs in same] == [1, 1]
+    assert [len(runs) for _, runs in same] == [2, 2]  # a wrong password costs two runs
     distinct = [
         await burst(server, monkeypatch, [(name, f"Wr0ngSecret{i}") for i in range(8)])
         for name in ("nobody", other.name)
     ]
     assert [statuses for statuses, _ in distinct] == [[401] * 8] * 2
-    assert [len(runs) for _, runs in distinct] == [8, 8]
+    assert [len(runs) for _, runs in distinct] == [16, 16]
 
 
 async def test_a_cold_burst_from_one_robot_shares_one_kdf_run(
@@ -351,9 +353,11 @@ async def test_attack_concurrent_guesses_slip_past_the_lockout(
     robot = await strict.robot("p", "ci", "repository:pull")
     guesses = [(robot.name, f"Wrong{i}Secret") for i in range(24)] + [(robot.name, robot.secret)]
     statuses, runs = await burst(strict, monkeypatch, guesses)
-    assert len(runs) <= 3
-    assert statuses.count(401) + statuses.count(200) == len(runs)
-    assert statuses.count(429) == len(guesses) - len(runs)
+    checked = statuses.count(401) + statuses.count(200)
+    assert checked <= 3
+    # A wrong guess costs two KDF runs (SecretVerifier.match), the right one one.
+    assert len(runs) == 2 * statuses.count(401) + statuses.count(200)
+    assert statuses.count(429) == len(guesses) - checked
     r = await strict.client.get(TOKEN, headers=robot.headers)
     assert r.status == 429  # the admitted guesses failed: locked out, as one at a time
 

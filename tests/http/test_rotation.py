@@ -270,7 +270,10 @@ async def test_attack_refreshes_at_once_leave_two_secrets_at_most(server: Server
     )
     secrets = [robot.secret, *(a["secret"] for a in answers)]
     working = [s for s in secrets if await login(server, robot.name, s) == 200]
-    assert len(working) == 2
+    # A refresh keeps the secret it read only if that is still the current one when it
+    # writes: refreshes racing each other may leave no previous secret at all.
+    kept = "previous_secret_expires_at" in await shown(server, robot)
+    assert len(working) == (2 if kept else 1)
 
 
 async def test_who_may_revoke_the_previous_secret(server: Server) -> None:

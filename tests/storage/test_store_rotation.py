@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tests.postgres import PostgresServer
 from tests.storage.test_postgres import at_version, database_name
-from tests.storage.test_store_contract import new_robot
+from tests.storage.test_store_contract import OWNER, new_issuer, new_robot
 from tests.storage.test_store_contract import store as store  # the fixture
-from tokenserver.services.ports import RobotChanges, Store
+from tokenserver.services.ports import NewRule, RobotChanges, Store
 from tokenserver.storage.postgres import SCHEMA_VERSION as POSTGRES_VERSION
 from tokenserver.storage.postgres import PostgresStore
 from tokenserver.storage.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
@@ -119,6 +119,101 @@ async def test_refreshes_at_once_leave_one_previous_secret_someone_held(store: S
     assert robot.secret_hash in new
     assert robot.previous_secret_hash in ["first", *new]
     assert robot.previous_secret_hash != robot.secret_hash
+
+
+async def previous_of(store: Store, robot_id: int) -> tuple[str, str | None, int | None]:
+    robot = await store.find_robot_by_id(robot_id)
+    assert robot is not None
+    return robot.secret_hash, robot.previous_secret_hash, robot.previous_secret_expires_at
+
+
+async def test_a_refresh_keeps_the_secret_it_read_and_only_that_one(store: Store) -> None:
+    robot_id = await _robot_with_tokens(store)
+    assert await store.replace_robot_secret(
+        robot_id, 20, "second", keep_previous_until=500, replacing="first"
+    )
+    assert await previous_of(store, robot_id) == ("second", "first", 500)
+    # A refresh that read "first" lands after another one replaced it: it keeps nothing, and
+    # the tokens of secret logins end with their secrets; federated logins' stay, as they
+    # do with a grace period.
+    await store.add_refresh_token("second-login", "docker", 30, robot_id=robot_id, keep=50)
+    assert await store.replace_robot_secret(
+        robot_id, 30, "third", keep_previous_until=600, replacing="first"
+    )
+    assert await previous_of(store, robot_id) == ("third", None, None)
+    assert await store.find_refresh_token("second-login") is None
+    assert await store.find_refresh_token("secret-login") is None
+    assert await store.find_refresh_token("federated-login") is not None
+
+
+async def test_a_disabled_or_expired_robot_keeps_no_previous_secret(store: Store) -> None:
+    # A refresh that read the robot enabled and writes after a disable (or its expiry) must
+    # not leave a previous secret that enabling it (or a new expiry) would bring back.
+    robot_id = await _robot_with_tokens(store)
+    assert await store.update_robot(robot_id, 15, RobotChanges(disabled=True))
+    assert await store.replace_robot_secret(
+        robot_id, 20, "second", keep_previous_until=500, replacing="first"
+    )
+    assert await previous_of(store, robot_id) == ("second", None, None)
+    assert await store.update_robot(robot_id, 25, RobotChanges(disabled=False))
+    assert await store.update_robot(robot_id, 26, RobotChanges(expires_at=30))
+    assert await store.replace_robot_secret(
+        robot_id, 30, "third", keep_previous_until=500, replacing="second"
+    )
+    assert await previous_of(store, robot_id) == ("third", None, None)
+
+
+async def test_disabling_or_turning_secret_login_off_ends_the_previous_secret(
+    store: Store,
+) -> None:
+    robot_id = await _robot_with_tokens(store)
+    for off, on in (
+        (RobotChanges(disabled=True), RobotChanges(disabled=False)),
+        (RobotChanges(secret_login=False), RobotChanges(secret_login=True)),
+    ):
+        current = (await previous_of(store, robot_id))[0]
+        assert await store.replace_robot_secret(
+            robot_id, 20, current + "+", keep_previous_until=500, replacing=current
+        )
+        assert await previous_of(store, robot_id) == (current + "+", current, 500)
+        assert await store.update_robot(robot_id, 30, off)
+        assert await store.update_robot(robot_id, 40, on)
+        assert await previous_of(store, robot_id) == (current + "+", None, None)
+
+
+async def test_a_refresh_while_secret_login_is_off_keeps_nothing_and_switching_ends_it(
+    store: Store,
+) -> None:
+    robot_id = await _robot_with_tokens(store)
+    github = await store.add_issuer(new_issuer())
+    await store.add_federation_rule(robot_id, NewRule(github.id, OWNER), 3, 20)
+    assert await store.replace_robot_secret(
+        robot_id, 20, "second", keep_previous_until=500, replacing="first"
+    )
+    assert await store.set_secret_login(robot_id, False, 30)
+    assert await previous_of(store, robot_id) == ("second", None, None)
+    assert await store.replace_robot_secret(
+        robot_id, 40, "third", keep_previous_until=500, replacing="second"
+    )
+    assert await store.set_secret_login(robot_id, True, 50)
+    assert await previous_of(store, robot_id) == ("third", None, None)
+    # On, a refresh keeps the previous secret again; turning it on again changes nothing.
+    assert await store.replace_robot_secret(
+        robot_id, 60, "fourth", keep_previous_until=500, replacing="third"
+    )
+    assert await store.set_secret_login(robot_id, True, 70)
+    assert await previous_of(store, robot_id) == ("fourth", "third", 500)
+
+
+async def test_a_rehash_replaces_only_the_hash_it_read(store: Store) -> None:
+    robot_id = await _robot_with_tokens(store)
+    assert not await store.rehash_robot_secret(robot_id, "not-the-hash", "rehashed")
+    assert (await previous_of(store, robot_id))[0] == "first"
+    assert await store.rehash_robot_secret(robot_id, "first", "rehashed")
+    assert (await previous_of(store, robot_id))[0] == "rehashed"
+    # Refresh tokens stay: it is the same secret.
+    assert await store.find_refresh_token("secret-login") is not None
+    assert not await store.rehash_robot_secret(999, "first", "x")
 
 
 async def test_robots_are_counted_and_listed_by_expiry(store: Store) -> None:

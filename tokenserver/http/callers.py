@@ -8,7 +8,7 @@ from aiohttp import web
 from tokenserver.domain.credentials import parse_basic
 from tokenserver.domain.models import ANONYMOUS, Principal, PrincipalKind
 from tokenserver.domain.secrets import Secret
-from tokenserver.errors import Unauthorized
+from tokenserver.errors import Forbidden, Unauthorized
 from tokenserver.http.appkeys import CLIENT, RUNTIME
 from tokenserver.services.sessions import check_csrf
 
@@ -20,11 +20,22 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def actor(request: web.Request) -> Principal:
     """The caller: a user or robot from Basic credentials, a user from the web page's session
     cookie, or anonymous without either. A change made with the cookie must carry the
-    session's CSRF token in X-Harbor-CSRF-Token (403 otherwise)."""
+    session's CSRF token in X-Harbor-CSRF-Token (403 otherwise). A robot's previous secret
+    is refused here (403): it logs in to the registry only."""
     runtime = request.app[RUNTIME]
     credentials = parse_basic(request.headers.get("Authorization"))
     if credentials is not None:
-        return await runtime.authenticator.authenticate(credentials, request[CLIENT])
+        principal = await runtime.authenticator.authenticate(credentials, request[CLIENT])
+        if principal.previous_secret:
+            # NOTE: the previous secret is kept so that clients still on it can pull and push
+            # while they move; it is the one that may have leaked (why it was refreshed).
+            # With the API it could refresh the secret, make robots or rules that outlive
+            # it: never a way to a credential of its own.
+            raise Forbidden(
+                f"the previous secret of {principal.name} only logs in to the registry: "
+                "use its current secret"
+            )
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return ANONYMOUS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import json
@@ -9,7 +10,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -112,14 +113,53 @@ class _TokenStats(Collector):
 EXPIRY_WINDOWS = {"1d": SECONDS_PER_DAY, "7d": 7 * SECONDS_PER_DAY, "30d": 30 * SECONDS_PER_DAY}
 
 
+# How old the robot expiry counts a scrape shows may be, in seconds. /metrics answers anyone,
+# and the counts scan the robot table: a storm of scrapes must not hold the database.
+# Prometheus scrapes every 15 s or more, and the windows are days long.
+EXPIRY_COUNTS_MAX_AGE = 15.0
+
+ExpiryCounts = tuple[int, dict[int, int]]
+
+
 class _RobotExpiry(Collector):
     """How many robots have expired and will expire soon: counts of the whole database
     (every replica reports the same), read by the scrape handler just before it renders
     (a collector cannot await a query). No per-robot label: robot names are not for
-    whoever may scrape."""
+    whoever may scrape.
 
-    def __init__(self) -> None:
-        self.counts: tuple[int, dict[int, int]] | None = None
+    The counts are kept for EXPIRY_COUNTS_MAX_AGE seconds (`clock`: monotonic), and scrapes
+    that arrive while they are being counted wait for that one query (`refresh`)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.counts: ExpiryCounts | None = None
+        self.clock = clock
+        self._counted_at: float | None = None
+        self._counting: asyncio.Task[ExpiryCounts | None] | None = None
+
+    async def refresh(self, count: Callable[[], Awaitable[ExpiryCounts]]) -> None:
+        """Set `counts`: those counted less than EXPIRY_COUNTS_MAX_AGE ago, else `count()`'s,
+        one call at a time for every scrape waiting (single flight). A StorageError leaves
+        the counts out (None) and is not kept: the next scrape asks again."""
+        if self._counted_at is not None and self.clock() - self._counted_at < (
+            EXPIRY_COUNTS_MAX_AGE
+        ):
+            return
+        if self._counting is None:
+            self._counting = asyncio.ensure_future(self._count(count))
+        # NOTE: shielded: a scrape that goes away does not cancel the others' query.
+        self.counts = await asyncio.shield(self._counting)
+
+    async def _count(self, count: Callable[[], Awaitable[ExpiryCounts]]) -> ExpiryCounts | None:
+        try:
+            counts = await count()
+        except StorageError:
+            self._counted_at = None
+            return None
+        else:
+            self._counted_at = self.clock()
+            return counts
+        finally:
+            self._counting = None
 
     def collect(self) -> Iterator[Metric]:
         if self.counts is None:  # no runtime, or the database did not answer
@@ -167,17 +207,15 @@ _OUTCOMES = {200: "issued", 400: "bad_request", 401: "denied", 429: "throttled"}
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics, in Prometheus' text format. The robot expiry gauges are counted in the
-    database at each scrape (one aggregate query); without an answer they are left out, and
-    the rest is served."""
+    database (one aggregate query, at most every EXPIRY_COUNTS_MAX_AGE seconds); without an
+    answer they are left out, and the rest is served."""
     collected = request.app[METRICS]
     runtime = request.app.get(RUNTIME)
-    counts = None
     if runtime is not None:
-        try:
-            counts = await runtime.robots.expiry_counts(tuple(EXPIRY_WINDOWS.values()))
-        except StorageError:
-            counts = None
-    collected.robot_expiry.counts = counts
+        robots = runtime.robots
+        await collected.robot_expiry.refresh(
+            lambda: robots.expiry_counts(tuple(EXPIRY_WINDOWS.values()))
+        )
     return web.Response(
         body=collected.render(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},

@@ -12,7 +12,7 @@ from tokenserver.domain.names import parse_robot_name
 from tokenserver.errors import FederationRefused, Unauthorized
 from tokenserver.services.federated_login import INVALID_CREDENTIALS, FederatedLogin
 from tokenserver.services.legacy import LegacyAuthenticator
-from tokenserver.services.ports import RobotChanges, Store
+from tokenserver.services.ports import Store
 from tokenserver.services.temporary_secrets import TemporarySecrets
 from tokenserver.services.throttle import Throttle
 from tokenserver.services.usage import UsageTracker
@@ -67,7 +67,7 @@ class Authenticator:
         As a refresh token is, a genuine ID token is never refused by a lock-out (no one can
         guess an issuer's signature, and a CI runner's address is often many runners'); every
         refused one counts in the lock-outs, gets 429 while the robot and address are locked
-        out, and otherwise costs a KDF run, as a wrong secret does: a refusal must not tell,
+        out, and otherwise costs the KDF runs a wrong secret does: a refusal must not tell,
         by its speed, a robot with rules from one that does not exist."""
         if self._federation is None or credentials.password.reveal().count(".") != 2:
             return None  # not a JWT: the secret path, at no extra cost
@@ -81,7 +81,7 @@ class Authenticator:
             try:
                 if self._throttle is not None:
                     self._throttle.check(username, address)
-                await self._verifier.verify(password, self._verifier.dummy_hash(username))
+                await self._verifier.match(password, self._verifier.dummy_hash(username), None)
             finally:
                 if self._throttle is not None:
                     self._throttle.failed(username, address, password.reveal())
@@ -136,28 +136,27 @@ class Authenticator:
         robot = await self._robot(credentials.username)
         user = None if robot else await self._store.find_user(credentials.username)
         # A previous secret kept by a refresh with a grace period is tried only while it
-        # works; every other account pays exactly the one check it always did.
+        # works. Every account is checked by `match`, so that a wrong password costs the
+        # same (two KDF runs) whether or not the robot has one, or exists.
         previous_until = None
         if robot is not None and robot.previous_secret_hash is not None:
             previous_until = robot.previous_secret_until(self._clock())
-        if robot is not None and previous_until is not None:
-            matched = await self._verifier.match(
-                credentials.password, robot.secret_hash, robot.previous_secret_hash, admit
-            )
-            if matched is None:
-                raise Unauthorized(INVALID_CREDENTIALS)
-            with_previous = matched == "previous"
-        else:
-            stored = (
-                robot.secret_hash
-                if robot
-                else user.password_hash
-                if user
-                else self._verifier.dummy_hash(credentials.username)
-            )
-            if not await self._verifier.verify(credentials.password, stored, admit):
-                raise Unauthorized(INVALID_CREDENTIALS)
-            with_previous = False
+        stored = (
+            robot.secret_hash
+            if robot
+            else user.password_hash
+            if user
+            else self._verifier.dummy_hash(credentials.username)
+        )
+        matched = await self._verifier.match(
+            credentials.password,
+            stored,
+            robot.previous_secret_hash if robot and previous_until is not None else None,
+            admit,
+        )
+        if matched is None:
+            raise Unauthorized(INVALID_CREDENTIALS)
+        with_previous = matched == "previous"
         if robot is not None:
             if not robot.secret_login:
                 raise Unauthorized(
@@ -180,10 +179,9 @@ class Authenticator:
             if self._verifier.needs_rehash(robot.secret_hash):
                 # Imported from Harbor: replace its PBKDF2 with our KDF now that we know the
                 # secret. Not a new secret, so refresh tokens stay valid.
-                await self._store.update_robot(
-                    robot.id,
-                    int(self._clock()),
-                    RobotChanges(secret_hash=await self._verifier.hash(credentials.password)),
+                # Only over the hash read: a refresh while the KDF ran keeps its new secret.
+                await self._store.rehash_robot_secret(
+                    robot.id, robot.secret_hash, await self._verifier.hash(credentials.password)
                 )
             self._usage.touch(robot)
             return Principal(PrincipalKind.ROBOT, robot.full_name(self._prefix), robot=robot)

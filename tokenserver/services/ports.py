@@ -238,7 +238,9 @@ class Store(Protocol):
         ...
 
     async def update_robot(self, robot_id: int, now: int, changes: RobotChanges) -> bool:
-        """Change the given fields. False if the robot does not exist."""
+        """Change the given fields. Disabling the robot or turning its secret login off ends
+        its previous secret too (`drop_previous_secret`). False if the robot does not
+        exist."""
         ...
 
     async def replace_robot_secret(
@@ -249,6 +251,7 @@ class Store(Protocol):
         *,
         keep_previous_until: int | None = None,
         expires_at: int | None = None,
+        replacing: str | None = None,
     ) -> bool:
         """Give the robot a new secret (and `expires_at`, None: keep it), in one transaction.
         Without `keep_previous_until`, the old secret ends at once, with every refresh token
@@ -256,7 +259,17 @@ class Store(Protocol):
         secret replaced becomes the previous one, working until then: the previous one before
         it ends with its refresh tokens, and the refresh tokens of the secret replaced (not
         those of federated logins) end with it from now on (`RefreshToken.previous_secret`).
-        False if the robot does not exist."""
+        The secret replaced is kept only if, when written, the robot is enabled, not expired,
+        its secret login on and its secret still `replacing` (the hash the caller read; None:
+        whichever it is); otherwise no previous secret is kept, and the refresh tokens of
+        secret logins end (those of federated logins and the temporary secrets stay, as with
+        a grace period). False if the robot does not exist."""
+        ...
+
+    async def rehash_robot_secret(self, robot_id: int, replacing: str, secret_hash: str) -> bool:
+        """Store `secret_hash`, a new hash of the same secret, if the robot's secret hash is
+        still `replacing` (a refresh meanwhile wins: its secret is not brought back). False
+        otherwise, or if the robot does not exist."""
         ...
 
     async def revoke_previous_secret(self, robot_id: int, now: int) -> bool:
@@ -449,10 +462,10 @@ class Store(Protocol):
         ...
 
     async def set_secret_login(self, robot_id: int, enabled: bool, now: int) -> bool:
-        """Turn the robot's secret login on or off. Off, its refresh tokens issued to secret
-        logins are revoked, in the same transaction; refused (Conflict) for a robot that has
-        no rules, also while they are removed at the same time. False if the robot does not
-        exist."""
+        """Turn the robot's secret login on or off. Off, its previous secret ends and its
+        refresh tokens issued to secret logins are revoked, in the same transaction; refused
+        (Conflict) for a robot that has no rules, also while they are removed at the same
+        time. False if the robot does not exist."""
         ...
 
     async def add_federation_failure(

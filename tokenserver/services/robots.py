@@ -239,28 +239,45 @@ class RobotService:
         permissions: Sequence[Permission],
         *,
         expires: int | None = None,
+        bound_by_credential: bool = True,
     ) -> None:
         """A robot acting on robots (to `what` one) may do so only when their effective
         permissions are within its own, on every project, existing or future, and in the
         system; when the act sets an expiry or hands out a secret (`expires`), the robot
-        may not outlive the actor. Users are governed by their role alone."""
+        may not outlive the actor, nor the credential the actor logged in with (a temporary
+        secret, a legacy JWT: `valid_until`) when `bound_by_credential`. Users are governed
+        by their role alone. A robot's previous secret manages nothing (the API refuses it
+        before this; refused here too, whatever calls)."""
         own = actor.robot
         if own is None:
             return
+        if actor.previous_secret:
+            raise Forbidden(
+                f"the previous secret of {actor.name} only logs in to the registry: "
+                "use its current secret"
+            )
         found = excess(permissions, own.permissions)
         if found is not None:
             raise Forbidden(
                 f"a robot may {what} only robots whose permissions are within its own: "
                 f"that robot would hold {found}"
             )
-        if (
-            expires is not None
-            and own.expires_at != NEVER
-            and (expires == NEVER or expires > own.expires_at)
-        ):
+        if expires is None:
+            return
+        if own.expires_at != NEVER and (expires == NEVER or expires > own.expires_at):
             raise Forbidden(
                 f"a robot may {what} only robots that expire no later than itself "
                 f"(expires_at {own.expires_at}); use a shorter duration"
+            )
+        ends = actor.valid_until
+        if bound_by_credential and ends is not None and (expires == NEVER or expires > ends):
+            # NOTE: a temporary secret lasts an hour or so, a legacy JWT until its `exp`: a
+            # robot (or a secret, or a rule) made with one must end with it, or holding it
+            # for a moment would be holding the robot's power for good.
+            raise Forbidden(
+                f"a robot logged in with a credential that ends at {ends} (a temporary "
+                f"secret or a legacy token) may {what} only robots that expire no later "
+                "than it does; use a shorter duration, or log in with the robot's secret"
             )
 
     async def _settle_pins(self, robot: Robot) -> None:
@@ -434,7 +451,14 @@ class RobotService:
                 raise BadRequest(
                     "bad request permission: a project robot's permission must name its project"
                 )
-            self._require_within(actor, "update", permissions, expires=expiry)
+            # A PUT that keeps (or shortens) the expiry hands out nothing new: only one that
+            # extends it is bounded by the actor's credential.
+            extends = expiry != robot.expires_at and (
+                expiry == NEVER or (robot.expires_at != NEVER and expiry > robot.expires_at)
+            )
+            self._require_within(
+                actor, "update", permissions, expires=expiry, bound_by_credential=extends
+            )
             changes = RobotChanges(
                 description=spec.description,
                 duration=duration,
@@ -621,6 +645,9 @@ class RobotService:
                     secret_hash,
                     keep_previous_until=keep_until,
                     expires_at=expiry,
+                    # NOTE: the KDF ran since the robot was read: a disable, an expiry or
+                    # another refresh meanwhile must not leave a previous secret behind.
+                    replacing=robot.secret_hash,
                 ):
                     raise RobotNotFound(f"robot {robot.id} not found")
                 await self._emit(EventType.ROBOT_SECRET_REFRESHED, robot, actor)

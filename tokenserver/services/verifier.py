@@ -109,14 +109,22 @@ class SecretVerifier:
         """Which of two stored hashes `secret` matches ("current", "previous"), None for
         neither: `verify` against `current`, then `previous` (None: there is none). Both are
         looked up in the cache before any KDF runs, so a client still on the previous secret
-        costs no KDF run once its secret is cached. A wrong secret costs a KDF run per hash."""
+        costs no KDF run once its secret is cached.
+
+        A wrong secret costs two KDF runs, with a previous hash or without one (then against
+        a stand-in of its own, `dummy_hash`): the time a refusal takes must not tell a robot
+        whose secret is being rotated from any other account, or from a name that does not
+        exist (those are checked against a stand-in `current`)."""
         if previous is not None:
             mac = self._mac(secret.reveal())
             if self._hit(mac, previous, self._clock()):
                 return "previous"
         if await self.verify(secret, current, on_miss):
             return "current"
-        if previous is not None and await self.verify(secret, previous):
+        # NOTE: a stand-in per current hash (so per account): concurrent wrong guesses share
+        # its run exactly when they would share a previous hash's.
+        second = self.dummy_hash(f"previous\0{current}") if previous is None else previous
+        if await self.verify(secret, second) and previous is not None:
             return "previous"
         return None
 

@@ -36,6 +36,7 @@ from tokenserver.domain.federation import (
 from tokenserver.domain.federation import Condition as RuleCondition
 from tokenserver.domain.models import (
     MAX_AUDIT_FIELD,
+    NEVER,
     AuditEntry,
     KeyRecord,
     KeyState,
@@ -647,6 +648,13 @@ class SqlStore:
         permissions = (
             None if changes.permissions is None else _permissions_to_json(changes.permissions)
         )
+        # Disabling the robot or turning its secret login off ends the previous secret too:
+        # turning either back on brings back only the current one.
+        drop = (
+            changes.drop_previous_secret
+            or changes.disabled is True
+            or changes.secret_login is False
+        )
         changed = await self._execute(
             "UPDATE robot SET description = coalesce(?, description), "
             "duration = coalesce(?, duration), expires_at = coalesce(?, expires_at), "
@@ -667,8 +675,8 @@ class SqlStore:
                 permissions,
                 changes.secret_login,
                 changes.token_lifetime,
-                changes.drop_previous_secret,
-                changes.drop_previous_secret,
+                drop,
+                drop,
                 now,
                 robot_id,
             ),
@@ -683,8 +691,26 @@ class SqlStore:
         *,
         keep_previous_until: int | None = None,
         expires_at: int | None = None,
+        replacing: str | None = None,
     ) -> bool:
         async with self.transaction():
+            if keep_previous_until is not None and not await self._may_keep_previous(
+                robot_id, now, replacing
+            ):
+                # Asked to keep the secret replaced, which may not be kept: no previous secret,
+                # and the tokens of secret logins end with the secrets they came from; what a
+                # refresh with a grace period keeps (federated logins) stays.
+                await self._execute(
+                    "UPDATE robot SET secret_hash = ?, expires_at = coalesce(?, expires_at), "
+                    "previous_secret_hash = NULL, previous_secret_expires_at = NULL, "
+                    "update_time = ? WHERE id = ?",
+                    (secret_hash, expires_at, now, robot_id),
+                )
+                await self._execute(
+                    "DELETE FROM refresh_token WHERE robot_id = ? AND federated = FALSE",
+                    (robot_id,),
+                )
+                return True
             if keep_previous_until is None:
                 changed = await self._execute(
                     "UPDATE robot SET secret_hash = ?, expires_at = coalesce(?, expires_at), "
@@ -719,6 +745,34 @@ class SqlStore:
                     (robot_id,),
                 )
             return changed > 0
+
+    async def _may_keep_previous(self, robot_id: int, now: int, replacing: str | None) -> bool:
+        """In a transaction, with the robot's row held: whether its current secret may become
+        the previous one. Not when the robot is disabled, expired or its secret login off
+        (each ended the previous secret; a refresh that read the robot before must not bring
+        one back), nor when its secret is no longer `replacing` (the one the caller read,
+        None: any), which another change replaced meanwhile. True for a missing robot (the
+        write then finds nothing)."""
+        if await self._lock_robot(robot_id) is None:
+            return True
+        rows = await self._rows(
+            "SELECT secret_hash, disabled, secret_login, expires_at FROM robot WHERE id = ?",
+            (robot_id,),
+        )
+        secret_hash, disabled, secret_login, expires = rows[0]
+        return (
+            (replacing is None or secret_hash == replacing)
+            and not disabled
+            and bool(secret_login)
+            and (expires == NEVER or expires > now)
+        )
+
+    async def rehash_robot_secret(self, robot_id: int, replacing: str, secret_hash: str) -> bool:
+        changed = await self._execute(
+            "UPDATE robot SET secret_hash = ? WHERE id = ? AND secret_hash = ?",
+            (secret_hash, robot_id, replacing),
+        )
+        return changed > 0
 
     async def revoke_previous_secret(self, robot_id: int, now: int) -> bool:
         async with self.transaction():
@@ -1219,9 +1273,14 @@ class SqlStore:
                         f"robot {robot_id} has no federation rules: without its secret it "
                         "could not log in at all; add a rule first"
                     )
+            # Off, the previous secret ends with the current one's logins (and its refresh
+            # tokens, none of them federated): on again, only the current secret works.
             await self._execute(
-                "UPDATE robot SET secret_login = ?, update_time = ? WHERE id = ?",
-                (enabled, now, robot_id),
+                "UPDATE robot SET secret_login = ?, update_time = ?, "
+                "previous_secret_hash = CASE WHEN ? THEN previous_secret_hash END, "
+                "previous_secret_expires_at = CASE WHEN ? THEN previous_secret_expires_at END "
+                "WHERE id = ?",
+                (enabled, now, enabled, enabled, robot_id),
             )
             if not enabled:
                 await self._execute(
