@@ -384,8 +384,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and not args.worker:
         return _supervise(args)
     # NOTE: with --workers, each worker binds the same port; the kernel spreads connections
-    # over them (SO_REUSEPORT). They share the database.
-    app = create_app(settings, create_database=False)
+    # over them (SO_REUSEPORT). They share the database, and the lockouts kept in it.
+    app = create_app(settings, create_database=False, shared_lockouts=args.worker)
     asyncio.run(_serve(app, settings, context, reuse_port=args.worker))
     return EXIT_OK
 

@@ -92,12 +92,15 @@ async def open_runtime(
     sign: bool,
     clock: Callable[[], float] = time.time,
     create_database: bool = True,
+    shared_lockouts: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open storage and build the services; `sign` loads the signing key and the webhook
     key, creating the latter if there is none (the server needs them, management commands
-    do not). `clock` is the token path's time (authentication, refresh tokens, signing):
-    tests move it instead of sleeping. `create_database`: see `open_store`. Raises
-    ConfigError or StorageError."""
+    do not). `clock` is the token path's time (authentication, refresh tokens, signing,
+    lockouts kept in the database): tests move it instead of sleeping. `create_database`:
+    see `open_store`. The lockouts' scores are kept in the database, for every process that
+    serves it, on PostgreSQL (replicas) and with `shared_lockouts` (SQLite opened by several
+    `serve --workers` processes); else in memory. Raises ConfigError or StorageError."""
     store = await open_store(settings, create_database=create_database)
     verifier = SecretVerifier(
         cache_size=settings.security.verify_cache_size,
@@ -139,10 +142,13 @@ async def open_runtime(
             if sign and settings.legacy.verification_key is not None
             else None
         )
+        shared = shared_lockouts or bool(settings.database.url)
         throttle = Throttle(
             pair_threshold=settings.security.lockout_threshold,
             address_threshold=settings.security.lockout_address_threshold,
             max_seconds=settings.security.lockout_max_seconds,
+            clock=clock if shared else time.monotonic,
+            shared=store if shared else None,
         )
         temporary: TemporarySecrets | None = None
         if sign:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.exchange import TEMPORARY_SECRET_LENGTH, TEMPORARY_SECRET_PREFIX
@@ -84,7 +84,7 @@ class Authenticator:
                 await self._verifier.verify(password, self._verifier.dummy_hash(username))
             finally:
                 if self._throttle is not None:
-                    self._throttle.failed(username, address, password.reveal())
+                    await self._throttle.failed(username, address, password.reveal())
             raise
 
     async def _robot(self, username: str) -> Robot | None:
@@ -112,7 +112,7 @@ class Authenticator:
         return await self._temporary.authenticate(robot, credentials.password)
 
     async def _authenticate(
-        self, credentials: Credentials, admit: Callable[[], None] | None = None
+        self, credentials: Credentials, admit: Callable[[], Awaitable[None]] | None = None
     ) -> Principal:
         """The robot or user these credentials belong to. Raises Unauthorized otherwise.
 

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from tokenserver.domain.secrets import (
@@ -92,10 +92,10 @@ class SecretVerifier:
         return needs_rehash(stored, self.kdf_cost)
 
     async def verify(
-        self, secret: Secret, stored: str, on_miss: Callable[[], None] | None = None
+        self, secret: Secret, stored: str, on_miss: Callable[[], Awaitable[None]] | None = None
     ) -> bool:
         """True if `secret` matches the stored hash. Only successes are cached. `on_miss` is
-        called before the KDF runs (not on a cache hit); what it raises is raised."""
+        awaited before the KDF runs (not on a cache hit); what it raises is raised."""
         mac = self._mac(secret.reveal())
         entry = self._cache.get(stored)
         now = self._clock()
@@ -105,7 +105,7 @@ class SecretVerifier:
             return True
         self.misses += 1
         if on_miss is not None:
-            on_miss()
+            await on_miss()
         # Concurrent checks of the same secret against the same hash share one KDF run: a
         # burst of requests from one robot with a cold cache costs one verification, not N.
         key = (stored, mac)

@@ -266,6 +266,26 @@ CREATE TABLE webhook_notice (
 );
 """
 
+# v9: failure scores and running checks shared by the processes serving one database
+# (domain/lockouts.py): keys are digests, never an account name or address.
+_SCHEMA_V9 = """
+CREATE TABLE lockout (
+    lock_key      TEXT    PRIMARY KEY,
+    weight        DOUBLE PRECISION NOT NULL,
+    base          BIGINT NOT NULL,
+    locked_until  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX lockout_locked ON lockout (locked_until);
+CREATE TABLE lockout_check (
+    id            TEXT    PRIMARY KEY,
+    pair          TEXT    NOT NULL,
+    address       TEXT    NOT NULL,
+    started_at    DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX lockout_check_pair ON lockout_check (pair);
+CREATE INDEX lockout_check_address ON lockout_check (address);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -275,6 +295,7 @@ MIGRATIONS: dict[int, str] = {
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
+    9: _SCHEMA_V9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -276,6 +276,26 @@ CREATE TABLE webhook_notice (
 );
 """
 
+# v9: failure scores and running checks shared by the processes serving one database
+# (domain/lockouts.py): keys are digests, never an account name or address.
+_SCHEMA_V9 = """
+CREATE TABLE lockout (
+    lock_key      TEXT    PRIMARY KEY,
+    weight        REAL NOT NULL,
+    base          INTEGER NOT NULL,
+    locked_until  REAL NOT NULL
+);
+CREATE INDEX lockout_locked ON lockout (locked_until);
+CREATE TABLE lockout_check (
+    id            TEXT    PRIMARY KEY,
+    pair          TEXT    NOT NULL,
+    address       TEXT    NOT NULL,
+    started_at    REAL NOT NULL
+);
+CREATE INDEX lockout_check_pair ON lockout_check (pair);
+CREATE INDEX lockout_check_address ON lockout_check (address);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -285,6 +305,7 @@ MIGRATIONS: dict[int, str] = {
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
+    9: _SCHEMA_V9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
