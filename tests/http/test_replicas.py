@@ -149,9 +149,10 @@ async def test_refresh_tokens_audit_and_web_sessions_are_shared(replicas: Replic
     assert (await replicas.a.get("/c/session", cookies={"sid": cookie})).status == 401
 
 
-async def test_lockouts_are_counted_per_replica(replicas: Replicas) -> None:
-    """Documented: each replica keeps its own failure scores (README, "Replicas"). A client
-    locked out on A still gets plain answers from B; B locks it out after its own threshold."""
+async def test_a_lockout_on_one_replica_stops_the_other(replicas: Replicas) -> None:
+    """The failure scores are the database's (README, "Replicas"; the threshold across
+    replicas is tested in test_shared_lockouts.py). Before, B still answered a client that A
+    had locked out, and locked it out only after B's own threshold."""
     robot = await replicas.robot()
     threshold = replicas.settings.security.lockout_threshold
     statuses = [
@@ -161,8 +162,9 @@ async def test_lockouts_are_counted_per_replica(replicas: Replicas) -> None:
         for i in range(threshold + 1)
     ]
     assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
-    assert await granted(replicas.b, robot["name"], robot["secret"]) == ["pull", "push"]
-    r = await replicas.a.get(TOKEN, params=SCOPE, headers=basic(robot["name"], robot["secret"]))
+    r = await replicas.b.get(TOKEN, params=SCOPE, headers=basic(robot["name"], "wrong-on-b"))
+    assert r.status == 429
+    r = await replicas.b.get(TOKEN, params=SCOPE, headers=basic(robot["name"], robot["secret"]))
     assert r.status == 429
 
 

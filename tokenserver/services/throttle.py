@@ -26,6 +26,7 @@ SYNC_SECONDS. Identical retries count once per process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -104,6 +105,8 @@ class Throttle:
         self._pending: dict[str, dict[bytes, int]] = {}
         # Shared: the database's record of each attempt running here.
         self._check_ids: dict[bytes, str] = {}
+        # Shared: attempts being recorded, each deciding for its repeats that arrive meanwhile.
+        self._starting: dict[bytes, asyncio.Future[TooManyRequests | None]] = {}
         self._pruned = -math.inf
         self.lockouts = 0
         self.failures = 0
@@ -176,34 +179,53 @@ class Throttle:
         fingerprint = self._fingerprint(account, address, attempt)
         keys = _keys(account, address)
         thresholds = (self._pair_threshold, self._address_threshold)
-        if self._shared is None or self._runs_here(keys, fingerprint):
-            now = self._clock()
-            for key, threshold in zip(keys, thresholds, strict=True):
-                running = self._pending.get(key)
-                if not running or fingerprint in running:
-                    continue  # alone, `check` has decided; a repeat shares the running check
-                score = self._scores.get(key)
-                self._refuse_past(threshold, score, len(running), now)
-            return self._run(keys, fingerprint)
-        check_id = secrets.token_hex(16)
+        while self._shared is not None and not self._runs_here(keys, fingerprint):
+            starting = self._starting.get(fingerprint)
+            if starting is None:
+                return await self._admit_shared(self._shared, account, address, fingerprint)
+            # The same attempt is being recorded here: its admission decides for this one.
+            refused = await asyncio.shield(starting)
+            if refused is not None:
+                raise TooManyRequests(str(refused), refused.retry_after)
         now = self._clock()
+        for key, threshold in zip(keys, thresholds, strict=True):
+            running = self._pending.get(key)
+            if not running or fingerprint in running:
+                continue  # alone, `check` has decided; a repeat shares the running check
+            self._refuse_past(threshold, self._scores.get(key), len(running), now)
+        return self._run(keys, fingerprint)
+
+    async def _admit_shared(
+        self, shared: LockoutStore, account: str, address: str, fingerprint: bytes
+    ) -> Admission:
+        """`admit`, of an attempt not running here, with every process's scores and checks."""
+        keys = _keys(account, address)
+        thresholds = (self._pair_threshold, self._address_threshold)
+        check_id = secrets.token_hex(16)
+        started: asyncio.Future[TooManyRequests | None] = asyncio.get_running_loop().create_future()
+        self._starting[fingerprint] = started
+        refused: TooManyRequests | None = None
         try:
-            others = await self._shared.begin_check(check_id, *keys, now)
-            self._learn(await self._shared.find_lockouts(keys), keys, now)
-            if self._runs_here(keys, fingerprint):
-                raise _Joined  # the same attempt began here meanwhile: share its run
+            now = self._clock()
+            others = await shared.begin_check(check_id, *keys, now)
+            self._learn(await shared.find_lockouts(keys), keys, now)
             self.check(account, address)
             for key, threshold, elsewhere in zip(keys, thresholds, others, strict=True):
                 if elsewhere:
                     self._refuse_past(threshold, self._scores.get(key), elsewhere, now)
         except BaseException as e:
+            if isinstance(e, TooManyRequests):
+                refused = e
             with contextlib.suppress(Exception):
-                await self._shared.end_check(check_id)
-            if not isinstance(e, _Joined):
-                raise
+                await shared.end_check(check_id)
+            raise
+        else:
+            self._check_ids[fingerprint] = check_id
             return self._run(keys, fingerprint)
-        self._check_ids[fingerprint] = check_id
-        return self._run(keys, fingerprint)
+        finally:
+            # NOTE: after any other error the waiters try for themselves.
+            del self._starting[fingerprint]
+            started.set_result(refused)
 
     @staticmethod
     def _refuse_past(threshold: int, score: _Score | None, running: int, now: float) -> None:
@@ -316,7 +338,3 @@ class Throttle:
     def _trim(entries: OrderedDict[Any, Any]) -> None:
         while len(entries) > MAX_ENTRIES:
             entries.popitem(last=False)
-
-
-class _Joined(Exception):
-    """The attempt began running in this process while its check was being recorded."""
