@@ -211,6 +211,13 @@ class ServerSettings(_Section):
         "passes the other on from the client unchanged.",
     )
 
+    @property
+    def registry_host(self) -> str:
+        """Where clients find the registry when nothing says otherwise: the realm's host, as
+        in Harbor's layout, where the registry and its token service share one name (the
+        token service alone cannot know where the registry is)."""
+        return urlsplit(self.realm).netloc
+
 
 @dataclass(frozen=True, slots=True)
 class TokenSettings(_Section):

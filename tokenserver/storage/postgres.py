@@ -266,9 +266,17 @@ CREATE TABLE webhook_notice (
 );
 """
 
-# v9: failure scores and running checks shared by the processes serving one database
-# (domain/lockouts.py): keys are digests, never an account name or address.
+# v9: rotation with a grace period, robots by expiry (as SQLite's version 9).
 _SCHEMA_V9 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at BIGINT;
+ALTER TABLE refresh_token ADD COLUMN previous_secret BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
+# v10: failure scores and running checks shared by the processes serving one database
+# (domain/lockouts.py): keys are digests, never an account name or address.
+_SCHEMA_V10 = """
 CREATE TABLE lockout (
     lock_key      TEXT    PRIMARY KEY,
     weight        DOUBLE PRECISION NOT NULL,
@@ -296,6 +304,7 @@ MIGRATIONS: dict[int, str] = {
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
     9: _SCHEMA_V9,
+    10: _SCHEMA_V10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

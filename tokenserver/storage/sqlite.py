@@ -276,9 +276,19 @@ CREATE TABLE webhook_notice (
 );
 """
 
-# v9: failure scores and running checks shared by the processes serving one database
-# (domain/lockouts.py): keys are digests, never an account name or address.
+# v9: rotation with a grace period. A robot keeps the hash of the secret a refresh replaced and
+# until when it works (both NULL: none); a refresh token says whether it ends with that
+# previous secret. Robots are counted and listed by expiry (metrics, `robot list --expiring`).
 _SCHEMA_V9 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at INTEGER;
+ALTER TABLE refresh_token ADD COLUMN previous_secret INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
+# v10: failure scores and running checks shared by the processes serving one database
+# (domain/lockouts.py): keys are digests, never an account name or address.
+_SCHEMA_V10 = """
 CREATE TABLE lockout (
     lock_key      TEXT    PRIMARY KEY,
     weight        REAL NOT NULL,
@@ -306,6 +316,7 @@ MIGRATIONS: dict[int, str] = {
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
     9: _SCHEMA_V9,
+    10: _SCHEMA_V10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
