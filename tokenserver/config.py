@@ -218,6 +218,13 @@ class ServerSettings(_Section):
         "else asyncio. uvloop where it is not installed stops the server at start.",
     )
 
+    @property
+    def registry_host(self) -> str:
+        """Where clients find the registry when nothing says otherwise: the realm's host, as
+        in Harbor's layout, where the registry and its token service share one name (the
+        token service alone cannot know where the registry is)."""
+        return urlsplit(self.realm).netloc
+
 
 @dataclass(frozen=True, slots=True)
 class TokenSettings(_Section):

@@ -19,10 +19,17 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from tokenserver.domain.models import SECONDS_PER_DAY
 from tokenserver.domain.text import escape, printable, quote
+from tokenserver.errors import StorageError
 from tokenserver.http.appkeys import (
     CLIENT,
     FORWARDED_HTTPS,
@@ -31,6 +38,7 @@ from tokenserver.http.appkeys import (
     METRICS,
     PROXIES,
     REQUEST_ID,
+    RUNTIME,
     TOKEN_REQUEST,
 )
 from tokenserver.http.proxies import resolve
@@ -105,6 +113,36 @@ class _TokenStats(Collector):
         )
 
 
+# The windows of tokenserver_robots_expiring, by label.
+EXPIRY_WINDOWS = {"1d": SECONDS_PER_DAY, "7d": 7 * SECONDS_PER_DAY, "30d": 30 * SECONDS_PER_DAY}
+
+
+class _RobotExpiry(Collector):
+    """How many robots have expired and will expire soon: counts of the whole database
+    (every replica reports the same), read by the scrape handler just before it renders
+    (a collector cannot await a query). No per-robot label: robot names are not for
+    whoever may scrape."""
+
+    def __init__(self) -> None:
+        self.counts: tuple[int, dict[int, int]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.counts is None:  # no runtime, or the database did not answer
+            return
+        expired, expiring = self.counts
+        soon = GaugeMetricFamily(
+            "tokenserver_robots_expiring",
+            "Enabled robots that have not expired and will within the window",
+            labels=["within"],
+        )
+        for label, window in EXPIRY_WINDOWS.items():
+            soon.add_metric([label], expiring.get(window, 0))
+        yield soon
+        yield GaugeMetricFamily(
+            "tokenserver_robots_expired", "Enabled robots that have expired", value=expired
+        )
+
+
 class Metrics:
     """One registry per application, so that several apps (tests) never collide."""
 
@@ -119,6 +157,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_RuntimeCollector(runtime))
+        self.robot_expiry = _RobotExpiry()
+        self.registry.register(self.robot_expiry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -131,9 +171,20 @@ _OUTCOMES = {200: "issued", 400: "bad_request", 401: "denied", 429: "throttled"}
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """GET /metrics, in Prometheus' text format."""
+    """GET /metrics, in Prometheus' text format. The robot expiry gauges are counted in the
+    database at each scrape (one aggregate query); without an answer they are left out, and
+    the rest is served."""
+    collected = request.app[METRICS]
+    runtime = request.app.get(RUNTIME)
+    counts = None
+    if runtime is not None:
+        try:
+            counts = await runtime.robots.expiry_counts(tuple(EXPIRY_WINDOWS.values()))
+        except StorageError:
+            counts = None
+    collected.robot_expiry.counts = counts
     return web.Response(
-        body=request.app[METRICS].render(),
+        body=collected.render(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )
 

@@ -266,6 +266,14 @@ CREATE TABLE webhook_notice (
 );
 """
 
+# v9: rotation with a grace period, robots by expiry (as SQLite's version 9).
+_SCHEMA_V9 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at BIGINT;
+ALTER TABLE refresh_token ADD COLUMN previous_secret BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -275,6 +283,7 @@ MIGRATIONS: dict[int, str] = {
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
+    9: _SCHEMA_V9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

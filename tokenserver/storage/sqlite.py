@@ -276,6 +276,16 @@ CREATE TABLE webhook_notice (
 );
 """
 
+# v9: rotation with a grace period. A robot keeps the hash of the secret a refresh replaced and
+# until when it works (both NULL: none); a refresh token says whether it ends with that
+# previous secret. Robots are counted and listed by expiry (metrics, `robot list --expiring`).
+_SCHEMA_V9 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at INTEGER;
+ALTER TABLE refresh_token ADD COLUMN previous_secret INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -285,6 +295,7 @@ MIGRATIONS: dict[int, str] = {
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
+    9: _SCHEMA_V9,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
