@@ -76,8 +76,11 @@ from tokenserver.domain.models import (
     LOCAL,
     MAX_AUDIT_FIELD,
     MAX_DURATION_DAYS,
+    MAX_KEEP_PREVIOUS,
+    SECONDS_PER_DAY,
     KeyRecord,
     Level,
+    Robot,
     duration_error,
 )
 from tokenserver.domain.names import quote_hint, shell_expanded
@@ -87,6 +90,12 @@ from tokenserver.domain.permissions import (
     Effect,
     RequestedPermission,
     parse_access,
+)
+from tokenserver.domain.pull_secrets import (
+    namespace_error,
+    pull_secret,
+    registry_error,
+    secret_name_error,
 )
 from tokenserver.domain.repositories import EVERY_REPOSITORY, pattern_error
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost, Secret
@@ -99,11 +108,13 @@ from tokenserver.errors import (
     StorageError,
     TokenServerError,
 )
+from tokenserver.eventloop import event_loop
 from tokenserver.http.observability import (
     AccessLogger,
     JsonFormatter,
     ParserErrorFilter,
     TextFormatter,
+    TurnHandler,
 )
 from tokenserver.keys import (
     generate_private_key,
@@ -329,12 +340,16 @@ def cmd_registry_config(args: argparse.Namespace) -> int:
 
 
 def configure_logging(level: str, form: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = TurnHandler(sys.stderr)
     if form == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(ParserErrorFilter())
+    # NOTE: no format shows a record's thread, process or source line; not collecting them
+    # (the logging HOWTO's optimisations) saves microseconds on each token request's line.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
@@ -367,6 +382,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log.level, settings.log.format)
+    loop = event_loop(settings.server.event_loop)
     context = _tls_context(settings)
     if context is None and not is_loopback(settings.server.host):
         if not settings.server.allow_plain_http:
@@ -386,7 +402,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # NOTE: with --workers, each worker binds the same port; the kernel spreads connections
     # over them (SO_REUSEPORT). They share the database.
     app = create_app(settings, create_database=False)
-    asyncio.run(_serve(app, settings, context, reuse_port=args.worker))
+    with asyncio.Runner(loop_factory=loop.new) as runner:
+        runner.run(_serve(app, settings, context, reuse_port=args.worker, loop_name=loop.name))
     return EXIT_OK
 
 
@@ -395,7 +412,12 @@ def _address(host: str, port: int) -> str:
 
 
 async def _serve(
-    app: web.Application, settings: Settings, context: ssl.SSLContext | None, *, reuse_port: bool
+    app: web.Application,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    *,
+    reuse_port: bool,
+    loop_name: str,
 ) -> None:
     """Serve `app` until SIGINT or SIGTERM. Says where it serves once it listens there;
     raises ConfigError naming the address when it cannot listen (in use, not local...)."""
@@ -410,7 +432,7 @@ async def _serve(
         )
         await runner.setup()
         try:
-            await _listen(runner, settings, context, reuse_port)
+            await _listen(runner, settings, context, reuse_port, loop_name)
             await stop.wait()
             logging.getLogger("tokenserver").info("stopping: finishing requests in flight")
         finally:
@@ -422,7 +444,11 @@ async def _serve(
 
 
 async def _listen(
-    runner: web.AppRunner, settings: Settings, context: ssl.SSLContext | None, reuse_port: bool
+    runner: web.AppRunner,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    reuse_port: bool,
+    loop_name: str,
 ) -> None:
     address = _address(settings.server.host, settings.server.port)
     site = web.TCPSite(
@@ -445,12 +471,13 @@ async def _listen(
         key = "server.host" if host_at_fault else "server.port"
         raise ConfigError(key, f"cannot listen on {address}: {reason}") from None
     logging.getLogger("tokenserver").info(
-        "serving on %s, realm %s, service %s, issuer %s, %s",
+        "serving on %s, realm %s, service %s, issuer %s, %s, event loop %s",
         address,
         settings.server.realm,
         settings.token.service,
         settings.token.issuer,
         settings.token.algorithm,
+        loop_name,
     )
 
 
@@ -691,6 +718,48 @@ def _token_lifetime_within(rt: Runtime, seconds: int | None) -> int | None:
     return seconds
 
 
+@dataclasses.dataclass(frozen=True)
+class _PullSecret:
+    """`--k8s-secret NAME [--namespace NS] [--registry HOST]`: what the command prints (or
+    writes with --export) instead of the export JSON: a Kubernetes pull secret manifest."""
+
+    name: str
+    namespace: str | None
+    registry: str
+
+    @classmethod
+    def from_args(cls, rt: Runtime, args: argparse.Namespace) -> _PullSecret | None:
+        """The flags checked (UsageError naming the flag), before anything changes; None
+        without --k8s-secret (then --namespace and --registry are refused)."""
+        if args.k8s_secret is None:
+            for flag, value in (("--namespace", args.namespace), ("--registry", args.registry)):
+                if value is not None:
+                    raise UsageError(f"{flag}: give it with --k8s-secret NAME")
+            return None
+        checks = (
+            ("--k8s-secret", args.k8s_secret, secret_name_error),
+            ("--namespace", args.namespace, namespace_error),
+            ("--registry", args.registry, registry_error),
+        )
+        for flag, value, error_of in checks:
+            error = None if value is None else error_of(value)
+            if error is not None:
+                raise UsageError(f"{flag} {printable(value)}: {error}")
+        registry = args.registry
+        if registry is None:
+            registry = rt.settings.server.registry_host
+            _say(
+                f"registry {registry} (from server.realm); give --registry HOST if the "
+                "registry is elsewhere"
+            )
+        return cls(args.k8s_secret, args.namespace, registry)
+
+    def manifest(self, robot: Robot, prefix: str, secret: Secret) -> dict[str, Any]:
+        return pull_secret(
+            self.name, self.registry, robot.full_name(prefix), secret.reveal(), self.namespace
+        )
+
+
 async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
     spec = RobotSpec(
         name=args.name,
@@ -700,6 +769,7 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
         description=args.description,
         token_lifetime=_token_lifetime_within(rt, args.token_lifetime),
     )
+    pull = _PullSecret.from_args(rt, args)
     export_file = None if args.export is None else _ExportFile.reserve(args.export)
     try:
         robot, secret = await rt.robots.create(LOCAL, spec)
@@ -708,7 +778,11 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
             export_file.release()
         raise
     prefix = rt.robots.prefix
-    export = robot_export_json(robot, prefix, secret)
+    export = (
+        robot_export_json(robot, prefix, secret)
+        if pull is None
+        else pull.manifest(robot, prefix, secret)
+    )
     if export_file is not None:
         return export_file.write(export, f"created {robot.full_name(prefix)}")
     _say(f"created {robot.full_name(prefix)}; the secret is shown only once")
@@ -718,10 +792,19 @@ async def robot_create(rt: Runtime, args: argparse.Namespace) -> int:
 
 async def robot_list(rt: Runtime, args: argparse.Namespace) -> int:
     prefix = rt.robots.prefix
-    robots = await rt.robots.list(LOCAL, args.project, args.name)
+    if args.expiring is not None:
+        robots = await rt.robots.list_expiring(LOCAL, args.expiring, args.project)
+        robots = [r for r in robots if args.name in r.name]
+    elif args.project is None:
+        raise UsageError(
+            "robot list: give --project P (or --expiring SPAN for every robot expiring soon)"
+        )
+    else:
+        robots = await rt.robots.list(LOCAL, args.project, args.name)
     lifetimes = rt.robots.lifetimes
     if args.json:
-        _out([robot_json(r, prefix, lifetimes) for r in robots])
+        now = rt.robots.now()
+        _out([robot_json(r, prefix, lifetimes, now=now) for r in robots])
     else:
         for r in robots:
             expiry = "never" if r.expires_at == -1 else iso_time(r.expires_at)
@@ -748,7 +831,7 @@ def _tokens_cell(own: int | None, lifetimes: TokenLifetimes) -> str:
 
 async def robot_show(rt: Runtime, args: argparse.Namespace) -> int:
     robot = await rt.robots.get(LOCAL, args.robot)
-    _out(robot_json(robot, rt.robots.prefix, rt.robots.lifetimes))
+    _out(robot_json(robot, rt.robots.prefix, rt.robots.lifetimes, now=rt.robots.now()))
     return EXIT_OK
 
 
@@ -788,23 +871,64 @@ async def robot_revoke_refresh_tokens(rt: Runtime, args: argparse.Namespace) -> 
 
 async def robot_refresh_secret(rt: Runtime, args: argparse.Namespace) -> int:
     manual = None if args.secret is None else _read_secret(args.secret)
-    if args.export is not None:
+    pull = _PullSecret.from_args(rt, args)
+    keep = args.keep_previous or 0
+    if args.export is not None or pull is not None:
         robot = await rt.robots.get(LOCAL, args.robot)
-        export_file = _ExportFile.reserve(args.export)
+        export_file = None if args.export is None else _ExportFile.reserve(args.export)
         try:
-            generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
+            generated = await rt.robots.refresh_secret(
+                LOCAL, args.robot, manual, keep_previous=keep
+            )
         except BaseException:
-            export_file.release()
+            if export_file is not None:
+                export_file.release()
             raise
+        await _say_previous_kept(rt, robot, keep)
         secret = generated if generated is not None else Secret(manual or "")
-        export = robot_export_json(robot, rt.robots.prefix, secret)
-        return export_file.write(export, f"refreshed the secret of {export['name']}")
-    generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual)
+        prefix = rt.robots.prefix
+        export = (
+            robot_export_json(robot, prefix, secret)
+            if pull is None
+            else pull.manifest(robot, prefix, secret)
+        )
+        if export_file is None:
+            _say("new secret set; the manifest holds it and is shown only once")
+            _out(export)
+            return EXIT_OK
+        return export_file.write(export, f"refreshed the secret of {robot.full_name(prefix)}")
+    generated = await rt.robots.refresh_secret(LOCAL, args.robot, manual, keep_previous=keep)
+    await _say_previous_kept(rt, None, keep, args.robot)
     if generated is None:
         _say("secret set")
     else:
         _say("new secret generated; it is shown only once")
         _out({"secret": generated.reveal()})
+    return EXIT_OK
+
+
+async def _say_previous_kept(rt: Runtime, robot: Robot | None, keep: int, ref: str = "") -> None:
+    """After a refresh with --keep-previous: until when the old secret works (or why not)."""
+    if not keep:
+        return
+    refreshed = await rt.robots.resolve(str(robot.id) if robot is not None else ref)
+    until = refreshed.previous_secret_until(rt.robots.now())
+    name = refreshed.full_name(rt.robots.prefix)
+    if until is None:
+        _say(f"the old secret of {name} was not kept: the robot is disabled or has expired")
+    else:
+        _say(
+            f"the old secret of {name} keeps working until {iso_time(until)} "
+            f"('robot revoke-previous-secret' ends it sooner)"
+        )
+
+
+async def robot_revoke_previous_secret(rt: Runtime, args: argparse.Namespace) -> int:
+    robot = await rt.robots.revoke_previous_secret(LOCAL, args.robot)
+    _say(
+        f"the previous secret of {robot.full_name(rt.robots.prefix)} and its refresh tokens "
+        "no longer work"
+    )
     return EXIT_OK
 
 
@@ -1349,6 +1473,54 @@ def _token_lifetime(text: str) -> int:
     return seconds
 
 
+_SPAN = {"s": 1, "m": 60, "h": 3600, "d": SECONDS_PER_DAY}
+
+
+def _span(text: str) -> int:
+    """A span of time: seconds, or a number with a unit, `90s`, `30m`, `24h`, `7d`."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _SPAN else (text, "s")
+    if not (number.isascii() and number.isdigit()) or len(number) > 12:
+        raise argparse.ArgumentTypeError(
+            f"expected a span like 3600, 90s, 30m, 24h or 7d, got {text!r}"
+        )
+    return int(number) * _SPAN[unit]
+
+
+def _keep_previous(text: str) -> int:
+    seconds = _span(text)
+    if not 1 <= seconds <= MAX_KEEP_PREVIOUS:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: 1s to 30d")
+    return seconds
+
+
+def _expiring(text: str) -> int:
+    seconds = _span(text)
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: at least 1s")
+    return seconds
+
+
+def _k8s_flags(parser: argparse.ArgumentParser) -> None:
+    """`--k8s-secret`, `--namespace`, `--registry`: a pull secret manifest instead of the
+    export JSON."""
+    parser.add_argument(
+        "--k8s-secret",
+        metavar="NAME",
+        help="print (or write with --export) a Kubernetes Secret NAME of type "
+        "kubernetes.io/dockerconfigjson holding the robot's name and new secret, instead of "
+        "the export JSON",
+    )
+    parser.add_argument(
+        "--namespace", metavar="NS", help="the Secret's namespace (with --k8s-secret)"
+    )
+    parser.add_argument(
+        "--registry",
+        metavar="HOST",
+        help="the registry the Secret logs in to, host[:port] (with --k8s-secret; default: "
+        "the host of server.realm)",
+    )
+
+
 def _duration(text: str) -> int:
     try:
         days = int(text)
@@ -1486,9 +1658,17 @@ def build_parser() -> argparse.ArgumentParser:
         "token.max_lifetime); default: token.lifetime",
     )
     r.add_argument("--export", metavar="FILE", help="write the export JSON here (mode 0600)")
+    _k8s_flags(r)
     r = robot.command("list", "list a project's robots", _on_runtime(robot_list))
-    r.add_argument("--project", required=True)
+    r.add_argument("--project", help="the project (required unless --expiring is given)")
     r.add_argument("--name", default="", help="only names containing this (without prefix)")
+    r.add_argument(
+        "--expiring",
+        type=_expiring,
+        metavar="SPAN",
+        help="only enabled robots that have not expired and will within SPAN (7d, 24h, "
+        "3600), soonest first; without --project, every project's and the system robots",
+    )
     r.add_argument("--json", action="store_true", help="print Harbor's robot JSON")
     for name, text, action in (
         ("show", "show a robot as JSON", robot_show),
@@ -1508,6 +1688,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the export JSON with the new secret here (mode 0600) instead of stdout",
     )
+    r.add_argument(
+        "--keep-previous",
+        type=_keep_previous,
+        metavar="SPAN",
+        help="the old secret keeps working this long beside the new one (90s, 30m, 24h, 7d; "
+        "at most 30d; never past the robot's expiry), with its refresh tokens",
+    )
+    _k8s_flags(r)
+    r = robot.command(
+        "revoke-previous-secret",
+        "end the old secret a refresh with --keep-previous kept, now",
+        _on_robot(robot_revoke_previous_secret),
+    )
+    r.add_argument("robot", help="id, full name, or PROJECT+NAME")
     r = robot.command(
         "refresh-tokens",
         "list a robot's refresh tokens (ids, clients)",

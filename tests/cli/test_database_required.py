@@ -31,6 +31,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("robot", "refresh-secret"): ("p+ci",),
     ("robot", "refresh-tokens"): ("p+ci",),
     ("robot", "revoke-refresh-tokens"): ("p+ci",),
+    ("robot", "revoke-previous-secret"): ("p+ci",),
     ("robot", "update"): ("p+ci", "--secret-login", "off"),
     ("robot", "federation", "add"): ("p+ci", "--issuer", "github", "--claim", "sub=x"),
     ("robot", "federation", "list"): ("p+ci",),

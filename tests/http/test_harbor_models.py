@@ -380,6 +380,7 @@ async def test_every_operation_harbor_defines_answers_what_its_models_read(
         ("GET", "/robots/{}/refresh-tokens"),
         ("DELETE", "/robots/{}/refresh-tokens"),
         ("DELETE", "/robots/{}/refresh-tokens/{}"),
+        ("DELETE", "/robots/{}/previous-secret"),
         ("GET", "/robots/{}/federation"),
         ("PUT", "/robots/{}/federation"),
         ("GET", "/robots/{}/federation/failures"),

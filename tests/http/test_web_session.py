@@ -177,13 +177,19 @@ async def test_the_page_can_be_turned_off(
 async def test_the_session_tells_the_page_the_token_lifetimes(
     make_settings: MakeSettings, aiohttp_client: AiohttpClient
 ) -> None:
-    """The robot dialog says what an empty token lifetime means and what the bound is."""
-    settings = make_settings(token__lifetime=900, token__max_lifetime=7200)
+    """The robot dialog says what an empty token lifetime means and what the bound is; the
+    Kubernetes pull secret form starts from the realm's host, as the command line does."""
+    settings = make_settings(
+        token__lifetime=900,
+        token__max_lifetime=7200,
+        server__realm="https://registry.example.com:5443/service/token",
+    )
     async with serving(settings, aiohttp_client) as server:
         await server.runtime.users.ensure_admin(PASSWORD)
         await log_in(server)
         body = await (await server.client.get("/c/session")).json()
     assert body["token_lifetime"] == 900 and body["token_max_lifetime"] == 7200
+    assert body["registry"] == "registry.example.com:5443"
 
 
 async def test_permissions_lists_what_a_robot_may_hold(admin: Server) -> None:

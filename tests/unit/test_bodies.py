@@ -202,7 +202,8 @@ def test_answers_keep_the_key_order_clients_saw() -> None:
         "last_used_at",
         "secret_login",
         "token_lifetime",
-        "effective_token_lifetime",  # new fields come last
+        "effective_token_lifetime",
+        "previous_secret_expires_at",  # new fields come last
     ]
     assert [f.name for f in PROJECT.fields] == [
         "project_id", "name", "owner_id", "owner_name", "registry_id", "deleted", "togglable",

@@ -3,6 +3,7 @@ through its declaration in harbor_schema.py, so that no answer drifts from the d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -105,7 +106,12 @@ def permission_json(permission: Permission) -> dict[str, Any]:
     )
 
 
-def robot_json(robot: Robot, prefix: str, lifetimes: TokenLifetimes) -> dict[str, Any]:
+def robot_json(
+    robot: Robot, prefix: str, lifetimes: TokenLifetimes, *, now: float | None = None
+) -> dict[str, Any]:
+    """The robot as GET shows it at `now` (None: the time of the call), which decides whether
+    its previous secret still works."""
+    moment = time.time() if now is None else now
     return ROBOT.shape(
         id=robot.id,
         name=robot.full_name(prefix),
@@ -123,6 +129,7 @@ def robot_json(robot: Robot, prefix: str, lifetimes: TokenLifetimes) -> dict[str
         secret_login=robot.secret_login,
         token_lifetime=robot.token_lifetime,
         effective_token_lifetime=lifetimes.effective(robot.token_lifetime),
+        previous_secret_expires_at=robot.previous_secret_until(moment),
     )
 
 
@@ -285,9 +292,13 @@ def permission_table_json(kinds: Iterable[PermissionKind]) -> dict[str, Any]:
     )
 
 
-def secret_json(secret: Secret | None) -> dict[str, Any]:
-    """Harbor's answer to a secret refresh: the secret it made, or `{}` for one given."""
-    return SECRET.shape(secret=secret.reveal() if secret is not None else "")
+def secret_json(secret: Secret | None, previous_until: int | None = None) -> dict[str, Any]:
+    """Harbor's answer to a secret refresh: the secret it made, or `{}` for one given; with
+    `previous_until`, when the secret it replaced stops working."""
+    return SECRET.shape(
+        secret=secret.reveal() if secret is not None else "",
+        previous_secret_expires_at=previous_until,
+    )
 
 
 def issuer_json(issuer: Issuer) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from tokenserver.domain.lifetimes import (
     LONGEST_TOKEN_LIFETIME,
     MIN_ROBOT_TOKEN_LIFETIME,
 )
-from tokenserver.domain.models import MAX_DURATION_DAYS, NEVER, Level
+from tokenserver.domain.models import MAX_DURATION_DAYS, MAX_KEEP_PREVIOUS, NEVER, Level
 from tokenserver.domain.names import NAME_MAX_LENGTH
 from tokenserver.domain.permissions import Effect, PermissionKind
 from tokenserver.domain.project_metadata import KEPT_METADATA_KEYS
@@ -271,6 +271,15 @@ ROBOT = Body(
             "capped at token.max_lifetime, or token.lifetime"
         ),
     ),
+    Field(
+        "previous_secret_expires_at",
+        int,
+        omit_empty=True,
+        description=(
+            "tokenserver: Unix seconds when the secret a refresh with keep_previous_for "
+            "replaced stops working; absent when there is none that works"
+        ),
+    ),
 )
 _TOKEN_LIFETIME = Field(
     "token_lifetime",
@@ -347,10 +356,32 @@ SECRET_REFRESH = Body(
         bool,
         description="tokenserver: also restart the expiry period from now",
     ),
+    Field(
+        "keep_previous_for",
+        int,
+        rules={"minimum": 0, "maximum": MAX_KEEP_PREVIOUS},
+        description=(
+            "tokenserver: seconds the secret replaced keeps working beside the new one "
+            f"(at most {MAX_KEEP_PREVIOUS}, 30 days; never past the robot's expiry), with "
+            "its refresh tokens; absent or 0: it stops at once, as in Harbor"
+        ),
+    ),
     where="robot secret",
 )
 # Harbor leaves `secret` out when it is empty: the answer to a secret given is `{}`.
-SECRET = Body("RobotSec", Field("secret", str, omit_empty=True))
+SECRET = Body(
+    "RobotSec",
+    Field("secret", str, omit_empty=True),
+    Field(
+        "previous_secret_expires_at",
+        int,
+        omit_empty=True,
+        description=(
+            "tokenserver: Unix seconds when the secret replaced stops working (only with "
+            "keep_previous_for)"
+        ),
+    ),
+)
 REFRESH_TOKEN = Body(
     "RefreshToken",
     Field("id", int),

@@ -18,6 +18,8 @@ LEGACY_PREFIX = "robot$"
 # cannot be shown as a date (`robot list` failed on year 275817).
 MAX_DURATION_DAYS = 36500
 SECONDS_PER_DAY = 86400
+# The longest a refreshed secret's predecessor may keep working (`keep_previous_for`).
+MAX_KEEP_PREVIOUS = 30 * SECONDS_PER_DAY
 
 
 class Level(StrEnum):
@@ -64,6 +66,10 @@ class Robot:
     secret_login: bool = True
     # Seconds its registry tokens last; None: token.lifetime (see domain/lifetimes.py).
     token_lifetime: int | None = None
+    # The secret a refresh with a grace period replaced (its hash) and until when it keeps
+    # working; None when there is none. See `previous_secret_until`.
+    previous_secret_hash: str | None = None
+    previous_secret_expires_at: int | None = None
 
     @property
     def legacy(self) -> bool:
@@ -78,6 +84,17 @@ class Robot:
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at != NEVER and self.expires_at <= now
+
+    def previous_secret_until(self, now: float) -> int | None:
+        """When the previous secret stops working, if it works at `now`: never past the
+        robot's own expiry, and not at all while the robot is disabled or expired; None when
+        it does not work (none kept, its time is over, revoked)."""
+        until = self.previous_secret_expires_at
+        if until is None or self.previous_secret_hash is None or self.disabled:
+            return None
+        if self.expires_at != NEVER:
+            until = min(until, self.expires_at)
+        return until if until > now else None
 
     def own_project(self) -> Project | None:
         """The robot's project as far as authorization needs it (id, name, public), without
@@ -159,6 +176,9 @@ class RefreshToken:
     # The workload a federated login was (None for the others): the token's requests are
     # logged as it, as the login was.
     identity: Identity | None = None
+    # Ends with the robot's previous secret: issued to a login with it, or to one with the
+    # secret that a refresh with a grace period made the previous one.
+    previous_secret: bool = False
 
     def is_usable(self, now: float, idle_seconds: int) -> bool:
         """Not idle for `idle_seconds` (counted from its last recorded use) and not past its
@@ -215,6 +235,9 @@ class Principal:
     # credential, so no refresh token is handed out for it (one would outlive the secret when
     # the secret is dropped early).
     temporary: bool = False
+    # Logged in with the robot's previous secret (kept by a refresh with a grace period): its
+    # refresh tokens end with that secret (`valid_until` is when it ends).
+    previous_secret: bool = False
 
     @property
     def sysadmin(self) -> bool:

@@ -489,7 +489,7 @@ async def list_robots(request: web.Request) -> web.Response:
     page, headers = page_of(request, robots)
     service = rt(request).robots
     return web.json_response(
-        [robot_json(r, service.prefix, service.lifetimes) for r in page],
+        [robot_json(r, service.prefix, service.lifetimes, now=service.now()) for r in page],
         headers=headers,
     )
 
@@ -506,7 +506,7 @@ async def get_robot(request: web.Request) -> web.Response:
     principal = await actor(request)
     robots = rt(request).robots
     robot = await robots.get(principal, str(path_id(request, "robot_id")))
-    return web.json_response(robot_json(robot, robots.prefix, robots.lifetimes))
+    return web.json_response(robot_json(robot, robots.prefix, robots.lifetimes, now=robots.now()))
 
 
 async def update_robot(request: web.Request) -> web.Response:
@@ -519,15 +519,29 @@ async def update_robot(request: web.Request) -> web.Response:
 async def refresh_robot_secret(request: web.Request) -> web.Response:
     principal = await authenticated(request)
     data = SECRET_REFRESH.parse(await json_object(request))
-    secret = await rt(request).robots.refresh_secret(
+    robots = rt(request).robots
+    robot_id = str(path_id(request, "robot_id"))
+    keep_previous = data.get("keep_previous_for", 0)
+    secret = await robots.refresh_secret(
         principal,
-        str(path_id(request, "robot_id")),
+        robot_id,
         # NOTE: Harbor makes a secret for an empty one, which harborapi's
         # refresh_robot_secret sends to ask for that.
         data.get("secret") or None,
         restart_expiry=data.get("restart_expiry", False),
+        keep_previous=keep_previous,
     )
-    return web.json_response(secret_json(secret))
+    previous_until = None
+    if keep_previous:
+        refreshed = await robots.resolve(robot_id)
+        previous_until = refreshed.previous_secret_until(robots.now())
+    return web.json_response(secret_json(secret, previous_until))
+
+
+async def revoke_previous_secret(request: web.Request) -> web.Response:
+    principal = await authenticated(request)
+    await rt(request).robots.revoke_previous_secret(principal, str(path_id(request, "robot_id")))
+    return ok()
 
 
 async def delete_robot(request: web.Request) -> web.Response:
@@ -831,6 +845,7 @@ def add_routes(app: web.Application) -> None:
     r.add_put(f"{API}/robots/{{robot_id}}", update_robot)
     r.add_patch(f"{API}/robots/{{robot_id}}", refresh_robot_secret)
     r.add_delete(f"{API}/robots/{{robot_id}}", delete_robot)
+    r.add_delete(f"{API}/robots/{{robot_id}}/previous-secret", revoke_previous_secret)
     r.add_get(f"{API}/robots/{{robot_id}}/refresh-tokens", list_refresh_tokens, allow_head=False)
     r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens", revoke_refresh_tokens)
     r.add_delete(f"{API}/robots/{{robot_id}}/refresh-tokens/{{token_id}}", revoke_refresh_tokens)

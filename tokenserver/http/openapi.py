@@ -485,13 +485,22 @@ PATHS: dict[str, Any] = {
         "patch": {
             "summary": (
                 "Refresh the secret: generated and returned once (no secret, or an empty one), "
-                "or the one given (answer {})"
+                "or the one given (answer {}); with keep_previous_for (tokenserver's), the "
+                "secret replaced keeps working that long"
             ),
             "requestBody": _request(SECRET_REFRESH),
             "responses": {"200": _json(_response(SECRET)), **_errors(400, 403, 404)},
         },
         "delete": {
             "summary": "Delete a robot",
+            "responses": {"200": _OK, **_errors(400, 403, 404)},
+        },
+    },
+    "/robots/{robot_id}/previous-secret": {
+        "parameters": _ROBOT_ID,
+        "delete": {
+            "summary": "tokenserver: end the previous secret a refresh with keep_previous_for "
+            "kept, and its refresh tokens, now (404: none that works)",
             "responses": {"200": _OK, **_errors(400, 403, 404)},
         },
     },

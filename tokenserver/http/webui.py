@@ -21,7 +21,16 @@ STATIC = Path(__file__).parent / "static"
 _FILES = {
     **{
         f"{name}.js": "text/javascript"
-        for name in ("app", "core", "permissions", "robots", "projects", "federation", "webhooks")
+        for name in (
+            "app",
+            "core",
+            "permissions",
+            "robots",
+            "projects",
+            "federation",
+            "webhooks",
+            "pullsecrets",
+        )
     },
     "app.css": "text/css",
 }
@@ -71,6 +80,8 @@ def _session_json(request: web.Request, principal: Principal, session: Secret) -
         # The robot dialog shows what an empty token lifetime means, and the bound.
         "token_lifetime": rt(request).settings.token.lifetime,
         "token_max_lifetime": rt(request).settings.token.max_lifetime,
+        # The Kubernetes pull secret's default registry, as the command line's.
+        "registry": rt(request).settings.server.registry_host,
     }
 
 

@@ -136,15 +136,29 @@ class Authenticator:
                 return legacy
         robot = await self._robot(credentials.username)
         user = None if robot else await self._store.find_user(credentials.username)
-        stored = (
-            robot.secret_hash
-            if robot
-            else user.password_hash
-            if user
-            else self._verifier.dummy_hash(credentials.username)
-        )
-        if not await self._verifier.verify(credentials.password, stored, admit):
-            raise Unauthorized(INVALID_CREDENTIALS)
+        # A previous secret kept by a refresh with a grace period is tried only while it
+        # works; every other account pays exactly the one check it always did.
+        previous_until = None
+        if robot is not None and robot.previous_secret_hash is not None:
+            previous_until = robot.previous_secret_until(self._clock())
+        if robot is not None and previous_until is not None:
+            matched = await self._verifier.match(
+                credentials.password, robot.secret_hash, robot.previous_secret_hash, admit
+            )
+            if matched is None:
+                raise Unauthorized(INVALID_CREDENTIALS)
+            with_previous = matched == "previous"
+        else:
+            stored = (
+                robot.secret_hash
+                if robot
+                else user.password_hash
+                if user
+                else self._verifier.dummy_hash(credentials.username)
+            )
+            if not await self._verifier.verify(credentials.password, stored, admit):
+                raise Unauthorized(INVALID_CREDENTIALS)
+            with_previous = False
         if robot is not None:
             if not robot.secret_login:
                 raise Unauthorized(
@@ -154,6 +168,16 @@ class Authenticator:
                 raise Unauthorized("robot account is disabled")
             if robot.is_expired(self._clock()):
                 raise Unauthorized("robot account has expired")
+            if with_previous:
+                # Its tokens and refresh tokens end with the previous secret.
+                self._usage.touch(robot)
+                return Principal(
+                    PrincipalKind.ROBOT,
+                    robot.full_name(self._prefix),
+                    robot=robot,
+                    valid_until=previous_until,
+                    previous_secret=True,
+                )
             if self._verifier.needs_rehash(robot.secret_hash):
                 # Imported from Harbor: replace its PBKDF2 with our KDF now that we know the
                 # secret. Not a new secret, so refresh tokens stay valid.

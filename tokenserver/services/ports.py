@@ -70,6 +70,9 @@ class RobotChanges:
     secret_login: bool | None = None
     # Seconds its tokens last; FOLLOW_GLOBAL (0) clears it (token.lifetime from then on).
     token_lifetime: int | None = None
+    # End the previous secret kept by a refresh with a grace period (a disabled robot, or an
+    # expired one given a new expiry: neither brings it back).
+    drop_previous_secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +241,43 @@ class Store(Protocol):
         """Change the given fields. False if the robot does not exist."""
         ...
 
+    async def replace_robot_secret(
+        self,
+        robot_id: int,
+        now: int,
+        secret_hash: str,
+        *,
+        keep_previous_until: int | None = None,
+        expires_at: int | None = None,
+    ) -> bool:
+        """Give the robot a new secret (and `expires_at`, None: keep it), in one transaction.
+        Without `keep_previous_until`, the old secret ends at once, with every refresh token
+        and temporary secret of the robot, and so does any previous secret. With it, the
+        secret replaced becomes the previous one, working until then: the previous one before
+        it ends with its refresh tokens, and the refresh tokens of the secret replaced (not
+        those of federated logins) end with it from now on (`RefreshToken.previous_secret`).
+        False if the robot does not exist."""
+        ...
+
+    async def revoke_previous_secret(self, robot_id: int, now: int) -> bool:
+        """End the robot's previous secret and its refresh tokens, in one transaction. False
+        if it held none (or does not exist)."""
+        ...
+
+    async def count_robot_expiries(
+        self, now: int, windows: Sequence[int]
+    ) -> tuple[int, dict[int, int]]:
+        """Enabled robots that have expired by `now`, and for each window (seconds) those
+        that have not but will within it. Disabled robots count in neither."""
+        ...
+
+    async def list_expiring_robots(
+        self, now: int, until: int, project_id: int | None = None
+    ) -> list[Robot]:
+        """Enabled robots (of the project; None: all, system robots too) that have not
+        expired by `now` and will by `until`, soonest first."""
+        ...
+
     async def replace_robot_permissions(
         self,
         robot_id: int,
@@ -325,11 +365,13 @@ class Store(Protocol):
         legacy_access: tuple[Access, ...] | None = None,
         federated: bool = False,
         identity: Identity | None = None,
+        previous_secret: bool = False,
     ) -> RefreshToken:
         """Store a refresh token for a robot or a user, keeping only its `keep` newest. Its
         last use is `now`; `expires_at` and `legacy_access` are stored as given (a legacy
         robot's JWT's end and grant; None for other tokens). `federated`: issued to a login
-        with an ID token (revoked when the robot's rules change), as the workload `identity`."""
+        with an ID token (revoked when the robot's rules change), as the workload `identity`.
+        `previous_secret`: issued to a login with the robot's previous secret, ending with it."""
         ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...

@@ -3,7 +3,8 @@
 Opaque, random (256 bits), stored only as SHA-256: a fast hash is enough for a random token,
 and lookup by hash means no secret is compared in variable time. Never rotated: docker never
 updates its stored copy, so a refresh grant returns the same token. Revoked when the robot's
-secret is refreshed or the robot is disabled or deleted (the user's password changed or the
+secret is refreshed (with a grace period: when the previous secret ends, for those issued to
+it or to the secret it was) or the robot is disabled or deleted (the user's password changed or the
 user deleted); a robot that has expired cannot use its tokens. A token unused for the idle
 limit stops working. A legacy robot's token grants what the JWT it was issued for granted, and
 ends when that JWT expires.
@@ -87,6 +88,7 @@ class RefreshTokenService:
             expires_at=expires_at,
             federated=federated,
             identity=principal.identity,
+            previous_secret=principal.previous_secret,
             legacy_access=(
                 tuple(a for p in robot.permissions for a in p.access)
                 if robot is not None and robot.legacy
@@ -138,6 +140,19 @@ class RefreshTokenService:
                 # A token from a secret login ends when secret logins are turned off (the
                 # store deletes them then; this covers one issued meanwhile).
                 raise Unauthorized(INVALID_REFRESH_TOKEN)
+            elif found.previous_secret:
+                # Issued to the secret a refresh with a grace period replaced (or to a login
+                # with it since): it works while that secret does, and its tokens end with it.
+                until = robot.previous_secret_until(now)
+                if until is None:
+                    raise Unauthorized(INVALID_REFRESH_TOKEN)
+                principal = Principal(
+                    PrincipalKind.ROBOT,
+                    robot.full_name(self._prefix),
+                    robot=robot,
+                    valid_until=until,
+                    previous_secret=True,
+                )
             else:
                 principal = Principal(
                     PrincipalKind.ROBOT,

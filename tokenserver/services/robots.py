@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tokenserver.domain.delegation import excess
 from tokenserver.domain.federation_rules import jwt_shaped
@@ -11,6 +11,7 @@ from tokenserver.domain.harbor_export import LEGACY_ACCESS
 from tokenserver.domain.harbor_query import ROBOT_KEYS
 from tokenserver.domain.lifetimes import FOLLOW_GLOBAL, TokenLifetimes
 from tokenserver.domain.models import (
+    MAX_KEEP_PREVIOUS,
     NEVER,
     Level,
     Principal,
@@ -441,6 +442,8 @@ class RobotService:
                 disabled=spec.disable,
                 permissions=permissions,
                 token_lifetime=token_lifetime,
+                # Its expiry ended the previous secret: a new expiry does not bring it back.
+                drop_previous_secret=robot.is_expired(self.now()),
             )
             switching = spec.secret_login is not None and spec.secret_login != robot.secret_login
             if switching:
@@ -558,11 +561,26 @@ class RobotService:
         manual: str | None = None,
         *,
         restart_expiry: bool = False,
+        keep_previous: int = 0,
     ) -> Secret | None:
         """Replace the secret. With `manual`, set it (Harbor's rule) and return None;
-        otherwise generate one and return it. The old secret stops working on the next
-        request. `restart_expiry` also restarts the expiry period from now."""
-        async with self._audit.operation(actor, "refresh", "robot", ref) as entry:
+        otherwise generate one and return it. `restart_expiry` also restarts the expiry
+        period from now.
+
+        Without `keep_previous` (Harbor's behaviour) the old secret stops working on the next
+        request, with every refresh token and temporary secret of the robot. With it (seconds,
+        at most MAX_KEEP_PREVIOUS), the old secret keeps working that long beside the new one
+        (never past the robot's expiry), as do the refresh tokens it got; a previous secret
+        kept before ends now (at most one). A robot that is disabled or has expired keeps no
+        previous secret: its secret has ended already. Audited as `refresh`, or
+        `refresh-keep-previous` when the old secret is kept."""
+        if not 0 <= keep_previous <= MAX_KEEP_PREVIOUS:
+            raise BadRequest(
+                f"keep_previous_for {keep_previous} is out of range: 0 to {MAX_KEEP_PREVIOUS} "
+                "seconds (30 days)"
+            )
+        operation = "refresh-keep-previous" if keep_previous else "refresh"
+        async with self._audit.operation(actor, operation, "robot", ref) as entry:
             robot = await self._resolve_audited(entry, ref)
             await self._require(actor, robot.project_id, "update", ref)
             self._refuse_legacy(robot)
@@ -578,9 +596,10 @@ class RobotService:
                     "base64url parts joined by dots) for an ID token: choose a secret that is "
                     "not shaped so"
                 )
+            now = self._projects.now()
             expiry = None
             if restart_expiry and robot.duration != NEVER:
-                expiry = expires_at(self._projects.now(), robot.duration)
+                expiry = expires_at(now, robot.duration)
             # The secret hands the robot's power to whoever asked: the same rule as create.
             self._require_within(
                 actor,
@@ -588,11 +607,63 @@ class RobotService:
                 self._held(robot),
                 expires=robot.expires_at if expiry is None else expiry,
             )
+            keep_until = None
+            if keep_previous and not robot.disabled and not robot.is_expired(now):
+                keep_until = now + keep_previous
+                ends = robot.expires_at if expiry is None else expiry
+                if ends != NEVER:
+                    keep_until = min(keep_until, ends)
             secret_hash = await self._verifier.hash(secret)
             async with self._store.transaction():
-                await self._change(robot, RobotChanges(secret_hash=secret_hash, expires_at=expiry))
+                if not await self._store.replace_robot_secret(
+                    robot.id,
+                    now,
+                    secret_hash,
+                    keep_previous_until=keep_until,
+                    expires_at=expiry,
+                ):
+                    raise RobotNotFound(f"robot {robot.id} not found")
                 await self._emit(EventType.ROBOT_SECRET_REFRESHED, robot, actor)
             return secret if manual is None else None
+
+    async def revoke_previous_secret(self, actor: Principal, ref: str) -> Robot:
+        """End the previous secret a refresh with a grace period kept, and the refresh tokens
+        that end with it, now. Needs robot update. Raises NotFound when the robot has no
+        previous secret that still works."""
+        async with self._audit.operation(actor, "revoke-previous-secret", "robot", ref) as entry:
+            robot = await self._resolve_audited(entry, ref)
+            await self._require(actor, robot.project_id, "update", ref)
+            self._require_within(actor, "revoke the previous secret of", self._held(robot))
+            now = self._projects.now()
+            had = robot.previous_secret_until(now) is not None
+            # Cleared even when its time is over: nothing of it is left behind.
+            cleared = await self._store.revoke_previous_secret(robot.id, now)
+            if not (had and cleared):
+                raise NotFound(
+                    f"robot {robot.full_name(self.prefix)} has no previous secret that works"
+                )
+            return await self.resolve(str(robot.id))
+
+    async def expiry_counts(self, windows: Sequence[int]) -> tuple[int, dict[int, int]]:
+        """Enabled robots expired now, and those expiring within each window (seconds), for
+        the metrics: counts only, no names (the metrics answer anyone)."""
+        return await self._store.count_robot_expiries(self.now(), windows)
+
+    async def list_expiring(
+        self, actor: Principal, within: int, project_ref: str | None = None
+    ) -> Sequence[Robot]:
+        """Enabled robots that have not expired and will within `within` seconds, soonest
+        first: the project's, or every robot (system robots too) for a system admin when
+        `project_ref` is None."""
+        now = self.now()
+        if project_ref is None:
+            self._access.require_system(actor, "robot", "list")
+            robots = await self._store.list_expiring_robots(now, now + within)
+        else:
+            project = await self._projects.resolve(project_ref)
+            await self._access.require(actor, project, "robot", "list")
+            robots = await self._store.list_expiring_robots(now, now + within, project.id)
+        return [self._usage.merged(r) for r in robots]
 
     async def _legacy_put(self, actor: Principal, robot: Robot, spec: RobotSpec) -> None:
         try:
@@ -644,6 +715,9 @@ class RobotService:
             await self._emit(event, robot, actor)
 
     async def _change(self, robot: Robot, changes: RobotChanges) -> None:
+        if changes.disabled:
+            # Disabling ends both secrets: enabling again brings back only the current one.
+            changes = replace(changes, drop_previous_secret=True)
         if not await self._store.update_robot(robot.id, self._projects.now(), changes):
             raise RobotNotFound(f"robot {robot.id} not found")
         if changes.secret_hash is not None or changes.disabled:

@@ -91,17 +91,43 @@ class SecretVerifier:
         """True for a stored hash that `hash` would not have made (imported from Harbor)."""
         return needs_rehash(stored, self.kdf_cost)
 
+    def _hit(self, mac: bytes, stored: str, now: float) -> bool:
+        entry = self._cache.get(stored)
+        if entry is not None and entry[1] > now and hmac.compare_digest(entry[0], mac):
+            self._cache.move_to_end(stored)
+            self.hits += 1
+            return True
+        return False
+
+    async def match(
+        self,
+        secret: Secret,
+        current: str,
+        previous: str | None,
+        on_miss: Callable[[], None] | None = None,
+    ) -> str | None:
+        """Which of two stored hashes `secret` matches ("current", "previous"), None for
+        neither: `verify` against `current`, then `previous` (None: there is none). Both are
+        looked up in the cache before any KDF runs, so a client still on the previous secret
+        costs no KDF run once its secret is cached. A wrong secret costs a KDF run per hash."""
+        if previous is not None:
+            mac = self._mac(secret.reveal())
+            if self._hit(mac, previous, self._clock()):
+                return "previous"
+        if await self.verify(secret, current, on_miss):
+            return "current"
+        if previous is not None and await self.verify(secret, previous):
+            return "previous"
+        return None
+
     async def verify(
         self, secret: Secret, stored: str, on_miss: Callable[[], None] | None = None
     ) -> bool:
         """True if `secret` matches the stored hash. Only successes are cached. `on_miss` is
         called before the KDF runs (not on a cache hit); what it raises is raised."""
         mac = self._mac(secret.reveal())
-        entry = self._cache.get(stored)
         now = self._clock()
-        if entry is not None and entry[1] > now and hmac.compare_digest(entry[0], mac):
-            self._cache.move_to_end(stored)
-            self.hits += 1
+        if self._hit(mac, stored, now):
             return True
         self.misses += 1
         if on_miss is not None:

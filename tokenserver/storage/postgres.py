@@ -268,10 +268,18 @@ CREATE TABLE webhook_notice (
 );
 """
 
-# v9: every statement that writes a table the replicas' read caches read sends a notification
-# naming the table, delivered at its commit (see tokenserver/storage/pg_cache.py). Cascaded
-# deletes and changes made outside tokenserver notify too. (SQLite's version 9 is empty.)
+# v9: rotation with a grace period, robots by expiry (as SQLite's version 9).
 _SCHEMA_V9 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at BIGINT;
+ALTER TABLE refresh_token ADD COLUMN previous_secret BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
+# v10: every statement that writes a table the replicas' read caches read sends a notification
+# naming the table, delivered at its commit (see tokenserver/storage/pg_cache.py). Cascaded
+# deletes and changes made outside tokenserver notify too. (SQLite's version 10 is empty.)
+_SCHEMA_V10 = """
 CREATE FUNCTION tokenserver_cache_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('tokenserver_cache', TG_TABLE_NAME);
@@ -306,6 +314,7 @@ MIGRATIONS: dict[int, str] = {
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
     9: _SCHEMA_V9,
+    10: _SCHEMA_V10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

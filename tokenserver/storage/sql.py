@@ -84,7 +84,7 @@ _ROBOT_COLUMNS = (
     "r.id, r.name, r.project_id, p.name, r.level, r.description, r.secret_hash, r.duration, "
     "r.expires_at, r.disabled, r.creation_time, r.update_time, r.permissions, r.last_used_at, "
     "r.legacy_id, r.legacy_project_id, coalesce(p.public, FALSE), r.secret_login, "
-    "r.token_lifetime"
+    "r.token_lifetime, r.previous_secret_hash, r.previous_secret_expires_at"
 )
 _ROBOT_FROM = "robot r LEFT JOIN project p ON p.id = r.project_id"
 _USER_COLUMNS = (
@@ -107,7 +107,7 @@ _AUDIT_EXPRESSIONS = {
 }
 _REFRESH_COLUMNS = (
     "id, robot_id, user_id, client_id, created_at, last_used_at, expires_at, legacy_access, "
-    "federated, identity"
+    "federated, identity, previous_secret"
 )
 _ISSUER_COLUMNS = "id, name, url, audiences, jwks_file, ca_file, max_token_lifetime, created_at"
 _RULE_COLUMNS = "fr.id, fr.robot_id, fi.name, fr.conditions, fr.created_at"
@@ -215,6 +215,8 @@ def _robot(row: Any) -> Robot:
         project_public=bool(row[16]),
         secret_login=bool(row[17]),
         token_lifetime=row[18],
+        previous_secret_hash=row[19],
+        previous_secret_expires_at=row[20],
     )
 
 
@@ -260,6 +262,7 @@ def _refresh_token(row: Any) -> RefreshToken:
         _access_from_json(row[7]),
         bool(row[8]),
         None if row[9] is None else _identity_from_json(row[9]),
+        bool(row[10]),
     )
 
 
@@ -675,6 +678,9 @@ class SqlStore:
             "permissions = coalesce(?, permissions), secret_login = coalesce(?, secret_login), "
             # NOTE: None keeps the lifetime, 0 (FOLLOW_GLOBAL) clears it.
             "token_lifetime = nullif(coalesce(?, token_lifetime, 0), 0), "
+            "previous_secret_hash = CASE WHEN ? THEN NULL ELSE previous_secret_hash END, "
+            "previous_secret_expires_at = CASE WHEN ? THEN NULL "
+            "ELSE previous_secret_expires_at END, "
             "update_time = ? WHERE id = ?",
             (
                 changes.description,
@@ -685,11 +691,103 @@ class SqlStore:
                 permissions,
                 changes.secret_login,
                 changes.token_lifetime,
+                changes.drop_previous_secret,
+                changes.drop_previous_secret,
                 now,
                 robot_id,
             ),
         )
         return changed > 0
+
+    async def replace_robot_secret(
+        self,
+        robot_id: int,
+        now: int,
+        secret_hash: str,
+        *,
+        keep_previous_until: int | None = None,
+        expires_at: int | None = None,
+    ) -> bool:
+        async with self.transaction():
+            if keep_previous_until is None:
+                changed = await self._execute(
+                    "UPDATE robot SET secret_hash = ?, expires_at = coalesce(?, expires_at), "
+                    "previous_secret_hash = NULL, previous_secret_expires_at = NULL, "
+                    "update_time = ? WHERE id = ?",
+                    (secret_hash, expires_at, now, robot_id),
+                )
+                if changed:
+                    await self._execute("DELETE FROM refresh_token WHERE robot_id = ?", (robot_id,))
+                    await self._execute(
+                        "DELETE FROM temporary_secret WHERE robot_id = ?", (robot_id,)
+                    )
+                return changed > 0
+            # NOTE: one statement reads the secret it replaces: two refreshes at once leave
+            # one of the secrets they replaced as the previous one, never a secret nobody saw.
+            changed = await self._execute(
+                "UPDATE robot SET previous_secret_hash = secret_hash, "
+                "previous_secret_expires_at = ?, secret_hash = ?, "
+                "expires_at = coalesce(?, expires_at), update_time = ? WHERE id = ?",
+                (keep_previous_until, secret_hash, expires_at, now, robot_id),
+            )
+            if changed:
+                # The tokens of the secret before the previous one end with it (at most one
+                # previous secret); those of the secret just replaced end with it from now on.
+                await self._execute(
+                    "DELETE FROM refresh_token WHERE robot_id = ? AND previous_secret = TRUE",
+                    (robot_id,),
+                )
+                await self._execute(
+                    "UPDATE refresh_token SET previous_secret = TRUE "
+                    "WHERE robot_id = ? AND federated = FALSE",
+                    (robot_id,),
+                )
+            return changed > 0
+
+    async def revoke_previous_secret(self, robot_id: int, now: int) -> bool:
+        async with self.transaction():
+            changed = await self._execute(
+                "UPDATE robot SET previous_secret_hash = NULL, previous_secret_expires_at = NULL, "
+                "update_time = ? WHERE id = ? AND previous_secret_hash IS NOT NULL",
+                (now, robot_id),
+            )
+            if changed:
+                await self._execute(
+                    "DELETE FROM refresh_token WHERE robot_id = ? AND previous_secret = TRUE",
+                    (robot_id,),
+                )
+            return changed > 0
+
+    async def count_robot_expiries(
+        self, now: int, windows: Sequence[int]
+    ) -> tuple[int, dict[int, int]]:
+        # NOTE: sum(CASE ...) rather than count(*) FILTER: one spelling for both databases.
+        expiring = ", ".join(
+            "coalesce(sum(CASE WHEN expires_at > ? AND expires_at <= ? THEN 1 ELSE 0 END), 0)"
+            for _ in windows
+        )
+        args: list[object] = [now]
+        for window in windows:
+            args += [now, now + window]
+        rows = await self._rows(
+            "SELECT coalesce(sum(CASE WHEN expires_at <= ? THEN 1 ELSE 0 END), 0)"  # noqa: S608
+            f"{', ' if windows else ''}{expiring} "
+            "FROM robot WHERE expires_at <> -1 AND disabled = FALSE",
+            args,
+        )
+        row = rows[0]
+        return int(row[0]), {w: int(row[i + 1]) for i, w in enumerate(windows)}
+
+    async def list_expiring_robots(
+        self, now: int, until: int, project_id: int | None = None
+    ) -> list[Robot]:
+        where = (
+            "r.expires_at <> -1 AND r.expires_at > ? AND r.expires_at <= ? AND r.disabled = FALSE"
+        )
+        args: tuple[object, ...] = (now, until)
+        if project_id is not None:
+            where, args = f"{where} AND r.project_id = ?", (*args, project_id)
+        return await self._robots(f"{where} ORDER BY r.expires_at, r.id", args)
 
     async def replace_robot_permissions(
         self,
@@ -873,11 +971,12 @@ class SqlStore:
         legacy_access: tuple[Access, ...] | None = None,
         federated: bool = False,
         identity: Identity | None = None,
+        previous_secret: bool = False,
     ) -> RefreshToken:
         token_id = await self._insert(
             "INSERT INTO refresh_token (robot_id, user_id, token_hash, client_id, created_at, "
-            "last_used_at, expires_at, legacy_access, federated, identity) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "last_used_at, expires_at, legacy_access, federated, identity, previous_secret) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 robot_id,
                 user_id,
@@ -889,6 +988,7 @@ class SqlStore:
                 _access_to_json(legacy_access),
                 federated,
                 None if identity is None else _identity_to_json(identity),
+                previous_secret,
             ),
             "refresh token already stored",
         )
@@ -909,6 +1009,7 @@ class SqlStore:
             legacy_access,
             federated,
             identity,
+            previous_secret,
         )
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:

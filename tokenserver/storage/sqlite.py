@@ -276,9 +276,19 @@ CREATE TABLE webhook_notice (
 );
 """
 
-# v9: nothing (PostgreSQL's version 9 makes writes notify the replicas' read caches; this
+# v9: rotation with a grace period. A robot keeps the hash of the secret a refresh replaced and
+# until when it works (both NULL: none); a refresh token says whether it ends with that
+# previous secret. Robots are counted and listed by expiry (metrics, `robot list --expiring`).
+_SCHEMA_V9 = """
+ALTER TABLE robot ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE robot ADD COLUMN previous_secret_expires_at INTEGER;
+ALTER TABLE refresh_token ADD COLUMN previous_secret INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX robot_expiry ON robot (expires_at);
+"""
+
+# v10: nothing (PostgreSQL's version 10 makes writes notify the replicas' read caches; this
 # cache is validated by the database's own version instead). Kept so that both number alike.
-_SCHEMA_V9 = ""
+_SCHEMA_V10 = ""
 
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
@@ -290,6 +300,7 @@ MIGRATIONS: dict[int, str] = {
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
     9: _SCHEMA_V9,
+    10: _SCHEMA_V10,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

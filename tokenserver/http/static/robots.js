@@ -1,6 +1,7 @@
 // The robot accounts table, its action menu and the robot dialogs.
-import { PAGE_SIZE, DAY, ApiError, state, h, main, showAlert, showSuccess, api, when, expiry, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, pagerControls, allProjects } from "./core.js";
+import { PAGE_SIZE, DAY, ApiError, state, h, main, showAlert, showSuccess, api, when, expiry, span, shortName, dialog, cancelButton, submitting, confirmDialog, grantable, now, robotBody, pagerControls, allProjects } from "./core.js";
 import { editRobotPermissions, entrySummary, permissionCount } from "./permissions.js";
+import { pullSecretForm } from "./pullsecrets.js";
 
 export function exportFile(robot, secret) {
   // Harbor's "Export to File": <full name>.json with id, name, secret, creation_time, expires_at.
@@ -44,7 +45,18 @@ export function secretDialog(title, robot, secret) {
   const exportButton = h("button", {
     type: "button", class: "primary", onclick: () => exportFile(robot, secret),
   }, "Export to File");
-  const box = dialog(title, body, [exportButton]);
+  // Next to Export to File: the same secret as a Kubernetes pull secret manifest.
+  const k8sButton = h("button", { type: "button", id: "k8s-open", "aria-expanded": "false" }, "Kubernetes Secret");
+  k8sButton.addEventListener("click", () => {
+    let form = body.querySelector("#k8s-secret");
+    if (!form) {
+      form = pullSecretForm(robot, secret);
+      body.append(form);
+    } else form.hidden = !form.hidden;
+    k8sButton.setAttribute("aria-expanded", String(!form.hidden));
+    if (!form.hidden) form.querySelector("input").focus();
+  });
+  const box = dialog(title, body, [k8sButton, exportButton]);
   box.querySelector(".actions").prepend(h("button", { type: "button", onclick: () => box.close() }, "Close"));
   return box;
 }
@@ -269,6 +281,9 @@ export function robotTable(robots, selected, onSelect) {
     return h("tr", { "data-robot": robot.name },
       h("td", {}, box),
       h("td", { class: "name" }, robot.name, robot.legacy ? h("span", { class: "tag legacy" }, "Legacy") : null,
+        robot.previous_secret_expires_at ? h("span", {
+          class: "tag previous-secret", title: new Date(robot.previous_secret_expires_at * 1000).toLocaleString(),
+        }, `Old secret: ${span(robot.previous_secret_expires_at - Date.now() / 1000) || "under a minute"} left`) : null,
         robot.secret_login === false ? h("span", { class: "tag federated" }, "Federation only") : null),
       status(robot, expires),
       h("td", {}, permissions),
@@ -314,7 +329,8 @@ export function actionMenu(getRobot, handlers) {
     list.replaceChildren();
     const items = robot.legacy
       ? ["Disable", "Enable", "Delete"]
-      : ["Edit", "Disable", "Enable", "Delete", "Refresh Secret", "Federation"];
+      : ["Edit", "Disable", "Enable", "Delete", "Refresh Secret",
+        ...(robot.previous_secret_expires_at ? ["Revoke Previous Secret"] : []), "Federation"];
     for (const label of items.filter((item) => handlers[item])) {
       const disabled = (label === "Disable" && robot.disable) || (label === "Enable" && !robot.disable);
       list.append(h("button", {
@@ -340,13 +356,43 @@ export function actionMenu(getRobot, handlers) {
   return { element, button };
 }
 
+// The grace period a refresh may keep the previous secret for: at most 30 days (the API's).
+const MAX_KEEP_SECONDS = 30 * DAY;
+const KEEP_UNITS = [["hours", 3600], ["days", DAY]];
+
 export function refreshDialog(robot, reload) {
   const manual = h("input", { type: "checkbox", id: "manual-secret" });
   const secret = h("input", { type: "password", id: "new-secret", autocomplete: "new-password", disabled: true });
   const confirm = h("input", { type: "password", id: "confirm-secret", autocomplete: "new-password", disabled: true });
   manual.addEventListener("change", () => { secret.disabled = confirm.disabled = !manual.checked; });
+  const keep = h("input", { type: "number", id: "keep-previous", min: "0", step: "1", placeholder: "0", "aria-describedby": "keep-previous-said" });
+  const unit = h("select", { id: "keep-previous-unit", "aria-label": "Unit" },
+    KEEP_UNITS.map(([label, seconds]) => h("option", { value: String(seconds) }, label)));
+  const said = h("p", { class: "muted hint", id: "keep-previous-said", "aria-live": "polite" });
+  // Seconds to keep the previous secret for; null when the field says something else.
+  const keepSeconds = () => {
+    const text = keep.value.trim();
+    if (text === "") return 0;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 0) return null;
+    const seconds = value * Number(unit.value);
+    return seconds <= MAX_KEEP_SECONDS ? seconds : null;
+  };
+  const explain = () => {
+    const seconds = keepSeconds();
+    said.classList.toggle("error", seconds === null);
+    if (seconds === null) said.textContent = "At most 30 days (720 hours), in whole hours or days.";
+    else if (seconds === 0) said.textContent = "The old secret stops working at once.";
+    else said.textContent = `The old secret keeps working until ${new Date(Date.now() + seconds * 1000).toLocaleString()}, then stops; Revoke Previous Secret ends it sooner.`;
+  };
+  keep.addEventListener("input", explain);
+  unit.addEventListener("change", explain);
+  explain();
   const body = h("form", { onsubmit: (e) => e.preventDefault() },
-    h("p", {}, `A new secret for ${robot.name}. The old one stops working at once.`),
+    h("p", {}, `A new secret for ${robot.name}.`),
+    h("label", { for: "keep-previous" }, "Keep the old secret working for"),
+    h("div", { class: "lifetime" }, keep, unit),
+    said,
     h("label", { class: "inline" }, manual, "Manually reset the secret"),
     h("label", { for: "new-secret" }, "New Secret"), secret,
     h("label", { for: "confirm-secret" }, "Confirm Secret"), confirm,
@@ -355,21 +401,25 @@ export function refreshDialog(robot, reload) {
   const box = dialog("Refresh Secret", body, [refresh]);
   box.querySelector(".actions").prepend(cancelButton(box));
   refresh.addEventListener("click", () => submitting(box, refresh, async () => {
-    let request = {};
+    const seconds = keepSeconds();
+    if (seconds === null) throw new Error("Keep the old secret for at most 30 days (720 hours), in whole hours or days.");
+    const request = seconds ? { keep_previous_for: seconds } : {};
     if (manual.checked) {
       if (secret.value !== confirm.value) throw new Error("The secrets do not match.");
       if (!/^(?=.*[a-z])(?=.*[A-Z])(?=.*\d).{8,128}$/.test(secret.value)) {
         throw new Error("The secret must be 8-128 characters long with at least 1 uppercase letter, 1 lowercase letter and 1 number.");
       }
-      request = { secret: secret.value };
+      request.secret = secret.value;
     }
     const { data } = await api("PATCH", `/robots/${robot.id}`, request);
     box.close();
     await reload();
+    const kept = data.previous_secret_expires_at
+      ? ` The old one works until ${new Date(data.previous_secret_expires_at * 1000).toLocaleString()}.` : "";
     if (!manual.checked) {
-      showSuccess(`Refreshed the secret of ${robot.name}.`);
+      showSuccess(`Refreshed the secret of ${robot.name}.${kept}`);
       secretDialog("Secret refreshed", robot, data.secret);
-    } else showSuccess(`The secret of ${robot.name} was changed.`);
+    } else showSuccess(`The secret of ${robot.name} was changed.${kept}`);
   }));
 }
 
@@ -389,7 +439,7 @@ export async function robotRights(scope) {
 // shows its secret login to whoever may read the robot (and the rules to whoever may update it).
 const NEEDS = {
   Edit: "update", Disable: "update", Enable: "update", "Refresh Secret": "update",
-  Delete: "delete", Federation: "read",
+  "Revoke Previous Secret": "update", Delete: "delete", Federation: "read",
 };
 
 // A 403 before anything is shown: the caller may not list these robots.
@@ -454,6 +504,13 @@ export async function robotsView({ title, query, rights, create, heading }) {
       showSuccess(`Deleted ${robot.name}.`);
     }),
     "Refresh Secret": (robot) => refreshDialog(robot, reload),
+    "Revoke Previous Secret": (robot) => confirmDialog("Revoke Previous Secret",
+      `End ${robot.name}'s old secret now? Anything still using it (and its refresh tokens) stops working; the current secret is kept.`,
+      "Revoke", async () => {
+        await api("DELETE", `/robots/${robot.id}/previous-secret`);
+        await reload();
+        showSuccess(`Revoked the old secret of ${robot.name}.`);
+      }),
     Federation: (robot) => { location.hash = `#/robots/${robot.id}/federation`; },
   };
   for (const label of Object.keys(handlers)) if (!rights[NEEDS[label]]) delete handlers[label];
