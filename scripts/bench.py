@@ -528,8 +528,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ts-bench-") as tmp:
         directory = Path(tmp)
         ceiling = Ceiling(directory, args.seconds)
+        notes: dict[str, Any] = {}
         try:
-            rows = run_cases(directory, args, ceiling)
+            rows = run_cases(directory, args, ceiling, notes)
             rows.insert(0, ceiling.row())
         finally:
             ceiling.stop()
@@ -550,9 +551,13 @@ def main() -> int:
               f"{row['ceiling_rps']:8.0f} {row['ratio']:6.3f} {cpu:>5} {row['errors']:4d} "
               f"{rss:>7}")  # fmt: skip
     print(f"growth (ratio to ceiling, large / small database): {growth_ratio}")
+    for load, delays in notes.get("change_to_effect_ms", {}).items():
+        print(f"PostgreSQL, a commit elsewhere to replica B's first answer honouring it, {load}: "
+              f"p50 {delays['p50']:.2f} ms, p99 {delays['p99']:.2f} ms, "
+              f"max {delays['max']:.2f} ms ({delays['changes']} changes)")  # fmt: skip
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine(), "server_cpu": 0, "load_generator_cpu": 1}  # fmt: skip
-    report = {"machine": machine, "rows": rows, "growth_ratio": growth_ratio,
+    report = {"machine": machine, "rows": rows, "growth_ratio": growth_ratio, **notes,
               "ceiling_samples": [r["rps"] for r in ceiling.samples]}  # fmt: skip
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(
@@ -563,7 +568,9 @@ def main() -> int:
     return 0
 
 
-def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> list[dict[str, Any]]:
+def run_cases(
+    directory: Path, args: argparse.Namespace, ceiling: Ceiling, notes: dict[str, Any]
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     scope = "repository:p/app:pull,push"
     many = "&".join(f"scope=repository:p/app{i}:pull,push" for i in range(16))
@@ -672,7 +679,7 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
             finally:
                 server.terminate()
                 server.wait(timeout=20)
-    rows += replicas_on_postgres(directory, args.seconds, ceiling)
+    rows += replicas_on_postgres(directory, args.seconds, ceiling, notes)
     rows += growth(directory, args.seconds, args.robots, args.projects, ceiling, args.turns)
     return rows
 
@@ -728,10 +735,14 @@ def other_loop(
         server.wait(timeout=10)
 
 
-def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> list[dict[str, Any]]:
+def replicas_on_postgres(
+    directory: Path, seconds: int, ceiling: Ceiling, notes: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The warm ES256 case on a private PostgreSQL (tests/postgres.py): one replica pinned as
     the SQLite rows are, then two replicas (two `serve` processes, two ports, a wrk each),
-    free to use both cores, which they share with PostgreSQL and wrk."""
+    free to use both cores, which they share with PostgreSQL and wrk. Between them, how long
+    a change committed elsewhere takes to count on the one replica (`change_to_effect`), idle
+    and under the warm load, into `notes`."""
     if binaries() is None:
         print("PostgreSQL not installed (scripts/test-deps): no replica rows", file=sys.stderr)
         return []
@@ -756,6 +767,12 @@ def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> lis
             run_wrk(ports[0], script, 1, one.pid, directory)  # warm up: the one KDF
             row = ceiling.paired(ports[0], script, one.pid, seconds)
             rows.append({"case": "warm robot ES256, PostgreSQL, 1 replica", **row})
+            url = environ["TOKENSERVER_DATABASE_URL"]
+            measured = {"idle": asyncio.run(change_to_effect(ports[0], url, CHANGES))}
+            load = start_wrk(ports[0], script, seconds, directory, "pg-load", connections=16)
+            measured["under the warm load"] = asyncio.run(change_to_effect(ports[0], url, CHANGES))
+            load.communicate()
+            notes["change_to_effect_ms"] = measured
         finally:
             one.terminate()
             one.wait(timeout=10)
@@ -789,6 +806,45 @@ def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> lis
         return rows
     finally:
         postgres.stop()
+
+
+CHANGES = 200  # even
+
+
+async def change_to_effect(port: int, url: str, changes: int) -> dict[str, Any]:
+    """Milliseconds from a commit made outside the replica (this script's own connection, as
+    another replica or the command line would) to the replica's first answer that honours it:
+    project p turned private, then public, `changes` times (even: it ends as it began); an
+    anonymous pull of p/app is asked for again and again until its grant follows. A poll is
+    one request (about a millisecond here): the figures include up to one."""
+    import aiohttp
+    import asyncpg
+
+    path = f"http://127.0.0.1:{port}/service/token?service=registry&scope=repository:p/app:pull"
+    delays: list[float] = []
+    conn = await asyncpg.connect(url)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def pulls() -> bool:
+                async with http.get(path) as r:
+                    token = (await r.json())["token"]
+                claims = jwt.decode(token, options={"verify_signature": False})
+                return any(entry["actions"] for entry in claims["access"])
+
+            public = await pulls()
+            for _ in range(changes):
+                await conn.execute("UPDATE project SET public = NOT public WHERE name = 'p'")
+                committed = time.perf_counter()
+                public = not public
+                while await pulls() != public:
+                    pass
+                delays.append((time.perf_counter() - committed) * 1000)
+    finally:
+        await conn.close()
+    delays.sort()
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    return {"changes": changes, "p50": delays[len(delays) // 2], "p99": p99, "max": delays[-1]}
 
 
 if __name__ == "__main__":

@@ -41,14 +41,16 @@ from tokenserver.storage.sqlite import SqliteStore
 PULL = (Access("repository", "pull"),)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-cached"])
 async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
     opened: SqlStore
     if request.param == "sqlite":
         opened = await SqliteStore.open(with_migrated_database(settings).database.path)
     else:
+        # Cached: a server's store, whose reads must honour its own writes at once.
         server: PostgresServer = request.getfixturevalue("postgres")
-        opened = await PostgresStore.open(server.migrated_database())
+        cache_size = 1000 if request.param == "postgresql-cached" else 0
+        opened = await PostgresStore.open(server.migrated_database(), cache_size=cache_size)
     try:
         yield opened
     finally:

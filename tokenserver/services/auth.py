@@ -117,7 +117,8 @@ class Authenticator:
         """The robot or user these credentials belong to. Raises Unauthorized otherwise.
 
         Robots and users are read from storage on every call, so a change made by another
-        process (the CLI while the server runs) counts on the very next request. An unknown
+        process (the CLI while the server runs) counts on the very next request (on PostgreSQL
+        replicas, once its notification has arrived: see storage/pg_cache.py). An unknown
         account runs the same KDF work as a known one, in bursts too: it is checked against a
         stand-in hash of its own name (`dummy_hash`), so concurrent requests share a KDF run
         exactly when they would for a known account. Whether a robot is disabled or expired

@@ -401,6 +401,25 @@ def _lockout_row(row: Any) -> LockoutRow:
     return LockoutRow(str(row[0]), float(row[1]), int(row[2]), float(row[3]))
 
 
+# The tables each kind of cached read (the first item of its `_cached`/`_first` key) reads:
+# a change to one of them drops those rows from a PostgreSQL replica's read cache (its
+# migrations make every write to these tables notify). A kind not listed is never cached there.
+CACHED_READS: dict[str, tuple[str, ...]] = {
+    "project": ("project", "users"),
+    "robot": ("robot", "project"),
+    "robot_id": ("robot", "project"),
+    "legacy_robot": ("robot", "project"),
+    "user": ("users",),
+    "user_id": ("users",),
+    "member": ("member", "users"),
+    "refresh_token": ("refresh_token",),
+    "issuer": ("federation_issuer",),
+    "issuer_url": ("federation_issuer",),
+    "federation_rules": ("federation_rule", "federation_issuer"),
+    "temporary_secret": ("temporary_secret",),
+}
+
+
 class SqlStore:
     """Implements `Store` on top of an adapter's four statement primitives."""
 
@@ -456,6 +475,11 @@ class SqlStore:
     async def _cached(self, key: tuple[object, ...], load: Callable[[], Awaitable[_T]]) -> _T:
         """`load()`, or a result known to be current (adapters with a read cache)."""
         return await load()
+
+    async def sync_cache(self) -> None:
+        """Return once this store's reads honour every change committed before the call, by
+        any process (PostgreSQL: once its read cache has heard of them). Reads start out
+        current on adapters without a cache, or with one validated on every read (SQLite)."""
 
     def _first(
         self, key: tuple[object, ...] | None, query: Callable[[], Awaitable[list[_T]]]
