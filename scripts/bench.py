@@ -1,7 +1,9 @@
 """Benchmark the token endpoint against the machine's ceiling, every case in one run.
 
 The ceiling is a minimal aiohttp handler returning a JSON body of a token response's size,
-served the same way (one process, the same event loop). Every other row is divided by it.
+served the same way (one process, on the event loop the server runs on by default: uvloop
+where it is installed). Every other row is divided by it; the rows on the other loop (asyncio)
+by a ceiling on that loop, and both ceilings' absolute numbers are in the table.
 The server is pinned to CPU 0 and wrk (a C load generator, with a Lua script for headers and
 bodies) to CPU 1, so the load generator is not the bottleneck; the CPU each used is reported.
 """
@@ -45,6 +47,7 @@ from tokenserver.domain.permissions import (  # noqa: E402
     parse_access,
 )
 from tokenserver.domain.secrets import generate_secret, hash_secret  # noqa: E402
+from tokenserver.eventloop import event_loop  # noqa: E402
 from tokenserver.keys import generate_private_key  # noqa: E402
 from tokenserver.runtime import open_runtime  # noqa: E402
 from tokenserver.services.ports import NewIssuer, NewRobot, NewRule  # noqa: E402
@@ -53,12 +56,14 @@ from tokenserver.services.robots import RobotSpec  # noqa: E402
 CEILING_APP = """
 import sys
 from aiohttp import web
+from tokenserver.eventloop import event_loop
 body = b'{"token": "' + b'x' * (int(sys.argv[2]) - 13) + b'"}'
 async def handler(request):
     return web.Response(body=body, content_type="application/json")
 app = web.Application()
 app.router.add_get("/service/token", handler)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None,
+            loop=event_loop(sys.argv[3]).new())
 """
 
 
@@ -129,8 +134,10 @@ class Ceiling:
     """The minimal aiohttp server, sampled right before each case, so that every ratio divides
     two measurements taken moments apart: a shared VM's speed drifts within one run."""
 
-    def __init__(self, directory: Path, seconds: int) -> None:
+    def __init__(self, directory: Path, seconds: int, loop: str = "auto") -> None:
+        """`loop`: a `server.event_loop` value; the ceiling runs on the loop it gives."""
         self._directory, self._seconds = directory, seconds
+        self.loop = event_loop(loop).name
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
         self.samples: list[dict[str, Any]] = []
@@ -139,7 +146,7 @@ class Ceiling:
         self._port = free_port()
         self._process = subprocess.Popen(
             ["taskset", "-c", "0", sys.executable, "-c", CEILING_APP, str(self._port),
-             str(body_size)]
+             str(body_size), self.loop]
         )  # fmt: skip
         wait(f"http://127.0.0.1:{self._port}/service/token", self._process)
 
@@ -178,8 +185,8 @@ class Ceiling:
     def row(self) -> dict[str, Any]:
         """The median sample, as the table's first row."""
         middle = sorted(self.samples, key=lambda r: r["rps"])[len(self.samples) // 2]
-        return {"case": "ceiling (minimal aiohttp, same body size), median of samples",
-                **middle, "ceiling_rps": middle["rps"]}  # fmt: skip
+        return {"case": f"ceiling (minimal aiohttp, same body size), {self.loop}, median of "
+                "samples", **middle, "ceiling_rps": middle["rps"]}  # fmt: skip
 
     def stop(self) -> None:
         if self._process is not None:
@@ -489,7 +496,8 @@ def serve(
     """One process pinned to CPU 0, or `workers` processes (or not `pinned`) free to use both
     cores."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENSERVER_")}
-    env["TOKENSERVER_LOG_LEVEL"] = "warning"  # logging every request is not what is measured
+    # Logging is measured in a row of its own (default logging): the others measure the rest.
+    env["TOKENSERVER_LOG_LEVEL"] = "warning"
     env.update(environ or {})
     pin = ["taskset", "-c", "0"] if workers == 1 and pinned else []
     return subprocess.Popen(
@@ -520,8 +528,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ts-bench-") as tmp:
         directory = Path(tmp)
         ceiling = Ceiling(directory, args.seconds)
+        notes: dict[str, Any] = {}
         try:
-            rows = run_cases(directory, args, ceiling)
+            rows = run_cases(directory, args, ceiling, notes)
             rows.insert(0, ceiling.row())
         finally:
             ceiling.stop()
@@ -542,9 +551,13 @@ def main() -> int:
               f"{row['ceiling_rps']:8.0f} {row['ratio']:6.3f} {cpu:>5} {row['errors']:4d} "
               f"{rss:>7}")  # fmt: skip
     print(f"growth (ratio to ceiling, large / small database): {growth_ratio}")
+    for load, delays in notes.get("change_to_effect_ms", {}).items():
+        print(f"PostgreSQL, a commit elsewhere to replica B's first answer honouring it, {load}: "
+              f"p50 {delays['p50']:.2f} ms, p99 {delays['p99']:.2f} ms, "
+              f"max {delays['max']:.2f} ms ({delays['changes']} changes)")  # fmt: skip
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine(), "server_cpu": 0, "load_generator_cpu": 1}  # fmt: skip
-    report = {"machine": machine, "rows": rows, "growth_ratio": growth_ratio,
+    report = {"machine": machine, "rows": rows, "growth_ratio": growth_ratio, **notes,
               "ceiling_samples": [r["rps"] for r in ceiling.samples]}  # fmt: skip
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(
@@ -555,7 +568,9 @@ def main() -> int:
     return 0
 
 
-def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> list[dict[str, Any]]:
+def run_cases(
+    directory: Path, args: argparse.Namespace, ceiling: Ceiling, notes: dict[str, Any]
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     scope = "repository:p/app:pull,push"
     many = "&".join(f"scope=repository:p/app{i}:pull,push" for i in range(16))
@@ -647,6 +662,8 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
             server.terminate()
             server.wait(timeout=10)
         if algorithm == "ES256":
+            rows += default_logging(directory, port, get, auth, args, ceiling)
+            rows += other_loop(directory, port, get, auth, args, len(body))
             # The same warm case with --workers 2 (SO_REUSEPORT), free to use both cores,
             # which it then shares with wrk: compare with the pinned one-process row.
             server = serve(config, directory / "workers.log", workers=2)
@@ -662,15 +679,70 @@ def run_cases(directory: Path, args: argparse.Namespace, ceiling: Ceiling) -> li
             finally:
                 server.terminate()
                 server.wait(timeout=20)
-    rows += replicas_on_postgres(directory, args.seconds, ceiling)
+    rows += replicas_on_postgres(directory, args.seconds, ceiling, notes)
     rows += growth(directory, args.seconds, args.robots, args.projects, ceiling, args.turns)
     return rows
 
 
-def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> list[dict[str, Any]]:
+def default_logging(
+    directory: Path, port: int, path: str, auth: str, args: argparse.Namespace, ceiling: Ceiling
+) -> list[dict[str, Any]]:
+    """The warm ES256 case as the default configuration runs it: `log.level = "info"`, one
+    line per token request, written to a file as a server's stderr usually is."""
+    config = directory / "ES256" / "tokenserver.toml"
+    server = serve(config, directory / "logging.log", environ={"TOKENSERVER_LOG_LEVEL": "info"})
+    try:
+        wait(f"http://127.0.0.1:{port}/healthz", server)
+        script = lua("GET", path, {"Authorization": auth})
+        run_wrk(port, script, 1, server.pid, directory)  # warm up: the one KDF
+        row = median_turn(
+            [ceiling.paired(port, script, server.pid, args.seconds) for _ in range(args.turns)]
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    lines = sum(1 for line in (directory / "logging.log").open() if " token issued " in line)
+    if lines < row["rps"]:  # at least a second's worth: the server logged what it served
+        raise SystemExit(f"the default-logging server logged {lines} token lines")
+    return [{"case": "warm robot ES256, default logging (info)", **row, "log_lines": lines}]
+
+
+def other_loop(
+    directory: Path, port: int, path: str, auth: str, args: argparse.Namespace, body_size: int
+) -> list[dict[str, Any]]:
+    """The warm ES256 case on the standard library's loop (`server.event_loop = "asyncio"`),
+    divided by a ceiling on that loop: both loops' absolute numbers in one run. None where
+    uvloop is not installed (every row is on asyncio then)."""
+    if event_loop("auto").name == "asyncio":
+        return []
+    config = directory / "ES256" / "tokenserver.toml"
+    ceiling = Ceiling(directory, args.seconds, loop="asyncio")
+    server = serve(
+        config, directory / "asyncio.log", environ={"TOKENSERVER_SERVER_EVENT_LOOP": "asyncio"}
+    )
+    try:
+        ceiling.start(body_size)
+        wait(f"http://127.0.0.1:{port}/healthz", server)
+        script = lua("GET", path, {"Authorization": auth})
+        run_wrk(port, script, 1, server.pid, directory)  # warm up: the one KDF
+        row = median_turn(
+            [ceiling.paired(port, script, server.pid, args.seconds) for _ in range(args.turns)]
+        )
+        return [ceiling.row(), {"case": "warm robot ES256, asyncio", **row}]
+    finally:
+        ceiling.stop()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def replicas_on_postgres(
+    directory: Path, seconds: int, ceiling: Ceiling, notes: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The warm ES256 case on a private PostgreSQL (tests/postgres.py): one replica pinned as
     the SQLite rows are, then two replicas (two `serve` processes, two ports, a wrk each),
-    free to use both cores, which they share with PostgreSQL and wrk."""
+    free to use both cores, which they share with PostgreSQL and wrk. Between them, how long
+    a change committed elsewhere takes to count on the one replica (`change_to_effect`), idle
+    and under the warm load, into `notes`."""
     if binaries() is None:
         print("PostgreSQL not installed (scripts/test-deps): no replica rows", file=sys.stderr)
         return []
@@ -695,6 +767,12 @@ def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> lis
             run_wrk(ports[0], script, 1, one.pid, directory)  # warm up: the one KDF
             row = ceiling.paired(ports[0], script, one.pid, seconds)
             rows.append({"case": "warm robot ES256, PostgreSQL, 1 replica", **row})
+            url = environ["TOKENSERVER_DATABASE_URL"]
+            measured = {"idle": asyncio.run(change_to_effect(ports[0], url, CHANGES))}
+            load = start_wrk(ports[0], script, seconds, directory, "pg-load", connections=16)
+            measured["under the warm load"] = asyncio.run(change_to_effect(ports[0], url, CHANGES))
+            load.communicate()
+            notes["change_to_effect_ms"] = measured
         finally:
             one.terminate()
             one.wait(timeout=10)
@@ -728,6 +806,45 @@ def replicas_on_postgres(directory: Path, seconds: int, ceiling: Ceiling) -> lis
         return rows
     finally:
         postgres.stop()
+
+
+CHANGES = 200  # even
+
+
+async def change_to_effect(port: int, url: str, changes: int) -> dict[str, Any]:
+    """Milliseconds from a commit made outside the replica (this script's own connection, as
+    another replica or the command line would) to the replica's first answer that honours it:
+    project p turned private, then public, `changes` times (even: it ends as it began); an
+    anonymous pull of p/app is asked for again and again until its grant follows. A poll is
+    one request (about a millisecond here): the figures include up to one."""
+    import aiohttp
+    import asyncpg
+
+    path = f"http://127.0.0.1:{port}/service/token?service=registry&scope=repository:p/app:pull"
+    delays: list[float] = []
+    conn = await asyncpg.connect(url)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def pulls() -> bool:
+                async with http.get(path) as r:
+                    token = (await r.json())["token"]
+                claims = jwt.decode(token, options={"verify_signature": False})
+                return any(entry["actions"] for entry in claims["access"])
+
+            public = await pulls()
+            for _ in range(changes):
+                await conn.execute("UPDATE project SET public = NOT public WHERE name = 'p'")
+                committed = time.perf_counter()
+                public = not public
+                while await pulls() != public:
+                    pass
+                delays.append((time.perf_counter() - committed) * 1000)
+    finally:
+        await conn.close()
+    delays.sort()
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    return {"changes": changes, "p50": delays[len(delays) // 2], "p99": p99, "max": delays[-1]}
 
 
 if __name__ == "__main__":

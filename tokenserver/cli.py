@@ -108,11 +108,13 @@ from tokenserver.errors import (
     StorageError,
     TokenServerError,
 )
+from tokenserver.eventloop import event_loop
 from tokenserver.http.observability import (
     AccessLogger,
     JsonFormatter,
     ParserErrorFilter,
     TextFormatter,
+    TurnHandler,
 )
 from tokenserver.keys import (
     generate_private_key,
@@ -338,12 +340,16 @@ def cmd_registry_config(args: argparse.Namespace) -> int:
 
 
 def configure_logging(level: str, form: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = TurnHandler(sys.stderr)
     if form == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(ParserErrorFilter())
+    # NOTE: no format shows a record's thread, process or source line; not collecting them
+    # (the logging HOWTO's optimisations) saves microseconds on each token request's line.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
@@ -376,6 +382,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log.level, settings.log.format)
+    loop = event_loop(settings.server.event_loop)
     context = _tls_context(settings)
     if context is None and not is_loopback(settings.server.host):
         if not settings.server.allow_plain_http:
@@ -393,9 +400,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and not args.worker:
         return _supervise(args)
     # NOTE: with --workers, each worker binds the same port; the kernel spreads connections
-    # over them (SO_REUSEPORT). They share the database.
-    app = create_app(settings, create_database=False)
-    asyncio.run(_serve(app, settings, context, reuse_port=args.worker))
+    # over them (SO_REUSEPORT). They share the database, and the lockouts kept in it.
+    app = create_app(settings, create_database=False, shared_lockouts=args.worker)
+    with asyncio.Runner(loop_factory=loop.new) as runner:
+        runner.run(_serve(app, settings, context, reuse_port=args.worker, loop_name=loop.name))
     return EXIT_OK
 
 
@@ -404,7 +412,12 @@ def _address(host: str, port: int) -> str:
 
 
 async def _serve(
-    app: web.Application, settings: Settings, context: ssl.SSLContext | None, *, reuse_port: bool
+    app: web.Application,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    *,
+    reuse_port: bool,
+    loop_name: str,
 ) -> None:
     """Serve `app` until SIGINT or SIGTERM. Says where it serves once it listens there;
     raises ConfigError naming the address when it cannot listen (in use, not local...)."""
@@ -419,7 +432,7 @@ async def _serve(
         )
         await runner.setup()
         try:
-            await _listen(runner, settings, context, reuse_port)
+            await _listen(runner, settings, context, reuse_port, loop_name)
             await stop.wait()
             logging.getLogger("tokenserver").info("stopping: finishing requests in flight")
         finally:
@@ -431,7 +444,11 @@ async def _serve(
 
 
 async def _listen(
-    runner: web.AppRunner, settings: Settings, context: ssl.SSLContext | None, reuse_port: bool
+    runner: web.AppRunner,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    reuse_port: bool,
+    loop_name: str,
 ) -> None:
     address = _address(settings.server.host, settings.server.port)
     site = web.TCPSite(
@@ -454,12 +471,13 @@ async def _listen(
         key = "server.host" if host_at_fault else "server.port"
         raise ConfigError(key, f"cannot listen on {address}: {reason}") from None
     logging.getLogger("tokenserver").info(
-        "serving on %s, realm %s, service %s, issuer %s, %s",
+        "serving on %s, realm %s, service %s, issuer %s, %s, event loop %s",
         address,
         settings.server.realm,
         settings.token.service,
         settings.token.issuer,
         settings.token.algorithm,
+        loop_name,
     )
 
 

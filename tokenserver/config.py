@@ -210,6 +210,13 @@ class ServerSettings(_Section):
         "$proxy_add_x_forwarded_for) or forwarded (RFC 7239). Only that one is read: a proxy\n"
         "passes the other on from the client unchanged.",
     )
+    event_loop: str = _key(
+        "auto",
+        _choice("auto", "uvloop", "asyncio"),
+        "The event loop `serve` runs on: uvloop (faster; installed with tokenserver on Linux\n"
+        "and macOS), asyncio (the standard library's), or auto: uvloop where it is installed,\n"
+        "else asyncio. uvloop where it is not installed stops the server at start.",
+    )
 
     @property
     def registry_host(self) -> str:

@@ -35,6 +35,9 @@ from tokenserver.services.webhooks import RobotEvents, WebhookService
 from tokenserver.storage.sql import SqlStore
 from tokenserver.storage.sqlite import SqliteStore
 
+# Rows a server's PostgreSQL store keeps for the token path (as many as SQLite's cache).
+READ_CACHE_ROWS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
@@ -62,16 +65,23 @@ class Runtime:
     header_seal: HeaderSeal
 
 
-async def open_store(settings: Settings, *, create_database: bool = True) -> SqlStore:
+async def open_store(
+    settings: Settings, *, create_database: bool = True, cache: bool = False
+) -> SqlStore:
     """The configured database: PostgreSQL for a `database.url`, else the SQLite file. One
     that does not exist (a missing file, a PostgreSQL database without the schema) is created
-    only if `create_database`, else StorageError: only `tokenserver init` creates one."""
+    only if `create_database`, else StorageError: only `tokenserver init` creates one. `cache`:
+    a server's PostgreSQL store keeps a read cache, on a listening connection of its own
+    (SQLite's costs nothing to keep: always)."""
     if settings.database.url:
         # NOTE: imported here, so that SQLite deployments never load asyncpg.
         from tokenserver.storage.postgres import PostgresStore
 
         return await PostgresStore.open(
-            settings.database.url, pool_size=settings.database.pool_size, create=create_database
+            settings.database.url,
+            pool_size=settings.database.pool_size,
+            create=create_database,
+            cache_size=READ_CACHE_ROWS if cache else 0,
         )
     return await SqliteStore.open(settings.database.path, create=create_database)
 
@@ -92,13 +102,17 @@ async def open_runtime(
     sign: bool,
     clock: Callable[[], float] = time.time,
     create_database: bool = True,
+    shared_lockouts: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open storage and build the services; `sign` loads the signing key and the webhook
     key, creating the latter if there is none (the server needs them, management commands
-    do not). `clock` is the token path's time (authentication, refresh tokens, signing):
-    tests move it instead of sleeping. `create_database`: see `open_store`. Raises
-    ConfigError or StorageError."""
-    store = await open_store(settings, create_database=create_database)
+    do not). `clock` is the token path's time (authentication, refresh tokens, signing,
+    lockouts kept in the database): tests move it instead of sleeping. `create_database`:
+    see `open_store`. The lockouts' scores are kept in the database, for every process that
+    serves it, on PostgreSQL (replicas) and with `shared_lockouts` (SQLite opened by several
+    `serve --workers` processes); else in memory. A server (`sign`) keeps a read cache on
+    PostgreSQL too (storage/pg_cache.py). Raises ConfigError or StorageError."""
+    store = await open_store(settings, create_database=create_database, cache=sign)
     verifier = SecretVerifier(
         cache_size=settings.security.verify_cache_size,
         cache_ttl=settings.security.verify_cache_ttl,
@@ -139,10 +153,13 @@ async def open_runtime(
             if sign and settings.legacy.verification_key is not None
             else None
         )
+        shared = shared_lockouts or bool(settings.database.url)
         throttle = Throttle(
             pair_threshold=settings.security.lockout_threshold,
             address_threshold=settings.security.lockout_address_threshold,
             max_seconds=settings.security.lockout_max_seconds,
+            clock=clock if shared else time.monotonic,
+            shared=store if shared else None,
         )
         temporary: TemporarySecrets | None = None
         if sign:

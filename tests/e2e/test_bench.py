@@ -23,9 +23,12 @@ def test_bench_runs_every_case_without_errors(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(output.read_text())
     cases = [row["case"] for row in report["rows"]]
-    assert cases[0].startswith("ceiling")
+    assert cases[0] == "ceiling (minimal aiohttp, same body size), uvloop, median of samples"
     assert {
         "warm robot ES256",
+        "warm robot ES256, default logging (info)",
+        "warm robot ES256, asyncio",
+        "ceiling (minimal aiohttp, same body size), asyncio, median of samples",
         "warm robot ES256, 10 repository patterns",
         "warm robot RS256",
         "POST refresh_token",

@@ -38,8 +38,13 @@ def test_push_then_pull_back_with_equal_digests(stack: Stack) -> None:
     assert layout_digest(back) == digest
     # The registry really verified our token: its log names the robot.
     assert f'auth.user.name="{robot.name}"' in stack.registry_log()
-    assert re.search(r"tokenserver\.access 127\.0\.0\.1 GET /service/token 200 .* id=[0-9a-f]{32}",
-                     stack.server_log())  # fmt: skip
+    # One line per token request: the token log's, with what the access log said.
+    log = stack.server_log()
+    account = re.escape(robot.name)
+    assert re.search(rf"tokenserver\.token token issued grant=basic account='{account}' "
+                     r"client=127\.0\.0\.1 .* method=GET status=200 ms=[\d.]+ id=[0-9a-f]{32} "
+                     r"agent='[^']", log)  # fmt: skip
+    assert "GET /service/token" not in log
 
 
 def test_wrong_secret_fails_skopeo_login(stack: Stack) -> None:

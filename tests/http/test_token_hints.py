@@ -10,6 +10,7 @@ to quote it. Neither line holds a secret.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import jwt
@@ -41,8 +42,16 @@ async def token_request(server: Server, scopes: list[str], headers: dict[str, st
     return await response.json()
 
 
+# What the line says of the request besides the token service's outcome (tests/http/
+# test_observability.py pins it).
+ACCESS_FIELDS = re.compile(r" method=(GET|POST) status=\d+ ms=[\d.]+ id=\S+ agent='[^']*'$")
+
+
 def token_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [m for m in caplog.messages if m.startswith("token ")]
+    """The token lines, each without its request's fields (method, status, time, id, agent)."""
+    lines = [m for m in caplog.messages if m.startswith("token ")]
+    assert all(ACCESS_FIELDS.search(line) for line in lines), lines
+    return [ACCESS_FIELDS.sub("", line) for line in lines]
 
 
 def access_of(body: Any) -> Any:

@@ -143,7 +143,7 @@ async def test_attack_long_unknown_accounts_do_not_grow_any_structure(setup: Set
                 await setup.runtime.authenticator.authenticate(
                     Credentials(username, Secret("Wrong1Secret")), "192.0.2.1"
                 )
-    assert max(len(text) for _, text in setup.runtime.throttle._scores) <= 128
+    assert max(len(key) for key in setup.runtime.throttle._scores) <= 32
     store = setup.runtime.store
     assert isinstance(store, SqliteStore) and store._cache is not None
     longest = max(

@@ -18,6 +18,7 @@ from tests.postgres import PostgresServer
 from tokenserver.config import Settings
 from tokenserver.domain.federation import KEEP_FAILURES, KEEP_LOGINS, Condition, Identity
 from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
+from tokenserver.domain.lockouts import BASE_SPAN, CHECK_STALE_SECONDS, HALF_LIFE, lockout_key
 from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
@@ -40,14 +41,16 @@ from tokenserver.storage.sqlite import SqliteStore
 PULL = (Access("repository", "pull"),)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-cached"])
 async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
     opened: SqlStore
     if request.param == "sqlite":
         opened = await SqliteStore.open(with_migrated_database(settings).database.path)
     else:
+        # Cached: a server's store, whose reads must honour its own writes at once.
         server: PostgresServer = request.getfixturevalue("postgres")
-        opened = await PostgresStore.open(server.migrated_database())
+        cache_size = 1000 if request.param == "postgresql-cached" else 0
+        opened = await PostgresStore.open(server.migrated_database(), cache_size=cache_size)
     try:
         yield opened
     finally:
@@ -1142,3 +1145,95 @@ async def test_removing_an_issuer_keeps_its_jtis_used(store: Store) -> None:
     assert await store.delete_issuer("github") == IssuerRemoval(True)
     again = await store.add_issuer(new_issuer())
     assert not await store.use_jti(again.url, "j", 500, 100)
+
+
+# ---- shared lockouts ----------------------------------------------------------------------
+
+NOW = 1_700_000_000.0  # well inside a period: failures a few seconds apart share its base
+
+
+async def test_failures_add_up_and_decay(store: Store) -> None:
+    key = lockout_key("pair", "robot$p+ci\x00192.0.2.1")
+    for i in range(3):
+        row = await store.add_lockout_failure(key, NOW + i)
+    assert row.key == key and row.locked_until == 0
+    assert row.score(NOW + 2) == pytest.approx(1 + 0.5 ** (1 / 300) + 0.5 ** (2 / 300))
+    assert row.score(NOW + 2 + HALF_LIFE) == pytest.approx(row.score(NOW + 2) / 2)
+    assert await store.find_lockouts([key, lockout_key("addr", "192.0.2.1")]) == [row]
+    assert await store.find_lockouts([]) == []
+
+
+async def test_a_score_is_carried_into_the_next_period_and_forgotten_after(store: Store) -> None:
+    key = lockout_key("addr", "192.0.2.1")
+    end = (NOW // BASE_SPAN + 1) * BASE_SPAN  # the next period begins
+    await store.add_lockout_failure(key, end - 1)
+    row = await store.add_lockout_failure(key, end + 1)
+    assert row.score(end + 1) == pytest.approx(1 + 0.5 ** (2 / HALF_LIFE))
+    # A replica whose clock is a period behind adds to the row as it stands.
+    row = await store.add_lockout_failure(key, end - 2)
+    assert row.score(end + 1) == pytest.approx(1 + 0.5 ** (2 / HALF_LIFE) + 0.5 ** (3 / HALF_LIFE))
+    # Two periods on, what there was has decayed past counting: it starts afresh.
+    row = await store.add_lockout_failure(key, end + 2 * BASE_SPAN + 5)
+    assert row.score(end + 2 * BASE_SPAN + 5) == pytest.approx(1)
+
+
+async def test_attack_failures_added_at_once_all_count(store: Store) -> None:
+    key = lockout_key("addr", "192.0.2.9")
+    await asyncio.gather(*(store.add_lockout_failure(key, NOW) for _ in range(20)))
+    (row,) = await store.find_lockouts([key])
+    assert row.score(NOW) == pytest.approx(20)
+
+
+async def test_lockouts_only_extend_and_are_listed_and_cleared(store: Store) -> None:
+    a, b, c = (lockout_key("addr", f"192.0.2.{i}") for i in range(3))
+    for key in (a, b, c):
+        await store.add_lockout_failure(key, NOW)
+    await store.extend_lockout(a, NOW + 100)
+    await store.extend_lockout(a, NOW + 50)  # shorter: kept as it was
+    await store.extend_lockout(b, NOW + 10)
+    await store.extend_lockout(lockout_key("addr", "nobody"), NOW + 10)  # no row: none made
+    assert [(r.key, r.locked_until) for r in await store.list_lockouts(NOW, 10)] == [
+        (a, NOW + 100), (b, NOW + 10),
+    ]  # fmt: skip
+    assert [r.key for r in await store.list_lockouts(NOW + 20, 10)] == [a]
+    assert len(await store.list_lockouts(NOW, 1)) == 1
+    await store.clear_lockout(a)
+    assert {r.key for r in await store.find_lockouts([a, b, c])} == {b, c}
+    # Adding a failure keeps the lockout.
+    row = await store.add_lockout_failure(b, NOW + 1)
+    assert row.locked_until == NOW + 10
+
+
+async def test_running_checks_are_counted_for_others_until_they_end_or_go_stale(
+    store: Store,
+) -> None:
+    pair, other_pair = lockout_key("pair", "a\x00ip"), lockout_key("pair", "b\x00ip")
+    address = lockout_key("addr", "ip")
+    assert await store.begin_check("c1", pair, address, NOW) == (0, 0)
+    assert await store.begin_check("c2", pair, address, NOW) == (1, 1)
+    assert await store.begin_check("c3", other_pair, address, NOW) == (0, 2)
+    await store.end_check("c1")
+    assert await store.begin_check("c4", pair, address, NOW) == (1, 2)
+    # A check begun CHECK_STALE_SECONDS ago belongs to a process that died.
+    later = NOW + CHECK_STALE_SECONDS
+    assert await store.begin_check("c5", pair, address, later) == (0, 0)
+    await store.prune_lockouts(later)
+    assert await store.begin_check("c6", pair, address, NOW + 1) == (1, 1)  # only c5 is left
+
+
+async def test_scores_decayed_to_nothing_are_pruned_unless_locked(store: Store) -> None:
+    old, locked, recent = (lockout_key("addr", name) for name in ("old", "locked", "recent"))
+    for key in (old, locked):
+        await store.add_lockout_failure(key, NOW - 4 * BASE_SPAN)
+    await store.extend_lockout(locked, NOW + 60)
+    await store.add_lockout_failure(recent, NOW - 10)
+    await store.prune_lockouts(NOW)
+    assert {r.key for r in await store.find_lockouts([old, locked, recent])} == {locked, recent}
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "x" * 9000, "\ud800", "robot$p+ci\x00::1"])
+async def test_attack_hostile_names_make_storable_lockout_keys(store: Store, text: str) -> None:
+    key = lockout_key("pair", text)
+    assert len(key) == 32 and key != lockout_key("addr", text)
+    row = await store.add_lockout_failure(key, NOW)
+    assert await store.find_lockouts([key]) == [row]

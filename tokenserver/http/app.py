@@ -22,6 +22,7 @@ from tokenserver.http.token import oauth_token, token
 from tokenserver.http.webui import add_web_routes
 from tokenserver.runtime import Runtime, open_runtime
 from tokenserver.services.keyring import KEY_POLL_SECONDS
+from tokenserver.services.throttle import SYNC_SECONDS
 from tokenserver.services.usage import FLUSH_SECONDS
 from tokenserver.services.webhooks import HttpSender, WebhookDelivery
 
@@ -60,6 +61,16 @@ async def _follow_keyring(runtime: Runtime) -> None:
             log.exception("could not follow the keyring")
 
 
+async def _sync_lockouts(runtime: Runtime) -> None:
+    """Learn of the lockouts the other processes on the database began."""
+    while True:
+        try:
+            await runtime.throttle.sync()
+        except Exception:
+            logging.getLogger("tokenserver").exception("could not read the shared lockouts")
+        await asyncio.sleep(SYNC_SECONDS)
+
+
 async def _sweep_expiry(runtime: Runtime) -> None:
     """Queue the robots' expiry notices as they fall due (each once, whichever replica
     sweeps first)."""
@@ -76,10 +87,12 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     create_database: bool = True,
+    shared_lockouts: bool = False,
 ) -> web.Application:
     """The server; `clock` is the token path's time, `create_database` whether a missing
-    database is created (see `open_runtime`). It logs nothing at start: `tokenserver serve`
-    says where it serves once it listens there."""
+    database is created, `shared_lockouts` whether other processes serve its SQLite database
+    too (see `open_runtime`). It logs nothing at start: `tokenserver serve` says where it
+    serves once it listens there."""
     app = web.Application(
         middlewares=[observe, error_middleware],
         client_max_size=MAX_BODY_BYTES,
@@ -92,7 +105,11 @@ def create_app(
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(
-            settings, sign=True, clock=clock, create_database=create_database
+            settings,
+            sign=True,
+            clock=clock,
+            create_database=create_database,
+            shared_lockouts=shared_lockouts,
         ) as runtime:
             assert runtime.tokens is not None
             app[RUNTIME] = runtime
@@ -106,6 +123,8 @@ def create_app(
                 asyncio.create_task(delivery.run()),
                 asyncio.create_task(_sweep_expiry(runtime)),
             ]
+            if runtime.throttle.shared:
+                tasks.append(asyncio.create_task(_sync_lockouts(runtime)))
             try:
                 yield
             finally:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tokenserver.http.proxies import ProxySettings
 from tokenserver.runtime import Runtime
-from tokenserver.services.tokens import TokenService
+from tokenserver.services.tokens import ExchangeRequest, TokenRequest, TokenService
 
 if TYPE_CHECKING:
     # NOTE: observability reads METRICS in its middleware, so it cannot be imported here.
@@ -32,3 +32,7 @@ FORWARDED_HTTPS = web.RequestKey("forwarded_https", bool)
 REQUEST_ID = web.RequestKey("request_id", str)
 # The token request's grant type (a `Grant`, or "unknown"), a label of the token metrics.
 GRANT = web.RequestKey("grant", str)
+# The token request the handler gave the token service: its `outcome` is the log line's.
+TOKEN_REQUEST: web.RequestKey[TokenRequest | ExchangeRequest] = web.RequestKey("token_request")
+# The observe middleware wrote the request's line (a token request's): the access log skips it.
+LOGGED = web.RequestKey("logged", bool)

@@ -1,4 +1,5 @@
-"""Metrics (Prometheus, via prometheus-client), request ids and the access log."""
+"""Metrics (Prometheus, via prometheus-client), request ids, the access log and the token
+requests' log line."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from typing import TextIO
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -32,10 +34,12 @@ from tokenserver.http.appkeys import (
     CLIENT,
     FORWARDED_HTTPS,
     GRANT,
+    LOGGED,
     METRICS,
     PROXIES,
     REQUEST_ID,
     RUNTIME,
+    TOKEN_REQUEST,
 )
 from tokenserver.http.proxies import resolve
 from tokenserver.runtime import Runtime
@@ -257,9 +261,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers.update(NO_STORE)
     metrics = request.app[METRICS]
     if request.path == "/service/token":
-        metrics.count_token(
-            request.get(GRANT, "unknown"), response.status, time.perf_counter() - started
-        )
+        seconds = time.perf_counter() - started
+        metrics.count_token(request.get(GRANT, "unknown"), response.status, seconds)
+        if _token_log.isEnabledFor(logging.INFO):
+            _log_token(request, response.status, seconds)
     elif request.path.startswith("/api/"):
         route = request.match_info.route.resource
         template = route.canonical if route is not None else "unmatched"
@@ -267,9 +272,44 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+_token_log = logging.getLogger("tokenserver.token")
+
+# What the access line says of a request, after what the token service says of its outcome.
+_ACCESS_FIELDS = " method=%s status=%d ms=%.1f id=%s agent=%s"
+
+
+def _log_token(request: web.Request, status: int, seconds: float) -> None:
+    """A token request's one line: the token service's outcome (who, what was asked and
+    granted, or why not) and what the access line would say (method, status, time, request
+    id, agent); the path is the token endpoint's. A request refused before it reached the
+    service (a malformed form, a method not allowed) says what is known of it."""
+    served = request.get(TOKEN_REQUEST)
+    outcome = None if served is None else served.outcome
+    if outcome is None:
+        message, args = (
+            "token denied grant=%s client=%s"
+            if status < 500
+            else "token failed grant=%s client=%s",
+            (request.get(GRANT, "unknown"), request[CLIENT]),
+        )
+    else:
+        message, args = outcome
+    _token_log.info(
+        message + _ACCESS_FIELDS,
+        *args,
+        request.method,
+        status,
+        seconds * 1000,
+        request[REQUEST_ID],
+        quote(request.headers.get("User-Agent", "")[:200]),
+    )
+    request[LOGGED] = True
+
+
 class AccessLogger(AbstractAccessLogger):
-    """One line per request with its id; never the query's secrets (there are none in GET
-    token requests) nor any header but the user agent. What the caller chose (the decoded
+    """One line per request with its id, but for the token requests the observe middleware
+    logged (their line says all this one would); never the query's secrets (there are none
+    in GET token requests) nor any header but the user agent. What the caller chose (the decoded
     path, the agent) is escaped: `%0A` in a path cannot start a line of its own, a space
     cannot shift the fields."""
 
@@ -282,6 +322,8 @@ class AccessLogger(AbstractAccessLogger):
         # NOTE: the address is the socket's peer or one `resolve` parsed as an IP address, the
         # method a token the HTTP parser checked, the id checked by `observe`: only the path
         # and the agent are the caller's text.
+        if request.get(LOGGED):
+            return
         self.logger.info(
             "%s %s %s %d %.1fms id=%s agent=%s",
             request.get(CLIENT) or request.remote,
@@ -312,8 +354,33 @@ class ParserErrorFilter(logging.Filter):
         return True
 
 
+class _SecondCache:
+    """A record's time as `datefmt` says, worked out (localtime, strftime) once per second:
+    the token endpoint writes a line per request."""
+
+    def __init__(self, datefmt: str) -> None:
+        self._datefmt = datefmt
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._text = time.strftime(self._datefmt, time.localtime(second))
+            self._second = second
+        return self._text
+
+
 class TextFormatter(logging.Formatter):
     """`log.format = "text"`: one line per record, tracebacks aside."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._seconds = _SecondCache(self.default_time_format)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # What logging.Formatter writes by default: `2026-11-30 05:00:00,000`.
+        return f"{self._seconds(record.created)},{int(record.msecs):03d}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         # NOTE: call sites escape what callers sent (tokenserver.domain.text), so their
@@ -326,9 +393,13 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """`log.format = "json"`: one JSON object per line."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _SecondCache("%Y-%m-%dT%H:%M:%S")
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": self._seconds(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": printable(record.getMessage()),
@@ -336,3 +407,43 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+class TurnHandler(logging.StreamHandler[TextIO]):
+    """Writes the lines logged during one turn of the event loop with one write at its end,
+    rather than a write (a system call) per line: under load a turn serves about ten token
+    requests, each logged. A line logged outside the loop's thread, or with no loop running,
+    is written at once, after those held; `flush` (logging's shutdown at exit calls it)
+    writes what is held. A process killed outright loses at most its last turn's lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._held: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._held.append(line)
+            self.flush()
+            return
+        if not self._held:
+            loop.call_soon(self.flush)
+        self._held.append(line)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            held, self._held = self._held, []
+            try:
+                if held:
+                    self.stream.write("".join(held))
+                self.stream.flush()
+            except (OSError, ValueError):
+                # NOTE: a closed or broken stream: there is nowhere left to say so, and
+                # raising in the loop's callback would log, and come back here, again.
+                pass

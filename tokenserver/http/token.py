@@ -17,7 +17,7 @@ from tokenserver.domain.exchange import (
 )
 from tokenserver.domain.secrets import Secret
 from tokenserver.errors import BadRequest, Unauthorized
-from tokenserver.http.appkeys import CLIENT, GRANT, TOKENS
+from tokenserver.http.appkeys import CLIENT, GRANT, TOKEN_REQUEST, TOKENS
 from tokenserver.http.input import form_fields
 from tokenserver.http.observability import NO_STORE
 from tokenserver.services.temporary_secrets import IssuedSecret
@@ -57,17 +57,16 @@ async def token(request: web.Request) -> web.Response:
     grant = Grant.BASIC if "Authorization" in request.headers else Grant.ANONYMOUS
     request[GRANT] = grant
     credentials = parse_basic(request.headers.get("Authorization"))
-    issued = await request.app[TOKENS].request(
-        TokenRequest(
-            grant=grant,
-            credentials=credentials,
-            scopes=query.getall("scope", []),
-            service=query.get("service"),
-            address=request[CLIENT],
-            client_id=query.get("client_id", ""),
-            offline=query.get("offline_token", "").lower() == "true",
-        )
+    served = request[TOKEN_REQUEST] = TokenRequest(
+        grant=grant,
+        credentials=credentials,
+        scopes=query.getall("scope", []),
+        service=query.get("service"),
+        address=request[CLIENT],
+        client_id=query.get("client_id", ""),
+        offline=query.get("offline_token", "").lower() == "true",
     )
+    issued = await request.app[TOKENS].request(served)
     return _token_response(issued, oauth=False)
 
 
@@ -98,19 +97,17 @@ async def oauth_token(request: web.Request) -> web.Response:
         return await _exchange(request, form)
     else:
         raise BadRequest(f"grant_type must be password, refresh_token or {GRANT_TYPE}")
-    scopes = form.getall("scope", [])
-    issued = await request.app[TOKENS].request(
-        TokenRequest(
-            grant=grant,
-            credentials=credentials,
-            refresh_token=refresh,
-            scopes=scopes,
-            service=field("service"),
-            address=request[CLIENT],
-            client_id=field("client_id") or "",
-            offline=field("access_type") == "offline",
-        )
+    served = request[TOKEN_REQUEST] = TokenRequest(
+        grant=grant,
+        credentials=credentials,
+        refresh_token=refresh,
+        scopes=form.getall("scope", []),
+        service=field("service"),
+        address=request[CLIENT],
+        client_id=field("client_id") or "",
+        offline=field("access_type") == "offline",
     )
+    issued = await request.app[TOKENS].request(served)
     return _token_response(issued, oauth=True)
 
 
@@ -129,15 +126,14 @@ async def _exchange(request: web.Request, form: MultiDictProxy[str]) -> web.Resp
             # NOTE: the first value would win here, where a proxy or an audit may read the last.
             raise BadRequest(f"{name[:100]} is given {count} times: give it once")
     exchange = parse_exchange(lambda name: form.getall(name, []))
-    issued = await request.app[TOKENS].exchange(
-        ExchangeRequest(
-            exchange,
-            service=form.get("service"),
-            address=request[CLIENT],
-            client_id=form.get("client_id") or "",
-            offline=form.get("access_type") == "offline",
-        )
+    served = request[TOKEN_REQUEST] = ExchangeRequest(
+        exchange,
+        service=form.get("service"),
+        address=request[CLIENT],
+        client_id=form.get("client_id") or "",
+        offline=form.get("access_type") == "offline",
     )
+    issued = await request.app[TOKENS].exchange(served)
     body: dict[str, object]
     if isinstance(issued, IssuedSecret):
         body = {

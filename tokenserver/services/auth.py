@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.exchange import TEMPORARY_SECRET_LENGTH, TEMPORARY_SECRET_PREFIX
@@ -84,7 +84,7 @@ class Authenticator:
                 await self._verifier.match(password, self._verifier.dummy_hash(username), None)
             finally:
                 if self._throttle is not None:
-                    self._throttle.failed(username, address, password.reveal())
+                    await self._throttle.failed(username, address, password.reveal())
             raise
 
     async def _robot(self, username: str) -> Robot | None:
@@ -112,12 +112,13 @@ class Authenticator:
         return await self._temporary.authenticate(robot, credentials.password)
 
     async def _authenticate(
-        self, credentials: Credentials, admit: Callable[[], None] | None = None
+        self, credentials: Credentials, admit: Callable[[], Awaitable[None]] | None = None
     ) -> Principal:
         """The robot or user these credentials belong to. Raises Unauthorized otherwise.
 
         Robots and users are read from storage on every call, so a change made by another
-        process (the CLI while the server runs) counts on the very next request. An unknown
+        process (the CLI while the server runs) counts on the very next request (on PostgreSQL
+        replicas, once its notification has arrived: see storage/pg_cache.py). An unknown
         account runs the same KDF work as a known one, in bursts too: it is checked against a
         stand-in hash of its own name (`dummy_hash`), so concurrent requests share a KDF run
         exactly when they would for a known account. Whether a robot is disabled or expired

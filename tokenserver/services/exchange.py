@@ -55,7 +55,9 @@ class TokenExchange:
                 try:
                     self._throttle.check(exchange.robot, address)
                 finally:
-                    self._throttle.failed(exchange.robot, address, exchange.subject_token.reveal())
+                    await self._throttle.failed(
+                        exchange.robot, address, exchange.subject_token.reveal()
+                    )
             raise
 
     async def _authenticate(self, name: RobotName, exchange: Exchange) -> Principal:

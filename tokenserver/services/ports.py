@@ -20,6 +20,7 @@ from tokenserver.domain.federation import (
     Issuer,
     TemporarySecret,
 )
+from tokenserver.domain.lockouts import LockoutRow
 from tokenserver.domain.models import (
     AuditEntry,
     KeyRecord,
@@ -156,7 +157,52 @@ class UserChange(Enum):
     LAST_SYSADMIN = "last sysadmin"  # refused: the user is the only system admin left
 
 
-class Store(Protocol):
+class LockoutStore(Protocol):
+    """Failure scores and running checks shared by every process serving one database
+    (replicas, `serve --workers`): see `tokenserver.domain.lockouts`. Keys are
+    `lockout_key` digests; times are seconds since the epoch."""
+
+    async def add_lockout_failure(self, key: str, now: float) -> LockoutRow:
+        """Add a failure at `now` to `key`'s score, in one statement: failures added at once
+        by several processes all count. The row as this failure left it."""
+        ...
+
+    async def extend_lockout(self, key: str, until: float) -> None:
+        """Lock `key` out until `until`, unless it already is until later (a row that is
+        gone stays gone)."""
+        ...
+
+    async def clear_lockout(self, key: str) -> None:
+        """Forget `key`'s score and lockout."""
+        ...
+
+    async def find_lockouts(self, keys: Sequence[str]) -> list[LockoutRow]:
+        """The rows of those of `keys` that have one."""
+        ...
+
+    async def list_lockouts(self, now: float, limit: int) -> list[LockoutRow]:
+        """At most `limit` rows locked out at `now`, the latest-ending first."""
+        ...
+
+    async def begin_check(
+        self, check_id: str, pair: str, address: str, now: float
+    ) -> tuple[int, int]:
+        """Record a check (a KDF run) starting at `now` for the `pair` and `address` keys;
+        how many other checks run for each (those begun CHECK_STALE_SECONDS ago or more are
+        not counted: their process died). Recorded before it counts: of two checks begun at
+        once, each in its own process, at least one counts the other."""
+        ...
+
+    async def end_check(self, check_id: str) -> None:
+        """The check has ended."""
+        ...
+
+    async def prune_lockouts(self, now: float) -> None:
+        """Forget checks gone stale and scores that have decayed to nothing, unlocked."""
+        ...
+
+
+class Store(LockoutStore, Protocol):
     # ---- projects -------------------------------------------------------------------------
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """Run the block's statements as one transaction, all or nothing, as the command

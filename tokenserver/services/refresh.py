@@ -114,7 +114,7 @@ class RefreshTokenService:
                 try:
                     self._throttle.check("refresh_token", address)
                 finally:
-                    self._throttle.failed("refresh_token", address, token.reveal())
+                    await self._throttle.failed("refresh_token", address, token.reveal())
             raise
 
     async def _authenticate(self, token: Secret) -> Principal:

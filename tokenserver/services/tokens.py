@@ -93,9 +93,16 @@ class Grant(StrEnum):
     TOKEN_EXCHANGE = "token_exchange"  # noqa: S105 (a grant type); POST, RFC 8693
 
 
+# What the log says of a token request's outcome: a %-format and its arguments, formatted only
+# if the line is written.
+Outcome = tuple[str, tuple[object, ...]]
+
+
 @dataclass(slots=True)
 class TokenRequest:
-    """One token request, GET or POST, as the HTTP layer read it."""
+    """One token request, GET or POST, as the HTTP layer read it. TokenService sets `outcome`
+    when its logger takes `info`; the HTTP layer writes it, with what it knows of the request
+    (status, time, request id), as the request's one log line."""
 
     grant: Grant
     scopes: Sequence[str]
@@ -105,17 +112,20 @@ class TokenRequest:
     refresh_token: Secret | None = None
     client_id: str = ""
     offline: bool = False
+    outcome: Outcome | None = None
 
 
 @dataclass(slots=True)
 class ExchangeRequest:
-    """A token exchange (RFC 8693, POST) as the HTTP layer read it."""
+    """A token exchange (RFC 8693, POST) as the HTTP layer read it; `outcome` as in
+    TokenRequest."""
 
     exchange: Exchange
     service: str | None
     address: str
     client_id: str = ""
     offline: bool = False
+    outcome: Outcome | None = None
 
 
 class TokenSigner:
@@ -290,8 +300,8 @@ class TokenService:
         )
 
     async def request(self, req: TokenRequest) -> IssuedToken:
-        """Serve one token request (GET or POST /service/token). Every outcome is logged,
-        never a secret.
+        """Serve one token request (GET or POST /service/token). Every outcome is described
+        in `req.outcome` for the log (when `tokenserver.token` takes `info`), never a secret.
 
         Raises BadRequest (wrong service, malformed scope) and Unauthorized (bad credentials
         or refresh token, or anonymous without a scope: the `docker login` probe must be
@@ -319,10 +329,12 @@ class TokenService:
             granted, missing = await self._grant(principal, scopes)
             issued = self._sign(principal, granted, refresh)
         except TokenServerError as e:
-            self._denied(req.grant, account, req.address, scopes, req.scopes, e)
+            req.outcome = self._denied(req.grant, account, req.address, scopes, req.scopes, e)
             raise
-        if log.isEnabledFor(logging.INFO):  # the arguments cost more than the call
-            self._issued(req.grant, principal, req.address, scopes, granted, refresh, missing)
+        if log.isEnabledFor(logging.INFO):  # the arguments cost more than the line
+            req.outcome = self._issued(
+                req.grant, principal, req.address, scopes, granted, refresh, missing
+            )
         return issued
 
     def _sign(
@@ -348,21 +360,23 @@ class TokenService:
         granted: Sequence[Scope],
         refresh: Secret | None,
         missing: Sequence[str],
-    ) -> None:
-        """Log an issued token: who (the workload too, for a federated login), what was
-        asked and granted; never the token."""
-        log.info(
+    ) -> Outcome:
+        """An issued token, for the log: who (the workload too, for a federated login), what
+        was asked and granted; never the token."""
+        return (
             "token issued grant=%s account=%s client=%s scopes=%s granted=%s%s%s%s",
-            grant,
-            quote(principal.name),
-            address,
-            quote(_formatted(scopes)),
-            quote(_formatted(granted)),
-            " refresh_token=yes" if refresh is not None else "",
-            # NOTE: only here, never in the answer: whether a project exists is not for a
-            # caller who may not see it.
-            " reason=" + quote(_missing_reason(missing)) if missing else "",
-            "" if principal.identity is None else _identified(principal.identity),
+            (
+                grant,
+                quote(principal.name),
+                address,
+                quote(_formatted(scopes)),
+                quote(_formatted(granted)),
+                " refresh_token=yes" if refresh is not None else "",
+                # NOTE: only here, never in the answer: whether a project exists is not for a
+                # caller who may not see it.
+                " reason=" + quote(_missing_reason(missing)) if missing else "",
+                "" if principal.identity is None else _identified(principal.identity),
+            ),
         )
 
     def _denied(
@@ -373,34 +387,38 @@ class TokenService:
         scopes: Sequence[Scope],
         asked: Sequence[str],
         e: TokenServerError,
-    ) -> None:
-        """Log a refused token request."""
+    ) -> Outcome | None:
+        """A refused token request, for the log (None when the log does not take it); its
+        status is the error's, which the HTTP layer writes."""
         # NOTE: the account, the scopes and the reason hold the caller's text: quoted and
         # escaped, so that one request stays one line (the client is the socket's peer).
-        if log.isEnabledFor(logging.INFO):
-            # NOTE: a user may be called `robot`, but no user's name holds a `+`.
-            hint = (
-                quote_hint(self._name_prefix, account)
-                if isinstance(e, Unauthorized)
-                and "+" in account
-                and shell_expanded(self._name_prefix, account)
-                else None
-            )
-            log.info(
-                "token denied grant=%s account=%s client=%s scopes=%s status=%d reason=%s%s%s",
+        if not log.isEnabledFor(logging.INFO):
+            return None
+        # NOTE: a user may be called `robot`, but no user's name holds a `+`.
+        hint = (
+            quote_hint(self._name_prefix, account)
+            if isinstance(e, Unauthorized)
+            and "+" in account
+            and shell_expanded(self._name_prefix, account)
+            else None
+        )
+        return (
+            "token denied grant=%s account=%s client=%s scopes=%s reason=%s%s%s",
+            (
                 grant,
                 quote(account),
                 address,
                 quote(_formatted(scopes) or " ".join(asked)[:200]),
-                e.status,
                 quote(e.reason if isinstance(e, FederationRefused) else e.message),
                 "" if hint is None else " hint=" + quote(hint),
                 _presented(e.presented) if isinstance(e, FederationRefused) else "",
-            )
+            ),
+        )
 
     async def exchange(self, req: ExchangeRequest) -> IssuedToken | IssuedSecret:
         """Serve a token exchange (RFC 8693): an access token for the scopes asked, or a
-        temporary secret of the robot. Every outcome is logged, never a token or secret.
+        temporary secret of the robot. Every outcome is described in `req.outcome` for the
+        log, never a token or secret.
 
         Raises BadRequest (wrong service, malformed scope, not a robot's name), TooManyRequests
         (locked out), Unauthorized (the ID token refused or taken before, the robot unknown,
@@ -425,20 +443,21 @@ class TokenService:
                 granted, missing = await self._grant(principal, scopes)
                 issued = self._sign(principal, granted, refresh)
         except TokenServerError as e:
-            self._denied(grant, account, req.address, scopes, req.exchange.scopes, e)
+            req.outcome = self._denied(grant, account, req.address, scopes, req.exchange.scopes, e)
             raise
-        who = "" if principal.identity is None else _identified(principal.identity)
         if req.exchange.secret:
-            log.info(
+            req.outcome = (
                 "robot secret issued grant=%s account=%s client=%s expires_in=%d%s",
-                grant,
-                quote(account),
-                req.address,
-                secret.expires_in,
-                who,
+                (
+                    grant,
+                    quote(account),
+                    req.address,
+                    secret.expires_in,
+                    "" if principal.identity is None else _identified(principal.identity),
+                ),
             )
             return secret
-        self._issued(grant, principal, req.address, scopes, granted, refresh, missing)
+        req.outcome = self._issued(grant, principal, req.address, scopes, granted, refresh, missing)
         return issued
 
     async def _grant(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tokenserver.domain.delegation import role_excess
 from tokenserver.domain.harbor_query import USER_KEYS
@@ -307,7 +307,7 @@ class UserService:
         if not old:
             raise Forbidden("the old password is wrong")
 
-        async def check(admit: Callable[[], None] | None) -> None:
+        async def check(admit: Callable[[], Awaitable[None]] | None) -> None:
             if not await self._verifier.verify(Secret(old), user.password_hash, admit):
                 raise Forbidden("the old password is wrong")
 

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from tokenserver.domain.secrets import (
@@ -104,7 +104,7 @@ class SecretVerifier:
         secret: Secret,
         current: str,
         previous: str | None,
-        on_miss: Callable[[], None] | None = None,
+        on_miss: Callable[[], Awaitable[None]] | None = None,
     ) -> str | None:
         """Which of two stored hashes `secret` matches ("current", "previous"), None for
         neither: `verify` against `current`, then `previous` (None: there is none). Both are
@@ -129,17 +129,17 @@ class SecretVerifier:
         return None
 
     async def verify(
-        self, secret: Secret, stored: str, on_miss: Callable[[], None] | None = None
+        self, secret: Secret, stored: str, on_miss: Callable[[], Awaitable[None]] | None = None
     ) -> bool:
         """True if `secret` matches the stored hash. Only successes are cached. `on_miss` is
-        called before the KDF runs (not on a cache hit); what it raises is raised."""
+        awaited before the KDF runs (not on a cache hit); what it raises is raised."""
         mac = self._mac(secret.reveal())
         now = self._clock()
         if self._hit(mac, stored, now):
             return True
         self.misses += 1
         if on_miss is not None:
-            on_miss()
+            await on_miss()
         # Concurrent checks of the same secret against the same hash share one KDF run: a
         # burst of requests from one robot with a cold cache costs one verification, not N.
         key = (stored, mac)

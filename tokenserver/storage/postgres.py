@@ -1,25 +1,27 @@
 """The PostgreSQL adapter (asyncpg, a connection pool): several replicas share one database.
 
-The queries are the SQLite adapter's (`tokenserver.storage.sql`), with `$n` placeholders. There
-is no read cache: every read goes to the database, so a change made through any replica (or the
-command line) counts on every replica's very next request.
+The queries are the SQLite adapter's (`tokenserver.storage.sql`), with `$n` placeholders. A
+server's store keeps the rows the token path reads in a cache that notifications keep current
+(`tokenserver.storage.pg_cache`): a change made through any replica (or the command line) counts
+on this replica as soon as its notification arrives, and never more than a second later.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from tokenserver.errors import BadRequest, Conflict, StorageError, TokenServerError
-from tokenserver.storage.sql import SqlStore
+from tokenserver.storage.pg_cache import MISSING, NotifiedCache
+from tokenserver.storage.sql import CACHED_READS, SqlStore
 
 log = logging.getLogger("tokenserver.storage")
 
@@ -274,6 +276,54 @@ ALTER TABLE refresh_token ADD COLUMN previous_secret BOOLEAN NOT NULL DEFAULT FA
 CREATE INDEX robot_expiry ON robot (expires_at);
 """
 
+# v10: failure scores and running checks shared by the processes serving one database
+# (domain/lockouts.py): keys are digests, never an account name or address.
+_SCHEMA_V10 = """
+CREATE TABLE lockout (
+    lock_key      TEXT    PRIMARY KEY,
+    weight        DOUBLE PRECISION NOT NULL,
+    base          BIGINT NOT NULL,
+    locked_until  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX lockout_locked ON lockout (locked_until);
+CREATE TABLE lockout_check (
+    id            TEXT    PRIMARY KEY,
+    pair          TEXT    NOT NULL,
+    address       TEXT    NOT NULL,
+    started_at    DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX lockout_check_pair ON lockout_check (pair);
+CREATE INDEX lockout_check_address ON lockout_check (address);
+"""
+
+# v11: every statement that writes a table the replicas' read caches read sends a notification
+# naming the table, delivered at its commit (see tokenserver/storage/pg_cache.py). Cascaded
+# deletes and changes made outside tokenserver notify too. (SQLite's version 11 is empty.)
+_SCHEMA_V11 = """
+CREATE FUNCTION tokenserver_cache_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tokenserver_cache', TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+CREATE TRIGGER project_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON project
+    FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+CREATE TRIGGER member_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON member
+    FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+CREATE TRIGGER robot_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON robot
+    FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+CREATE TRIGGER refresh_token_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON refresh_token
+    FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+CREATE TRIGGER federation_issuer_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON federation_issuer FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+CREATE TRIGGER federation_rule_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON federation_rule FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+CREATE TRIGGER temporary_secret_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON temporary_secret FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -284,6 +334,8 @@ MIGRATIONS: dict[int, str] = {
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
     9: _SCHEMA_V9,
+    10: _SCHEMA_V10,
+    11: _SCHEMA_V11,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -335,6 +387,23 @@ def _numbered(sql: str) -> str:
     )
 
 
+# The table a writing statement names first; a statement that writes no table (SELECT
+# pg_advisory_xact_lock) has none.
+_WRITTEN = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+_CACHED_TABLES = frozenset(table for tables in CACHED_READS.values() for table in tables)
+_T = TypeVar("_T")
+
+
+@lru_cache(maxsize=512)
+def _writes_cached(sql: str) -> bool:
+    """Whether `sql` may change a row the read cache keeps. Only the statement's own table
+    counts: the tables it may cascade into reference cached tables only, which notify too."""
+    written = _WRITTEN.match(sql)
+    if written is None:
+        return not sql.lstrip().upper().startswith("SELECT")
+    return written.group(1).lower() in _CACHED_TABLES
+
+
 def _rowcount(status: str) -> int:
     """asyncpg's command tag ("UPDATE 3", "DELETE 0", "INSERT 0 1") as a number."""
     last = status.rsplit(" ", 1)[-1]
@@ -364,12 +433,23 @@ class PostgresStore(SqlStore):
         self._transaction: ContextVar[asyncpg.Connection | None] = ContextVar(
             "tokenserver_pg_transaction", default=None
         )
+        # Whether the current task's transaction wrote a table the read cache reads.
+        self._wrote: ContextVar[list[bool] | None] = ContextVar(
+            "tokenserver_pg_wrote", default=None
+        )
+        self._cache: NotifiedCache | None = None
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10, create: bool = True) -> PostgresStore:
+    async def open(
+        cls, url: str, *, pool_size: int = 10, create: bool = True, cache_size: int = 0
+    ) -> PostgresStore:
         """Connect and bring the schema up to date; a database without tokenserver's schema
         gets it only if `create` (see `SqliteStore.open`). Raises StorageError (no password
-        in it)."""
+        in it).
+
+        With `cache_size`, up to that many rows the token path reads are kept, current by
+        notifications, on one more connection (see `tokenserver.storage.pg_cache`): for a
+        server, not for a command that runs once."""
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -380,10 +460,7 @@ class PostgresStore(SqlStore):
                 command_timeout=30,
             )
         except (*_UNAVAILABLE, asyncpg.PostgresError, ValueError) as e:
-            reason = _reason(e)
-            password = _PASSWORD.match(url)
-            if password and password.group(1):
-                reason = reason.replace(password.group(1), "***")  # a parse error may quote it
+            reason = _redacted_reason(url, e)
             raise StorageError(f"cannot connect to {safe_url(url)}: {reason}") from None
         store = cls(pool, url)
         try:
@@ -391,6 +468,21 @@ class PostgresStore(SqlStore):
         except BaseException:
             await pool.close()
             raise
+        if cache_size > 0:
+
+            async def listen() -> asyncpg.Connection:
+                try:
+                    return await asyncpg.connect(url, timeout=10)
+                except (*_UNAVAILABLE, asyncpg.PostgresError, ValueError) as e:
+                    raise ConnectionError(_redacted_reason(url, e)) from None  # it is logged
+
+            store._cache = NotifiedCache(
+                listen,
+                CACHED_READS,
+                cache_size,
+                describe=store._url,
+            )
+            store._cache.start()
         return store
 
     async def _migrate(self, create: bool) -> None:
@@ -427,7 +519,41 @@ class PostgresStore(SqlStore):
             raise StorageError(f"cannot use database {self._url}: {_reason(e)}") from None
 
     async def close(self) -> None:
+        if self._cache is not None:
+            await self._cache.close()
         await self._pool.close()
+
+    async def sync_cache(self) -> None:
+        """Return once the read cache has dropped what every commit before the call changed
+        (or is off until it listens again)."""
+        if self._cache is not None:
+            await self._cache.sync()
+
+    async def _cached(self, key: tuple[object, ...], load: Callable[[], Awaitable[_T]]) -> _T:
+        """`load()`, or its result from the read cache while no notification said its rows
+        changed. Inside a transaction the cache is bypassed (it must read the transaction's
+        own changes), and so it is while the cache cannot tell (see `NotifiedCache`)."""
+        cache = self._cache
+        if cache is None or not cache.usable() or self._transaction.get() is not None:
+            return await load()
+        found = cache.get(key)
+        if found is not MISSING:
+            return found  # type: ignore[return-value]
+        generation = cache.generation
+        value = await load()
+        cache.put(generation, key, value)
+        return value
+
+    async def _written(self, sql: str) -> None:
+        """After a statement: if it may have changed cached rows, wait until this replica's
+        cache has dropped them (at the transaction's commit, inside one)."""
+        if self._cache is None or not _writes_cached(sql):
+            return
+        wrote = self._wrote.get()
+        if wrote is not None:
+            wrote[0] = True
+        else:
+            await self._cache.sync()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -438,12 +564,17 @@ class PostgresStore(SqlStore):
             async with current.transaction():
                 yield
             return
+        wrote = [False]
         async with self._pool.acquire() as conn, conn.transaction():
             token = self._transaction.set(conn)
+            wrote_token = self._wrote.set(wrote)
             try:
                 yield
             finally:
+                self._wrote.reset(wrote_token)
                 self._transaction.reset(token)
+        if wrote[0] and self._cache is not None:
+            await self._cache.sync()
 
     @asynccontextmanager
     async def _sysadmins_serialized(self) -> AsyncIterator[None]:
@@ -492,6 +623,13 @@ class PostgresStore(SqlStore):
     async def _execute(
         self, sql: str, args: Iterable[object] = (), *, refused: TokenServerError | None = None
     ) -> int:
+        changed = await self._execute_statement(sql, args, refused)
+        await self._written(sql)
+        return changed
+
+    async def _execute_statement(
+        self, sql: str, args: Iterable[object], refused: TokenServerError | None
+    ) -> int:
         async with self._connection() as conn:
             if refused is None:
                 return _rowcount(await conn.execute(_numbered(sql), *args))
@@ -506,6 +644,7 @@ class PostgresStore(SqlStore):
     async def _execute_many(self, sql: str, args: Iterable[Sequence[object]]) -> None:
         async with self._connection() as conn:
             await conn.executemany(_numbered(sql), list(args))
+        await self._written(sql)
 
     async def _insert(
         self,
@@ -527,14 +666,24 @@ class PostgresStore(SqlStore):
                 raise (Conflict(conflict) if missing is None else missing) from None
             except asyncpg.IntegrityConstraintViolationError:
                 raise Conflict(conflict) from None
-            return new_id
+        await self._written(sql)
+        return new_id
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Hand a connection back to the pool as it is: tokenserver sets no session state (no SET,
-    LISTEN, cursor or session advisory lock), and asyncpg still rolls back an open transaction
+    LISTEN, cursor or session advisory lock: the read cache listens on a connection of its
+    own), and asyncpg still rolls back an open transaction
     first. Its default reset (RESET ALL, UNLISTEN *, ...) is one more round trip per query,
     a third of a warm token request on PostgreSQL (scripts/bench)."""
+
+
+def _redacted_reason(url: str, error: BaseException) -> str:
+    reason = _reason(error)
+    password = _PASSWORD.match(url)
+    if password and password.group(1):
+        reason = reason.replace(password.group(1), "***")  # a parse error may quote it
+    return reason
 
 
 def _reason(error: BaseException) -> str:

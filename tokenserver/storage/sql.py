@@ -34,6 +34,13 @@ from tokenserver.domain.federation import (
     TemporarySecret,
 )
 from tokenserver.domain.federation import Condition as RuleCondition
+from tokenserver.domain.lockouts import (
+    BASE_SPAN,
+    CARRY,
+    CHECK_STALE_SECONDS,
+    LockoutRow,
+    failure_weight,
+)
 from tokenserver.domain.models import (
     MAX_AUDIT_FIELD,
     NEVER,
@@ -391,6 +398,29 @@ def _owner(robot_id: int | None, user_id: int | None) -> tuple[str, tuple[object
     return " AND ".join(clauses), tuple(args)
 
 
+def _lockout_row(row: Any) -> LockoutRow:
+    return LockoutRow(str(row[0]), float(row[1]), int(row[2]), float(row[3]))
+
+
+# The tables each kind of cached read (the first item of its `_cached`/`_first` key) reads:
+# a change to one of them drops those rows from a PostgreSQL replica's read cache (its
+# migrations make every write to these tables notify). A kind not listed is never cached there.
+CACHED_READS: dict[str, tuple[str, ...]] = {
+    "project": ("project", "users"),
+    "robot": ("robot", "project"),
+    "robot_id": ("robot", "project"),
+    "legacy_robot": ("robot", "project"),
+    "user": ("users",),
+    "user_id": ("users",),
+    "member": ("member", "users"),
+    "refresh_token": ("refresh_token",),
+    "issuer": ("federation_issuer",),
+    "issuer_url": ("federation_issuer",),
+    "federation_rules": ("federation_rule", "federation_issuer"),
+    "temporary_secret": ("temporary_secret",),
+}
+
+
 class SqlStore:
     """Implements `Store` on top of an adapter's four statement primitives."""
 
@@ -446,6 +476,11 @@ class SqlStore:
     async def _cached(self, key: tuple[object, ...], load: Callable[[], Awaitable[_T]]) -> _T:
         """`load()`, or a result known to be current (adapters with a read cache)."""
         return await load()
+
+    async def sync_cache(self) -> None:
+        """Return once this store's reads honour every change committed before the call, by
+        any process (PostgreSQL: once its read cache has heard of them). Reads start out
+        current on adapters without a cache, or with one validated on every read (SQLite)."""
 
     def _first(
         self, key: tuple[object, ...] | None, query: Callable[[], Awaitable[list[_T]]]
@@ -1362,6 +1397,84 @@ class SqlStore:
             (key, expires_at),
         )
         return inserted > 0
+
+    # ---- shared lockouts (domain/lockouts.py) ---------------------------------------------
+
+    async def add_lockout_failure(self, key: str, now: float) -> LockoutRow:
+        base, weight = failure_weight(now)
+        # NOTE: a row of this period adds; of the period before, it is carried over; of the
+        # period after (a replica whose clock is behind), this failure is carried into it; a
+        # row older still has decayed to nothing. Every right-hand side reads the old row.
+        rows = await self._rows(
+            "INSERT INTO lockout (lock_key, weight, base, locked_until) VALUES (?, ?, ?, 0) "  # noqa: S608
+            "ON CONFLICT (lock_key) DO UPDATE SET weight = CASE "
+            "WHEN lockout.base = excluded.base THEN lockout.weight + excluded.weight "
+            "WHEN lockout.base = excluded.base - ? THEN lockout.weight * ? + excluded.weight "
+            "WHEN lockout.base = excluded.base + ? THEN lockout.weight + excluded.weight * ? "
+            "WHEN lockout.base > excluded.base THEN lockout.weight "
+            "ELSE excluded.weight END, "
+            f"base = {self._GREATEST}(lockout.base, excluded.base) "
+            "RETURNING lock_key, weight, base, locked_until",
+            (key, weight, base, BASE_SPAN, CARRY, BASE_SPAN, CARRY),
+        )
+        return _lockout_row(rows[0])
+
+    async def extend_lockout(self, key: str, until: float) -> None:
+        await self._execute(
+            "UPDATE lockout SET locked_until = ? WHERE lock_key = ? AND locked_until < ?",
+            (until, key, until),
+        )
+
+    async def clear_lockout(self, key: str) -> None:
+        await self._execute("DELETE FROM lockout WHERE lock_key = ?", (key,))
+
+    async def find_lockouts(self, keys: Sequence[str]) -> list[LockoutRow]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        rows = await self._rows(
+            f"SELECT lock_key, weight, base, locked_until FROM lockout WHERE lock_key IN ({marks})",  # noqa: S608
+            tuple(keys),
+        )
+        return [_lockout_row(r) for r in rows]
+
+    async def list_lockouts(self, now: float, limit: int) -> list[LockoutRow]:
+        rows = await self._rows(
+            "SELECT lock_key, weight, base, locked_until FROM lockout WHERE locked_until > ? "
+            "ORDER BY locked_until DESC LIMIT ?",
+            (now, limit),
+        )
+        return [_lockout_row(r) for r in rows]
+
+    async def begin_check(
+        self, check_id: str, pair: str, address: str, now: float
+    ) -> tuple[int, int]:
+        # NOTE: two statements, each committed on its own: the insert is visible to every
+        # count that starts after it.
+        await self._execute(
+            "INSERT INTO lockout_check (id, pair, address, started_at) VALUES (?, ?, ?, ?)",
+            (check_id, pair, address, now),
+        )
+        rows = await self._rows(
+            "SELECT coalesce(sum(CASE WHEN pair = ? THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN address = ? THEN 1 ELSE 0 END), 0) FROM lockout_check "
+            "WHERE (pair = ? OR address = ?) AND started_at > ? AND id <> ?",
+            (pair, address, pair, address, now - CHECK_STALE_SECONDS, check_id),
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def end_check(self, check_id: str) -> None:
+        await self._execute("DELETE FROM lockout_check WHERE id = ?", (check_id,))
+
+    async def prune_lockouts(self, now: float) -> None:
+        await self._execute(
+            "DELETE FROM lockout_check WHERE started_at <= ?", (now - CHECK_STALE_SECONDS,)
+        )
+        # NOTE: three periods on, a score is below 2^-24 of its failures: nothing.
+        await self._execute(
+            "DELETE FROM lockout WHERE base < ? AND locked_until < ?",
+            (now - 3 * BASE_SPAN, now),
+        )
 
     async def add_temporary_secret(
         self,

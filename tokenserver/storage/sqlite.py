@@ -286,6 +286,30 @@ ALTER TABLE refresh_token ADD COLUMN previous_secret INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX robot_expiry ON robot (expires_at);
 """
 
+# v10: failure scores and running checks shared by the processes serving one database
+# (domain/lockouts.py): keys are digests, never an account name or address.
+_SCHEMA_V10 = """
+CREATE TABLE lockout (
+    lock_key      TEXT    PRIMARY KEY,
+    weight        REAL NOT NULL,
+    base          INTEGER NOT NULL,
+    locked_until  REAL NOT NULL
+);
+CREATE INDEX lockout_locked ON lockout (locked_until);
+CREATE TABLE lockout_check (
+    id            TEXT    PRIMARY KEY,
+    pair          TEXT    NOT NULL,
+    address       TEXT    NOT NULL,
+    started_at    REAL NOT NULL
+);
+CREATE INDEX lockout_check_pair ON lockout_check (pair);
+CREATE INDEX lockout_check_address ON lockout_check (address);
+"""
+
+# v11: nothing (PostgreSQL's version 11 makes writes notify the replicas' read caches; this
+# cache is validated by the database's own version instead). Kept so that both number alike.
+_SCHEMA_V11 = ""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -296,6 +320,8 @@ MIGRATIONS: dict[int, str] = {
     7: _SCHEMA_V7,
     8: _SCHEMA_V8,
     9: _SCHEMA_V9,
+    10: _SCHEMA_V10,
+    11: _SCHEMA_V11,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
