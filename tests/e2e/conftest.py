@@ -184,6 +184,12 @@ class Stack:
         return process
 
     def server_log(self) -> str:
+        """The server's log so far. The server writes the lines of one event-loop turn
+        together, after that turn: a request it answers now comes in a later turn, so
+        every line of the requests answered before it is in the file once it is answered."""
+        origin = self.api_base.removesuffix("/api/v2.0")
+        with urllib.request.urlopen(f"{origin}/healthz", timeout=30) as response:  # noqa: S310
+            response.read()
         return (self.directory / "tokenserver.log").read_text()
 
     def registry_log(self) -> str:
