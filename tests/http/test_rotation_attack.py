@@ -8,20 +8,16 @@ it is a registry credential for a while, never a way to a credential that outliv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
 
-from tests.http.conftest import AiohttpClient, RobotCredentials, Server, basic, serving
-from tokenserver.config import Settings
+from tests.http.conftest import RobotCredentials, Server
+from tests.http.test_rotation import ADMIN, API, body_of, login, refresh, server
 from tokenserver.domain.models import MAX_KEEP_PREVIOUS
 from tokenserver.domain.secrets import Secret
 
-TOKEN = "/service/token"
-API = "/api/v2.0"
-ADMIN = basic("admin", "Adm1nPassword")
 # A robot that manages the robots of its project (Harbor's robot:* and tokenserver's
 # robot:update), as a deploy tool's robot does.
 MANAGER = (
@@ -33,28 +29,7 @@ MANAGER = (
     "robot:update",
 )
 
-
-@pytest.fixture
-async def server(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[Server]:
-    async with serving(settings, aiohttp_client) as served:
-        await served.runtime.users.ensure_admin("Adm1nPassword")
-        yield served
-
-
-async def body_of(response: ClientResponse, status: int = 200) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def refresh(server: Server, robot: RobotCredentials, **body: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = await body_of(
-        await server.client.patch(f"{API}/robots/{robot.id}", json=body, headers=ADMIN)
-    )
-    return answer
-
-
-async def login(server: Server, name: str, password: str) -> int:
-    return (await server.client.get(TOKEN, headers=basic(name, password))).status
+__all__ = ["server"]  # the fixture, imported for pytest
 
 
 async def rotated(server: Server, *permissions: str) -> tuple[RobotCredentials, str]:

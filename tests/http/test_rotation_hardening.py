@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
 
-from tests.http.conftest import AiohttpClient, RobotCredentials, Server, basic, serving
+from tests.http.conftest import RobotCredentials, Server, basic
 from tests.http.test_federated_login import GITHUB_RULE, Federation, federation_on
+from tests.http.test_rotation import ADMIN, API, TOKEN, body_of, login, server
 from tests.http.test_rotation_attack import MANAGER, rotated
 from tests.http.test_token_exchange import temporary_secret
-from tokenserver.config import Settings
 from tokenserver.domain.models import LOCAL
 from tokenserver.domain.secrets import Secret, harbor_hash
 from tokenserver.errors import StorageError
@@ -26,25 +25,7 @@ from tokenserver.http.appkeys import METRICS
 from tokenserver.http.observability import EXPIRY_COUNTS_MAX_AGE
 from tokenserver.services.ports import RobotChanges
 
-TOKEN = "/service/token"
-API = "/api/v2.0"
-ADMIN = basic("admin", "Adm1nPassword")
-
-
-@pytest.fixture
-async def server(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[Server]:
-    async with serving(settings, aiohttp_client) as served:
-        await served.runtime.users.ensure_admin("Adm1nPassword")
-        yield served
-
-
-async def body_of(response: ClientResponse, status: int = 200) -> Any:
-    assert response.status == status, await response.text()
-    return await response.json()
-
-
-async def login(server: Server, name: str, password: str) -> int:
-    return (await server.client.get(TOKEN, headers=basic(name, password))).status
+__all__ = ["server"]  # the fixture, imported for pytest
 
 
 async def shown(server: Server, robot_id: int) -> dict[str, Any]:
