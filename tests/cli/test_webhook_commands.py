@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.cli.test_federation_commands import ok, refused
 from tests.helpers import call_cli
 from tokenserver.config import load_settings
 from tokenserver.domain.models import LOCAL, Level
@@ -22,21 +21,6 @@ from tokenserver.services.robots import RobotSpec
 
 ADD = ("webhook", "add", "--project", "p", "--name", "ci-events")
 URL = "https://hooks.example.com/robots"
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else None
-
-
-def refused(result: subprocess.CompletedProcess[str], status: int, *words: str) -> str:
-    assert result.returncode == status, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    for word in words:
-        assert word in result.stderr, result.stderr
-    return result.stderr
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_webhook_commands import ADD, URL, config, ok, refused
+from tests.cli.test_federation_commands import ok, refused
+from tests.cli.test_webhook_commands import ADD, URL, config
 from tests.helpers import call_cli, clean_env
 
 __all__ = ["config"]
