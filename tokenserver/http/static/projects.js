@@ -97,6 +97,28 @@ export async function systemWebhooksView() {
   await webhooksView({ base: "/system/webhook", heading: systemHeading("#/system-webhooks"), scope: "the system robots" });
 }
 
+// New Robot Account (of a project, or a system robot): create it, then show its secret once.
+function newRobotDialog(title, level, permissions, reload) {
+  return robotDialog({
+    title,
+    permissions,
+    submit: async (box, form) => {
+      const { data } = await api("POST", "/robots", {
+        name: form.name,
+        description: form.description,
+        duration: form.duration,
+        token_lifetime: form.token_lifetime,
+        level,
+        permissions: form.permissions,
+      });
+      box.close();
+      await reload();
+      showSuccess(`Created ${data.name}.`);
+      secretDialog("Robot account created", data, data.secret);
+    },
+  });
+}
+
 export async function projectView(id) {
   const { data: project } = await api("GET", `/projects/${id}`);
   setTitle("Robot Accounts", `project ${project.name}`);
@@ -108,24 +130,8 @@ export async function projectView(id) {
     heading,
     query: () => `Level=project,ProjectID=${project.project_id}`,
     rights,
-    create: async (reload) => robotDialog({
-      title: "New Robot Account",
-      permissions: newRobotPermissions(await grantable(), { project: project.name }),
-      submit: async (box, form) => {
-        const { data } = await api("POST", "/robots", {
-          name: form.name,
-          description: form.description,
-          duration: form.duration,
-          token_lifetime: form.token_lifetime,
-          level: "project",
-          permissions: form.permissions,
-        });
-        box.close();
-        await reload();
-        showSuccess(`Created ${data.name}.`);
-        secretDialog("Robot account created", data, data.secret);
-      },
-    }),
+    create: async (reload) => newRobotDialog("New Robot Account", "project",
+      newRobotPermissions(await grantable(), { project: project.name }), reload),
   });
 }
 
@@ -137,23 +143,7 @@ export async function systemRobotsView() {
     heading: systemHeading("#/system-robots"),
     query: () => "Level=system",
     rights,
-    create: async (reload) => robotDialog({
-      title: "New System Robot Account",
-      permissions: newRobotPermissions(await grantable(), { projects: await allProjects() }),
-      submit: async (box, form) => {
-        const { data } = await api("POST", "/robots", {
-          name: form.name,
-          description: form.description,
-          duration: form.duration,
-          token_lifetime: form.token_lifetime,
-          level: "system",
-          permissions: form.permissions,
-        });
-        box.close();
-        await reload();
-        showSuccess(`Created ${data.name}.`);
-        secretDialog("Robot account created", data, data.secret);
-      },
-    }),
+    create: async (reload) => newRobotDialog("New System Robot Account", "system",
+      newRobotPermissions(await grantable(), { projects: await allProjects() }), reload),
   });
 }
