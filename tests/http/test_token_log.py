@@ -11,9 +11,12 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
 from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import Server, basic
@@ -321,3 +324,67 @@ async def test_attack_a_filter_or_handler_on_the_way_still_decides(served: Serve
     assert re.search(
         rf"{LINE_TIME} INFO tokenserver\.token token issued .* id=req-f2 ", stream.getvalue()
     )
+
+
+# What an embedding program keeps per request (a tenant, a trace id: OpenTelemetry's logging
+# instrumentation reads the current span this way) and reads in a logging filter.
+_EMBEDDER_REQUEST: ContextVar[str] = ContextVar("embedder_request", default="-")
+
+
+async def test_attack_a_token_line_is_logged_in_its_own_requests_context(
+    make_settings: MakeSettings,
+) -> None:
+    """Token lines written together at the end of a turn still go through logging in the
+    context of the request they describe: a filter of an embedding program that reads its
+    per-request context variable sees that request's value on each line, not the value of the
+    first request of the turn."""
+    settings = with_migrated_database(make_settings())
+    app = create_app(settings)
+    count = 4
+    answered: list[str] = []
+    all_answered = asyncio.Event()
+
+    @web.middleware
+    async def embedder(request: web.Request, handler: Handler) -> web.StreamResponse:
+        _EMBEDDER_REQUEST.set(request.headers["X-Request-Id"])
+        response = await handler(request)
+        # NOTE: each answer waits for the others, so that all go back through `observe` in
+        # one turn of the loop: their lines are written together (no timing involved).
+        answered.append(request.headers["X-Request-Id"])
+        if len(answered) == count:
+            all_answered.set()
+        await all_answered.wait()
+        return response
+
+    app.middlewares.append(embedder)
+    seen: list[tuple[str, str]] = []
+
+    def remember(record: logging.LogRecord) -> bool:
+        seen.append((record.getMessage(), _EMBEDDER_REQUEST.get()))
+        return True
+
+    token_logger = logging.getLogger("tokenserver.token")
+    async with TestClient(TestServer(app)) as client:
+        server = Server(client, app[RUNTIME], settings)
+        robot = await server.robot("p", "ci", "repository:pull")
+        token_logger.addFilter(remember)
+        previous = token_logger.level
+        token_logger.setLevel(logging.INFO)
+        try:
+            responses = await asyncio.gather(
+                *(
+                    client.get(
+                        TOKEN,
+                        params={"service": "registry", "scope": SCOPE},
+                        headers={**robot.headers, "X-Request-Id": f"ctx-{i}"},
+                    )
+                    for i in range(count)
+                )
+            )
+            await asyncio.sleep(0)
+        finally:
+            token_logger.removeFilter(remember)
+            token_logger.setLevel(previous)
+    assert [r.status for r in responses] == [200] * count
+    lines = {m.split(" id=")[1].split()[0]: context for m, context in seen if " id=ctx-" in m}
+    assert lines == {f"ctx-{i}": f"ctx-{i}" for i in range(count)}
