@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from contextvars import ContextVar
 
 import pytest
@@ -388,3 +389,34 @@ async def test_attack_a_token_line_is_logged_in_its_own_requests_context(
     assert [r.status for r in responses] == [200] * count
     lines = {m.split(" id=")[1].split()[0]: context for m, context in seen if " id=ctx-" in m}
     assert lines == {f"ctx-{i}": f"ctx-{i}" for i in range(count)}
+
+
+async def test_attack_a_record_factory_of_someone_elses_still_sees_the_lines(
+    served: Server,
+) -> None:
+    """The direct way makes no LogRecord: with a record factory of someone else's installed
+    (one that adds a trace id, say), the token lines go through logging and it sees them."""
+    robot = await served.robot("p", "ci", "repository:pull")
+    made: list[str] = []
+    original = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = original(*args, **kwargs)
+        made.append(record.getMessage())
+        return record
+
+    with serve_logging("text") as (stream, handler):
+        logging.setLogRecordFactory(factory)
+        try:
+            response = await served.client.get(
+                TOKEN,
+                params={"service": "registry", "scope": SCOPE},
+                headers={**robot.headers, "X-Request-Id": "req-r1"},
+            )
+            await asyncio.sleep(0)
+        finally:
+            logging.setLogRecordFactory(original)
+        handler.flush()
+    assert response.status == 200
+    assert [m for m in made if "id=req-r1" in m]
+    assert "id=req-r1" in stream.getvalue()

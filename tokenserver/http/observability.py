@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextvars
 import itertools
 import json
 import logging
@@ -267,7 +268,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.count_token(request.get(GRANT, "unknown"), response.status, seconds)
         if _token_log.isEnabledFor(logging.INFO):
             request[LOGGED] = True  # here, not the access log: the line comes at the turn's end
-            _token_lines.add((request, response.status, seconds))
+            _token_lines.add((request, response.status, seconds, contextvars.copy_context()))
     elif request.path.startswith("/api/"):
         route = request.match_info.route.resource
         template = route.canonical if route is not None else "unmatched"
@@ -279,24 +280,28 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 _ACCESS_FIELDS = " method=%s status=%d ms=%.1f id=%s agent=%s"
 
 
-def _log_tokens(lines: list[tuple[web.Request, int, float]]) -> None:
+def _log_tokens(lines: list[_TokenLine]) -> None:
     """The token requests answered in one turn, a line each. Where the server's own handler
     is the only way these lines go (`tokenserver serve`), each is formatted for it directly;
     otherwise (a handler or filter of someone else's: an embedding program, a test's capture)
-    through `logging` as any other line."""
+    through `logging` as any other line, in its own request's context (a filter may read the
+    request's context variables)."""
     handler = _sole_handler()
     if handler is None:
-        for request, status, seconds in lines:
+        for request, status, seconds, context in lines:
             message, args = _token_line(request, status, seconds)
-            _token_log.info(message, *args)
+            context.run(_token_log.info, message, *args)
         return
     # NOTE: the lines of a turn share their time: they are written together, at its end.
     line = handler.formatter.line
     created = time.time()
-    for request, status, seconds in lines:
+    for request, status, seconds, _ in lines:
         message, args = _token_line(request, status, seconds)
         handler.hold(line(created, "INFO", _TOKEN_LOGGER, printable(message % args)))
 
+
+# A token request answered: its line's parts, and the context it was answered in.
+_TokenLine = tuple[web.Request, int, float, contextvars.Context]
 
 _TOKEN_LOGGER = "tokenserver.token"  # noqa: S105 (a logger's name)
 _token_log = logging.getLogger(_TOKEN_LOGGER)
@@ -314,7 +319,10 @@ def _sole_handler() -> _Direct | None:
     """The TurnHandler the token lines go to, when `logging` would hand them to it alone and
     unchanged: no logger on their way has a handler or a filter of its own, the root has
     that one handler, which formats them with a LineFormatter and filters nothing they
-    hold. (The level was checked when the line was asked for.)"""
+    hold, and records are logging's own (no record factory of someone else's would see
+    them). (The level was checked when the line was asked for.)"""
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
     logger: logging.Logger | None = _token_log
     while logger is not None and logger.parent is not None:
         if logger.handlers or logger.filters or not logger.propagate:
@@ -334,7 +342,7 @@ def _sole_handler() -> _Direct | None:
 
 
 # The token requests answered in this turn of the loop, logged together at its end.
-_token_lines: TurnBatch[tuple[web.Request, int, float]] = TurnBatch(_log_tokens)
+_token_lines: TurnBatch[_TokenLine] = TurnBatch(_log_tokens)
 
 
 def _token_line(request: web.Request, status: int, seconds: float) -> Outcome:
@@ -547,9 +555,13 @@ class TurnHandler(logging.StreamHandler[TextIO]):
     def hold(self, line: str) -> None:
         """Write `line` (formatted, without its terminator) with the others of this turn; call
         on the running loop."""
-        if not self._held:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._held.append(line + self.terminator)
+        # NOTE: under the lock, as `emit` is: a line another thread logs and writes at
+        # once must not empty the held lines between this check and this append (the line
+        # would then wait with no flush to come).
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            if not self._held:
+                asyncio.get_running_loop().call_soon(self.flush)
+            self._held.append(line + self.terminator)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
