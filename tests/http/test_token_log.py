@@ -11,8 +11,8 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 from contextvars import ContextVar
+from typing import Any
 
 import pytest
 from aiohttp import web
