@@ -109,13 +109,7 @@ from tokenserver.errors import (
     TokenServerError,
 )
 from tokenserver.eventloop import event_loop
-from tokenserver.http.observability import (
-    AccessLogger,
-    JsonFormatter,
-    ParserErrorFilter,
-    TextFormatter,
-    TurnHandler,
-)
+from tokenserver.http.observability import AccessLogger, server_handler
 from tokenserver.keys import (
     generate_private_key,
     load_certificates,
@@ -340,12 +334,7 @@ def cmd_registry_config(args: argparse.Namespace) -> int:
 
 
 def configure_logging(level: str, form: str = "text") -> None:
-    handler = TurnHandler(sys.stderr)
-    if form == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.addFilter(ParserErrorFilter())
+    handler = server_handler(sys.stderr, form)
     # NOTE: no format shows a record's thread, process or source line; not collecting them
     # (the logging HOWTO's optimisations) saves microseconds on each token request's line.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
