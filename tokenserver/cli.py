@@ -110,7 +110,6 @@ from tokenserver.errors import (
 )
 from tokenserver.eventloop import event_loop
 from tokenserver.http.observability import (
-    AccessLogger,
     JsonFormatter,
     ParserErrorFilter,
     TextFormatter,
@@ -421,15 +420,15 @@ async def _serve(
 ) -> None:
     """Serve `app` until SIGINT or SIGTERM. Says where it serves once it listens there;
     raises ConfigError naming the address when it cannot listen (in use, not local...)."""
+    from tokenserver.http.runner import make_runner
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     try:
-        runner = web.AppRunner(
-            app, access_log=logging.getLogger("tokenserver.access"), access_log_class=AccessLogger
-        )
+        runner = make_runner(app)
         await runner.setup()
         try:
             await _listen(runner, settings, context, reuse_port, loop_name)
