@@ -624,6 +624,11 @@ class Store(LockoutStore, Protocol):
         """The project's policies (system policies when None), by id."""
         ...
 
+    async def count_webhook_policies_with_auth_headers(self) -> int:
+        """How many policies, of every project and of the system, have a target with an auth
+        header stored."""
+        ...
+
     async def update_webhook_policy(
         self, policy_id: int, policy: NewWebhookPolicy, now: int
     ) -> bool:

@@ -1651,6 +1651,12 @@ class SqlStore:
             return await self._policies("project_id IS NULL", ())
         return await self._policies("project_id = ?", (project_id,))
 
+    async def count_webhook_policies_with_auth_headers(self) -> int:
+        # NOTE: counted here, not by matching the stored JSON text in SQL: its spacing is the
+        # writer's. Read once at start-up; a deployment has a few policies per project.
+        rows = await self._rows("SELECT targets FROM webhook_policy", ())
+        return sum(any(t.get("auth_header") for t in json.loads(row[0])) for row in rows)
+
     async def update_webhook_policy(
         self, policy_id: int, policy: NewWebhookPolicy, now: int
     ) -> bool:
