@@ -994,6 +994,12 @@ async def test_failures_keep_the_newest_escaped(store: Store) -> None:
     stored = (await store.list_federation_failures(robot.id))[0]
     assert stored.issuer == "gith\\x00ub"
     assert stored.subject.startswith("\\x1b[2J") and len(stored.subject) <= MAX_AUDIT_FIELD
+    # Text escaped by the service is kept as it is: escaped once, not twice.
+    subject = '<img src=x onerror=alert(1)> &amp; "q" \\x41 \\x1b'
+    reason = "claim 'sub' did not match: it is '\\'q\\' \\\\x41 &amp;'"
+    await store.add_federation_failure(robot.id, 250, "github", subject, reason)
+    stored = (await store.list_federation_failures(robot.id))[0]
+    assert (stored.subject, stored.reason) == (subject, reason)
     # A robot deleted meanwhile records nothing, and raises nothing.
     await store.delete_robot(robot.id)
     await store.add_federation_failure(robot.id, 300, "github", "s", "r")

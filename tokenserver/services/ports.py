@@ -518,8 +518,9 @@ class Store(LockoutStore, Protocol):
         self, robot_id: int, at: int, issuer: str, subject: str, reason: str
     ) -> None:
         """Record a refused federated login of the robot, keeping its newest KEEP_FAILURES.
-        The text is stored escaped and bounded (a token's `sub` is the caller's); a robot
-        deleted meanwhile records nothing."""
+        The text comes escaped (domain/text.py `escape`: a token's `sub` is the caller's) and
+        is stored as it is, bounded; text that is not printable is escaped. A robot deleted
+        meanwhile records nothing."""
         ...
 
     async def list_federation_failures(self, robot_id: int) -> list[FederationFailure]:

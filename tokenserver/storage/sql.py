@@ -60,7 +60,7 @@ from tokenserver.domain.query import EVERYTHING, Condition, Kind, Op, Query
 from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
-from tokenserver.domain.text import escape, truncate
+from tokenserver.domain.text import printable, truncate
 from tokenserver.domain.webhooks import Delivery, DeliveryStatus, Target, WebhookPolicy
 from tokenserver.errors import (
     Conflict,
@@ -382,8 +382,9 @@ def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
 
 
 def _stored_text(text: str) -> str:
-    """A caller's text as a failure record keeps it: escaped, bounded."""
-    return truncate(escape(text), MAX_AUDIT_FIELD)
+    """Text a failure record keeps: escaped by its maker (a reason quotes the token's values,
+    escaped, and must not be escaped twice), printable whatever it is given, bounded."""
+    return truncate(printable(text), MAX_AUDIT_FIELD)
 
 
 def _owner(robot_id: int | None, user_id: int | None) -> tuple[str, tuple[object, ...]]:
