@@ -401,6 +401,7 @@ def test_refused_and_federated_logins_show_hostile_text_escaped_once(
     set_rules(web_stack, robot, {
         "issuer": "once", "claims": {"repository": "acme/app", "ref": "refs/tags/v*"},
     })  # fmt: skip
+    rule_id = rules_of(web_stack, robot)["rules"][0]["id"]  # the stack's rules are numbered as one
     refused = fake_issuer.mint(github_claims(repository=HOSTILE_ONCE, sub=HOSTILE_ONCE))
     admitted = fake_issuer.mint(github_claims(
         ref="refs/tags/v" + HOSTILE_ONCE, sha=HOSTILE_ONCE, run_id=HOSTILE_ONCE, sub=HOSTILE_ONCE,
@@ -417,7 +418,7 @@ def test_refused_and_federated_logins_show_hostile_text_escaped_once(
     expect(failure).to_have_count(1)
     expect(failure.locator(".subject")).to_have_text(SHOWN_ONCE)
     expect(failure.locator(".reason")).to_have_text(
-        f"rule 1: claim 'repository' did not match: it is {QUOTED_ONCE}"
+        f"rule {rule_id}: claim 'repository' did not match: it is {QUOTED_ONCE}"
     )
     login = page.locator("tr.login")
     expect(login).to_have_count(1)
