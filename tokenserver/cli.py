@@ -109,7 +109,7 @@ from tokenserver.errors import (
     TokenServerError,
 )
 from tokenserver.eventloop import event_loop
-from tokenserver.http.observability import AccessLogger, server_handler
+from tokenserver.http.observability import server_handler
 from tokenserver.keys import (
     generate_private_key,
     load_certificates,
@@ -410,15 +410,15 @@ async def _serve(
 ) -> None:
     """Serve `app` until SIGINT or SIGTERM. Says where it serves once it listens there;
     raises ConfigError naming the address when it cannot listen (in use, not local...)."""
+    from tokenserver.http.runner import make_runner
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     try:
-        runner = web.AppRunner(
-            app, access_log=logging.getLogger("tokenserver.access"), access_log_class=AccessLogger
-        )
+        runner = make_runner(app)
         await runner.setup()
         try:
             await _listen(runner, settings, context, reuse_port, loop_name)
