@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.storage.test_store_contract import new_robot, store
-from tokenserver.errors import NotFound, ProjectNotFound
+from tokenserver.errors import ProjectNotFound
 from tokenserver.services.ports import Store
 
 __all__ = ["store"]  # the fixture: SQLite, PostgreSQL, PostgreSQL with its read cache
@@ -25,11 +25,3 @@ async def test_a_robot_for_a_project_deleted_meanwhile_is_project_not_found(
     assert await store.delete_project(project.id)
     with pytest.raises(ProjectNotFound):
         await store.create_robot(new_robot("ci", project.id))
-
-
-async def test_a_refresh_token_for_a_robot_deleted_meanwhile_is_not_found(store: Store) -> None:
-    project = await store.create_project("p", False, None, 1)
-    robot = await store.create_robot(new_robot("ci", project.id))
-    assert await store.delete_robot(robot.id)
-    with pytest.raises(NotFound):
-        await store.add_refresh_token("digest", "docker", 2, robot_id=robot.id, keep=50)

@@ -589,6 +589,27 @@ async def test_refresh_token_use_only_moves_forward(store: Store) -> None:
     assert (await store.list_refresh_tokens(robot_id=robot.id))[0].last_used_at == 500
 
 
+async def test_attack_tokens_and_sessions_of_a_robot_or_user_deleted_meanwhile_are_not_found(
+    store: Store,
+) -> None:
+    """The robot or user was deleted between its login's check and the insert (a deletion
+    racing `docker login`, a replica's read cache): it is gone, never Conflict ("refresh
+    token already stored": a 409 where the client expects 401)."""
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    alice = await store.create_user(new_user("alice"), 1)
+    assert await store.delete_robot(robot.id)
+    assert await store.delete_user(alice.id) is UserChange.DONE
+    with pytest.raises(RobotNotFound):
+        await store.add_refresh_token("h1", "docker", 2, robot_id=robot.id, keep=50)
+    with pytest.raises(UserNotFound):
+        await store.add_refresh_token("h2", "docker", 2, user_id=alice.id, keep=50)
+    with pytest.raises(UserNotFound):
+        await store.add_session("s1", alice.id, 2, 100)
+    assert await store.find_refresh_token("h1") is None
+    assert await store.find_session("s1", 3) is None
+
+
 async def test_sessions_expire_and_end(store: Store) -> None:
     alice = await store.create_user(new_user("alice"), 1)
     bob = await store.create_user(new_user("bob"), 1)

@@ -430,7 +430,8 @@ class Store(LockoutStore, Protocol):
         last use is `now`; `expires_at` and `legacy_access` are stored as given (a legacy
         robot's JWT's end and grant; None for other tokens). `federated`: issued to a login
         with an ID token (revoked when the robot's rules change), as the workload `identity`.
-        `previous_secret`: issued to a login with the robot's previous secret, ending with it."""
+        `previous_secret`: issued to a login with the robot's previous secret, ending with it.
+        Raises RobotNotFound or UserNotFound if its robot or user does not exist (any more)."""
         ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
@@ -579,7 +580,7 @@ class Store(LockoutStore, Protocol):
         self, token_hash: str, user_id: int, now: int, expires_at: int, *, keep: int | None = None
     ) -> None:
         """Store a session; with `keep`, end the user's older sessions beyond the newest
-        `keep`."""
+        `keep`. Raises UserNotFound if the user does not exist (any more)."""
         ...
 
     async def find_session(self, token_hash: str, now: int) -> WebSession | None:

@@ -1057,6 +1057,11 @@ class SqlStore:
                 previous_secret,
             ),
             "refresh token already stored",
+            # NOTE: its robot or user deleted since the login was checked (a replica's read
+            # cache, or a deletion racing `docker login`): gone, not a stored token.
+            RobotNotFound(f"robot {robot_id} not found")
+            if robot_id is not None
+            else UserNotFound(f"user {user_id} not found"),
         )
         column, owner = ("robot_id", robot_id) if robot_id is not None else ("user_id", user_id)
         await self._execute(
@@ -1498,12 +1503,16 @@ class SqlStore:
             if not admitted:
                 return None
             await self._execute("DELETE FROM temporary_secret WHERE expires_at <= ?", (now,))
-            secret_id = await self._insert(
-                "INSERT INTO temporary_secret (robot_id, token_hash, created_at, expires_at, "
-                "identity) VALUES (?,?,?,?,?)",
-                (robot_id, token_hash, now, expires_at, _identity_to_json(identity)),
-                "temporary secret already stored",
-            )
+            try:
+                secret_id = await self._insert(
+                    "INSERT INTO temporary_secret (robot_id, token_hash, created_at, "
+                    "expires_at, identity) VALUES (?,?,?,?,?)",
+                    (robot_id, token_hash, now, expires_at, _identity_to_json(identity)),
+                    "temporary secret already stored",
+                    RobotNotFound(f"robot {robot_id} not found"),
+                )
+            except RobotNotFound:  # held above, so not expected: refused all the same
+                return None
             await self._execute(
                 "DELETE FROM temporary_secret WHERE robot_id = ? AND id NOT IN "
                 "(SELECT id FROM temporary_secret WHERE robot_id = ? ORDER BY id DESC LIMIT ?)",
@@ -1544,6 +1553,7 @@ class SqlStore:
             "VALUES (?,?,?,?)",
             (token_hash, user_id, now, expires_at),
             "session already stored",
+            UserNotFound(f"user {user_id} not found"),  # deleted since its login was checked
         )
         if keep is not None:
             await self._execute(
