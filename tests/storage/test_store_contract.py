@@ -210,6 +210,19 @@ async def test_robot_names_are_unique_per_level(store: Store) -> None:
         await store.create_robot(new_robot("ci", None))
 
 
+async def test_attack_a_robot_for_a_project_deleted_meanwhile_is_project_not_found(
+    store: Store,
+) -> None:
+    """Not Conflict: answered 409 "robot 'r0' already exists in this project" (seen on
+    PostgreSQL replicas, a robot created while its project was being deleted)."""
+    project = await store.create_project("p", False, None, 1)
+    assert await store.delete_project(project.id)
+    with pytest.raises(ProjectNotFound):
+        await store.create_robot(new_robot("ci", project.id))
+    assert await store.list_robots(project.id) == []
+    assert (await store.create_robot(new_robot("ci", None))).project_id is None
+
+
 async def test_robots_are_listed_by_id_with_a_name_filter(store: Store) -> None:
     p = await store.create_project("p", False, None, 1)
     for name in ("b-one", "a-two", "c-one"):

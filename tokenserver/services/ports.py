@@ -264,7 +264,8 @@ class Store(LockoutStore, Protocol):
     # ---- robots ---------------------------------------------------------------------------
     async def create_robot(self, robot: NewRobot) -> Robot:
         """Insert a robot. Raises Conflict if the name is taken at its level (project robots:
-        within the project; system robots: among system robots)."""
+        within the project; system robots: among system robots), ProjectNotFound if its
+        project does not exist (any more)."""
         ...
 
     async def find_robot(self, project_name: str | None, name: str) -> Robot | None:

@@ -641,6 +641,7 @@ class SqlStore:
             ),
             f"robot {robot.name!r} already exists"
             + (" in this project" if robot.project_id is not None else ""),
+            ProjectNotFound(f"project {robot.project_id} not found"),  # deleted meanwhile
         )
         created = await self.find_robot_by_id(robot_id)
         assert created is not None
