@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import AiohttpClient, basic
-from tests.http.test_api import Api, api, error
+from tests.http.test_api import api
 from tests.postgres import PostgresServer
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
@@ -61,22 +61,6 @@ async def robot(client: Client, name: str) -> tuple[int, dict[str, str]]:
     assert r.status == 201, await r.text()
     created = await r.json()
     return created["id"], basic(created["name"], created["secret"])
-
-
-# ---- users -----------------------------------------------------------------------------------
-
-
-async def test_a_taken_email_is_a_conflict(api: Api) -> None:
-    """Harbor's `harbor_user.email` is UNIQUE: a second user with the same email is 409 ("user
-    bob or email a@example.com already exists"). tokenserver created both (201, 201), so
-    `username_or_email=a@example.com` then found two users."""
-    body = {"username": "alice", "email": "a@example.com", "password": "Us3rPassword"}
-    r = await api.call("POST", "/users", api.admin, body)
-    assert r.status == 201, await r.text()
-    r = await api.call("POST", "/users", api.admin, {**body, "username": "bob"})
-    assert "email" in await error(r, 409, "CONFLICT")
-    r = await api.call("GET", "/users?q=username_or_email%3Da@example.com", api.admin)
-    assert [u["username"] for u in await r.json()] == ["alice"]
 
 
 # ---- the token endpoint ----------------------------------------------------------------------

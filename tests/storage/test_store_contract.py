@@ -7,14 +7,17 @@ tests' private server, tests/postgres.py): both pass the same tests unchanged.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import with_migrated_database
 from tests.postgres import PostgresServer
+from tests.storage.test_postgres import at_version
 from tokenserver.config import Settings
 from tokenserver.domain.federation import KEEP_FAILURES, KEEP_LOGINS, Condition, Identity
 from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
@@ -24,6 +27,7 @@ from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.domain.webhooks import Target
 from tokenserver.errors import Conflict, NotFound, ProjectNotFound, RobotNotFound, UserNotFound
+from tokenserver.runtime import open_runtime
 from tokenserver.services.ports import (
     AuditScope,
     IssuerRemoval,
@@ -38,6 +42,7 @@ from tokenserver.services.ports import (
 )
 from tokenserver.storage.postgres import PostgresStore
 from tokenserver.storage.sql import SqlStore
+from tokenserver.storage.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from tokenserver.storage.sqlite import SqliteStore
 
 PULL = (Access("repository", "pull"),)
@@ -432,6 +437,125 @@ async def test_removals_at_once_leave_one_system_admin(store: Store) -> None:
         assert results.count(UserChange.LAST_SYSADMIN) == 1, round_
         assert results.count(UserChange.DONE) == len(admins) - 1
         assert sum(u.sysadmin for u in await store.list_users()) == 1
+
+
+async def test_a_taken_email_is_a_conflict_an_empty_one_is_not(store: Store) -> None:
+    """Harbor's `harbor_user.email` is UNIQUE: a second user with it is 409, on creation and
+    on a profile change; users without an email are many."""
+    alice = await store.create_user(new_user("alice"), 1)
+    with pytest.raises(Conflict, match=r"user bob or email alice@example\.com already exists"):
+        await store.create_user(replace(new_user("bob"), email=alice.email), 1)
+    assert await store.find_user("bob") is None
+    bob = await store.create_user(new_user("bob"), 1)
+    with pytest.raises(Conflict, match=r"email alice@example\.com already exists"):
+        await store.update_user_profile(bob.id, alice.email, "Bob", "", 2)
+    assert await store.update_user_profile(alice.id, alice.email, "Alice A", "", 2)  # her own
+    assert await store.update_user_profile(bob.id, "", "", "", 2)
+    await store.create_user(replace(new_user("carol"), email=""), 1)
+    await store.create_user(replace(new_user("dave"), email=""), 1)
+    with pytest.raises(Conflict, match="user 'dave' already exists"):
+        await store.create_user(replace(new_user("dave"), email=""), 1)
+    assert await store.list_users_sharing_email() == []
+
+
+async def test_attack_users_taking_one_email_at_once_one_wins(store: Store) -> None:
+    async def create(name: str) -> bool:
+        try:
+            await store.create_user(replace(new_user(name), email="same@example.com"), 1)
+        except Conflict:
+            return False
+        return True
+
+    assert sorted(await asyncio.gather(*(create(f"u{i}") for i in range(6)))) == [False] * 5 + [
+        True
+    ]
+
+
+_SHARED_EMAILS = (
+    "INSERT INTO users (id, username, email, password_hash, creation_time, update_time) VALUES "
+    "(1, 'alice', 'a@example.com', 'h', 1, 1), (2, 'bob', 'a@example.com', 'h', 1, 1), "
+    "(3, 'carol', 'a@example.com', 'h', 1, 1), (4, 'dave', '', 'h', 1, 1), "
+    "(5, 'erin', '', 'h', 1, 1), (6, 'frank', 'f@example.com', 'h', 1, 1)"
+)
+
+
+async def _upgraded_store_keeps_shared_emails(store: SqlStore) -> None:
+    """Users that shared an email before schema 12 keep it (the upgrade fails not, drops no
+    one) and are listed; anyone else is held to the rule, and so is each of them once its
+    email changes. No new user joins them, even when the oldest holder has left the email."""
+    shared = await store.list_users_sharing_email()
+    assert [u.username for u in shared] == ["alice", "bob", "carol"]
+    assert [u.username for u in await store.list_users()][3:] == ["dave", "erin", "frank"]
+    with pytest.raises(Conflict):
+        await store.create_user(replace(new_user("gina"), email="a@example.com"), 2)
+    assert await store.update_user_profile(3, "a@example.com", "Carol", "", 2)  # kept
+    assert await store.update_user_profile(2, "b@example.com", "", "", 2)  # bob leaves it
+    with pytest.raises(Conflict):
+        await store.update_user_profile(2, "a@example.com", "", "", 3)  # and may not return
+    with pytest.raises(Conflict):
+        await store.update_user_profile(2, "f@example.com", "", "", 3)
+    assert [u.username for u in await store.list_users_sharing_email()] == ["alice", "carol"]
+    assert await store.update_user_profile(1, "z@example.com", "", "", 3)  # the oldest leaves
+    with pytest.raises(Conflict):  # carol still holds it
+        await store.create_user(replace(new_user("gina"), email="a@example.com"), 2)
+    with pytest.raises(Conflict):
+        await store.update_user_profile(4, "a@example.com", "", "", 3)
+    assert [u.username for u in await store.list_users_sharing_email()] == ["carol"]
+    assert await store.update_user_profile(3, "c@example.com", "", "", 4)
+    assert await store.list_users_sharing_email() == []
+    gina = await store.create_user(replace(new_user("gina"), email="a@example.com"), 5)
+    assert gina.email == "a@example.com"
+
+
+async def test_a_sqlite_database_of_schema_11_keeps_users_that_share_an_email(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v11.db"
+    with sqlite3.connect(path) as db:
+        for version in range(1, 12):
+            db.executescript(SQLITE_MIGRATIONS[version])
+        db.executescript(_SHARED_EMAILS)
+        db.execute("PRAGMA user_version=11")
+    store = await SqliteStore.open(path)
+    try:
+        await _upgraded_store_keeps_shared_emails(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 12
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_a_postgresql_database_of_schema_11_keeps_users_that_share_an_email(
+    postgres: PostgresServer,
+) -> None:
+    url = at_version(postgres, 11, _SHARED_EMAILS + "; SELECT setval('users_id_seq', 6)")
+    store = await PostgresStore.open(url)
+    try:
+        await _upgraded_store_keeps_shared_emails(store)
+    finally:
+        await store.close()
+
+
+async def test_the_server_names_users_that_share_an_email_at_start(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with sqlite3.connect(settings.database.path) as db:
+        for version in range(1, 12):
+            db.executescript(SQLITE_MIGRATIONS[version])
+        db.executescript(_SHARED_EMAILS)
+        db.execute("PRAGMA user_version=11")
+    async with open_runtime(settings, sign=True):
+        pass
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "tokenserver.users"]
+    assert warning.startswith(
+        "these users share an email, which is otherwise unique: 'alice' <a@example.com>, "
+        "'bob' <a@example.com>, 'carol' <a@example.com>. Give each its own"
+    )
+    caplog.clear()
+    async with open_runtime(settings, sign=False):  # a command: the server says it
+        pass
+    assert not [r for r in caplog.records if r.name == "tokenserver.users"]
 
 
 async def test_members_have_one_role_per_project(store: Store) -> None:

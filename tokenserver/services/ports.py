@@ -363,7 +363,7 @@ class Store(LockoutStore, Protocol):
 
     # ---- users ----------------------------------------------------------------------------
     async def create_user(self, user: NewUser, now: int) -> User:
-        """Raises Conflict if the username is taken."""
+        """Raises Conflict if the username is taken, or the email (when not empty)."""
         ...
 
     async def find_user(self, username: str) -> User | None: ...
@@ -379,7 +379,14 @@ class Store(LockoutStore, Protocol):
     async def update_user_profile(
         self, user_id: int, email: str, realname: str, comment: str, now: int
     ) -> bool:
-        """False if the user does not exist."""
+        """False if the user does not exist. Raises Conflict if another user has the email
+        (when not empty and new to this user: users that shared one before schema 12 keep
+        it, see `list_users_sharing_email`)."""
+        ...
+
+    async def list_users_sharing_email(self) -> list[User]:
+        """Users that shared an email before it was unique (schema 12) and still do, by email
+        and id; empty once each has an email of its own."""
         ...
 
     async def set_user_sysadmin(self, user_id: int, sysadmin: bool, now: int) -> UserChange:
