@@ -736,9 +736,11 @@ class _PullSecret:
                 raise UsageError(f"{flag} {printable(value)}: {error}")
         registry = args.registry
         if registry is None:
-            registry = rt.settings.server.registry_host
+            server = rt.settings.server
+            registry = server.registry_host
+            source = "server.registry" if server.registry else "server.realm"
             _say(
-                f"registry {registry} (from server.realm); give --registry HOST if the "
+                f"registry {registry} (from {source}); give --registry HOST if the "
                 "registry is elsewhere"
             )
         return cls(args.k8s_secret, args.namespace, registry)
