@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from tokenserver.config import Settings
 from tokenserver.domain.lifetimes import TokenLifetimes
+from tokenserver.domain.text import printable
 from tokenserver.errors import ConfigError
 from tokenserver.sealing import KEY_SETTING, HeaderSeal
 from tokenserver.services.access import AccessService
@@ -111,6 +112,21 @@ async def _warn_of_headers_sealed_before(store: SqlStore, seal: HeaderSeal) -> N
             KEY_SETTING,
             seal.path,
             policies,
+        )
+
+
+async def _warn_of_shared_emails(store: SqlStore) -> None:
+    """Users that shared an email before emails were unique (schema 12) keep it, and a
+    lookup by email finds several: name them at every start until each has its own."""
+    shared = await store.list_users_sharing_email()
+    if shared:
+        shown = ", ".join(f"{u.username!r} <{printable(u.email)}>" for u in shared[:20])
+        more = f" and {len(shared) - 20} more" if len(shared) > 20 else ""
+        logging.getLogger("tokenserver.users").warning(
+            "these users share an email, which is otherwise unique: %s%s. Give each its own "
+            "(PUT /api/v2.0/users/{id}, or the web page's user settings)",
+            shown,
+            more,
         )
 
 
@@ -251,6 +267,8 @@ async def open_runtime(
                 "prefix under which no user's name reads as a robot's (such as the one they were "
                 "created under)",
             )
+        if sign:
+            await _warn_of_shared_emails(store)
         tokens = None
         if signer is not None:
             tokens = TokenService(

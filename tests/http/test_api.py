@@ -535,6 +535,24 @@ async def test_duplicate_robot_is_409(api: Api) -> None:
     await error(r, 409, "CONFLICT")
 
 
+async def test_attack_a_robot_created_while_its_project_is_deleted_is_404(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project deleted between the request's checks and the robot's insert (seen on
+    PostgreSQL replicas): 404 project not found, not 409 "robot 'r0' already exists"."""
+    project_id = await api.project("p")
+    store = api.server.runtime.store
+    create = store.create_robot
+
+    async def deleted_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        assert await store.delete_project(project_id)
+        return await create(*args, **kwargs)
+
+    monkeypatch.setattr(store, "create_robot", deleted_meanwhile)
+    r = await api.call("POST", "/robots", api.admin, project_robot("p", "r0", "repository:pull"))
+    assert "project" in await error(r, 404, "NOT_FOUND")
+
+
 async def test_manual_secret_on_create(api: Api) -> None:
     await api.project("p")
     body = project_robot("p", "ci", "repository:pull") | {"secret": "Ch0senSecret"}

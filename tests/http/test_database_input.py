@@ -82,3 +82,45 @@ async def test_a_nul_in_a_robot_description_is_refused(client: Client) -> None:
     assert r.status == 400, await r.text()
     after = await (await client.get(f"{API}/robots/{robot_id}", headers=ADMIN)).json()
     assert after["description"] == "fine"
+
+
+def _form(grant: str, **fields: str) -> dict[str, str]:
+    return {"grant_type": grant, "service": "registry", "access_type": "offline", **fields}
+
+
+@pytest.mark.parametrize("secret", ["right", "wrong"])
+@pytest.mark.parametrize("how", ["GET", "password", "refresh_token"])
+async def test_a_nul_in_client_id_is_a_400_naming_it_before_any_credential_check(
+    client: Client, how: str, secret: str
+) -> None:
+    """A refresh token's `client_id` is stored. On PostgreSQL a NUL in it was a 400 whose
+    message named no field ("text must not contain NUL characters and numbers must fit in 64
+    bits"), after the secret was checked; on SQLite the same login succeeded and stored the
+    NUL (listed as `a\\x00b` by `robot refresh-tokens`). One answer on both, naming the field,
+    whether the credentials are right or not (the exchange: tests/http/test_token_exchange.py)."""
+    r = await client.post(f"{API}/robots", json=robot_body(), headers=ADMIN)
+    assert r.status == 201, await r.text()
+    created = await r.json()
+    name, password = created["name"], created["secret"] if secret == "right" else "Wr0ngSecret"
+    if how == "GET":
+        r = await client.get(
+            TOKEN,
+            params={"service": "registry", "offline_token": "true", "client_id": "a\u0000b"},
+            headers=basic(name, password),
+        )
+    elif how == "password":
+        form = _form("password", username=name, password=password, client_id="a\u0000b")
+        r = await client.post(TOKEN, data=form)
+    else:
+        form = _form("password", username=name, password=created["secret"], client_id="docker")
+        refresh = (await (await client.post(TOKEN, data=form)).json())["refresh_token"]
+        token = refresh if secret == "right" else "tsr_unknown"
+        r = await client.post(
+            TOKEN, data=_form("refresh_token", refresh_token=token, client_id="a\u0000b")
+        )
+    assert r.status == 400, await r.text()
+    (entry,) = (await r.json())["errors"]
+    assert entry["message"] == "client_id must not contain a NUL character"
+    assert client.app is not None
+    stored = await client.app[RUNTIME].store.list_refresh_tokens(robot_id=created["id"])
+    assert [t.client_id for t in stored] == (["docker"] if how == "refresh_token" else [])

@@ -313,3 +313,34 @@ async def test_attack_head_stores_a_refresh_token_nobody_receives(server: Server
     )
     await ok_json(r)
     assert len(await server.runtime.store.list_refresh_tokens(robot_id=robot.id)) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_attack_a_robot_deleted_while_its_login_stores_a_refresh_token_is_a_401(
+    server: Server, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """`docker login` (offline_token=true) racing the robot's deletion: the secret checked,
+    the robot deleted before its refresh token is stored. Answered as a deleted robot's login
+    (401), not 409 "refresh token already stored" (seen on PostgreSQL replicas)."""
+    robot = await server.robot("p", "ci", "repository:pull")
+    store = server.runtime.store
+    add = store.add_refresh_token
+
+    async def deleted_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        await server.runtime.robots.delete(LOCAL, str(robot.id))
+        return await add(*args, **kwargs)
+
+    monkeypatch.setattr(store, "add_refresh_token", deleted_meanwhile)
+    if method == "GET":
+        r = await server.client.get(
+            TOKEN,
+            params={"service": "registry", "offline_token": "true", "client_id": "docker"},
+            headers=basic(robot.name, robot.secret),
+        )
+    else:
+        r = await post(
+            server, grant_type="password", username=robot.name, password=robot.secret,
+            access_type="offline", client_id="docker", service="registry",
+        )  # fmt: skip
+    assert await error(r, 401) == "invalid username or password"
+    assert await store.find_robot_by_id(robot.id) is None

@@ -168,6 +168,18 @@ async def test_an_exchange_with_offline_access_gets_a_federated_refresh_token(
     assert stored.expires_at == stored.created_at + fed.server.settings.federation.session_lifetime
 
 
+async def test_attack_a_nul_in_the_client_id_is_refused_before_the_id_token_is_used(
+    fed: Federation,
+) -> None:
+    """The client_id is stored with the refresh token (PostgreSQL cannot hold a NUL): a 400
+    naming it, before the ID token is checked, so it is not spent and works once fixed."""
+    token = fed.token()
+    response = await exchange(fed, token, access_type="offline", client_id="j\u0000b")
+    assert "client_id" in await refused(response, 400)
+    response = await exchange(fed, token, access_type="offline", client_id="job")
+    assert response.status == 200, await response.text()
+
+
 # ---- single use -----------------------------------------------------------------------------
 
 

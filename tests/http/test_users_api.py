@@ -85,6 +85,41 @@ async def test_users_update_their_own_profile_and_admins_anyones(api: Api) -> No
     )
 
 
+async def test_a_taken_email_is_a_conflict(api: Api) -> None:
+    """Harbor's `harbor_user.email` is UNIQUE: a second user with the same email is 409 ("user
+    bob or email a@example.com already exists"). tokenserver created both (201, 201), so
+    `username_or_email=a@example.com` then found two users."""
+    body = {"username": "alice", "email": "a@example.com", "password": "Us3rPassword"}
+    r = await api.call("POST", "/users", api.admin, body)
+    assert r.status == 201, await r.text()
+    r = await api.call("POST", "/users", api.admin, {**body, "username": "bob"})
+    message = await error(r, 409, "CONFLICT")
+    assert message == "user bob or email a@example.com already exists"
+    r = await api.call("GET", "/users?q=username_or_email%3Da@example.com", api.admin)
+    assert [u["username"] for u in await r.json()] == ["alice"]
+    # Nor by changing one's profile; one's own email again is no conflict.
+    bob = await api.user("bob")
+    bob_id = await user_id(api, bob)
+    r = await api.call("PUT", f"/users/{bob_id}", bob, {"email": "a@example.com"})
+    assert await error(r, 409, "CONFLICT") == "email a@example.com already exists"
+    profile = {"email": "b@example.com", "realname": "Bob"}
+    assert (await api.call("PUT", f"/users/{bob_id}", bob, profile)).status == 200
+    assert (await api.call("PUT", f"/users/{bob_id}", bob, profile)).status == 200
+    # Users without an email are many.
+    await api.user("carol")
+    await api.user("dave")
+
+
+async def test_attack_users_created_at_once_with_one_email_one_wins(api: Api) -> None:
+    def body(name: str) -> dict[str, str]:
+        return {"username": name, "email": "same@example.com", "password": "Us3rPassword"}
+
+    answers = await asyncio.gather(
+        *(api.call("POST", "/users", api.admin, body(f"u{i}")) for i in range(4))
+    )
+    assert sorted(r.status for r in answers) == [201, 409, 409, 409]
+
+
 async def test_bad_profiles_are_400(api: Api) -> None:
     carol = await api.user("carol")
     path = f"/users/{await user_id(api, carol)}"

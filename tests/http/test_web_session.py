@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -224,3 +225,27 @@ async def test_attack_logins_add_sessions_without_bound(admin: Server) -> None:
         assert db.execute("SELECT count(*) FROM web_session").fetchone()[0] == KEEP_PER_USER
     # The client's newest session (its cookie) still works.
     assert (await admin.client.get("/c/session")).status == 200
+
+
+async def test_attack_a_user_deleted_while_logging_in_is_a_401_and_gets_no_session(
+    admin: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password checked, the user deleted before its session is stored: answered as a
+    deleted user's login (401), not 409 "session already stored"."""
+    body = {"username": "alice", "email": "", "realname": "", "password": "Us3rPassword"}
+    r = await admin.client.post("/api/v2.0/users", json=body, headers=basic("admin", PASSWORD))
+    assert r.status == 201, await r.text()
+    store = admin.runtime.store
+    alice = await store.find_user("alice")
+    assert alice is not None
+    add = store.add_session
+
+    async def deleted_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        await store.delete_user(alice.id)
+        return await add(*args, **kwargs)
+
+    monkeypatch.setattr(store, "add_session", deleted_meanwhile)
+    r = await admin.client.post("/c/login", json={"principal": "alice", "password": "Us3rPassword"})
+    assert r.status == 401, await r.text()
+    assert (await r.json())["errors"][0]["message"] == "invalid username or password"
+    assert "Set-Cookie" not in r.headers

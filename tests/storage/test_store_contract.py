@@ -7,14 +7,17 @@ tests' private server, tests/postgres.py): both pass the same tests unchanged.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import with_migrated_database
 from tests.postgres import PostgresServer
+from tests.storage.test_postgres import at_version
 from tokenserver.config import Settings
 from tokenserver.domain.federation import KEEP_FAILURES, KEEP_LOGINS, Condition, Identity
 from tokenserver.domain.harbor_query import AUDIT_EXT_KEYS
@@ -24,6 +27,7 @@ from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
 from tokenserver.domain.webhooks import Target
 from tokenserver.errors import Conflict, NotFound, ProjectNotFound, RobotNotFound, UserNotFound
+from tokenserver.runtime import open_runtime
 from tokenserver.services.ports import (
     AuditScope,
     IssuerRemoval,
@@ -38,6 +42,7 @@ from tokenserver.services.ports import (
 )
 from tokenserver.storage.postgres import PostgresStore
 from tokenserver.storage.sql import SqlStore
+from tokenserver.storage.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from tokenserver.storage.sqlite import SqliteStore
 
 PULL = (Access("repository", "pull"),)
@@ -208,6 +213,19 @@ async def test_robot_names_are_unique_per_level(store: Store) -> None:
         await store.create_robot(new_robot("ci", p.id))
     with pytest.raises(Conflict):
         await store.create_robot(new_robot("ci", None))
+
+
+async def test_attack_a_robot_for_a_project_deleted_meanwhile_is_project_not_found(
+    store: Store,
+) -> None:
+    """Not Conflict: answered 409 "robot 'r0' already exists in this project" (seen on
+    PostgreSQL replicas, a robot created while its project was being deleted)."""
+    project = await store.create_project("p", False, None, 1)
+    assert await store.delete_project(project.id)
+    with pytest.raises(ProjectNotFound):
+        await store.create_robot(new_robot("ci", project.id))
+    assert await store.list_robots(project.id) == []
+    assert (await store.create_robot(new_robot("ci", None))).project_id is None
 
 
 async def test_robots_are_listed_by_id_with_a_name_filter(store: Store) -> None:
@@ -421,6 +439,125 @@ async def test_removals_at_once_leave_one_system_admin(store: Store) -> None:
         assert sum(u.sysadmin for u in await store.list_users()) == 1
 
 
+async def test_a_taken_email_is_a_conflict_an_empty_one_is_not(store: Store) -> None:
+    """Harbor's `harbor_user.email` is UNIQUE: a second user with it is 409, on creation and
+    on a profile change; users without an email are many."""
+    alice = await store.create_user(new_user("alice"), 1)
+    with pytest.raises(Conflict, match=r"user bob or email alice@example\.com already exists"):
+        await store.create_user(replace(new_user("bob"), email=alice.email), 1)
+    assert await store.find_user("bob") is None
+    bob = await store.create_user(new_user("bob"), 1)
+    with pytest.raises(Conflict, match=r"email alice@example\.com already exists"):
+        await store.update_user_profile(bob.id, alice.email, "Bob", "", 2)
+    assert await store.update_user_profile(alice.id, alice.email, "Alice A", "", 2)  # her own
+    assert await store.update_user_profile(bob.id, "", "", "", 2)
+    await store.create_user(replace(new_user("carol"), email=""), 1)
+    await store.create_user(replace(new_user("dave"), email=""), 1)
+    with pytest.raises(Conflict, match="user 'dave' already exists"):
+        await store.create_user(replace(new_user("dave"), email=""), 1)
+    assert await store.list_users_sharing_email() == []
+
+
+async def test_attack_users_taking_one_email_at_once_one_wins(store: Store) -> None:
+    async def create(name: str) -> bool:
+        try:
+            await store.create_user(replace(new_user(name), email="same@example.com"), 1)
+        except Conflict:
+            return False
+        return True
+
+    assert sorted(await asyncio.gather(*(create(f"u{i}") for i in range(6)))) == [False] * 5 + [
+        True
+    ]
+
+
+_SHARED_EMAILS = (
+    "INSERT INTO users (id, username, email, password_hash, creation_time, update_time) VALUES "
+    "(1, 'alice', 'a@example.com', 'h', 1, 1), (2, 'bob', 'a@example.com', 'h', 1, 1), "
+    "(3, 'carol', 'a@example.com', 'h', 1, 1), (4, 'dave', '', 'h', 1, 1), "
+    "(5, 'erin', '', 'h', 1, 1), (6, 'frank', 'f@example.com', 'h', 1, 1)"
+)
+
+
+async def _upgraded_store_keeps_shared_emails(store: SqlStore) -> None:
+    """Users that shared an email before schema 12 keep it (the upgrade fails not, drops no
+    one) and are listed; anyone else is held to the rule, and so is each of them once its
+    email changes. No new user joins them, even when the oldest holder has left the email."""
+    shared = await store.list_users_sharing_email()
+    assert [u.username for u in shared] == ["alice", "bob", "carol"]
+    assert [u.username for u in await store.list_users()][3:] == ["dave", "erin", "frank"]
+    with pytest.raises(Conflict):
+        await store.create_user(replace(new_user("gina"), email="a@example.com"), 2)
+    assert await store.update_user_profile(3, "a@example.com", "Carol", "", 2)  # kept
+    assert await store.update_user_profile(2, "b@example.com", "", "", 2)  # bob leaves it
+    with pytest.raises(Conflict):
+        await store.update_user_profile(2, "a@example.com", "", "", 3)  # and may not return
+    with pytest.raises(Conflict):
+        await store.update_user_profile(2, "f@example.com", "", "", 3)
+    assert [u.username for u in await store.list_users_sharing_email()] == ["alice", "carol"]
+    assert await store.update_user_profile(1, "z@example.com", "", "", 3)  # the oldest leaves
+    with pytest.raises(Conflict):  # carol still holds it
+        await store.create_user(replace(new_user("gina"), email="a@example.com"), 2)
+    with pytest.raises(Conflict):
+        await store.update_user_profile(4, "a@example.com", "", "", 3)
+    assert [u.username for u in await store.list_users_sharing_email()] == ["carol"]
+    assert await store.update_user_profile(3, "c@example.com", "", "", 4)
+    assert await store.list_users_sharing_email() == []
+    gina = await store.create_user(replace(new_user("gina"), email="a@example.com"), 5)
+    assert gina.email == "a@example.com"
+
+
+async def test_a_sqlite_database_of_schema_11_keeps_users_that_share_an_email(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v11.db"
+    with sqlite3.connect(path) as db:
+        for version in range(1, 12):
+            db.executescript(SQLITE_MIGRATIONS[version])
+        db.executescript(_SHARED_EMAILS)
+        db.execute("PRAGMA user_version=11")
+    store = await SqliteStore.open(path)
+    try:
+        await _upgraded_store_keeps_shared_emails(store)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 12
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_a_postgresql_database_of_schema_11_keeps_users_that_share_an_email(
+    postgres: PostgresServer,
+) -> None:
+    url = at_version(postgres, 11, _SHARED_EMAILS + "; SELECT setval('users_id_seq', 6)")
+    store = await PostgresStore.open(url)
+    try:
+        await _upgraded_store_keeps_shared_emails(store)
+    finally:
+        await store.close()
+
+
+async def test_the_server_names_users_that_share_an_email_at_start(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with sqlite3.connect(settings.database.path) as db:
+        for version in range(1, 12):
+            db.executescript(SQLITE_MIGRATIONS[version])
+        db.executescript(_SHARED_EMAILS)
+        db.execute("PRAGMA user_version=11")
+    async with open_runtime(settings, sign=True):
+        pass
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "tokenserver.users"]
+    assert warning.startswith(
+        "these users share an email, which is otherwise unique: 'alice' <a@example.com>, "
+        "'bob' <a@example.com>, 'carol' <a@example.com>. Give each its own"
+    )
+    caplog.clear()
+    async with open_runtime(settings, sign=False):  # a command: the server says it
+        pass
+    assert not [r for r in caplog.records if r.name == "tokenserver.users"]
+
+
 async def test_members_have_one_role_per_project(store: Store) -> None:
     p = await store.create_project("p", False, None, 1)
     alice = await store.create_user(new_user("alice"), 1)
@@ -587,6 +724,27 @@ async def test_refresh_token_use_only_moves_forward(store: Store) -> None:
     found = await store.find_refresh_token("h")
     assert found is not None and found.last_used_at == 500
     assert (await store.list_refresh_tokens(robot_id=robot.id))[0].last_used_at == 500
+
+
+async def test_attack_tokens_and_sessions_of_a_robot_or_user_deleted_meanwhile_are_not_found(
+    store: Store,
+) -> None:
+    """The robot or user was deleted between its login's check and the insert (a deletion
+    racing `docker login`, a replica's read cache): it is gone, never Conflict ("refresh
+    token already stored": a 409 where the client expects 401)."""
+    p = await store.create_project("p", False, None, 1)
+    robot = await store.create_robot(new_robot("ci", p.id))
+    alice = await store.create_user(new_user("alice"), 1)
+    assert await store.delete_robot(robot.id)
+    assert await store.delete_user(alice.id) is UserChange.DONE
+    with pytest.raises(RobotNotFound):
+        await store.add_refresh_token("h1", "docker", 2, robot_id=robot.id, keep=50)
+    with pytest.raises(UserNotFound):
+        await store.add_refresh_token("h2", "docker", 2, user_id=alice.id, keep=50)
+    with pytest.raises(UserNotFound):
+        await store.add_session("s1", alice.id, 2, 100)
+    assert await store.find_refresh_token("h1") is None
+    assert await store.find_session("s1", 3) is None
 
 
 async def test_sessions_expire_and_end(store: Store) -> None:

@@ -418,7 +418,7 @@ PATHS: dict[str, Any] = {
         "put": {
             "summary": "Replace a user's email, realname and comment (self or system admin)",
             "requestBody": _request(USER_PROFILE),
-            "responses": {"200": _OK, **_errors(400, 403, 404)},
+            "responses": {"200": _OK, **_errors(400, 403, 404, 409)},
         },
         "delete": {
             "summary": "Delete a user, its memberships, sessions and refresh tokens "

@@ -264,7 +264,8 @@ class Store(LockoutStore, Protocol):
     # ---- robots ---------------------------------------------------------------------------
     async def create_robot(self, robot: NewRobot) -> Robot:
         """Insert a robot. Raises Conflict if the name is taken at its level (project robots:
-        within the project; system robots: among system robots)."""
+        within the project; system robots: among system robots), ProjectNotFound if its
+        project does not exist (any more)."""
         ...
 
     async def find_robot(self, project_name: str | None, name: str) -> Robot | None:
@@ -362,7 +363,7 @@ class Store(LockoutStore, Protocol):
 
     # ---- users ----------------------------------------------------------------------------
     async def create_user(self, user: NewUser, now: int) -> User:
-        """Raises Conflict if the username is taken."""
+        """Raises Conflict if the username is taken, or the email (when not empty)."""
         ...
 
     async def find_user(self, username: str) -> User | None: ...
@@ -378,7 +379,14 @@ class Store(LockoutStore, Protocol):
     async def update_user_profile(
         self, user_id: int, email: str, realname: str, comment: str, now: int
     ) -> bool:
-        """False if the user does not exist."""
+        """False if the user does not exist. Raises Conflict if another user has the email
+        (when not empty and new to this user: users that shared one before schema 12 keep
+        it, see `list_users_sharing_email`)."""
+        ...
+
+    async def list_users_sharing_email(self) -> list[User]:
+        """Users that shared an email before it was unique (schema 12) and still do, by email
+        and id; empty once each has an email of its own."""
         ...
 
     async def set_user_sysadmin(self, user_id: int, sysadmin: bool, now: int) -> UserChange:
@@ -430,7 +438,8 @@ class Store(LockoutStore, Protocol):
         last use is `now`; `expires_at` and `legacy_access` are stored as given (a legacy
         robot's JWT's end and grant; None for other tokens). `federated`: issued to a login
         with an ID token (revoked when the robot's rules change), as the workload `identity`.
-        `previous_secret`: issued to a login with the robot's previous secret, ending with it."""
+        `previous_secret`: issued to a login with the robot's previous secret, ending with it.
+        Raises RobotNotFound or UserNotFound if its robot or user does not exist (any more)."""
         ...
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
@@ -579,7 +588,7 @@ class Store(LockoutStore, Protocol):
         self, token_hash: str, user_id: int, now: int, expires_at: int, *, keep: int | None = None
     ) -> None:
         """Store a session; with `keep`, end the user's older sessions beyond the newest
-        `keep`."""
+        `keep`. Raises UserNotFound if the user does not exist (any more)."""
         ...
 
     async def find_session(self, token_hash: str, now: int) -> WebSession | None:

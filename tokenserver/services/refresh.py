@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 from tokenserver.domain.models import SECONDS_PER_DAY, Principal, PrincipalKind, RefreshToken
 from tokenserver.domain.secrets import Secret, token_digest
-from tokenserver.errors import Unauthorized
+from tokenserver.errors import NotFound, Unauthorized
+from tokenserver.services.federated_login import INVALID_CREDENTIALS
 from tokenserver.services.legacy import legacy_principal
 from tokenserver.services.ports import Store
 from tokenserver.services.robots import RobotService
@@ -68,7 +69,8 @@ class RefreshTokenService:
         (`principal.valid_until`): non-secret, and all a refresh needs to rebuild the same
         principal. A federated login's token ends `federated_lifetime` after it is issued (or
         with the credential it logged in with, a temporary secret, if that ends first), and
-        with any change of the robot's rules (the store revokes it)."""
+        with any change of the robot's rules (the store revokes it). Raises Unauthorized if the
+        robot or user was deleted since its login was checked."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         robot = principal.robot
         now = int(self._clock())
@@ -78,23 +80,28 @@ class RefreshTokenService:
             expires_at = now + self._federated_lifetime
             if principal.valid_until is not None:
                 expires_at = min(expires_at, principal.valid_until)
-        await self._store.add_refresh_token(
-            token_digest(token),
-            client_id[:200],
-            now,
-            robot_id=robot.id if robot else None,
-            user_id=principal.user.id if principal.user else None,
-            keep=KEEP_PER_ACCOUNT,
-            expires_at=expires_at,
-            federated=federated,
-            identity=principal.identity,
-            previous_secret=principal.previous_secret,
-            legacy_access=(
-                tuple(a for p in robot.permissions for a in p.access)
-                if robot is not None and robot.legacy
-                else None
-            ),
-        )
+        try:
+            await self._store.add_refresh_token(
+                token_digest(token),
+                client_id[:200],
+                now,
+                robot_id=robot.id if robot else None,
+                user_id=principal.user.id if principal.user else None,
+                keep=KEEP_PER_ACCOUNT,
+                expires_at=expires_at,
+                federated=federated,
+                identity=principal.identity,
+                previous_secret=principal.previous_secret,
+                legacy_access=(
+                    tuple(a for p in robot.permissions for a in p.access)
+                    if robot is not None and robot.legacy
+                    else None
+                ),
+            )
+        except NotFound:
+            # Its robot or user was deleted since the login was checked (a deletion racing
+            # `docker login`, or a replica's read cache): answered as a deleted one's login.
+            raise Unauthorized(INVALID_CREDENTIALS) from None
         return Secret(token)
 
     async def authenticate(self, token: Secret, address: str = "") -> Principal:

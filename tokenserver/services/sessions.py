@@ -13,8 +13,9 @@ from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.models import LEGACY_PREFIX, Principal, PrincipalKind
 from tokenserver.domain.names import parse_robot_name
 from tokenserver.domain.secrets import Secret, token_digest
-from tokenserver.errors import Forbidden, Unauthorized
+from tokenserver.errors import Forbidden, Unauthorized, UserNotFound
 from tokenserver.services.auth import Authenticator
+from tokenserver.services.federated_login import INVALID_CREDENTIALS
 from tokenserver.services.ports import Store
 
 # A user's newest sessions kept; logging in again ends the oldest beyond (as for refresh
@@ -61,13 +62,16 @@ class SessionService:
         token = Secret(secrets.token_urlsafe(32))
         now = int(self._clock())
         await self._store.delete_sessions(before=now)  # expired ones, by the way
-        await self._store.add_session(
-            token_digest(token.reveal()),
-            principal.user.id,
-            now,
-            now + self._lifetime,
-            keep=KEEP_PER_USER,
-        )
+        try:
+            await self._store.add_session(
+                token_digest(token.reveal()),
+                principal.user.id,
+                now,
+                now + self._lifetime,
+                keep=KEEP_PER_USER,
+            )
+        except UserNotFound:  # deleted since its password was checked: as if it never was
+            raise Unauthorized(INVALID_CREDENTIALS) from None
         return token, principal
 
     async def authenticate(self, token: Secret) -> Principal:

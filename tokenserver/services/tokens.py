@@ -46,6 +46,10 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 _MEMO_ENTRIES = 4096
 _MEMO_BYTES = 4 << 20
 _MEMO_ENTRY_BYTES = 16 << 10
+# NOTE: a client_id is stored with a refresh token, and PostgreSQL cannot hold a NUL (SQLite
+# can): refused on both alike, before any credential is checked, whether or not it would be
+# stored (a client's name never holds one).
+_CLIENT_ID_NUL = "client_id must not contain a NUL character"
 
 
 class _RandomIds:
@@ -339,13 +343,15 @@ class TokenService:
         """Serve one token request (GET or POST /service/token). Every outcome is described
         in `req.outcome` for the log (when `tokenserver.token` takes `info`), never a secret.
 
-        Raises BadRequest (wrong service, malformed scope) and Unauthorized (bad credentials
-        or refresh token, or anonymous without a scope: the `docker login` probe must be
-        challenged).
+        Raises BadRequest (wrong service, malformed scope, a NUL in the client_id) and
+        Unauthorized (bad credentials or refresh token, or anonymous without a scope: the
+        `docker login` probe must be challenged).
         """
         account = req.credentials.username if req.credentials else ""
         scopes: list[Scope] = []
         try:
+            if "\x00" in req.client_id:
+                raise BadRequest(_CLIENT_ID_NUL)
             if req.service is not None and req.service != self._service:
                 raise BadRequest(f"unknown service {req.service!r}")
             scopes = parse_scopes(req.scopes)
@@ -458,15 +464,17 @@ class TokenService:
         temporary secret of the robot. Every outcome is described in `req.outcome` for the
         log, never a token or secret.
 
-        Raises BadRequest (wrong service, malformed scope, not a robot's name), TooManyRequests
-        (locked out), Unauthorized (the ID token refused or taken before, the robot unknown,
-        disabled or expired)."""
+        Raises BadRequest (wrong service, malformed scope, not a robot's name, a NUL in the
+        client_id), TooManyRequests (locked out), Unauthorized (the ID token refused or taken
+        before, the robot unknown, disabled or expired)."""
         grant = Grant.TOKEN_EXCHANGE
         account = req.exchange.robot[:200]
         scopes: list[Scope] = []
         try:
             if self._exchange is None:
                 raise BadRequest("this server takes no token exchange")
+            if "\x00" in req.client_id:
+                raise BadRequest(_CLIENT_ID_NUL)
             if req.service is not None and req.service != self._service:
                 raise BadRequest(f"unknown service {req.service!r}")
             scopes = parse_scopes(req.exchange.scopes)

@@ -110,7 +110,8 @@ class UserService:
     ) -> User:
         """System admins only (a robot holding `user:create` too, but only a system admin
         creates one). Raises BadRequest (name, including one that reads as a robot's name under
-        the prefix; password), Conflict (taken), Forbidden."""
+        the prefix; password), Conflict (the name, or the email when given, taken),
+        Forbidden."""
         async with self._audit.operation(actor, "create", "user", username):
             self._access.require_system(actor, "user", "create")
             if sysadmin and not actor.sysadmin:
@@ -202,7 +203,7 @@ class UserService:
         """Replace the user's email, realname and comment (an absent one becomes empty, as in
         Harbor). Users change their own; system admins (and robots holding `user:update`)
         anyone's, but only a system admin a system admin's. Raises Forbidden, BadRequest,
-        UserNotFound."""
+        UserNotFound, Conflict (another user has the email)."""
         async with self._audit.operation(actor, "update", "user", f"{user_id}/profile") as op:
             if actor.user is None or actor.user.id != user_id:
                 self._access.require_system(actor, "user", "update")

@@ -324,6 +324,15 @@ CREATE TRIGGER temporary_secret_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCA
     ON temporary_secret FOR EACH STATEMENT EXECUTE FUNCTION tokenserver_cache_notify();
 """
 
+# v12: a user's email is unique where it is not empty; users that already shared one are
+# marked and left out of the index, as on SQLite (see its version 12).
+_SCHEMA_V12 = """
+ALTER TABLE users ADD COLUMN email_shared BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE users SET email_shared = TRUE WHERE email <> '' AND EXISTS
+    (SELECT 1 FROM users older WHERE older.email = users.email AND older.id < users.id);
+CREATE UNIQUE INDEX users_email ON users (email) WHERE email <> '' AND NOT email_shared;
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -336,6 +345,7 @@ MIGRATIONS: dict[int, str] = {
     9: _SCHEMA_V9,
     10: _SCHEMA_V10,
     11: _SCHEMA_V11,
+    12: _SCHEMA_V12,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

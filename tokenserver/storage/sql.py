@@ -641,6 +641,7 @@ class SqlStore:
             ),
             f"robot {robot.name!r} already exists"
             + (" in this project" if robot.project_id is not None else ""),
+            ProjectNotFound(f"project {robot.project_id} not found"),  # deleted meanwhile
         )
         created = await self.find_robot_by_id(robot_id)
         assert created is not None
@@ -888,6 +889,13 @@ class SqlStore:
     # ---- users ----------------------------------------------------------------------------
 
     async def create_user(self, user: NewUser, now: int) -> User:
+        taken = (
+            f"user {user.username} or email {user.email} already exists"  # Harbor's words
+            if user.email
+            else f"user {user.username!r} already exists"
+        )
+        if user.email and await self._shared_email_held(user.email, None):
+            raise Conflict(taken)
         user_id = await self._insert(
             "INSERT INTO users (username, email, realname, comment, password_hash, sysadmin, "
             "creation_time, update_time) VALUES (?,?,?,?,?,?,?,?)",
@@ -901,7 +909,7 @@ class SqlStore:
                 now,
                 now,
             ),
-            f"user {user.username!r} already exists",
+            taken,
         )
         created = await self.find_user_by_id(user_id)
         assert created is not None
@@ -935,11 +943,34 @@ class SqlStore:
     async def update_user_profile(
         self, user_id: int, email: str, realname: str, comment: str, now: int
     ) -> bool:
+        taken = Conflict(f"email {email} already exists")
+        if email and await self._shared_email_held(email, user_id):
+            raise taken
+        # A new email clears the mark of one shared before the upgrade (schema 12): the index
+        # holds the user to it from then on.
         changed = await self._execute(
-            "UPDATE users SET email = ?, realname = ?, comment = ?, update_time = ? WHERE id = ?",
-            (email, realname, comment, now, user_id),
+            "UPDATE users SET email_shared = CASE WHEN email = ? THEN email_shared ELSE FALSE "
+            "END, email = ?, realname = ?, comment = ?, update_time = ? WHERE id = ?",
+            (email, email, realname, comment, now, user_id),
+            refused=taken,
         )
         return changed > 0
+
+    async def _shared_email_held(self, email: str, user_id: int | None) -> bool:
+        """Whether a user other than `user_id` that shared `email` before the upgrade (left
+        out of the unique index, schema 12) holds it, and `user_id` (if any) does not hold it
+        already. Race-free with the index: no row is marked after the upgrade."""
+        rows = await self._rows(
+            "SELECT 1 FROM users WHERE email = ? AND email_shared = TRUE AND id <> ? "
+            "AND NOT EXISTS (SELECT 1 FROM users me WHERE me.id = ? AND me.email = ?)",
+            (email, user_id or 0, user_id or 0, email),
+        )
+        return bool(rows)
+
+    async def list_users_sharing_email(self) -> list[User]:
+        return await self._users(
+            "email IN (SELECT email FROM users WHERE email_shared = TRUE) ORDER BY email, id", ()
+        )
 
     async def set_user_sysadmin(self, user_id: int, sysadmin: bool, now: int) -> UserChange:
         async with self._sysadmins_serialized():
@@ -1057,6 +1088,11 @@ class SqlStore:
                 previous_secret,
             ),
             "refresh token already stored",
+            # NOTE: its robot or user deleted since the login was checked (a replica's read
+            # cache, or a deletion racing `docker login`): gone, not a stored token.
+            RobotNotFound(f"robot {robot_id} not found")
+            if robot_id is not None
+            else UserNotFound(f"user {user_id} not found"),
         )
         column, owner = ("robot_id", robot_id) if robot_id is not None else ("user_id", user_id)
         await self._execute(
@@ -1498,12 +1534,16 @@ class SqlStore:
             if not admitted:
                 return None
             await self._execute("DELETE FROM temporary_secret WHERE expires_at <= ?", (now,))
-            secret_id = await self._insert(
-                "INSERT INTO temporary_secret (robot_id, token_hash, created_at, expires_at, "
-                "identity) VALUES (?,?,?,?,?)",
-                (robot_id, token_hash, now, expires_at, _identity_to_json(identity)),
-                "temporary secret already stored",
-            )
+            try:
+                secret_id = await self._insert(
+                    "INSERT INTO temporary_secret (robot_id, token_hash, created_at, "
+                    "expires_at, identity) VALUES (?,?,?,?,?)",
+                    (robot_id, token_hash, now, expires_at, _identity_to_json(identity)),
+                    "temporary secret already stored",
+                    RobotNotFound(f"robot {robot_id} not found"),
+                )
+            except RobotNotFound:  # held above, so not expected: refused all the same
+                return None
             await self._execute(
                 "DELETE FROM temporary_secret WHERE robot_id = ? AND id NOT IN "
                 "(SELECT id FROM temporary_secret WHERE robot_id = ? ORDER BY id DESC LIMIT ?)",
@@ -1544,6 +1584,7 @@ class SqlStore:
             "VALUES (?,?,?,?)",
             (token_hash, user_id, now, expires_at),
             "session already stored",
+            UserNotFound(f"user {user_id} not found"),  # deleted since its login was checked
         )
         if keep is not None:
             await self._execute(

@@ -310,6 +310,18 @@ CREATE INDEX lockout_check_address ON lockout_check (address);
 # cache is validated by the database's own version instead). Kept so that both number alike.
 _SCHEMA_V11 = ""
 
+# v12: a user's email is unique where it is not empty (Harbor's `harbor_user.email` is UNIQUE).
+# Users that already shared an email keep it: all but the oldest holder of each (lowest id) are
+# marked `email_shared` and left out of the index, so the upgrade neither fails nor loses a
+# row; changing such a user's email clears the mark (`update_user_profile`), and the server
+# names them at start until then.
+_SCHEMA_V12 = """
+ALTER TABLE users ADD COLUMN email_shared INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET email_shared = 1 WHERE email <> '' AND EXISTS
+    (SELECT 1 FROM users older WHERE older.email = users.email AND older.id < users.id);
+CREATE UNIQUE INDEX users_email ON users (email) WHERE email <> '' AND email_shared = 0;
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1,
     2: _SCHEMA_V2,
@@ -322,6 +334,7 @@ MIGRATIONS: dict[int, str] = {
     9: _SCHEMA_V9,
     10: _SCHEMA_V10,
     11: _SCHEMA_V11,
+    12: _SCHEMA_V12,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
