@@ -146,7 +146,7 @@ class PostgresServer:
         return self.url(self._emptied[0])
 
     async def _connect_emptier(self, name: str) -> asyncpg.Connection:
-        if self._emptier is None:
+        if self._emptier is None or self._emptier.is_closed():
             self._emptier = await asyncpg.connect(
                 host=str(self.base), port=self.port, user=USER, database=name
             )
