@@ -109,13 +109,7 @@ from tokenserver.errors import (
     TokenServerError,
 )
 from tokenserver.eventloop import event_loop
-from tokenserver.http.observability import (
-    AccessLogger,
-    JsonFormatter,
-    ParserErrorFilter,
-    TextFormatter,
-    TurnHandler,
-)
+from tokenserver.http.observability import server_handler
 from tokenserver.keys import (
     generate_private_key,
     load_certificates,
@@ -340,12 +334,7 @@ def cmd_registry_config(args: argparse.Namespace) -> int:
 
 
 def configure_logging(level: str, form: str = "text") -> None:
-    handler = TurnHandler(sys.stderr)
-    if form == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    handler.addFilter(ParserErrorFilter())
+    handler = server_handler(sys.stderr, form)
     # NOTE: no format shows a record's thread, process or source line; not collecting them
     # (the logging HOWTO's optimisations) saves microseconds on each token request's line.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
@@ -421,15 +410,15 @@ async def _serve(
 ) -> None:
     """Serve `app` until SIGINT or SIGTERM. Says where it serves once it listens there;
     raises ConfigError naming the address when it cannot listen (in use, not local...)."""
+    from tokenserver.http.runner import make_runner
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     try:
-        runner = web.AppRunner(
-            app, access_log=logging.getLogger("tokenserver.access"), access_log_class=AccessLogger
-        )
+        runner = make_runner(app)
         await runner.setup()
         try:
             await _listen(runner, settings, context, reuse_port, loop_name)
@@ -747,9 +736,11 @@ class _PullSecret:
                 raise UsageError(f"{flag} {printable(value)}: {error}")
         registry = args.registry
         if registry is None:
-            registry = rt.settings.server.registry_host
+            server = rt.settings.server
+            registry = server.registry_host
+            source = "server.registry" if server.registry else "server.realm"
             _say(
-                f"registry {registry} (from server.realm); give --registry HOST if the "
+                f"registry {registry} (from {source}); give --registry HOST if the "
                 "registry is elsewhere"
             )
         return cls(args.k8s_secret, args.namespace, registry)

@@ -21,6 +21,7 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 from tokenserver.domain.lifetimes import LONGEST_TOKEN_LIFETIME, MIN_ROBOT_TOKEN_LIFETIME
+from tokenserver.domain.pull_secrets import registry_error
 from tokenserver.domain.secrets import DEFAULT_KDF_COST, KdfCost
 from tokenserver.domain.text import escape
 from tokenserver.errors import ConfigError
@@ -128,6 +129,13 @@ def _networks(value: Any) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def _registry(value: Any) -> str:
+    text = _text(allow_empty=True)(value)
+    if text and (error := registry_error(text)) is not None:
+        raise ValueError(error)
+    return text
+
+
 def _url(value: Any) -> str:
     text = _text(allow_empty=True)(value)
     if text:
@@ -177,6 +185,14 @@ class ServerSettings(_Section):
         "Public URL of the token endpoint, as clients reach it; the registry sends clients here.\n"
         'Empty means "http://<host>:<port>/service/token".',
     )
+    registry: str = _key(
+        "",
+        _registry,
+        "Where clients reach the registry (host[:port], as docker login takes it): the\n"
+        "registry of the Kubernetes pull secrets `robot create --k8s-secret` and the web page\n"
+        "make. Empty: the host of realm (Harbor's layout: registry and token service share a\n"
+        "name).",
+    )
     tls_certificate: Path | None = _key(
         "",
         _text(allow_empty=True),
@@ -220,10 +236,10 @@ class ServerSettings(_Section):
 
     @property
     def registry_host(self) -> str:
-        """Where clients find the registry when nothing says otherwise: the realm's host, as
-        in Harbor's layout, where the registry and its token service share one name (the
-        token service alone cannot know where the registry is)."""
-        return urlsplit(self.realm).netloc
+        """Where clients find the registry: `registry`, else the realm's host, as in Harbor's
+        layout, where the registry and its token service share one name (the token service
+        alone cannot know where the registry is)."""
+        return self.registry or urlsplit(self.realm).netloc
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from tokenserver.config import Settings
 from tokenserver.domain.lifetimes import TokenLifetimes
 from tokenserver.errors import ConfigError
-from tokenserver.sealing import HeaderSeal
+from tokenserver.sealing import KEY_SETTING, HeaderSeal
 from tokenserver.services.access import AccessService
 from tokenserver.services.audit import AuditService
 from tokenserver.services.auth import Authenticator
@@ -95,6 +96,24 @@ def database_name(settings: Settings) -> str:
     return str(settings.database.path)
 
 
+async def _warn_of_headers_sealed_before(store: SqlStore, seal: HeaderSeal) -> None:
+    """The webhook key was just created: headers the database holds were sealed under
+    another key (a database restored without its key file, a replica given another keys
+    directory) and never open again. Their deliveries fail closed, one by one; say it once,
+    at start."""
+    count = await store.count_webhook_policies_with_auth_headers()
+    if count:
+        policies = "1 webhook policy has" if count == 1 else f"{count} webhook policies have"
+        logging.getLogger("tokenserver.webhooks").warning(
+            "%s: %s was just created, but %s auth headers sealed under another key, which "
+            "this one cannot open: their deliveries fail. Restore the key file from the backup "
+            "taken with the database (and restart), or set those targets' auth headers again",
+            KEY_SETTING,
+            seal.path,
+            policies,
+        )
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -128,8 +147,9 @@ async def open_runtime(
         # NOTE: loaded by management commands only when they seal a header: a command that
         # never does needs neither the file nor a writable directory to create it in.
         header_seal = HeaderSeal(settings.webhooks.secret_key)
+        if sign and await header_seal.load():
+            await _warn_of_headers_sealed_before(store, header_seal)
         if sign:
-            await header_seal.load()
             signer = TokenSigner(
                 # NOTE: the keyring's active key once it has entries; the configured pair is
                 # not checked then (after a rotation, the bundle left in token.certificate no

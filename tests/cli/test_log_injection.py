@@ -323,3 +323,28 @@ def test_attack_oversized_cookie_puts_the_session_token_in_the_log(
     assert not any(token in line or "aaaaaaaa" in line for line in lines)
     said = messages(lines, log_format)
     assert any("could not parse a request: LineTooLong (status 400)" in m for m in said), said
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03zoCPsecretSessionToken" + b"\x00" * 32,
+        get(b"/api/v2.0/users/current", b"Cookie: sid=zoCPsecretSessionToken; p=" + b"a" * 9000),
+        b"GET /he\x00zoCPsecretSessionToken HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["TLS on the plain port", "cookie past the line limit", "NUL in the request line"],
+)
+def test_attack_unparsable_request_answered_by_serve_in_json(
+    server: tuple[Served, str], raw: bytes
+) -> None:
+    """`serve` answers what aiohttp cannot parse in the JSON envelope, not in aiohttp's
+    text that quoted the bytes sent (a session token with them), and logs none of them."""
+    served, _ = server
+    answer = served.request(raw)  # returns once the server closed the connection
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer[:100]
+    assert b"\r\nContent-Type: application/json; charset=utf-8\r\n" in head, head
+    assert json.loads(body)["errors"][0]["code"] == "BAD_REQUEST"
+    assert b"zoCPsecretSessionToken" not in answer
+    lines = served.log()
+    assert not any("zoCPsecretSessionToken" in line for line in lines), lines

@@ -216,6 +216,16 @@ def test_the_registry_defaults_to_the_realms_host_and_says_so(config: Path) -> N
     assert "registry registry.example.com (from server.realm)" in result.stderr
 
 
+def test_the_registry_comes_from_server_registry_when_it_is_set(config: Path) -> None:
+    result = call_cli(
+        config, *CREATE, "--k8s-secret", "ci-pull",
+        env={"TOKENSERVER_SERVER_REGISTRY": "registry.example.com:5000"},
+    )  # fmt: skip
+    manifest = ok(result)
+    assert list(dockerconfig(manifest)["auths"]) == ["registry.example.com:5000"]
+    assert "registry registry.example.com:5000 (from server.registry)" in result.stderr
+
+
 def test_a_pull_secret_exported_to_a_private_file(config: Path, tmp_path: Path) -> None:
     target = tmp_path / "pull.json"
     result = call_cli(config, *CREATE, "--k8s-secret", "ci-pull", "--export", str(target))

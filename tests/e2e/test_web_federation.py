@@ -378,3 +378,53 @@ def test_hostile_text_in_claims_and_refusals_is_shown_as_text(
     expect(page.locator("#rules-error")).to_contain_text(f"rule 2: issuer {HOSTILE_SUBJECT!r}")
     nothing_ran(page)
     assert len(rules_of(web_stack, robot)["rules"]) == 1
+
+
+# Markup, an entity, both quotes, a backslash escape spelled out and a real ESC: what the
+# tables show is the server's once-escaped line (the backslash and the ESC as escapes), the
+# markup and the entity as the very characters sent.
+HOSTILE_ONCE = "<img src=x onerror=\"window.pwned='once'\"> &amp; \"dq\" 'sq' \\x41 \x1b end"
+SHOWN_ONCE = "<img src=x onerror=\"window.pwned='once'\"> &amp; \"dq\" 'sq' \\\\x41 \\x1b end"
+QUOTED_ONCE = (
+    "'<img src=x onerror=\"window.pwned=\\'once\\'\"> &amp; \"dq\" \\'sq\\' \\\\x41 \\x1b end'"
+)
+
+
+def test_refused_and_federated_logins_show_hostile_text_escaped_once(
+    page: Page, web_stack: Stack, fake_issuer: FakeIssuer
+) -> None:
+    """The refused logins' subject and reason were escaped twice (`\\\\x1b` for an ESC, `\\\\'`
+    for a quote); the federated logins' text once, as it must be. Both show it once, as text."""
+    trust(web_stack, fake_issuer, "once")
+    web_stack.project("fed-once")
+    robot = web_stack.robot("fed-once", "ci", "repository:pull")
+    set_rules(web_stack, robot, {
+        "issuer": "once", "claims": {"repository": "acme/app", "ref": "refs/tags/v*"},
+    })  # fmt: skip
+    rule_id = rules_of(web_stack, robot)["rules"][0]["id"]  # the stack's rules are numbered as one
+    refused = fake_issuer.mint(github_claims(repository=HOSTILE_ONCE, sub=HOSTILE_ONCE))
+    admitted = fake_issuer.mint(github_claims(
+        ref="refs/tags/v" + HOSTILE_ONCE, sha=HOSTILE_ONCE, run_id=HOSTILE_ONCE, sub=HOSTILE_ONCE,
+    ))  # fmt: skip
+    web_stack.remember(refused)
+    web_stack.remember(admitted)
+    assert token_status(web_stack, robot, refused, "fed-once") == 401
+    assert token_status(web_stack, robot, admitted, "fed-once") == 200
+
+    log_in(page)
+    page.get_by_role("link", name="fed-once").click()
+    open_federation(page, robot)
+    failure = page.locator("tr.failure")
+    expect(failure).to_have_count(1)
+    expect(failure.locator(".subject")).to_have_text(SHOWN_ONCE)
+    expect(failure.locator(".reason")).to_have_text(
+        f"rule {rule_id}: claim 'repository' did not match: it is {QUOTED_ONCE}"
+    )
+    login = page.locator("tr.login")
+    expect(login).to_have_count(1)
+    expect(login.locator(".subject")).to_have_text(SHOWN_ONCE)
+    expect(login.locator(".ref")).to_have_text("refs/tags/v" + SHOWN_ONCE)
+    expect(login.locator(".run")).to_have_text(SHOWN_ONCE)
+    expect(login.locator(".sha")).to_have_text(SHOWN_ONCE[:12])
+    screenshot(page, "federation-9-escaped-once")
+    nothing_ran(page)

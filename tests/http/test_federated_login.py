@@ -143,6 +143,20 @@ async def test_attack_a_token_no_rule_admits_is_refused_and_kept_for_the_manager
     assert failures[0].subject.startswith("repo:")
 
 
+async def test_attack_a_refused_tokens_hostile_text_is_kept_escaped_once(fed: Federation) -> None:
+    """The subject and the value a reason quotes are escaped (control characters, the
+    backslash) once, on the token path; the store escaped them again, so the managers read
+    `\\\\x1b` for an ESC and `\\'` for a quote. Markup is text, left as it is."""
+    hostile = "<img src=x onerror=alert(1)> &amp; \"q\" 'q' \\x41 \x1b end"
+    assert (await fed.get(fed.token(sub=hostile, repository=hostile))).status == 401
+    [failure] = await fed.server.runtime.store.list_federation_failures(fed.robot.id)
+    assert failure.subject == "<img src=x onerror=alert(1)> &amp; \"q\" 'q' \\\\x41 \\x1b end"
+    assert failure.reason == (
+        "rule 1: claim 'repository' did not match: it is "
+        "'<img src=x onerror=alert(1)> &amp; \"q\" \\'q\\' \\\\x41 \\x1b end'"
+    )
+
+
 async def test_attack_wrong_audience_expired_and_forged_tokens_are_refused(
     fed: Federation,
 ) -> None:

@@ -5,18 +5,25 @@ status, time, request id, agent); never a secret. Other requests keep their acce
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
+from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
 from tests.conftest import MakeSettings, with_migrated_database
 from tests.http.conftest import Server, basic
 from tokenserver.http.app import create_app
 from tokenserver.http.appkeys import RUNTIME
-from tokenserver.http.observability import AccessLogger
+from tokenserver.http.observability import AccessLogger, server_handler
 
 TOKEN = "/service/token"
 SCOPE = "repository:p/app:pull,push"
@@ -206,3 +213,210 @@ async def test_at_level_warning_a_token_request_writes_no_line(
     )
     assert response.status == 200
     assert not [r for r in caplog.records if r.name in LOGGERS]
+
+
+@contextlib.contextmanager
+def serve_logging(form: str) -> Iterator[tuple[io.StringIO, logging.Handler]]:
+    """The root logger as `tokenserver serve` sets it up, its handler alone (pytest's capture
+    set aside), writing to a string: the token lines take their direct way."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    handler = server_handler(stream, form)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield stream, handler
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+LINE_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+async def test_the_served_token_lines_are_what_logging_would_write(
+    served: Server, form: str
+) -> None:
+    """Where the server's handler is the only one, token lines are formatted for it directly:
+    the same fields, the same escaping, one line each, in either format."""
+    robot = await served.robot("p", "ci", "repository:pull")
+    with serve_logging(form) as (stream, handler):
+        issued = await served.client.get(
+            TOKEN,
+            params={"service": "registry", "scope": SCOPE},
+            headers={**robot.headers, "X-Request-Id": "req-d1", "User-Agent": "it's docker/27"},
+        )
+        denied = await served.client.get(
+            TOKEN,
+            params={"service": "registry", "scope": SCOPE},
+            headers={**basic(robot.name, "Wr0ngSecretWr0ngSecret"), "X-Request-Id": "req-d2"},
+        )
+        await asyncio.sleep(0)
+        handler.flush()
+    assert (issued.status, denied.status) == (200, 401)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    issued_line = (
+        rf"token issued grant=basic account='{re.escape(robot.name)}' client=127\.0\.0\.1 "
+        rf"scopes='{SCOPE}' granted='repository:p/app:pull' "
+        r"method=GET status=200 ms=\d+\.\d id=req-d1 agent='it\\'s docker/27'"
+    )
+    denied_line = (
+        rf"token denied grant=basic account='{re.escape(robot.name)}' client=127\.0\.0\.1 "
+        rf"scopes='{SCOPE}' reason='invalid username or password' "
+        r"method=GET status=401 ms=\d+\.\d id=req-d2 agent='[^']*'"
+    )
+    if form == "text":
+        assert re.fullmatch(rf"{LINE_TIME} INFO tokenserver\.token {issued_line}", lines[0])
+        assert re.fullmatch(rf"{LINE_TIME} INFO tokenserver\.token {denied_line}", lines[1])
+    else:
+        entries = [json.loads(line) for line in lines]
+        assert [sorted(e) for e in entries] == [["level", "logger", "message", "time"]] * 2
+        assert {(e["level"], e["logger"]) for e in entries} == {("info", "tokenserver.token")}
+        assert re.fullmatch(issued_line, entries[0]["message"])
+        assert re.fullmatch(denied_line, entries[1]["message"])
+    assert robot.secret not in stream.getvalue()
+    assert "Wr0ngSecret" not in stream.getvalue()
+    assert (await issued.json())["token"] not in stream.getvalue()
+
+
+async def test_attack_a_filter_or_handler_on_the_way_still_decides(served: Server) -> None:
+    """A filter or a handler someone else added on the token lines' way is honoured: the
+    lines then go through logging, a filter that drops them drops them, and a handler gets
+    them."""
+    robot = await served.robot("p", "ci", "repository:pull")
+    seen: list[str] = []
+
+    def drop(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return False
+
+    token_logger, parent = logging.getLogger("tokenserver.token"), logging.getLogger("tokenserver")
+    other = io.StringIO()
+    theirs = logging.StreamHandler(other)
+    with serve_logging("text") as (stream, handler):
+        token_logger.addFilter(drop)
+        try:
+            dropped = await served.client.get(
+                TOKEN,
+                params={"service": "registry", "scope": SCOPE},
+                headers={**robot.headers, "X-Request-Id": "req-f1"},
+            )
+            await asyncio.sleep(0)
+        finally:
+            token_logger.removeFilter(drop)
+        parent.addHandler(theirs)
+        try:
+            handled = await served.client.get(
+                TOKEN,
+                params={"service": "registry", "scope": SCOPE},
+                headers={**robot.headers, "X-Request-Id": "req-f2"},
+            )
+            await asyncio.sleep(0)
+        finally:
+            parent.removeHandler(theirs)
+        handler.flush()
+    assert (dropped.status, handled.status) == (200, 200)
+    assert [line for line in seen if "id=req-f1" in line]
+    assert "req-f1" not in stream.getvalue()
+    assert "id=req-f2" in other.getvalue()
+    assert re.search(
+        rf"{LINE_TIME} INFO tokenserver\.token token issued .* id=req-f2 ", stream.getvalue()
+    )
+
+
+# What an embedding program keeps per request (a tenant, a trace id: OpenTelemetry's logging
+# instrumentation reads the current span this way) and reads in a logging filter.
+_EMBEDDER_REQUEST: ContextVar[str] = ContextVar("embedder_request", default="-")
+
+
+async def test_attack_a_token_line_is_logged_in_its_own_requests_context(
+    make_settings: MakeSettings,
+) -> None:
+    """Token lines written together at the end of a turn still go through logging in the
+    context of the request they describe: a filter of an embedding program that reads its
+    per-request context variable sees that request's value on each line, not the value of the
+    first request of the turn."""
+    settings = with_migrated_database(make_settings())
+    app = create_app(settings)
+    count = 4
+    answered: list[str] = []
+    all_answered = asyncio.Event()
+
+    @web.middleware
+    async def embedder(request: web.Request, handler: Handler) -> web.StreamResponse:
+        _EMBEDDER_REQUEST.set(request.headers["X-Request-Id"])
+        response = await handler(request)
+        # NOTE: each answer waits for the others, so that all go back through `observe` in
+        # one turn of the loop: their lines are written together (no timing involved).
+        answered.append(request.headers["X-Request-Id"])
+        if len(answered) == count:
+            all_answered.set()
+        await all_answered.wait()
+        return response
+
+    app.middlewares.append(embedder)
+    seen: list[tuple[str, str]] = []
+
+    def remember(record: logging.LogRecord) -> bool:
+        seen.append((record.getMessage(), _EMBEDDER_REQUEST.get()))
+        return True
+
+    token_logger = logging.getLogger("tokenserver.token")
+    async with TestClient(TestServer(app)) as client:
+        server = Server(client, app[RUNTIME], settings)
+        robot = await server.robot("p", "ci", "repository:pull")
+        token_logger.addFilter(remember)
+        previous = token_logger.level
+        token_logger.setLevel(logging.INFO)
+        try:
+            responses = await asyncio.gather(
+                *(
+                    client.get(
+                        TOKEN,
+                        params={"service": "registry", "scope": SCOPE},
+                        headers={**robot.headers, "X-Request-Id": f"ctx-{i}"},
+                    )
+                    for i in range(count)
+                )
+            )
+            await asyncio.sleep(0)
+        finally:
+            token_logger.removeFilter(remember)
+            token_logger.setLevel(previous)
+    assert [r.status for r in responses] == [200] * count
+    lines = {m.split(" id=")[1].split()[0]: context for m, context in seen if " id=ctx-" in m}
+    assert lines == {f"ctx-{i}": f"ctx-{i}" for i in range(count)}
+
+
+async def test_attack_a_record_factory_of_someone_elses_still_sees_the_lines(
+    served: Server,
+) -> None:
+    """The direct way makes no LogRecord: with a record factory of someone else's installed
+    (one that adds a trace id, say), the token lines go through logging and it sees them."""
+    robot = await served.robot("p", "ci", "repository:pull")
+    made: list[str] = []
+    original = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = original(*args, **kwargs)
+        made.append(record.getMessage())
+        return record
+
+    with serve_logging("text") as (stream, handler):
+        logging.setLogRecordFactory(factory)
+        try:
+            response = await served.client.get(
+                TOKEN,
+                params={"service": "registry", "scope": SCOPE},
+                headers={**robot.headers, "X-Request-Id": "req-r1"},
+            )
+            await asyncio.sleep(0)
+        finally:
+            logging.setLogRecordFactory(original)
+        handler.flush()
+    assert response.status == 200
+    assert [m for m in made if "id=req-r1" in m]
+    assert "id=req-r1" in stream.getvalue()

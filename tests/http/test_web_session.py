@@ -192,6 +192,20 @@ async def test_the_session_tells_the_page_the_token_lifetimes(
     assert body["registry"] == "registry.example.com:5443"
 
 
+async def test_the_session_gives_the_configured_registry(
+    make_settings: MakeSettings, aiohttp_client: AiohttpClient
+) -> None:
+    settings = make_settings(
+        server__realm="https://tokens.example.com/service/token",
+        server__registry="registry.example.com:5000",
+    )
+    async with serving(settings, aiohttp_client) as server:
+        await server.runtime.users.ensure_admin(PASSWORD)
+        await log_in(server)
+        body = await (await server.client.get("/c/session")).json()
+    assert body["registry"] == "registry.example.com:5000"
+
+
 async def test_permissions_lists_what_a_robot_may_hold(admin: Server) -> None:
     r = await admin.client.get("/api/v2.0/permissions", headers=basic("admin", PASSWORD))
     body = await r.json()

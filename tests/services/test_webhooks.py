@@ -497,6 +497,77 @@ async def test_a_changed_key_file_fails_closed_and_a_restored_one_sends(
     assert headers["Authorization"] == AUTH
 
 
+def key_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "tokenserver.webhooks" and r.levelname == "WARNING"
+    ]
+
+
+async def test_a_lost_key_file_is_warned_of_at_start_when_headers_are_stored(
+    rt: Runtime, database: MakeSettings, receiver: Receiver, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A database restored without its key file: the server makes another key, under which
+    the stored headers never open; it says so once at start, naming the file and the count."""
+    await rt.webhooks.create(LOCAL, "team", policy(receiver.url, name="a"))
+    await rt.webhooks.create(LOCAL, "team", policy(receiver.url, name="b"))
+    await rt.webhooks.create(LOCAL, "team", policy(receiver.url, name="plain", auth=""))
+    await rt.webhooks.create(LOCAL, None, policy(receiver.url, name="system"))
+    key_file = database().webhooks.secret_key
+    key_file.unlink()
+    async with open_runtime(database(), sign=True, clock=clock):
+        pass
+    [warning] = key_warnings(caplog)
+    assert warning.startswith(f"webhooks.secret_key: {key_file} was just created, but 3 ")
+    assert "3 webhook policies have auth headers sealed under another key" in warning
+    assert "Restore the key file from the backup taken with the database" in warning
+    assert "set those targets' auth headers again" in warning
+    assert "receiver-token" not in caplog.text
+    assert key_file.read_text().strip() not in caplog.text
+
+    caplog.clear()  # the next start has the key it made: nothing more to say
+    async with open_runtime(database(), sign=True, clock=clock):
+        pass
+    assert key_warnings(caplog) == []
+
+
+async def test_one_policy_is_counted_in_the_singular(
+    rt: Runtime, database: MakeSettings, receiver: Receiver, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    await rt.webhooks.create(LOCAL, "team", policy(receiver.url))
+    database().webhooks.secret_key.unlink()
+    async with open_runtime(database(), sign=True, clock=clock):
+        pass
+    [warning] = key_warnings(caplog)
+    assert "but 1 webhook policy has auth headers sealed under another key" in warning
+
+
+async def test_a_new_key_file_is_not_warned_of_without_stored_headers(
+    rt: Runtime, database: MakeSettings, receiver: Receiver, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    await rt.webhooks.create(LOCAL, "team", policy(receiver.url, auth=""))
+    key_file = database().webhooks.secret_key
+    key_file.unlink(missing_ok=True)
+    async with open_runtime(database(), sign=True, clock=clock):
+        assert key_file.exists()
+    assert key_warnings(caplog) == []
+
+
+async def test_a_kept_key_file_is_not_warned_of(
+    rt: Runtime, database: MakeSettings, receiver: Receiver, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    await rt.webhooks.create(LOCAL, "team", policy(receiver.url))
+    assert database().webhooks.secret_key.exists()
+    async with open_runtime(database(), sign=True, clock=clock):
+        pass
+    assert key_warnings(caplog) == []
+
+
 async def test_a_header_stored_in_clear_before_sealing_is_never_sent(
     rt: Runtime, receiver: Receiver, clock: FakeClock
 ) -> None:

@@ -22,6 +22,7 @@ from tokenserver.domain.lockouts import BASE_SPAN, CHECK_STALE_SECONDS, HALF_LIF
 from tokenserver.domain.models import MAX_AUDIT_FIELD, AuditEntry, KeyState, Level
 from tokenserver.domain.permissions import Access, Effect, Permission
 from tokenserver.domain.roles import Role
+from tokenserver.domain.webhooks import Target
 from tokenserver.errors import Conflict, NotFound, ProjectNotFound, RobotNotFound, UserNotFound
 from tokenserver.services.ports import (
     AuditScope,
@@ -30,6 +31,7 @@ from tokenserver.services.ports import (
     NewRobot,
     NewRule,
     NewUser,
+    NewWebhookPolicy,
     RobotChanges,
     Store,
     UserChange,
@@ -994,6 +996,12 @@ async def test_failures_keep_the_newest_escaped(store: Store) -> None:
     stored = (await store.list_federation_failures(robot.id))[0]
     assert stored.issuer == "gith\\x00ub"
     assert stored.subject.startswith("\\x1b[2J") and len(stored.subject) <= MAX_AUDIT_FIELD
+    # Text escaped by the service is kept as it is: escaped once, not twice.
+    subject = '<img src=x onerror=alert(1)> &amp; "q" \\x41 \\x1b'
+    reason = "claim 'sub' did not match: it is '\\'q\\' \\\\x41 &amp;'"
+    await store.add_federation_failure(robot.id, 250, "github", subject, reason)
+    stored = (await store.list_federation_failures(robot.id))[0]
+    assert (stored.subject, stored.reason) == (subject, reason)
     # A robot deleted meanwhile records nothing, and raises nothing.
     await store.delete_robot(robot.id)
     await store.add_federation_failure(robot.id, 300, "github", "s", "r")
@@ -1239,3 +1247,25 @@ async def test_attack_hostile_names_make_storable_lockout_keys(store: Store, tex
     assert len(key) == 32 and key != lockout_key("addr", text)
     row = await store.add_lockout_failure(key, NOW)
     assert await store.find_lockouts([key]) == [row]
+
+
+# ---- webhooks ----------------------------------------------------------------------------
+
+
+async def test_count_webhook_policies_with_auth_headers(store: Store) -> None:
+    """Policies of every project and of the system, each counted once, however many of its
+    targets have a header; a target without one does not count."""
+    assert await store.count_webhook_policies_with_auth_headers() == 0
+    project = await store.create_project("alpha", False, None, 10)
+    plain = Target("http://127.0.0.1:9/plain")
+
+    def policy(project_id: int | None, name: str, *targets: Target) -> NewWebhookPolicy:
+        return NewWebhookPolicy(project_id, name, "", targets, ("ROBOT_CREATED",), True)
+
+    for row in (
+        policy(project.id, "none", plain),
+        policy(project.id, "one", plain, Target("http://127.0.0.1:9/a", "v1:sealed-a")),
+        policy(None, "two", Target("http://127.0.0.1:9/b", "v1:b"), Target("http://h/", "v1:c")),
+    ):
+        assert await store.add_webhook_policy(row, 20, 10) is not None
+    assert await store.count_webhook_policies_with_auth_headers() == 2

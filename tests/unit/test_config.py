@@ -276,3 +276,30 @@ def test_replace_changes_keys_by_section_and_keeps_the_rest(tmp_path: Path) -> N
     assert (settings.kdf_cost, settings.token.lifetime) == (DEFAULT_KDF_COST, 1800)
     with pytest.raises(TypeError):
         settings.replace(token__lifetme=60)
+
+
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [("", "tokens.example:8443"), ("registry.example.com:5000", "registry.example.com:5000")],
+)
+def test_the_registry_is_server_registry_else_the_realms_host(
+    tmp_path: Path, value: str, host: str
+) -> None:
+    path = _write(
+        tmp_path,
+        f'[server]\nrealm = "https://tokens.example:8443/service/token"\nregistry = "{value}"\n',
+    )
+    assert load_settings(path, environ={}).server.registry_host == host
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["bad host", "-x.example", "x.example:0", "x.example:99999", "x..example/../a", "a\x00b"],
+)
+def test_attack_a_registry_docker_would_refuse_is_a_config_error(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_write(tmp_path, ""), environ={"TOKENSERVER_SERVER_REGISTRY": value})
+    assert "server.registry" in str(refused.value)
+    assert str(refused.value).isprintable()

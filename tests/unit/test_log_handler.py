@@ -8,15 +8,19 @@ import asyncio
 import io
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tokenserver.http.observability import JsonFormatter, TextFormatter, TurnHandler
-
-FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+from tokenserver.http.observability import (
+    TEXT_FORMAT,
+    JsonFormatter,
+    TextFormatter,
+    TurnHandler,
+)
 
 
 class Stream(io.StringIO):
@@ -115,11 +119,44 @@ async def test_attack_a_broken_stream_raises_nothing_into_the_loop() -> None:
 def test_the_text_time_is_what_logging_writes(created: float) -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     record.created, record.msecs = created, (created - int(created)) * 1000
-    cached = TextFormatter(FORMAT)
+    cached = TextFormatter()
     cached.format(
         logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     )  # another second
-    assert cached.format(record) == logging.Formatter(FORMAT).format(record)
+    assert cached.format(record) == logging.Formatter(TEXT_FORMAT).format(record)
+
+
+def _raised() -> logging.LogRecord:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        return logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed %s", ("it",), sys.exc_info()
+        )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        logging.LogRecord(
+            "tokenserver.token", logging.INFO, __file__, 1, "a %s b %d", ("x", 3), None
+        ),
+        logging.LogRecord("aiohttp.access", logging.WARNING, __file__, 1, "plain", None, None),
+        logging.LogRecord("x", logging.INFO, __file__, 1, "ctl \x1b[31m %s", ("\n",), None),
+        _raised(),
+        logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None, sinfo="Stack:\n  here"),
+    ],
+    ids=["args", "no-args", "control-characters", "traceback", "stack"],
+)
+def test_the_text_line_is_what_logging_writes(record: logging.LogRecord) -> None:
+    """The text formatter's quick way writes, field for field, what logging's own formatter
+    writes with the same format (but for control characters, which it escapes)."""
+    expected = logging.Formatter(TEXT_FORMAT).format(logging.makeLogRecord(record.__dict__))
+    line = TextFormatter().format(record)
+    if record.name == "x" and record.args == ("\n",):
+        assert line == expected.replace("\x1b", "\\x1b").replace("\n", "\\n")
+    else:
+        assert line == expected
 
 
 def test_the_json_time_follows_the_seconds() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextvars
 import itertools
 import json
 import logging
@@ -12,7 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TextIO
+from typing import Protocol, TextIO, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -43,6 +44,8 @@ from tokenserver.http.appkeys import (
 )
 from tokenserver.http.proxies import resolve
 from tokenserver.runtime import Runtime
+from tokenserver.services.tokens import Outcome
+from tokenserver.services.turns import TurnBatch
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -264,7 +267,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         seconds = time.perf_counter() - started
         metrics.count_token(request.get(GRANT, "unknown"), response.status, seconds)
         if _token_log.isEnabledFor(logging.INFO):
-            _log_token(request, response.status, seconds)
+            request[LOGGED] = True  # here, not the access log: the line comes at the turn's end
+            _token_lines.add((request, response.status, seconds, contextvars.copy_context()))
     elif request.path.startswith("/api/"):
         route = request.match_info.route.resource
         template = route.canonical if route is not None else "unmatched"
@@ -272,19 +276,84 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-_token_log = logging.getLogger("tokenserver.token")
-
 # What the access line says of a request, after what the token service says of its outcome.
 _ACCESS_FIELDS = " method=%s status=%d ms=%.1f id=%s agent=%s"
 
 
-def _log_token(request: web.Request, status: int, seconds: float) -> None:
+def _log_tokens(lines: list[_TokenLine]) -> None:
+    """The token requests answered in one turn, a line each. Where the server's own handler
+    is the only way these lines go (`tokenserver serve`), each is formatted for it directly;
+    otherwise (a handler or filter of someone else's: an embedding program, a test's capture)
+    through `logging` as any other line, in its own request's context (a filter may read the
+    request's context variables)."""
+    handler = _sole_handler()
+    if handler is None:
+        for request, status, seconds, context in lines:
+            message, args = _token_line(request, status, seconds)
+            context.run(_token_log.info, message, *args)
+        return
+    # NOTE: the lines of a turn share their time: they are written together, at its end.
+    line = handler.formatter.line
+    created = time.time()
+    for request, status, seconds, _ in lines:
+        message, args = _token_line(request, status, seconds)
+        handler.hold(line(created, "INFO", _TOKEN_LOGGER, printable(message % args)))
+
+
+# A token request answered: its line's parts, and the context it was answered in.
+_TokenLine = tuple[web.Request, int, float, contextvars.Context]
+
+_TOKEN_LOGGER = "tokenserver.token"  # noqa: S105 (a logger's name)
+_token_log = logging.getLogger(_TOKEN_LOGGER)
+
+
+class _Direct(Protocol):
+    """A handler that takes formatted lines: TurnHandler with a LineFormatter."""
+
+    formatter: LineFormatter
+
+    def hold(self, line: str) -> None: ...
+
+
+def _sole_handler() -> _Direct | None:
+    """The TurnHandler the token lines go to, when `logging` would hand them to it alone and
+    unchanged: no logger on their way has a handler or a filter of its own, the root has
+    that one handler, which formats them with a LineFormatter and filters nothing they
+    hold, and records are logging's own (no record factory of someone else's would see
+    them). (The level was checked when the line was asked for.)"""
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    logger: logging.Logger | None = _token_log
+    while logger is not None and logger.parent is not None:
+        if logger.handlers or logger.filters or not logger.propagate:
+            return None
+        logger = logger.parent
+    if logger is None or logger.filters or len(logger.handlers) != 1:
+        return None
+    handler = logger.handlers[0]
+    if (
+        type(handler) is not TurnHandler
+        or handler.level > logging.INFO
+        or not isinstance(handler.formatter, LineFormatter)
+        or any(type(f) is not ParserErrorFilter for f in handler.filters)
+    ):
+        return None
+    return cast(_Direct, handler)
+
+
+# The token requests answered in this turn of the loop, logged together at its end.
+_token_lines: TurnBatch[_TokenLine] = TurnBatch(_log_tokens)
+
+
+def _token_line(request: web.Request, status: int, seconds: float) -> Outcome:
     """A token request's one line: the token service's outcome (who, what was asked and
     granted, or why not) and what the access line would say (method, status, time, request
     id, agent); the path is the token endpoint's. A request refused before it reached the
     service (a malformed form, a method not allowed) says what is known of it."""
     served = request.get(TOKEN_REQUEST)
     outcome = None if served is None else served.outcome
+    if callable(outcome):
+        outcome = outcome()
     if outcome is None:
         message, args = (
             "token denied grant=%s client=%s"
@@ -294,8 +363,7 @@ def _log_token(request: web.Request, status: int, seconds: float) -> None:
         )
     else:
         message, args = outcome
-    _token_log.info(
-        message + _ACCESS_FIELDS,
+    return message + _ACCESS_FIELDS, (
         *args,
         request.method,
         status,
@@ -303,7 +371,6 @@ def _log_token(request: web.Request, status: int, seconds: float) -> None:
         request[REQUEST_ID],
         quote(request.headers.get("User-Agent", "")[:200]),
     )
-    request[LOGGED] = True
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -371,12 +438,38 @@ class _SecondCache:
         return self._text
 
 
-class TextFormatter(logging.Formatter):
-    """`log.format = "text"`: one line per record, tracebacks aside."""
+# `log.format = "text"`: the time, the level, the logger and the message.
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
-    def __init__(self, fmt: str) -> None:
-        super().__init__(fmt)
+
+class LineFormatter(logging.Formatter):
+    """A formatter that also writes a line from its parts, without a LogRecord (the token
+    lines: `_log_tokens`); `format` writes a record's line the same way."""
+
+    def line(self, created: float, level: str, name: str, message: str) -> str:
+        """The line of a record of `level` (its name: "INFO") from logger `name`, created at
+        `created`, saying `message` (printable: already escaped)."""
+        raise NotImplementedError
+
+
+class TextFormatter(LineFormatter):
+    """`log.format = "text"` (TEXT_FORMAT): one line per record, tracebacks aside."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
         self._seconds = _SecondCache(self.default_time_format)
+
+    def line(self, created: float, level: str, name: str, message: str) -> str:
+        milliseconds = int((created - int(created)) * 1000)  # as LogRecord works out msecs
+        return f"{self._seconds(created)},{milliseconds:03d} {level} {name} {message}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        # NOTE: what logging.Formatter.format writes with TEXT_FORMAT, without the style's
+        # lookup of each field by name. A record with a traceback or a stack goes that way.
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = printable(record.getMessage())
+        return f"{self.formatTime(record)} {record.levelname} {record.name} {record.message}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         # What logging.Formatter writes by default: `2026-11-30 05:00:00,000`.
@@ -390,23 +483,46 @@ class TextFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(LineFormatter):
     """`log.format = "json"`: one JSON object per line."""
 
     def __init__(self) -> None:
         super().__init__()
         self._seconds = _SecondCache("%Y-%m-%dT%H:%M:%S")
 
+    def line(self, created: float, level: str, name: str, message: str) -> str:
+        return json.dumps(
+            {
+                "time": self._seconds(created),
+                "level": level.lower(),
+                "logger": name,
+                "message": message,
+            }
+        )
+
     def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_info:
+            return self.line(
+                record.created, record.levelname, record.name, printable(record.getMessage())
+            )
         entry = {
             "time": self._seconds(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": printable(record.getMessage()),
+            "exception": self.formatException(record.exc_info),
         }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+def server_handler(stream: TextIO, form: str = "text") -> TurnHandler:
+    """The handler `tokenserver serve` logs through: lines in `form` ("text" or "json")
+    written to `stream` once per turn of the event loop, with nothing a client sent in
+    aiohttp's parser errors."""
+    handler = TurnHandler(stream)
+    handler.setFormatter(JsonFormatter() if form == "json" else TextFormatter())
+    handler.addFilter(ParserErrorFilter())
+    return handler
 
 
 class TurnHandler(logging.StreamHandler[TextIO]):
@@ -435,6 +551,17 @@ class TurnHandler(logging.StreamHandler[TextIO]):
         if not self._held:
             loop.call_soon(self.flush)
         self._held.append(line)
+
+    def hold(self, line: str) -> None:
+        """Write `line` (formatted, without its terminator) with the others of this turn; call
+        on the running loop."""
+        # NOTE: under the lock, as `emit` is: a line another thread logs and writes at
+        # once must not empty the held lines between this check and this append (the line
+        # would then wait with no flush to come).
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            if not self._held:
+                asyncio.get_running_loop().call_soon(self.flush)
+            self._held.append(line + self.terminator)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__

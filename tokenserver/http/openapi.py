@@ -121,10 +121,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
     """An operation's error responses: `statuses`, and those every operation can answer. Each
     authenticates (401), each may authenticate with Basic credentials and so be locked out
     (429) or refused a robot's previous secret (403: it logs in to the registry only), each
-    reads the database (503), each refuses a compressed body (415)."""
+    reads the database (503), each refuses a compressed body (415), and the server answers a
+    request it cannot parse as HTTP before it reaches any (400)."""
     responses = {
         str(s): _json(_response(ERRORS), _ERROR_NAMES[s])
-        for s in dict.fromkeys((*statuses, 401, 403, 413, 415, 429, 500, 503))
+        for s in dict.fromkeys((*statuses, 400, 401, 403, 413, 415, 429, 500, 503))
     }
     responses["429"]["headers"] = _RETRY_AFTER
     return responses

@@ -518,8 +518,9 @@ class Store(LockoutStore, Protocol):
         self, robot_id: int, at: int, issuer: str, subject: str, reason: str
     ) -> None:
         """Record a refused federated login of the robot, keeping its newest KEEP_FAILURES.
-        The text is stored escaped and bounded (a token's `sub` is the caller's); a robot
-        deleted meanwhile records nothing."""
+        The text comes escaped (domain/text.py `escape`: a token's `sub` is the caller's) and
+        is stored as it is, bounded; text that is not printable is escaped. A robot deleted
+        meanwhile records nothing."""
         ...
 
     async def list_federation_failures(self, robot_id: int) -> list[FederationFailure]:
@@ -622,6 +623,11 @@ class Store(LockoutStore, Protocol):
 
     async def list_webhook_policies(self, project_id: int | None) -> list[WebhookPolicy]:
         """The project's policies (system policies when None), by id."""
+        ...
+
+    async def count_webhook_policies_with_auth_headers(self) -> int:
+        """How many policies, of every project and of the system, have a target with an auth
+        header stored."""
         ...
 
     async def update_webhook_policy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 
 from tokenserver.domain.credentials import Credentials
 from tokenserver.domain.exchange import Exchange
@@ -32,6 +34,7 @@ from tokenserver.services.exchange import TokenExchange
 from tokenserver.services.ports import Store
 from tokenserver.services.refresh import RefreshTokenService
 from tokenserver.services.temporary_secrets import IssuedSecret
+from tokenserver.services.turns import TurnBatch
 
 log = logging.getLogger("tokenserver.token")
 
@@ -94,8 +97,9 @@ class Grant(StrEnum):
 
 
 # What the log says of a token request's outcome: a %-format and its arguments, formatted only
-# if the line is written.
+# if the line is written; or a function that describes it then.
 Outcome = tuple[str, tuple[object, ...]]
+LazyOutcome = Outcome | Callable[[], Outcome]
 
 
 @dataclass(slots=True)
@@ -112,7 +116,7 @@ class TokenRequest:
     refresh_token: Secret | None = None
     client_id: str = ""
     offline: bool = False
-    outcome: Outcome | None = None
+    outcome: LazyOutcome | None = None
 
 
 @dataclass(slots=True)
@@ -126,6 +130,10 @@ class ExchangeRequest:
     client_id: str = ""
     offline: bool = False
     outcome: Outcome | None = None
+
+
+# What `TokenSigner.sign` takes, held for a batch (`sign_soon`).
+_SignArgs = tuple[str, Sequence[Scope], float, Secret | None, int | None, int | None]
 
 
 class TokenSigner:
@@ -157,6 +165,9 @@ class TokenSigner:
             max_entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES, max_entry_bytes=_MEMO_ENTRY_BYTES
         )
         self._token_id = _RandomIds()
+        self._batch: TurnBatch[tuple[_SignArgs, asyncio.Future[IssuedToken]]] = TurnBatch(
+            self._sign_batch
+        )
         self.set_key(key)
 
     def set_key(self, key: SigningKey) -> None:
@@ -173,6 +184,31 @@ class TokenSigner:
     @property
     def key(self) -> SigningKey:
         return self._key
+
+    def sign_soon(
+        self,
+        subject: str,
+        access: Sequence[Scope],
+        now: float,
+        refresh_token: Secret | None = None,
+        lifetime: int | None = None,
+        until: int | None = None,
+    ) -> asyncio.Future[IssuedToken]:
+        """`sign`, done at the end of this turn of the event loop with every other token asked
+        for in it (`TurnBatch`): the ECDSA code run back to back costs about 22 us a signature
+        on the benchmark's machine, against 39 us run in the middle of each request."""
+        future: asyncio.Future[IssuedToken] = asyncio.get_running_loop().create_future()
+        self._batch.add(((subject, access, now, refresh_token, lifetime, until), future))
+        return future
+
+    def _sign_batch(self, batch: list[tuple[_SignArgs, asyncio.Future[IssuedToken]]]) -> None:
+        for args, future in batch:
+            if future.cancelled():
+                continue
+            try:
+                future.set_result(self.sign(*args))
+            except Exception as e:  # its request fails (a 500) rather than wait forever
+                future.set_exception(e)
 
     def sign(
         self,
@@ -327,22 +363,24 @@ class TokenService:
                 raise Unauthorized("authentication required")
             account = principal.name
             granted, missing = await self._grant(principal, scopes)
-            issued = self._sign(principal, granted, refresh)
+            issued = await self._sign(principal, granted, refresh)
         except TokenServerError as e:
             req.outcome = self._denied(req.grant, account, req.address, scopes, req.scopes, e)
             raise
-        if log.isEnabledFor(logging.INFO):  # the arguments cost more than the line
-            req.outcome = self._issued(
-                req.grant, principal, req.address, scopes, granted, refresh, missing
+        if log.isEnabledFor(logging.INFO):
+            # NOTE: described when the line is written, with the other lines of its turn
+            # (`TurnBatch`): the arguments cost more than the line.
+            req.outcome = partial(
+                self._issued, req.grant, principal, req.address, scopes, granted, refresh, missing
             )
         return issued
 
     def _sign(
         self, principal: Principal, granted: Sequence[Scope], refresh: Secret | None
-    ) -> IssuedToken:
+    ) -> asyncio.Future[IssuedToken]:
         """The token for `principal`: its robot's own lifetime, never past its end."""
         robot = principal.robot
-        return self._signer.sign(
+        return self._signer.sign_soon(
             principal.name,
             granted,
             self._clock(),
@@ -441,7 +479,7 @@ class TokenService:
                     await self._refresh.issue(principal, req.client_id) if req.offline else None
                 )
                 granted, missing = await self._grant(principal, scopes)
-                issued = self._sign(principal, granted, refresh)
+                issued = await self._sign(principal, granted, refresh)
         except TokenServerError as e:
             req.outcome = self._denied(grant, account, req.address, scopes, req.exchange.scopes, e)
             raise

@@ -60,7 +60,7 @@ from tokenserver.domain.query import EVERYTHING, Condition, Kind, Op, Query
 from tokenserver.domain.roles import Role
 
 # NOTE: declared with the other errors; re-exported for code that imports it from here.
-from tokenserver.domain.text import escape, truncate
+from tokenserver.domain.text import printable, truncate
 from tokenserver.domain.webhooks import Delivery, DeliveryStatus, Target, WebhookPolicy
 from tokenserver.errors import (
     Conflict,
@@ -382,8 +382,9 @@ def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
 
 
 def _stored_text(text: str) -> str:
-    """A caller's text as a failure record keeps it: escaped, bounded."""
-    return truncate(escape(text), MAX_AUDIT_FIELD)
+    """Text a failure record keeps: escaped by its maker (a reason quotes the token's values,
+    escaped, and must not be escaped twice), printable whatever it is given, bounded."""
+    return truncate(printable(text), MAX_AUDIT_FIELD)
 
 
 def _owner(robot_id: int | None, user_id: int | None) -> tuple[str, tuple[object, ...]]:
@@ -1650,6 +1651,12 @@ class SqlStore:
         if project_id is None:
             return await self._policies("project_id IS NULL", ())
         return await self._policies("project_id = ?", (project_id,))
+
+    async def count_webhook_policies_with_auth_headers(self) -> int:
+        # NOTE: counted here, not by matching the stored JSON text in SQL: its spacing is the
+        # writer's. Read once at start-up; a deployment has a few policies per project.
+        rows = await self._rows("SELECT targets FROM webhook_policy", ())
+        return sum(any(t.get("auth_header") for t in json.loads(row[0])) for row in rows)
 
     async def update_webhook_policy(
         self, policy_id: int, policy: NewWebhookPolicy, now: int
