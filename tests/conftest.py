@@ -2,8 +2,8 @@
 
 Secrets are hashed at a cheap KDF cost (`FAST_KDF_COST`) unless a test is marked
 `production_kdf` or is an end-to-end test: the production cost is what the hashing tests,
-the KDF-work tests and the real `tokenserver serve` processes use; anywhere else it only
-makes the suite slow.
+the KDF-work tests and the real `tokenserver serve` processes use (but those of the log
+tests, tests/cli/test_log_injection.py); anywhere else it only makes the suite slow.
 """
 
 from __future__ import annotations

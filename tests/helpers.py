@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -96,6 +101,43 @@ def call_cli(
     return subprocess.CompletedProcess(
         ["tokenserver", *argv], status, out.getvalue(), err.getvalue()
     )
+
+
+def initialised(
+    config: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    then: Sequence[Sequence[str]] = (),
+) -> Path:
+    """`config`, as `call_cli(config, "init", *args, env=env)` and then each command of `then`
+    (`call_cli(config, *command)`) leave it and its directory (the keys, the database): for
+    the tests that start from an initialised directory and do not test init. Made once per
+    process for these arguments and copied (modes kept): init, which creates the database and
+    runs every migration, was most of a CLI test's time. Everything init writes is relative
+    to the config's directory, which must not hold anything yet."""
+    template = _initialised(
+        config.name, args, tuple(sorted((env or {}).items())), tuple(map(tuple, then))
+    )
+    shutil.copytree(template, config.parent, dirs_exist_ok=True)
+    return config
+
+
+@functools.cache
+def _initialised(
+    name: str,
+    args: tuple[str, ...],
+    env: tuple[tuple[str, str], ...],
+    then: tuple[tuple[str, ...], ...],
+) -> Path:
+    temporary = Path(tempfile.mkdtemp(prefix="tokenserver-init-"))
+    atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+    directory = temporary / "config"
+    directory.mkdir()  # not mkdtemp's mode 0700: the copy gives the config's directory this one's
+    config = directory / name
+    for command, command_env in ((("init", *args), dict(env)), *((c, None) for c in then)):
+        result = call_cli(config, *command, env=command_env)
+        assert result.returncode == 0, (command, result.stderr)
+    return directory
 
 
 async def make_robot(

@@ -15,7 +15,8 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from glob import glob
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import asyncpg
 
@@ -23,6 +24,8 @@ from tests.helpers import free_port
 from tokenserver.storage.postgres import PostgresStore
 
 USER = "tokenserver"
+
+T = TypeVar("T")
 
 
 def binaries() -> Path | None:
@@ -40,10 +43,16 @@ class PostgresServer:
         self.password = secrets.token_urlsafe(16)
         self._names = itertools.count(1)
         self._template: str | None = None
+        # The database `emptied_database` hands out again and again and the statement that
+        # empties it; a connection to it, on `_loop`, while the server runs.
+        self._emptied: tuple[str, str] | None = None
+        self._emptier: asyncpg.Connection | None = None
         # Statements of our own (CREATE DATABASE) run on this thread, in an event loop of its
         # own: callers may be inside one already, and a psql process each cost more than the
-        # statement.
+        # statement. One event loop, run on that one thread, so that a connection outlives
+        # a call (see `emptied_database`).
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="postgres-admin")
+        self._loop = asyncio.new_event_loop()
         # Not under pytest's 0700 tmp tree: the server runs as `postgres` when we are root
         # (initdb refuses root), and must reach its directory.
         self.base = Path(tempfile.mkdtemp(prefix="tokenserver-pg-"))
@@ -73,6 +82,7 @@ class PostgresServer:
 
     def pause(self) -> None:
         """Stop the server, keeping its data: an outage."""
+        self._call(self._close_emptier())
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def _run(self, tool: str, *args: str) -> str:
@@ -122,6 +132,65 @@ class PostgresServer:
         self._execute(f"CREATE DATABASE {name} TEMPLATE {self._template} STRATEGY FILE_COPY")
         return self.url(name)
 
+    def emptied_database(self) -> str:
+        """The URL of a database such as `migrated_database` makes (the current schema, no
+        rows, every sequence at its start), but the same one at every call, emptied again: a
+        copy per test took more than most storage contract tests themselves. Only for tests
+        that reach it through stores they close before they end, and that leave its schema
+        as they found it (they may change any row); nothing else may use it."""
+        if self._emptied is None:
+            name = urlparse(self.migrated_database()).path.lstrip("/")
+            self._emptied = name, self._call(self._emptying(name))
+        else:
+            self._call(self._empty(*self._emptied))
+        return self.url(self._emptied[0])
+
+    async def _connect_emptier(self, name: str) -> asyncpg.Connection:
+        if self._emptier is None or self._emptier.is_closed():
+            self._emptier = await asyncpg.connect(
+                host=str(self.base), port=self.port, user=USER, database=name
+            )
+        return self._emptier
+
+    async def _emptying(self, name: str) -> str:
+        """The statement that empties `name`, a copy of the migrated template."""
+        conn = await self._connect_emptier(name)
+        tables = await conn.fetch(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'tokenserver_schema'"
+        )
+        sequences = await conn.fetch(
+            "SELECT format('%I.%I', schemaname, sequencename), start_value FROM pg_sequences "
+            "WHERE schemaname = 'public'"
+        )
+        # The migrated copy holds no row: emptied, it is that copy again. (The names are
+        # the catalog's, quoted by format().)
+        counts = " + ".join(f"(SELECT count(*) FROM {t})" for (t,) in tables)  # noqa: S608
+        assert not await conn.fetchval(f"SELECT {counts}"), "the migrated database holds rows"
+        # The role `replica` fires no trigger: no foreign-key check (so any order deletes
+        # every row) and no cache notification (no store is open to hear one).
+        statement = "\n".join(
+            [
+                "BEGIN;",
+                "SET LOCAL session_replication_role = replica;",
+                # A test that left a connection in a transaction fails the next one here, at
+                # once, rather than making it wait forever.
+                "SET LOCAL lock_timeout = '10s';",
+                *(f"DELETE FROM {table};" for (table,) in tables),  # noqa: S608
+                *(f"SELECT setval('{seq}', {start}, false);" for seq, start in sequences),
+                "COMMIT;",
+            ]
+        )
+        return statement
+
+    async def _empty(self, name: str, statement: str) -> None:
+        await (await self._connect_emptier(name)).execute(statement)
+
+    async def _close_emptier(self) -> None:
+        if self._emptier is not None:
+            await self._emptier.close()
+            self._emptier = None
+
     def _new_name(self) -> str:
         return f"t{next(self._names)}_{secrets.token_hex(3)}"
 
@@ -138,10 +207,12 @@ class PostgresServer:
         finally:
             await conn.close()
 
-    def _call(self, work: Coroutine[Any, Any, None]) -> None:
-        self._thread.submit(asyncio.run, work).result(timeout=120)
+    def _call(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._thread.submit(self._loop.run_until_complete, work).result(timeout=120)
 
     def stop(self) -> None:
+        self._call(self._close_emptier())
+        self._thread.submit(self._loop.close).result(timeout=120)
         self._thread.shutdown()
         try:
             if (self.data / "postmaster.pid").exists():

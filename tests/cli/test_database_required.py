@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_dispatch import subcommands
-from tests.helpers import call_cli, free_port, run_cli
+from tests.helpers import call_cli, free_port, initialised, run_cli
 from tests.postgres import PostgresServer
 from tokenserver import cli
 from tokenserver.config import load_settings
@@ -63,6 +63,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 # The commands that need no database.
 WITHOUT_DATABASE = {("init",), ("registry-config",)}
+# Where `serve` would listen had it started: free when the module is loaded.
+LISTEN_PORT = free_port()
 
 
 def argv(words: tuple[str, ...], directory: Path) -> list[str]:
@@ -73,10 +75,7 @@ def argv(words: tuple[str, ...], directory: Path) -> list[str]:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "tokenserver.toml"
-    result = call_cli(path, "init", "--listen", f"127.0.0.1:{free_port()}")
-    assert result.returncode == 0, result.stderr
-    return path
+    return initialised(tmp_path / "tokenserver.toml", "--listen", f"127.0.0.1:{LISTEN_PORT}")
 
 
 def test_every_command_that_opens_the_database_is_checked_here() -> None:

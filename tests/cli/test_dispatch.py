@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import call_cli
+from tests.helpers import call_cli, initialised
 from tokenserver import cli
 
 
@@ -29,10 +29,7 @@ def subcommands(
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "tokenserver.toml"
-    result = call_cli(path, "init")
-    assert result.returncode == 0, result.stderr
-    return path
+    return initialised(tmp_path / "tokenserver.toml")
 
 
 def test_every_subcommand_declares_its_own_handler() -> None:

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.federation_files import GITHUB, ec_jwk, rsa_jwk, write_ca, write_jwks
-from tests.helpers import call_cli
+from tests.helpers import call_cli, initialised
 from tokenserver.config import load_settings
 from tokenserver.domain.federation import Identity
 from tokenserver.runtime import open_runtime
@@ -41,14 +41,11 @@ def refused(result: subprocess.CompletedProcess[str], status: int, *words: str) 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "etc" / "tokenserver.toml"
-    path.parent.mkdir()
-    ok(call_cli(path, "init"))
-    ok(call_cli(path, "project", "create", "p"))
-    for name in ("ci", "other"):
-        create = ("robot", "create", "--project", "p", "--name", name)
-        ok(call_cli(path, *create, "--permission", "repository:pull"))
-    return path
+    create = ("robot", "create", "--project", "p", "--permission", "repository:pull", "--name")
+    return initialised(
+        tmp_path / "etc" / "tokenserver.toml",
+        then=[("project", "create", "p"), (*create, "ci"), (*create, "other")],
+    )
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

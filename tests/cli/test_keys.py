@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.helpers import FAST_KDF_COST, call_cli
+from tests.helpers import FAST_KDF_COST, call_cli, initialised
 from tests.http.conftest import basic
 from tokenserver.config import Settings, load_settings
 from tokenserver.errors import ConfigError
@@ -56,8 +56,7 @@ def keys(config: Path, *args: str) -> str:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "tokenserver.toml"
-    run(path, "init")
+    path = initialised(tmp_path / "tokenserver.toml")
     text = path.read_text()
     path.write_text(re.sub(r"(?m)^lifetime = \d+$", f"lifetime = {LIFETIME}", text, count=1))
     assert load_settings(path, environ={}).token.lifetime == LIFETIME

@@ -1,5 +1,9 @@
 """The logs of a real `tokenserver serve` (text and JSON) and the tables of the CLI, fed
-what an attacker can send: one request is one line, its control characters shown escaped."""
+what an attacker can send: one request is one line, its control characters shown escaped.
+
+The servers run in processes of their own, as users run them, but hash at the tests' cheap
+KDF cost: these tests read logs; each wrong login cost two runs at the production cost, and
+each right one a rehash, most of the file's time."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import call_cli, clean_env, free_port
+from tests.helpers import FAST_KDF_COST, call_cli, clean_env, free_port
 from tokenserver.config import load_settings
 from tokenserver.domain.text import TRUNCATED
 
@@ -112,8 +116,14 @@ def serve(directory: Path, log_format: str) -> Iterator[Served]:
         env={"TOKENSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     assert init.returncode == 0, init.stderr
+    cost = FAST_KDF_COST
+    # `python -m tokenserver serve`, but for the cost `main` hashes at.
+    program = (
+        "from tokenserver.cli import main; from tokenserver.domain.secrets import KdfCost; "
+        f"raise SystemExit(main(kdf_cost=KdfCost({cost.log2_n}, {cost.r}, {cost.p})))"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tokenserver", "serve", "--config", str(config)],
+        [sys.executable, "-c", program, "serve", "--config", str(config)],
         env=clean_env(TOKENSERVER_LOG_FORMAT=log_format),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import call_cli
+from tests.helpers import call_cli, initialised
 from tokenserver import cli as cli_module
 from tokenserver.config import load_settings
 from tokenserver.domain.models import LOCAL, Level
@@ -43,11 +43,7 @@ def refused(result: subprocess.CompletedProcess[str], status: int, *words: str) 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "etc" / "tokenserver.toml"
-    path.parent.mkdir()
-    ok(call_cli(path, "init"))
-    ok(call_cli(path, "project", "create", "p"))
-    return path
+    return initialised(tmp_path / "etc" / "tokenserver.toml", then=[("project", "create", "p")])
 
 
 def robots(config: Path) -> list[str]:

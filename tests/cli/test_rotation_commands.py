@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_robot_commands import CREATE, audit, ok, refused, robots, stored_hash
-from tests.helpers import call_cli
+from tests.helpers import call_cli, initialised
 from tokenserver.config import load_settings
 from tokenserver.domain.secrets import verify_secret
 
@@ -23,11 +23,12 @@ DAY = 86400
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "etc" / "tokenserver.toml"
-    path.parent.mkdir()
-    ok(call_cli(path, "init", "--realm", "https://registry.example.com/service/token"))
-    ok(call_cli(path, "project", "create", "p"))
-    return path
+    return initialised(
+        tmp_path / "etc" / "tokenserver.toml",
+        "--realm",
+        "https://registry.example.com/service/token",
+        then=[("project", "create", "p")],
+    )
 
 
 def database(config: Path) -> str:

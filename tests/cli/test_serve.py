@@ -12,7 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -54,12 +54,45 @@ def tls_pair(directory: Path) -> None:
     )
 
 
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
+class Stderr:
+    """Every line a server process writes to stderr, read as it comes on a thread of its own."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._stream = process.stderr
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def until_serving(self, count: int = 1) -> None:
+        """Until the `count`-th "serving on", which a server logs once it listens
+        (test_serving_is_logged_once_listening): waiting for that line instead of polling
+        the port. Fails if the process ends first, or after 30 s."""
+
+        def served() -> bool:
+            return self._ended or sum("serving on" in line for line in self._lines) >= count
+
+        with self._changed:
+            assert self._changed.wait_for(served, timeout=30) and not self._ended, (
+                "it did not serve:\n" + "".join(self._lines)
+            )
+
+    def text(self) -> str:
+        """All it wrote, once it has ended."""
+        self._reader.join(timeout=20)
+        assert not self._reader.is_alive()
+        return "".join(self._lines)
 
 
 def test_serves_https_with_the_configured_pair(tmp_path: Path) -> None:
@@ -75,22 +108,23 @@ def test_serves_https_with_the_configured_pair(tmp_path: Path) -> None:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+        Stderr(process).until_serving()
         context = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"https://127.0.0.1:{port}/healthz", context=context, timeout=2
-                ) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "no HTTPS answer"
-                assert process.poll() is None
-                time.sleep(0.2)
-        realm = run_cli(config, "registry-config", env=env).stdout
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}/healthz", context=context, timeout=10
+        ) as response:
+            assert response.status == 200
+        realm = call_cli(
+            config,
+            "registry-config",
+            env={
+                "TOKENSERVER_SERVER_TLS_CERTIFICATE": "tls.crt",
+                "TOKENSERVER_SERVER_TLS_KEY": "tls.key",
+            },
+        ).stdout
         assert f'realm: "https://127.0.0.1:{port}/service/token"' in realm
     finally:
         process.terminate()
@@ -112,15 +146,16 @@ def test_plain_http_off_loopback_needs_the_setting(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr = Stderr(process)
     try:
-        deadline = time.monotonic() + 30
-        while not answers(port):  # serving: past every start-up check
-            assert process.poll() is None and time.monotonic() < deadline, "did not start"
-            time.sleep(0.1)
+        stderr.until_serving()  # past every start-up check
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
         assert process.poll() is None
     finally:
         process.terminate()
-        _, err = process.communicate(timeout=10)
+        process.wait(timeout=10)
+    err = stderr.text()
     assert "WARNING" in err
     assert "plain HTTP on non-loopback address 0.0.0.0" in err
 
@@ -128,7 +163,9 @@ def test_plain_http_off_loopback_needs_the_setting(tmp_path: Path) -> None:
 def test_half_a_tls_pair_is_a_config_error(tmp_path: Path) -> None:
     config = tmp_path / "tokenserver.toml"
     assert call_cli(config, "init").returncode == 0
-    result = run_cli(config, "serve", env={"TOKENSERVER_SERVER_TLS_CERTIFICATE": "x.crt"})
+    # In-process, as the other TLS refusals (test_plain_http_off_loopback_needs_the_setting
+    # refuses in a process of its own).
+    result = call_cli(config, "serve", env={"TOKENSERVER_SERVER_TLS_CERTIFICATE": "x.crt"})
     assert result.returncode == 2
     assert "server.tls_key" in result.stderr
 
@@ -148,17 +185,12 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr = Stderr(parent)
     try:
-        deadline = time.monotonic() + 20
+        stderr.until_serving(count=2)  # both workers (their stderr is the parent's)
         url = f"http://127.0.0.1:{port}/service/token?scope=repository:pub/app:pull"
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    assert json.loads(response.read())["token"]
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and parent.poll() is None
-                time.sleep(0.2)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert json.loads(response.read())["token"]
         children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
         assert len(children) == 2
         for _ in range(20):
@@ -166,7 +198,8 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
                 assert response.status == 200
     finally:
         parent.send_signal(signal.SIGTERM)
-        _, err = parent.communicate(timeout=20)
+        parent.wait(timeout=20)
+    err = stderr.text()
     assert parent.returncode == 0, err
     for pid in children:
         assert (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FAST_KDF_COST, call_cli
+from tests.helpers import FAST_KDF_COST, call_cli, initialised
 from tokenserver import cli
 from tokenserver.config import load_settings
 from tokenserver.domain.roles import Role
@@ -30,10 +30,7 @@ NEW = "N3wPassword"
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "tokenserver.toml"
-    result = call_cli(path, "init", env={"TOKENSERVER_ADMIN_PASSWORD": OLD})
-    assert result.returncode == 0, result.stderr
-    return path
+    return initialised(tmp_path / "tokenserver.toml", env={"TOKENSERVER_ADMIN_PASSWORD": OLD})
 
 
 def stored_hash(config: Path, username: str = "admin") -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_federation_commands import ok, refused
-from tests.helpers import call_cli
+from tests.helpers import call_cli, initialised
 from tokenserver.config import load_settings
 from tokenserver.domain.models import LOCAL, Level
 from tokenserver.domain.permissions import Access, PermissionKind, RequestedPermission
@@ -25,11 +25,7 @@ URL = "https://hooks.example.com/robots"
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "etc" / "tokenserver.toml"
-    path.parent.mkdir()
-    ok(call_cli(path, "init"))
-    ok(call_cli(path, "project", "create", "p"))
-    return path
+    return initialised(tmp_path / "etc" / "tokenserver.toml", then=[("project", "create", "p")])
 
 
 def test_a_policy_is_added_listed_disabled_and_removed(config: Path) -> None:

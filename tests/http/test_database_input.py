@@ -32,7 +32,7 @@ async def client(
         settings = make_settings()
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
-        settings = make_settings(database__url=server.migrated_database())
+        settings = make_settings(database__url=server.emptied_database())
     app = create_app(with_migrated_database(settings))
     client = await aiohttp_client(app)
     await app[RUNTIME].users.ensure_admin(PASSWORD)

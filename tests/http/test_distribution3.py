@@ -8,9 +8,8 @@ tested end to end against the real registry.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
-import sys
 from base64 import b64decode
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from cryptography import x509
 
 from tests.conftest import MakeSettings, with_migrated_database
+from tests.helpers import call_cli
 from tests.http.conftest import AiohttpClient, Server
 from tokenserver.domain.models import LOCAL
 from tokenserver.http.app import create_app
@@ -121,11 +121,10 @@ async def test_jwks_file_from_the_cli(
         make_settings, aiohttp_client, "ES256", token__kid_format=kid_format
     )
     output = settings.config_path.parent / "jwks.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "tokenserver", "keys", "jwks", "--config",
-         str(settings.config_path), "--output", str(output)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    # In-process, as the CLI tests run it; on a thread of its own, as it runs an event loop.
+    result = await asyncio.to_thread(
+        call_cli, settings.config_path, "keys", "jwks", "--output", str(output)
+    )
     assert result.returncode == 0, result.stderr
     jwks = json.loads(output.read_text())
     (jwk,) = jwks["keys"]

@@ -523,7 +523,7 @@ async def api_db(
         settings = make_settings()
     else:
         postgres: PostgresServer = request.getfixturevalue("postgres")
-        settings = make_settings(database__url=postgres.migrated_database())
+        settings = make_settings(database__url=postgres.emptied_database())
     async with serving(settings, aiohttp_client) as server:
         await server.runtime.users.ensure_admin(ADMIN_PASSWORD)
         yield Api(server)

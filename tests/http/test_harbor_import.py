@@ -57,7 +57,7 @@ async def imported(
     database = {}
     if request.param == "postgresql":
         postgres: PostgresServer = request.getfixturevalue("postgres")
-        database["database__url"] = postgres.migrated_database()
+        database["database__url"] = postgres.emptied_database()
     settings = make_settings(legacy__verification_key="harbor-token.pem", **database)
     (settings.config_path.parent / "harbor-token.pem").write_bytes(
         harbor_key.public_key().public_bytes(

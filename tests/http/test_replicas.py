@@ -83,7 +83,7 @@ async def granted(client: Client, name: str, secret: str) -> list[str]:
 async def replicas(
     postgres: PostgresServer, make_settings: MakeSettings, aiohttp_client: AiohttpClient
 ) -> Replicas:
-    settings = make_settings(database__url=postgres.migrated_database())
+    settings = make_settings(database__url=postgres.emptied_database())
     apps = {"a": create_app(settings), "b": create_app(settings)}
     a, b = await aiohttp_client(apps["a"]), await aiohttp_client(apps["b"])
     await apps["a"][RUNTIME].users.ensure_admin(PASSWORD)

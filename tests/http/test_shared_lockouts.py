@@ -48,7 +48,7 @@ async def two(
     request: pytest.FixtureRequest, make_settings: MakeSettings, aiohttp_client: AiohttpClient
 ) -> Two:
     if request.param == "postgresql":
-        url = request.getfixturevalue("postgres").migrated_database()
+        url = request.getfixturevalue("postgres").emptied_database()
         settings = make_settings(database__url=url, security__lockout_threshold=THRESHOLD)
     else:
         settings = with_migrated_database(make_settings(security__lockout_threshold=THRESHOLD))

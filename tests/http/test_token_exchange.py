@@ -556,7 +556,7 @@ async def replicas(
     postgres: PostgresServer, make_settings: MakeSettings, aiohttp_client: AiohttpClient
 ) -> AsyncIterator[tuple[Federation, Federation]]:
     """Replica A's and replica B's view of one robot with a rule, on one database."""
-    settings = make_settings(database__url=postgres.migrated_database())
+    settings = make_settings(database__url=postgres.emptied_database())
     apps = [create_app(settings), create_app(settings)]
     servers = [Server(await aiohttp_client(app), app[RUNTIME], settings) for app in apps]
     async for a in federation_on(servers[0]):

@@ -74,7 +74,7 @@ async def any_db_client(
     if request.param == "sqlite":
         return await serve(make_settings(), aiohttp_client)
     server: PostgresServer = request.getfixturevalue("postgres")
-    return await serve(make_settings(database__url=server.migrated_database()), aiohttp_client)
+    return await serve(make_settings(database__url=server.emptied_database()), aiohttp_client)
 
 
 async def bad_request(response: Any) -> str:

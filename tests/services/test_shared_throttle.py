@@ -59,7 +59,7 @@ async def two(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterat
         path = with_migrated_database(settings).database.path
         opened = [await SqliteStore.open(path), await SqliteStore.open(path)]
     else:
-        url = request.getfixturevalue("postgres").migrated_database()
+        url = request.getfixturevalue("postgres").emptied_database()
         opened = [await PostgresStore.open(url), await PostgresStore.open(url)]
     clock = Clock()
     counting = CountingStore(opened[1])

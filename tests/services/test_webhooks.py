@@ -90,11 +90,11 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, make_settings: MakeSettings) -> MakeSettings:
-    """Settings on SQLite, or on a new PostgreSQL database (the same for every call)."""
+    """Settings on SQLite, or on PostgreSQL (the same for every call)."""
     url = ""
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
-        url = server.migrated_database()
+        url = server.emptied_database()
     made: dict[str, Any] = {}
 
     def make(**overrides: Any) -> Any:

@@ -1,7 +1,7 @@
 """The storage contract (tokenserver/services/ports.py `Store`), one suite for every adapter.
 
-The `store` fixture opens SQLite, and PostgreSQL (a new database at the current schema on the
-tests' private server, tests/postgres.py): both pass the same tests unchanged.
+The `store` fixture opens SQLite, and PostgreSQL (a database at the current schema with no
+rows on the tests' private server, tests/postgres.py): both pass the same tests unchanged.
 """
 
 from __future__ import annotations
@@ -49,15 +49,17 @@ PULL = (Access("repository", "pull"),)
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "postgresql-cached"])
-async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     opened: SqlStore
     if request.param == "sqlite":
+        settings: Settings = request.getfixturevalue("settings")
         opened = await SqliteStore.open(with_migrated_database(settings).database.path)
     else:
         # Cached: a server's store, whose reads must honour its own writes at once.
         server: PostgresServer = request.getfixturevalue("postgres")
         cache_size = 1000 if request.param == "postgresql-cached" else 0
-        opened = await PostgresStore.open(server.migrated_database(), cache_size=cache_size)
+        # Every test closes its store: one database, emptied for each, serves them all.
+        opened = await PostgresStore.open(server.emptied_database(), cache_size=cache_size)
     try:
         yield opened
     finally:
