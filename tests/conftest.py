@@ -87,9 +87,13 @@ def _has(marked: dict[str, bool], name: str, /, **kwargs: object) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     """With workers (pytest-xdist), `tmp_path` is under a directory the main process chooses
     before anything is collected: there, `-m` deselecting every end-to-end test decides it (see
-    `pytest_collection_finish`)."""
+    `pytest_collection_finish`). That also decides whether schemathesis' plugin, which builds
+    the end-to-end API tests, is loaded: importing it took a fifth of a second of every
+    process of the fast loop, which collects none of them."""
     if _deselects(config.option.markexpr, e2e=True):
         _temporary_files_in_memory()
+    else:
+        config.pluginmanager.import_plugin("schemathesis.pytest.plugin")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -1,7 +1,7 @@
 """`tokenserver serve`: HTTPS, and plain HTTP only where it is safe or explicitly allowed.
 
-The server runs as users run it, in a process of its own; the first test initialises with
-the installed command too, the others in-process (`call_cli`)."""
+The server runs as users run it, in a process of its own; init runs in-process (`call_cli`),
+as a process of its own in tests/cli/test_cli.py."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ class Stderr:
 def test_serves_https_with_the_configured_pair(tmp_path: Path) -> None:
     config = tmp_path / "tokenserver.toml"
     port = free_port()
-    assert run_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
+    assert call_cli(config, "init", "--listen", f"127.0.0.1:{port}").returncode == 0
     tls_pair(tmp_path)
     env = clean_env(
         TOKENSERVER_SERVER_TLS_CERTIFICATE="tls.crt", TOKENSERVER_SERVER_TLS_KEY="tls.key"

@@ -56,7 +56,7 @@ async def listening(cache: NotifiedCache) -> None:
 
 @pytest.fixture
 async def pair(postgres: PostgresServer) -> AsyncIterator[Pair]:
-    url = postgres.migrated_database()
+    url = postgres.emptied_database()
     a = await PostgresStore.open(url)
     b = await PostgresStore.open(url, cache_size=1000)
     try:
