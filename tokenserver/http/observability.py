@@ -491,28 +491,23 @@ class JsonFormatter(LineFormatter):
         self._seconds = _SecondCache("%Y-%m-%dT%H:%M:%S")
 
     def line(self, created: float, level: str, name: str, message: str) -> str:
-        return json.dumps(
-            {
-                "time": self._seconds(created),
-                "level": level.lower(),
-                "logger": name,
-                "message": message,
-            }
-        )
+        return json.dumps(self._entry(created, level, name, message))
 
     def format(self, record: logging.LogRecord) -> str:
-        if not record.exc_info:
-            return self.line(
-                record.created, record.levelname, record.name, printable(record.getMessage())
-            )
-        entry = {
-            "time": self._seconds(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": printable(record.getMessage()),
-            "exception": self.formatException(record.exc_info),
-        }
+        entry = self._entry(
+            record.created, record.levelname, record.name, printable(record.getMessage())
+        )
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+    def _entry(self, created: float, level: str, name: str, message: str) -> dict[str, str]:
+        return {
+            "time": self._seconds(created),
+            "level": level.lower(),
+            "logger": name,
+            "message": message,
+        }
 
 
 def server_handler(stream: TextIO, form: str = "text") -> TurnHandler:
